@@ -1,0 +1,122 @@
+r"""Mechanisms on a state space: the allocation of the environment plus transfers at every node.
+
+A :class:`Mechanism` stores transfers ``x[i, g]`` (payments from agent ``i`` to the designer at node ``g``)
+and derives everything else by the recursion of design.md section 2 (Lamba 2022, eq. 3):
+
+.. math::
+   U_i(g) = \sum_a p(a|\theta_g) v_i(\theta_{g,i}, a) - x_i(g)
+            + \delta \sum_{\theta'} P(\theta'|\theta_g) U_i(\text{child}(g, \theta')),
+
+.. math::
+   B(g) = \sum_i x_i(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) B(\text{child}(g, \theta')),
+
+the interim utilities :math:`\bar U_i(\theta_i|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) U_i(h, \theta)` and the
+designer's expected surplus :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta)`.
+
+On a tree the recursion is solved backwards one depth level at a time; on the Markov space it is the
+sparse linear system :math:`(I - \delta M) U = \text{flow} - x`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from .spaces import HistoryTree, StateSpace
+
+__all__ = ["Mechanism", "continuation_values"]
+
+
+def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
+    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(\text{child}(g,\theta'))`.
+
+    Parameters
+    ----------
+    space : StateSpace
+    flow : ndarray, shape (m, n_nodes)
+        One row per quantity (e.g. one per agent).
+
+    Returns
+    -------
+    ndarray, shape (m, n_nodes)
+    """
+    flow = np.atleast_2d(np.asarray(flow, dtype=float))
+    env = space.env
+    k = env.n_profiles
+    delta = env.discount
+    q = space.joint_transition()
+    prof = space.node_profile
+    child = space.child_hist
+    if isinstance(space, HistoryTree):
+        out = flow.copy()
+        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest non-terminal first
+            nodes = np.arange(a * k, b * k)
+            kids = child[nodes]
+            cont = out[:, (kids[:, None] * k + np.arange(k)).reshape(-1)].reshape(flow.shape[0], nodes.size, k)
+            out[:, nodes] += delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
+        return out
+    n = space.n_nodes
+    has = child >= 0
+    rows = np.repeat(np.flatnonzero(has), k)
+    cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
+    vals = q[prof[has]].reshape(-1)
+    m = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    system = (sp.identity(n, format="csc") - delta * m).tocsc()
+    lu = spla.splu(system)
+    return np.stack([lu.solve(f) for f in flow])
+
+
+class Mechanism:
+    """Transfers on a state space, with the environment's allocation.
+
+    Parameters
+    ----------
+    space : StateSpace
+    transfers : array_like, shape (n_agents, n_nodes)
+        ``transfers[i, g]``: payment from agent ``i`` to the designer at node ``g``.
+    """
+
+    def __init__(self, space: StateSpace, transfers: np.ndarray):
+        x = np.asarray(transfers, dtype=float)
+        shape = (space.env.n_agents, space.n_nodes)
+        if x.shape != shape:
+            raise ValueError(f"transfers has shape {x.shape}; expected {shape} (agents x nodes)")
+        bad = np.argwhere(~np.isfinite(x))
+        if bad.size:
+            i, g = bad[0]
+            raise ValueError(f"transfers is not finite for agent {space.env.agents[i].name!r} at node {g}")
+        self.space = space
+        self.env = space.env
+        self.transfers = x
+
+    # -- derived quantities -------------------------------------------------------------------
+    def utilities(self) -> np.ndarray:
+        """Ex post utilities ``U[i, g]`` (within-period, before the next period's types)."""
+        flow = self.env.flow_values()[:, self.space.node_profile] - self.transfers
+        return continuation_values(self.space, flow)
+
+    def designer_values(self) -> np.ndarray:
+        """``B[g]``: expected discounted designer surplus from node ``g`` on."""
+        return continuation_values(self.space, self.transfers.sum(axis=0, keepdims=True))[0]
+
+    def surplus(self) -> np.ndarray:
+        r"""``Pi[h]`` for every history: :math:`\sum_\theta P(\theta|h) B(h, \theta)`."""
+        k = self.env.n_profiles
+        return np.einsum("hk,hk->h", self.space.beliefs(), self.designer_values().reshape(-1, k))
+
+    def interim_utilities(self) -> list[np.ndarray]:
+        r"""Per agent ``i``, an array ``(n_hist, K_i)`` of :math:`\bar U_i(\theta_i|h)`."""
+        env = self.env
+        u = self.utilities()
+        bel = self.space.beliefs()
+        out = []
+        for i in range(env.n_agents):
+            shape = (self.space.n_hist, *env.type_counts)
+            uu = (u[i].reshape(-1, env.n_profiles) * bel).reshape(shape)
+            bb = bel.reshape(shape)
+            axes = tuple(j + 1 for j in range(env.n_agents) if j != i)
+            num = uu.sum(axis=axes)
+            den = bb.sum(axis=axes)
+            out.append(num / np.where(den > 0, den, 1.0))
+        return out
