@@ -437,6 +437,28 @@ class Environment:
             out = np.multiply.outer(out, ag.prior).reshape(-1)
         return out
 
+    def actions_by_profile(self) -> np.ndarray:
+        """Index of the (most likely) action at each profile; exact when the allocation is deterministic."""
+        return np.argmax(self.allocation, axis=1)
+
+    def joint_transition(self, deviator: int | None = None, true_type: int | None = None) -> np.ndarray:
+        r"""``(n_profiles, n_profiles)`` kernel of the report profile.
+
+        Row ``s``, column ``s'``: :math:`\prod_j F_j(s'_j | s_j, a(s))`. With ``deviator=i`` and
+        ``true_type=t``, agent ``i``'s factor is :math:`F_i(s'_i | t, a(s))` instead: the law of next period's
+        types after agent ``i`` of true type ``t`` reported ``s_i`` (design.md, the one-shot deviation ``D_i``).
+        The action is that of the reported profile; kernels that ignore the action make this exact for any
+        allocation, and action-dependent kernels come with a deterministic allocation (checked at construction).
+        """
+        types = self.profile_types()
+        act = self.actions_by_profile()
+        out = np.ones((self.n_profiles, 1))
+        for j, ag in enumerate(self.agents):
+            own = types[:, j] if j != deviator else np.full(self.n_profiles, int(true_type))
+            rows = ag.kernel(self.n_actions)[act, own]  # (K, K_j)
+            out = (out[:, :, None] * rows[:, None, :]).reshape(self.n_profiles, -1)
+        return out
+
     def flow_values(self) -> np.ndarray:
         r"""``(n_agents, n_profiles)``: :math:`\sum_a p(a|\theta) v_i(\theta_i, a)` under truth-telling."""
         types = self.profile_types()

@@ -121,19 +121,8 @@ class StateSpace:
         return np.repeat(np.arange(self.n_hist), self.env.n_profiles)
 
     def joint_transition(self) -> np.ndarray:
-        r"""``(n_profiles, n_profiles)``: :math:`P(\theta'|\theta)` under truth-telling and the allocation.
-
-        For action-dependent kernels the allocation is deterministic, so the action is that of the
-        profile ``theta``; otherwise the kernels are action-free.
-        """
-        env = self.env
-        types = env.profile_types()
-        act = np.argmax(env.allocation, axis=1)
-        out = np.ones((env.n_profiles, 1))
-        for i, ag in enumerate(env.agents):
-            rows = ag.kernel(env.n_actions)[act, types[:, i]]  # (K, K_i)
-            out = (out[:, :, None] * rows[:, None, :]).reshape(env.n_profiles, -1)
-        return out
+        """``(n_profiles, n_profiles)`` truthful kernel of the report profile (see ``Environment.joint_transition``)."""
+        return self.env.joint_transition()
 
     def beliefs(self) -> np.ndarray:
         """``(n_hist, n_profiles)``: the distribution of the current report profile at each history."""

@@ -1,0 +1,95 @@
+"""HiGHS through highspy, the LP handed over as raw CSC arrays (``Highs.passModel``, int32 indices).
+
+Filling ``HighsLp`` fields is several times slower for large trees (design.md section 8), so this backend
+never builds one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+
+from ..lp import LinearProgram
+from .base import SolverOutput
+
+_S = highspy.HighsModelStatus
+
+#: native HiGHS model status -> project status
+STATUS_MAP: dict = {
+    _S.kOptimal: "optimal",
+    _S.kInfeasible: "infeasible",
+    _S.kUnbounded: "unbounded",
+    _S.kTimeLimit: "time_limit",
+    _S.kIterationLimit: "time_limit",
+    _S.kUnboundedOrInfeasible: "infeasible_or_unbounded",  # resolved below by a presolve-free re-solve
+    _S.kNotset: "error",
+    _S.kLoadError: "error",
+    _S.kModelError: "error",
+    _S.kPresolveError: "error",
+    _S.kSolveError: "error",
+    _S.kPostsolveError: "error",
+    _S.kModelEmpty: "error",
+    _S.kMemoryLimit: "error",
+    _S.kInterrupt: "error",
+    _S.kUnknown: "error",
+    _S.kObjectiveBound: "error",
+    _S.kObjectiveTarget: "error",
+    _S.kSolutionLimit: "error",
+}
+
+DEFAULT_OPTIONS = {"output_flag": False, "solver": "simplex"}
+
+
+def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
+    """A ``Highs`` instance holding ``lp`` (passed with ``passModel`` on raw arrays)."""
+    h = highspy.Highs()
+    for key, value in {**DEFAULT_OPTIONS, **options}.items():
+        h.setOptionValue(key, value)
+    a = lp.A
+    n_col, n_row = lp.n_cols, lp.n_rows
+    h.passModel(
+        n_col,
+        n_row,
+        int(a.nnz),
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        0.0,
+        np.ascontiguousarray(lp.cost, dtype=np.float64),
+        np.ascontiguousarray(lp.col_lower, dtype=np.float64),
+        np.ascontiguousarray(lp.col_upper, dtype=np.float64),
+        np.ascontiguousarray(lp.row_lower, dtype=np.float64),
+        np.ascontiguousarray(lp.row_upper, dtype=np.float64),
+        a.indptr.astype(np.int32),
+        a.indices.astype(np.int32),
+        np.ascontiguousarray(a.data, dtype=np.float64),
+        np.zeros(n_col, dtype=np.int32),
+    )
+    return h
+
+
+def solve(lp: LinearProgram, time_limit: float | None = None, **options) -> SolverOutput:
+    """Solve with HiGHS (dual simplex with presolve by default); ``options`` are HiGHS option names."""
+    if time_limit is not None:
+        options["time_limit"] = float(time_limit)
+    t0 = time.perf_counter()
+    h = make_highs(lp, **options)
+    h.run()
+    model_status = h.getModelStatus()
+    status = STATUS_MAP.get(model_status, "error")
+    if status == "infeasible_or_unbounded":
+        h.setOptionValue("presolve", "off")
+        h.run()
+        model_status = h.getModelStatus()
+        status = STATUS_MAP.get(model_status, "error")
+        if status == "infeasible_or_unbounded":
+            status = "error"
+    message = h.modelStatusToString(model_status)
+    x = obj = dual = None
+    if status == "optimal":
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value, dtype=float)
+        dual = np.asarray(sol.row_dual, dtype=float)
+        obj = float(h.getInfo().objective_function_value)
+    return SolverOutput(status, str(model_status.name), message, x, obj, dual, time.perf_counter() - t0, "highs")
