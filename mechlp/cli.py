@@ -1,0 +1,163 @@
+"""Command line: ``mechlp solve MODEL [--budget ex-ante|interim|ex-post] [--set key=value ...] [--json FILE]``.
+
+``solve`` answers, for the model's allocation, the two questions of Lamba (2022): the min-max surplus
+``Pi*`` at every history / Markov state (with the fees on top of the static VCG for bilateral trade), and
+whether the allocation is implementable under the chosen budget notion. It prints a readable report and, with
+``--json``, writes the machine-readable answer (schema in the README).
+
+Exit codes: 0 when the question was answered (feasible *or* infeasible), 2 for bad input, 3 when the solver
+failed or a solution did not pass the independent verification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import design
+from .io import load_model
+from .result import Result
+
+BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post"}
+
+
+def _state_dict(env, profile: int) -> dict[str, str]:
+    return env.profile_labels(profile)
+
+
+def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
+    """The JSON answer of ``mechlp solve`` (documented in the README)."""
+    env = mm.env
+    sp = mm.space
+    if feas.status == "optimal":
+        status = "feasible"
+    elif feas.status == "infeasible":
+        status = "infeasible"
+    else:
+        status = "error"
+    out: dict = {
+        "model": env.name,
+        "status": status,
+        "message": feas.message,
+        "budget": budget,
+        "space": sp.kind,
+        "discount": env.discount,
+        "horizon": "infinite" if env.infinite else int(env.horizon),
+    }
+    if mm.surplus is not None:
+        pi = mm.surplus
+        out["ex_ante_surplus"] = float(pi[0])
+        if sp.kind == "markov":
+            out["surplus_by_state"] = [
+                {"state": _state_dict(env, h - 1), "value": float(pi[h])} for h in range(1, sp.n_hist)
+            ]
+        else:
+            out["surplus_by_history"] = [
+                {"history": sp.history_path(h), "period": int(sp.hist_period[h]), "value": float(pi[h])}
+                for h in range(sp.n_hist)
+            ]
+        out["min_surplus"] = {"value": float(pi.min()), "where": sp.describe_history(int(np.argmin(pi)))}
+    if mm.fees is not None:
+        out["fees"] = {
+            name: {
+                "first": f["first"],
+                "by_state": [{"state": {f["other"]: lab}, "value": v} for lab, v in f["by_state"].items()],
+                "spread": f["spread"],
+            }
+            for name, f in mm.fees.items()
+        }
+    shown = feas if feas.certificate is not None else mm
+    if shown.certificate is not None:
+        out["verification"] = {
+            "mechanism": shown.question,
+            "ok": bool(shown.certificate.ok),
+            "max_violation": {k: float(v) for k, v in shown.certificate.max_violation.items()},
+        }
+    if feas.diagnosis and feas.status == "infeasible":
+        out["failing_histories"] = feas.diagnosis.get("negative", [])
+    out["solver"] = {
+        "backend": feas.options.get("backend"),
+        "native_status": feas.solver.native_status if feas.solver else None,
+        "seconds": {k: round(float(v), 4) for k, v in {**mm.timings, **{"feasibility_" + k: v for k, v in feas.timings.items()}}.items()},
+    }
+    return out
+
+
+def _report(payload: dict, feas: Result, mm: Result) -> str:
+    env = mm.env
+    lines = [f"model {env.name}: {env!r}"]
+    verdict = payload["status"].upper()
+    lines.append(f"efficient allocation under {payload['budget']} budget balance: {verdict}")
+    lines.append(f"  {feas.message}")
+    if mm.surplus is not None:
+        lines.append("")
+        lines.append("min-max surplus Pi* (designer's largest expected surplus under IC + IR):")
+        lines.append(f"  {'history / state':<40} {'Pi*':>12}")
+        sp = mm.space
+        rows = range(sp.n_hist) if sp.n_hist <= 40 else list(range(21)) + [int(np.argmin(mm.surplus))]
+        for h in rows:
+            lines.append(f"  {sp.describe_history(h):<40} {mm.surplus[h]:>12.6f}")
+        if sp.n_hist > 40:
+            lines.append(f"  ... {sp.n_hist} histories in all (the last row is the smallest)")
+    if mm.fees:
+        lines.append("")
+        lines.append("fees on top of the static discrete VCG (Lamba 2022, section 6.1), paid each period:")
+        for name, f in mm.fees.items():
+            parts = ", ".join(f"after {f['other']}={lab}: {v:.6f}" for lab, v in f["by_state"].items())
+            lines.append(f"  {name}: first period {f['first']:.6f}; {parts}")
+    shown = feas if feas.certificate is not None else mm
+    if shown.certificate is not None:
+        lines.append("")
+        lines.append(f"independent verification of the {shown.question} mechanism:")
+        lines.extend("  " + s for s in shown.certificate.summary().splitlines())
+    return "\n".join(lines)
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    env = load_model(args.model, args.set or [])
+    budget = BUDGET_CHOICES[args.budget]
+    kwargs = {"backend": args.backend}
+    if args.horizon is not None:
+        kwargs["horizon"] = args.horizon
+    mm = design.minmax(env, **kwargs)
+    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend)
+    payload = solve_payload(args.budget, feas, mm)
+    print(_report(payload, feas, mm))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0 if payload["status"] in ("feasible", "infeasible") else 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("solve", help="min-max surplus, fees and feasibility of the model's allocation")
+    p.add_argument("model", help="TOML model file")
+    p.add_argument("--budget", choices=sorted(BUDGET_CHOICES), default="interim")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9")
+    p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
+    p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
+    p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.set_defaults(func=_cmd_solve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
+        print(f"mechlp: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

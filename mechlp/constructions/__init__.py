@@ -1,0 +1,13 @@
+"""Classic constructions the LP results are checked against (design.md section 5)."""
+
+from .lamba import LambaClosedForm, minmax_closed_form, minmax_mechanism, vcg_interim_utilities
+from .vcg import discrete_vcg, discrete_vcg_transfers
+
+__all__ = [
+    "LambaClosedForm",
+    "discrete_vcg",
+    "discrete_vcg_transfers",
+    "minmax_closed_form",
+    "minmax_mechanism",
+    "vcg_interim_utilities",
+]
