@@ -1,0 +1,70 @@
+"""`mechlp solve` end to end on the bundled model: report, JSON schema, exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mechlp.cli import main
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
+
+
+def run(args, tmp_path, capsys):
+    out = tmp_path / "answer.json"
+    code = main(["solve", str(MODEL), "--json", str(out), *args])
+    text = capsys.readouterr().out
+    return code, text, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def test_solve_default_is_interim_and_feasible(tmp_path, capsys):
+    code, text, payload = run([], tmp_path, capsys)
+    assert code == 0
+    assert payload["status"] == "feasible" and payload["budget"] == "interim"
+    assert "FEASIBLE" in text and "fees on top of the static discrete VCG" in text
+    # schema of the issue: ex_ante_surplus, surplus_by_state, fees, verification
+    assert payload["ex_ante_surplus"] == pytest.approx(4.733871, abs=1e-6)
+    states = {(s["state"]["buyer"], s["state"]["seller"]): s["value"] for s in payload["surplus_by_state"]}
+    assert set(states) == {("v_L", "c_L"), ("v_L", "c_H"), ("v_H", "c_L"), ("v_H", "c_H")}
+    assert min(states, key=states.get) == ("v_H", "c_L")
+    fees = payload["fees"]["buyer"]
+    by = {tuple(d["state"].items())[0]: d["value"] for d in fees["by_state"]}
+    assert math.floor(by[("seller", "c_H")] * 1000) == 192 and math.floor(by[("seller", "c_L")] * 1000) == 243
+    assert math.floor(fees["first"] * 1000) == 218
+    assert set(payload["verification"]["max_violation"]) == {"ic", "ir", "budget"}
+    assert all(v <= 1e-7 for v in payload["verification"]["max_violation"].values())
+
+
+def test_solve_overrides_and_budgets(tmp_path, capsys):
+    code, text, payload = run(["--set", "persistence=0.9", "--set", "discount=0.8"], tmp_path, capsys)
+    assert code == 0 and payload["status"] == "infeasible"
+    assert payload["failing_histories"][0]["where"] == "after (v_H, c_L)"
+    code, _, payload = run(["--set", "persistence=0.9", "--set", "discount=0.8", "--budget", "ex-ante"], tmp_path,
+                           capsys)
+    assert code == 0 and payload["status"] == "feasible" and payload["budget"] == "ex-ante"
+
+
+def test_solve_finite_horizon_names_histories(tmp_path, capsys):
+    code, text, payload = run(["--set", "horizon=2", "--budget", "ex-post"], tmp_path, capsys)
+    assert code == 0 and payload["status"] == "infeasible"
+    assert "surplus_by_history" in payload and "fees" not in payload
+    assert payload["failing_histories"][0]["value"] == pytest.approx(-0.42, abs=1e-9)
+
+
+def test_bad_input_exit_code(tmp_path, capsys):
+    assert main(["solve", str(tmp_path / "missing.toml")]) == 2
+    assert "missing.toml" in capsys.readouterr().err
+    assert main(["solve", str(MODEL), "--set", "discount=1.5"]) == 2
+    assert "discount" in capsys.readouterr().err
+
+
+def test_console_script_module_entry():
+    proc = subprocess.run([sys.executable, "-m", "mechlp.cli", "solve", str(MODEL)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "min-max surplus Pi*" in proc.stdout
