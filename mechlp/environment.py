@@ -36,7 +36,7 @@ def _as_float_array(value: Any, argument: str) -> np.ndarray:
     if isinstance(value, str | bytes):
         raise TypeError(f"{argument} must be numeric, got the string {value!r}")
     try:
-        arr = np.asarray(value, dtype=float)
+        arr = np.array(value, dtype=float, copy=True)  # never alias (and freeze) the caller's array
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{argument} must be numeric: {exc}") from None
     return arr
@@ -103,6 +103,8 @@ class Agent:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"agent name must be a non-empty string, got {name!r}")
+        if isinstance(types, np.ndarray):
+            types = types.tolist()
         if isinstance(types, str) or not isinstance(types, Sequence):
             raise TypeError(f"types of agent {name!r} must be a sequence of labels, got {type(types).__name__}")
         labels = tuple(str(t) for t in types)
@@ -111,9 +113,7 @@ class Agent:
         seen: dict[str, int] = {}
         for j, lab in enumerate(labels):
             if lab in seen:
-                raise ValueError(
-                    f"types of agent {name!r}: label {lab!r} at index {j} duplicates index {seen[lab]}"
-                )
+                raise ValueError(f"types of agent {name!r}: label {lab!r} at index {j} duplicates index {seen[lab]}")
             seen[lab] = j
         k = len(labels)
 
@@ -150,20 +150,19 @@ class Agent:
         val = _as_float_array(valuation, f"valuation of agent {name!r}")
         if val.ndim != 2 or val.shape[0] != k:
             raise ValueError(
-                f"valuation of agent {name!r} has shape {val.shape}; expected ({k}, n_actions), "
-                "one row per type"
+                f"valuation of agent {name!r} has shape {val.shape}; expected ({k}, n_actions), one row per type"
             )
         bad = np.argwhere(~np.isfinite(val))
         if bad.size:
-            raise ValueError(f"valuation of agent {name!r} is not finite at (type, action) {tuple(bad[0])}")
+            raise ValueError(
+                f"valuation of agent {name!r} is not finite at (type, action) {tuple(int(j) for j in bad[0])}"
+            )
 
         vals = None
         if values is not None:
             vals = _as_float_array(values, f"values of agent {name!r}")
             if vals.shape != (k,):
-                raise ValueError(
-                    f"values of agent {name!r} has shape {vals.shape}; expected ({k},), one per type"
-                )
+                raise ValueError(f"values of agent {name!r} has shape {vals.shape}; expected ({k},), one per type")
             bad = np.flatnonzero(~np.isfinite(vals))
             if bad.size:
                 raise ValueError(f"values of agent {name!r} is not finite at index {int(bad[0])}")
@@ -268,6 +267,8 @@ class Environment:
         for j, nm in enumerate(names):
             if nm in names[:j]:
                 raise ValueError(f"agents[{j}] has the name {nm!r} of agents[{names.index(nm)}]; names must differ")
+        if isinstance(actions, np.ndarray):
+            actions = actions.tolist()
         if isinstance(actions, str) or not isinstance(actions, Sequence):
             raise TypeError(f"actions must be a sequence of labels, got {type(actions).__name__}")
         actions = tuple(str(a) for a in actions)
@@ -473,7 +474,9 @@ class Environment:
     def __repr__(self) -> str:
         hor = "infinite" if self.infinite else str(int(self.horizon))
         ags = ", ".join(f"{a.name}[{a.n_types}]" for a in self.agents)
-        return f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount:g}, T={hor})"
+        return (
+            f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount:g}, T={hor})"
+        )
 
 
 def bilateral_trade(
