@@ -82,7 +82,10 @@ def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
     out["solver"] = {
         "backend": feas.options.get("backend"),
         "native_status": feas.solver.native_status if feas.solver else None,
-        "seconds": {k: round(float(v), 4) for k, v in {**mm.timings, **{"feasibility_" + k: v for k, v in feas.timings.items()}}.items()},
+        "seconds": {
+            k: round(float(v), 4)
+            for k, v in {**mm.timings, **{"feasibility_" + k: v for k, v in feas.timings.items()}}.items()
+        },
     }
     return out
 
@@ -140,8 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="min-max surplus, fees and feasibility of the model's allocation")
     p.add_argument("model", help="TOML model file")
     p.add_argument("--budget", choices=sorted(BUDGET_CHOICES), default="interim")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
+    )
     p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
     p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")

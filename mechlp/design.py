@@ -83,11 +83,23 @@ def _solve(
     _check_option("budget", budget, BUDGET_MODES)
     _check_option("backend", backend, BACKENDS)
     sp = _space(env, space, horizon, memory_limit)
-    options = {"ic": ic, "ir": ir, "budget": budget, "outside_option": outside_option, "limits": limits,
-               "backend": backend}
+    options = {
+        "ic": ic,
+        "ir": ir,
+        "budget": budget,
+        "outside_option": outside_option,
+        "limits": limits,
+        "backend": backend,
+    }
     lp = build_lp(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     out = solve_lp(lp, backend, **solver_options)
-    size = {"histories": sp.n_hist, "nodes": sp.n_nodes, "rows": lp.n_rows, "columns": lp.n_cols, "nonzeros": lp.nnz}
+    size = {
+        "histories": sp.n_hist,
+        "nodes": sp.n_nodes,
+        "rows": lp.n_rows,
+        "columns": lp.n_cols,
+        "nonzeros": lp.nnz,
+    }
     timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
     res = Result(out.status, "", question, options, sp, solver=out, timings=timings, size=size)
     if out.status != "optimal":
@@ -156,8 +168,20 @@ def minmax(
         ``message`` states whether :math:`\Pi^* \ge 0` everywhere (efficiency under interim / ex post
         balance, Lamba Theorem 1) and at the root (ex ante balance, Corollary 1).
     """
-    res = _solve(env, "minmax", "none", space, horizon, ic, ir, outside_option, limits, backend, memory_limit,
-                 solver_options)
+    res = _solve(
+        env,
+        "minmax",
+        "none",
+        space,
+        horizon,
+        ic,
+        ir,
+        outside_option,
+        limits,
+        backend,
+        memory_limit,
+        solver_options,
+    )
     if res.surplus is None:
         return res
     sp = res.space
@@ -171,8 +195,11 @@ def minmax(
             f"{sp.describe_history(h_min)}; ex ante balance {'possible' if ante_ok else 'impossible'}, "
             f"interim/ex post balance {'possible' if interim_ok else 'impossible'}"
         )
-    res.diagnosis = {"negative": _worst_histories(sp, pi), "min_surplus": float(pi[h_min]),
-                     "argmin": sp.describe_history(h_min)}
+    res.diagnosis = {
+        "negative": _worst_histories(sp, pi),
+        "min_surplus": float(pi[h_min]),
+        "argmin": sp.describe_history(h_min),
+    }
     if (
         sp.kind == "markov"
         and env.meta.get("kind") == "bilateral_trade"
@@ -211,16 +238,36 @@ def feasibility(
         min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1).
     """
     _check_option("budget", budget, BUDGET_MODES)
-    res = _solve(env, "feasibility", budget, space, horizon, ic, ir, outside_option, limits, backend,
-                 memory_limit, solver_options)
+    res = _solve(
+        env,
+        "feasibility",
+        budget,
+        space,
+        horizon,
+        ic,
+        ir,
+        outside_option,
+        limits,
+        backend,
+        memory_limit,
+        solver_options,
+    )
     sp = res.space
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
     if res.status not in ("optimal", "infeasible"):
         return res
     # Diagnose (and cross-check) with the min-max surplus on the same space.
-    mm = minmax(env, space=sp, ic=ic, ir=ir, outside_option=outside_option, limits=limits, backend=backend,
-                **solver_options)
+    mm = minmax(
+        env,
+        space=sp,
+        ic=ic,
+        ir=ir,
+        outside_option=outside_option,
+        limits=limits,
+        backend=backend,
+        **solver_options,
+    )
     if mm.surplus is None:
         return res
     pi = mm.surplus
@@ -234,7 +281,11 @@ def feasibility(
             res.message = (
                 f"infeasible under {budget} budget balance{_scope_note(sp)}: the most surplus any IC+IR mechanism "
                 f"can raise at {w['where']} is {w['value']:.6g} < 0"
-                + (f" ({len(np.flatnonzero(relevant < -tolerances.SURPLUS))} histories negative)" if budget != "ex_ante" else "")
+                + (
+                    f" ({len(np.flatnonzero(relevant < -tolerances.SURPLUS))} histories negative)"
+                    if budget != "ex_ante"
+                    else ""
+                )
             )
         else:
             res.message = f"infeasible under {budget} budget balance{_scope_note(sp)}"

@@ -44,8 +44,9 @@ def test_solve_overrides_and_budgets(tmp_path, capsys):
     code, text, payload = run(["--set", "persistence=0.9", "--set", "discount=0.8"], tmp_path, capsys)
     assert code == 0 and payload["status"] == "infeasible"
     assert payload["failing_histories"][0]["where"] == "after (v_H, c_L)"
-    code, _, payload = run(["--set", "persistence=0.9", "--set", "discount=0.8", "--budget", "ex-ante"], tmp_path,
-                           capsys)
+    code, _, payload = run(
+        ["--set", "persistence=0.9", "--set", "discount=0.8", "--budget", "ex-ante"], tmp_path, capsys
+    )
     assert code == 0 and payload["status"] == "feasible" and payload["budget"] == "ex-ante"
 
 
@@ -64,7 +65,8 @@ def test_bad_input_exit_code(tmp_path, capsys):
 
 
 def test_console_script_module_entry():
-    proc = subprocess.run([sys.executable, "-m", "mechlp.cli", "solve", str(MODEL)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mechlp.cli", "solve", str(MODEL)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "min-max surplus Pi*" in proc.stdout

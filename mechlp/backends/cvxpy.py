@@ -60,5 +60,13 @@ def solve(lp: LinearProgram, solver: str | None = None, time_limit: float | None
     if status == "optimal" and z.value is not None:
         x = np.asarray(z.value, dtype=float)
         obj = float(prob.value)
-    return SolverOutput(status, native, f"cvxpy/{chosen or 'default'}: {native}", x, obj, None,
-                        time.perf_counter() - t0, "cvxpy")
+    return SolverOutput(
+        status,
+        native,
+        f"cvxpy/{chosen or 'default'}: {native}",
+        x,
+        obj,
+        None,
+        time.perf_counter() - t0,
+        "cvxpy",
+    )

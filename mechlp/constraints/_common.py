@@ -61,8 +61,10 @@ def outside_options(outside_option, env) -> list[np.ndarray]:
     if len(seq) != env.n_agents:
         raise ValueError(f"outside_option has {len(seq)} entries; expected one per agent ({env.n_agents})")
     for i, (ag, val) in enumerate(zip(env.agents, seq, strict=True)):
-        arr = np.broadcast_to(np.asarray(val, dtype=float), (ag.n_types,)).copy() if np.ndim(val) == 0 else (
-            np.asarray(val, dtype=float)
+        arr = (
+            np.broadcast_to(np.asarray(val, dtype=float), (ag.n_types,)).copy()
+            if np.ndim(val) == 0
+            else (np.asarray(val, dtype=float))
         )
         if arr.shape != (ag.n_types,):
             raise ValueError(

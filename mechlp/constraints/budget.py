@@ -38,10 +38,30 @@ def budget_blocks(variables: Variables, mode: str = "interim") -> list[Block]:
         rows = np.tile(nodes, n)
         cols = np.concatenate([variables.x(i, nodes) for i in range(n)])
         zeros = np.zeros(nodes.size)
-        return [Block("budget", nodes.size, rows, cols, np.ones(cols.size), zeros, zeros.copy(),
-                      {"node": nodes, "hist": nodes // space.env.n_profiles})]
+        return [
+            Block(
+                "budget",
+                nodes.size,
+                rows,
+                cols,
+                np.ones(cols.size),
+                zeros,
+                zeros.copy(),
+                {"node": nodes, "hist": nodes // space.env.n_profiles},
+            )
+        ]
     hists = np.arange(1 if mode == "ex_ante" else space.n_hist, dtype=np.int64)
     rows, cols, vals = surplus_coefficients(variables, hists)
     nz = vals != 0
-    return [Block("budget", hists.size, rows[nz], cols[nz], vals[nz], np.zeros(hists.size),
-                  np.full(hists.size, np.inf), {"hist": hists})]
+    return [
+        Block(
+            "budget",
+            hists.size,
+            rows[nz],
+            cols[nz],
+            vals[nz],
+            np.zeros(hists.size),
+            np.full(hists.size, np.inf),
+            {"hist": hists},
+        )
+    ]

@@ -48,8 +48,13 @@ def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesia
                 row_of = np.arange(n_rows, dtype=np.int64).reshape(n_hist, m_count)
                 weight = np.ones_like(w)
                 rhs = np.broadcast_to(gain, (n_hist, m_count)).reshape(-1).copy()
-                labels = {"agent": i, "hist": np.repeat(hists, m_count), "type": t, "misreport": r,
-                          "others": np.tile(np.arange(m_count), n_hist)}
+                labels = {
+                    "agent": i,
+                    "hist": np.repeat(hists, m_count),
+                    "type": t,
+                    "misreport": r,
+                    "others": np.tile(np.arange(m_count), n_hist),
+                }
             else:
                 n_rows = n_hist
                 row_of = np.repeat(hists[:, None], m_count, axis=1)
@@ -71,7 +76,5 @@ def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesia
                 vals.append(coef.reshape(-1))
             rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
             nz = vals != 0
-            blocks.append(
-                Block("ic", n_rows, rows[nz], cols[nz], vals[nz], rhs, np.full(n_rows, np.inf), labels)
-            )
+            blocks.append(Block("ic", n_rows, rows[nz], cols[nz], vals[nz], rhs, np.full(n_rows, np.inf), labels))
     return blocks

@@ -14,7 +14,9 @@ from ._common import AgentView
 IR_MODES = ("interim", "ex_post", "ex_ante")
 
 
-def ir_blocks(variables: Variables, views: list[AgentView], outside: list[np.ndarray], mode: str = "interim") -> list[Block]:
+def ir_blocks(
+    variables: Variables, views: list[AgentView], outside: list[np.ndarray], mode: str = "interim"
+) -> list[Block]:
     if mode not in IR_MODES:
         raise ValueError(f"ir must be one of {IR_MODES}, got {mode!r}")
     space = variables.space
@@ -26,8 +28,16 @@ def ir_blocks(variables: Variables, views: list[AgentView], outside: list[np.nda
             nodes = np.arange(space.n_nodes, dtype=np.int64)
             own = space.env.profile_types()[nodes % k, i]
             blocks.append(
-                Block("ir", nodes.size, nodes, variables.U(i, nodes), np.ones(nodes.size), outside[i][own],
-                      np.full(nodes.size, np.inf), {"agent": i, "hist": nodes // k, "node": nodes, "type": own})
+                Block(
+                    "ir",
+                    nodes.size,
+                    nodes,
+                    variables.U(i, nodes),
+                    np.ones(nodes.size),
+                    outside[i][own],
+                    np.full(nodes.size, np.inf),
+                    {"agent": i, "hist": nodes // k, "node": nodes, "type": own},
+                )
             )
             continue
         hists = np.arange(1 if mode == "ex_ante" else space.n_hist, dtype=np.int64)
@@ -36,8 +46,15 @@ def ir_blocks(variables: Variables, views: list[AgentView], outside: list[np.nda
             nodes = hists[:, None] * k + view.prof[t][None, :]
             w = view.others_belief[hists]
             blocks.append(
-                Block("ir", hists.size, np.repeat(np.arange(hists.size), m), variables.U(i, nodes).reshape(-1),
-                      w.reshape(-1), np.full(hists.size, outside[i][t]), np.full(hists.size, np.inf),
-                      {"agent": i, "hist": hists, "type": t})
+                Block(
+                    "ir",
+                    hists.size,
+                    np.repeat(np.arange(hists.size), m),
+                    variables.U(i, nodes).reshape(-1),
+                    w.reshape(-1),
+                    np.full(hists.size, outside[i][t]),
+                    np.full(hists.size, np.inf),
+                    {"agent": i, "hist": hists, "type": t},
+                )
             )
     return blocks

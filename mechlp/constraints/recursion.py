@@ -52,8 +52,11 @@ def recursion_blocks(variables: Variables) -> list[Block]:
         np.concatenate(vals),
         rhs,
         rhs.copy(),
-        {"agent": np.repeat(np.arange(env.n_agents), n_nodes), "node": np.tile(nodes, env.n_agents),
-         "hist": np.tile(nodes // env.n_profiles, env.n_agents)},
+        {
+            "agent": np.repeat(np.arange(env.n_agents), n_nodes),
+            "node": np.tile(nodes, env.n_agents),
+            "hist": np.tile(nodes // env.n_profiles, env.n_agents),
+        },
     )
     rows = [nodes, par] + [nodes] * env.n_agents
     cols = [variables.B(nodes), variables.B(kids)] + [variables.x(i, nodes) for i in range(env.n_agents)]

@@ -66,6 +66,10 @@ def markov_fee_table(mechanism: Mechanism) -> dict:
             vals = z[prev[:, other] == lab_idx]
             by_state[label] = float(vals.mean())
             spread = max(spread, float(vals.max() - vals.min()))
-        table[ag.name] = {"first": float(fees[i][0]), "by_state": by_state, "spread": spread,
-                          "other": env.agents[other].name}
+        table[ag.name] = {
+            "first": float(fees[i][0]),
+            "by_state": by_state,
+            "spread": spread,
+            "other": env.agents[other].name,
+        }
     return table
