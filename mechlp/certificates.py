@@ -1,0 +1,672 @@
+r"""Independent verification of a mechanism: every IC, IR and budget constraint, re-evaluated from transfers.
+
+This module is the *mechanism certificate* of design.md section 6. It re-checks a
+:class:`~mechlp.mechanism.Mechanism` with code that shares nothing with the LP builders
+(``mechlp.constraints``, ``mechlp.lp``): beliefs are recomputed here from the agents' priors and kernels, and
+every constraint is evaluated directly from the utilities :math:`U` and the designer values :math:`B` given by
+the recursion of Lamba (2022), eq. (3) (:meth:`Mechanism.utilities`, :meth:`Mechanism.designer_values`).
+
+Conventions (design.md section 2): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
+the designer; types are independent across agents; the allocation :math:`p(a|\theta)` depends on the current
+report profile. With ``K`` profiles, history ``h`` owns the nodes ``h*K .. h*K + K - 1`` and node ``g`` has
+profile ``g % K`` (see :mod:`mechlp.spaces`).
+
+Beliefs
+    :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)` with :math:`P_j(\cdot|\text{root}) = f_j^0` and, after the
+    previous report profile :math:`s`, :math:`P_j(\theta_j|h) = \sum_a p(a|s) F_j(\theta_j|s_j, a)`. The
+    mixture over actions is exact in both cases the environment allows (kernels that ignore the action, or a
+    deterministic allocation).
+
+Interim utility
+    :math:`\bar U_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)\, U_i(h, (t, \theta_{-i}))`.
+
+One-shot deviation (true type :math:`t` reports :math:`r` at :math:`h`; others truthful; truthful afterwards)
+    .. math::
+       D_i(r; t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) \Big[ U_i(h, (r, \theta_{-i}))
+         + \sum_a p(a|r, \theta_{-i}) \big( v_i(t, a) - v_i(r, a) \big)
+         + \delta \sum_{\theta'} \big( F_i(\theta_i'|t, a) - F_i(\theta_i'|r, a) \big)
+           \prod_{j \ne i} F_j(\theta_j'|\theta_j, a)\, U_i(\text{child}(h, (r, \theta_{-i})), \theta') \Big]
+
+    The child node records the *report* :math:`r`; the agent's own type moves on from the *true* type
+    :math:`t`. There is no continuation term at the last period of a finite horizon.
+
+Constraint families (Lamba 2022, Definitions 1-5 and 7; every row is written ``slack = lhs - rhs >= 0``)
+    * ``ic="bayesian"`` (Definition 1): :math:`\bar U_i(t|h) - D_i(r; t|h)` for all ``h`` and ``t != r``.
+    * ``ic="ex_post"`` (within-period, Definition 7): the bracket above pointwise in :math:`\theta_{-i}`.
+    * ``ic="local"``: the Bayesian rows for adjacent types ``|t - r| = 1`` only (Lamba appendix 9.1). Local IC
+      implies global IC only under extra conditions (monotone allocation, FOSD kernels), so a mechanism built
+      from local constraints must be re-verified with ``ic="bayesian"``.
+    * ``ir="interim"`` (Definition 2): :math:`\bar U_i(t|h) - o_i(t)` at every history; ``"ex_post"``:
+      :math:`U_i(h, \theta) - o_i(\theta_i)` at every node; ``"ex_ante"``: the interim rows at the root only
+      (participation decided once, in the first period, after learning the first type).
+    * ``budget="interim"`` (Definition 3): :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta) \ge 0` at
+      every history; ``"ex_ante"`` (Definition 4): :math:`\Pi(\text{root}) \ge 0`; ``"ex_post"``
+      (Definition 5): :math:`\sum_i x_i(h, \theta) = 0` at every node, reported as ``slack = -|sum_i x_i|``;
+      ``"none"``: skipped.
+
+Everything is vectorized over histories and nodes (Python loops run over agents, type pairs and actions only),
+and memory is linear in the number of nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import tolerances
+from .environment import Environment
+from .mechanism import Mechanism
+from .spaces import StateSpace
+
+__all__ = [
+    "Violation",
+    "Verification",
+    "verify",
+    "marginal_beliefs",
+    "joint_beliefs",
+    "interim_utilities",
+    "surplus",
+    "IC_OPTIONS",
+    "IR_OPTIONS",
+    "BUDGET_OPTIONS",
+]
+
+IC_OPTIONS: tuple[str, ...] = ("bayesian", "ex_post", "local")
+IR_OPTIONS: tuple[str, ...] = ("interim", "ex_post", "ex_ante")
+BUDGET_OPTIONS: tuple[str, ...] = ("ex_ante", "interim", "ex_post", "none")
+
+BINDING_LIST_CAP = 50  # at most this many binding rows are listed per family (all are counted)
+
+
+# ---------------------------------------------------------------------------------------------- records
+@dataclass
+class Violation:
+    """One checked constraint, violated or binding (``slack = lhs - rhs``; negative means violated).
+
+    Attributes
+    ----------
+    family : str
+        ``"ic"``, ``"ir"`` or ``"budget"``.
+    agent : str or None
+        Agent name (``None`` for budget rows).
+    history : int
+        History index ``h`` in the space.
+    where : str
+        ``space.describe_history(h)``, followed by the current report profile for pointwise (ex post) rows.
+    type : str or None
+        True type label.
+    misreport : str or None
+        Reported type label (IC rows only).
+    others : str or None
+        Labels of the other agents' types :math:`\\theta_{-i}` for pointwise (ex post) rows, else ``None``.
+    slack : float
+        ``lhs - rhs``.
+    """
+
+    family: str
+    agent: str | None
+    history: int
+    where: str
+    type: str | None
+    misreport: str | None
+    others: str | None
+    slack: float
+
+    def describe(self) -> str:
+        """The row in words, e.g. ``"buyer of type v_L reporting v_H, history root (period 1): slack -0.1"``.
+
+        Returns
+        -------
+        str
+        """
+        parts = []
+        if self.family == "budget":
+            parts.append("designer budget")
+        elif self.agent is not None:
+            who = f"{self.agent}"
+            if self.type is not None:
+                who += f" of type {self.type}"
+            if self.misreport is not None:
+                who += f" reporting {self.misreport}"
+            if self.others is not None:
+                who += f" (others {self.others})"
+            parts.append(who)
+        return ", ".join(parts) + f", history {self.where}: slack {self.slack:.6g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["slack"] = float(self.slack)
+        d["history"] = int(self.history)
+        return d
+
+
+@dataclass
+class Verification:
+    """Result of :func:`verify`.
+
+    Attributes
+    ----------
+    ok : bool
+        True when no family has a maximum violation above ``tol``.
+    tol : float
+    max_violation : dict
+        Family -> ``max(0, -min slack)`` over its rows. Families: ``"ic"``, ``"ir"`` and, unless
+        ``budget="none"``, ``"budget"``.
+    worst : dict
+        Family -> the most violated row (or, when none is violated, the tightest), ``None`` if no rows.
+    binding : dict
+        Family -> rows with ``|slack| <= tolerances.BINDING``, lowest histories first, at most 50 listed.
+    n_binding : dict
+        Family -> number of binding rows (all of them, not only the listed ones).
+    n_rows : dict
+        Family -> number of constraints checked.
+    options : dict
+        ``ic``, ``ir``, ``budget`` and ``outside_option`` (per agent, per type) used.
+    """
+
+    ok: bool
+    tol: float
+    max_violation: dict[str, float]
+    worst: dict[str, Violation | None]
+    binding: dict[str, list[Violation]]
+    n_binding: dict[str, int]
+    n_rows: dict[str, int]
+    options: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few human-readable lines: per family the largest violation, rows, binding rows and worst row."""
+        opts = self.options
+        head = "verified: OK" if self.ok else "verification FAILED"
+        lines = [
+            f"{head} (tolerance {self.tol:g}; IC {opts.get('ic')}, IR {opts.get('ir')}, budget {opts.get('budget')})"
+        ]
+        for fam in self.max_violation:
+            mv = self.max_violation[fam]
+            status = "ok" if mv <= self.tol else "VIOLATED"
+            line = (
+                f"  {fam}: {status}, max violation {mv:.3g} over {self.n_rows[fam]:,} rows, "
+                f"{self.n_binding[fam]:,} binding"
+            )
+            w = self.worst[fam]
+            if w is not None:
+                line += ("; worst: " if w.slack < 0 else "; tightest: ") + w.describe()
+            lines.append(line)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (floats, strings, lists, dicts)."""
+        return {
+            "ok": bool(self.ok),
+            "tol": float(self.tol),
+            "max_violation": {k: float(v) for k, v in self.max_violation.items()},
+            "worst": {k: (None if v is None else v.to_dict()) for k, v in self.worst.items()},
+            "binding": {k: [v.to_dict() for v in rows] for k, rows in self.binding.items()},
+            "n_binding": {k: int(v) for k, v in self.n_binding.items()},
+            "n_rows": {k: int(v) for k, v in self.n_rows.items()},
+            "options": {
+                "ic": self.options.get("ic"),
+                "ir": self.options.get("ir"),
+                "budget": self.options.get("budget"),
+                "outside_option": [
+                    [float(v) for v in np.asarray(o).ravel()] for o in self.options.get("outside_option", [])
+                ],
+            },
+        }
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+# ---------------------------------------------------------------------------------------------- beliefs
+def _profile_types(env: Environment) -> np.ndarray:
+    """``(K, n_agents)`` type index of each agent in each profile (C order over agents)."""
+    return np.stack(np.unravel_index(np.arange(env.n_profiles), env.type_counts), axis=1)
+
+
+def _mixed_kernels(env: Environment) -> list[np.ndarray]:
+    r"""Per agent ``j``: ``G_j[s, tau, tau'] = sum_a p(a|s) F_j(tau'|tau, a)``, shape ``(K, K_j, K_j)``.
+
+    With action-free kernels this is ``F_j`` itself; with a deterministic allocation it is the kernel of the
+    chosen action. In both cases the product over agents equals the exact joint transition
+    :math:`\sum_a p(a|s) \prod_j F_j(\cdot|\cdot, a)`.
+    """
+    alloc = np.asarray(env.allocation, dtype=float)
+    out = []
+    for ag in env.agents:
+        if ag.action_dependent and np.any(alloc.max(axis=1) < 1.0 - tolerances.PROBABILITY):
+            raise NotImplementedError(
+                f"agent {ag.name!r} has an action-dependent kernel while the allocation randomises; "
+                "beliefs would depend on realised actions, which histories do not record"
+            )
+        out.append(np.einsum("sa,axy->sxy", alloc, ag.kernel(env.n_actions)))
+    return out
+
+
+def marginal_beliefs(space: StateSpace) -> list[np.ndarray]:
+    r"""Per agent ``j``, an array ``(n_hist, K_j)`` of :math:`P_j(\theta_j|h)` under truth-telling.
+
+    Computed from the priors and kernels (independently of :meth:`StateSpace.beliefs`): the prior at the
+    root (``hist_prev_profile == -1``), else the kernel row of the previous report of agent ``j`` under the
+    action taken at the previous profile.
+    """
+    env = space.env
+    prev = np.asarray(space.hist_prev_profile)
+    root = prev < 0
+    prev_nr = prev[~root]
+    types = _profile_types(env)
+    out = []
+    for j, (ag, g) in enumerate(zip(env.agents, _mixed_kernels(env), strict=True)):
+        m = np.empty((space.n_hist, ag.n_types))
+        m[root] = ag.prior
+        m[~root] = g[prev_nr, types[prev_nr, j]]
+        out.append(m)
+    return out
+
+
+def _product(marginals: Sequence[np.ndarray], n_rows: int) -> np.ndarray:
+    """C-ordered outer product of per-row distributions: ``(n_rows, prod K_j)``."""
+    out = np.ones((n_rows, 1))
+    for m in marginals:
+        out = (out[:, :, None] * m[:, None, :]).reshape(n_rows, -1)
+    return out
+
+
+def joint_beliefs(space: StateSpace) -> np.ndarray:
+    r"""``(n_hist, K)``: :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)` (see :func:`marginal_beliefs`)."""
+    return _product(marginal_beliefs(space), space.n_hist)
+
+
+def _own_axis_first(arr: np.ndarray, counts: tuple[int, ...], agent: int) -> np.ndarray:
+    """Reshape ``(n, K, *rest)`` to ``(n, K_i, K_-i, *rest)``: profile axis split, own axis first."""
+    n = arr.shape[0]
+    rest = arr.shape[2:]
+    full = arr.reshape(n, *counts, *rest)
+    moved = np.moveaxis(full, 1 + agent, 1)
+    return moved.reshape(n, counts[agent], -1, *rest)
+
+
+def interim_utilities(mechanism: Mechanism, utilities: np.ndarray | None = None) -> list[np.ndarray]:
+    r"""Per agent ``i``, ``(n_hist, K_i)`` array of :math:`\bar U_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)
+    U_i(h, (t, \theta_{-i}))`, defined for every type (also types of probability zero at ``h``)."""
+    space = mechanism.space
+    env = space.env
+    u = mechanism.utilities() if utilities is None else utilities
+    margs = marginal_beliefs(space)
+    out = []
+    for i in range(env.n_agents):
+        po = _product([m for j, m in enumerate(margs) if j != i], space.n_hist)
+        uh = _own_axis_first(u[i].reshape(space.n_hist, env.n_profiles), env.type_counts, i)
+        out.append(np.einsum("htm,hm->ht", uh, po))
+    return out
+
+
+def surplus(mechanism: Mechanism) -> np.ndarray:
+    r"""``(n_hist,)``: the designer's expected surplus :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta)`,
+    with the beliefs of :func:`joint_beliefs` (Lamba 2022, eq. (4))."""
+    space = mechanism.space
+    b = mechanism.designer_values().reshape(space.n_hist, space.env.n_profiles)
+    return np.einsum("hk,hk->h", joint_beliefs(space), b)
+
+
+# ---------------------------------------------------------------------------------------------- options
+def _check_option(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return value
+
+
+def _outside_options(value: Any, env: Environment) -> list[np.ndarray]:
+    """Normalise ``outside_option`` to one float array of shape ``(K_i,)`` per agent."""
+    n = env.n_agents
+    counts = env.type_counts
+
+    def as_array(v: Any, what: str) -> np.ndarray:
+        if isinstance(v, str | bytes) or v is None:
+            raise TypeError(f"{what} must be numeric, got {v!r}")
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{what} must be numeric: {exc}") from None
+        bad = np.flatnonzero(~np.isfinite(arr.ravel()))
+        if bad.size:
+            raise ValueError(f"{what} is not finite at index {int(bad[0])}")
+        return arr
+
+    if isinstance(value, Mapping):
+        names = [ag.name for ag in env.agents]
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(f"outside_option names unknown agent {unknown[0]!r}; agents are {names}")
+        value = [value.get(nm, 0.0) for nm in names]
+    if isinstance(value, bool):
+        raise TypeError("outside_option must be numeric, got a bool")
+    if isinstance(value, int | float | np.integer | np.floating) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return [np.full(k, float(as_array(value, "outside_option"))) for k in counts]
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(
+            f"outside_option must be numeric: a number, one per agent, or one per agent and type; got {value!r}"
+        )
+    if len(value) != n:
+        raise ValueError(
+            f"outside_option has {len(value)} entries; expected {n}, one per agent {[a.name for a in env.agents]}"
+        )
+    out = []
+    for i, (v, k) in enumerate(zip(value, counts, strict=True)):
+        arr = as_array(v, f"outside_option[{i}] (agent {env.agents[i].name!r})")
+        if arr.ndim == 0:
+            out.append(np.full(k, float(arr)))
+        elif arr.shape == (k,):
+            out.append(arr.copy())
+        else:
+            raise ValueError(
+                f"outside_option[{i}] (agent {env.agents[i].name!r}) has shape {arr.shape}; "
+                f"expected a number or ({k},), one per type"
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+@dataclass
+class _Block:
+    """A family's rows of one kind: ``slack`` (any shape) and a function naming the row at a flat index."""
+
+    family: str
+    slack: np.ndarray
+    describe: Callable[[int, float], Violation]
+    hist_of: Callable[[np.ndarray], np.ndarray]  # flat indices -> history index (to sort binding rows)
+
+
+def _profile_text(env: Environment, k: int) -> str:
+    return "(" + ", ".join(env.profile_labels(int(k)).values()) + ")"
+
+
+def _others_text(env: Environment, agent: int, m: int) -> str:
+    counts = env.type_counts
+    other = [j for j in range(env.n_agents) if j != agent]
+    if not other:
+        return "()"
+    idx = np.unravel_index(int(m), tuple(counts[j] for j in other))
+    return "(" + ", ".join(env.agents[j].types[int(t)] for j, t in zip(other, idx, strict=True)) + ")"
+
+
+def _ic_blocks(space: StateSpace, u: np.ndarray, margs: list[np.ndarray], mode: str) -> list[_Block]:
+    """IC rows for every agent and ordered type pair (adjacent pairs for ``mode == "local"``)."""
+    env = space.env
+    counts = env.type_counts
+    k = env.n_profiles
+    n_hist = space.n_hist
+    delta = env.discount
+    types = _profile_types(env)
+    kernels = _mixed_kernels(env)
+    alloc = np.asarray(env.allocation, dtype=float)
+    child = np.asarray(space.child_hist)
+    node_prof = np.tile(np.arange(k), n_hist)
+    nonterm = np.flatnonzero(child >= 0)
+    blocks: list[_Block] = []
+    for i, ag in enumerate(env.agents):
+        ki = ag.n_types
+        if ki < 2:
+            continue
+        others = [j for j in range(env.n_agents) if j != i]
+        po = _product([margs[j] for j in others], n_hist)  # (H, M)
+        uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
+        # profile index of (own type tau, others m): (K_i, M)
+        pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]
+        # others' joint next-type kernel at each profile: q_oth[s, m'] = prod_{j != i} G_j[s, s_j, m'_j]
+        q_oth = _product([kernels[j][np.arange(k), types[:, j]] for j in others], k)  # (K, M)
+        # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends
+        cexp = np.zeros((space.n_nodes, ki))
+        if nonterm.size and delta != 0.0:
+            kids = u[i].reshape(n_hist, k)[child[nonterm]]  # (n_nonterminal, K)
+            kids = _own_axis_first(kids, counts, i)  # (n_nonterminal, K_i, M)
+            cexp[nonterm] = np.einsum("ntm,nm->nt", kids, q_oth[node_prof[nonterm]])
+            del kids
+        cexp = _own_axis_first(cexp.reshape(n_hist, k, ki), counts, i)  # (H, K_i reported, M, K_i next)
+        val = ag.valuation  # (K_i, A)
+        g_i = kernels[i]  # (K, K_i, K_i)
+        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
+        for t, r in pairs:
+            prof_r = pidx[r]  # (M,) profiles (r, m)
+            flow_dev = alloc[prof_r] @ (val[t] - val[r])  # (M,)
+            dk = g_i[prof_r, t, :] - g_i[prof_r, r, :]  # (M, K_i)
+            cont = np.einsum("hmk,mk->hm", cexp[:, r], dk)
+            pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev[None, :] - delta * cont  # (H, M)
+            if mode == "ex_post":
+                slack = pointwise
+                m_count = slack.shape[1]
+
+                def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
+                    h, m = divmod(int(f), m_count)
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        h,
+                        f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        _others_text(env, i, m),
+                        float(s),
+                    )
+
+                blocks.append(_Block("ic", slack, describe, lambda f, m_count=m_count: f // m_count))
+            else:
+                slack = np.einsum("hm,hm->h", po, pointwise)
+
+                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
+                    h = int(f)
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        h,
+                        space.describe_history(h),
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        None,
+                        float(s),
+                    )
+
+                blocks.append(_Block("ic", slack, describe, lambda f: f))
+    return blocks
+
+
+def _ir_blocks(
+    space: StateSpace, u: np.ndarray, ubar: list[np.ndarray], outside: list[np.ndarray], mode: str
+) -> list[_Block]:
+    env = space.env
+    k = env.n_profiles
+    types = _profile_types(env)
+    blocks: list[_Block] = []
+    for i, ag in enumerate(env.agents):
+        ki = ag.n_types
+        if mode == "ex_post":
+            own = np.tile(types[:, i], space.n_hist)
+            slack = u[i] - outside[i][own]
+
+            def describe(f: int, s: float, i=i) -> Violation:
+                h, prof = divmod(int(f), k)
+                return Violation(
+                    "ir",
+                    env.agents[i].name,
+                    h,
+                    f"{space.describe_history(h)}, profile {_profile_text(env, prof)}",
+                    env.agents[i].types[int(types[prof, i])],
+                    None,
+                    _others_text(env, i, _others_index(env, i, prof)),
+                    float(s),
+                )
+
+            blocks.append(_Block("ir", slack, describe, lambda f: f // k))
+        else:
+            rows = ubar[i] if mode == "interim" else ubar[i][:1]
+            slack = rows - outside[i][None, :]
+
+            def describe(f: int, s: float, i=i, ki=ki) -> Violation:
+                h, t = divmod(int(f), ki)
+                return Violation(
+                    "ir",
+                    env.agents[i].name,
+                    h,
+                    space.describe_history(h),
+                    env.agents[i].types[t],
+                    None,
+                    None,
+                    float(s),
+                )
+
+            blocks.append(_Block("ir", slack, describe, lambda f, ki=ki: f // ki))
+    return blocks
+
+
+def _others_index(env: Environment, agent: int, prof: int) -> int:
+    counts = env.type_counts
+    idx = np.unravel_index(int(prof), counts)
+    other = [j for j in range(env.n_agents) if j != agent]
+    if not other:
+        return 0
+    return int(np.ravel_multi_index(tuple(idx[j] for j in other), tuple(counts[j] for j in other)))
+
+
+def _budget_blocks(mechanism: Mechanism, bel: np.ndarray, mode: str) -> list[_Block]:
+    space = mechanism.space
+    env = space.env
+    k = env.n_profiles
+    if mode == "none":
+        return []
+    if mode == "ex_post":
+        slack = -np.abs(mechanism.transfers.sum(axis=0))
+
+        def describe(f: int, s: float) -> Violation:
+            h, prof = divmod(int(f), k)
+            where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)}"
+            return Violation("budget", None, h, where, None, None, None, float(s))
+
+        return [_Block("budget", slack, describe, lambda f: f // k)]
+    b = mechanism.designer_values().reshape(space.n_hist, k)
+    pi = np.einsum("hk,hk->h", bel, b)
+    if mode == "ex_ante":
+        pi = pi[:1]
+
+    def describe_h(f: int, s: float) -> Violation:
+        h = int(f)
+        return Violation("budget", None, h, space.describe_history(h), None, None, None, float(s))
+
+    return [_Block("budget", pi, describe_h, lambda f: f)]
+
+
+def _summarise(blocks: list[_Block]) -> tuple[float, Violation | None, list[Violation], int, int]:
+    """Max violation, worst row, listed binding rows, binding count and row count of one family."""
+    n_rows = int(sum(b.slack.size for b in blocks))
+    best: tuple[float, int, int] | None = None  # (slack, block, flat index)
+    candidates: list[tuple[int, int, int]] = []  # (history, block, flat index)
+    n_binding = 0
+    for bi, b in enumerate(blocks):
+        flat = b.slack.reshape(-1)
+        if flat.size == 0:
+            continue
+        f = int(np.argmin(flat))
+        if best is None or flat[f] < best[0]:
+            best = (float(flat[f]), bi, f)
+        hits = np.flatnonzero(np.abs(flat) <= tolerances.BINDING)
+        n_binding += int(hits.size)
+        first = hits[:BINDING_LIST_CAP]
+        candidates.extend(zip(b.hist_of(first).tolist(), [bi] * first.size, first.tolist(), strict=True))
+    if best is None:
+        return 0.0, None, [], 0, n_rows
+    worst = blocks[best[1]].describe(best[2], best[0])
+    candidates.sort()
+    binding = [
+        blocks[bi].describe(f, float(blocks[bi].slack.reshape(-1)[f])) for _, bi, f in candidates[:BINDING_LIST_CAP]
+    ]
+    return max(0.0, -best[0]), worst, binding, n_binding, n_rows
+
+
+# ---------------------------------------------------------------------------------------------- verify
+def verify(
+    mechanism: Mechanism,
+    *,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    budget: str = "interim",
+    outside_option: Any = 0.0,
+    tol: float = tolerances.FEASIBILITY,
+) -> Verification:
+    r"""Re-evaluate every IC, IR and budget constraint of ``mechanism`` from its transfers.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        Transfers on a :class:`~mechlp.spaces.HistoryTree` or :class:`~mechlp.spaces.MarkovSpace`, with the
+        environment's allocation.
+    ic : {"bayesian", "ex_post", "local"}
+        ``"bayesian"``: :math:`\bar U_i(t|h) \ge D_i(r; t|h)` for every history and every ``t != r``
+        (Lamba 2022, Definition 1). ``"ex_post"``: the same pointwise in the others' current types
+        (Definition 7).
+        ``"local"``: Bayesian rows for adjacent types only; passing it does **not** certify global IC, so a
+        mechanism designed with local constraints must be re-verified with ``ic="bayesian"``.
+    ir : {"interim", "ex_post", "ex_ante"}
+        ``"interim"``: :math:`\bar U_i(t|h) \ge o_i(t)` at every history (Definition 2); ``"ex_post"``:
+        :math:`U_i(h, \theta) \ge o_i(\theta_i)` at every node; ``"ex_ante"``: the interim rows at the root
+        only.
+    budget : {"ex_ante", "interim", "ex_post", "none"}
+        ``"interim"``: :math:`\Pi(h) \ge 0` for all ``h`` (Definition 3); ``"ex_ante"``:
+        :math:`\Pi(\text{root}) \ge 0` (Definition 4); ``"ex_post"``: :math:`\sum_i x_i(h, \theta) = 0` at
+        every node (Definition 5), slack :math:`-|\sum_i x_i|`; ``"none"``: not checked (no ``"budget"``
+        entry in the result).
+    outside_option : float, sequence, or mapping
+        Reservation utility :math:`o_i(t)`: one number for everyone, one per agent (a sequence of length
+        ``n_agents`` or a ``{name: value}`` mapping), or per agent per type (entries of length ``K_i``).
+    tol : float
+        A family passes when its largest violation is at most ``tol`` (default ``tolerances.FEASIBILITY``).
+
+    Returns
+    -------
+    Verification
+
+    Notes
+    -----
+    Utilities come from the recursion of Lamba (2022), eq. (3) (:meth:`Mechanism.utilities`), and the
+    designer values from the same recursion on :math:`\sum_i x_i`; the beliefs, interim utilities, deviation
+    payoffs and surpluses are computed here, independently of the LP constraint builders. See the module
+    docstring for the formulas. Rows are checked at every history of the space, reachable or not, and for
+    every type, whatever its probability.
+    """
+    if not isinstance(mechanism, Mechanism):
+        raise TypeError(f"mechanism must be a Mechanism, got {type(mechanism).__name__}")
+    ic = _check_option(ic, "ic", IC_OPTIONS)
+    ir = _check_option(ir, "ir", IR_OPTIONS)
+    budget = _check_option(budget, "budget", BUDGET_OPTIONS)
+    if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
+        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
+    if not math.isfinite(float(tol)) or tol < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    tol = float(tol)
+    space = mechanism.space
+    env = space.env
+    outside = _outside_options(outside_option, env)
+
+    u = mechanism.utilities()
+    margs = marginal_beliefs(space)
+    ubar = interim_utilities(mechanism, u) if ir != "ex_post" else []
+    families: dict[str, list[_Block]] = {
+        "ic": _ic_blocks(space, u, margs, ic),
+        "ir": _ir_blocks(space, u, ubar, outside, ir),
+    }
+    if budget != "none":
+        families["budget"] = _budget_blocks(mechanism, _product(margs, space.n_hist), budget)
+
+    max_violation: dict[str, float] = {}
+    worst: dict[str, Violation | None] = {}
+    binding: dict[str, list[Violation]] = {}
+    n_binding: dict[str, int] = {}
+    n_rows: dict[str, int] = {}
+    for fam, blocks in families.items():
+        mv, w, bind, nb, nr = _summarise(blocks)
+        max_violation[fam], worst[fam], binding[fam], n_binding[fam], n_rows[fam] = mv, w, bind, nb, nr
+    ok = all(v <= tol for v in max_violation.values())
+    options = {"ic": ic, "ir": ir, "budget": budget, "outside_option": [o.tolist() for o in outside]}
+    return Verification(ok, tol, max_violation, worst, binding, n_binding, n_rows, options)
