@@ -111,12 +111,13 @@ class Mechanism:
         u = self.utilities()
         bel = self.space.beliefs()
         out = []
+        shape = (self.space.n_hist, *env.type_counts)
+        uu = u.reshape(env.n_agents, *shape)
+        bb = bel.reshape(shape)
         for i in range(env.n_agents):
-            shape = (self.space.n_hist, *env.type_counts)
-            uu = (u[i].reshape(-1, env.n_profiles) * bel).reshape(shape)
-            bb = bel.reshape(shape)
+            # P(theta_-i | h): beliefs are products across agents, so sum out agent i's own axis. Defined for
+            # every own type, including types of probability zero at h.
+            others = bb.sum(axis=i + 1, keepdims=True)
             axes = tuple(j + 1 for j in range(env.n_agents) if j != i)
-            num = uu.sum(axis=axes)
-            den = bb.sum(axis=axes)
-            out.append(num / np.where(den > 0, den, 1.0))
+            out.append((uu[i] * others).sum(axis=axes))
         return out
