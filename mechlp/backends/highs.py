@@ -39,7 +39,11 @@ STATUS_MAP: dict = {
     _S.kSolutionLimit: "error",
 }
 
-DEFAULT_OPTIONS = {"output_flag": False, "solver": "simplex"}
+#: ``small_matrix_value``: HiGHS drops coefficients below 1e-9 by default. Continuation terms
+#: ``delta * P(theta'|theta)`` fall below that for small discount factors, and the LP can then exploit the
+#: missing links with huge utilities (seen: a 0.04 IC violation at delta = 1e-7, caught by the verifier).
+#: 1e-12 is HiGHS's smallest allowed value.
+DEFAULT_OPTIONS = {"output_flag": False, "solver": "simplex", "small_matrix_value": 1e-12}
 
 
 def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
@@ -69,23 +73,39 @@ def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
     return h
 
 
+#: Fallbacks tried, in order, when a run ends in a solver error (not for infeasible/unbounded answers).
+#: Presolve has failed on nearly degenerate kernels (rows differing by ~1e-7) where the plain simplex succeeds.
+RETRIES: tuple[dict, ...] = ({"presolve": "off"}, {"presolve": "off", "simplex_strategy": 4})
+
+
 def solve(lp: LinearProgram, time_limit: float | None = None, **options) -> SolverOutput:
-    """Solve with HiGHS (dual simplex with presolve by default); ``options`` are HiGHS option names."""
+    """Solve with HiGHS (dual simplex with presolve by default); ``options`` are HiGHS option names.
+
+    A run that ends in a solver error is retried with the settings of :data:`RETRIES`; the message says
+    which attempt answered. An ``UnboundedOrInfeasible`` answer is resolved by a presolve-free re-solve.
+    """
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
     t0 = time.perf_counter()
-    h = make_highs(lp, **options)
-    h.run()
-    model_status = h.getModelStatus()
-    status = STATUS_MAP.get(model_status, "error")
-    if status == "infeasible_or_unbounded":
-        h.setOptionValue("presolve", "off")
+    attempts = [dict(options)] + [{**options, **extra} for extra in RETRIES]
+    note = ""
+    for n, attempt in enumerate(attempts):
+        h = make_highs(lp, **attempt)
         h.run()
         model_status = h.getModelStatus()
         status = STATUS_MAP.get(model_status, "error")
         if status == "infeasible_or_unbounded":
-            status = "error"
-    message = h.modelStatusToString(model_status)
+            h.setOptionValue("presolve", "off")
+            h.run()
+            model_status = h.getModelStatus()
+            status = STATUS_MAP.get(model_status, "error")
+            if status == "infeasible_or_unbounded":
+                status = "error"
+        if status != "error":
+            if n:
+                note = f" (after a solver error; retried with {attempt})"
+            break
+    message = h.modelStatusToString(model_status) + note
     x = obj = dual = None
     if status == "optimal":
         sol = h.getSolution()
