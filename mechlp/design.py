@@ -91,7 +91,13 @@ def _solve(
         "limits": limits,
         "backend": backend,
     }
-    lp = build_lp(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
+    weights = None
+    if ir == "ex_ante":
+        # Participation only at the start: surplus at later histories can be raised without bound by shifting
+        # utility forward, so only Pi(root) is a meaningful objective (and Pi at other histories is not unique).
+        weights = np.zeros(sp.n_hist)
+        weights[0] = 1.0
+    lp = build_lp(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits, weights=weights)
     out = solve_lp(lp, backend, **solver_options)
     size = {
         "histories": sp.n_hist,
@@ -189,7 +195,12 @@ def minmax(
     h_min = int(np.argmin(pi))
     interim_ok = bool(pi.min() >= -tolerances.SURPLUS)
     ante_ok = bool(pi[0] >= -tolerances.SURPLUS)
-    if res.status == "optimal":
+    if res.status == "optimal" and ir == "ex_ante":
+        res.message = (
+            f"min-max surplus{_scope_note(sp)} with ex ante participation only: Pi*(root) = {pi[0]:.6g}; "
+            "surplus at later histories is not determined (participation binds only at the start)"
+        )
+    elif res.status == "optimal":
         res.message = (
             f"min-max surplus{_scope_note(sp)}: Pi*(root) = {pi[0]:.6g}, smallest Pi* = {pi[h_min]:.6g} at "
             f"{sp.describe_history(h_min)}; ex ante balance {'possible' if ante_ok else 'impossible'}, "
