@@ -186,8 +186,7 @@ def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[tuple[
         return [(str(k).strip(), v) for k, v in overrides.items()]
     if isinstance(overrides, str | bytes) or not isinstance(overrides, Sequence):
         raise TypeError(
-            "overrides must be a mapping or a sequence of 'key=value' strings, "
-            f"got {type(overrides).__name__}"
+            f"overrides must be a mapping or a sequence of 'key=value' strings, got {type(overrides).__name__}"
         )
     items = []
     for j, item in enumerate(overrides):
@@ -258,16 +257,13 @@ def apply_overrides(
             if akey not in _AGENT_KEYS or not targets:
                 what = f"key {akey!r}" if akey not in _AGENT_KEYS else f"agent {name!r}"
                 raise ValueError(
-                    f"{source}: unknown override key {key!r} (no {what}); valid keys are "
-                    f"{_valid_override_keys(out)}"
+                    f"{source}: unknown override key {key!r} (no {what}); valid keys are {_valid_override_keys(out)}"
                 )
             value = _parse_value(akey, raw)
             for table in targets:
                 _set_agent_key(table, akey, copy.deepcopy(value))
         else:
-            raise ValueError(
-                f"{source}: unknown override key {key!r}; valid keys are {_valid_override_keys(out)}"
-            )
+            raise ValueError(f"{source}: unknown override key {key!r}; valid keys are {_valid_override_keys(out)}")
     return out
 
 
@@ -285,9 +281,7 @@ def _read_model_table(table: Mapping[str, Any], source: str, default_name: str) 
         raise ValueError(f"{where}: key 'discount' must be a number, got {discount!r}")
     horizon = table.get("horizon", "infinite")
     if not (isinstance(horizon, str) or _is_number(horizon)):
-        raise ValueError(
-            f"{where}: key 'horizon' must be a positive integer or \"infinite\", got {horizon!r}"
-        )
+        raise ValueError(f"{where}: key 'horizon' must be a positive integer or \"infinite\", got {horizon!r}")
     return name, float(discount), horizon
 
 
@@ -473,8 +467,7 @@ def model_to_dict(env: Environment) -> dict[str, Any]:
     roles = [ag.role for ag in env.agents]
     if env.meta.get("kind") != "bilateral_trade" or sorted(r or "" for r in roles) != ["buyer", "seller"]:
         raise ValueError(
-            "model_to_dict supports bilateral-trade environments built by bilateral_trade() only, "
-            f"got {env!r}"
+            f"model_to_dict supports bilateral-trade environments built by bilateral_trade() only, got {env!r}"
         )
     agents = []
     for ag in env.agents:

@@ -93,9 +93,7 @@ def test_agent_prior_infinite_entry():
 
 
 def test_agent_non_square_transition():
-    with pytest.raises(
-        ValueError, match=r"transition of agent 'buyer' has shape \(2, 3\); expected \(2, 2\)"
-    ):
+    with pytest.raises(ValueError, match=r"transition of agent 'buyer' has shape \(2, 3\); expected \(2, 2\)"):
         agent(transition=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
@@ -135,9 +133,7 @@ def test_agent_transition_wrong_number_of_dimensions():
 
 
 def test_agent_valuation_wrong_shape():
-    with pytest.raises(
-        ValueError, match=r"valuation of agent 'buyer' has shape \(3, 2\); expected \(2, n_actions\)"
-    ):
+    with pytest.raises(ValueError, match=r"valuation of agent 'buyer' has shape \(3, 2\); expected \(2, n_actions\)"):
         agent(valuation=np.zeros((3, 2)))
 
 
@@ -147,9 +143,7 @@ def test_agent_valuation_not_finite():
 
 
 def test_agent_valuation_not_finite_names_plain_index():
-    with pytest.raises(
-        ValueError, match=r"valuation of agent 'buyer' is not finite at \(type, action\) \(1, 0\)"
-    ):
+    with pytest.raises(ValueError, match=r"valuation of agent 'buyer' is not finite at \(type, action\) \(1, 0\)"):
         agent(valuation=[[0.0, 0.0], [math.nan, 1.0]])
 
 
@@ -249,17 +243,13 @@ def test_environment_duplicate_actions():
 
 
 def test_environment_valuation_columns_must_match_actions():
-    with pytest.raises(
-        ValueError, match=r"valuation of agent 'buyer' has 2 columns; expected 3, one per action"
-    ):
+    with pytest.raises(ValueError, match=r"valuation of agent 'buyer' has 2 columns; expected 3, one per action"):
         env(actions=("a", "b", "c"))
 
 
 def test_environment_action_layer_count_mismatch():
     three_layers = np.stack([np.eye(2)] * 3)
-    with pytest.raises(
-        ValueError, match="transition of agent 'buyer' has 3 action layers; expected 2, one per action"
-    ):
+    with pytest.raises(ValueError, match="transition of agent 'buyer' has 3 action layers; expected 2, one per action"):
         env(agents=[agent("buyer", transition=three_layers), agent("seller")])
 
 
@@ -448,9 +438,7 @@ def test_bilateral_trade_defaults_match_docstring():
 
 
 def test_bilateral_trade_three_types_default_labels():
-    e = trade(
-        buyer_values=[1.0, 2.0, 3.0], buyer_prior=[0.2, 0.3, 0.5], buyer_transition=np.eye(3), horizon=2
-    )
+    e = trade(buyer_values=[1.0, 2.0, 3.0], buyer_prior=[0.2, 0.3, 0.5], buyer_transition=np.eye(3), horizon=2)
     assert e.agents[0].types == ("v1", "v2", "v3")
     assert e.horizon == 2
 

@@ -244,9 +244,7 @@ def test_override_value_with_injected_key_is_a_bare_string():
 
 
 def test_override_unknown_key_lists_valid_ones():
-    with pytest.raises(
-        ValueError, match=r"unknown override key 'dicsount'; valid keys are discount, horizon,"
-    ) as e:
+    with pytest.raises(ValueError, match=r"unknown override key 'dicsount'; valid keys are discount, horizon,") as e:
         load_model(USSTP_FILE, ["dicsount=0.5"])
     assert "agents.buyer.{name,role,types,values,prior,transition,persistence}" in str(e.value)
     assert str(e.value).startswith(str(USSTP_FILE))
@@ -279,9 +277,7 @@ def test_overrides_must_not_be_a_bare_string():
 
 
 def test_override_bad_value_is_reported_like_a_file_error():
-    with pytest.raises(
-        ValueError, match=file_error(USSTP_FILE, "[model]: key 'discount' must be a number, got 'abc'")
-    ):
+    with pytest.raises(ValueError, match=file_error(USSTP_FILE, "[model]: key 'discount' must be a number, got 'abc'")):
         load_model(USSTP_FILE, ["discount=abc"])
 
 
@@ -313,9 +309,7 @@ def test_not_utf8(tmp_path):
 def test_file_errors_name_the_file(tmp_path):
     text = USSTP_FILE.read_text().replace("values = [0.0, 0.95]\n", "")
     path = write(tmp_path, text)
-    with pytest.raises(
-        ValueError, match=file_error(path, "[[agents]] #2 ('seller'): missing key 'values'") + "$"
-    ):
+    with pytest.raises(ValueError, match=file_error(path, "[[agents]] #2 ('seller'): missing key 'values'") + "$"):
         load_model(path)
 
 
@@ -452,9 +446,7 @@ SCHEMA_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "value", "message"), SCHEMA_ERRORS, ids=[m[:40] for _, _, m in SCHEMA_ERRORS]
-)
+@pytest.mark.parametrize(("path", "value", "message"), SCHEMA_ERRORS, ids=[m[:40] for _, _, m in SCHEMA_ERRORS])
 def test_schema_errors(path, value, message):
     doc = mutate(path, delete=True) if value == "DELETE" else mutate(path, value)
     with pytest.raises(ValueError, match=dict_error(message)):

@@ -289,9 +289,7 @@ def minmax_closed_form(env: Environment) -> LambaClosedForm:
 
     z_b = low_b - delta * (g @ low_b)
     z_s = low_s - delta * (f @ low_s)
-    z_first = np.array(
-        [low_b_root - delta * (seller.prior @ low_b), low_s_root - delta * (buyer.prior @ low_s)]
-    )
+    z_first = np.array([low_b_root - delta * (seller.prior @ low_b), low_s_root - delta * (buyer.prior @ low_s)])
 
     pi_vcg_by_state = pi_vcg[1:].reshape(n, m)
     pi_by_state = pi_vcg_by_state + low_b[None, :] + low_s[:, None]

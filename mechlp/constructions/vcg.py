@@ -61,9 +61,7 @@ def check_bilateral_trade(env: Environment, what: str) -> tuple[np.ndarray, np.n
         raise ValueError(f"{what} needs exactly two agents (buyer, seller); environment has {env.n_agents}")
     buyer, seller = env.agents
     if buyer.values is None or seller.values is None:
-        raise ValueError(
-            f"{what} needs numeric type values: agents[0] (buyer) values and agents[1] (seller) costs"
-        )
+        raise ValueError(f"{what} needs numeric type values: agents[0] (buyer) values and agents[1] (seller) costs")
     if env.actions != ("no_trade", "trade"):
         raise ValueError(f"{what} needs actions ('no_trade', 'trade'); got {env.actions}")
     v = buyer.values[env.profile_types()[:, 0]]
