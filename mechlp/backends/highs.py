@@ -74,8 +74,9 @@ def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
 
 
 #: Fallbacks tried, in order, when a run ends in a solver error (not for infeasible/unbounded answers).
-#: Presolve has failed on nearly degenerate kernels (rows differing by ~1e-7) where the plain simplex succeeds.
-RETRIES: tuple[dict, ...] = ({"presolve": "off"}, {"presolve": "off", "simplex_strategy": 4})
+#: Dual simplex has ended in kSolveError/kUnknown on nearly degenerate kernels (rows differing by ~1e-7, or a
+#: 3x3 model at delta = 0.25) where presolve-free, primal simplex or interior point runs answer correctly.
+RETRIES: tuple[dict, ...] = ({"presolve": "off"}, {"simplex_strategy": 4}, {"solver": "ipm"})
 
 
 def solve(lp: LinearProgram, time_limit: float | None = None, **options) -> SolverOutput:
