@@ -127,7 +127,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.horizon is not None:
         kwargs["horizon"] = args.horizon
     mm = design.minmax(env, **kwargs)
-    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend)
+    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend, minmax_result=mm)
     payload = solve_payload(args.budget, feas, mm)
     print(_report(payload, feas, mm))
     if args.json:

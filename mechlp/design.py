@@ -235,11 +235,14 @@ def feasibility(
     limits=None,
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    minmax_result: Result | None = None,
     **solver_options,
 ) -> Result:
     """Is the environment's allocation implementable with IC, IR and ``budget`` balance?
 
-    Parameters are those of :func:`minmax` plus ``budget`` in ``("ex_ante", "interim", "ex_post", "none")``.
+    Parameters are those of :func:`minmax` plus ``budget`` in ``("ex_ante", "interim", "ex_post", "none")``
+    and ``minmax_result``: a :func:`minmax` result for the same environment, space and options, reused for the
+    diagnosis instead of solving the min-max LP again.
 
     Returns
     -------
@@ -269,16 +272,25 @@ def feasibility(
     if res.status not in ("optimal", "infeasible"):
         return res
     # Diagnose (and cross-check) with the min-max surplus on the same space.
-    mm = minmax(
-        env,
-        space=sp,
-        ic=ic,
-        ir=ir,
-        outside_option=outside_option,
-        limits=limits,
-        backend=backend,
-        **solver_options,
+    mm = minmax_result
+    same = (
+        mm is not None
+        and mm.space is sp
+        and (mm.options.get("ic"), mm.options.get("ir")) == (ic, ir)
+        and mm.options.get("limits") is limits
+        and mm.options.get("outside_option") is outside_option
     )
+    if not same:
+        mm = minmax(
+            env,
+            space=sp,
+            ic=ic,
+            ir=ir,
+            outside_option=outside_option,
+            limits=limits,
+            backend=backend,
+            **solver_options,
+        )
     if mm.surplus is None:
         return res
     pi = mm.surplus
