@@ -24,6 +24,7 @@ from mechlp.certificates import (
     verify,
 )
 from mechlp.environment import Agent, Environment
+from mechlp.exact import Numbers
 from mechlp.examples import lamba_usstp
 from mechlp.mechanism import Mechanism, continuation_values
 from mechlp.spaces import HistoryTree, MarkovSpace
@@ -376,7 +377,7 @@ def test_every_row_matches_brute_force(three_spaces):
         u = mech.utilities()
         margs = marginal_beliefs(space)
         for mode, ref in (("ex_post", ic_ep), ("bayesian", ic_bayes)):
-            blocks = certificates._ic_blocks(space, u, margs, mode)
+            blocks = certificates._ic_blocks(space, Numbers(space.env, exact=False), u, margs, mode)
             assert len(blocks) == len(ref)
             for blk, key in zip(blocks, ref, strict=True):  # agents in order, then pairs (t, r) t != r
                 np.testing.assert_allclose(blk.slack, ref[key], atol=1e-12, err_msg=f"{mode} {key}")
@@ -434,6 +435,8 @@ def test_summary_and_json(tree3):
         "ic": "bayesian",
         "ir": "interim",
         "budget": "interim",
+        "exact": False,
+        "max_denominator": None,
         "outside_option": [[0.0, 0.0], [0.0, 0.0]],
     }
     assert back["n_binding"]["ic"] == ver.n_binding["ic"]
