@@ -18,9 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import design
+from . import cli_team, design
 from .io import load_model
 from .result import Result
+
+_SUBCOMMAND_MODULES = [cli_team]
 
 BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post"}
 
@@ -153,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.set_defaults(func=_cmd_solve)
+    for module in _SUBCOMMAND_MODULES:  # commands that live in their own modules
+        module.add_parsers(sub)
     return parser
 
 

@@ -75,9 +75,11 @@ class Mechanism:
     space : StateSpace
     transfers : array_like, shape (n_agents, n_nodes)
         ``transfers[i, g]``: payment from agent ``i`` to the designer at node ``g``.
+    exact_transfers : ndarray of Fraction, optional
+        The same transfers as exact fractions (object array), when known; ``transfers`` are then their floats.
     """
 
-    def __init__(self, space: StateSpace, transfers: np.ndarray):
+    def __init__(self, space: StateSpace, transfers: np.ndarray, exact_transfers: np.ndarray | None = None):
         x = np.asarray(transfers, dtype=float)
         shape = (space.env.n_agents, space.n_nodes)
         if x.shape != shape:
@@ -89,6 +91,10 @@ class Mechanism:
         self.space = space
         self.env = space.env
         self.transfers = x
+        if exact_transfers is not None and np.shape(exact_transfers) != shape:
+            raise ValueError(f"exact_transfers has shape {np.shape(exact_transfers)}; expected {shape}")
+        #: optional exact (``Fraction``) transfers, used by ``verify(..., exact=True)``
+        self.exact_transfers = exact_transfers
 
     # -- derived quantities -------------------------------------------------------------------
     def utilities(self) -> np.ndarray:

@@ -436,7 +436,7 @@ def test_summary_and_json(tree3):
         "ir": "interim",
         "budget": "interim",
         "exact": False,
-        "max_denominator": 10**12,
+        "max_denominator": None,
         "outside_option": [[0.0, 0.0], [0.0, 0.0]],
     }
     assert back["n_binding"]["ic"] == ver.n_binding["ic"]

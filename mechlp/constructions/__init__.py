@@ -11,3 +11,8 @@ __all__ = [
     "minmax_mechanism",
     "vcg_interim_utilities",
 ]
+
+# Athey-Segal (2007) balanced team mechanism (issue #4, part b).
+from .team import TeamResult, balance_transfers, balanced_team, incentive_payments, team_transfers  # noqa: E402
+
+__all__ += ["TeamResult", "balance_transfers", "balanced_team", "incentive_payments", "team_transfers"]

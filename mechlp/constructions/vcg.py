@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..environment import Environment
+from ..exact import MODEL_DENOMINATOR, to_fractions
 from ..mechanism import Mechanism
 from ..spaces import StateSpace
 
@@ -133,4 +134,5 @@ def discrete_vcg(space: StateSpace) -> Mechanism:
     Mechanism
     """
     x = discrete_vcg_transfers(space.env)
-    return Mechanism(space, x[:, space.node_profile])
+    exact = to_fractions(x, MODEL_DENOMINATOR)  # the payments are model numbers (values and costs)
+    return Mechanism(space, x[:, space.node_profile], exact_transfers=exact[:, space.node_profile])
