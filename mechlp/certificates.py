@@ -60,9 +60,9 @@ import numpy as np
 
 from . import tolerances
 from .environment import Environment
-from .exact import EXACT_MARKOV_NODES, MODEL_DENOMINATOR, Numbers, solve_exact, to_fractions
-from .mechanism import Mechanism, continuation_values
-from .spaces import HistoryTree, StateSpace
+from .exact import Numbers, continuation, to_fractions
+from .mechanism import Mechanism
+from .spaces import StateSpace
 
 __all__ = [
     "Violation",
@@ -224,38 +224,6 @@ class Verification:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-def _values(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
-    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
-    arithmetic (floats: :func:`mechlp.mechanism.continuation_values`; exact: backward by level on a tree,
-    Gaussian elimination in rationals on a Markov space)."""
-    if not nums.exact:
-        return continuation_values(space, flow)
-    env = space.env
-    k = env.n_profiles
-    rows = [g[np.arange(k), types] for g, types in zip(_mixed_kernels(env, nums), _profile_types(env).T, strict=True)]
-    q = _product(rows, k, exact=True)
-    prof = np.tile(np.arange(k), space.n_hist)
-    child = np.asarray(space.child_hist)
-    out = np.array(flow, dtype=object, copy=True)
-    if isinstance(space, HistoryTree):
-        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest non-terminal first
-            nodes = np.arange(a * k, b * k)
-            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
-            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
-            out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
-        return out
-    n = space.n_nodes
-    if n > EXACT_MARKOV_NODES:
-        raise ValueError(f"exact mode solves Markov spaces of at most {EXACT_MARKOV_NODES} nodes; this one has {n}")
-    mat = nums.zeros((n, n))
-    mat[np.arange(n), np.arange(n)] = Fraction(1)
-    has = np.flatnonzero(child >= 0)
-    rows = np.repeat(has, k)
-    cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
-    mat[rows, cols] = mat[rows, cols] - nums.delta * q[prof[has]].reshape(-1)
-    return solve_exact(mat, out)
 
 
 # ---------------------------------------------------------------------------------------------- beliefs
@@ -595,7 +563,7 @@ def _budget_blocks(
             return Violation("budget", None, h, where, None, None, None, float(s))
 
         return [_Block("budget", slack, describe, lambda f: f // k)]
-    b = _values(space, nums, transfers.sum(axis=0)[None, :])[0].reshape(space.n_hist, k)
+    b = continuation(space, nums, transfers.sum(axis=0)[None, :])[0].reshape(space.n_hist, k)
     pi = np.einsum("hk,hk->h", bel, b)
     if mode == "ex_ante":
         pi = pi[:1]
@@ -644,7 +612,7 @@ def verify(
     outside_option: Any = 0.0,
     tol: float = tolerances.FEASIBILITY,
     exact: bool = False,
-    max_denominator: int | None = MODEL_DENOMINATOR,
+    max_denominator: int | None = None,
 ) -> Verification:
     r"""Re-evaluate every IC, IR and budget constraint of ``mechanism`` from its transfers.
 
@@ -675,14 +643,15 @@ def verify(
         A family passes when its largest violation is at most ``tol`` (default ``tolerances.FEASIBILITY``).
         Ignored with ``exact=True``.
     exact : bool
-        Re-check in exact rational arithmetic. Model numbers and transfers are read as the simplest fractions
-        within their floats' rounding (denominator at most ``max_denominator``; see :mod:`mechlp.exact`), so
-        decimals mean what they say (0.05 is 1/20); ``max_denominator=None`` takes the floats' exact dyadic
-        values; a mechanism carrying ``exact_transfers`` (fractions) is checked with those. A family passes
-        only when *no* row is violated (every slack ``>= 0`` exactly, ex post budget sums exactly zero), and
-        binding means exactly zero slack. Cost: Python ``Fraction`` operations (about 10-20 microseconds
-        each); trees of a few thousand nodes take seconds, Markov spaces are solved by exact Gaussian
-        elimination up to ``EXACT_MARKOV_NODES`` nodes.
+        Re-check in exact rational arithmetic. Model numbers are read as the simplest fractions within their
+        floats' rounding (see :mod:`mechlp.exact`: 0.95 is 19/20). Transfers are taken exactly as the floats
+        are (dyadic rationals), or from ``mechanism.exact_transfers`` (fractions) when the mechanism carries
+        them (constructions whose transfers are model numbers, e.g. the discrete VCG, and exact
+        constructions do), or as the simplest fractions with denominator at most ``max_denominator`` when that
+        is given (e.g. decimals typed by hand). A family passes only when *no* row is violated (every slack
+        ``>= 0`` exactly, ex post budget sums exactly zero), and binding means exactly zero slack. Cost:
+        Python ``Fraction`` operations (about 10-20 microseconds each); trees of a few thousand nodes take
+        seconds, Markov spaces are solved by exact Gaussian elimination up to ``EXACT_MARKOV_NODES`` nodes.
     max_denominator : int, optional
         See ``exact``.
 
@@ -713,7 +682,7 @@ def verify(
     nums = Numbers(env, exact=bool(exact))
     outside = _outside_options(outside_option, env)
     if exact:
-        x = getattr(mechanism, "exact_transfers", None)
+        x = mechanism.exact_transfers if max_denominator is None else None
         if x is None:
             x = to_fractions(mechanism.transfers, max_denominator)
     else:
@@ -765,7 +734,7 @@ def _evaluate(
     flow = np.stack(
         [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
     )
-    u = _values(space, nums, flow - transfers)
+    u = continuation(space, nums, flow - transfers)
     margs = marginal_beliefs(space, nums)
     ubar = _interim(space, u, margs, nums.exact) if ir != "ex_post" else []
     out = [nums.array(o) for o in outside]
@@ -777,3 +746,324 @@ def _evaluate(
         bel = _product(margs, space.n_hist, nums.exact)
         families["budget"] = _budget_blocks(space, nums, transfers, bel, budget, signed_budget)
     return families
+
+
+# ---------------------------------------------------------------------------------------------- impossibility
+#: An exact certificate check probes every transfer coordinate when there are at most this many, otherwise
+#: ``EXACT_RANDOM_PROBES`` random rational points (a non-constant affine form survives one probe with
+#: probability below 2**-40).
+EXACT_UNIT_PROBES = 200
+EXACT_RANDOM_PROBES = 3
+
+
+@dataclass
+class ImpossibilityCertificate:
+    r"""Farkas multipliers proving that no mechanism on ``space`` satisfies IC, IR and the budget rows.
+
+    Sign convention (see :mod:`mechlp.farkas`): with every constraint written ``slack_r >= 0``,
+    :math:`\sum_r y_r\,\text{slack}_r(\text{mechanism}) = -\gamma` for *every* mechanism, with ``y >= 0`` and
+    ``gamma > 0``; a mechanism satisfying all rows would make the left side ``>= 0``.
+
+    Attributes
+    ----------
+    space : StateSpace
+    options : dict
+        ``ic``, ``ir``, ``budget`` (the rows used), ``question_budget`` (the notion asked about) and
+        ``outside_option``.
+    gamma : Fraction
+        :math:`\gamma = b^T y`.
+    ic : dict
+        ``(agent, type, misreport) -> (n_hist,)`` multipliers (fractions) on the IC rows.
+    ir : dict
+        ``agent -> (n_ir_hist, K_i)`` multipliers on the IR rows (``n_ir_hist`` is 1 for ex ante IR).
+    budget : ndarray
+        Multipliers on the budget rows :math:`\Pi(h) \ge 0` (one per history, or the root only).
+    exact_repaired : bool
+        Whether the float multipliers were repaired to satisfy :math:`A^T y = 0` exactly.
+    checks : dict
+        ``"float"`` and ``"exact"`` results of :func:`check_impossibility` (filled by the generator).
+    minmax_surplus : ndarray or None
+        :math:`\Pi^*` per history, for the summary.
+    """
+
+    space: StateSpace
+    options: dict
+    gamma: Fraction
+    ic: dict
+    ir: dict
+    budget: np.ndarray
+    exact_repaired: bool = False
+    checks: dict = field(default_factory=dict)
+    minmax_surplus: np.ndarray | None = None
+
+    @classmethod
+    def from_rows(cls, space, rows, y, gamma, options, exact_repaired=False, minmax_surplus=None, check_exact=True):
+        """Sort multipliers of labelled interim rows (:class:`mechlp.constraints.interim.InterimRows`) by row."""
+        env = space.env
+        zero = Fraction(0)
+        ic: dict = {}
+        ir: dict = {}
+        n_ir = space.n_hist if options["ir"] == "interim" else 1
+        n_b = space.n_hist if options["budget"] == "interim" else 1
+        budget = np.empty(n_b, dtype=object)
+        budget.fill(zero)
+        for i, ag in enumerate(env.agents):
+            arr = np.empty((n_ir, ag.n_types), dtype=object)
+            arr.fill(zero)
+            ir[i] = arr
+        fam = rows.family
+        sel = np.flatnonzero(fam == "ic")
+        for key in {(int(rows.agent[r]), int(rows.type[r]), int(rows.misreport[r])) for r in sel}:
+            arr = np.empty(space.n_hist, dtype=object)
+            arr.fill(zero)
+            ic[key] = arr
+        for r in sel:  # one assignment per row of a small certificate table
+            ic[(int(rows.agent[r]), int(rows.type[r]), int(rows.misreport[r]))][int(rows.hist[r])] = y[r]
+        for r in np.flatnonzero(fam == "ir"):
+            ir[int(rows.agent[r])][int(rows.hist[r]) if n_ir > 1 else 0, int(rows.type[r])] = y[r]
+        for r in np.flatnonzero(fam == "budget"):
+            budget[int(rows.hist[r]) if n_b > 1 else 0] = y[r]
+        cert = cls(space, dict(options), Fraction(gamma), ic, ir, budget, exact_repaired, {}, minmax_surplus)
+        cert.checks["float"] = check_impossibility(cert, exact=False)
+        if check_exact:
+            cert.checks["exact"] = check_impossibility(cert, exact=True)
+        return cert
+
+    @property
+    def ok(self) -> bool:
+        """True when every check that was run holds (the float check always runs; the exact one when asked)."""
+        return bool(self.checks) and all(bool(c.get("ok")) for c in self.checks.values())
+
+    def weight_by_history(self) -> dict[int, float]:
+        """Total multiplier weight (budget, IC and IR rows) per history, for the summary."""
+        w: dict[int, float] = {}
+        for arr in self.ic.values():
+            for h in np.flatnonzero(arr != 0):
+                w[int(h)] = w.get(int(h), 0.0) + float(arr[h])
+        for arr in self.ir.values():
+            for h in np.flatnonzero((arr != 0).any(axis=1)):
+                w[int(h)] = w.get(int(h), 0.0) + float(arr[h].sum())
+        for h in np.flatnonzero(self.budget != 0):
+            w[int(h)] = w.get(int(h), 0.0) + float(self.budget[h])
+        return w
+
+    def summary(self) -> str:
+        sp = self.space
+        opts = self.options
+        n_ic = sum(int(np.count_nonzero(a != 0)) for a in self.ic.values())
+        n_ir = sum(int(np.count_nonzero(a != 0)) for a in self.ir.values())
+        hb = [int(h) for h in np.flatnonzero(self.budget != 0)]
+        note = (
+            " (certified with interim rows: ex post balance implies them)"
+            if opts["question_budget"] == "ex_post"
+            else ""
+        )
+        lines = [
+            f"impossible: no mechanism satisfies IC ({opts['ic']}), IR ({opts['ir']}) and "
+            f"{opts['question_budget']} budget balance{note}",
+            f"  Farkas multipliers: {len(hb)} budget rows, {n_ic} IC rows, {n_ir} IR rows; "
+            f"gamma = {float(self.gamma):.6g}",
+        ]
+        order = sorted(hb, key=lambda h: -float(self.budget[h]))
+        for h in order[:5]:
+            where = sp.describe_history(h)
+            text = f"  budget row at {where}: weight {float(self.budget[h]):.6g}"
+            if self.minmax_surplus is not None:
+                text += f"; the most surplus any IC+IR mechanism can raise there is Pi* = {self.minmax_surplus[h]:.6g}"
+            lines.append(text)
+        for kind in ("float", "exact"):
+            c = self.checks.get(kind)
+            if c:
+                lines.append(f"  {kind} check: {'OK' if c['ok'] else 'FAILED'} ({c['message']})")
+        if "exact" not in self.checks:
+            lines.append("  exact check: not run (model numbers are long floats or the problem is large)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: options, gamma and every nonzero multiplier as an exact fraction string with its labels."""
+        env = self.space.env
+        sp = self.space
+        mult = []
+        for (i, t, r), arr in sorted(self.ic.items()):
+            for h in np.flatnonzero(arr != 0):
+                mult.append(
+                    {
+                        "family": "ic",
+                        "agent": env.agents[i].name,
+                        "history": int(h),
+                        "where": sp.describe_history(int(h)),
+                        "type": env.agents[i].types[t],
+                        "misreport": env.agents[i].types[r],
+                        "value": str(arr[h]),
+                        "value_float": float(arr[h]),
+                    }
+                )
+        for i, arr in sorted(self.ir.items()):
+            for h, t in zip(*np.nonzero(arr != 0), strict=True):
+                mult.append(
+                    {
+                        "family": "ir",
+                        "agent": env.agents[i].name,
+                        "history": int(h),
+                        "where": sp.describe_history(int(h)),
+                        "type": env.agents[i].types[int(t)],
+                        "value": str(arr[h, t]),
+                        "value_float": float(arr[h, t]),
+                    }
+                )
+        for h in np.flatnonzero(self.budget != 0):
+            mult.append(
+                {
+                    "family": "budget",
+                    "history": int(h),
+                    "where": sp.describe_history(int(h)),
+                    "value": str(self.budget[h]),
+                    "value_float": float(self.budget[h]),
+                }
+            )
+        opts = dict(self.options)
+        opts["outside_option"] = [[float(v) for v in np.asarray(o).ravel()] for o in opts.get("outside_option", [])]
+        return {
+            "kind": "impossibility",
+            "space": sp.kind,
+            "horizon": getattr(sp, "horizon", "infinite"),
+            "options": opts,
+            "gamma": str(self.gamma),
+            "multipliers": mult,
+            "exact_repaired": bool(self.exact_repaired),
+            "checks": self.checks,
+            "summary": self.summary(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, space: StateSpace) -> ImpossibilityCertificate:
+        """Rebuild a certificate on ``space`` from :meth:`to_dict` output (labels are matched by name)."""
+        env = space.env
+        opts = dict(d["options"])
+        names = {ag.name: i for i, ag in enumerate(env.agents)}
+        zero = Fraction(0)
+        n_ir = space.n_hist if opts["ir"] == "interim" else 1
+        n_b = space.n_hist if opts["budget"] == "interim" else 1
+        ic: dict = {}
+        ir = {}
+        for i, ag in enumerate(env.agents):
+            arr = np.empty((n_ir, ag.n_types), dtype=object)
+            arr.fill(zero)
+            ir[i] = arr
+        budget = np.empty(n_b, dtype=object)
+        budget.fill(zero)
+        for j, m in enumerate(d["multipliers"]):
+            try:
+                value = Fraction(str(m["value"]))
+                fam = m["family"]
+                h = int(m["history"])
+                if not 0 <= h < space.n_hist:
+                    raise ValueError(f"history {h} outside 0..{space.n_hist - 1}")
+                if fam == "budget":
+                    budget[h if n_b > 1 else 0] = value
+                    continue
+                i = names[m["agent"]]
+                t = env.agents[i].types.index(m["type"])
+                if fam == "ir":
+                    ir[i][h if n_ir > 1 else 0, t] = value
+                elif fam == "ic":
+                    r = env.agents[i].types.index(m["misreport"])
+                    arr = ic.get((i, t, r))
+                    if arr is None:
+                        arr = np.empty(space.n_hist, dtype=object)
+                        arr.fill(zero)
+                        ic[(i, t, r)] = arr
+                    arr[h] = value
+                else:
+                    raise ValueError(f"unknown family {fam!r}")
+            except (KeyError, ValueError, ZeroDivisionError) as exc:
+                raise ValueError(f"certificate multiplier #{j} ({m!r}) is not valid for this model: {exc}") from None
+        return cls(space, opts, Fraction(str(d["gamma"])), ic, ir, budget, bool(d.get("exact_repaired", False)))
+
+
+def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers: np.ndarray, outside) -> Any:
+    """``L(x) = sum_r y_r slack_r(x)`` with the verifier's own slack evaluation."""
+    opts = cert.options
+    fams = _evaluate(cert.space, nums, transfers, opts["ic"], opts["ir"], opts["budget"], outside)
+    conv = (lambda a: a) if nums.exact else (lambda a: np.asarray(a, dtype=float))
+    total = Fraction(0) if nums.exact else 0.0
+    for blk in fams["ic"]:
+        y = cert.ic.get(blk.key)
+        if y is not None:
+            total = total + (conv(y) * blk.slack).sum()
+    for blk in fams["ir"]:
+        total = total + (conv(cert.ir[blk.key[0]]) * blk.slack).sum()
+    if "budget" in fams:
+        total = total + (conv(cert.budget) * fams["budget"][0].slack).sum()
+    return total
+
+
+def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, seed: int = 0) -> dict:
+    r"""Verify a Farkas certificate independently of the LP: signs, constancy of ``L`` and ``L < 0``.
+
+    ``L(x) = sum_r y_r slack_r(x)`` is evaluated with this module's constraint code (as :func:`verify` does) at
+    ``x = 0`` and at probe transfers; ``L`` is affine in the transfers, so it is constant iff it takes the same
+    value at ``0`` and at every unit vector (used when there are at most ``EXACT_UNIT_PROBES`` coordinates in
+    exact mode) or, with overwhelming probability, at random points. In floats the probes must agree within
+    ``1e-9`` relative to the size of the terms; in exact mode they must agree exactly.
+
+    Returns
+    -------
+    dict
+        ``ok``, ``message``, ``L0`` (float; ``-gamma`` when the certificate is right), ``max_deviation``,
+        ``probes``, ``exact``.
+    """
+    space = cert.space
+    env = space.env
+    nums = Numbers(env, exact=exact)
+    outside = _outside_options(cert.options.get("outside_option", 0.0), env)
+    signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + [cert.budget]
+    if any(Fraction(v) < 0 for arr in signs for v in np.asarray(arr, dtype=object).reshape(-1)):
+        return {
+            "ok": False,
+            "message": "a multiplier is negative",
+            "L0": None,
+            "max_deviation": None,
+            "probes": 0,
+            "exact": exact,
+        }
+    shape = (env.n_agents, space.n_nodes)
+    zero = nums.zeros(shape)
+    l0 = _certificate_value(cert, nums, zero, outside)
+    rng = np.random.default_rng(seed)
+    probes = []
+    if exact and zero.size <= EXACT_UNIT_PROBES:
+        for j in range(zero.size):  # unit probes: a complete check of constancy for small spaces
+            x = nums.zeros(shape)
+            x.reshape(-1)[j] = Fraction(1)
+            probes.append(x)
+    else:
+        for _ in range(EXACT_RANDOM_PROBES):
+            ints = rng.integers(-(2**40), 2**40, size=shape)
+            probes.append(to_fractions(ints) / 2**20 if exact else ints.astype(float) / 2**40)
+    dev = 0.0
+    scale = 1.0
+    for x in probes:
+        lx = _certificate_value(cert, nums, x, outside)
+        dev = max(dev, abs(float(lx - l0)))
+        if not exact:
+            scale = max(scale, abs(float(lx)), abs(float(l0)))
+    if exact:
+        ok = dev == 0 and l0 < 0
+        kind = "unit" if zero.size <= EXACT_UNIT_PROBES else "random"
+        msg = (
+            f"exact: L = {l0} < 0 at every probe ({len(probes)} {kind} probes)"
+            if ok
+            else f"exact: L(0) = {float(l0):.3g}, largest change over probes {dev:.3g} (must be 0)"
+        )
+    else:
+        ok = dev <= 1e-9 * scale and float(l0) < -1e-9 * scale
+        msg = f"float: L(0) = {float(l0):.6g}, largest change over {len(probes)} random probes {dev:.2g}"
+    return {
+        "ok": bool(ok),
+        "message": msg,
+        "L0": float(l0),
+        "max_deviation": float(dev),
+        "probes": len(probes),
+        "exact": exact,
+    }

@@ -5,24 +5,27 @@
 whether the allocation is implementable under the chosen budget notion. It prints a readable report and, with
 ``--json``, writes the machine-readable answer (schema in the README).
 
-Exit codes: 0 when the question was answered (feasible *or* infeasible), 2 for bad input, 3 when the solver
-failed or a solution did not pass the independent verification.
+``check`` re-checks a certificate file (:mod:`mechlp.certfile`) against a model without re-solving.
+
+Exit codes: 0 when the question was answered (feasible *or* infeasible) or a certificate holds, 1 when a
+certificate does not hold, 2 for bad input, 3 when the solver failed or a solution did not pass the
+independent verification.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from . import cli_team, design
+from . import cli_share, cli_team, design
+from .certfile import certificate_payload, check_certificate, write_json
 from .io import load_model
 from .result import Result
 
-_SUBCOMMAND_MODULES = [cli_team]
+_SUBCOMMAND_MODULES = [cli_share, cli_team]
 
 BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post"}
 
@@ -72,13 +75,22 @@ def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
             }
             for name, f in mm.fees.items()
         }
-    shown = feas if feas.certificate is not None else mm
+    shown = feas if feas.status == "optimal" else mm
     if shown.certificate is not None:
         out["verification"] = {
             "mechanism": shown.question,
             "ok": bool(shown.certificate.ok),
             "max_violation": {k: float(v) for k, v in shown.certificate.max_violation.items()},
         }
+    if feas.exact_check is not None:
+        out["exact_verification"] = (
+            feas.exact_check.to_dict()
+            if hasattr(feas.exact_check, "to_dict")
+            else {"ok": False, "reason": feas.exact_check}
+        )
+    if feas.status == "infeasible" and feas.certificate is not None:
+        cert = feas.certificate
+        out["impossibility_certificate"] = {"ok": cert.ok, "checks": cert.checks, "summary": cert.summary()}
     if feas.diagnosis and feas.status == "infeasible":
         out["failing_histories"] = feas.diagnosis.get("negative", [])
     out["solver"] = {
@@ -114,11 +126,20 @@ def _report(payload: dict, feas: Result, mm: Result) -> str:
         for name, f in mm.fees.items():
             parts = ", ".join(f"after {f['other']}={lab}: {v:.6f}" for lab, v in f["by_state"].items())
             lines.append(f"  {name}: first period {f['first']:.6f}; {parts}")
-    shown = feas if feas.certificate is not None else mm
+    shown = feas if feas.status == "optimal" else mm
     if shown.certificate is not None:
         lines.append("")
         lines.append(f"independent verification of the {shown.question} mechanism:")
         lines.extend("  " + s for s in shown.certificate.summary().splitlines())
+    if feas.exact_check is not None:
+        lines.append("")
+        lines.append("exact re-check of a mechanism built with margin (every row holds in rationals):")
+        text = feas.exact_check if isinstance(feas.exact_check, str) else feas.exact_check.summary()
+        lines.extend("  " + s for s in text.splitlines())
+    if feas.status == "infeasible" and feas.certificate is not None:
+        lines.append("")
+        lines.append("impossibility certificate (Farkas multipliers):")
+        lines.extend("  " + s for s in feas.certificate.summary().splitlines())
     return "\n".join(lines)
 
 
@@ -129,14 +150,25 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.horizon is not None:
         kwargs["horizon"] = args.horizon
     mm = design.minmax(env, **kwargs)
-    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend, minmax_result=mm)
+    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend, minmax_result=mm, exact=args.exact)
     payload = solve_payload(args.budget, feas, mm)
     print(_report(payload, feas, mm))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
+        write_json(args.json, payload)
         print(f"\nwrote {args.json}")
+    if args.certificate:
+        write_json(args.certificate, certificate_payload(feas, exact=args.exact))
+        sets = "".join(f" --set {kv}" for kv in args.set or [])
+        print(f"wrote certificate {args.certificate} (re-check: mechlp check {args.model} {args.certificate}{sets})")
     return 0 if payload["status"] in ("feasible", "infeasible") else 3
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    env = load_model(args.model, args.set or [])
+    ok, report = check_certificate(env, args.certificate, exact=args.exact)
+    print(report)
+    print("certificate HOLDS" if ok else "certificate does NOT hold")
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
     p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")
+    p.add_argument("--exact", action="store_true", help="also build and re-check an exactly feasible mechanism")
     p.set_defaults(func=_cmd_solve)
+    c = sub.add_parser("check", help="re-check a certificate file against a model, without re-solving")
+    c.add_argument("model", help="TOML model file")
+    c.add_argument("certificate", help="certificate JSON (from `mechlp solve --certificate`, or written by hand)")
+    c.add_argument("--exact", action="store_true", help="re-check in exact rational arithmetic as well")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
+    c.set_defaults(func=_cmd_check)
     for module in _SUBCOMMAND_MODULES:  # commands that live in their own modules
         module.add_parsers(sub)
     return parser
@@ -165,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        sys.stderr.close()
+        return 0
     except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
         print(f"mechlp: error: {exc}", file=sys.stderr)
         return 2

@@ -236,6 +236,8 @@ def feasibility(
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     minmax_result: Result | None = None,
+    certify: bool = True,
+    exact: bool = False,
     **solver_options,
 ) -> Result:
     """Is the environment's allocation implementable with IC, IR and ``budget`` balance?
@@ -243,6 +245,15 @@ def feasibility(
     Parameters are those of :func:`minmax` plus ``budget`` in ``("ex_ante", "interim", "ex_post", "none")``
     and ``minmax_result``: a :func:`minmax` result for the same environment, space and options, reused for the
     diagnosis instead of solving the min-max LP again.
+
+    certify : bool
+        For an infeasible answer, compute Farkas multipliers over the labelled constraints
+        (:func:`mechlp.farkas.impossibility_certificate`), verified in floats and exactly; stored in
+        ``result.certificate``. Available for Bayesian/local IC with interim/ex ante IR.
+    exact : bool
+        For a feasible answer, also build a mechanism that satisfies every row exactly
+        (:func:`mechlp.certify.exact_feasible_mechanism`) and re-check it in rationals:
+        ``result.exact_mechanism``, ``result.exact_check``.
 
     Returns
     -------
@@ -297,6 +308,23 @@ def feasibility(
     relevant = pi[:1] if budget == "ex_ante" else pi
     worst = _worst_histories(sp, relevant)
     res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
+    if res.status == "infeasible" and certify and limits is None:
+        from .farkas import impossibility_certificate
+
+        t0 = time.perf_counter()
+        cert = impossibility_certificate(
+            sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, minmax_surplus=pi
+        )
+        res.timings["certificate"] = time.perf_counter() - t0
+        res.certificate = cert
+    if res.status == "optimal" and exact and limits is None:
+        from .certify import exact_feasible_mechanism
+
+        t0 = time.perf_counter()
+        mech, check = exact_feasible_mechanism(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+        res.timings["exact"] = time.perf_counter() - t0
+        res.exact_mechanism = mech
+        res.exact_check = check
     predicted_feasible = budget == "none" or not worst
     if res.status == "infeasible":
         if worst:
@@ -312,6 +340,18 @@ def feasibility(
             )
         else:
             res.message = f"infeasible under {budget} budget balance{_scope_note(sp)}"
+        if certify and limits is None:
+            cert = res.certificate
+            if cert is None:
+                res.message += "; no Farkas certificate for these options"
+            elif cert.ok:
+                res.message += "; Farkas certificate verified " + (
+                    "in floats and exactly" if "exact" in cert.checks else "in floats"
+                )
+            else:
+                res.message += "; WARNING: the Farkas certificate did not verify: " + "; ".join(
+                    c["message"] for c in cert.checks.values() if not c["ok"]
+                )
     if limits is None and predicted_feasible != (res.status == "optimal"):
         res.message += (
             f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "

@@ -2,8 +2,9 @@
 
 Floats are dyadic rationals, so a float can always be taken exactly. Model numbers, however, are read as the
 simplest fraction within the float's own rounding (``Fraction(x).limit_denominator(MODEL_DENOMINATOR)``), which
-recovers what a user wrote: 0.95 -> 19/20, 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10. Probabilities must then
-sum to exactly 1, which :class:`Numbers` checks.
+recovers what a user wrote: 0.95 -> 19/20, 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10. A distribution that then
+misses 1 by a rounding error has its largest entry adjusted to sum to exactly 1 (recorded in
+``Numbers.adjusted``).
 
 Arrays of :class:`fractions.Fraction` are numpy object arrays, so the same vectorised code (``einsum``,
 fancy indexing, ``@``) runs in either arithmetic; the cost is that of Python ``Fraction`` operations
@@ -18,13 +19,24 @@ from typing import Any
 import numpy as np
 
 from .environment import Environment
+from .mechanism import continuation_values
+from .spaces import HistoryTree, StateSpace
 
-__all__ = ["MODEL_DENOMINATOR", "EXACT_MARKOV_NODES", "Numbers", "to_fractions", "solve_exact", "fraction_str"]
+__all__ = [
+    "MODEL_DENOMINATOR",
+    "EXACT_MARKOV_NODES",
+    "Numbers",
+    "to_fractions",
+    "solve_exact",
+    "fraction_str",
+    "transition",
+    "continuation",
+]
 
 
 #: Exact mode reads every model number as the simplest fraction within the float's own rounding
 #: (``Fraction(x).limit_denominator(MODEL_DENOMINATOR)``), which recovers what a user wrote (0.95 -> 19/20,
-#: 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10); probabilities must then sum to exactly 1.
+#: 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10); distributions are then made to sum to exactly 1.
 MODEL_DENOMINATOR = 10**12
 #: Largest Markov space solved exactly (Gaussian elimination in rationals is cubic in the number of nodes).
 EXACT_MARKOV_NODES = 1200
@@ -71,23 +83,36 @@ class Numbers:
             self._check_sums(env)
 
     def _check_sums(self, env: Environment) -> None:
-        one = Fraction(1)
+        """Make every distribution sum to exactly 1.
+
+        A distribution read from floats may miss 1 by a rounding error (e.g. random kernels); its largest
+        entry is then set to one minus the others, a change far below the input tolerance
+        ``tolerances.PROBABILITY`` (the inputs were validated against it). Every such change is recorded in
+        ``self.adjusted`` so that reports can say so.
+        """
+        self.adjusted: list[str] = []
+
+        def fix(vec: np.ndarray, what: str) -> None:
+            total = sum(vec)
+            if total != 1:
+                j = int(np.argmax([float(v) for v in vec]))
+                vec[j] = vec[j] + (1 - total)
+                self.adjusted.append(f"{what}: entry {j} changed by {float(1 - total):.3g} to sum to 1 exactly")
+
         for ag, prior, kern in zip(env.agents, self.priors, self.kernels, strict=True):
-            if sum(prior) != one:
-                raise ValueError(
-                    f"exact mode: prior of agent {ag.name!r} read as {list(map(str, prior))} sums to "
-                    f"{sum(prior)}, not 1; write the probabilities so that they sum to 1 exactly"
-                )
-            for a in range(kern.shape[0]):
+            fix(prior, f"prior of agent {ag.name!r}")
+            for a in range(kern.shape[0]):  # loops over actions and types of the inputs
                 for r in range(kern.shape[1]):
-                    if sum(kern[a, r]) != one:
-                        raise ValueError(
-                            f"exact mode: transition row {r} (action {a}) of agent {ag.name!r} read as "
-                            f"{list(map(str, kern[a, r]))} sums to {sum(kern[a, r])}, not 1"
-                        )
+                    fix(kern[a, r], f"transition row {r} (action {a}) of agent {ag.name!r}")
         for r in range(self.alloc.shape[0]):
-            if sum(self.alloc[r]) != one:
-                raise ValueError(f"exact mode: allocation row {r} sums to {sum(self.alloc[r])}, not 1")
+            fix(self.alloc[r], f"allocation row {r}")
+
+    def largest_denominator(self) -> int:
+        """Largest denominator among the model's numbers (1 for floats): a gauge of exact-arithmetic cost."""
+        if not self.exact:
+            return 1
+        arrays = [self.alloc, *self.priors, *self.kernels, *self.valuation, np.array([self.delta], dtype=object)]
+        return max(int(v.denominator) for a in arrays for v in a.reshape(-1))
 
     def ones(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.exact:
@@ -104,7 +129,8 @@ class Numbers:
         return np.zeros(shape)
 
     def array(self, values: Any) -> np.ndarray:
-        return to_fractions(values) if self.exact else np.asarray(values, dtype=float)
+        """Model numbers (outside options, ...) in this arithmetic, read as ``MODEL_DENOMINATOR`` says."""
+        return to_fractions(values, MODEL_DENOMINATOR) if self.exact else np.asarray(values, dtype=float)
 
 
 def solve_exact(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -132,3 +158,90 @@ def solve_exact(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 def fraction_str(values: Any) -> list:
     """Nested lists of ``"p/q"`` strings (JSON-safe exact numbers)."""
     return np.vectorize(lambda v: str(Fraction(v)), otypes=[object])(np.asarray(values, dtype=object)).tolist()
+
+
+def transition(env: Environment, nums: Numbers) -> np.ndarray:
+    r"""``(K, K)`` truthful kernel of the report profile in ``nums``'s arithmetic:
+    :math:`\sum_a p(a|s) \prod_j F_j(s'_j|s_j, a)` (a product of per-agent mixtures, exact for action-free kernels
+    and for deterministic allocations, the two cases the environment allows)."""
+    k = env.n_profiles
+    types = np.stack(np.unravel_index(np.arange(k), env.type_counts), axis=1)
+    out = nums.ones((k, 1))
+    for j, kern in enumerate(nums.kernels):
+        rows = np.einsum("sa,asy->sy", nums.alloc, kern[:, types[:, j], :])  # (K, K_j)
+        out = (out[:, :, None] * rows[:, None, :]).reshape(k, -1)
+    return out
+
+
+def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
+    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
+    arithmetic (floats: :func:`mechlp.mechanism.continuation_values`; exact: backward by depth level on a tree,
+    Gaussian elimination in rationals on a Markov space of at most ``EXACT_MARKOV_NODES`` nodes)."""
+    if not nums.exact:
+        return continuation_values(space, flow)
+    env = space.env
+    k = env.n_profiles
+    q = transition(env, nums)
+    prof = np.tile(np.arange(k), space.n_hist)
+    child = np.asarray(space.child_hist)
+    out = np.array(flow, dtype=object, copy=True)
+    if isinstance(space, HistoryTree):
+        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest non-terminal first
+            nodes = np.arange(a * k, b * k)
+            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
+            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
+            out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
+        return out
+    n = space.n_nodes
+    if n > EXACT_MARKOV_NODES:
+        raise ValueError(f"exact mode solves Markov spaces of at most {EXACT_MARKOV_NODES} nodes; this one has {n}")
+    key = (nums.delta, q.tobytes() if q.dtype != object else tuple(q.reshape(-1)))
+    cached = getattr(space, "_exact_inverse", None)
+    if cached is None or cached[0] != key:
+        mat = nums.zeros((n, n))
+        mat[np.arange(n), np.arange(n)] = Fraction(1)
+        has = np.flatnonzero(child >= 0)
+        rows = np.repeat(has, k)
+        cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
+        mat[rows, cols] = mat[rows, cols] - nums.delta * q[prof[has]].reshape(-1)
+        eye = nums.zeros((n, n))
+        eye[np.arange(n), np.arange(n)] = Fraction(1)
+        cached = (key, solve_exact(mat, eye).T)  # (I - delta M)^{-1}, computed once per space
+        space._exact_inverse = cached
+    return out @ cached[1].T
+
+
+def solve_consistent(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """An exact solution of ``mat @ x = rhs`` (free variables set to 0), or ``None`` when inconsistent.
+
+    Gauss-Jordan elimination in rationals on an object array; cubic in the size, meant for systems of a few
+    hundred unknowns (the support of a Farkas vertex).
+    """
+    a = np.concatenate([np.asarray(mat, dtype=object), np.asarray(rhs, dtype=object)[:, None]], axis=1)
+    n_rows, n_cols = a.shape[0], a.shape[1] - 1
+    pivots = []
+    r = 0
+    for c in range(n_cols):  # elimination runs over pivot columns; each step is a whole-array operation
+        if r == n_rows:
+            break
+        nz = np.flatnonzero(a[r:, c] != 0)
+        if nz.size == 0:
+            continue
+        p = r + int(nz[0])
+        if p != r:
+            a[[r, p]] = a[[p, r]]
+        a[r] = a[r] * (1 / a[r, c])
+        col = a[:, c].copy()
+        col[r] = 0
+        rows = np.flatnonzero(col != 0)
+        if rows.size:
+            a[rows] = a[rows] - np.outer(col[rows], a[r])
+        pivots.append(c)
+        r += 1
+    if any(v != 0 for v in a[r:, -1]):
+        return None
+    x = np.empty(n_cols, dtype=object)
+    x.fill(Fraction(0))
+    for row, c in enumerate(pivots):
+        x[c] = a[row, -1]
+    return x

@@ -57,8 +57,12 @@ class Result:
         Designer's expected surplus ``Pi(h)`` at every history of ``space`` (``Pi*`` for the min-max question).
     interim_utilities : list of ndarray or None
         Per agent, ``(n_hist, K_i)`` interim utilities.
-    certificate : Verification or None
-        The independent verification of the mechanism (:func:`mechlp.certificates.verify`).
+    certificate : Verification, ImpossibilityCertificate or None
+        For a mechanism, its independent verification (:func:`mechlp.certificates.verify`); for an infeasible
+        feasibility question, the Farkas certificate (:class:`mechlp.certificates.ImpossibilityCertificate`).
+    exact_mechanism, exact_check : Mechanism, Verification or str, optional
+        With ``feasibility(..., exact=True)``: a mechanism satisfying every row exactly and its exact re-check
+        (or the reason none could be built).
     solver : SolverOutput or None
         Native status, message and timing of the backend.
     fees : dict or None
@@ -80,6 +84,8 @@ class Result:
     solver: SolverOutput | None = None
     fees: dict | None = None
     diagnosis: dict | None = None
+    exact_mechanism: Mechanism | None = None
+    exact_check: Any = None
     timings: dict = field(default_factory=dict)
     size: dict = field(default_factory=dict)
 

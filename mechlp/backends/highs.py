@@ -48,11 +48,19 @@ DEFAULT_OPTIONS = {"output_flag": False, "solver": "simplex", "small_matrix_valu
 
 def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
     """A ``Highs`` instance holding ``lp`` (passed with ``passModel`` on raw arrays)."""
+    return highs_from_arrays(lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, lp.cost, **options)
+
+
+def highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options) -> highspy.Highs:
+    """A ``Highs`` instance for ``min cost @ z, row_lower <= a @ z <= row_upper, col_lower <= z <= col_upper``.
+
+    ``a`` is converted to CSC; the arrays go to ``Highs.passModel`` as they are (int32 indices, float64 values).
+    """
     h = highspy.Highs()
     for key, value in {**DEFAULT_OPTIONS, **options}.items():
         h.setOptionValue(key, value)
-    a = lp.A
-    n_col, n_row = lp.n_cols, lp.n_rows
+    a = a.tocsc()
+    n_row, n_col = a.shape
     h.passModel(
         n_col,
         n_row,
@@ -60,17 +68,33 @@ def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
         int(highspy.MatrixFormat.kColwise),
         int(highspy.ObjSense.kMinimize),
         0.0,
-        np.ascontiguousarray(lp.cost, dtype=np.float64),
-        np.ascontiguousarray(lp.col_lower, dtype=np.float64),
-        np.ascontiguousarray(lp.col_upper, dtype=np.float64),
-        np.ascontiguousarray(lp.row_lower, dtype=np.float64),
-        np.ascontiguousarray(lp.row_upper, dtype=np.float64),
+        np.ascontiguousarray(cost, dtype=np.float64),
+        np.ascontiguousarray(col_lower, dtype=np.float64),
+        np.ascontiguousarray(col_upper, dtype=np.float64),
+        np.ascontiguousarray(row_lower, dtype=np.float64),
+        np.ascontiguousarray(row_upper, dtype=np.float64),
         a.indptr.astype(np.int32),
         a.indices.astype(np.int32),
         np.ascontiguousarray(a.data, dtype=np.float64),
         np.zeros(n_col, dtype=np.int32),
     )
     return h
+
+
+def solve_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options) -> tuple[str, np.ndarray | None, str]:
+    """Solve the LP of :func:`highs_from_arrays`: ``(project status, primal values or None, native message)``.
+
+    Used for the auxiliary LPs (Farkas multipliers, margin mechanisms); retries like :func:`solve`.
+    """
+    for extra in ({}, *RETRIES):
+        h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **{**options, **extra})
+        h.run()
+        ms = h.getModelStatus()
+        status = STATUS_MAP.get(ms, "error")
+        if status not in ("error", "infeasible_or_unbounded"):
+            break
+    x = np.asarray(h.getSolution().col_value, dtype=float) if status == "optimal" else None
+    return status, x, h.modelStatusToString(ms)
 
 
 #: Fallbacks tried, in order, when a run ends in a solver error (not for infeasible/unbounded answers).

@@ -1,0 +1,203 @@
+r"""The same constraints in interim utilities only, in either arithmetic (floats or exact fractions).
+
+With Bayesian (or local) IC, interim participation and interim or ex ante budget balance, every row depends on
+the mechanism only through the interim utilities :math:`\bar U_i(t|h)`:
+
+* IC (agent ``i``, history ``h``, true ``t``, report ``r``), the one-shot deviation of design.md section 2 with
+  the others' kernels summed out:
+
+  .. math::
+     \bar U_i(t|h) - \bar U_i(r|h) - \delta \sum_m P(m|h) \sum_{t'} [G_i(t'|t; r,m) - G_i(t'|r; r,m)]
+     \bar U_i(t'|h(r,m)) \;\ge\; \sum_m P(m|h) \sum_a p(a|r,m)[v_i(t,a) - v_i(r,a)]
+
+  where ``h(r,m)`` is the history after the report profile ``(r, m)`` and :math:`G_i(\cdot|x; s)` agent ``i``'s
+  kernel from type ``x`` under the allocation at profile ``s``;
+* IR: :math:`\bar U_i(t|h) \ge \underline u_i(t)`;
+* budget, by Lamba (2022) eq. (4): :math:`-\sum_i \sum_t P_i(t|h) \bar U_i(t|h) \ge -W(h)` with :math:`W(h)` the
+  expected discounted welfare from ``h`` on.
+
+This is the natural space for impossibility certificates (every IR row touches one variable, every budget row
+the variables of one history), so Farkas multipliers can be made exact. Columns: agent ``i``'s block starts at
+``n_hist * sum_{j<i} K_j``; within it, ``h * K_i + t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exact import Numbers, continuation
+from ..spaces import StateSpace
+
+__all__ = ["InterimRows", "interim_rows"]
+
+
+@dataclass
+class InterimRows:
+    """All rows ``A z >= b`` of the interim formulation, as triplets, with labels.
+
+    ``family`` is ``"ic"``, ``"ir"`` or ``"budget"`` per row; ``agent``, ``hist``, ``type``, ``misreport`` are
+    ``-1`` where they do not apply. Values and ``b`` are floats or fractions (object arrays), as ``nums``.
+    """
+
+    n_cols: int
+    col_offsets: list[int]
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    b: np.ndarray
+    family: np.ndarray
+    agent: np.ndarray
+    hist: np.ndarray
+    type: np.ndarray
+    misreport: np.ndarray
+    marginals: list[np.ndarray]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.b.shape[0])
+
+    def col(self, agent: int, hist: np.ndarray, t: np.ndarray) -> np.ndarray:
+        k = self.marginals[agent].shape[1]
+        return self.col_offsets[agent] + np.asarray(hist) * k + np.asarray(t)
+
+    def transpose_times(self, y: np.ndarray, nums: Numbers) -> np.ndarray:
+        """``A^T y`` in ``nums``'s arithmetic."""
+        out = nums.zeros((self.n_cols,))
+        np.add.at(out, self.cols, self.vals * y[self.rows])
+        return out
+
+
+def _marginals(space: StateSpace, nums: Numbers) -> list[np.ndarray]:
+    env = space.env
+    prev = np.asarray(space.hist_prev_profile)
+    root = prev < 0
+    types = np.stack(np.unravel_index(np.arange(env.n_profiles), env.type_counts), axis=1)
+    out = []
+    for j, kern in enumerate(nums.kernels):
+        mixed = np.einsum("sa,asy->sy", nums.alloc, kern[:, types[:, j], :])  # (K, K_j): row of s_j under a(s)
+        m = nums.zeros((space.n_hist, kern.shape[1]))
+        m[root] = nums.priors[j]
+        m[~root] = mixed[prev[~root]]
+        out.append(m)
+    return out
+
+
+def _product(arrays: list[np.ndarray], n: int, nums: Numbers) -> np.ndarray:
+    out = nums.ones((n, 1))
+    for a in arrays:
+        out = (out[:, :, None] * a[:, None, :]).reshape(n, -1)
+    return out
+
+
+def interim_rows(
+    space: StateSpace,
+    nums: Numbers,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    budget: str = "interim",
+    outside: list[np.ndarray] | None = None,
+) -> InterimRows:
+    """Build the interim rows (see module docstring). ``ic`` in {bayesian, local}; ``ir`` in {interim, ex_ante};
+    ``budget`` in {interim, ex_ante, none}."""
+    if ic not in ("bayesian", "local"):
+        raise ValueError(f"the interim formulation needs ic 'bayesian' or 'local', got {ic!r}")
+    if ir not in ("interim", "ex_ante"):
+        raise ValueError(f"the interim formulation needs ir 'interim' or 'ex_ante', got {ir!r}")
+    if budget not in ("interim", "ex_ante", "none"):
+        raise ValueError(f"the interim formulation needs budget 'interim', 'ex_ante' or 'none', got {budget!r}")
+    env = space.env
+    n_hist, k = space.n_hist, env.n_profiles
+    counts = env.type_counts
+    margs = _marginals(space, nums)
+    offsets = list(np.cumsum([0] + [n_hist * c for c in counts]))
+    n_cols = int(offsets[-1])
+    hists = np.arange(n_hist)
+    types = np.stack(np.unravel_index(np.arange(k), counts), axis=1)
+    mixed = [np.einsum("sa,axy->sxy", nums.alloc, kern) for kern in nums.kernels]  # (K, K_j, K_j) per agent
+    parts: list[tuple] = []  # (family, rows_local, cols, vals, b, agent, hist, type, misreport)
+
+    def col(i, h, t):
+        return offsets[i] + np.asarray(h) * counts[i] + np.asarray(t)
+
+    for i, _ag in enumerate(env.agents):
+        others = [j for j in range(env.n_agents) if j != i]
+        m_count = int(np.prod([counts[j] for j in others])) if others else 1
+        p_oth = _product([margs[j] for j in others], n_hist, nums)  # (H, M)
+        own = np.arange(counts[i])
+        prof = env.profile_index(i, own[:, None], np.arange(m_count)[None, :])  # (K_i, M)
+        alloc = nums.alloc
+        val = nums.valuation[i]
+        for t in range(counts[i]):
+            for r in range(counts[i]):
+                if t == r or (ic == "local" and abs(t - r) != 1):
+                    continue
+                gain = alloc[prof[r]] @ (val[t] - val[r])  # (M,)
+                rows = [hists, hists]
+                cols = [col(i, hists, t), col(i, hists, r)]
+                vals = [nums.ones((n_hist,)), -nums.ones((n_hist,))]
+                nodes = hists[:, None] * k + prof[r][None, :]  # (H, M)
+                child = np.asarray(space.child_hist)[nodes]
+                hh, mm = np.nonzero(child >= 0)
+                if hh.size:
+                    gap = mixed[i][prof[r], t, :] - mixed[i][prof[r], r, :]  # (M, K_i)
+                    coef = (-nums.delta) * p_oth[hh, mm][:, None] * gap[mm]  # (E, K_i)
+                    rows.append(np.repeat(hh, counts[i]))
+                    cols.append(col(i, np.repeat(child[hh, mm], counts[i]), np.tile(own, hh.size)))
+                    vals.append(coef.reshape(-1))
+                b = p_oth @ gain
+                parts.append(("ic", rows, cols, vals, b, i, hists, t, r))
+        ir_h = hists if ir == "interim" else hists[:1]
+        for t in range(counts[i]):
+            level = 0.0 if outside is None else outside[i][t]
+            out_t = nums.array(np.full(ir_h.size, level, dtype=object))
+            parts.append(
+                ("ir", [np.arange(ir_h.size)], [col(i, ir_h, t)], [nums.ones((ir_h.size,))], out_t, i, ir_h, t, -1)
+            )
+    if budget != "none":
+        bh = hists if budget == "interim" else hists[:1]
+        welfare_flow = np.einsum(
+            "ka,ka->k", nums.alloc, sum(nums.valuation[i][types[:, i]] for i in range(env.n_agents))
+        )
+        w_node = continuation(space, nums, welfare_flow[np.tile(np.arange(k), n_hist)][None, :])[0]
+        bel = _product(margs, n_hist, nums)
+        w_hist = np.einsum("hk,hk->h", bel, w_node.reshape(n_hist, k))[bh]
+        rows, cols, vals = [], [], []
+        for i in range(env.n_agents):
+            rows.append(np.repeat(np.arange(bh.size), counts[i]))
+            cols.append(col(i, np.repeat(bh, counts[i]), np.tile(np.arange(counts[i]), bh.size)))
+            vals.append(-margs[i][bh].reshape(-1))
+        parts.append(("budget", rows, cols, vals, -w_hist, -1, bh, -1, -1))
+
+    all_rows, all_cols, all_vals, all_b = [], [], [], []
+    fam, ag_l, h_l, t_l, r_l = [], [], [], [], []
+    offset = 0
+    for family, rows, cols, vals, b, i, hs, t, r in parts:
+        n_r = int(np.asarray(b).shape[0])
+        all_rows.append(np.concatenate(rows) + offset)
+        all_cols.append(np.concatenate(cols))
+        all_vals.append(np.concatenate(vals))
+        all_b.append(np.asarray(b))
+        fam += [family] * n_r
+        ag_l.append(np.full(n_r, i))
+        h_l.append(np.asarray(hs))
+        t_l.append(np.full(n_r, t))
+        r_l.append(np.full(n_r, r))
+        offset += n_r
+    vals = np.concatenate(all_vals)
+    keep = np.array([v != 0 for v in vals]) if vals.dtype == object else vals != 0
+    return InterimRows(
+        n_cols,
+        [int(o) for o in offsets[:-1]],
+        np.concatenate(all_rows)[keep],
+        np.concatenate(all_cols)[keep],
+        vals[keep],
+        np.concatenate(all_b),
+        np.array(fam),
+        np.concatenate(ag_l),
+        np.concatenate(h_l),
+        np.concatenate(t_l),
+        np.concatenate(r_l),
+        margs,
+    )
