@@ -16,3 +16,57 @@ __all__ = [
 from .team import TeamResult, balance_transfers, balanced_team, incentive_payments, team_transfers  # noqa: E402
 
 __all__ += ["TeamResult", "balance_transfers", "balanced_team", "incentive_payments", "team_transfers"]
+
+# Bergemann-Välimäki (2010) dynamic pivot and Yoon (2015) lump-sum fees (issue #4, part a).
+from .dp import DPSolution, efficient_environment, efficient_values, feasible_without  # noqa: E402
+from .fees import (  # noqa: E402
+    CriticalDiscount,
+    FeeCondition,
+    FeeResult,
+    critical_discount,
+    fee_condition,
+    lump_sum_fees,
+)
+from .pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values  # noqa: E402
+
+__all__ += [
+    "DPSolution",
+    "efficient_environment",
+    "efficient_values",
+    "feasible_without",
+    "CriticalDiscount",
+    "FeeCondition",
+    "FeeResult",
+    "critical_discount",
+    "fee_condition",
+    "lump_sum_fees",
+    "PivotResult",
+    "PivotValues",
+    "dynamic_pivot",
+    "pivot_values",
+]
+
+# Sharing the min-max surplus (Lamba 2022, Cor. 4-5) and ex post budget balance (Prop. 1) (issue #3).
+from .sharing import (  # noqa: E402
+    NegativeSurplusError,
+    SharingResult,
+    ex_post_balance,
+    interim_payments,
+    lamba_ex_post_transfers,
+    mechanism_from_interim,
+    share_surplus,
+    shift_mechanism,
+    static_surplus,
+)
+
+__all__ += [
+    "NegativeSurplusError",
+    "SharingResult",
+    "ex_post_balance",
+    "interim_payments",
+    "lamba_ex_post_transfers",
+    "mechanism_from_interim",
+    "share_surplus",
+    "shift_mechanism",
+    "static_surplus",
+]
