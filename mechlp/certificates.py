@@ -651,7 +651,7 @@ def verify(
         is given (e.g. decimals typed by hand). A family passes only when *no* row is violated (every slack
         ``>= 0`` exactly, ex post budget sums exactly zero), and binding means exactly zero slack. Cost:
         Python ``Fraction`` operations (about 10-20 microseconds each); trees of a few thousand nodes take
-        seconds, Markov spaces are solved by exact Gaussian elimination up to ``EXACT_MARKOV_NODES`` nodes.
+        seconds; Markov spaces need one exact K x K solve (``mechlp.exact.EXACT_MARKOV_PROFILES``).
     max_denominator : int, optional
         See ``exact``.
 
@@ -752,7 +752,7 @@ def _evaluate(
 #: An exact certificate check probes every transfer coordinate when there are at most this many, otherwise
 #: ``EXACT_RANDOM_PROBES`` random rational points (a non-constant affine form survives one probe with
 #: probability below 2**-40).
-EXACT_UNIT_PROBES = 200
+EXACT_UNIT_PROBES = 48
 EXACT_RANDOM_PROBES = 3
 
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from .environment import Environment
 from .mechanism import continuation_values
-from .spaces import HistoryTree, StateSpace
+from .spaces import HistoryTree, MarkovSpace, StateSpace
 
 __all__ = [
     "MODEL_DENOMINATOR",
-    "EXACT_MARKOV_NODES",
+    "EXACT_MARKOV_PROFILES",
     "Numbers",
     "to_fractions",
     "solve_exact",
@@ -39,7 +39,7 @@ __all__ = [
 #: 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10); distributions are then made to sum to exactly 1.
 MODEL_DENOMINATOR = 10**12
 #: Largest Markov space solved exactly (Gaussian elimination in rationals is cubic in the number of nodes).
-EXACT_MARKOV_NODES = 1200
+EXACT_MARKOV_PROFILES = 400
 
 
 def _fraction(v: Any, max_den: int | None) -> Fraction:
@@ -176,7 +176,7 @@ def transition(env: Environment, nums: Numbers) -> np.ndarray:
 def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
     r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
     arithmetic (floats: :func:`mechlp.mechanism.continuation_values`; exact: backward by depth level on a tree,
-    Gaussian elimination in rationals on a Markov space of at most ``EXACT_MARKOV_NODES`` nodes)."""
+    a K x K exact system on a Markov space of at most ``EXACT_MARKOV_PROFILES`` profiles)."""
     if not nums.exact:
         return continuation_values(space, flow)
     env = space.env
@@ -192,23 +192,27 @@ def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarr
             cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
             out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
         return out
-    n = space.n_nodes
-    if n > EXACT_MARKOV_NODES:
-        raise ValueError(f"exact mode solves Markov spaces of at most {EXACT_MARKOV_NODES} nodes; this one has {n}")
-    key = (nums.delta, q.tobytes() if q.dtype != object else tuple(q.reshape(-1)))
+    if not isinstance(space, MarkovSpace):
+        raise TypeError(f"exact continuation values need a HistoryTree or a MarkovSpace, got {type(space).__name__}")
+    # On the Markov space the next state is the current profile, so V(g) = f(g) + delta c(theta_g) with
+    # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state 1 + theta, theta'): a K x K system.
+    if k > EXACT_MARKOV_PROFILES:
+        raise ValueError(
+            f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"
+        )
+    key = (nums.delta, tuple(q.reshape(-1)))
     cached = getattr(space, "_exact_inverse", None)
     if cached is None or cached[0] != key:
-        mat = nums.zeros((n, n))
-        mat[np.arange(n), np.arange(n)] = Fraction(1)
-        has = np.flatnonzero(child >= 0)
-        rows = np.repeat(has, k)
-        cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
-        mat[rows, cols] = mat[rows, cols] - nums.delta * q[prof[has]].reshape(-1)
-        eye = nums.zeros((n, n))
-        eye[np.arange(n), np.arange(n)] = Fraction(1)
-        cached = (key, solve_exact(mat, eye).T)  # (I - delta M)^{-1}, computed once per space
+        mat = -nums.delta * q
+        mat[np.arange(k), np.arange(k)] = mat[np.arange(k), np.arange(k)] + 1
+        eye = nums.zeros((k, k))
+        eye[np.arange(k), np.arange(k)] = Fraction(1)
+        cached = (key, solve_exact(mat, eye).T)  # (I - delta Q)^{-1}, computed once per space
         space._exact_inverse = cached
-    return out @ cached[1].T
+    f_next = out[:, k:].reshape(out.shape[0], k, k)  # f at (state 1 + theta, theta'), indexed [m, theta, theta']
+    b = np.einsum("mst,st->ms", f_next, q)
+    c = b @ cached[1].T  # (m, K)
+    return out + nums.delta * c[:, prof]
 
 
 def solve_consistent(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:

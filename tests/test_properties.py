@@ -14,10 +14,13 @@ from mechlp.examples import lamba_usstp
 
 
 def fosd_kernel(draw, k: int) -> np.ndarray:
-    """Mixture of the identity and a kernel with identical rows: always FOSD, full support."""
-    persistence = draw(st.floats(0.0, 0.9))
-    row = np.array(draw(st.lists(st.floats(0.05, 1.0), min_size=k, max_size=k)))
-    row = row / row.sum()
+    """Mixture of the identity and a kernel with identical rows: always FOSD, full support.
+
+    Probabilities are ratios of small integers, as a user would write them, so exact certificates apply.
+    """
+    persistence = draw(st.integers(0, 18)) / 20
+    weights = np.array(draw(st.lists(st.integers(1, 9), min_size=k, max_size=k)), dtype=float)
+    row = weights / weights.sum()
     return persistence * np.eye(k) + (1 - persistence) * np.tile(row, (k, 1))
 
 
@@ -33,7 +36,7 @@ def bilateral_models(draw):
     prior_s = np.full(ks, 1 / ks)
     # discount factors of economic interest (0 = static); below ~1e-9 continuation terms vanish into the
     # solver's coefficient threshold and answers are flagged by the verifier instead (see backends/highs.py)
-    delta = draw(st.one_of(st.just(0.0), st.floats(0.05, 0.97)))
+    delta = draw(st.one_of(st.just(0.0), st.integers(5, 97).map(lambda d: d / 100)))
     return bilateral_trade(vals, costs, prior_b, prior_s, fosd_kernel(draw, kb), fosd_kernel(draw, ks), delta)
 
 
@@ -50,6 +53,7 @@ def test_lp_minmax_equals_lamba_closed_form_and_theorem1(env):
         assert feas.status == "optimal" and feas.certificate.ok
     elif res.surplus.min() < -1e-7:
         assert feas.status == "infeasible"
+        assert feas.certificate.ok, feas.certificate.summary()  # every returned certificate verifies
     ante = design.feasibility(env, "ex_ante", space=res.space)
     if res.surplus[0] > 1e-7:
         assert ante.status == "optimal"

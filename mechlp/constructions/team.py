@@ -76,7 +76,7 @@ import numpy as np
 from .. import tolerances
 from ..certificates import Verification, verify
 from ..environment import Environment
-from ..exact import EXACT_MARKOV_NODES, Numbers, solve_exact
+from ..exact import Numbers, continuation
 from ..mechanism import Mechanism, continuation_values
 from ..spaces import HistoryTree, MarkovSpace, StateSpace, make_space
 
@@ -225,32 +225,6 @@ def _balance(space: StateSpace, transfers: np.ndarray) -> tuple[np.ndarray, list
 
 
 # ---------------------------------------------------------------------------------------------- exact version
-def _exact_values(space: StateSpace, flow: np.ndarray, q: np.ndarray, delta: Fraction) -> np.ndarray:
-    """Continuation values in rationals: backward by depth level on a tree, exact elimination on a Markov space."""
-    k = space.env.n_profiles
-    prof = space.node_profile
-    child = np.asarray(space.child_hist)
-    out = np.array(flow, dtype=object, copy=True)
-    if isinstance(space, HistoryTree):
-        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest non-terminal first
-            nodes = np.arange(a * k, b * k)
-            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
-            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
-            out[:, nodes] = out[:, nodes] + delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
-        return out
-    n = space.n_nodes
-    if n > EXACT_MARKOV_NODES:
-        raise ValueError(f"exact mode handles Markov spaces of at most {EXACT_MARKOV_NODES} nodes; this one has {n}")
-    mat = np.empty((n, n), dtype=object)
-    mat.fill(Fraction(0))
-    mat[np.arange(n), np.arange(n)] = Fraction(1)
-    has = np.flatnonzero(child >= 0)
-    rows = np.repeat(has, k)
-    cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
-    mat[rows, cols] = mat[rows, cols] - delta * q[prof[has]].reshape(-1)
-    return solve_exact(mat, out)
-
-
 def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray]]:
     r"""The balanced team transfers and incentive payments in rational arithmetic.
 
@@ -278,7 +252,7 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
     bel = np.empty((space.n_hist, k), dtype=object)
     bel[prev < 0] = prior
     bel[prev >= 0] = q[prev[prev >= 0]]
-    t_cont = _exact_values(space, to_agent, q, nums.delta)
+    t_cont = continuation(space, nums, to_agent)
     belr = bel.reshape(space.n_hist, *counts)
     gamma: list[np.ndarray] = []
     g_nodes = np.empty((n, space.n_nodes), dtype=object)
@@ -459,7 +433,7 @@ def balanced_team(
         :mod:`mechlp.exact`), attach it to the mechanism as ``exact_transfers`` and, with ``check``, verify it
         with ``verify(..., exact=True)``: zero violation then means *exactly* zero. Costs Python ``Fraction``
         operations; meant for trees of a few thousand nodes and Markov spaces of at most
-        ``mechlp.exact.EXACT_MARKOV_NODES`` nodes.
+        ``mechlp.exact.EXACT_MARKOV_PROFILES`` profiles.
 
     Returns
     -------

@@ -1,0 +1,595 @@
+r"""Lump-sum fees on top of the dynamic pivot mechanism (Yoon 2015; Yoon 2021, section 3.3).
+
+The pivot mechanism (:mod:`mechlp.constructions.pivot`) gives agent :math:`i` the utility
+:math:`M_i(\theta) = W(\theta) - W_{-i}(\theta_{-i}) \ge 0` at every node, and its expected budget surplus at a
+history is (Lamba 2022, eq. 4) :math:`\Pi^{piv}(h) = E[W | h] - \sum_i E[M_i | h]` (negative = deficit).
+A *lump-sum fee* does not depend on the payer's own reports, so it leaves every incentive constraint intact
+and only shifts participation and budget.
+
+Ex ante fees (Yoon 2015, condition (*))
+    One fee per agent, paid in the first period whatever the reports. The largest fee agent :math:`i` accepts
+    is the expected payoff of its worst-off initial type,
+    :math:`L_i = \min_{\theta_i} \bar U_i^{piv}(\theta_i | \text{root})`, so ex ante budget balance is reachable iff
+
+    .. math:: \text{slack} = \sum_i L_i + \Pi^{piv}(\text{root}) \ge 0
+              \quad\Longleftrightarrow\quad \text{deficit} \le \sum_i L_i .
+
+    ``split="tight"`` charges :math:`L_i` (the designer keeps the slack); ``split="balanced"`` charges
+    :math:`L_i - \text{slack}/n` so that :math:`\Pi(\text{root}) = 0` exactly.
+
+    Which types count (``worst_over``): Yoon takes the minimum over the support of the prior
+    (``"support"``); the default ``"all"`` takes it over every type, because the independent verifier checks
+    interim participation for every type, whatever its probability. The two agree whenever every type has
+    positive prior probability (all of Yoon's examples). With ``"support"`` and a zero-probability type whose
+    payoff is below the fee, the fee mechanism fails the verifier at exactly those rows, and the result says so.
+
+Interim fees (Yoon 2015, section 3)
+    Yoon's interim condition asks, after every history, that the expected deficit from there on be covered by
+    the worst-off types' continuation payoffs: :math:`\Pi^{piv}(h) + \sum_i L_i(h) \ge 0` with
+    :math:`L_i(h) = \min_{\theta_i} \bar U_i^{piv}(\theta_i|h)`. It is implemented with per-history fees: the
+    expected discounted fees from :math:`h` on are :math:`\Phi_i(h) = L_i(h)`, collected as the flow
+
+    .. math:: F_i(h) = \Phi_i(h) - \delta \sum_\theta P(\theta|h)\, \Phi_i(\text{child}(h, \theta)),
+
+    charged at every node of :math:`h` (zero continuation after the last period). When no kernel depends on the
+    action, :math:`\bar U^{piv}_i(\cdot|h)` depends on the history only through the others' last reports (and
+    the period), so :math:`\Phi_i` is a function of the *others'* reports only: the fees are type-independent,
+    agent :math:`i` cannot move them, and ex post IC is preserved. Agent :math:`i`'s interim utility at
+    :math:`h` becomes :math:`\bar U^{piv}_i(\theta_i|h) - L_i(h) \ge 0` and :math:`\Pi(h) = \Pi^{piv}(h) +
+    \sum_i L_i(h)`, so interim IR holds everywhere and interim budget balance holds iff Yoon's condition does.
+    The minimum is over *all* own types (not the support at :math:`h`): with a support that depends on the
+    agent's own last report the fee would depend on it too. With full-support kernels the two coincide.
+
+Diverse preferences
+    An absorbing type whose marginal contribution is zero whatever the others' types (Bergemann and Välimäki
+    2010, Assumption 1(i): zero value, absorbing) has worst-off payoff zero forever. When every agent has such a
+    type among the types that count (its prior's support for ``worst_over="support"``), :math:`\sum_i L_i = 0`
+    and balance is possible only if the pivot has no deficit, for every discount factor (Yoon 2015, section
+    2.3; Yoon 2021, Theorem 6). The condition reports such types and says so.
+
+:func:`critical_discount` scans the slack over a grid of discount factors (it does not assume monotonicity),
+then bisects every bracket where its sign changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import tolerances
+from ..certificates import Verification, verify
+from ..environment import Environment
+from ..mechanism import Mechanism
+from ..spaces import StateSpace
+from .pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
+
+__all__ = [
+    "FeeCondition",
+    "FeeResult",
+    "CriticalDiscount",
+    "fee_condition",
+    "lump_sum_fees",
+    "critical_discount",
+    "zero_rent_types",
+]
+
+MODES = ("ex_ante", "interim")
+WORST_OVER = ("all", "support")
+SPLITS = ("tight", "balanced")
+
+
+# ---------------------------------------------------------------------------------------------- condition
+@dataclass
+class FeeCondition:
+    r"""Yoon's condition (*) for ex ante budget balance with lump-sum fees (and its interim version).
+
+    Attributes
+    ----------
+    deficit : float
+        Expected discounted budget deficit of the pivot, :math:`-\Pi^{piv}(\text{root})`.
+    root_payoffs : list of ndarray
+        Per agent, :math:`\bar U^{piv}_i(\theta_i|\text{root})` for every type.
+    worst_over : str
+        ``"all"`` types or the prior's ``"support"`` (see the module docstring).
+    worst_payoff : ndarray, shape (n,)
+        :math:`L_i`: the smallest root payoff over those types.
+    worst_type : list of str
+        The label of that type per agent.
+    slack : float
+        :math:`\sum_i L_i - \text{deficit}`; ex ante balance is reachable iff ``slack >= -tolerances.SURPLUS``.
+    feasible : bool
+    interim_slack : ndarray or None
+        With ``interim=True``: :math:`\Pi^{piv}(h) + \sum_i \min_{\theta_i} \bar U_i^{piv}(\theta_i|h)` per
+        history class — ``[root, after profile 0, ..., after profile K-1]`` for an infinite horizon, and
+        ``[root, (period 2, after profile 0), ...]`` (period-major) for a finite one.
+    interim_feasible : bool or None
+    zero_rent : dict
+        ``{agent: [type labels]}``: absorbing types with zero marginal contribution (see the module docstring).
+    diverse_preferences : bool
+        Every agent has such a type among the types that count (then :math:`\sum_i L_i = 0`).
+    message : str
+    """
+
+    env: Environment
+    deficit: float
+    root_payoffs: list[np.ndarray]
+    worst_over: str
+    worst_payoff: np.ndarray
+    worst_type: list[str]
+    slack: float
+    feasible: bool
+    zero_rent: dict[str, list[str]]
+    diverse_preferences: bool
+    interim_slack: np.ndarray | None = None
+    interim_feasible: bool | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        out = {
+            "deficit": float(self.deficit),
+            "worst_over": self.worst_over,
+            "worst_payoff": {ag.name: float(v) for ag, v in zip(self.env.agents, self.worst_payoff, strict=True)},
+            "worst_type": {ag.name: t for ag, t in zip(self.env.agents, self.worst_type, strict=True)},
+            "slack": float(self.slack),
+            "feasible": bool(self.feasible),
+            "zero_rent_types": self.zero_rent,
+            "diverse_preferences": bool(self.diverse_preferences),
+            "message": self.message,
+        }
+        if self.interim_slack is not None:
+            out["interim_min_slack"] = float(self.interim_slack.min())
+            out["interim_feasible"] = bool(self.interim_feasible)
+        return out
+
+
+def _interim_over_others(
+    values: np.ndarray, counts: tuple[int, ...], agent: int, beliefs: list[np.ndarray]
+) -> np.ndarray:
+    r"""``(H, K_i)``: :math:`\sum_{\theta_{-i}} \prod_{j \ne i} b_j(h, \theta_j)\, X(\theta_i, \theta_{-i})`.
+
+    ``values`` has shape ``(K,)`` (profiles in C order); ``beliefs[j]`` is ``(H, K_j)``.
+    """
+    x = np.moveaxis(values.reshape(counts), agent, 0).reshape(counts[agent], -1)  # (K_i, K_-i)
+    h = beliefs[0].shape[0]
+    po = np.ones((h, 1))
+    for j, b in enumerate(beliefs):
+        if j != agent:
+            po = (po[:, :, None] * b[:, None, :]).reshape(h, -1)
+    return po @ x.T
+
+
+def zero_rent_types(env: Environment, values: PivotValues, tol: float = 1e-9) -> dict[str, list[int]]:
+    """Per agent, indices of types that are absorbing under every action and have :math:`M_i = 0` for every
+    :math:`\\theta_{-i}` and period (Bergemann and Välimäki 2010, Assumption 1(i), generalised)."""
+    out: dict[str, list[int]] = {}
+    types = env.profile_types()
+    scale = max(1.0, float(np.max(np.abs(values.W))))
+    for i, ag in enumerate(env.agents):
+        kern = ag.kernel(env.n_actions)
+        diag = np.diagonal(kern, axis1=1, axis2=2)  # (A, K_i)
+        absorbing = np.all(diag >= 1.0 - tolerances.PROBABILITY, axis=0)
+        m = np.abs(values.marginal[:, i, :]).max(axis=0)  # (K,) over periods
+        zero = np.ones(ag.n_types, dtype=bool)
+        np.logical_and.at(zero, types[:, i], m <= tol * scale)
+        out[ag.name] = [int(t) for t in np.flatnonzero(absorbing & zero)]
+    return out
+
+
+def fee_condition(
+    env: Environment, *, interim: bool = False, worst_over: str = "all", values: PivotValues | None = None
+) -> FeeCondition:
+    r"""Evaluate Yoon's condition (*) for the pivot mechanism of ``env`` (no mechanism is built).
+
+    Parameters
+    ----------
+    env : Environment
+        Dynamically efficient allocation (see :func:`~mechlp.constructions.pivot.dynamic_pivot`).
+    interim : bool
+        Also evaluate the interim condition at every history class (:attr:`FeeCondition.interim_slack`).
+    worst_over : {"all", "support"}
+        Types over which the worst-off payoff is taken (module docstring); the interim condition always uses
+        all types.
+    values : PivotValues, optional
+        Precomputed :func:`~mechlp.constructions.pivot.pivot_values` of ``env``.
+
+    Returns
+    -------
+    FeeCondition
+    """
+    if worst_over not in WORST_OVER:
+        raise ValueError(f"worst_over must be one of {WORST_OVER}, got {worst_over!r}")
+    pv = pivot_values(env) if values is None else values
+    n = env.n_agents
+    counts = env.type_counts
+    prior = env.prior_profile()
+    w1 = pv.W[0]
+    m1 = pv.marginal[0]  # (n, K)
+    pi_root = float(prior @ (w1 - m1.sum(axis=0)))
+    priors = [ag.prior[None, :] for ag in env.agents]
+    root_pay = [_interim_over_others(m1[i], counts, i, priors)[0] for i in range(n)]
+    worst = np.empty(n)
+    worst_type = []
+    for i, ag in enumerate(env.agents):
+        support = np.flatnonzero(ag.prior > 0) if worst_over == "support" else np.arange(ag.n_types)
+        t = int(support[np.argmin(root_pay[i][support])])
+        worst[i] = root_pay[i][t]
+        worst_type.append(ag.types[t])
+    slack = float(worst.sum() + pi_root)
+    feasible = slack >= -tolerances.SURPLUS
+    zr_idx = zero_rent_types(env, pv)
+    zr = {name: [env.agents[env.agent_index(name)].types[t] for t in ts] for name, ts in zr_idx.items()}
+    counted = [ag.prior > 0 if worst_over == "support" else np.ones(ag.n_types, dtype=bool) for ag in env.agents]
+    diverse = all(any(counted[i][t] for t in zr_idx[ag.name]) for i, ag in enumerate(env.agents))
+    cond = FeeCondition(
+        env=env,
+        deficit=-pi_root,
+        root_payoffs=root_pay,
+        worst_over=worst_over,
+        worst_payoff=worst,
+        worst_type=worst_type,
+        slack=slack,
+        feasible=bool(feasible),
+        zero_rent=zr,
+        diverse_preferences=bool(diverse),
+    )
+    if interim:
+        cond.interim_slack = _interim_slack(env, pv)
+        cond.interim_feasible = bool(cond.interim_slack.min() >= -tolerances.SURPLUS)
+    verdict = "holds" if feasible else "FAILS"
+    msg = (
+        f"Yoon's condition (*) {verdict}: pivot deficit {-pi_root:.6g} vs worst-off payoffs "
+        + " + ".join(f"{ag.name}[{t}] {v:.6g}" for ag, t, v in zip(env.agents, worst_type, worst, strict=True))
+        + f" = {worst.sum():.6g}; slack {slack:.6g}"
+    )
+    if diverse:
+        where = "in its prior's support" if worst_over == "support" else "(of any prior probability)"
+        msg += (
+            f"; every agent has an absorbing zero-rent type {where} ("
+            + ", ".join(f"{k}: {v}" for k, v in zr.items() if v)
+            + "): diverse preferences (Bergemann-Välimäki 2010, Assumption 1(i)) make the worst-off payoffs zero, "
+            + (
+                "so lump-sum fees cannot cover the deficit, whatever the discount factor (Yoon 2015, section 2.3; "
+                "Yoon 2021, Theorem 6)"
+                if pi_root < -tolerances.SURPLUS
+                else "so no lump-sum fee can be charged (the pivot needs none: it has no deficit)"
+            )
+        )
+    if interim:
+        msg += f"; interim condition {'holds' if cond.interim_feasible else 'FAILS'} (smallest slack "
+        msg += f"{float(cond.interim_slack.min()):.6g})"
+    cond.message = msg
+    return cond
+
+
+def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
+    """Yoon's interim slack at the root and after every previous profile (per period for a finite horizon)."""
+    n = env.n_agents
+    counts = env.type_counts
+    joint = env.joint_transition()  # (K, K) beliefs after each previous profile
+    types = env.profile_types()
+    kernels = [ag.kernel(env.n_actions) for ag in env.agents]
+    act = env.actions_by_profile()
+    marg = [kernels[j][act, types[:, j]] for j in range(n)]  # (K, K_j): beliefs about j after each profile
+    roots = [ag.prior[None, :] for ag in env.agents]
+    out = []
+    periods = pv.periods
+    for t in range(periods):  # periods (one when stationary)
+        surplus_flow = pv.W[t] - pv.marginal[t].sum(axis=0)
+        if t == 0:
+            lows = sum(_interim_over_others(pv.marginal[0][i], counts, i, roots).min(axis=1) for i in range(n))
+            out.append(np.atleast_1d(env.prior_profile() @ surplus_flow + lows))
+        if periods == 1 or t > 0:
+            lows = sum(_interim_over_others(pv.marginal[t][i], counts, i, marg).min(axis=1) for i in range(n))
+            out.append(joint @ surplus_flow + lows)
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------------- fees
+@dataclass
+class FeeResult:
+    r"""The pivot mechanism plus lump-sum fees, verified.
+
+    Attributes
+    ----------
+    status : str
+        ``"feasible"`` (condition holds and the mechanism passed the verifier), ``"infeasible"`` (the
+        condition fails: the mechanism shown charges the largest acceptable fees and still runs a deficit),
+        ``"verification_failed"``.
+    mode, split : str
+    fees : ndarray
+        ``"ex_ante"``: shape ``(n,)``, the first-period fee per agent. ``"interim"``: shape ``(n, n_hist)``, the
+        flow fee :math:`F_i(h)` charged at every node of history ``h``.
+    fee_values : ndarray or None
+        ``"interim"``: :math:`\Phi_i(h) = L_i(h)`, the expected discounted fees from ``h`` on.
+    condition : FeeCondition
+    pivot : PivotResult
+    mechanism : Mechanism
+    surplus : ndarray
+        :math:`\Pi(h)` of the fee mechanism at every history.
+    verification : Verification
+        ``verify(mechanism, ic="bayesian", ir="interim", budget=mode)``.
+    verification_ex_post : Verification
+        ``verify(mechanism, ic="ex_post", ir="interim", budget=mode)`` (fees do not touch ex post IC).
+    message : str
+    """
+
+    status: str
+    mode: str
+    split: str
+    fees: np.ndarray
+    condition: FeeCondition
+    pivot: PivotResult
+    mechanism: Mechanism
+    surplus: np.ndarray
+    verification: Verification
+    verification_ex_post: Verification
+    fee_values: np.ndarray | None = None
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def lump_sum_fees(
+    env: Environment,
+    mode: str = "ex_ante",
+    *,
+    split: str = "tight",
+    worst_over: str = "all",
+    space: StateSpace | None = None,
+    pivot: PivotResult | None = None,
+) -> FeeResult:
+    r"""The dynamic pivot with Yoon's lump-sum fees, verified with Bayesian and ex post IC, interim IR and
+    ``mode`` budget balance.
+
+    Parameters
+    ----------
+    env : Environment
+    mode : {"ex_ante", "interim"}
+        First-period fees (Yoon 2015, condition (*)) or per-history fees (Yoon 2015, section 3; needs kernels
+        that do not depend on the action, as in Yoon 2015, so that fees cannot be moved by own reports).
+    split : {"tight", "balanced"}
+        ``"ex_ante"`` only: charge the worst-off payoffs :math:`L_i` (largest surplus) or :math:`L_i -
+        \text{slack}/n` (zero expected surplus). ``"interim"`` always charges :math:`L_i(h)`.
+    worst_over : {"all", "support"}
+        ``"ex_ante"`` only: types over which :math:`L_i` is taken (module docstring).
+    space : StateSpace, optional
+        Default as in :func:`~mechlp.constructions.pivot.dynamic_pivot`.
+    pivot : PivotResult, optional
+        A precomputed pivot on ``space`` (its own verification is reused).
+
+    Returns
+    -------
+    FeeResult
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if mode == "interim" and split != "tight":
+        raise ValueError(
+            "split='balanced' is available for ex ante fees only: an interim split that depends on the whole "
+            "history would let an agent move its own future fees"
+        )
+    piv = dynamic_pivot(env, space) if pivot is None else pivot
+    sp_ = piv.space
+    n = env.n_agents
+    cond = fee_condition(env, interim=(mode == "interim"), worst_over=worst_over, values=piv.values)
+    x = piv.mechanism.transfers.copy()
+    notes: list[str] = []
+    fee_values = None
+    if mode == "ex_ante":
+        fees = cond.worst_payoff.copy()
+        if split == "balanced":
+            fees = fees - cond.slack / n
+        root_nodes = np.flatnonzero(sp_.node_hist == 0)
+        x[:, root_nodes] += fees[:, None]
+        if worst_over == "support":
+            short = [
+                f"{ag.name}[{ag.types[t]}]"
+                for i, ag in enumerate(env.agents)
+                for t in np.flatnonzero((ag.prior == 0) & (cond.root_payoffs[i] < fees[i] - tolerances.FEASIBILITY))
+            ]
+            if short:
+                notes.append(
+                    "fees are bounded by the worst payoff on the prior's support (Yoon's condition (*)); types of "
+                    f"prior probability zero {short} would not participate at the root, and the verifier checks "
+                    "them too: use worst_over='all' for a mechanism that passes every row"
+                )
+    else:
+        if env.action_dependent and n > 1:
+            raise ValueError(
+                "interim fees need kernels that do not depend on the action (Yoon 2015's setting): otherwise an "
+                "agent's report moves the others' type distribution and, through it, its own future fees"
+            )
+        ubar = piv.mechanism.interim_utilities()
+        phi = np.stack([u.min(axis=1) for u in ubar])  # (n, n_hist): L_i(h) over all own types
+        child = np.asarray(sp_.child_hist)
+        phi_child = np.where(child[None, :] >= 0, phi[:, np.maximum(child, 0)], 0.0)  # (n, n_nodes)
+        bel = sp_.beliefs()  # (n_hist, K)
+        k = env.n_profiles
+        fees = phi - env.discount * np.einsum("hk,nhk->nh", bel, phi_child.reshape(n, sp_.n_hist, k))
+        x += fees[:, sp_.node_hist]
+        fee_values = phi
+    mech = Mechanism(sp_, x)
+    surplus = mech.surplus()
+    ver = verify(mech, ic="bayesian", ir="interim", budget=mode)
+    ver_xp = verify(mech, ic="ex_post", ir="interim", budget=mode)
+    cond_ok = cond.feasible if mode == "ex_ante" else bool(cond.interim_feasible)
+    if not cond_ok:
+        status = "infeasible"
+    elif ver.ok and ver_xp.ok:
+        status = "feasible"
+    else:
+        status = "verification_failed"
+    where = "at the root" if mode == "ex_ante" else f"at every history (smallest {float(surplus.min()):.6g})"
+    msg = {
+        "feasible": f"{mode.replace('_', ' ')} budget balance with lump-sum fees: FEASIBLE; surplus {where} "
+        f"{float(surplus[0]):.6g}; verified (Bayesian and ex post IC, interim IR, {mode} budget)",
+        "infeasible": f"{mode.replace('_', ' ')} budget balance with lump-sum fees: INFEASIBLE; even the largest "
+        f"acceptable fees leave a surplus of {float(surplus.min() if mode == 'interim' else surplus[0]):.6g}",
+        "verification_failed": "the fee mechanism fails the independent verification:\n" + ver.summary(),
+    }[status]
+    res = FeeResult(
+        status=status,
+        mode=mode,
+        split=split,
+        fees=fees,
+        condition=cond,
+        pivot=piv,
+        mechanism=mech,
+        surplus=surplus,
+        verification=ver,
+        verification_ex_post=ver_xp,
+        fee_values=fee_values,
+        message=msg + "\n" + cond.message,
+        notes=notes,
+    )
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- critical delta
+@dataclass
+class CriticalDiscount:
+    r"""Where the slack of Yoon's condition changes sign as the discount factor moves.
+
+    Attributes
+    ----------
+    grid : ndarray
+        Discount factors scanned.
+    slack : ndarray
+        Slack at each grid point.
+    brackets : list of (float, float)
+        After bisection, intervals of width at most ``tol`` that contain a sign change (one per change seen
+        on the grid).
+    critical : list of float
+        Midpoints of ``brackets``.
+    directions : list of str
+        ``"becomes feasible"`` when the slack turns non-negative as :math:`\delta` rises, else
+        ``"becomes infeasible"``.
+    monotone : bool
+        The slack is non-decreasing on the grid (checked, not assumed).
+    feasible_everywhere, infeasible_everywhere : bool
+        No sign change on the grid and the sign.
+    diverse_preferences : bool
+        Some scanned environment had zero-rent absorbing types for every agent (see :class:`FeeCondition`).
+    message : str
+    """
+
+    grid: np.ndarray
+    slack: np.ndarray
+    brackets: list[tuple[float, float]]
+    critical: list[float]
+    directions: list[str]
+    monotone: bool
+    feasible_everywhere: bool
+    infeasible_everywhere: bool
+    diverse_preferences: bool
+    evaluations: int
+    message: str
+
+    def to_dict(self) -> dict:
+        return {
+            "grid": [float(d) for d in self.grid],
+            "slack": [float(s) for s in self.slack],
+            "brackets": [[float(a), float(b)] for a, b in self.brackets],
+            "critical": [float(c) for c in self.critical],
+            "directions": self.directions,
+            "monotone": bool(self.monotone),
+            "feasible_everywhere": bool(self.feasible_everywhere),
+            "infeasible_everywhere": bool(self.infeasible_everywhere),
+            "diverse_preferences": bool(self.diverse_preferences),
+            "message": self.message,
+        }
+
+
+def critical_discount(
+    env_factory: Callable[[float], Environment],
+    lo: float,
+    hi: float,
+    tol: float = 1e-8,
+    *,
+    grid: int = 41,
+    mode: str = "ex_ante",
+    worst_over: str = "all",
+) -> CriticalDiscount:
+    r"""Critical discount factor(s) of Yoon's condition by a grid scan and bisection.
+
+    Parameters
+    ----------
+    env_factory : callable
+        ``delta -> Environment`` (e.g. ``lambda d: yoon_binary(0.7, d)``).
+    lo, hi : float
+        Interval of discount factors to scan, ``lo < hi``.
+    tol : float
+        Width of the final brackets.
+    grid : int
+        Number of grid points (at least 2). The slack is evaluated there first; monotonicity is checked, not
+        assumed, and every sign change between neighbouring points is bisected. Sign changes that cancel
+        between two grid points are not seen: refine the grid when the slack is not monotone.
+    mode : {"ex_ante", "interim"}
+        Slack of condition (*), or the smallest interim slack over histories.
+    worst_over : {"all", "support"}
+        Types over which the worst-off payoff is taken (ex ante).
+
+    Returns
+    -------
+    CriticalDiscount
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
+    if grid < 2:
+        raise ValueError(f"grid must be at least 2, got {grid}")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}")
+    diverse = False
+    count = 0
+
+    def slack(d: float) -> float:
+        nonlocal diverse, count
+        count += 1
+        c = fee_condition(env_factory(float(d)), interim=(mode == "interim"), worst_over=worst_over)
+        diverse = diverse or c.diverse_preferences
+        return c.slack if mode == "ex_ante" else float(c.interim_slack.min())
+
+    deltas = np.linspace(lo, hi, int(grid))
+    vals = np.array([slack(d) for d in deltas])
+    ok = vals >= -tolerances.SURPLUS
+    changes = np.flatnonzero(ok[1:] != ok[:-1])
+    brackets, crit, dirs = [], [], []
+    for c in changes:  # sign changes seen on the grid
+        a, b = float(deltas[c]), float(deltas[c + 1])
+        ok_a = bool(ok[c])
+        while b - a > tol:
+            mid = 0.5 * (a + b)
+            if (slack(mid) >= -tolerances.SURPLUS) == ok_a:
+                a = mid
+            else:
+                b = mid
+        brackets.append((a, b))
+        crit.append(0.5 * (a + b))
+        dirs.append("becomes infeasible" if ok_a else "becomes feasible")
+    monotone = bool(np.all(np.diff(vals) >= -1e-12 * np.maximum(1.0, np.abs(vals[1:]))))
+    feas_all = bool(ok.all())
+    infeas_all = bool((~ok).all())
+    if feas_all:
+        msg = f"the slack is non-negative on the whole grid [{lo:g}, {hi:g}]: balance is reachable throughout"
+    elif infeas_all:
+        msg = f"the slack is negative on the whole grid [{lo:g}, {hi:g}]: no discount factor there balances the budget"
+    else:
+        msg = "; ".join(
+            f"{d} at delta = {c:.10f} (bracket [{a:.10f}, {b:.10f}])"
+            for d, c, (a, b) in zip(dirs, crit, brackets, strict=True)
+        )
+        if len(brackets) > 1:
+            msg = f"{len(brackets)} sign changes: " + msg
+    if not monotone:
+        msg += "; the slack is NOT monotone in delta on the grid"
+    if diverse:
+        msg += (
+            "; diverse preferences: every agent has an absorbing zero-rent type among the types that count, so "
+            "lump-sum fees cannot cover a deficit (Yoon 2015, section 2.3; Yoon 2021, Theorem 6)"
+        )
+    return CriticalDiscount(deltas, vals, brackets, crit, dirs, monotone, feas_all, infeas_all, diverse, count, msg)

@@ -1,0 +1,337 @@
+r"""The dynamic pivot mechanism of Bergemann and Välimäki (2010) for finite environments.
+
+Notation (Bergemann and Välimäki 2010, eqs. (1), (5)-(7); Yoon 2015, section 2.2). :math:`W` is the efficient
+social value and :math:`W_{-i}` the efficient value of the others when agent :math:`i` is excluded, with the
+efficient actions :math:`a^*(\theta)` and :math:`a^*_{-i}(\theta_{-i})` (:mod:`mechlp.constructions.dp`). Write
+:math:`C_{-i}(\theta, a) = \sum_{\theta'_{-i}} \prod_{j \ne i} F_j(\theta'_j|\theta_j, a) W_{-i}(\theta'_{-i})` for
+the others' expected continuation value after action :math:`a`. Agent :math:`i`'s payment to the designer
+(project convention: positive = the agent pays) at profile :math:`\theta` is
+
+.. math::
+   z_i(\theta) = \sum_{j \ne i} \big[ v_j(\theta_j, a^*_{-i}) - v_j(\theta_j, a^*) \big]
+                 + \delta \big[ C_{-i}(\theta, a^*_{-i}) - C_{-i}(\theta, a^*) \big],
+
+which is the paper's eq. (7) with the same sign: B–V's :math:`p_i^*` is also a payment from the agent, equal to
+:math:`v_i(a^*, \theta_i) - m_i(\theta)` (eq. 6), so the agent's flow payoff is the flow marginal contribution
+
+.. math::
+   m_i(\theta) = v_i(\theta_i, a^*) - z_i(\theta) = M_i(\theta) - \delta \sum_{\theta'} P(\theta'|\theta, a^*)
+                 M_i(\theta'), \qquad M_i = W - W_{-i} \ge 0,
+
+and the agent's utility at every node is :math:`U_i = M_i` (eq. 5). Hence the mechanism is periodic ex post
+incentive compatible (B–V Theorem 1) and ex post individually rational; with a random allocation (possible
+when no kernel depends on the action) the terms in :math:`a^*` are expectations under :math:`p(a|\theta)`.
+
+With a finite horizon :math:`T` the values depend on the number of periods left, so the transfers depend on the
+period: :math:`z_i^t(\theta)` uses :math:`W^{t+1}_{-i}` and :math:`W^{T+1} \equiv 0`. They are computed one
+period (depth level) at a time and placed on the history tree by each node's period.
+
+The planner's program without agent :math:`i` may have fewer actions
+(:func:`~mechlp.constructions.dp.feasible_without`): in bilateral trade no trade is possible without the buyer
+or the seller, so :math:`W_{-i} \equiv 0` and the pivot pays each side the other's valuation on trade (Yoon 2021,
+section 3.3), running a deficit.
+
+The mechanism requires the environment's allocation to be efficient *dynamically*; :func:`dynamic_pivot` checks
+it against the Bellman equation and points to :func:`~mechlp.constructions.dp.efficient_environment` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..certificates import Verification, verify
+from ..environment import Environment
+from ..mechanism import Mechanism
+from ..spaces import HistoryTree, MarkovSpace, StateSpace
+from .dp import DPSolution, _expected_all, _rewards, efficient_values, feasible_without, others_index
+
+__all__ = ["PivotValues", "PivotResult", "pivot_values", "dynamic_pivot", "pivot_transfers_on_space"]
+
+
+@dataclass
+class PivotValues:
+    r"""Pivot quantities per profile, with a leading period axis.
+
+    All arrays have a first axis of length ``P``: ``P = 1`` for an infinite horizon (stationary) and ``P = T``
+    for a finite horizon (row ``t - 1`` is period ``t``).
+
+    Attributes
+    ----------
+    W : ndarray, shape (P, K)
+        Efficient value :math:`W`.
+    W_minus : ndarray, shape (P, n, K)
+        :math:`W_{-i}` broadcast to full profiles.
+    transfers : ndarray, shape (P, n, K)
+        :math:`z_i(\theta)` (payments to the designer).
+    marginal : ndarray, shape (P, n, K)
+        :math:`M_i = W - W_{-i}`: agent :math:`i`'s utility at every node.
+    flow_marginal : ndarray, shape (P, n, K)
+        :math:`m_i = \sum_a p(a|\theta) v_i(\theta_i, a) - z_i`.
+    policy_minus : ndarray of int, shape (P, n, K)
+        :math:`a^*_{-i}` at every full profile.
+    allocation_loss : float
+        Largest shortfall :math:`\max_a Q(\theta, a) - \sum_a p(a|\theta) Q(\theta, a)` of the environment's
+        allocation (0 when it is efficient).
+    full, minus : DPSolution, list of DPSolution
+        The dynamic programs.
+    feasible_without : ndarray of bool, shape (n, A)
+    horizon : int or float
+    """
+
+    W: np.ndarray
+    W_minus: np.ndarray
+    transfers: np.ndarray
+    marginal: np.ndarray
+    flow_marginal: np.ndarray
+    policy_minus: np.ndarray
+    allocation_loss: float
+    full: DPSolution
+    minus: list[DPSolution]
+    feasible_without: np.ndarray
+    horizon: float
+
+    @property
+    def periods(self) -> int:
+        return self.W.shape[0]
+
+
+def _check_allocation(env: Environment, full: DPSolution, tol: float) -> float:
+    """Largest loss of the environment's allocation against the Bellman optimum; raise when above ``tol``."""
+    q = full.q_values if full.finite else full.q_values[None]
+    alloc = np.asarray(env.allocation, dtype=float)
+    best = q.max(axis=2)  # (P, K)
+    used = alloc[None] > 0
+    # -inf never occurs here: the full program may take every action
+    shortfall = np.where(used, best[:, :, None] - q, 0.0).max(axis=2)  # (P, K)
+    loss = float(shortfall.max())
+    if loss > tol:
+        t, k = np.unravel_index(int(np.argmax(shortfall)), shortfall.shape)
+        act = [env.actions[a] for a in np.flatnonzero(alloc[k] > 0)]
+        opt = env.actions[int(np.argmax(q[t, k]))]
+        when = f" in period {t + 1}" if full.finite else ""
+        raise ValueError(
+            f"the environment's allocation is not dynamically efficient{when}: at profile {env.profile_labels(k)} "
+            f"it plays {act} while {opt!r} is worth {loss:.6g} more (Bellman equation). The pivot mechanism "
+            "needs the efficient policy: use mechlp.constructions.dp.efficient_environment(env)"
+            + (" (finite horizon: only when the efficient policy is the same in every period)" if full.finite else "")
+        )
+    return loss
+
+
+def pivot_values(
+    env: Environment, *, horizon: int | None = None, feasible: np.ndarray | None = None, check_tol: float = 1e-7
+) -> PivotValues:
+    r"""Compute :math:`W`, :math:`W_{-i}`, the pivot transfers and the marginal contributions per profile.
+
+    Parameters
+    ----------
+    env : Environment
+        The allocation must be dynamically efficient (checked; see :func:`dynamic_pivot`).
+    horizon : int, optional
+        Periods for a finite-horizon computation (default ``env.horizon``); an integer for an
+        infinite-horizon environment computes the pivot of the truncated game.
+    feasible : ndarray of bool, shape (n, A), optional
+        Actions of the program without each agent; default :func:`~mechlp.constructions.dp.feasible_without`.
+    check_tol : float
+        Relative tolerance of the efficiency check (times ``max(1, max |W|)``).
+
+    Returns
+    -------
+    PivotValues
+    """
+    n, na = env.n_agents, env.n_actions
+    fw = feasible_without(env) if feasible is None else np.asarray(feasible, dtype=bool)
+    if fw.shape != (n, na):
+        raise ValueError(f"feasible has shape {fw.shape}; expected ({n}, {na}) (agents x actions)")
+    full = efficient_values(env, horizon=horizon)
+    w = full.values if full.finite else full.values[None]  # (P, K)
+    p_len, k = w.shape
+    loss = _check_allocation(env, full, check_tol * max(1.0, float(np.max(np.abs(w)))))
+    alloc = np.asarray(env.allocation, dtype=float)
+    delta = env.discount
+    types = env.profile_types()
+    total = _rewards(env, tuple(range(n)))  # (K, A): sum_j v_j(theta_j, a)
+    rows = np.arange(k)
+    w_minus = np.empty((p_len, n, k))
+    z = np.empty((p_len, n, k))
+    pol_minus = np.empty((p_len, n, k), dtype=np.int64)
+    own_flow = np.empty((n, k))
+    minus: list[DPSolution] = []
+    for i, ag in enumerate(env.agents):
+        sol = efficient_values(env, exclude=i, feasible=fw[i], horizon=horizon)
+        minus.append(sol)
+        red_v = sol.reduced_values if sol.finite else sol.reduced_values[None]  # (P, K_-i)
+        red_p = sol.reduced_policy if sol.finite else sol.reduced_policy[None]
+        idx = others_index(env, i)
+        others = [j for j in range(n) if j != i]
+        counts = tuple(env.type_counts[j] for j in others)
+        kernels = [env.agents[j].kernel(na) for j in others]
+        v_own = ag.valuation[types[:, i]]  # (K, A)
+        v_oth = total - v_own  # sum_{j != i} v_j(theta_j, a)
+        own_flow[i] = np.einsum("ka,ka->k", alloc, v_own)
+        for t in range(p_len):  # periods (one for an infinite horizon)
+            if full.finite:
+                nxt = red_v[t + 1] if t + 1 < p_len else np.zeros(red_v.shape[1])
+            else:
+                nxt = red_v[0]
+            cont = _expected_all(nxt, kernels, counts, na)[idx]  # (K, A): C_{-i}(theta, a)
+            a_minus = red_p[t][idx]
+            term = v_oth + delta * cont
+            z[t, i] = term[rows, a_minus] - np.einsum("ka,ka->k", alloc, term)
+            w_minus[t, i] = red_v[t][idx]
+            pol_minus[t, i] = a_minus
+    marginal = w[:, None, :] - w_minus
+    flow = own_flow[None] - z
+    for arr in (w, w_minus, z, marginal, flow, pol_minus):
+        arr.setflags(write=False)
+    return PivotValues(w, w_minus, z, marginal, flow, pol_minus, loss, full, minus, fw, full.horizon)
+
+
+def pivot_transfers_on_space(space: StateSpace, values: PivotValues) -> np.ndarray:
+    """``(n, n_nodes)`` transfers: each node pays the pivot transfer of its period and profile."""
+    z = values.transfers  # (P, n, K)
+    if values.periods == 1:
+        period = np.zeros(space.n_nodes, dtype=np.int64)
+    else:
+        period = np.asarray(space.hist_period)[space.node_hist] - 1
+    return z[period, :, space.node_profile].T
+
+
+@dataclass
+class PivotResult:
+    r"""The dynamic pivot mechanism on a space, its values and its verification.
+
+    Attributes
+    ----------
+    mechanism : Mechanism
+        Transfers at every node of ``space``.
+    transfers : ndarray
+        Per profile: ``(n, K)`` for an infinite horizon (stationary), ``(T, n, K)`` for a finite one.
+    W, W_minus, marginal, flow_marginal : ndarray
+        :math:`W` ``(K,)`` / ``(T, K)``; :math:`W_{-i}`, :math:`M_i`, :math:`m_i` ``(n, K)`` / ``(T, n, K)``.
+    surplus : ndarray, shape (n_hist,)
+        Designer's expected surplus :math:`\Pi(h)` (``Mechanism.surplus``); ``surplus[0]`` is the root
+        (negative = expected deficit).
+    verification : Verification or None
+        ``verify(mechanism, ic="ex_post", ir="ex_post", budget="none")`` (periodic ex post IC and IR,
+        B–V Theorem 1).
+    verification_bayesian : Verification or None
+        ``verify(mechanism, ic="bayesian", ir="interim", budget="none")``.
+    values : PivotValues
+    message : str
+    """
+
+    env: Environment
+    space: StateSpace
+    mechanism: Mechanism
+    transfers: np.ndarray
+    W: np.ndarray
+    W_minus: np.ndarray
+    marginal: np.ndarray
+    flow_marginal: np.ndarray
+    surplus: np.ndarray
+    values: PivotValues
+    verification: Verification | None = None
+    verification_bayesian: Verification | None = None
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when both verifications ran and passed."""
+        return bool(
+            self.verification is not None
+            and self.verification.ok
+            and self.verification_bayesian is not None
+            and self.verification_bayesian.ok
+        )
+
+    def transfer_table(self) -> list[dict]:
+        """Rows ``{"period", "profile", "action", "transfers": {agent: z}}`` (period ``None`` if stationary)."""
+        env = self.env
+        z = self.values.transfers
+        act = env.actions_by_profile()
+        rows = []
+        for t in range(self.values.periods):  # periods x profiles: a report, not a computation
+            for k in range(env.n_profiles):
+                rows.append(
+                    {
+                        "period": None if self.values.periods == 1 else t + 1,
+                        "profile": env.profile_labels(k),
+                        "action": env.actions[int(act[k])],
+                        "transfers": {ag.name: float(z[t, i, k]) for i, ag in enumerate(env.agents)},
+                    }
+                )
+        return rows
+
+
+def dynamic_pivot(
+    env: Environment,
+    space: StateSpace | None = None,
+    *,
+    feasible: np.ndarray | None = None,
+    check: bool = True,
+) -> PivotResult:
+    r"""The Bergemann–Välimäki (2010) dynamic pivot mechanism, verified.
+
+    Parameters
+    ----------
+    env : Environment
+        Finite environment whose allocation is the (dynamically) efficient policy; kernels may depend on the
+        action (then build the environment with :func:`~mechlp.constructions.dp.efficient_environment`).
+    space : StateSpace, optional
+        Default: ``MarkovSpace(env)`` for an infinite horizon (the transfers are stationary), the history tree
+        otherwise. A :class:`~mechlp.spaces.HistoryTree` of an infinite-horizon environment gives the pivot of
+        the game truncated at the tree's horizon.
+    feasible : ndarray of bool, shape (n, A), optional
+        Actions of the program without each agent (default :func:`~mechlp.constructions.dp.feasible_without`).
+    check : bool
+        Run the independent verifier twice: ex post IC and IR, and Bayesian IC with interim IR (no budget
+        rows). Disable only for models whose Markov space is too large to verify.
+
+    Returns
+    -------
+    PivotResult
+
+    Raises
+    ------
+    ValueError
+        When the allocation is not dynamically efficient (message names the profile and period).
+    """
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    if space is None:
+        space = MarkovSpace(env) if env.infinite else HistoryTree(env)
+    elif space.env is not env:
+        raise ValueError("space was built for a different environment than env")
+    horizon = space.horizon if isinstance(space, HistoryTree) else None
+    vals = pivot_values(env, horizon=horizon, feasible=feasible)
+    mech = Mechanism(space, pivot_transfers_on_space(space, vals))
+    stationary = vals.periods == 1
+    res = PivotResult(
+        env=env,
+        space=space,
+        mechanism=mech,
+        transfers=vals.transfers[0] if stationary else vals.transfers,
+        W=vals.W[0] if stationary else vals.W,
+        W_minus=vals.W_minus[0] if stationary else vals.W_minus,
+        marginal=vals.marginal[0] if stationary else vals.marginal,
+        flow_marginal=vals.flow_marginal[0] if stationary else vals.flow_marginal,
+        surplus=mech.surplus(),
+        values=vals,
+    )
+    if isinstance(space, HistoryTree) and env.infinite:
+        res.notes.append(f"infinite-horizon environment truncated to {space.horizon} periods (pivot of that game)")
+    if check:
+        res.verification = verify(mech, ic="ex_post", ir="ex_post", budget="none")
+        res.verification_bayesian = verify(mech, ic="bayesian", ir="interim", budget="none")
+    pi0 = float(res.surplus[0])
+    kind = "surplus" if pi0 >= 0 else "deficit"
+    status = "not verified" if not check else ("verified" if res.ok else "VERIFICATION FAILED")
+    res.message = (
+        f"dynamic pivot mechanism ({space.kind} space, {space.n_hist:,} histories): expected {kind} "
+        f"{abs(pi0):.6g} at the root; {status}"
+    )
+    return res
