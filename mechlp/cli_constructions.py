@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ from .environment import Environment
 from .examples_classic import CLASSIC_MODELS
 from .io import load_model
 
-__all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload", "main"]
+__all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload"]
 
 MODE_CHOICES = {"ex-ante": "ex_ante", "interim": "interim"}
 TABLE_LIMIT = 64  # profiles printed in the readable report
@@ -285,19 +284,3 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
     f.add_argument("--tol", type=float, default=1e-8, help="bracket width of the bisection (default 1e-8)")
     f.set_defaults(func=_cmd_fees)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry with only these commands (the project CLI wires :func:`add_parsers` itself)."""
-    parser = argparse.ArgumentParser(prog="mechlp", description="Classic constructions: pivot and fees.")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
-        print(f"mechlp: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,7 +38,7 @@ import numpy as np
 from .constructions.sharing import CONSTRUCTIONS, RULES, NegativeSurplusError, SharingResult, share_surplus
 from .io import load_model
 
-__all__ = ["add_parsers", "share_payload", "share_report", "main", "BUDGET_CHOICES"]
+__all__ = ["add_parsers", "share_payload", "share_report", "BUDGET_CHOICES"]
 
 BUDGET_CHOICES = {"interim": "interim", "ex-post": "ex_post"}
 MAX_ROWS = 40  # histories shown in the printed tables
@@ -237,19 +236,3 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.set_defaults(func=_cmd_share)
     return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``share`` standalone: ``python -m mechlp.cli_share share MODEL ...``."""
-    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
-        print(f"mechlp: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from mechlp import design
 from mechlp.certificates import verify
-from mechlp.cli_share import add_parsers, main
+from mechlp.cli import main
+from mechlp.cli_share import add_parsers
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.constructions.sharing import (
     BUDGETS,
