@@ -9,20 +9,17 @@ import numpy as np
 from ..lp import Variables
 
 
-def transfer_bounds(variables: Variables, limits) -> tuple[np.ndarray, np.ndarray]:
-    """Column bounds for all variables with ``limits`` applied to the transfer columns.
+def agent_limits(limits, env) -> tuple[np.ndarray, np.ndarray]:
+    """Per-agent payment bounds ``(lo, hi)`` (arrays of length ``n_agents``) from ``{agent: (lo, hi)}``.
 
-    ``limits`` is ``None`` or a mapping ``{agent name or index: (lo, hi)}`` (use ``None`` or ``inf`` for an open
-    side); payments are from the agent to the designer, so ``lo = 0`` forbids paying the agent.
+    ``None`` or ``inf`` leaves a side open; agents are named or indexed; ``lo > hi`` or NaN is an error.
     """
-    env = variables.space.env
-    lo = np.full(variables.n_cols, -np.inf)
-    hi = np.full(variables.n_cols, np.inf)
+    lo = np.full(env.n_agents, -np.inf)
+    hi = np.full(env.n_agents, np.inf)
     if not limits:
         return lo, hi
     if not isinstance(limits, dict):
         raise TypeError(f"limits must be a dict {{agent: (lo, hi)}}, got {type(limits).__name__}")
-    nodes = np.arange(variables.n_nodes)
     for key, pair in limits.items():
         i = env.agent_index(key)
         try:
@@ -33,7 +30,23 @@ def transfer_bounds(variables: Variables, limits) -> tuple[np.ndarray, np.ndarra
         b = math.inf if b is None else float(b)
         if math.isnan(a) or math.isnan(b) or a > b:
             raise ValueError(f"limits[{key!r}] = ({a}, {b}) is not an interval lo <= hi")
+        lo[i], hi[i] = a, b
+    return lo, hi
+
+
+def transfer_bounds(variables: Variables, limits) -> tuple[np.ndarray, np.ndarray]:
+    """Column bounds for all variables with ``limits`` applied to the transfer columns.
+
+    ``limits`` is ``None`` or a mapping ``{agent name or index: (lo, hi)}`` (see :func:`agent_limits`); payments
+    are from the agent to the designer, so ``lo = 0`` forbids paying the agent.
+    """
+    env = variables.space.env
+    lo = np.full(variables.n_cols, -np.inf)
+    hi = np.full(variables.n_cols, np.inf)
+    a, b = agent_limits(limits, env)
+    nodes = np.arange(variables.n_nodes)
+    for i in range(env.n_agents):
         cols = variables.x(i, nodes)
-        lo[cols] = a
-        hi[cols] = b
+        lo[cols] = a[i]
+        hi[cols] = b[i]
     return lo, hi

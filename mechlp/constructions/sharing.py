@@ -96,7 +96,6 @@ budget: the designer gives away only what lowers the largest payment).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +106,7 @@ from scipy.optimize import linprog
 
 from .. import tolerances
 from ..certificates import Verification, verify
+from ..constraints.limits import agent_limits
 from ..environment import Environment
 from ..mechanism import Mechanism
 from ..result import Result
@@ -681,24 +681,7 @@ def _explicit_beta(beta: Any, space: StateSpace, budget: str, groups: np.ndarray
 
 
 def _limits(limits: Any, env: Environment) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.full(env.n_agents, -np.inf)
-    hi = np.full(env.n_agents, np.inf)
-    if not limits:
-        return lo, hi
-    if not isinstance(limits, Mapping):
-        raise TypeError(f"limits must be a dict {{agent: (lo, hi)}}, got {type(limits).__name__}")
-    for key, pair in limits.items():
-        i = env.agent_index(key)
-        try:
-            a, b = pair
-        except (TypeError, ValueError):
-            raise ValueError(f"limits[{key!r}] must be a pair (lo, hi), got {pair!r}") from None
-        a = -math.inf if a is None else float(a)
-        b = math.inf if b is None else float(b)
-        if math.isnan(a) or math.isnan(b) or a > b:
-            raise ValueError(f"limits[{key!r}] = ({a}, {b}) is not an interval lo <= hi")
-        lo[i], hi[i] = a, b
-    return lo, hi
+    return agent_limits(dict(limits) if isinstance(limits, Mapping) else limits, env)
 
 
 # ------------------------------------------------------------------------------------------- transfers
