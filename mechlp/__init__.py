@@ -5,8 +5,8 @@ certificates (:mod:`mechlp.certificates`).
 """
 
 from .environment import Agent, Environment, bilateral_trade
-from .spaces import HistoryTree, MarkovSpace
+from .spaces import HistoryTree, MarkovSpace, TreeWithTail
 
 __version__ = "0.1.0"
 
-__all__ = ["Agent", "Environment", "bilateral_trade", "HistoryTree", "MarkovSpace", "__version__"]
+__all__ = ["Agent", "Environment", "bilateral_trade", "HistoryTree", "MarkovSpace", "TreeWithTail", "__version__"]

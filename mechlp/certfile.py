@@ -1,13 +1,15 @@
 """Certificate files: JSON that can be re-checked later without re-solving (``mechlp check``).
 
 A file holds the model (the TOML schema as a dict, with a SHA-256 of its canonical JSON), the question
-(``ic``, ``ir``, ``budget``, ``outside_option``), the space (``"markov"`` or ``"tree"`` with its ``horizon``)
+(``ic``, ``ir``, ``budget``, ``outside_option``), the space (``"markov"``, or ``"tree"`` / ``"tail"`` with its
+``horizon``)
 and either
 
 * ``"kind": "mechanism"`` and ``"transfers"``: one entry per node,
   ``{"history": [{agent: label}, ...], "profile": {agent: label}, "payments": {agent: value}}`` where
   ``history`` lists the earlier report profiles (empty in the first period; on the Markov space at most the
-  previous one) and values are payments to the designer, as exact fraction strings (``"-19/20"``), decimal
+  previous one; entries of a tree's Markov tail carry ``"tail": true`` and the previous profile) and values are
+  payments to the designer, as exact fraction strings (``"-19/20"``), decimal
   strings or numbers (read exactly as written). This is also the format for auditing a mechanism from a paper:
   write the transfers by hand and run ``mechlp check``; or
 * ``"kind": "impossibility"`` and ``"multipliers"``: Farkas multipliers over labelled rows
@@ -31,7 +33,7 @@ from .environment import Environment
 from .io import model_to_dict
 from .mechanism import Mechanism
 from .result import Result
-from .spaces import HistoryTree, MarkovSpace, StateSpace
+from .spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
 __all__ = ["model_hash", "certificate_payload", "check_certificate", "read_mechanism"]
 
@@ -43,7 +45,7 @@ def model_hash(env: Environment) -> str:
 
 
 def _space_dict(space: StateSpace) -> dict:
-    return {"space": space.kind, "horizon": int(space.horizon) if space.kind == "tree" else "infinite"}
+    return {"space": space.kind, "horizon": int(space.horizon) if space.kind in ("tree", "tail") else "infinite"}
 
 
 def _transfer_entries(mech: Mechanism) -> list[dict]:
@@ -60,7 +62,10 @@ def _transfer_entries(mech: Mechanism) -> list[dict]:
                 ag.name: (str(Fraction(exact[i, g])) if exact is not None else repr(float(mech.transfers[i, g])))
                 for i, ag in enumerate(env.agents)
             }
-            entries.append({"history": path, "profile": env.profile_labels(p), "payments": pay})
+            entry = {"history": path, "profile": env.profile_labels(p), "payments": pay}
+            if space.kind == "tail" and h >= space.n_tree:
+                entry["tail"] = True  # a Markov state of the tail: "history" holds the previous profile only
+            entries.append(entry)
     return entries
 
 
@@ -109,7 +114,9 @@ def _space_for(env: Environment, doc: dict) -> StateSpace:
         return MarkovSpace(env)
     if doc.get("space") == "tree":
         return HistoryTree(env, int(doc["horizon"]))
-    raise ValueError(f"certificate: 'space' must be 'markov' or 'tree', got {doc.get('space')!r}")
+    if doc.get("space") == "tail":
+        return TreeWithTail(env, int(doc["horizon"]))
+    raise ValueError(f"certificate: 'space' must be 'markov', 'tree' or 'tail', got {doc.get('space')!r}")
 
 
 def _profile_index(env: Environment, labels: dict, where: str) -> int:
@@ -140,7 +147,11 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
             raise ValueError(f"{where}: needs keys 'history', 'profile', 'payments'")
         h = 0
         path = e["history"]
-        if space.kind == "markov":
+        if space.kind == "tail" and e.get("tail"):
+            if len(path) != 1:
+                raise ValueError(f"{where}: a tail entry's 'history' holds exactly the previous profile")
+            h = space.n_tree + _profile_index(env, path[0], where)
+        elif space.kind == "markov":
             if len(path) > 1:
                 raise ValueError(f"{where}: on the Markov space 'history' holds at most the previous profile")
             if path:

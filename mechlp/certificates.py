@@ -43,6 +43,14 @@ Constraint families (Lamba 2022, Definitions 1-5 and 7; every row is written ``s
       every history; ``"ex_ante"`` (Definition 4): :math:`\Pi(\text{root}) \ge 0`; ``"ex_post"``
       (Definition 5): :math:`\sum_i x_i(h, \theta) = 0` at every node, reported as ``slack = -|sum_i x_i|``;
       ``"none"``: skipped.
+    * ``budget="savings"`` (a saving intermediary, Lamba 2022 section 8): the designer's account
+      :math:`A(\text{root}) = 0`, :math:`A(h') = (A(h) + \sum_i x_i(g)) / \delta` after node ``g`` of ``h``, and
+      solvency :math:`R(h) = A(h) + \Pi(h) \ge 0` on every path. On a history tree every history has one path:
+      one row :math:`R(h)` per history (current-value units; with :math:`\delta = 0`, root units). On a Markov
+      space (or a tree with a Markov tail) the account depends on the whole path, so one row is reported: the
+      worst solvency over all paths, :math:`W(\text{root})`, where :math:`W(h) = \min\{\Pi(h),
+      \min_\theta [\sum_i x_i(h,\theta) + \delta W(\text{child}(h,\theta))]\}` is computed here by value
+      iteration (exactly: by policy iteration with exact solves), with the minimising path in its description.
 
 Everything is vectorized over histories and nodes (Python loops run over agents, type pairs and actions only),
 and memory is linear in the number of nodes.
@@ -60,7 +68,7 @@ import numpy as np
 
 from . import tolerances
 from .environment import Environment
-from .exact import Numbers, continuation, to_fractions
+from .exact import EXACT_MARKOV_PROFILES, Numbers, continuation, solve_exact, to_fractions
 from .mechanism import Mechanism
 from .spaces import StateSpace
 
@@ -68,6 +76,7 @@ __all__ = [
     "Violation",
     "Verification",
     "verify",
+    "verify_intermediate",
     "marginal_beliefs",
     "joint_beliefs",
     "interim_utilities",
@@ -79,7 +88,7 @@ __all__ = [
 
 IC_OPTIONS: tuple[str, ...] = ("bayesian", "ex_post", "local")
 IR_OPTIONS: tuple[str, ...] = ("interim", "ex_post", "ex_ante")
-BUDGET_OPTIONS: tuple[str, ...] = ("ex_ante", "interim", "ex_post", "none")
+BUDGET_OPTIONS: tuple[str, ...] = ("ex_ante", "interim", "ex_post", "none", "savings")
 
 BINDING_LIST_CAP = 50  # at most this many binding rows are listed per family (all are counted)
 
@@ -408,8 +417,18 @@ def _others_text(env: Environment, agent: int, m: int) -> str:
     return "(" + ", ".join(env.agents[j].types[int(t)] for j, t in zip(other, idx, strict=True)) + ")"
 
 
-def _ic_blocks(space: StateSpace, nums: Numbers, u: np.ndarray, margs: list[np.ndarray], mode: str) -> list[_Block]:
-    """IC rows for every agent and ordered type pair (adjacent pairs for ``mode == "local"``)."""
+def _ic_blocks(
+    space: StateSpace,
+    nums: Numbers,
+    u: np.ndarray,
+    margs: list[np.ndarray],
+    mode: str,
+    node_alloc: np.ndarray | None = None,
+) -> list[_Block]:
+    """IC rows for every agent and ordered type pair (adjacent pairs for ``mode == "local"``).
+
+    ``node_alloc`` (``(n_nodes, n_actions)``, optional) replaces the per-profile allocation in the flow gain.
+    """
     env = space.env
     counts = env.type_counts
     k = env.n_profiles
@@ -446,10 +465,13 @@ def _ic_blocks(space: StateSpace, nums: Numbers, u: np.ndarray, margs: list[np.n
         pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
         for t, r in pairs:
             prof_r = pidx[r]  # (M,) profiles (r, m)
-            flow_dev = alloc[prof_r] @ (val[t] - val[r])  # (M,)
+            if node_alloc is None:
+                flow_dev = (alloc[prof_r] @ (val[t] - val[r]))[None, :]  # (1, M)
+            else:  # p(a | h, (r, m)) at the node of the reported profile
+                flow_dev = node_alloc.reshape(n_hist, k, -1)[:, prof_r, :] @ (val[t] - val[r])  # (H, M)
             dk = g_i[prof_r, t, :] - g_i[prof_r, r, :]  # (M, K_i)
             cont = np.einsum("hmk,mk->hm", cexp[:, r], dk)
-            pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev[None, :] - delta * cont  # (H, M)
+            pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev - delta * cont  # (H, M)
             if mode == "ex_post":
                 slack = pointwise
                 m_count = slack.shape[1]
@@ -565,6 +587,8 @@ def _budget_blocks(
         return [_Block("budget", slack, describe, lambda f: f // k)]
     b = continuation(space, nums, transfers.sum(axis=0)[None, :])[0].reshape(space.n_hist, k)
     pi = np.einsum("hk,hk->h", bel, b)
+    if mode == "savings":
+        return _savings_blocks(space, nums, transfers.sum(axis=0), pi)
     if mode == "ex_ante":
         pi = pi[:1]
 
@@ -573,6 +597,128 @@ def _budget_blocks(
         return Violation("budget", None, h, space.describe_history(h), None, None, None, float(s))
 
     return [_Block("budget", pi, describe_h, lambda f: f)]
+
+
+#: Most Bellman sweeps / policy improvements the savings check makes before it gives up (it says so).
+SAVINGS_MAX_SWEEPS = 200_000
+SAVINGS_MAX_POLICY_STEPS = 50
+
+
+def _worst_solvency(space: StateSpace, nums: Numbers, collected: np.ndarray, pi: np.ndarray):
+    r"""``W(h) = min{Pi(h), min_theta [X(h,theta) + delta W(child)]}`` and its minimising choice per history.
+
+    ``choice[h]`` is ``-1`` (stop: the continuation surplus) or the profile index followed. Floats: value iteration
+    from ``W = Pi`` until nothing moves (exact after ``depth + 1`` sweeps on a tree; geometric on cycles). Exact:
+    the same sweeps on a tree; otherwise policy iteration, each policy evaluated by an exact solve of
+    ``W = c + delta P W`` (``P`` a 0/1 pointer matrix), until the Bellman equation holds exactly.
+    """
+    k = space.env.n_profiles
+    n_hist = space.n_hist
+    child = np.asarray(space.child_hist)
+    has = child >= 0
+    delta = nums.delta
+    pi_nodes = np.repeat(pi, k)
+
+    def sweep(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cand = pi_nodes.copy()  # nodes without a continuation offer only "stop"
+        cand[has] = collected[has] + delta * w[child[has]]
+        cand = cand.reshape(n_hist, k)
+        best = np.argmin(cand, axis=1)
+        move = cand[np.arange(n_hist), best]
+        take = np.array([bool(m < p) for m, p in zip(move, pi, strict=True)]) if nums.exact else move < pi
+        return np.where(take, move, pi), np.where(take, best, -1)
+
+    acyclic = space.kind == "tree"
+    if not nums.exact or acyclic:
+        w = pi.copy()
+        choice = np.full(n_hist, -1)
+        scale = 1.0 if nums.exact else max(1.0, float(np.max(np.abs(np.asarray(pi, dtype=float)))))
+        for _ in range(SAVINGS_MAX_SWEEPS):
+            new, choice = sweep(w)
+            if nums.exact:
+                done = all(a == b for a, b in zip(new, w, strict=True))
+            else:
+                done = bool(np.max(np.abs(new - w)) <= 1e-15 * scale)
+            w = new
+            if done:
+                return w, choice, True
+        return w, choice, False
+    # exact, with cycles: policy iteration from the float policy on the closed block of Markov states (all
+    # histories of a Markov space, the tail states of a tree with a tail), then exact sweeps over the acyclic rest
+    w_float, choice, _ = _worst_solvency(
+        space, Numbers(space.env, exact=False), collected.astype(float), pi.astype(float)
+    )
+    block = np.arange(n_hist) if space.kind == "markov" else np.asarray(space.tail_hists)
+    if block.size > EXACT_MARKOV_PROFILES + 1:
+        raise ValueError(
+            f"the exact savings check solves Markov blocks of at most {EXACT_MARKOV_PROFILES + 1} states; "
+            f"this one has {block.size}"
+        )
+    pos = np.full(n_hist, -1)
+    pos[block] = np.arange(block.size)
+    w = np.array(pi, dtype=object, copy=True)
+    for _ in range(SAVINGS_MAX_POLICY_STEPS):
+        sub = choice[block]
+        nodes = block * k + np.maximum(sub, 0)
+        moving = sub >= 0
+        mat = nums.zeros((block.size, block.size))
+        mat[np.arange(block.size), np.arange(block.size)] = Fraction(1)
+        np.subtract.at(mat, (np.flatnonzero(moving), pos[child[nodes[moving]]]), delta)
+        rhs = np.where(moving, collected[nodes], pi[block])
+        w[block] = solve_exact(mat, rhs[None, :])[0]
+        new, new_choice = sweep(w)
+        if all(a == b for a, b in zip(new[block], w[block], strict=True)):
+            break
+        choice = new_choice
+    else:
+        return w, choice, False
+    for _ in range(n_hist + 1):  # the block is a fixed point; the acyclic rest settles level by level
+        new, choice = sweep(w)
+        if all(a == b for a, b in zip(new, w, strict=True)):
+            return w, choice, True
+        w = new
+    return w, choice, False
+
+
+def _savings_blocks(space: StateSpace, nums: Numbers, collected: np.ndarray, pi: np.ndarray) -> list[_Block]:
+    """Savings rows (module docstring): per-history solvency on a tree, the worst path elsewhere."""
+    env = space.env
+    k = env.n_profiles
+    delta = nums.delta
+    if space.kind == "tree":
+        # forward along the unique paths: D(h') = D(h) + delta^(t-1) X(g), slack delta^(t-1) Pi(h) + D(h) in root
+        # units, divided by delta^(t-1) (current value: account plus continuation) when delta > 0
+        acc = nums.zeros((space.n_hist,))
+        disc = nums.ones((space.n_hist,))
+        for a, b in space.levels()[1:]:  # loop over depth levels only
+            g = np.arange(a, b) - 1  # node g precedes history g + 1
+            acc[a:b] = acc[g // k] + disc[g // k] * collected[g]
+            disc[a:b] = disc[g // k] * delta
+        root_units = acc + disc * pi
+        slack = root_units / disc if delta != 0 else root_units
+
+        def describe(f: int, s: float) -> Violation:
+            h = int(f)
+            return Violation(
+                "budget", None, h, f"{space.describe_history(h)} (account + continuation)", None, None, None, float(s)
+            )
+
+        return [_Block("budget", slack, describe, lambda f: f)]
+    w, choice, converged = _worst_solvency(space, nums, collected, pi)
+    if not converged:
+        raise ArithmeticError("the savings check did not converge (worst-case solvency over paths); report this model")
+    slack = w[:1]
+
+    def describe_path(f: int, s: float) -> Violation:
+        h, steps = 0, []
+        while choice[h] >= 0 and len(steps) < 8:  # follows one path: at most 8 steps are named
+            steps.append("(" + ", ".join(env.profile_labels(int(choice[h])).values()) + ")")
+            h = int(space.child_hist[h * k + choice[h]])
+        tail = " -> ..." if choice[h] >= 0 else f", then the expected continuation at {space.describe_history(h)}"
+        where = f"{space.describe_history(0)}; worst path: " + (" -> ".join(steps) if steps else "stop at once") + tail
+        return Violation("budget", None, 0, where, None, None, None, float(s))
+
+    return [_Block("budget", slack, describe_path, lambda f: np.zeros_like(f))]
 
 
 def _summarise(blocks: list[_Block], bind_tol: float) -> tuple[Any, Violation | None, list[Violation], int, int]:
@@ -620,7 +766,7 @@ def verify(
     ----------
     mechanism : Mechanism
         Transfers on a :class:`~mechlp.spaces.HistoryTree` or :class:`~mechlp.spaces.MarkovSpace`, with the
-        environment's allocation.
+        environment's allocation, or with ``mechanism.allocation`` (node-dependent, floats only) when set.
     ic : {"bayesian", "ex_post", "local"}
         ``"bayesian"``: :math:`\bar U_i(t|h) \ge D_i(r; t|h)` for every history and every ``t != r``
         (Lamba 2022, Definition 1). ``"ex_post"``: the same pointwise in the others' current types
@@ -687,7 +833,10 @@ def verify(
             x = to_fractions(mechanism.transfers, max_denominator)
     else:
         x = mechanism.transfers
-    families = _evaluate(space, nums, x, ic, ir, budget, outside)
+    node_alloc = getattr(mechanism, "allocation", None)
+    if node_alloc is not None and exact:
+        raise NotImplementedError("exact verification of a node-dependent allocation is not supported; use floats")
+    families = _evaluate(space, nums, x, ic, ir, budget, outside, node_alloc=node_alloc)
 
     max_violation: dict[str, float] = {}
     exact_violation: dict[str, str] = {}
@@ -725,21 +874,31 @@ def _evaluate(
     budget: str,
     outside: list[np.ndarray],
     signed_budget: bool = False,
+    node_alloc: np.ndarray | None = None,
 ) -> dict[str, list[_Block]]:
-    """Every row's slack, by family, for ``transfers`` in ``nums``'s arithmetic (the verifier's core)."""
+    """Every row's slack, by family, for ``transfers`` in ``nums``'s arithmetic (the verifier's core).
+
+    ``node_alloc`` (``(n_nodes, n_actions)`` floats, optional): a node-dependent allocation used instead of the
+    environment's per-profile rule (action-free kernels only; checked by :class:`~mechlp.mechanism.Mechanism`).
+    """
     env = space.env
     k = env.n_profiles
     prof = np.tile(np.arange(k), space.n_hist)
     types = _profile_types(env)
-    flow = np.stack(
-        [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
-    )
+    if node_alloc is None:
+        flow = np.stack(
+            [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
+        )
+    else:
+        flow = np.stack(
+            [np.einsum("ga,ga->g", node_alloc, nums.valuation[i][types[prof, i]]) for i in range(env.n_agents)]
+        )
     u = continuation(space, nums, flow - transfers)
     margs = marginal_beliefs(space, nums)
     ubar = _interim(space, u, margs, nums.exact) if ir != "ex_post" else []
     out = [nums.array(o) for o in outside]
     families: dict[str, list[_Block]] = {
-        "ic": _ic_blocks(space, nums, u, margs, ic),
+        "ic": _ic_blocks(space, nums, u, margs, ic, node_alloc),
         "ir": _ir_blocks(space, u, ubar, out, ir),
     }
     if budget != "none":
@@ -853,11 +1012,10 @@ class ImpossibilityCertificate:
         n_ic = sum(int(np.count_nonzero(a != 0)) for a in self.ic.values())
         n_ir = sum(int(np.count_nonzero(a != 0)) for a in self.ir.values())
         hb = [int(h) for h in np.flatnonzero(self.budget != 0)]
-        note = (
-            " (certified with interim rows: ex post balance implies them)"
-            if opts["question_budget"] == "ex_post"
-            else ""
-        )
+        note = {
+            "ex_post": " (certified with interim rows: ex post balance implies them)",
+            "savings": " (certified with the ex ante row: savings balance implies it)",
+        }.get(opts["question_budget"], "")
         lines = [
             f"impossible: no mechanism satisfies IC ({opts['ic']}), IR ({opts['ir']}) and "
             f"{opts['question_budget']} budget balance{note}",
@@ -1067,3 +1225,130 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
         "probes": len(probes),
         "exact": exact,
     }
+
+
+# ---------------------------------------------------------------------------------------------- intermediate
+def verify_intermediate(
+    space: Any,
+    transfers: Sequence[np.ndarray],
+    *,
+    ir: str = "interim",
+    budget: str = "interim",
+    outside_option: Any = 0.0,
+    tol: float = tolerances.FEASIBILITY,
+) -> Verification:
+    r"""Verify an intermediate mechanism (Lamba 2022, section 7.2) on a :class:`~mechlp.signals.SignalSpace`.
+
+    ``transfers[i]`` has shape ``(n_info_i, S_i)``: agent ``i``'s payment :math:`x_i(I, r, a)` at his information
+    history ``I`` after report ``r`` and signal ``a`` (column ``r * |A| + a``), so payments are measurable with
+    respect to his information by construction. Recomputed here, independently of the LP rows: reach
+    probabilities and beliefs from the priors and kernels (:func:`marginal_beliefs`), each agent's posterior about
+    the others' current types at his information histories (reach-weighted; uniform over the members of an
+    information history reached with probability zero), his chance :math:`P_i(a|I,r)` of each signal, his interim
+    utilities by backward recursion over his information histories,
+
+    .. math::
+       \bar U_i(I,t) = \sum_a P_i(a|I,t)\big[v_i(t,a) - x_i(I,t,a) + \delta \sum_{t'} F_i(t'|t,a)
+       \bar U_i(I(t,a), t')\big],
+
+    the one-shot deviation payoff (the same with report ``r``: payment and next information history of ``r``, own
+    type moving on from ``t``), and the designer's :math:`\Pi(h)` from the transfers expanded to her nodes.
+
+    Families: ``"ic"`` (every information history, ``t != r``), ``"ir"`` (``"interim"``: every information
+    history; ``"ex_ante"``: the first period), ``"budget"`` (``"interim"``, ``"ex_ante"``, ``"ex_post"`` as in
+    :func:`verify`, on designer histories; ``"none"``). Floats only.
+    """
+    ir = _check_option(ir, "ir", ("interim", "ex_ante"))
+    budget = _check_option(budget, "budget", ("interim", "ex_ante", "ex_post", "none"))
+    env = space.env
+    tree = space.tree
+    k, n_act = env.n_profiles, env.n_actions
+    nums = Numbers(env, exact=False)
+    delta = nums.delta
+    outside = _outside_options(outside_option, env)
+    margs = marginal_beliefs(tree, nums)
+    joint = _product(margs, tree.n_hist)
+    reach = np.ones(tree.n_hist)
+    for a, b in tree.levels()[1:]:  # depth levels
+        g = np.arange(a, b) - 1
+        reach[a:b] = reach[g // k] * joint[g // k, g % k]
+    x_nodes = np.zeros((env.n_agents, tree.n_nodes))
+    families: dict[str, list[_Block]] = {"ic": [], "ir": []}
+    for i, ag in enumerate(env.agents):  # loops over agents, levels, types and actions
+        ki, n_sig, n_info = ag.n_types, space.n_signals[i], space.n_info[i]
+        x = np.asarray(transfers[i], dtype=float)
+        if x.shape != (n_info, n_sig):
+            raise ValueError(f"transfers[{i}] (agent {ag.name!r}) has shape {x.shape}; expected {(n_info, n_sig)}")
+        x_nodes[i] = x.reshape(-1)[space.info_node[i]]
+        others = [j for j in range(env.n_agents) if j != i]
+        po = _product([margs[j] for j in others], tree.n_hist)  # (H, M)
+        ids = space.info_hist[i]
+        mass = np.bincount(ids, weights=reach, minlength=n_info)
+        w = np.where(mass[ids] > 0, reach, 1.0)
+        post = np.zeros((n_info, po.shape[1]))
+        np.add.at(post, ids, w[:, None] * po)
+        post /= post.sum(axis=1, keepdims=True)
+        pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]  # (K_i, M) profile of (own, others)
+        prob = np.einsum("Im,rma->Ira", post, nums.alloc[pidx])  # (n_info, K_i, A)
+        kern = nums.kernels[i]  # (A, K_i, K_i)
+        child = space.info_child[i].reshape(n_info, ki, n_act)
+        ubar = np.zeros((n_info, ki))
+        dev = np.zeros((n_info, ki, ki))  # [I, true t, report r]
+        starts = space.info_level_start[i]
+        for lo, hi in reversed(list(zip(starts[:-1], starts[1:], strict=True))):  # deepest level first
+            info = np.arange(lo, hi)
+            for t in range(ki):
+                for r in range(ki):
+                    val = np.zeros(info.size)
+                    for a in range(n_act):
+                        p = prob[info, r, a]
+                        kid = child[info, r, a]
+                        cont = np.zeros(info.size)
+                        ok = kid >= 0
+                        cont[ok] = ubar[kid[ok]] @ kern[a, t]
+                        val += p * (nums.valuation[i][t, a] - x[info, r * n_act + a] + delta * cont)
+                    dev[info, t, r] = val
+            ubar[info] = dev[info][:, np.arange(ki), np.arange(ki)]
+        for t in range(ki):
+            for r in range(ki):
+                if t == r:
+                    continue
+
+                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        int(f),
+                        space.describe_info(i, int(f)),
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        None,
+                        float(s),
+                    )
+
+                families["ic"].append(_Block("ic", ubar[:, t] - dev[:, t, r], describe, lambda f: f, (i, t, r)))
+        rows = ubar if ir == "interim" else ubar[:1]
+
+        def describe_ir(f: int, s: float, i=i, ki=ki) -> Violation:
+            inf, t = divmod(int(f), ki)
+            return Violation(
+                "ir", env.agents[i].name, inf, space.describe_info(i, inf), env.agents[i].types[t], None, None, float(s)
+            )
+
+        families["ir"].append(_Block("ir", rows - outside[i][None, :], describe_ir, lambda f, ki=ki: f // ki, (i,)))
+    if budget != "none":
+        families["budget"] = _budget_blocks(tree, nums, x_nodes, joint, budget)
+    max_violation, worst, binding, n_binding, n_rows = {}, {}, {}, {}, {}
+    for fam, blocks in families.items():
+        mv, wr, bind, nb, nr = _summarise(blocks, tolerances.BINDING)
+        max_violation[fam], worst[fam], binding[fam], n_binding[fam], n_rows[fam] = float(mv), wr, bind, nb, nr
+    ok = all(v <= tol for v in max_violation.values())
+    options = {
+        "ic": "intermediate",
+        "ir": ir,
+        "budget": budget,
+        "outside_option": [o.tolist() for o in outside],
+        "exact": False,
+        "max_denominator": None,
+    }
+    return Verification(ok, float(tol), max_violation, worst, binding, n_binding, n_rows, options)

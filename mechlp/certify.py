@@ -121,6 +121,8 @@ def exact_feasible_mechanism(
     """
     if ic not in ("bayesian", "local") or ir not in ("interim", "ex_ante"):
         return None, f"exact feasibility certificates need ic bayesian/local and ir interim/ex_ante (got {ic}, {ir})"
+    if budget not in ("interim", "ex_ante", "ex_post", "none"):
+        return None, f"exact feasibility certificates support budget interim/ex_ante/ex_post/none (got {budget})"
     env = space.env
     outside = outside_options(outside_option, env)
     rows_budget = "interim" if budget == "ex_post" else budget

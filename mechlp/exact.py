@@ -20,7 +20,7 @@ import numpy as np
 
 from .environment import Environment
 from .mechanism import continuation_values
-from .spaces import HistoryTree, MarkovSpace, StateSpace
+from .spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
 __all__ = [
     "MODEL_DENOMINATOR",
@@ -173,29 +173,9 @@ def transition(env: Environment, nums: Numbers) -> np.ndarray:
     return out
 
 
-def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
-    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
-    arithmetic (floats: :func:`mechlp.mechanism.continuation_values`; exact: backward by depth level on a tree,
-    a K x K exact system on a Markov space of at most ``EXACT_MARKOV_PROFILES`` profiles)."""
-    if not nums.exact:
-        return continuation_values(space, flow)
-    env = space.env
-    k = env.n_profiles
-    q = transition(env, nums)
-    prof = np.tile(np.arange(k), space.n_hist)
-    child = np.asarray(space.child_hist)
-    out = np.array(flow, dtype=object, copy=True)
-    if isinstance(space, HistoryTree):
-        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest non-terminal first
-            nodes = np.arange(a * k, b * k)
-            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
-            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
-            out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
-        return out
-    if not isinstance(space, MarkovSpace):
-        raise TypeError(f"exact continuation values need a HistoryTree or a MarkovSpace, got {type(space).__name__}")
-    # On the Markov space the next state is the current profile, so V(g) = f(g) + delta c(theta_g) with
-    # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state 1 + theta, theta'): a K x K system.
+def _exact_inverse(space: StateSpace, nums: Numbers, q: np.ndarray) -> np.ndarray:
+    """``(I - delta Q)^{-1}`` in rationals, computed once per space (cached on it) and model numbers."""
+    k = q.shape[0]
     if k > EXACT_MARKOV_PROFILES:
         raise ValueError(
             f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"
@@ -207,12 +187,50 @@ def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarr
         mat[np.arange(k), np.arange(k)] = mat[np.arange(k), np.arange(k)] + 1
         eye = nums.zeros((k, k))
         eye[np.arange(k), np.arange(k)] = Fraction(1)
-        cached = (key, solve_exact(mat, eye).T)  # (I - delta Q)^{-1}, computed once per space
+        cached = (key, solve_exact(mat, eye).T)
         space._exact_inverse = cached
-    f_next = out[:, k:].reshape(out.shape[0], k, k)  # f at (state 1 + theta, theta'), indexed [m, theta, theta']
+    return cached[1]
+
+
+def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
+    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
+    arithmetic (floats: :func:`mechlp.mechanism.continuation_values`; exact: backward by depth level on a tree,
+    a K x K exact system on a Markov space of at most ``EXACT_MARKOV_PROFILES`` profiles, and both on a tree with
+    a Markov tail: the tail first, then the tree backwards)."""
+    if not nums.exact:
+        return continuation_values(space, flow)
+    env = space.env
+    k = env.n_profiles
+    q = transition(env, nums)
+    prof = np.tile(np.arange(k), space.n_hist)
+    child = np.asarray(space.child_hist)
+    out = np.array(flow, dtype=object, copy=True)
+
+    def backward(levels: list[tuple[int, int]]) -> np.ndarray:
+        for a, b in reversed(levels):  # depth levels, deepest first
+            nodes = np.arange(a * k, b * k)
+            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
+            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
+            out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
+        return out
+
+    if isinstance(space, HistoryTree):
+        return backward(space.levels()[:-1])
+    if not isinstance(space, MarkovSpace | TreeWithTail):
+        raise TypeError(
+            f"exact continuation values need a HistoryTree, MarkovSpace or TreeWithTail, got {type(space).__name__}"
+        )
+    # In the Markov part the next state is the current profile, so V(g) = f(g) + delta c(theta_g) with
+    # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state of theta, theta'): a K x K system.
+    first = k if isinstance(space, MarkovSpace) else space.n_tree * k  # first node of the Markov states
+    inverse = _exact_inverse(space, nums, q)
+    f_next = out[:, first:].reshape(out.shape[0], k, k)  # [m, theta, theta']
     b = np.einsum("mst,st->ms", f_next, q)
-    c = b @ cached[1].T  # (m, K)
-    return out + nums.delta * c[:, prof]
+    c = b @ inverse.T  # (m, K)
+    if isinstance(space, MarkovSpace):
+        return out + nums.delta * c[:, prof]
+    out[:, first:] = out[:, first:] + nums.delta * c[:, prof[first:]]
+    return backward(space.levels())
 
 
 def solve_consistent(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:

@@ -27,7 +27,9 @@ How a certificate is made (:func:`impossibility_certificate`):
 The result is verified independently by :func:`mechlp.certificates.check_impossibility` (floats or exact),
 which evaluates ``L`` with the verifier's own constraint code. Certificates are available for Bayesian or local
 IC with interim or ex ante participation; for ex post budget balance the interim certificate is returned, which
-is a valid proof because ex post balance implies interim balance (Lamba 2022, section 3.4).
+is a valid proof because ex post balance implies interim balance (Lamba 2022, section 3.4); for savings balance
+the ex ante certificate, valid because savings implies :math:`\Pi(\text{root}) \ge 0`
+(:mod:`mechlp.constraints.budget`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ AUTO_EXACT_DENOMINATOR = 10**6
 AUTO_EXACT_COLUMNS = 2000
 
 #: Options for which :func:`impossibility_certificate` works.
-CERTIFIABLE = {"ic": ("bayesian", "local"), "ir": ("interim", "ex_ante"), "budget": ("interim", "ex_ante", "ex_post")}
+CERTIFIABLE = {
+    "ic": ("bayesian", "local"),
+    "ir": ("interim", "ex_ante"),
+    "budget": ("interim", "ex_ante", "ex_post", "savings"),
+}
 
 
 def _farkas_float(rows: InterimRows) -> np.ndarray | None:
@@ -165,7 +171,7 @@ def impossibility_certificate(
     """
     if ic not in CERTIFIABLE["ic"] or ir not in CERTIFIABLE["ir"] or budget not in CERTIFIABLE["budget"]:
         return None
-    rows_budget = "interim" if budget == "ex_post" else budget
+    rows_budget = {"ex_post": "interim", "savings": "ex_ante"}.get(budget, budget)
     env = space.env
     outside = outside_options(outside_option, env)
     rows_f = interim_rows(space, Numbers(env, exact=False), ic, ir, rows_budget, outside)

@@ -50,7 +50,7 @@ def build_lp(
 ) -> LinearProgram:
     """Assemble recursion + IC + IR + budget rows, transfer bounds and the surplus objective on ``space``."""
     started = time.perf_counter()
-    variables = Variables(space)
+    variables = Variables(space, {"Q": space.n_hist} if budget == "savings" else None)
     env = space.env
     beliefs = space.beliefs()
     views = [AgentView(space, i, beliefs) for i in range(env.n_agents)]

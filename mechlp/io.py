@@ -1,11 +1,16 @@
-r"""Model files: bilateral-trade environments described in TOML.
+r"""Model files: environments described in TOML.
 
 Model files are read with :mod:`tomllib` and nothing else: model input is never evaluated, imported or
-unpickled. Only **bilateral trade** (one buyer, one seller, Lamba 2022 section 2, built with
-:func:`mechlp.environment.bilateral_trade` and the efficient rule) is supported in this schema for now.
+unpickled. Two schemas share the same ``[model]`` / ``[[agents]]`` / ``[allocation]`` layout:
 
-Schema
-------
+* **bilateral trade** (one buyer, one seller, Lamba 2022 section 2, built with
+  :func:`mechlp.environment.bilateral_trade` and the efficient rule): the default;
+* **general** (``n`` agents, any finite actions, valuation tables, kernels that may depend on the action, the
+  efficient rule or an explicit allocation table; :class:`mechlp.environment.Environment`): chosen by
+  ``kind = "general"`` in ``[model]`` or by giving ``actions``.
+
+Bilateral-trade schema
+----------------------
 .. code-block:: toml
 
     [model]
@@ -36,6 +41,35 @@ Schema
     [allocation]                # optional table
     rule = "efficient"          # the only rule supported in model files: trade iff value > cost
 
+General schema
+--------------
+.. code-block:: toml
+
+    [model]
+    name = "public_project"     # optional; defaults to the file name without ".toml"
+    kind = "general"            # optional when `actions` is given ("bilateral_trade" is the other kind)
+    discount = 0.9              # required
+    horizon = "infinite"        # optional, default "infinite"; or a positive integer
+    actions = ["reject", "build"]   # required: action labels (also accepted as a top-level key)
+
+    [[agents]]                  # one table per agent (at least one), in the order of the type profiles
+    name = "agent1"             # optional; default agent1, agent2, ...
+    role = "participant"        # optional free text
+    types = ["L", "H"]          # required: type labels
+    values = [0.2, 1.0]         # optional numeric type values, strictly increasing
+    prior = [0.5, 0.5]          # required
+    persistence = 0.7           # renewal kernel, or instead `transition`: one matrix (row theta, column theta')
+    # or one matrix per action, keyed by action label (types that respond to the allocation):
+    # transition = { reject = [[0.7, 0.3], [0.3, 0.7]], build = [[0.9, 0.1], [0.1, 0.9]] }
+    valuation = { reject = [0.0, 0.0], build = [-0.3, 0.5] }   # required: v_i(type, action), a list over
+                                # types for every action (equivalently a sub-table [agents.valuation])
+
+    [allocation]                # optional table
+    rule = "efficient"          # default: the action maximising the sum of valuations (ties: the first listed)
+    # or an explicit rule, one entry per type profile (profiles in C order: the first agent's type varies
+    # slowest, the last agent's fastest), each an action label or a list of probabilities over `actions`:
+    # table = ["reject", "reject", "build", ...]
+
 Unknown keys and tables are errors (they are usually typos). Every error names the file, the table and
 the key, e.g. ``models/x.toml: [[agents]] #2 ('seller'): missing key 'values'``; validation errors of
 :mod:`mechlp.environment` are re-raised with the file name prepended.
@@ -46,8 +80,8 @@ Overrides
 building the environment. Keys:
 
 * ``model.discount``, ``model.horizon``, ``model.name`` and the shorthands ``discount``, ``horizon``;
-* ``agents.<agent name>.<key>`` for any agent key, e.g. ``agents.buyer.prior=[0.4, 0.6]``,
-  ``agents.seller.persistence=0.9``;
+* ``agents.<agent name>.<key>`` for any agent key of the model's schema, e.g. ``agents.buyer.prior=[0.4, 0.6]``,
+  ``agents.seller.persistence=0.9``, ``agents.agent1.valuation={reject = [0, 0], build = [-0.3, 0.6]}``;
 * ``persistence``: sets ``persistence`` on every agent.
 
 Values are parsed as TOML values (``0.9``, ``[0.4, 0.6]``, ``"text"``); anything that does not parse is
@@ -66,7 +100,7 @@ from typing import Any
 
 import numpy as np
 
-from .environment import Environment, bilateral_trade
+from .environment import Agent, Environment, bilateral_trade
 from .examples import renewal_matrix
 
 __all__ = ["load_model", "model_from_dict", "model_to_dict", "dump_model_toml", "apply_overrides"]
@@ -75,6 +109,11 @@ _TOP_KEYS = ("model", "agents", "allocation")
 _MODEL_KEYS = ("name", "discount", "horizon")
 _AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition", "persistence")
 _ALLOCATION_KEYS = ("rule",)
+_KINDS = ("bilateral_trade", "general")
+_GENERAL_TOP_KEYS = ("model", "agents", "allocation", "actions")
+_GENERAL_MODEL_KEYS = ("name", "kind", "discount", "horizon", "actions")
+_GENERAL_AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition", "persistence", "valuation")
+_GENERAL_ALLOCATION_KEYS = ("rule", "table")
 _ROLES = ("buyer", "seller")
 _STRING_KEYS = ("name", "role")  # override values for these keys are taken verbatim unless quoted TOML
 
@@ -142,11 +181,23 @@ def _agent_where(source: str, idx: int, table: Mapping[str, Any]) -> str:
     return f"{source}: [[agents]] #{idx + 1}{label}"
 
 
+def _is_general(doc: Mapping[str, Any], source: str) -> bool:
+    """Which schema a document uses: ``[model] kind``, else general exactly when ``actions`` is given."""
+    model = doc.get("model")
+    model = model if isinstance(model, Mapping) else {}
+    kind = model.get("kind")
+    if kind is not None and kind not in _KINDS:
+        raise ValueError(f"{source}: [model]: key 'kind' must be one of {_list_keys(_KINDS)}, got {kind!r}")
+    if kind is not None:
+        return kind == "general"
+    return "actions" in model or "actions" in doc
+
+
 def _check_structure(doc: Any, source: str) -> None:
     """Top-level shape of the document: the tables exist and have the right kinds."""
     if not isinstance(doc, Mapping):
         raise TypeError(f"{source}: a model must be a table (dict), got {type(doc).__name__}")
-    _unknown_keys(doc, _TOP_KEYS, f"{source}: top level")
+    _unknown_keys(doc, _GENERAL_TOP_KEYS if _is_general(doc, source) else _TOP_KEYS, f"{source}: top level")
     if "model" not in doc:
         raise ValueError(f"{source}: missing table [model]")
     if not isinstance(doc["model"], Mapping):
@@ -162,6 +213,10 @@ def _check_structure(doc: Any, source: str) -> None:
 
 def _agent_name(table: Mapping[str, Any]) -> Any:
     return table.get("name", table.get("role"))
+
+
+def _agent_keys(doc: Mapping[str, Any]) -> tuple[str, ...]:
+    return _GENERAL_AGENT_KEYS if _is_general(doc, "<model>") else _AGENT_KEYS
 
 
 # ---------------------------------------------------------------------------------------------- overrides
@@ -199,7 +254,7 @@ def _override_items(overrides: Mapping[str, Any] | Sequence[str]) -> list[tuple[
 
 def _valid_override_keys(doc: Mapping[str, Any]) -> str:
     names = [str(_agent_name(a)) for a in doc.get("agents", []) if isinstance(a, Mapping)]
-    agent_keys = "{" + ",".join(_AGENT_KEYS) + "}"
+    agent_keys = "{" + ",".join(_agent_keys(doc)) + "}"
     per_agent = ", ".join(f"agents.{n}.{agent_keys}" for n in names) or f"agents.<name>.{agent_keys}"
     return f"discount, horizon, persistence, model.discount, model.horizon, model.name, {per_agent}"
 
@@ -245,7 +300,7 @@ def apply_overrides(
         parts = key.split(".")
         if len(parts) == 1 and key in ("discount", "horizon"):
             out["model"][key] = _parse_value(key, raw)
-        elif len(parts) == 2 and parts[0] == "model" and parts[1] in _MODEL_KEYS:
+        elif len(parts) == 2 and parts[0] == "model" and parts[1] in ("name", "discount", "horizon"):
             out["model"][parts[1]] = _parse_value(parts[1], raw)
         elif key == "persistence":
             value = _parse_value(key, raw)
@@ -254,8 +309,9 @@ def apply_overrides(
         elif key.startswith("agents.") and key.count(".") >= 2:
             name, _, akey = key[len("agents.") :].rpartition(".")
             targets = [t for t in out["agents"] if _agent_name(t) == name]
-            if akey not in _AGENT_KEYS or not targets:
-                what = f"key {akey!r}" if akey not in _AGENT_KEYS else f"agent {name!r}"
+            keys = _agent_keys(out)
+            if akey not in keys or not targets:
+                what = f"key {akey!r}" if akey not in keys else f"agent {name!r}"
                 raise ValueError(
                     f"{source}: unknown override key {key!r} (no {what}); valid keys are {_valid_override_keys(out)}"
                 )
@@ -329,6 +385,146 @@ def _read_agent(table: Mapping[str, Any], idx: int, source: str) -> dict[str, An
     }
 
 
+# ---------------------------------------------------------------------------------------------- general schema
+def _label_list(value: Any, where: str, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+        raise ValueError(f"{where}: key {key!r} must be an array of non-empty strings (labels), got {value!r}")
+    if not value:
+        raise ValueError(f"{where}: key {key!r} is empty")
+    for j, lab in enumerate(value):
+        if lab in value[:j]:
+            raise ValueError(f"{where}: key {key!r}: label {lab!r} at index {j} appears twice")
+    return list(value)
+
+
+def _by_action(value: Any, where: str, key: str, actions: list[str]) -> dict[str, Any]:
+    """A table keyed by action label that names every action exactly once."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: key {key!r} must be a table keyed by action label {actions}, got {value!r}")
+    for lab in value:
+        if lab not in actions:
+            raise ValueError(f"{where}: key {key!r}: unknown action {lab!r}; actions are {_list_keys(actions)}")
+    for lab in actions:
+        if lab not in value:
+            raise ValueError(f"{where}: key {key!r}: missing action {lab!r} (one entry per action is required)")
+    return dict(value)
+
+
+def _read_general_agent(table: Mapping[str, Any], idx: int, source: str, actions: list[str]) -> Agent:
+    where = _agent_where(source, idx, table)
+    _unknown_keys(table, _GENERAL_AGENT_KEYS, where)
+    for key in ("types", "prior", "valuation"):
+        if key not in table:
+            raise ValueError(f"{where}: missing key {key!r}")
+    name = table.get("name", f"agent{idx + 1}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}: key 'name' must be a non-empty string, got {name!r}")
+    role = table.get("role")
+    if role is not None and not isinstance(role, str):
+        raise ValueError(f"{where}: key 'role' must be a string, got {role!r}")
+    types = _label_list(table["types"], where, "types")
+    values = None if "values" not in table else _numeric_array(table["values"], where, "values", (1,))
+    prior = _numeric_array(table["prior"], where, "prior", (1,))
+    has_t, has_p = "transition" in table, "persistence" in table
+    if has_t and has_p:
+        raise ValueError(f"{where}: give exactly one of 'transition' and 'persistence', not both")
+    if not has_t and not has_p:
+        raise ValueError(f"{where}: missing key 'transition' (or 'persistence' for a renewal kernel)")
+    if has_p:
+        persistence = table["persistence"]
+        if not _is_number(persistence):
+            raise ValueError(f"{where}: key 'persistence' must be a number, got {persistence!r}")
+        try:
+            transition: Any = renewal_matrix(len(types), float(persistence))
+        except ValueError as exc:
+            raise ValueError(f"{where}: key 'persistence': {exc}") from exc
+    elif isinstance(table["transition"], Mapping):
+        per_action = _by_action(table["transition"], where, "transition", actions)
+        transition = [
+            _numeric_array(per_action[a], where, f"transition.{a}", (2,))
+            for a in actions  # one matrix per action
+        ]
+    else:
+        transition = _numeric_array(table["transition"], where, "transition", (2,))
+    per_action = _by_action(table["valuation"], where, "valuation", actions)
+    columns = []
+    for a in actions:
+        col = _numeric_array(per_action[a], where, f"valuation.{a}", (1,))
+        if len(col) != len(types):
+            raise ValueError(
+                f"{where}: key 'valuation.{a}' has {len(col)} entries; expected {len(types)}, one per type {types}"
+            )
+        columns.append(col)
+    valuation = np.array(columns, dtype=float).T
+    try:
+        return Agent(name, types, prior, transition, valuation, values=values, role=role)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
+def _general_allocation(table: Mapping[str, Any], source: str, actions: list[str], counts: list[int]) -> Any:
+    where = f"{source}: [allocation]"
+    _unknown_keys(table, _GENERAL_ALLOCATION_KEYS, where)
+    if "table" not in table:
+        rule = table.get("rule", "efficient")
+        if rule != "efficient":
+            raise ValueError(f"{where}: key 'rule' must be \"efficient\" (or give 'table' instead), got {rule!r}")
+        return "efficient"
+    if table.get("rule", "table") not in ("table",):
+        raise ValueError(f"{where}: give either rule = \"efficient\" or 'table', not both")
+    rows = table["table"]
+    n_prof = int(np.prod(counts))
+    if not isinstance(rows, list) or len(rows) != n_prof:
+        got = len(rows) if isinstance(rows, list) else repr(rows)
+        raise ValueError(
+            f"{where}: key 'table' must be an array with one entry per type profile ({n_prof} = "
+            f"{' x '.join(str(c) for c in counts)}), got {got}"
+        )
+    out = np.zeros((n_prof, len(actions)))
+    for r, entry in enumerate(rows):
+        if isinstance(entry, str):
+            if entry not in actions:
+                raise ValueError(
+                    f"{where}: key 'table': entry {r} names unknown action {entry!r}; actions are {actions}"
+                )
+            out[r, actions.index(entry)] = 1.0
+        else:
+            probs = _numeric_array(entry, where, f"table[{r}]", (1,))
+            if len(probs) != len(actions):
+                raise ValueError(
+                    f"{where}: key 'table': entry {r} has {len(probs)} probabilities; expected {len(actions)}, "
+                    f"one per action {actions}"
+                )
+            out[r] = probs
+    return out
+
+
+def _general_model(doc: Mapping[str, Any], source: str, default_name: str) -> Environment:
+    where = f"{source}: [model]"
+    table = doc["model"]
+    _unknown_keys(table, _GENERAL_MODEL_KEYS, where)
+    if "actions" in table and "actions" in doc:
+        raise ValueError(f"{source}: 'actions' is given both at the top level and in [model]; keep one")
+    if "actions" not in table and "actions" not in doc:
+        raise ValueError(f"{where}: missing key 'actions' (the general schema needs the action labels)")
+    actions = _label_list(table.get("actions", doc.get("actions")), where, "actions")
+    name, discount, horizon = _read_model_table(
+        {k: v for k, v in table.items() if k in _MODEL_KEYS}, source, default_name
+    )
+    agents = [_read_general_agent(t, j, source, actions) for j, t in enumerate(doc["agents"])]
+    if not agents:
+        raise ValueError(f"{source}: [[agents]]: no agent tables; a model needs at least one agent")
+    alloc = _general_allocation(doc.get("allocation", {}), source, actions, [a.n_types for a in agents])
+    try:
+        env = Environment(agents, actions, discount, horizon, alloc, name=name, meta={"kind": "general"})
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
+    except TypeError as exc:
+        raise TypeError(f"{source}: {exc}") from exc
+    env.meta["source"] = source
+    return env
+
+
 def model_from_dict(
     doc: Mapping[str, Any], source: str = "<dict>", *, default_name: str = "bilateral_trade"
 ) -> Environment:
@@ -355,7 +551,10 @@ def model_from_dict(
         type and text with ``"<source>: "`` prepended.
     """
     _check_structure(doc, source)
-    name, discount, horizon = _read_model_table(doc["model"], source, default_name)
+    if _is_general(doc, source):
+        return _general_model(doc, source, default_name)
+    model = {k: v for k, v in doc["model"].items() if k != "kind"}  # kind = "bilateral_trade" is the default
+    name, discount, horizon = _read_model_table(model, source, default_name)
     alloc = doc.get("allocation", {})
     _unknown_keys(alloc, _ALLOCATION_KEYS, f"{source}: [allocation]")
     rule = alloc.get("rule", "efficient")
@@ -368,7 +567,8 @@ def model_from_dict(
     if len(agents) != 2:
         raise ValueError(
             f"{source}: [[agents]]: found {len(agents)} agent table(s); model files describe bilateral trade "
-            "(exactly two agents: one buyer and one seller), the only model this schema supports for now"
+            "(exactly two agents: one buyer and one seller), the only model this schema supports for now; "
+            'for other models use the general schema ([model] kind = "general" with actions = [...])'
         )
     roles = [a["role"] for a in agents]
     if roles[0] == roles[1]:
@@ -444,31 +644,75 @@ def load_model(path: str | Path, overrides: Mapping[str, Any] | Sequence[str] = 
 
 
 # ---------------------------------------------------------------------------------------------- writing
+def _is_bilateral(env: Environment) -> bool:
+    roles = sorted(ag.role or "" for ag in env.agents)
+    return env.meta.get("kind") == "bilateral_trade" and roles == ["buyer", "seller"]
+
+
+def _general_to_dict(env: Environment) -> dict[str, Any]:
+    agents = []
+    for ag in env.agents:
+        entry: dict[str, Any] = {"name": ag.name}
+        if ag.role is not None:
+            entry["role"] = ag.role
+        entry["types"] = list(ag.types)
+        if ag.values is not None:
+            entry["values"] = [float(v) for v in ag.values]
+        entry["prior"] = [float(v) for v in ag.prior]
+        kern = np.asarray(ag.transition, dtype=float)
+        entry["transition"] = (
+            {a: kern[j].tolist() for j, a in enumerate(env.actions)} if ag.action_dependent else kern.tolist()
+        )
+        entry["valuation"] = {a: [float(v) for v in ag.valuation[:, j]] for j, a in enumerate(env.actions)}
+        agents.append(entry)
+    counts = env.type_counts
+    total = Environment._total_valuation(env.agents, counts, env.n_actions)
+    efficient = np.zeros_like(env.allocation)
+    efficient[np.arange(env.n_profiles), np.argmax(total, axis=1)] = 1.0
+    if np.array_equal(efficient, env.allocation):
+        allocation: dict[str, Any] = {"rule": "efficient"}
+    else:
+        det = np.max(env.allocation, axis=1) == 1.0
+        allocation = {
+            "table": [
+                env.actions[int(np.argmax(row))] if d else [float(v) for v in row]
+                for row, d in zip(env.allocation, det, strict=True)
+            ]
+        }
+    horizon: str | int = "infinite" if env.infinite else int(env.horizon)
+    return {
+        "model": {
+            "name": env.name,
+            "kind": "general",
+            "discount": float(env.discount),
+            "horizon": horizon,
+            "actions": list(env.actions),
+        },
+        "agents": agents,
+        "allocation": allocation,
+    }
+
+
 def model_to_dict(env: Environment) -> dict[str, Any]:
-    """The model document of a bilateral-trade environment (the inverse of :func:`model_from_dict`).
+    """The model document of an environment (the inverse of :func:`model_from_dict`).
 
     Parameters
     ----------
     env : Environment
-        Built by :func:`mechlp.environment.bilateral_trade` (directly, via :mod:`mechlp.examples` or from a
-        model file).
+        Bilateral trade built by :func:`mechlp.environment.bilateral_trade` (directly, via :mod:`mechlp.examples`
+        or from a model file) is written in the bilateral-trade schema; every other environment in the general
+        schema.
 
     Returns
     -------
     dict
-        Plain Python data (str, float, int, lists): ``{"model": ..., "agents": [...], "allocation": ...}``.
-        Kernels are always written as explicit ``transition`` matrices.
-
-    Raises
-    ------
-    ValueError
-        When ``env`` is not a bilateral-trade environment.
+        Plain Python data (str, float, int, lists, dicts): ``{"model": ..., "agents": [...], "allocation": ...}``.
+        Kernels are always written as explicit ``transition`` matrices (one per action, keyed by action label,
+        when they depend on the action); the allocation as ``rule = "efficient"`` when it equals the efficient
+        rule, else as a ``table``.
     """
-    roles = [ag.role for ag in env.agents]
-    if env.meta.get("kind") != "bilateral_trade" or sorted(r or "" for r in roles) != ["buyer", "seller"]:
-        raise ValueError(
-            f"model_to_dict supports bilateral-trade environments built by bilateral_trade() only, got {env!r}"
-        )
+    if not _is_bilateral(env):
+        return _general_to_dict(env)
     agents = []
     for ag in env.agents:
         if ag.values is None:  # pragma: no cover - bilateral_trade always sets values
@@ -505,6 +749,11 @@ def _toml_string(s: str) -> str:
     return "".join(out)
 
 
+def _toml_key(k: str) -> str:
+    bare = k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k)
+    return k if bare else _toml_string(k)
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -520,21 +769,24 @@ def _toml_value(v: Any) -> str:
         return repr(v)  # shortest repr that round-trips; always valid TOML (e.g. 0.95, 1e-05, 1.0)
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):  # inline table
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {type(v).__name__} value {v!r} to a model file")
 
 
 def dump_model_toml(env: Environment) -> str:
-    """Write a bilateral-trade environment as a TOML model file (the schema of the module docstring).
+    """Write an environment as a TOML model file (either schema of the module docstring, see
+    :func:`model_to_dict`; tables keyed by action label are written inline).
 
     ``tomllib.loads(dump_model_toml(env)) == model_to_dict(env)``; floats are written with their shortest
     round-tripping representation, so :func:`load_model` rebuilds identical arrays.
     """
     doc = model_to_dict(env)
     lines = ["[model]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in doc["model"].items()]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc["model"].items()]
     for ag in doc["agents"]:
         lines += ["", "[[agents]]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in ag.items()]
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in ag.items()]
     lines += ["", "[allocation]"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in doc["allocation"].items()]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc["allocation"].items()]
     return "\n".join(lines) + "\n"

@@ -26,14 +26,20 @@ class Variables:
 
     ``U[i, g]`` (ex post utility), ``x[i, g]`` (payment to the designer) and ``B[g]`` (designer's continuation
     surplus), stored as three contiguous blocks: ``U`` at ``[0, nN)``, ``x`` at ``[nN, 2nN)``, ``B`` at
-    ``[2nN, (2n+1)N)``.
+    ``[2nN, (2n+1)N)``. Optional named extra blocks (e.g. ``{"Q": n_hist}`` for the savings rows of
+    :mod:`mechlp.constraints.budget`) follow, in the order given.
     """
 
-    def __init__(self, space: StateSpace):
+    def __init__(self, space: StateSpace, extras: dict[str, int] | None = None):
         self.space = space
         self.n_agents = space.env.n_agents
         self.n_nodes = space.n_nodes
-        self.n_cols = (2 * self.n_agents + 1) * self.n_nodes
+        base = (2 * self.n_agents + 1) * self.n_nodes
+        self.extra_offsets: dict[str, tuple[int, int]] = {}
+        for name, size in (extras or {}).items():
+            self.extra_offsets[name] = (base, int(size))
+            base += int(size)
+        self.n_cols = base
 
     def U(self, agent: int, nodes: np.ndarray | int) -> np.ndarray:
         return agent * self.n_nodes + np.asarray(nodes, dtype=np.int64)
@@ -44,14 +50,23 @@ class Variables:
     def B(self, nodes: np.ndarray | int) -> np.ndarray:
         return 2 * self.n_agents * self.n_nodes + np.asarray(nodes, dtype=np.int64)
 
+    def extra(self, name: str, index: np.ndarray | int) -> np.ndarray:
+        """Columns of the extra block ``name`` (``KeyError`` naming the blocks when it was not registered)."""
+        if name not in self.extra_offsets:
+            raise KeyError(f"no extra variable block {name!r}; registered: {list(self.extra_offsets)}")
+        return self.extra_offsets[name][0] + np.asarray(index, dtype=np.int64)
+
     def split(self, z: np.ndarray) -> dict[str, np.ndarray]:
-        """Solution vector -> ``{"U": (n, N), "x": (n, N), "B": (N,)}``."""
+        """Solution vector -> ``{"U": (n, N), "x": (n, N), "B": (N,)}`` plus one entry per extra block."""
         n, nn = self.n_agents, self.n_nodes
-        return {
+        out = {
             "U": z[: n * nn].reshape(n, nn),
             "x": z[n * nn : 2 * n * nn].reshape(n, nn),
-            "B": z[2 * n * nn :],
+            "B": z[2 * n * nn : (2 * n + 1) * nn],
         }
+        for name, (start, size) in self.extra_offsets.items():
+            out[name] = z[start : start + size]
+        return out
 
 
 @dataclass

@@ -14,7 +14,8 @@ the interim utilities :math:`\bar U_i(\theta_i|h) = \sum_{\theta_{-i}} P(\theta_
 designer's expected surplus :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta)`.
 
 On a tree the recursion is solved backwards one depth level at a time; on the Markov space it is the
-sparse linear system :math:`(I - \delta M) U = \text{flow} - x`.
+sparse linear system :math:`(I - \delta M) U = \text{flow} - x`; on a tree with a Markov tail the tail is solved
+first (a ``K x K`` system, see :func:`continuation_values`) and the tree backwards from it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .spaces import HistoryTree, StateSpace
+from .spaces import HistoryTree, StateSpace, TreeWithTail
 
 __all__ = ["Mechanism", "continuation_values"]
 
@@ -40,6 +41,13 @@ def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray, shape (m, n_nodes)
+
+    Notes
+    -----
+    On a :class:`~mechlp.spaces.TreeWithTail` the tail nodes ``(s, theta)`` lead to the tail state ``theta``,
+    so :math:`V(s,\theta) = f(s,\theta) + \delta c(\theta)` with
+    :math:`c = (I - \delta Q)^{-1} b`, :math:`b(\theta) = \sum_{\theta'} Q(\theta'|\theta) f(\theta, \theta')`
+    (one dense ``K x K`` solve); the tree levels are then filled backwards from the tail.
     """
     flow = np.atleast_2d(np.asarray(flow, dtype=float))
     env = space.env
@@ -48,14 +56,24 @@ def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
     q = space.joint_transition()
     prof = space.node_profile
     child = space.child_hist
-    if isinstance(space, HistoryTree):
-        out = flow.copy()
-        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest non-terminal first
+
+    def backward(out: np.ndarray, levels: list[tuple[int, int]]) -> np.ndarray:
+        for a, b in reversed(levels):  # depth levels, deepest first
             nodes = np.arange(a * k, b * k)
             kids = child[nodes]
             cont = out[:, (kids[:, None] * k + np.arange(k)).reshape(-1)].reshape(flow.shape[0], nodes.size, k)
             out[:, nodes] += delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
         return out
+
+    if isinstance(space, HistoryTree):
+        return backward(flow.copy(), space.levels()[:-1])  # the last level has no continuation
+    if isinstance(space, TreeWithTail):
+        out = flow.copy()
+        f_tail = out[:, space.n_tree * k :].reshape(flow.shape[0], k, k)  # [m, state theta, theta']
+        b = np.einsum("mst,st->ms", f_tail, q)
+        c = np.linalg.solve(np.eye(k) - delta * q, b.T).T  # (m, K)
+        out[:, space.n_tree * k :] += delta * np.tile(c, (1, k))
+        return backward(out, space.levels())
     n = space.n_nodes
     has = child >= 0
     rows = np.repeat(np.flatnonzero(has), k)
@@ -65,6 +83,26 @@ def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
     system = (sp.identity(n, format="csc") - delta * m).tocsc()
     lu = spla.splu(system)
     return np.stack([lu.solve(f) for f in flow])
+
+
+def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
+    """Validate a node allocation: shape ``(n_nodes, n_actions)``, finite, rows distributions (to 1e-9)."""
+    env = space.env
+    p = np.asarray(allocation, dtype=float)
+    shape = (space.n_nodes, env.n_actions)
+    if p.shape != shape:
+        raise ValueError(f"allocation has shape {p.shape}; expected {shape} (nodes x actions)")
+    if env.action_dependent:
+        raise ValueError(
+            "a node-dependent allocation needs kernels that ignore the action (beliefs would depend on it)"
+        )
+    bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -1e-9, axis=1) | (np.abs(p.sum(1) - 1) > 1e-9))
+    if bad.size:
+        raise ValueError(f"allocation row of node {int(bad[0])} is not a probability distribution: {p[bad[0]]}")
+    p = np.clip(p, 0.0, None)
+    p = p / p.sum(axis=1, keepdims=True)
+    p.setflags(write=False)
+    return p
 
 
 class Mechanism:
@@ -77,9 +115,19 @@ class Mechanism:
         ``transfers[i, g]``: payment from agent ``i`` to the designer at node ``g``.
     exact_transfers : ndarray of Fraction, optional
         The same transfers as exact fractions (object array), when known; ``transfers`` are then their floats.
+    allocation : array_like, shape (n_nodes, n_actions), optional
+        A node-dependent allocation :math:`p(a|h, \theta)` (e.g. a second-best allocation,
+        :mod:`mechlp.second_best`) replacing the environment's per-profile rule; every row a distribution.
+        Only with kernels that ignore the action (beliefs then do not depend on the allocation).
     """
 
-    def __init__(self, space: StateSpace, transfers: np.ndarray, exact_transfers: np.ndarray | None = None):
+    def __init__(
+        self,
+        space: StateSpace,
+        transfers: np.ndarray,
+        exact_transfers: np.ndarray | None = None,
+        allocation: np.ndarray | None = None,
+    ):
         x = np.asarray(transfers, dtype=float)
         shape = (space.env.n_agents, space.n_nodes)
         if x.shape != shape:
@@ -95,12 +143,22 @@ class Mechanism:
             raise ValueError(f"exact_transfers has shape {np.shape(exact_transfers)}; expected {shape}")
         #: optional exact (``Fraction``) transfers, used by ``verify(..., exact=True)``
         self.exact_transfers = exact_transfers
+        #: optional node-dependent allocation ``(n_nodes, n_actions)``; ``None``: the environment's rule
+        self.allocation = None if allocation is None else _check_node_allocation(space, allocation)
 
     # -- derived quantities -------------------------------------------------------------------
+    def flow_values(self) -> np.ndarray:
+        r"""``(n_agents, n_nodes)``: :math:`\sum_a p(a|g) v_i(\theta_{g,i}, a)` under this mechanism's allocation."""
+        if self.allocation is None:
+            return self.env.flow_values()[:, self.space.node_profile]
+        types = self.env.profile_types()[self.space.node_profile]  # (N, n)
+        return np.stack(
+            [np.einsum("ga,ga->g", self.allocation, ag.valuation[types[:, i]]) for i, ag in enumerate(self.env.agents)]
+        )
+
     def utilities(self) -> np.ndarray:
         """Ex post utilities ``U[i, g]`` (within-period, before the next period's types)."""
-        flow = self.env.flow_values()[:, self.space.node_profile] - self.transfers
-        return continuation_values(self.space, flow)
+        return continuation_values(self.space, self.flow_values() - self.transfers)
 
     def designer_values(self) -> np.ndarray:
         """``B[g]``: expected discounted designer surplus from node ``g`` on."""

@@ -18,6 +18,11 @@ refuses trees whose LP would exceed ``memory_limit``.
 **MarkovSpace** (form 2): history ``0`` is the initial state, history ``1 + s`` means "last report profile was
 ``s``". A mechanism on this space is stationary and Markov; an LP on it answers "is there a Markov mechanism".
 
+**TreeWithTail** (form 3): the histories of a ``T``-period tree (indexed exactly as in ``HistoryTree``)
+followed by ``K`` Markov states: history ``n_tree + s`` means "period ``T + 1`` or later, last report profile
+``s``". The nodes of the tree's last period and of every tail state lead to the tail state of their own profile,
+so a mechanism is history dependent for ``T`` periods and stationary Markov afterwards.
+
 Everything here is array arithmetic; there is no Python loop over nodes.
 """
 
@@ -29,7 +34,16 @@ import numpy as np
 
 from .environment import Environment
 
-__all__ = ["StateSpace", "HistoryTree", "MarkovSpace", "SizeEstimate", "estimate_tree_size", "make_space"]
+__all__ = [
+    "StateSpace",
+    "HistoryTree",
+    "MarkovSpace",
+    "TreeWithTail",
+    "SizeEstimate",
+    "estimate_tree_size",
+    "estimate_tail_size",
+    "make_space",
+]
 
 DEFAULT_MEMORY_LIMIT = 8 * 2**30  # bytes; override per call
 
@@ -79,6 +93,35 @@ def estimate_tree_size(env: Environment, horizon: int) -> SizeEstimate:
     return _lp_size(env, n_hist, n_nodes, n_nonterminal)
 
 
+def estimate_tail_size(env: Environment, horizon: int) -> SizeEstimate:
+    """Size of the tree-with-tail space (``horizon`` tree periods plus ``K`` Markov states) and of its LP."""
+    k = env.n_profiles
+    n_hist = sum(k**t for t in range(horizon)) + k
+    return _lp_size(env, n_hist, n_hist * k, n_hist * k)
+
+
+def _check_horizon(horizon: object) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
+        raise TypeError(f"horizon must be an integer, got {type(horizon).__name__}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    return int(horizon)
+
+
+def _path_text(env: Environment, profiles: list[int]) -> str:
+    return " -> ".join("(" + ", ".join(env.profile_labels(p).values()) + ")" for p in profiles)
+
+
+def _tree_path(k: int, h: int) -> list[int]:
+    """Profiles leading to tree history ``h`` (oldest first): walks up one branch, depth steps only."""
+    out = []
+    while h > 0:
+        g = h - 1
+        out.append(g % k)
+        h = g // k
+    return out[::-1]
+
+
 class StateSpace:
     """Common interface of the spaces (see module docstring for the indexing scheme).
 
@@ -86,7 +129,7 @@ class StateSpace:
     ----------
     env : Environment
     kind : str
-        ``"tree"`` or ``"markov"``.
+        ``"tree"``, ``"markov"`` or ``"tail"``.
     n_profiles, n_hist, n_nodes : int
     hist_prev_profile : ndarray of int, shape (n_hist,)
         Last period's report profile, ``-1`` at the root.
@@ -94,7 +137,8 @@ class StateSpace:
         History that follows each node, ``-1`` when the game ends there.
     hist_period : ndarray of int, shape (n_hist,)
         Calendar period (1-based) of the reports made at each history; in the Markov space ``1`` for the
-        root and ``2`` for every other state (meaning "period 2 onwards").
+        root and ``2`` for every other state (meaning "period 2 onwards"); in a tree with a tail ``T + 1`` for
+        the tail states (meaning "period T + 1 onwards").
     """
 
     kind: str
@@ -176,11 +220,8 @@ class HistoryTree(StateSpace):
             if env.infinite:
                 raise ValueError("horizon is required for a HistoryTree when the environment's horizon is infinite")
             horizon = int(env.horizon)
-        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
-            raise TypeError(f"horizon must be an integer, got {type(horizon).__name__}")
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
-        est = estimate_tree_size(env, int(horizon))
+        horizon = _check_horizon(horizon)
+        est = estimate_tree_size(env, horizon)
         if est.bytes > memory_limit:
             raise MemoryError(
                 f"history tree with horizon {horizon} is too large: {est.describe()}, "
@@ -215,13 +256,7 @@ class HistoryTree(StateSpace):
         return out
 
     def history_path(self, h: int) -> list[dict[str, str]]:
-        k = self.env.n_profiles
-        path = []
-        while h > 0:  # walks up one branch: depth steps, not nodes
-            g = h - 1
-            path.append(self.env.profile_labels(g % k))
-            h = g // k
-        return path[::-1]
+        return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
 
     def size(self) -> SizeEstimate:
         return self.estimate
@@ -262,8 +297,120 @@ class MarkovSpace(StateSpace):
         return _lp_size(self.env, self.n_hist, self.n_nodes, self.n_nodes)
 
 
-def make_space(env: Environment, horizon: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> StateSpace:
-    """The natural space for ``env``: Markov for an infinite horizon, the history tree otherwise."""
+class TreeWithTail(StateSpace):
+    r"""History dependent for the first ``horizon`` periods, stationary Markov afterwards (form 3 of design.md
+    section 3).
+
+    Histories ``0 .. n_tree - 1`` are those of ``HistoryTree(env, horizon)`` (same indices, same node blocks);
+    history ``n_tree + s`` is the *tail state* "period ``horizon + 1`` or later, last report profile ``s``".
+    Node ``g`` of the tree's last period and node ``(n_tree + s, theta)`` of a tail state both lead to the tail
+    state ``n_tree + theta``, so a mechanism on this space is an arbitrary function of the history in the first
+    ``horizon`` periods and a stationary Markov mechanism from period ``horizon + 1`` on. For an infinite-horizon
+    environment this is exact (no truncation); with ``horizon`` periods of history dependence it nests the
+    Markov space (a Markov mechanism is a tree-with-tail mechanism that ignores all but the last profile).
+
+    Parameters
+    ----------
+    env : Environment
+        Must have an infinite horizon.
+    horizon : int
+        Number of history-dependent periods ``T >= 1``.
+    memory_limit : int, optional
+        Bytes; see :class:`HistoryTree`.
+
+    Attributes
+    ----------
+    n_tree : int
+        Number of tree histories (``sum_{t < T} K^t``); tail states follow.
+    level_start : ndarray
+        Tree histories of period ``t`` are ``[level_start[t-1], level_start[t])``.
+    """
+
+    kind = "tail"
+
+    def __init__(self, env: Environment, horizon: int, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if not env.infinite:
+            raise ValueError(
+                f"TreeWithTail needs an infinite horizon; the environment has horizon {int(env.horizon)} "
+                "(use HistoryTree)"
+            )
+        horizon = _check_horizon(horizon)
+        est = estimate_tail_size(env, horizon)
+        if est.bytes > memory_limit:
+            raise MemoryError(
+                f"tree with a Markov tail after {horizon} periods is too large: {est.describe()}, "
+                f"over the memory limit of {memory_limit / 2**30:.2f} GiB (raise memory_limit or lower horizon)"
+            )
+        self.env = env
+        self.horizon = horizon
+        self.estimate = est
+        k = env.n_profiles
+        self.level_start = np.concatenate([[0], np.cumsum([k**t for t in range(horizon)])]).astype(np.int64)
+        self.n_tree = int(self.level_start[-1])
+        self.n_hist = self.n_tree + k
+        h = np.arange(self.n_hist, dtype=np.int64)
+        tail = h >= self.n_tree
+        self.hist_prev_profile = np.where(h == 0, -1, np.where(tail, h - self.n_tree, (h - 1) % k)).astype(np.int64)
+        self.hist_period = np.concatenate(
+            [np.repeat(np.arange(1, horizon + 1), np.diff(self.level_start)), np.full(k, horizon + 1)]
+        ).astype(np.int64)
+        g = np.arange(self.n_nodes, dtype=np.int64)
+        into_tail = g >= self.level_start[-2] * k  # the tree's last period and the tail states
+        self.child_hist = np.where(into_tail, self.n_tree + g % k, g + 1)
+
+    @property
+    def tail_hists(self) -> np.ndarray:
+        """Indices of the ``K`` tail states."""
+        return np.arange(self.n_tree, self.n_hist, dtype=np.int64)
+
+    def levels(self) -> list[tuple[int, int]]:
+        """``[(first history, end history)]`` per tree period, root first (tail states excluded)."""
+        return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
+
+    def reach_probability(self) -> np.ndarray:
+        """Probability of each tree history under truth-telling; for tail state ``s``, the probability that the
+        profile of period ``horizon`` is ``s`` (the state in which period ``horizon + 1`` starts)."""
+        k = self.env.n_profiles
+        bel = self.beliefs()
+        out = np.empty(self.n_hist)
+        out[0] = 1.0
+        for a, b in self.levels()[1:]:  # loop over depth levels only
+            nodes = np.arange(a, b) - 1
+            out[a:b] = out[nodes // k] * bel[nodes // k, nodes % k]
+        a, b = self.levels()[-1]
+        last = out[a:b, None] * bel[a:b]
+        out[self.n_tree :] = last.sum(axis=0)
+        return out
+
+    def history_path(self, h: int) -> list[dict[str, str]]:
+        """Tree history: all earlier profiles; tail state: the last profile only (see :meth:`describe_history`)."""
+        if h >= self.n_tree:
+            return [self.env.profile_labels(h - self.n_tree)]
+        return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
+
+    def describe_history(self, h: int) -> str:
+        if h >= self.n_tree:
+            last = "(" + ", ".join(self.env.profile_labels(h - self.n_tree).values()) + ")"
+            return f"after {last}, period >= {self.horizon + 1}"
+        if h == 0:
+            return "period 1 (root)"
+        return f"period {int(self.hist_period[h])}: " + _path_text(self.env, _tree_path(self.env.n_profiles, h))
+
+    def size(self) -> SizeEstimate:
+        return self.estimate
+
+
+def make_space(
+    env: Environment, horizon: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT, tail: bool = False
+) -> StateSpace:
+    """The natural space for ``env``: Markov for an infinite horizon, the history tree otherwise.
+
+    With ``tail=True`` (infinite horizon only), :class:`TreeWithTail` with ``horizon`` history-dependent periods.
+    """
+    if tail:
+        if horizon is None:
+            raise ValueError("tail=True needs horizon, the number of history-dependent periods before the Markov tail")
+        return TreeWithTail(env, horizon, memory_limit=memory_limit)
     if env.infinite and horizon is None:
         return MarkovSpace(env)
     return HistoryTree(env, horizon, memory_limit=memory_limit)

@@ -145,10 +145,11 @@ def test_model_to_dict_content():
     assert model_to_dict(lamba_usstp())["model"]["horizon"] == "infinite"
 
 
-def test_model_to_dict_refuses_other_environments():
+def test_model_to_dict_writes_other_environments_in_the_general_schema():
     ag = Agent("solo", ["a"], [1.0], [[1.0]], [[0.0, 1.0]])
-    with pytest.raises(ValueError, match=r"model_to_dict supports bilateral-trade environments"):
-        model_to_dict(Environment([ag], ("x", "y"), 0.9, 2))
+    doc = model_to_dict(Environment([ag], ("x", "y"), 0.9, 2))
+    assert doc["model"]["kind"] == "general" and doc["model"]["actions"] == ["x", "y"]
+    assert doc["agents"][0]["valuation"] == {"x": [0.0], "y": [1.0]}
 
 
 def test_seller_first_defaults_and_name_from_file_stem(tmp_path):
