@@ -24,6 +24,8 @@ class SolverOutput:
     row_dual: np.ndarray | None
     solve_seconds: float
     backend: str
+    #: reduced costs (HiGHS ``col_dual``: ``cost - A^T row_dual``) when the backend reports them
+    col_dual: np.ndarray | None = None
 
 
 def solve_lp(lp: LinearProgram, backend: str = "highs", **options) -> SolverOutput:

@@ -131,10 +131,13 @@ def solve(lp: LinearProgram, time_limit: float | None = None, **options) -> Solv
                 note = f" (after a solver error; retried with {attempt})"
             break
     message = h.modelStatusToString(model_status) + note
-    x = obj = dual = None
+    x = obj = dual = col_dual = None
     if status == "optimal":
         sol = h.getSolution()
         x = np.asarray(sol.col_value, dtype=float)
         dual = np.asarray(sol.row_dual, dtype=float)
+        col_dual = np.asarray(sol.col_dual, dtype=float)
         obj = float(h.getInfo().objective_function_value)
-    return SolverOutput(status, str(model_status.name), message, x, obj, dual, time.perf_counter() - t0, "highs")
+    return SolverOutput(
+        status, str(model_status.name), message, x, obj, dual, time.perf_counter() - t0, "highs", col_dual
+    )
