@@ -1,8 +1,12 @@
 """Performance anchors of design.md section 8, measured in one run and reported as ratios.
 
-    python benchmarks/run.py                 # T = 8 history tree (87,380 nodes)
-    python benchmarks/run.py --quick         # T = 5, a few seconds
+    python benchmarks/run.py                 # T = 8 history tree (87,380 nodes), then benchmarks/scale.py
+    python benchmarks/run.py --quick         # T = 5 and scale.py --quick, under a minute
     python benchmarks/run.py --horizon 7     # any horizon
+    python benchmarks/run.py --no-scale      # the LP anchor only
+
+After the anchor, the scale benchmarks of issue #7 run (``benchmarks/scale.py``: the backward recursion against
+the LP paths on trees up to T = 10, Markov spaces up to 50 x 50 types, the continuous-limit critical delta).
 
 The instance is Lamba's (2022) USSTP (2x2 bilateral trade, alpha = 0.7, delta = 0.95) on the finite history
 tree, with bayesian IC, interim IR and ex ante budget balance, maximising the summed surplus (the LP that
@@ -352,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cvxpy", action="store_true", help="skip the cvxpy path")
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file (default %(default)s)")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a performance target is missed")
+    ap.add_argument("--no-scale", action="store_true", help="skip the scale benchmarks (benchmarks/scale.py)")
     args = ap.parse_args(argv)
     horizon = args.horizon if args.horizon is not None else (QUICK_HORIZON if args.quick else FULL_HORIZON)
     if horizon < 1 or args.repeat < 1:
@@ -406,9 +411,18 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS {report['peak_rss_mib']:.0f} MiB, {os.cpu_count()} CPUs, total {report['total_seconds']:.0f} s; "
         f"JSON written to {args.output}"
     )
+    scale_code = 0
+    if not args.no_scale:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import scale
+
+        print("\n# scale benchmarks (benchmarks/scale.py)\n")
+        scale_code = scale.run(quick=args.quick)
     if not all(inst["objectives_agree"] for inst in instances):
         print("ERROR: objective values disagree:", [inst["objectives"] for inst in instances], file=sys.stderr)
         return 1
+    if scale_code:
+        return scale_code
     if args.strict and not all(c["met"] for c in checks):
         return 2
     return 0

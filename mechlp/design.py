@@ -38,9 +38,10 @@ from .mechanism import Mechanism
 from .result import Result
 from .spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 
-__all__ = ["minmax", "feasibility", "solve", "QUESTIONS"]
+__all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 
 QUESTIONS = ("minmax", "feasibility")
+METHODS = ("lp", "recursion")
 
 
 def _check_option(name: str, value, allowed) -> None:
@@ -48,19 +49,26 @@ def _check_option(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
-def _space(env: Environment, space: StateSpace | None, horizon: int | None, memory_limit: int) -> StateSpace:
+def _space(
+    env: Environment, space: StateSpace | None, horizon: int | None, memory_limit: int, tail: bool = False
+) -> StateSpace:
     if not isinstance(env, Environment):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
     if space is not None:
         if space.env is not env:
             raise ValueError("space was built for a different environment than env")
+        if tail and space.kind != "tail":
+            raise ValueError(f"tail=True conflicts with the given {space.kind} space")
         return space
-    return make_space(env, horizon, memory_limit)
+    return make_space(env, horizon, memory_limit, tail=tail)
 
 
 def _scope_note(space: StateSpace) -> str:
     if space.kind == "markov":
         return " (Markov mechanisms on the infinite horizon)"
+    if space.kind == "tail":
+        periods = f"{space.horizon} period" + ("s" if space.horizon != 1 else "")
+        return f" (history dependent for {periods}, then stationary Markov)"
     return f" (history tree, {space.horizon} periods)"
 
 
@@ -137,12 +145,14 @@ def minmax(
     *,
     space: StateSpace | None = None,
     horizon: int | None = None,
+    tail: bool = False,
     ic: str = "bayesian",
     ir: str = "interim",
     outside_option=0.0,
     limits=None,
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    method: str = "lp",
     **solver_options,
 ) -> Result:
     r"""The min-max (tight) mechanism and the surplus :math:`\Pi^*(h)` at every history.
@@ -155,6 +165,9 @@ def minmax(
     horizon : int, optional
         Build a history tree of this many periods instead (also for infinite-horizon environments: a
         truncation).
+    tail : bool
+        With ``horizon=T`` on an infinite-horizon environment: use :class:`~mechlp.spaces.TreeWithTail`,
+        history dependent for ``T`` periods and stationary Markov afterwards (no truncation). Default False.
     ic, ir : str
         Constraint modes (see :mod:`mechlp.constraints`). ``ic="local"`` is solved with adjacent-type rows
         and then verified against *all* misreports.
@@ -164,8 +177,14 @@ def minmax(
     backend : {"highs", "cvxpy"}
     memory_limit : int
         Bytes; trees predicted to need more are refused before they are built.
+    method : {"lp", "recursion"}
+        ``"lp"``: one LP maximising :math:`\sum_h \Pi(h)`. ``"recursion"``: the backward recursion of
+        :mod:`mechlp.recursion` (Lamba 2022, Lemma 6; linear in the number of nodes), for Bayesian or local IC
+        with interim IR and no transfer limits; the same verification, and ``diagnosis["recursion"]`` says
+        whether the answer is certified tight at every history.
     **solver_options
-        Passed to the backend (e.g. ``time_limit``; HiGHS option names for ``"highs"``).
+        Passed to the backend (e.g. ``time_limit``; HiGHS option names for ``"highs"``); with
+        ``method="recursion"`` only ``max_iter`` (Markov fixed point).
 
     Returns
     -------
@@ -174,20 +193,38 @@ def minmax(
         ``message`` states whether :math:`\Pi^* \ge 0` everywhere (efficiency under interim / ex post
         balance, Lamba Theorem 1) and at the root (ex ante balance, Corollary 1).
     """
-    res = _solve(
-        env,
-        "minmax",
-        "none",
-        space,
-        horizon,
-        ic,
-        ir,
-        outside_option,
-        limits,
-        backend,
-        memory_limit,
-        solver_options,
-    )
+    _check_option("method", method, METHODS)
+    if tail:
+        space = _space(env, space, horizon, memory_limit, tail=True)
+    if method == "recursion":
+        from .recursion import minmax_result
+
+        res = minmax_result(
+            env,
+            space=space,
+            horizon=horizon,
+            ic=ic,
+            ir=ir,
+            outside_option=outside_option,
+            limits=limits,
+            memory_limit=memory_limit,
+            **solver_options,
+        )
+    else:
+        res = _solve(
+            env,
+            "minmax",
+            "none",
+            space,
+            horizon,
+            ic,
+            ir,
+            outside_option,
+            limits,
+            backend,
+            memory_limit,
+            solver_options,
+        )
     if res.surplus is None:
         return res
     sp = res.space
@@ -206,7 +243,10 @@ def minmax(
             f"{sp.describe_history(h_min)}; ex ante balance {'possible' if ante_ok else 'impossible'}, "
             f"interim/ex post balance {'possible' if interim_ok else 'impossible'}"
         )
+    if method == "recursion" and res.status == "optimal":
+        res.message += "; " + res.solver.message
     res.diagnosis = {
+        **(res.diagnosis or {}),
         "negative": _worst_histories(sp, pi),
         "min_surplus": float(pi[h_min]),
         "argmin": sp.describe_history(h_min),
@@ -229,6 +269,7 @@ def feasibility(
     *,
     space: StateSpace | None = None,
     horizon: int | None = None,
+    tail: bool = False,
     ic: str = "bayesian",
     ir: str = "interim",
     outside_option=0.0,
@@ -263,6 +304,8 @@ def feasibility(
         min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1).
     """
     _check_option("budget", budget, BUDGET_MODES)
+    if tail:
+        space = _space(env, space, horizon, memory_limit, tail=True)
     res = _solve(
         env,
         "feasibility",
@@ -305,7 +348,7 @@ def feasibility(
     if mm.surplus is None:
         return res
     pi = mm.surplus
-    relevant = pi[:1] if budget == "ex_ante" else pi
+    relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
     worst = _worst_histories(sp, relevant)
     res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
     if res.status == "infeasible" and certify and limits is None:
@@ -325,7 +368,9 @@ def feasibility(
         res.timings["exact"] = time.perf_counter() - t0
         res.exact_mechanism = mech
         res.exact_check = check
-    predicted_feasible = budget == "none" or not worst
+    predicted_feasible: bool | None = budget == "none" or not worst
+    if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, ic, ir):
+        predicted_feasible = None  # Pi*(root) >= 0 is necessary, sufficient only in the case of the helper
     if res.status == "infeasible":
         if worst:
             w = worst[0]
@@ -334,7 +379,7 @@ def feasibility(
                 f"can raise at {w['where']} is {w['value']:.6g} < 0"
                 + (
                     f" ({len(np.flatnonzero(relevant < -tolerances.SURPLUS))} histories negative)"
-                    if budget != "ex_ante"
+                    if budget not in ("ex_ante", "savings")
                     else ""
                 )
             )
@@ -352,12 +397,24 @@ def feasibility(
                 res.message += "; WARNING: the Farkas certificate did not verify: " + "; ".join(
                     c["message"] for c in cert.checks.values() if not c["ok"]
                 )
-    if limits is None and predicted_feasible != (res.status == "optimal"):
+    if limits is None and predicted_feasible is not None and predicted_feasible != (res.status == "optimal"):
         res.message += (
             f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "
             f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
         )
     return res
+
+
+def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
+    """Savings balance is equivalent to ex ante balance (see :mod:`mechlp.constraints.budget`) when payments can be
+    re-arranged across the profiles of every history: Bayesian IC, interim or ex ante IR, at least two agents and
+    beliefs of full support."""
+    return (
+        ic in ("bayesian", "local")
+        and ir in ("interim", "ex_ante")
+        and space.env.n_agents >= 2
+        and bool(np.all(space.beliefs() > 0))
+    )
 
 
 def solve(env: Environment, question: str = "minmax", **kwargs) -> Result:
