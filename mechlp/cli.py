@@ -1,5 +1,9 @@
 """Command line: ``mechlp solve MODEL [--budget ex-ante|interim|ex-post] [--set key=value ...] [--json FILE]``.
 
+``solve --method recursion`` computes the min-max surplus by the backward recursion (:mod:`mechlp.recursion`);
+``solve --critical-delta [--lo --hi --grid --tol]`` prints the bracket(s) of the critical discount factor for the
+``--budget`` notion instead (:mod:`mechlp.critical`).
+
 ``solve`` answers, for the model's allocation, the two questions of Lamba (2022): the min-max surplus
 ``Pi*`` at every history / Markov state (with the fees on top of the static VCG for bilateral trade), and
 whether the allocation is implementable under the chosen budget notion. It prints a readable report and, with
@@ -20,12 +24,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import cli_constructions, cli_share, cli_team, design
+from . import cli_constructions, cli_share, cli_sweep, cli_team, design
 from .certfile import certificate_payload, check_certificate, write_json
 from .io import load_model
 from .result import Result
 
-_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team]
+_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep]
 
 BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post"}
 
@@ -143,10 +147,28 @@ def _report(payload: dict, feas: Result, mm: Result) -> str:
     return "\n".join(lines)
 
 
+def _cmd_critical_delta(args: argparse.Namespace, env, budget: str) -> int:
+    """``solve --critical-delta``: scan and bisect the discount factor (:func:`mechlp.critical.critical_delta`)."""
+    from .critical import critical_delta
+
+    method = args.method or "recursion"
+    crit = critical_delta(
+        env, budget, args.lo, args.hi, args.tol, method, args.grid, horizon=args.horizon, backend=args.backend
+    )
+    print(f"model {env.name}: {env!r}")
+    print(crit.report())
+    if args.json:
+        write_json(args.json, {"model": env.name, "critical_delta": crit.to_dict()})
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     budget = BUDGET_CHOICES[args.budget]
-    kwargs = {"backend": args.backend}
+    if args.critical_delta:
+        return _cmd_critical_delta(args, env, budget)
+    kwargs = {"backend": args.backend, "method": args.method or "lp"}
     if args.horizon is not None:
         kwargs["horizon"] = args.horizon
     mm = design.minmax(env, **kwargs)
@@ -188,6 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")
     p.add_argument("--exact", action="store_true", help="also build and re-check an exactly feasible mechanism")
+    p.add_argument(
+        "--method",
+        choices=["lp", "recursion"],
+        default=None,
+        help="min-max solver: one LP (default for solve) or the backward recursion (default for --critical-delta)",
+    )
+    p.add_argument(
+        "--critical-delta",
+        action="store_true",
+        help="instead: scan and bisect the discount factor where the --budget notion becomes (in)feasible",
+    )
+    p.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
+    p.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
+    p.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
+    p.add_argument("--tol", type=float, default=1e-9, help="bracket width of the bisection (default 1e-9)")
     p.set_defaults(func=_cmd_solve)
     c = sub.add_parser("check", help="re-check a certificate file against a model, without re-solving")
     c.add_argument("model", help="TOML model file")
