@@ -24,12 +24,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import cli_constructions, cli_share, cli_sweep, cli_team, design
+from . import cli_constructions, cli_second_best, cli_share, cli_sweep, cli_team, design
 from .certfile import certificate_payload, check_certificate, write_json
 from .io import load_model
 from .result import Result
 
-_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep]
+_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
 
 BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post"}
 

@@ -106,3 +106,21 @@ def test_budget_notions_order_and_equivalences(low_delta):
     assert vals["ex_post"].value == pytest.approx(interim.value, abs=1e-8)
     assert vals["savings"].value == pytest.approx(vals["ex_ante"].value, abs=1e-8)
     assert interim.value <= vals["ex_ante"].value + 1e-9 <= interim.first_best + 2e-9
+
+
+def test_cli_second_best(tmp_path, capsys):
+    """`mechlp second-best` on the bundled model where efficiency fails: value strictly inside (0, first best)."""
+    import json
+    from pathlib import Path
+
+    from mechlp.cli import main
+
+    model = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
+    out = tmp_path / "sb.json"
+    code = main(["second-best", str(model), "--set", "persistence=0.9", "--set", "discount=0.3", "--json", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "optimal" and 0 < doc["value"] < doc["first_best"]
+    assert doc["dual_bound"]["ok"] and abs(doc["dual_bound"]["bound"] - doc["value"]) < 1e-8
+    assert doc["verification"]["ok"]
+    assert "allocation p(action | history, report profile)" in capsys.readouterr().out
