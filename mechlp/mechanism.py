@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .spaces import HistoryTree, StateSpace, TreeWithTail
+from .spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
 __all__ = ["Mechanism", "continuation_values"]
 
@@ -44,7 +44,8 @@ def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    On a :class:`~mechlp.spaces.TreeWithTail` the tail nodes ``(s, theta)`` lead to the tail state ``theta``,
+    On a :class:`~mechlp.spaces.MarkovSpace` every node leads to the state of its own profile, and on a
+    :class:`~mechlp.spaces.TreeWithTail` the tail nodes ``(s, theta)`` lead to the tail state ``theta``,
     so :math:`V(s,\theta) = f(s,\theta) + \delta c(\theta)` with
     :math:`c = (I - \delta Q)^{-1} b`, :math:`b(\theta) = \sum_{\theta'} Q(\theta'|\theta) f(\theta, \theta')`
     (one dense ``K x K`` solve); the tree levels are then filled backwards from the tail.
@@ -74,6 +75,13 @@ def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
         c = np.linalg.solve(np.eye(k) - delta * q, b.T).T  # (m, K)
         out[:, space.n_tree * k :] += delta * np.tile(c, (1, k))
         return backward(out, space.levels())
+    if isinstance(space, MarkovSpace):
+        # the next state is the current profile: V(g) = f(g) + delta c(theta_g), c = (I - delta Q)^{-1} b with
+        # b(theta) = sum_theta' Q(theta'|theta) f(state 1 + theta, theta'): one dense K x K solve.
+        f_next = flow[:, k:].reshape(flow.shape[0], k, k)
+        b = np.einsum("mst,st->ms", f_next, q)
+        c = np.linalg.solve(np.eye(k) - delta * q, b.T).T  # (m, K)
+        return flow + delta * c[:, prof]
     n = space.n_nodes
     has = child >= 0
     rows = np.repeat(np.flatnonzero(has), k)

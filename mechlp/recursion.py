@@ -1231,8 +1231,8 @@ def minmax_result(
             )
         sp = HistoryTree(env, horizon, memory_limit=2**62)
     if isinstance(sp, MarkovSpace):
-        # the verifier solves the node recursion with a sparse LU of n_nodes x n_nodes, n_nodes * K nonzeros
-        need = sp.n_nodes * env.n_profiles * 8 * 40
+        # the verifier gathers the children of every node: arrays of n_nodes x K floats, a few at a time
+        need = sp.n_nodes * env.n_profiles * 8 * 4
         if need > memory_limit:
             raise MemoryError(
                 f"Markov space with {env.n_profiles} profiles: verifying the mechanism needs about {need / 2**30:.2f} "
