@@ -23,12 +23,12 @@ sets ``func`` to a handler ``args -> exit code``.
 from __future__ import annotations
 
 import argparse
-import json
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .certfile import write_json
 from .constructions.fees import critical_discount, lump_sum_fees
 from .constructions.pivot import dynamic_pivot
 from .environment import Environment
@@ -233,8 +233,7 @@ def _fees_report(res, crit=None) -> str:
 # ---------------------------------------------------------------------------------------------- commands
 def _write_json(path: str | None, payload: dict) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
+        write_json(path, payload)
         print(f"\nwrote {path}")
 
 

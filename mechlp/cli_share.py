@@ -28,13 +28,13 @@ mechanism did not pass the verification.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .certfile import write_json
 from .constructions.sharing import CONSTRUCTIONS, RULES, NegativeSurplusError, SharingResult, share_surplus
 from .io import load_model
 
@@ -156,8 +156,7 @@ def share_report(res: SharingResult, budget_label: str) -> str:
 
 def _write_json(path: str | None, payload: dict) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
+        write_json(path, payload)
         print(f"\nwrote {path}")
 
 
