@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from mechlp.cli import main
+from mechlp.constructions.lamba import minmax_closed_form
+from mechlp.examples import lamba_usstp
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 
@@ -28,7 +30,8 @@ def test_solve_default_is_interim_and_feasible(tmp_path, capsys):
     assert payload["status"] == "feasible" and payload["budget"] == "interim"
     assert "FEASIBLE" in text and "fees on top of the static discrete VCG" in text
     # schema of the issue: ex_ante_surplus, surplus_by_state, fees, verification
-    assert payload["ex_ante_surplus"] == pytest.approx(4.733871, abs=1e-6)
+    closed = minmax_closed_form(lamba_usstp(0.7, 0.95))  # Lamba eqs. (8)-(9) by linear algebra, no LP
+    assert payload["ex_ante_surplus"] == pytest.approx(closed.pi_root, abs=1e-9)
     states = {(s["state"]["buyer"], s["state"]["seller"]): s["value"] for s in payload["surplus_by_state"]}
     assert set(states) == {("v_L", "c_L"), ("v_L", "c_H"), ("v_H", "c_L"), ("v_H", "c_H")}
     assert min(states, key=states.get) == ("v_H", "c_L")
