@@ -112,7 +112,9 @@ def test_minmax_columns_match_closed_form():
         np.testing.assert_allclose([row["fee_buyer(c_L)"], row["fee_buyer(c_H)"]], z_b, atol=1e-9)
         # the upfront value of the fee stream is the lowest buyer type's VCG utility at the start
         assert row["fee_buyer_pv"] == pytest.approx(cf.vcg_interim[0][0, 0], abs=1e-9)
-        assert row["verified"] and row["argmin"] == ("period 1" if row["alpha"] == 0.5 else "after (v_H, c_L)")
+        assert row["verified"]
+        if row["alpha"] != 0.5:  # at alpha = 0.5 (iid) all entries tie and the argmin is float noise
+            assert row["argmin"] == "after (v_H, c_L)"
     assert df.attrs["grid"] == ["alpha", "delta"] and df.attrs["computed"] == 2
 
 
