@@ -106,5 +106,12 @@ class Result:
             for h, v in enumerate(self.surplus)
         ]
 
+    def plot(self, kind: str | None = None, **kwargs):
+        """Figure of this result (``"tree"`` for history trees, ``"states"`` for Markov spaces by default);
+        keyword arguments as :func:`mechlp.plots.plot` (e.g. ``path="fig.png"``)."""
+        from .plots import plot  # matplotlib is imported only when a figure is asked for
+
+        return plot(self, kind, **kwargs)
+
     def __repr__(self) -> str:
         return f"Result(question={self.question!r}, status={self.status!r}, message={self.message!r})"

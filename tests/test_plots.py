@@ -116,3 +116,11 @@ def test_latex_and_json_exports(minmax_df, tmp_path):
     assert loaded["attrs"]["grid"] == ["delta", "alpha"] and len(loaded["rows"]) == len(minmax_df)
     assert json.loads(to_json(design.minmax(lamba_usstp(0.7, 0.95))))["fees"]["buyer"]["other"] == "seller"
     assert json.loads(to_json({"x": np.array([1.0, np.nan])})) == {"x": [1.0, None]}
+
+
+def test_result_plot_method(tmp_path):
+    """`Result.plot()` draws the same figure as `mechlp.plots.plot(result)` and saves it."""
+    res = design.minmax(lamba_usstp(0.7, 0.95, horizon=2))
+    fig = res.plot(path=tmp_path / "tree.png")
+    assert (tmp_path / "tree.png").stat().st_size > 1000
+    assert len(fig.axes) >= 1
