@@ -360,21 +360,9 @@ def _read_agent(table: Mapping[str, Any], idx: int, source: str) -> dict[str, An
     if not values:
         raise ValueError(f"{where}: key 'values' is empty; an agent needs at least one type")
     prior = _numeric_array(table["prior"], where, "prior", (1,))
-    has_t, has_p = "transition" in table, "persistence" in table
-    if has_t and has_p:
-        raise ValueError(f"{where}: give exactly one of 'transition' and 'persistence', not both")
-    if not has_t and not has_p:
-        raise ValueError(f"{where}: missing key 'transition' (or 'persistence' for a renewal kernel)")
-    if has_t:
-        transition: Any = _numeric_array(table["transition"], where, "transition", (2, 3))
-    else:
-        persistence = table["persistence"]
-        if not _is_number(persistence):
-            raise ValueError(f"{where}: key 'persistence' must be a number, got {persistence!r}")
-        try:
-            transition = renewal_matrix(len(values), float(persistence))
-        except ValueError as exc:
-            raise ValueError(f"{where}: key 'persistence': {exc}") from exc
+    transition = _renewal_or(table, where, len(values))
+    if transition is None:
+        transition = _numeric_array(table["transition"], where, "transition", (2, 3))
     return {
         "name": name,
         "role": role,
@@ -383,6 +371,27 @@ def _read_agent(table: Mapping[str, Any], idx: int, source: str) -> dict[str, An
         "prior": prior,
         "transition": transition,
     }
+
+
+def _renewal_or(table: Mapping[str, Any], where: str, n_types: int) -> Any:
+    """The renewal kernel when the agent table gives ``persistence``; ``None`` when it gives ``transition``.
+
+    Exactly one of the two keys must be present (errors name the table).
+    """
+    has_t, has_p = "transition" in table, "persistence" in table
+    if has_t and has_p:
+        raise ValueError(f"{where}: give exactly one of 'transition' and 'persistence', not both")
+    if not has_t and not has_p:
+        raise ValueError(f"{where}: missing key 'transition' (or 'persistence' for a renewal kernel)")
+    if has_t:
+        return None
+    persistence = table["persistence"]
+    if not _is_number(persistence):
+        raise ValueError(f"{where}: key 'persistence' must be a number, got {persistence!r}")
+    try:
+        return renewal_matrix(n_types, float(persistence))
+    except ValueError as exc:
+        raise ValueError(f"{where}: key 'persistence': {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------- general schema
@@ -425,26 +434,14 @@ def _read_general_agent(table: Mapping[str, Any], idx: int, source: str, actions
     types = _label_list(table["types"], where, "types")
     values = None if "values" not in table else _numeric_array(table["values"], where, "values", (1,))
     prior = _numeric_array(table["prior"], where, "prior", (1,))
-    has_t, has_p = "transition" in table, "persistence" in table
-    if has_t and has_p:
-        raise ValueError(f"{where}: give exactly one of 'transition' and 'persistence', not both")
-    if not has_t and not has_p:
-        raise ValueError(f"{where}: missing key 'transition' (or 'persistence' for a renewal kernel)")
-    if has_p:
-        persistence = table["persistence"]
-        if not _is_number(persistence):
-            raise ValueError(f"{where}: key 'persistence' must be a number, got {persistence!r}")
-        try:
-            transition: Any = renewal_matrix(len(types), float(persistence))
-        except ValueError as exc:
-            raise ValueError(f"{where}: key 'persistence': {exc}") from exc
-    elif isinstance(table["transition"], Mapping):
+    transition: Any = _renewal_or(table, where, len(types))
+    if transition is None and isinstance(table["transition"], Mapping):
         per_action = _by_action(table["transition"], where, "transition", actions)
         transition = [
             _numeric_array(per_action[a], where, f"transition.{a}", (2,))
             for a in actions  # one matrix per action
         ]
-    else:
+    elif transition is None:
         transition = _numeric_array(table["transition"], where, "transition", (2,))
     per_action = _by_action(table["valuation"], where, "valuation", actions)
     columns = []
