@@ -31,7 +31,7 @@ from .result import Result
 
 _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
 
-BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post"}
+BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post", "savings": "savings"}
 
 
 def _state_dict(env, profile: int) -> dict[str, str]:
@@ -171,6 +171,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     kwargs = {"backend": args.backend, "method": args.method or "lp"}
     if args.horizon is not None:
         kwargs["horizon"] = args.horizon
+    if args.tail:
+        if args.horizon is None:
+            raise ValueError("--tail needs --horizon T (history-dependent for T periods, then a Markov tail)")
+        kwargs["tail"] = True
     mm = design.minmax(env, **kwargs)
     feas = design.feasibility(env, budget, space=mm.space, backend=args.backend, minmax_result=mm, exact=args.exact)
     payload = solve_payload(args.budget, feas, mm)
@@ -206,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
     )
     p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
+    p.add_argument(
+        "--tail", action="store_true", help="with --horizon T: history tree for T periods, then a Markov tail"
+    )
     p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")

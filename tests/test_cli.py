@@ -73,3 +73,17 @@ def test_console_script_module_entry():
     )
     assert proc.returncode == 0, proc.stderr
     assert "min-max surplus Pi*" in proc.stdout
+
+
+def test_solve_savings_and_tail(tmp_path, capsys):
+    """`--budget savings` sits between interim and ex ante; `--tail` solves a tree with a Markov tail."""
+    code, _, payload = run(
+        ["--set", "persistence=0.9", "--set", "discount=0.8", "--budget", "savings"], tmp_path, capsys
+    )
+    assert code == 0 and payload["status"] == "feasible" and payload["budget"] == "savings"
+    code, _, payload = run(["--horizon", "2", "--tail"], tmp_path, capsys)
+    closed = minmax_closed_form(lamba_usstp(0.7, 0.95))
+    assert code == 0 and payload["space"] == "tail"
+    assert payload["ex_ante_surplus"] == pytest.approx(closed.pi_root, abs=1e-9)  # the tail answer is the Markov one
+    assert main(["solve", str(MODEL), "--tail"]) == 2
+    assert "--tail needs --horizon" in capsys.readouterr().err
