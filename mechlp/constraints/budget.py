@@ -122,6 +122,36 @@ def savings_blocks(variables: Variables) -> list[Block]:
     return [cap, path, root]
 
 
+def zero_sum_block(nodes: np.ndarray, cols: np.ndarray, n_agents: int, k: int) -> Block:
+    """Ex post rows :math:`\\sum_i x_i(g) = 0`: ``cols`` lists each agent's payment columns of ``nodes`` in turn."""
+    zeros = np.zeros(nodes.size)
+    return Block(
+        "budget",
+        nodes.size,
+        np.tile(nodes, n_agents),
+        cols,
+        np.ones(cols.size),
+        zeros,
+        zeros.copy(),
+        {"node": nodes, "hist": nodes // k},
+    )
+
+
+def surplus_block(hists: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> Block:
+    """Rows :math:`\\Pi(h) \\ge 0` from the triplets of :math:`\\Pi(h)` (one local row per entry of ``hists``)."""
+    nz = vals != 0
+    return Block(
+        "budget",
+        hists.size,
+        rows[nz],
+        cols[nz],
+        vals[nz],
+        np.zeros(hists.size),
+        np.full(hists.size, np.inf),
+        {"hist": hists},
+    )
+
+
 def budget_blocks(variables: Variables, mode: str = "interim") -> list[Block]:
     if mode not in BUDGET_MODES:
         raise ValueError(f"budget must be one of {BUDGET_MODES}, got {mode!r}")
@@ -133,33 +163,7 @@ def budget_blocks(variables: Variables, mode: str = "interim") -> list[Block]:
     if mode == "ex_post":
         n = space.env.n_agents
         nodes = np.arange(space.n_nodes, dtype=np.int64)
-        rows = np.tile(nodes, n)
         cols = np.concatenate([variables.x(i, nodes) for i in range(n)])
-        zeros = np.zeros(nodes.size)
-        return [
-            Block(
-                "budget",
-                nodes.size,
-                rows,
-                cols,
-                np.ones(cols.size),
-                zeros,
-                zeros.copy(),
-                {"node": nodes, "hist": nodes // space.env.n_profiles},
-            )
-        ]
+        return [zero_sum_block(nodes, cols, n, space.env.n_profiles)]
     hists = np.arange(1 if mode == "ex_ante" else space.n_hist, dtype=np.int64)
-    rows, cols, vals = surplus_coefficients(variables, hists)
-    nz = vals != 0
-    return [
-        Block(
-            "budget",
-            hists.size,
-            rows[nz],
-            cols[nz],
-            vals[nz],
-            np.zeros(hists.size),
-            np.full(hists.size, np.inf),
-            {"hist": hists},
-        )
-    ]
+    return [surplus_block(hists, *surplus_coefficients(variables, hists))]

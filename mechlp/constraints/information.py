@@ -40,6 +40,7 @@ import numpy as np
 
 from ..lp import Block
 from ..signals import SignalSpace
+from .budget import surplus_block, zero_sum_block
 
 __all__ = ["SignalVariables", "INTERMEDIATE_BUDGETS", "intermediate_blocks", "intermediate_surplus_cost"]
 
@@ -214,34 +215,10 @@ def intermediate_blocks(
     )
     if budget == "ex_post":
         cols = np.concatenate([variables.x(i, sp.info_node[i]) for i in range(env.n_agents)])
-        blocks.append(
-            Block(
-                "budget",
-                nodes.size,
-                np.tile(nodes, env.n_agents),
-                cols,
-                np.ones(cols.size),
-                zeros.copy(),
-                zeros.copy(),
-                {"node": nodes, "hist": nodes // k},
-            )
-        )
+        blocks.append(zero_sum_block(nodes, cols, env.n_agents, k))
     elif budget in ("interim", "ex_ante"):
         hists = np.arange(tree.n_hist if budget == "interim" else 1, dtype=np.int64)
-        rows, cols, vals = _pi_triplets(variables, hists)
-        nz = vals != 0
-        blocks.append(
-            Block(
-                "budget",
-                hists.size,
-                rows[nz],
-                cols[nz],
-                vals[nz],
-                np.zeros(hists.size),
-                np.full(hists.size, np.inf),
-                {"hist": hists},
-            )
-        )
+        blocks.append(surplus_block(hists, *_pi_triplets(variables, hists)))
     return blocks
 
 
