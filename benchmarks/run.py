@@ -46,11 +46,11 @@ import numpy as np
 import scipy
 
 import mechlp
-import mechlp.design as design
+import mechlp.solve.questions as design
 from mechlp.backends import solve_lp
-from mechlp.examples import lamba_usstp
-from mechlp.formulation import build_lp
-from mechlp.spaces import HistoryTree
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.constraints.formulation import build_lp
+from mechlp.model.spaces import HistoryTree
 
 ALPHA, DELTA = 0.7, 0.95
 FULL_HORIZON, QUICK_HORIZON = 8, 5

@@ -8,12 +8,12 @@
 Instances and paths
     * 2x2 bilateral trade trees (Lamba's USSTP, alpha = 0.7, delta = 0.95), T = 4..10, and 3x3 trees
       (values 0.2/0.6/1.0, costs 0/0.4/0.8, renewal kernels 0.7, delta = 0.9), T = 4..7;
-    * Markov spaces of interleaved-grid bilateral trade (:func:`mechlp.critical.interleaved_trade`) with
+    * Markov spaces of interleaved-grid bilateral trade (:func:`mechlp.solve.critical.interleaved_trade`) with
       K x K types, renewal kernels (persistence 0.7) or iid uniform types, delta = 0.9, K = 5, 10, 20, 50.
 
     Paths (each in a fresh Python process, so that its peak resident memory is its own):
 
-    * ``recursion``       ``mechlp.recursion.solve``: interim utilities and Pi* at every history, with the
+    * ``recursion``       ``mechlp.solve.recursion.solve``: interim utilities and Pi* at every history, with the
       pointwise-optimality check;
     * ``recursion+verify`` ``design.minmax(method="recursion")``: the above plus transfers, the independent
       verifier (all misreports) and the verifier's own surplus (split in the table);
@@ -61,9 +61,9 @@ REPEAT_BUDGET_S = 3.0  # repeat a path (median) while the runs so far took less 
 
 # ---------------------------------------------------------------------------------------------- instances
 def make_env(spec: dict):
-    from mechlp.critical import interleaved_trade
-    from mechlp.environment import bilateral_trade
-    from mechlp.examples import lamba_usstp, renewal_matrix
+    from mechlp.catalog.examples import lamba_usstp
+    from mechlp.model.environment import bilateral_trade, renewal_matrix
+    from mechlp.solve.critical import interleaved_trade
 
     if spec["family"] == "2x2":
         return lamba_usstp(0.7, 0.95)
@@ -101,8 +101,9 @@ def worker(task: dict) -> dict:
     """Run one path on one instance in this (fresh) process; return timings, sizes and the surplus file."""
     import tracemalloc
 
-    from mechlp import design, recursion
-    from mechlp.certificates import verify
+    from mechlp.solve import questions as design
+    from mechlp.solve import recursion
+    from mechlp.verify.checker import verify
 
     warnings.simplefilter("ignore", RuntimeWarning)
     spec, path = task["spec"], task["path"]
@@ -184,7 +185,7 @@ def lp_allowed(spec: dict, backend: str) -> bool:
 
 def lp_size(spec: dict) -> str:
     """The LP's predicted size (for skipped LP paths)."""
-    from mechlp.spaces import MarkovSpace, estimate_tree_size
+    from mechlp.model.spaces import MarkovSpace, estimate_tree_size
 
     env = make_env(spec)
     est = estimate_tree_size(env, spec["horizon"]) if "horizon" in spec else MarkovSpace(env).size()
@@ -225,7 +226,7 @@ def measure(spec: dict, tmp: Path, log, with_lp: bool = True) -> dict:
 
 
 def continuous_limit(ks: list[int], log) -> list[dict]:
-    from mechlp.critical import critical_delta, interleaved_trade
+    from mechlp.solve.critical import critical_delta, interleaved_trade
 
     out = []
     for k in ks:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mechlp.sweep import _check_budget, _make_task, _run_point, sweep
+from mechlp.workflows.sweep import _check_budget, _make_task, _run_point, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = str(ROOT / "models" / "lamba_usstp.toml")

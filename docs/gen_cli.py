@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from mechlp.cli import build_parser
+from mechlp.cli.main import build_parser
 
 WIDTH = "100"
 HERE = Path(__file__).resolve().parent

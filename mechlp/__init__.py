@@ -1,11 +1,11 @@
 """mechlp: dynamic mechanism design with linear programming.
 
-See README.md for the questions (:mod:`mechlp.design`), the model files (:mod:`mechlp.io`) and the
-certificates (:mod:`mechlp.certificates`).
+See README.md for the questions (:mod:`mechlp.solve.questions`), the model files (:mod:`mechlp.catalog.io`) and the
+certificates (:mod:`mechlp.verify.checker`).
 """
 
-from .environment import Agent, Environment, bilateral_trade
-from .spaces import HistoryTree, MarkovSpace, TreeWithTail
+from mechlp.model.environment import Agent, Environment, bilateral_trade
+from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail
 
 __version__ = "0.1.0"
 

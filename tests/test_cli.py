@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
 from mechlp.constructions.lamba import minmax_closed_form
-from mechlp.examples import lamba_usstp
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 

@@ -1,4 +1,4 @@
-"""Critical discount factors (mechlp.critical): scan + bisection, monotonicity checks, LP cross-checks, CLI."""
+"""Critical discount factors (mechlp.solve.critical): scan + bisection, monotonicity checks, LP cross-checks, CLI."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mechlp import design
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
-from mechlp.critical import critical_delta, interleaved_trade, scan_and_bisect
-from mechlp.environment import Environment, bilateral_trade
-from mechlp.examples import lamba_usstp
+from mechlp.model.environment import Environment, bilateral_trade
+from mechlp.solve import questions as design
+from mechlp.solve.critical import critical_delta, interleaved_trade, scan_and_bisect
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 

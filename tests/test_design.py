@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from mechlp import design
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.constructions.vcg import discrete_vcg_transfers
-from mechlp.examples import lamba_usstp
-from mechlp.spaces import HistoryTree, MarkovSpace
+from mechlp.model.spaces import HistoryTree, MarkovSpace
+from mechlp.solve import questions as design
 
 # Lamba (2022), Table 1 (USSTP, delta = 0.95): z_B(c_H), z_B(c_L), z_B,1, printed truncated to 3 decimals.
 TABLE1 = {
@@ -194,7 +194,7 @@ def test_default_spaces():
 
 def test_verification_failure_is_a_status(monkeypatch):
     """A solver that returns a wrong point (one buyer payment raised by 0.5) is caught, never reported."""
-    import mechlp.design as d
+    import mechlp.solve.questions as d
 
     real = d.solve_lp
 

@@ -1,4 +1,4 @@
-"""Validation and basic behaviour of mechlp.environment (Agent, Environment, bilateral_trade)."""
+"""Validation and basic behaviour of mechlp.model.environment (Agent, Environment, bilateral_trade)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mechlp.environment import INFINITE, Agent, Environment, bilateral_trade
-from mechlp.examples import lamba_usstp, renewal_matrix
-from mechlp.spaces import MarkovSpace
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.environment import INFINITE, Agent, Environment, bilateral_trade, renewal_matrix
+from mechlp.model.spaces import MarkovSpace
 
 EYE2 = [[1.0, 0.0], [0.0, 1.0]]
 VAL2 = [[0.0, 0.0], [0.0, 1.0]]  # two types x two actions

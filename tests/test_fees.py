@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mechlp import design
-from mechlp.cli_constructions import add_parsers
+from mechlp.catalog.examples import bv_scheduling, lamba_usstp, yoon_binary, yoon_k_type
+from mechlp.catalog.io import load_model
+from mechlp.cli.constructions import add_parsers
 from mechlp.constructions.fees import critical_discount, fee_condition, lump_sum_fees
-from mechlp.examples import lamba_usstp
-from mechlp.examples_classic import bv_scheduling, yoon_binary, yoon_k_type
-from mechlp.io import load_model
+from mechlp.solve import questions as design
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mechlp.catalog.examples import public_project
+from mechlp.catalog.io import apply_overrides, dump_model_toml, load_model, model_from_dict
 from mechlp.cli import main
-from mechlp.environment import Agent, Environment
-from mechlp.examples_team import public_project
-from mechlp.io import apply_overrides, dump_model_toml, load_model, model_from_dict, model_to_dict
+from mechlp.model.environment import Agent, Environment
+from mechlp.model.serialize import model_to_dict
 
 PROJECT_FILE = Path(__file__).resolve().parents[1] / "models" / "public_project.toml"
 SRC = "models/g.toml"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mechlp import design
-from mechlp.certificates import verify_intermediate
-from mechlp.environment import bilateral_trade
-from mechlp.examples import lamba_usstp
-from mechlp.information import intermediate_feasibility, intermediate_minmax, lamba_double_star
-from mechlp.signals import SignalSpace
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.environment import bilateral_trade
+from mechlp.model.signals import SignalSpace
+from mechlp.solve import questions as design
+from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax, lamba_double_star
+from mechlp.verify.checker import verify_intermediate
 
 ENV = lamba_usstp(0.7, 0.95)  # the USSTP of Lamba's section 5.1 (an STP: v_H > c_H > v_L > c_L)
 # designer histories of period 2 on the tree: 1 + profile, profiles (v_L,c_L), (v_L,c_H), (v_H,c_L), (v_H,c_H)
@@ -46,7 +46,7 @@ def _path(h: int, k: int) -> list[int]:
 
 def test_deterministic_allocation_required():
     env = lamba_usstp(0.7, 0.95)
-    from mechlp.environment import Environment
+    from mechlp.model.environment import Environment
 
     rnd = Environment(env.agents, env.actions, 0.95, 2, np.full((4, 2), 0.5))
     with pytest.raises(ValueError, match="SignalSpace needs a deterministic allocation"):

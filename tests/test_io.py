@@ -1,4 +1,4 @@
-"""TOML model files: mechlp.io (load_model, model_from_dict, model_to_dict, dump_model_toml, overrides)."""
+"""TOML model files: mechlp.catalog.io (load_model, model_from_dict, model_to_dict, dump_model_toml, overrides)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mechlp.environment import INFINITE, Agent, Environment, bilateral_trade
-from mechlp.examples import lamba_usstp, renewal_matrix
-from mechlp.io import apply_overrides, dump_model_toml, load_model, model_from_dict, model_to_dict
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.catalog.io import apply_overrides, dump_model_toml, load_model, model_from_dict
+from mechlp.model.environment import INFINITE, Agent, Environment, bilateral_trade, renewal_matrix
+from mechlp.model.serialize import model_to_dict
 
 USSTP_FILE = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 SRC = "models/x.toml"
@@ -428,7 +429,7 @@ SCHEMA_ERRORS = [
         1.5,
         "[[agents]] #2 ('seller'): key 'persistence': persistence must lie in [0, 1]",
     ),
-    # errors raised by mechlp.environment, with the source prepended and their text kept
+    # errors raised by mechlp.model.environment, with the source prepended and their text kept
     (("model", "horizon"), "forever", "horizon must be a positive integer or 'infinite', got 'forever'"),
     (("model", "horizon"), 0, "horizon must be >= 1, got 0"),
     (("model", "discount"), 1.0, "discount must lie in [0, 1) for an infinite horizon, got 1"),

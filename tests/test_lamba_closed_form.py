@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.constructions import (
     discrete_vcg,
     discrete_vcg_transfers,
@@ -14,9 +15,8 @@ from mechlp.constructions import (
     minmax_mechanism,
     vcg_interim_utilities,
 )
-from mechlp.environment import Agent, Environment, bilateral_trade
-from mechlp.examples import lamba_usstp, renewal_matrix
-from mechlp.spaces import MarkovSpace
+from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
+from mechlp.model.spaces import MarkovSpace
 
 DELTA = 0.95
 ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)

@@ -51,10 +51,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mechlp.design import minmax
-from mechlp.environment import Agent, Environment
-from mechlp.examples import lamba_usstp
-from mechlp.second_best import optimal_mechanism
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.environment import Agent, Environment
+from mechlp.solve.questions import minmax
+from mechlp.solve.second_best import optimal_mechanism
 
 TH_L, TH_H, MU, A_H, A_L, DELTA, T = 1.0, 2.0, 0.6, 0.9, 0.3, 0.9, 5
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mechlp.certificates import verify
+from mechlp.catalog.examples import (
+    bv_scheduling,
+    bv_scheduling_prices,
+    lamba_usstp,
+    license_auction,
+    yoon_binary,
+    yoon_k_type,
+)
 from mechlp.constructions.dp import efficient_environment, efficient_values, feasible_without
 from mechlp.constructions.pivot import dynamic_pivot
-from mechlp.environment import Environment
-from mechlp.examples import lamba_usstp
-from mechlp.examples_classic import bv_scheduling, bv_scheduling_prices, license_auction, yoon_binary, yoon_k_type
-from mechlp.mechanism import Mechanism
-from mechlp.spaces import HistoryTree, MarkovSpace
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import HistoryTree, MarkovSpace
+from mechlp.verify.checker import verify
 
 VALUES = (4.0, 3.0, 2.0, 1.0)
 

@@ -1,4 +1,4 @@
-"""Figures (mechlp.plots) and exports (mechlp.export)."""
+"""Figures (mechlp.workflows.plots) and exports (mechlp.workflows.export)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from mechlp import design
-from mechlp.examples import lamba_usstp
-from mechlp.export import latex_escape, result_to_dict, to_json, to_latex
-from mechlp.plots import plot, yoon_frontier
-from mechlp.sweep import sweep
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.solve import questions as design
+from mechlp.workflows.export import latex_escape, result_to_dict, to_json, to_latex
+from mechlp.workflows.plots import plot, yoon_frontier
+from mechlp.workflows.sweep import sweep
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_latex_and_json_exports(minmax_df, tmp_path):
 
 
 def test_result_plot_method(tmp_path):
-    """`Result.plot()` draws the same figure as `mechlp.plots.plot(result)` and saves it."""
+    """`Result.plot()` draws the same figure as `mechlp.workflows.plots.plot(result)` and saves it."""
     res = design.minmax(lamba_usstp(0.7, 0.95, horizon=2))
     fig = res.plot(path=tmp_path / "tree.png")
     assert (tmp_path / "tree.png").stat().st_size > 1000

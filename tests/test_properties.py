@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mechlp import design
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.constructions.lamba import minmax_closed_form
-from mechlp.environment import Agent, Environment, bilateral_trade
-from mechlp.examples import lamba_usstp
+from mechlp.model.environment import Agent, Environment, bilateral_trade
+from mechlp.solve import questions as design
 
 
 def fosd_kernel(draw, k: int) -> np.ndarray:

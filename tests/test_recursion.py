@@ -1,4 +1,4 @@
-"""The backward recursion for the min-max surplus (mechlp.recursion) against the LP, the verifier and the paper."""
+"""The backward recursion for the min-max surplus (mechlp.solve.recursion) against the LP, the verifier, the paper."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mechlp import design, recursion
-from mechlp.certificates import interim_utilities
+from mechlp.catalog.examples import lamba_usstp, license_auction, public_project, yoon_k_type
 from mechlp.constructions.lamba import minmax_closed_form
-from mechlp.environment import Environment, bilateral_trade
-from mechlp.examples import lamba_usstp, renewal_matrix
-from mechlp.examples_classic import license_auction, yoon_k_type
-from mechlp.examples_team import public_project
-from mechlp.spaces import HistoryTree, MarkovSpace
+from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
+from mechlp.model.spaces import HistoryTree, MarkovSpace
+from mechlp.solve import questions as design
+from mechlp.solve import recursion
+from mechlp.verify.checker import interim_utilities
 
 AGREE = 1e-9  # recursion vs LP, wherever both run
 

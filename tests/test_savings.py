@@ -7,13 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from mechlp import design
-from mechlp.certificates import verify
-from mechlp.examples import lamba_usstp
-from mechlp.examples_team import public_project
-from mechlp.formulation import build_lp
-from mechlp.mechanism import Mechanism
-from mechlp.spaces import HistoryTree, MarkovSpace
+from mechlp.catalog.examples import lamba_usstp, public_project
+from mechlp.constraints.formulation import build_lp
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import HistoryTree, MarkovSpace
+from mechlp.solve import questions as design
+from mechlp.verify.checker import verify
 
 
 def statuses(env, **kw) -> dict[str, bool]:

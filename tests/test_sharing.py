@@ -11,12 +11,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mechlp import design
-from mechlp.certificates import verify
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
-from mechlp.cli_share import add_parsers
+from mechlp.cli.share import add_parsers
 from mechlp.constructions.lamba import minmax_closed_form
-from mechlp.constructions.sharing import (
+from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import MarkovSpace
+from mechlp.solve import questions as design
+from mechlp.verify.checker import verify
+from mechlp.workflows.sharing import (
     BUDGETS,
     CONSTRUCTIONS,
     NegativeSurplusError,
@@ -27,10 +31,6 @@ from mechlp.constructions.sharing import (
     share_surplus,
     static_surplus,
 )
-from mechlp.environment import Agent, Environment, bilateral_trade
-from mechlp.examples import lamba_usstp, renewal_matrix
-from mechlp.mechanism import Mechanism
-from mechlp.spaces import MarkovSpace
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 

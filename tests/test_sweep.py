@@ -1,4 +1,4 @@
-"""Parameter sweeps (mechlp.sweep), the `sweep` / `plot` commands and the CLI reference in docs/cli.md."""
+"""Parameter sweeps (mechlp.workflows.sweep), the `sweep` / `plot` commands and the CLI reference in docs/cli.md."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
 from mechlp.constructions.lamba import minmax_closed_form
-from mechlp.examples import lamba_usstp
-from mechlp.sweep import evaluate_point, grid_points, load_sweep, parse_grid_spec, sweep
+from mechlp.workflows.sweep import evaluate_point, grid_points, load_sweep, parse_grid_spec, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 USSTP = str(ROOT / "models" / "lamba_usstp.toml")

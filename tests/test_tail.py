@@ -9,13 +9,13 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from mechlp import design
-from mechlp.certfile import certificate_payload, check_certificate
-from mechlp.certificates import verify
-from mechlp.exact import Numbers, continuation, to_fractions
-from mechlp.examples import lamba_usstp
-from mechlp.mechanism import Mechanism, continuation_values
-from mechlp.spaces import MarkovSpace, TreeWithTail, estimate_tail_size, make_space
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.exact import Numbers, continuation, to_fractions
+from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.spaces import MarkovSpace, TreeWithTail, estimate_tail_size, make_space
+from mechlp.solve import questions as design
+from mechlp.verify.certfile import certificate_payload, check_certificate
+from mechlp.verify.checker import verify
 
 ENV = lamba_usstp(0.7, 0.95)
 

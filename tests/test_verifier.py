@@ -1,4 +1,4 @@
-"""Tests of the independent verifier ``mechlp.certificates``.
+"""Tests of the independent verifier ``mechlp.verify.checker``.
 
 Known facts (derived by hand in the comments) about Lamba's discrete VCG mechanism in the USSTP, planted
 violations of a derived size, and a brute-force loop implementation of every constraint on a 3-agent
@@ -14,8 +14,13 @@ import math
 import numpy as np
 import pytest
 
-from mechlp import certificates
-from mechlp.certificates import (
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.environment import Agent, Environment
+from mechlp.model.exact import Numbers
+from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.spaces import HistoryTree, MarkovSpace
+from mechlp.verify import checker as certificates
+from mechlp.verify.checker import (
     Verification,
     interim_utilities,
     joint_beliefs,
@@ -23,11 +28,6 @@ from mechlp.certificates import (
     surplus,
     verify,
 )
-from mechlp.environment import Agent, Environment
-from mechlp.exact import Numbers
-from mechlp.examples import lamba_usstp
-from mechlp.mechanism import Mechanism, continuation_values
-from mechlp.spaces import HistoryTree, MarkovSpace
 
 B, S = 0, 1  # buyer, seller
 # profile index = C order over (buyer, seller): 0 (v_L,c_L), 1 (v_L,c_H), 2 (v_H,c_L), 3 (v_H,c_H)

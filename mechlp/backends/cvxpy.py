@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import time
 
-import cvxpy as cp
 import numpy as np
 
-from ..lp import LinearProgram
-from .base import SolverOutput
+from mechlp.backends.base import SolverOutput
+from mechlp.lp.program import LinearProgram
 
-#: native cvxpy problem status -> project status. "Inaccurate" answers are passed on as optimal/infeasible:
+#: native cvxpy problem status (the values of cvxpy's status constants, checked by a test) -> project status.
+#: "Inaccurate" answers are passed on as optimal/infeasible:
 #: every primal answer is re-verified independently before it is reported.
 STATUS_MAP: dict[str, str] = {
-    cp.OPTIMAL: "optimal",
-    cp.OPTIMAL_INACCURATE: "optimal",
-    cp.INFEASIBLE: "infeasible",
-    cp.INFEASIBLE_INACCURATE: "infeasible",
-    cp.UNBOUNDED: "unbounded",
-    cp.UNBOUNDED_INACCURATE: "unbounded",
-    cp.USER_LIMIT: "time_limit",
-    cp.SOLVER_ERROR: "error",
+    "optimal": "optimal",  # cvxpy.OPTIMAL
+    "optimal_inaccurate": "optimal",  # cvxpy.OPTIMAL_INACCURATE
+    "infeasible": "infeasible",  # cvxpy.INFEASIBLE
+    "infeasible_inaccurate": "infeasible",  # cvxpy.INFEASIBLE_INACCURATE
+    "unbounded": "unbounded",  # cvxpy.UNBOUNDED
+    "unbounded_inaccurate": "unbounded",  # cvxpy.UNBOUNDED_INACCURATE
+    "user_limit": "time_limit",  # cvxpy.USER_LIMIT
+    "solver_error": "error",  # cvxpy.SOLVER_ERROR
 }
 
 
 def solve(lp: LinearProgram, solver: str | None = None, time_limit: float | None = None, **options) -> SolverOutput:
+    import cvxpy as cp  # ~0.7 s to import: loaded only when this backend is used
+
     t0 = time.perf_counter()
     a = lp.A.tocsr()
     lo, hi = lp.row_lower, lp.row_upper

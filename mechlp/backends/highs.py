@@ -11,8 +11,8 @@ import time
 import highspy
 import numpy as np
 
-from ..lp import LinearProgram
-from .base import SolverOutput
+from mechlp.backends.base import SolverOutput
+from mechlp.lp.program import LinearProgram
 
 _S = highspy.HighsModelStatus
 

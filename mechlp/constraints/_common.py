@@ -6,7 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..spaces import StateSpace
+from mechlp.model.spaces import StateSpace
 
 
 class AgentView:

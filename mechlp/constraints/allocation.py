@@ -23,7 +23,7 @@ IC (one-shot deviations, *all* misreports ``r != t``), the flow gain moved to th
 
 IR, budget and transfer limits do not involve the allocation and are used unchanged.
 
-The builders reuse the fixed-allocation blocks of :mod:`mechlp.constraints.recursion` and
+The builders reuse the fixed-allocation blocks of :mod:`mechlp.constraints.accounting` and
 :mod:`mechlp.constraints.ic`: they zero the constant right-hand sides (the flow terms of the environment's
 allocation) and append the coefficient blocks on the ``p`` columns.
 """
@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lp import Block, Variables
-from ..spaces import StateSpace
-from ._common import AgentView
-from .ic import ic_blocks
-from .recursion import recursion_blocks
+from mechlp.constraints._common import AgentView
+from mechlp.constraints.accounting import recursion_blocks
+from mechlp.constraints.ic import ic_blocks
+from mechlp.lp.program import Block, Variables
+from mechlp.model.spaces import StateSpace
 
 __all__ = [
     "ALLOCATION_IC_MODES",
@@ -64,7 +64,7 @@ def check_action_free(space: StateSpace) -> None:
 
 
 def allocation_extras(space: StateSpace) -> dict[str, int]:
-    """The extra-column block ``{"p": n_nodes * n_actions}`` for :class:`~mechlp.lp.Variables`."""
+    """The extra-column block ``{"p": n_nodes * n_actions}`` for :class:`~mechlp.lp.program.Variables`."""
     return {"p": space.n_nodes * space.env.n_actions}
 
 
@@ -96,7 +96,7 @@ def simplex_block(variables: Variables) -> Block:
 def allocation_recursion_blocks(variables: Variables) -> list[Block]:
     r"""The recursion rows with the flow :math:`\sum_a p(a|g) v_i(\theta_{g,i}, a)` on the ``p`` columns.
 
-    Row ``i * N + g`` of the ``recursion_U`` block of :func:`~mechlp.constraints.recursion.recursion_blocks`
+    Row ``i * N + g`` of the ``recursion_U`` block of :func:`~mechlp.constraints.accounting.recursion_blocks`
     gets the coefficients :math:`-v_i(\theta_{g,i}, a)` on :math:`p(a|g)` and right-hand side 0.
     """
     space = variables.space

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lp import Block, Variables
+from mechlp.lp.program import Block, Variables
 
 BUDGET_MODES = ("ex_ante", "interim", "ex_post", "none", "savings")
 

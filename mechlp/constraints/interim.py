@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..exact import Numbers, continuation
-from ..spaces import StateSpace
+from mechlp.model.exact import Numbers, continuation
+from mechlp.model.spaces import StateSpace
 
 __all__ = ["InterimRows", "interim_rows"]
 

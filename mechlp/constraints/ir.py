@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lp import Block, Variables
-from ._common import AgentView
+from mechlp.constraints._common import AgentView
+from mechlp.lp.program import Block, Variables
 
 IR_MODES = ("interim", "ex_post", "ex_ante")
 

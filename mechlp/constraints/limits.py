@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..lp import Variables
+from mechlp.lp.program import Variables
 
 
 def agent_limits(limits, env) -> tuple[np.ndarray, np.ndarray]:

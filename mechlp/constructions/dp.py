@@ -21,7 +21,7 @@ computed on the others' profiles (its transitions use the others' kernels only).
   policy is stable and checked by the value-iteration (Bellman) residual
   :math:`\max_\theta |V(\theta) - \max_a Q(\theta, a)|`.
 
-Ties are broken toward the first action (the rule of :class:`~mechlp.environment.Environment`): an action
+Ties are broken toward the first action (the rule of :class:`~mechlp.model.environment.Environment`): an action
 counts as optimal when its :math:`Q` value is within ``tie_tol`` of the maximum.
 
 The static argmax of ``Environment(allocation="efficient")`` is the dynamic efficient policy only when no
@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..environment import Environment
+from mechlp.model.environment import Environment
 
 __all__ = [
     "DPSolution",
@@ -395,7 +395,7 @@ def efficient_environment(env: Environment, *, period: int | None = None, name: 
     ----------
     env : Environment
     period : int, optional
-        Finite horizon only. :class:`~mechlp.environment.Environment` stores one allocation per profile, not
+        Finite horizon only. :class:`~mechlp.model.environment.Environment` stores one allocation per profile, not
         per period, so a finite-horizon policy that changes with the period cannot be represented. By
         default this raises when that happens; with ``period=t`` the policy of period ``t`` is used for every
         period (then the environment's allocation is efficient in period ``t`` only).

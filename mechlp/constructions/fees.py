@@ -58,12 +58,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import tolerances
-from ..certificates import Verification, verify
-from ..environment import Environment
-from ..mechanism import Mechanism
-from ..spaces import StateSpace
-from .pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
+from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import StateSpace
+from mechlp.verify.checker import Verification, verify
 
 __all__ = [
     "FeeCondition",

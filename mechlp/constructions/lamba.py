@@ -1,7 +1,7 @@
 r"""Lamba's min-max dynamic VCG mechanism for infinite-horizon bilateral trade, in closed form.
 
 Everything here is linear algebra on the Markov chain of type profiles; no LP is solved. The results are the
-reference values the LP answers of :mod:`mechlp.design` are checked against (design.md sections 4-5).
+reference values the LP answers of :mod:`mechlp.solve.questions` are checked against (design.md sections 4-5).
 
 Notation (Lamba 2022, sections 5 and 6.1; project sign convention of design.md section 2):
 
@@ -31,11 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import tolerances
-from ..environment import Environment
-from ..mechanism import Mechanism
-from ..spaces import MarkovSpace
-from .vcg import check_bilateral_trade, discrete_vcg_transfers
+from mechlp.constructions.vcg import check_bilateral_trade, discrete_vcg_transfers
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import MarkovSpace
 
 __all__ = ["LambaClosedForm", "vcg_interim_utilities", "minmax_closed_form", "minmax_mechanism"]
 
@@ -102,7 +102,7 @@ def vcg_interim_utilities(env: Environment) -> list[np.ndarray]:
     -------
     list of ndarray
         ``[Ubar_B, Ubar_S]``, each of shape ``(1 + n_profiles, K_i)``, rows in the history order of
-        :class:`~mechlp.spaces.MarkovSpace`: row 0 is the first period, row ``1 + s`` follows report profile
+        :class:`~mechlp.model.spaces.MarkovSpace`: row 0 is the first period, row ``1 + s`` follows report profile
         ``s``; column = own type index. The same layout as ``Mechanism.interim_utilities()`` on
         ``MarkovSpace(env)``.
 
@@ -196,12 +196,12 @@ class LambaClosedForm:
 
     @property
     def pi_markov(self) -> np.ndarray:
-        """``Pi*`` in :class:`~mechlp.spaces.MarkovSpace` history order: ``[Pi*, Pi*(profile 0), ...]``."""
+        """``Pi*`` in :class:`~mechlp.model.spaces.MarkovSpace` history order: ``[Pi*, Pi*(profile 0), ...]``."""
         return np.concatenate([[self.pi_root], self.pi_by_state.reshape(-1)])
 
     @property
     def pi_vcg_markov(self) -> np.ndarray:
-        """``Pi^vcg`` in :class:`~mechlp.spaces.MarkovSpace` history order."""
+        """``Pi^vcg`` in :class:`~mechlp.model.spaces.MarkovSpace` history order."""
         return np.concatenate([[self.pi_vcg_root], self.pi_vcg_by_state.reshape(-1)])
 
     def fees_markov(self) -> np.ndarray:

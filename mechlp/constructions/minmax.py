@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mechanism import Mechanism
-from .vcg import discrete_vcg_transfers
+from mechlp.constructions.vcg import discrete_vcg_transfers
+from mechlp.model.mechanism import Mechanism
 
 __all__ = ["vcg_fees", "markov_fee_table"]
 

@@ -41,11 +41,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..certificates import Verification, verify
-from ..environment import Environment
-from ..mechanism import Mechanism
-from ..spaces import HistoryTree, MarkovSpace, StateSpace
-from .dp import DPSolution, _expected_all, _rewards, efficient_values, feasible_without, others_index
+from mechlp.constructions.dp import (
+    DPSolution,
+    _expected_all,
+    _rewards,
+    efficient_values,
+    feasible_without,
+    others_index,
+)
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace
+from mechlp.verify.checker import Verification, verify
 
 __all__ = ["PivotValues", "PivotResult", "pivot_values", "dynamic_pivot", "pivot_transfers_on_space"]
 
@@ -283,7 +290,7 @@ def dynamic_pivot(
         action (then build the environment with :func:`~mechlp.constructions.dp.efficient_environment`).
     space : StateSpace, optional
         Default: ``MarkovSpace(env)`` for an infinite horizon (the transfers are stationary), the history tree
-        otherwise. A :class:`~mechlp.spaces.HistoryTree` of an infinite-horizon environment gives the pivot of
+        otherwise. A :class:`~mechlp.model.spaces.HistoryTree` of an infinite-horizon environment gives the pivot of
         the game truncated at the tree's horizon.
     feasible : ndarray of bool, shape (n, A), optional
         Actions of the program without each agent (default :func:`~mechlp.constructions.dp.feasible_without`).

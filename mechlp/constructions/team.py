@@ -61,7 +61,7 @@ Exact zero budget
     than :attr:`TeamResult.rounding` (reported; ~1e-15 on the examples).
 
 Everything is array arithmetic over all histories at once; the only loops run over agents (and, inside
-:func:`mechlp.mechanism.continuation_values`, over depth levels of a tree).
+:func:`mechlp.model.mechanism.continuation_values`, over depth levels of a tree).
 """
 
 from __future__ import annotations
@@ -73,12 +73,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import tolerances
-from ..certificates import Verification, verify
-from ..environment import Environment
-from ..exact import Numbers, continuation
-from ..mechanism import Mechanism, continuation_values
-from ..spaces import HistoryTree, MarkovSpace, StateSpace, make_space
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.exact import Numbers, continuation
+from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, make_space
+from mechlp.verify.checker import Verification, verify
 
 __all__ = [
     "TeamResult",
@@ -228,7 +228,7 @@ def _balance(space: StateSpace, transfers: np.ndarray) -> tuple[np.ndarray, list
 def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray]]:
     r"""The balanced team transfers and incentive payments in rational arithmetic.
 
-    Model numbers are read by :class:`mechlp.exact.Numbers` (decimals as written: 0.95 is 19/20); the formulas
+    Model numbers are read by :class:`mechlp.model.exact.Numbers` (decimals as written: 0.95 is 19/20); the formulas
     are those of :func:`team_transfers`, :func:`incentive_payments` and :func:`balance_transfers`, so
     :math:`\sum_i x^B_i = 0` holds exactly without rounding.
     """
@@ -294,7 +294,7 @@ class TeamResult:
     grid, rounding : float
         Dyadic grid of the exact-zero rounding and the largest change it made.
     verification : Verification or None
-        :func:`mechlp.certificates.verify` of :attr:`mechanism` with ``ic="bayesian"``, the chosen IR family and
+        :func:`mechlp.verify.checker.verify` of :attr:`mechanism` with ``ic="bayesian"``, the chosen IR family and
         ``budget="ex_post"``. IR is checked and reported, not promised.
     notes : list of str
     exact_transfers : ndarray of Fraction or None
@@ -420,20 +420,20 @@ def balanced_team(
     horizon : int, optional
         Number of periods of the history tree (only without ``space``).
     check : bool
-        Run :func:`mechlp.certificates.verify` on the balanced mechanism (``ic="bayesian"``, ``ir``,
+        Run :func:`mechlp.verify.checker.verify` on the balanced mechanism (``ic="bayesian"``, ``ir``,
         ``budget="ex_post"``).
     ir : {"interim", "ex_post", "ex_ante"}
         IR family to *report*; the mechanism does not promise any.
     outside_option : float, sequence or mapping
-        Passed to :func:`~mechlp.certificates.verify`.
+        Passed to :func:`~mechlp.verify.checker.verify`.
     tol : float
         Verification tolerance (ignored with ``exact=True``).
     exact : bool
         Also build the mechanism in rational arithmetic (model numbers read as written, see
-        :mod:`mechlp.exact`), attach it to the mechanism as ``exact_transfers`` and, with ``check``, verify it
+        :mod:`mechlp.model.exact`), attach it to the mechanism as ``exact_transfers`` and, with ``check``, verify it
         with ``verify(..., exact=True)``: zero violation then means *exactly* zero. Costs Python ``Fraction``
         operations; meant for trees of a few thousand nodes and Markov spaces of at most
-        ``mechlp.exact.EXACT_MARKOV_PROFILES`` profiles.
+        ``mechlp.model.exact.EXACT_MARKOV_PROFILES`` profiles.
 
     Returns
     -------
@@ -493,7 +493,7 @@ def balanced_team(
     )
     if exact:
         x_exact, g_exact = _exact_balanced_team(space)
-        mech.exact_transfers = x_exact  # read by mechlp.certificates.verify(..., exact=True)
+        mech.exact_transfers = x_exact  # read by mechlp.verify.checker.verify(..., exact=True)
         result.exact_transfers, result.exact_gamma = x_exact, g_exact
         gap = float(np.max(np.abs(x_exact.astype(float) - x_bal))) if x_bal.size else 0.0
         notes.append(f"exact rational transfers attached; the float transfers differ from them by at most {gap:.3g}")

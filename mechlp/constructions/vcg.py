@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..environment import Environment
-from ..exact import MODEL_DENOMINATOR, to_fractions
-from ..mechanism import Mechanism
-from ..spaces import StateSpace
+from mechlp.model.environment import Environment
+from mechlp.model.exact import MODEL_DENOMINATOR, to_fractions
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import StateSpace
 
 __all__ = ["discrete_vcg_transfers", "discrete_vcg", "check_bilateral_trade"]
 
@@ -56,7 +56,7 @@ def check_bilateral_trade(env: Environment, what: str) -> tuple[np.ndarray, np.n
     if kind != "bilateral_trade":
         raise ValueError(
             f"{what} needs a bilateral-trade environment (env.meta['kind'] == 'bilateral_trade', as built by "
-            f"mechlp.environment.bilateral_trade); got kind {kind!r} for environment {env.name!r}"
+            f"mechlp.model.environment.bilateral_trade); got kind {kind!r} for environment {env.name!r}"
         )
     if env.n_agents != 2:
         raise ValueError(f"{what} needs exactly two agents (buyer, seller); environment has {env.n_agents}")

@@ -1,0 +1,426 @@
+r"""Ready-made environments from the papers, for tests, notebooks and quick starts.
+
+``lamba_usstp``
+    Lamba (2022), section 5.1: the uniform symmetric simple trading problem.
+``bv_scheduling``
+    Bergemann and Välimäki (2010), section 3: tasks with values :math:`v_1 \ge \dots \ge v_n` compete for one
+    facility that completes one task per period; a served task is done (an absorbing, zero-value type), so the
+    kernels depend on the action. Efficient: serve the most valuable waiting task.
+``license_auction``
+    Bergemann and Välimäki (2010), section 5: a license leased every period to one bidder; each bidder's value
+    is Bernoulli with an unknown success rate and a Beta prior, and only the winner observes a draw. Types
+    are Beta posteriors :math:`(s, f)` (successes, failures), truncated at ``depth`` draws; the flow value is
+    the posterior mean. The efficient rule (a bandit / Gittins index policy) is computed by dynamic
+    programming.
+``yoon_binary``, ``yoon_k_type``
+    Repeated bilateral trade of Yoon (2021), section 3.3: buyer values and seller costs in one grid
+    :math:`\{v_1 < \dots < v_K\}`, trade iff :math:`\theta_s < \theta_b`, Markov kernels (symmetric persistence
+    :math:`\alpha` by default). The binary case has the critical discount :math:`1/(3 - 2\alpha)`.
+``public_project``
+    Three agents and a public project, for the balanced team mechanism (Athey and Segal 2013).
+
+Every factory takes the discount factor as ``delta``, so ``lambda d: factory(..., delta=d)`` is an
+``env_factory`` for :func:`mechlp.constructions.fees.critical_discount`. ``CLASSIC_MODELS`` maps names to
+factories (used by ``mechlp pivot`` / ``mechlp fees`` when MODEL is not a file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mechlp.constructions.dp import efficient_environment
+from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
+
+__all__ = [
+    "lamba_usstp",
+    "bv_scheduling",
+    "bv_scheduling_prices",
+    "license_auction",
+    "beta_states",
+    "yoon_binary",
+    "yoon_k_type",
+    "public_project",
+    "CLASSIC_MODELS",
+]
+
+
+def lamba_usstp(alpha: float = 0.7, delta: float = 0.95, horizon: int | str = "infinite") -> Environment:
+    r"""Lamba's uniform symmetric simple trading problem (USSTP, section 5.1).
+
+    :math:`\mathcal V = \{0.05, 1\}`, :math:`\mathcal C = \{0, 0.95\}`, uniform priors and symmetric
+    persistence :math:`f(v|v) = g(c|c) = \alpha`. Types are listed in ascending order:
+    buyer ``("v_L", "v_H")``, seller ``("c_L", "c_H")``.
+    """
+    kern = renewal_matrix(2, alpha)
+    return bilateral_trade(
+        [0.05, 1.0],
+        [0.0, 0.95],
+        [0.5, 0.5],
+        [0.5, 0.5],
+        kern,
+        kern,
+        delta,
+        horizon,
+        buyer_types=("v_L", "v_H"),
+        seller_types=("c_L", "c_H"),
+        name="lamba_usstp",
+    )
+
+
+DEFAULT_VALUES: tuple[tuple[float, float], ...] = ((0.2, 1.0), (0.3, 0.8), (0.1, 1.2))
+
+
+def public_project(
+    values: Sequence[Sequence[float]] = DEFAULT_VALUES,
+    cost: float = 1.5,
+    persistence: float | Sequence[float] = (0.7, 0.8, 0.6),
+    priors: Sequence[Sequence[float]] | None = None,
+    discount: float = 0.9,
+    horizon: int | str = "infinite",
+    names: Sequence[str] | None = None,
+) -> Environment:
+    r"""A repeated public project (build or not, every period) with ``n`` agents and Markov values.
+
+    Agent :math:`i` has value :math:`\theta_i \in` ``values[i]`` (ascending) for the project in the current
+    period and bears the equal cost share :math:`c/n`, so
+
+    .. math::
+       v_i(\theta_i, \text{build}) = \theta_i - c/n, \qquad v_i(\theta_i, \text{reject}) = 0,
+
+    and the efficient rule builds iff :math:`\sum_i \theta_i > c` (a tie rejects). Values follow independent
+    renewal kernels (:func:`mechlp.catalog.examples.renewal_matrix`): stay with probability ``persistence[i]``,
+    otherwise move uniformly to another value. Types are independent across agents and values are private, as
+    Athey and Segal (2007) assume.
+
+    Parameters
+    ----------
+    values : sequence of sequences of float
+        Per agent, its possible values, strictly increasing. The default has three agents with two values
+        each, ``((0.2, 1.0), (0.3, 0.8), (0.1, 1.2))``: with ``cost = 1.5`` the project is built at 4 of the 8
+        profiles, no profile ties, and every agent is pivotal at some profile where the others' net value is
+        not zero (so every agent's report moves the others' welfare).
+    cost : float
+        Per-period cost :math:`c` of the project, shared equally.
+    persistence : float or sequence of float
+        One number for everyone or one per agent, in ``[0, 1]``.
+    priors : sequence of sequences of float, optional
+        First-period distributions, one per agent; uniform by default.
+    discount : float
+        :math:`\delta`.
+    horizon : int or "infinite"
+    names : sequence of str, optional
+        Agent names; default ``agent1``, ``agent2``, ...
+
+    Returns
+    -------
+    Environment
+        Actions ``("reject", "build")``; types labelled ``L``/``H`` for two values, ``t1, t2, ...`` otherwise.
+        ``env.meta`` records ``kind="public_project"`` and ``cost``.
+
+    Raises
+    ------
+    ValueError
+        For fewer than two agents, or lengths of ``persistence``, ``priors`` or ``names`` that do not match
+        ``values``.
+    """
+    vals = [np.asarray(v, dtype=float) for v in values]
+    n = len(vals)
+    if n < 2:
+        raise ValueError(f"values must describe at least two agents, got {n}")
+    for i, v in enumerate(vals):
+        if v.ndim != 1 or v.size < 1:
+            raise ValueError(f"values[{i}] must be a non-empty list of numbers, got shape {v.shape}")
+    if isinstance(persistence, int | float | np.integer | np.floating):
+        pers = [float(persistence)] * n
+    else:
+        pers = [float(p) for p in persistence]
+        if len(pers) != n:
+            raise ValueError(f"persistence has {len(pers)} entries; expected {n}, one per agent")
+    if priors is not None and len(priors) != n:
+        raise ValueError(f"priors has {len(priors)} entries; expected {n}, one per agent")
+    if names is None:
+        names = [f"agent{i + 1}" for i in range(n)]
+    elif len(names) != n:
+        raise ValueError(f"names has {len(names)} entries; expected {n}, one per agent")
+    share = float(cost) / n
+    agents = []
+    for i, v in enumerate(vals):
+        k = v.size
+        labels = ("L", "H") if k == 2 else tuple(f"t{j + 1}" for j in range(k))
+        prior = np.full(k, 1.0 / k) if priors is None else priors[i]
+        valuation = np.stack([np.zeros(k), v - share], axis=1)
+        agents.append(
+            Agent(names[i], labels, prior, renewal_matrix(k, pers[i]), valuation, values=v, role="participant")
+        )
+    return Environment(
+        agents,
+        ("reject", "build"),
+        discount,
+        horizon,
+        "efficient",
+        name="public_project",
+        meta={"kind": "public_project", "cost": float(cost)},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- scheduling
+def bv_scheduling(
+    values: Sequence[float] = (4.0, 3.0, 2.0, 1.0),
+    delta: float = 0.9,
+    *,
+    grid: Sequence[float] | None = None,
+    horizon: int | str = "infinite",
+) -> Environment:
+    r"""Scheduling example of Bergemann and Välimäki (2010), section 3.
+
+    Parameters
+    ----------
+    values : sequence of float
+        Task values :math:`v_1 \ge v_2 \ge \dots \ge v_n > 0` (the first-period types).
+    delta : float
+        Discount factor (the cost of delay).
+    grid : sequence of float, optional
+        Richer type sets: each task's type is ``"done"`` or a value in ``grid`` (ascending, positive), so the
+        verifier also checks misreports of the value; every ``values[i]`` must lie in ``grid``. Default: the
+        types are ``("done", "waiting")`` with the task's own value.
+    horizon : int or "infinite"
+
+    Returns
+    -------
+    Environment
+        Agents ``task1..taskn``; actions ``("idle", "serve_task1", ..., "serve_taskn")``. Serving a waiting
+        task yields its value and moves it to ``"done"`` (absorbing, zero value); other tasks stay. The prior
+        puts probability one on the task's value. ``meta["feasible_without"]``: without task ``i`` the
+        planner cannot serve it. The allocation is the dynamic efficient policy (most valuable first; ties to
+        the lower index; idle when all are done).
+    """
+    vals = np.asarray(values, dtype=float)
+    if vals.ndim != 1 or vals.size < 1:
+        raise ValueError(f"values must be a non-empty list of task values, got {values!r}")
+    if np.any(vals <= 0):
+        raise ValueError(f"values must be positive, got {vals.tolist()}")
+    if np.any(np.diff(vals) > 0):
+        raise ValueError(f"values must be non-increasing (v_1 >= v_2 >= ...), got {vals.tolist()}")
+    n = vals.size
+    names = [f"task{i + 1}" for i in range(n)]
+    actions = ["idle", *(f"serve_{nm}" for nm in names)]
+    if grid is None:
+        levels = [np.array([v]) for v in vals]
+        labels = [["done", "waiting"] for _ in range(n)]
+    else:
+        g = np.asarray(grid, dtype=float)
+        if g.ndim != 1 or np.any(g <= 0) or np.any(np.diff(g) <= 0):
+            raise ValueError(f"grid must be strictly increasing positive values, got {grid!r}")
+        missing = [float(v) for v in vals if not np.any(np.isclose(g, v))]
+        if missing:
+            raise ValueError(f"every task value must lie in grid; missing {missing}")
+        levels = [g for _ in range(n)]
+        labels = [["done", *(f"v={x:g}" for x in g)] for _ in range(n)]
+    agents = []
+    for i in range(n):
+        lv = levels[i]
+        k = lv.size + 1
+        valuation = np.zeros((k, len(actions)))
+        valuation[1:, 1 + i] = lv
+        stay = np.eye(k)
+        served = np.zeros((k, k))
+        served[:, 0] = 1.0
+        kernel = np.stack([served if a == 1 + i else stay for a in range(len(actions))])
+        prior = np.zeros(k)
+        prior[1 + int(np.argmin(np.abs(lv - vals[i])))] = 1.0
+        agents.append(Agent(names[i], labels[i], prior, kernel, valuation, values=np.concatenate([[0.0], lv])))
+    meta = {
+        "kind": "scheduling",
+        "feasible_without": {nm: [a for a in actions if a != f"serve_{nm}"] for nm in names},
+        "task_values": vals.tolist(),
+    }
+    env = Environment(agents, actions, delta, horizon, "efficient", name="bv_scheduling", meta=meta)
+    return efficient_environment(env)
+
+
+def bv_scheduling_prices(values: Sequence[float], delta: float) -> np.ndarray:
+    r"""Closed-form pivot prices of the scheduling example (Bergemann and Välimäki 2010, eq. (4)).
+
+    Task :math:`i` is served in period :math:`i` (1-based) along the efficient path and pays
+
+    .. math::
+       p_i = v_{i+1} - \sum_{t=i+1}^{n} \delta^{t-i} (v_t - v_{t+1}) = (1-\delta) \sum_{t=i}^{n} \delta^{t-i} v_{t+1},
+       \qquad v_{n+1} = 0.
+    """
+    v = np.append(np.asarray(values, dtype=float), 0.0)  # v[t] is v_{t+1} (0-based), v[n] = 0
+    n = v.size - 1
+    out = np.empty(n)
+    for i in range(n):  # agents
+        t = np.arange(i, n)  # 0-based t = i..n-1 <-> paper's t = i+1..n; v_{t+1} -> v[t + 1]
+        out[i] = (1.0 - delta) * np.sum(delta ** (t - i) * v[t + 1])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- learning
+def beta_states(depth: int) -> list[tuple[int, int]]:
+    """Posterior states ``(s, f)`` with ``s + f <= depth``, ordered by number of draws, then by successes."""
+    if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 0:
+        raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
+    return [(s, n - s) for n in range(depth + 1) for s in range(n + 1)]
+
+
+def _beta_agent(name: str, own_action: int, n_actions: int, a0: float, b0: float, depth: int) -> Agent:
+    states = beta_states(depth)
+    index = {st: j for j, st in enumerate(states)}
+    k = len(states)
+    mean = np.array([(a0 + s) / (a0 + b0 + s + f) for s, f in states])
+    learn = np.zeros((k, k))
+    for j, (s, f) in enumerate(states):  # loop over an agent's own type set
+        if s + f < depth:
+            learn[j, index[(s + 1, f)]] = mean[j]
+            learn[j, index[(s, f + 1)]] = 1.0 - mean[j]
+        else:
+            learn[j, j] = 1.0  # truncation: the posterior stops moving (still a martingale)
+    kernel = np.stack([learn if a == own_action else np.eye(k) for a in range(n_actions)])
+    valuation = np.zeros((k, n_actions))
+    valuation[:, own_action] = mean
+    prior = np.zeros(k)
+    prior[0] = 1.0
+    return Agent(name, [f"s{s}f{f}" for s, f in states], prior, kernel, valuation)
+
+
+def license_auction(
+    n_bidders: int = 2,
+    delta: float = 0.9,
+    *,
+    depth: int = 3,
+    priors: Sequence[tuple[float, float]] | None = None,
+    horizon: int | str = "infinite",
+) -> Environment:
+    r"""Repeated license auction with Bayesian learning (Bergemann and Välimäki 2010, section 5).
+
+    Parameters
+    ----------
+    n_bidders : int
+        At least two.
+    delta : float
+    depth : int
+        Truncation: a bidder's posterior stops updating after ``depth`` draws. States ``(s, f)`` with
+        ``s + f <= depth``; ``(depth + 1)(depth + 2)/2`` types per bidder.
+    priors : sequence of (alpha, beta), optional
+        Beta prior of each bidder's success rate (default ``(1, 1)`` for everyone).
+    horizon : int or "infinite"
+
+    Returns
+    -------
+    Environment
+        Agents ``bidder1..``; actions ``to_bidder1..`` (the license is always assigned). The winner's
+        posterior moves to ``(s + 1, f)`` with probability equal to its mean and to ``(s, f + 1)`` otherwise;
+        the losers' posteriors stay. Every bidder starts at ``(0, 0)``. The allocation is the dynamic efficient
+        (index) policy; ``meta["feasible_without"]``: without bidder ``i`` the license goes to another bidder
+        (B–V section 5).
+    """
+    if isinstance(n_bidders, bool) or not isinstance(n_bidders, int | np.integer) or n_bidders < 2:
+        raise ValueError(f"n_bidders must be an integer >= 2, got {n_bidders!r}")
+    pri = [(1.0, 1.0)] * n_bidders if priors is None else [tuple(map(float, p)) for p in priors]
+    if len(pri) != n_bidders or any(len(p) != 2 or p[0] <= 0 or p[1] <= 0 for p in pri):
+        raise ValueError(f"priors must hold {n_bidders} pairs (alpha, beta) of positive numbers, got {priors!r}")
+    names = [f"bidder{i + 1}" for i in range(n_bidders)]
+    actions = [f"to_{nm}" for nm in names]
+    agents = [_beta_agent(names[i], i, n_bidders, pri[i][0], pri[i][1], depth) for i in range(n_bidders)]
+    meta = {
+        "kind": "license_auction",
+        "feasible_without": {nm: [a for a in actions if a != f"to_{nm}"] for nm in names},
+        "beta_priors": [list(p) for p in pri],
+        "depth": int(depth),
+    }
+    env = Environment(agents, actions, delta, horizon, "efficient", name="license_auction", meta=meta)
+    return efficient_environment(env)
+
+
+# ---------------------------------------------------------------------------------------------- Yoon
+def yoon_k_type(
+    values: Sequence[float] = (0.0, 0.5, 1.0),
+    alpha: float = 0.8,
+    delta: float = 0.9,
+    *,
+    seller_prior: Sequence[float] | None = None,
+    buyer_prior: Sequence[float] | None = None,
+    seller_transition: Any = None,
+    buyer_transition: Any = None,
+    horizon: int | str = "infinite",
+    name: str = "yoon_k_type",
+) -> Environment:
+    r"""Repeated bilateral trade with ``K`` types on a common grid (Yoon 2021, section 3.3.2).
+
+    Parameters
+    ----------
+    values : sequence of float
+        The grid :math:`v_1 < \dots < v_K` of buyer values and seller costs.
+    alpha : float
+        Persistence of the default renewal kernels (stay with probability ``alpha``, otherwise move uniformly;
+        ``alpha = 1/K`` is i.i.d., ``alpha = 1`` perfectly persistent).
+    delta : float
+    seller_prior, buyer_prior : sequence of float, optional
+        Yoon's ``x`` and ``y``; uniform by default.
+    seller_transition, buyer_transition : array_like, optional
+        Yoon's :math:`P_s` and :math:`P_b`; override ``alpha``.
+    horizon : int or "infinite"
+    name : str
+
+    Returns
+    -------
+    Environment
+        :func:`mechlp.model.environment.bilateral_trade` with buyer types ``v=..`` and seller types ``c=..``; trade
+        iff cost < value (no trade on ties).
+    """
+    grid = np.asarray(values, dtype=float)
+    k = grid.size
+    kern = renewal_matrix(k, alpha)
+    uni = np.full(k, 1.0 / k)
+    return bilateral_trade(
+        grid,
+        grid,
+        uni if buyer_prior is None else buyer_prior,
+        uni if seller_prior is None else seller_prior,
+        kern if buyer_transition is None else buyer_transition,
+        kern if seller_transition is None else seller_transition,
+        delta,
+        horizon,
+        buyer_types=[f"v={x:g}" for x in grid],
+        seller_types=[f"c={x:g}" for x in grid],
+        name=name,
+    )
+
+
+def yoon_binary(
+    alpha: float = 0.7,
+    delta: float = 0.9,
+    *,
+    seller_transition: Any = None,
+    buyer_transition: Any = None,
+    horizon: int | str = "infinite",
+) -> Environment:
+    r"""Yoon's binary bilateral trade (Yoon 2021, sections 3.3.1-3.3.2): values and costs in :math:`\{0, 1\}`.
+
+    Uniform priors; symmetric kernels :math:`\begin{pmatrix}\alpha & 1-\alpha\\ 1-\alpha & \alpha\end{pmatrix}`
+    unless ``seller_transition`` / ``buyer_transition`` (Yoon's :math:`P_s`, :math:`P_b`, rows and columns in
+    the order 0, 1) are given. Trade only at (seller 0, buyer 1). With an infinite horizon lump-sum fees
+    balance the budget iff :math:`\delta \ge 1/(3 - 2\alpha)`.
+    """
+    return yoon_k_type(
+        (0.0, 1.0),
+        alpha,
+        delta,
+        seller_transition=seller_transition,
+        buyer_transition=buyer_transition,
+        horizon=horizon,
+        name="yoon_binary",
+    )
+
+
+CLASSIC_MODELS: dict[str, Callable[..., Environment]] = {
+    "bv_scheduling": bv_scheduling,
+    "license_auction": license_auction,
+    "yoon_binary": yoon_binary,
+    "yoon_k_type": yoon_k_type,
+    "lamba_usstp": lamba_usstp,
+}

@@ -1,0 +1,285 @@
+"""Command line for the classic constructions: ``mechlp pivot`` and ``mechlp fees``.
+
+``mechlp pivot MODEL [--json FILE]``
+    The Bergemann–Välimäki (2010) dynamic pivot mechanism of the model's (efficient) allocation: transfers per
+    profile (per period for a finite horizon), the designer's expected surplus, and the independent
+    verification (periodic ex post IC and IR; Bayesian IC and interim IR).
+``mechlp fees MODEL [--mode ex-ante|interim] [--split tight|balanced] [--critical-delta] [--json FILE]``
+    Yoon's (2015) lump-sum fees on top of the pivot: condition (*), the fees, the verified fee mechanism and,
+    with ``--critical-delta``, the critical discount factor(s) by a grid scan plus bisection.
+
+MODEL is a TOML model file (:mod:`mechlp.catalog.io`, overrides with ``--set key=value``) or the name of a built-in
+factory of :mod:`mechlp.catalog.examples` (``bv_scheduling``, ``license_auction``, ``yoon_binary``,
+``yoon_k_type``, ``lamba_usstp``) with keyword arguments given as ``--param key=value`` (values parsed as TOML,
+e.g. ``--param alpha=0.9 --param values=[3,2,1]``). Nothing is evaluated or imported from the command line.
+
+Exit codes, as for ``mechlp solve``: 0 when the question was answered (feasible or infeasible), 2 for bad
+input, 3 when a mechanism failed the independent verification.
+
+Wiring: ``mechlp.cli.build_parser`` calls :func:`add_parsers` with its sub-parser collection; every command
+sets ``func`` to a handler ``args -> exit code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mechlp.catalog.examples import CLASSIC_MODELS
+from mechlp.catalog.io import load_model
+from mechlp.constructions.fees import critical_discount, lump_sum_fees
+from mechlp.constructions.pivot import dynamic_pivot
+from mechlp.model.environment import Environment
+from mechlp.verify.certfile import write_json
+
+__all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload"]
+
+MODE_CHOICES = {"ex-ante": "ex_ante", "interim": "interim"}
+TABLE_LIMIT = 64  # profiles printed in the readable report
+
+
+# ---------------------------------------------------------------------------------------------- models
+def _parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for j, item in enumerate(items or []):
+        if "=" not in item:
+            raise ValueError(f"--param #{j + 1} must have the form key=value, got {item!r}")
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if not key.isidentifier():
+            raise ValueError(f"--param #{j + 1}: {key!r} is not a parameter name")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()
+    return out
+
+
+def resolve_model(
+    model: str, sets: Sequence[str] | None = None, params: Sequence[str] | None = None
+) -> tuple[Environment, Callable[[float], Environment]]:
+    """The environment named by MODEL and a ``delta -> Environment`` factory for the same model.
+
+    Parameters
+    ----------
+    model : str
+        A TOML file, or a key of :data:`mechlp.catalog.examples.CLASSIC_MODELS`.
+    sets : sequence of str
+        ``key=value`` overrides of a model file (:func:`mechlp.catalog.io.load_model`).
+    params : sequence of str
+        ``key=value`` keyword arguments of a built-in factory.
+    """
+    path = Path(model)
+    if path.suffix == ".toml" or path.exists():
+        if params:
+            raise ValueError("--param applies to built-in models; use --set key=value for a model file")
+        overrides = list(sets or [])
+        env = load_model(path, overrides)
+        return env, lambda d: load_model(path, [*overrides, f"discount={float(d)!r}"])
+    if model not in CLASSIC_MODELS:
+        raise FileNotFoundError(
+            f"model {model!r} is neither a file nor a built-in model; built-in models: {sorted(CLASSIC_MODELS)}"
+        )
+    if sets:
+        raise ValueError("--set applies to model files; use --param key=value for a built-in model")
+    factory = CLASSIC_MODELS[model]
+    kwargs = _parse_params(params)
+    try:
+        env = factory(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"built-in model {model!r}: {exc}") from exc
+    base = {k: v for k, v in kwargs.items() if k != "delta"}
+    return env, lambda d: factory(**base, delta=float(d))
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+def _verification_dict(ver) -> dict | None:
+    if ver is None:
+        return None
+    return {
+        "ok": bool(ver.ok),
+        "options": {k: ver.options.get(k) for k in ("ic", "ir", "budget")},
+        "max_violation": {k: float(v) for k, v in ver.max_violation.items()},
+    }
+
+
+def _header(env: Environment, space) -> dict:
+    return {
+        "model": env.name,
+        "space": space.kind,
+        "discount": env.discount,
+        "horizon": "infinite" if env.infinite else int(env.horizon),
+        "agents": [ag.name for ag in env.agents],
+        "actions": list(env.actions),
+    }
+
+
+def pivot_payload(res) -> dict:
+    """JSON answer of ``mechlp pivot`` (see the module docstring)."""
+    env = res.env
+    out = {"command": "pivot", **_header(env, res.space)}
+    if res.verification is None:
+        out["status"] = "not_verified"
+    else:
+        out["status"] = "verified" if res.ok else "verification_failed"
+    out["message"] = res.message
+    out["ex_ante_surplus"] = float(res.surplus[0])
+    out["transfers"] = res.transfer_table()
+    m = res.values.marginal[0]
+    prior = env.prior_profile()
+    out["expected_marginal_contribution"] = {ag.name: float(prior @ m[i]) for i, ag in enumerate(env.agents)}
+    out["verification"] = {
+        "ex_post": _verification_dict(res.verification),
+        "bayesian": _verification_dict(res.verification_bayesian),
+    }
+    out["notes"] = list(res.notes)
+    return out
+
+
+def fees_payload(res, crit=None) -> dict:
+    """JSON answer of ``mechlp fees``."""
+    env = res.mechanism.env
+    sp_ = res.mechanism.space
+    out = {"command": "fees", **_header(env, sp_), "status": res.status, "message": res.message}
+    out["mode"] = res.mode
+    out["split"] = res.split
+    out["condition"] = res.condition.to_dict()
+    out["pivot_surplus"] = float(res.pivot.surplus[0])
+    out["ex_ante_surplus"] = float(res.surplus[0])
+    if res.mode == "ex_ante":
+        out["fees"] = {ag.name: float(res.fees[i]) for i, ag in enumerate(env.agents)}
+    else:
+        out["fees"] = {
+            ag.name: [
+                {
+                    "history": sp_.describe_history(h),
+                    "fee": float(res.fees[i, h]),
+                    "expected_fees": float(res.fee_values[i, h]),
+                }
+                for h in range(sp_.n_hist)
+            ]
+            for i, ag in enumerate(env.agents)
+        }
+        out["surplus_by_history"] = [
+            {"history": sp_.describe_history(h), "value": float(res.surplus[h])} for h in range(sp_.n_hist)
+        ]
+    out["verification"] = {
+        "bayesian": _verification_dict(res.verification),
+        "ex_post": _verification_dict(res.verification_ex_post),
+    }
+    out["pivot_verification"] = {
+        "ex_post": _verification_dict(res.pivot.verification),
+        "bayesian": _verification_dict(res.pivot.verification_bayesian),
+    }
+    if crit is not None:
+        out["critical_discount"] = crit.to_dict()
+    out["notes"] = list(res.notes)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def _pivot_report(res) -> str:
+    env = res.env
+    lines = [f"model {env.name}: {env!r}", res.message, *res.notes, ""]
+    rows = res.transfer_table()
+    lines.append("pivot transfers (payments to the designer; Bergemann-Välimäki 2010, eq. 7):")
+    names = [ag.name for ag in env.agents]
+    head = ("period  " if rows and rows[0]["period"] is not None else "") + f"{'profile':<36} {'action':<16} "
+    lines.append("  " + head + " ".join(f"{nm:>12}" for nm in names))
+    for r in rows[:TABLE_LIMIT]:
+        prof = "(" + ", ".join(r["profile"].values()) + ")"
+        per = f"{r['period']:<8}" if r["period"] is not None else ""
+        vals = " ".join(f"{r['transfers'][nm]:>12.6f}" for nm in names)
+        lines.append(f"  {per}{prof:<36} {r['action']:<16} {vals}")
+    if len(rows) > TABLE_LIMIT:
+        lines.append(f"  ... {len(rows):,} rows in all (see --json)")
+    for ver in (res.verification, res.verification_bayesian):
+        if ver is not None:
+            lines.append("")
+            lines.extend(ver.summary().splitlines())
+    return "\n".join(lines)
+
+
+def _fees_report(res, crit=None) -> str:
+    env = res.mechanism.env
+    sp_ = res.mechanism.space
+    lines = [f"model {env.name}: {env!r}", f"lump-sum fees ({res.mode.replace('_', ' ')}, {res.split}): "]
+    lines[-1] += res.status.upper()
+    lines.extend("  " + s for s in res.message.splitlines())
+    lines.extend("  note: " + s for s in res.notes)
+    lines.append("")
+    lines.append(f"pivot surplus at the root {float(res.pivot.surplus[0]):.6f}; with fees {float(res.surplus[0]):.6f}")
+    if res.mode == "ex_ante":
+        lines.append(
+            "first-period fees: " + ", ".join(f"{ag.name} {float(res.fees[i]):.6f}" for i, ag in enumerate(env.agents))
+        )
+    else:
+        lines.append("per-period fees by history (type-independent):")
+        for h in range(min(sp_.n_hist, TABLE_LIMIT)):
+            fees = ", ".join(f"{ag.name} {float(res.fees[i, h]):.6f}" for i, ag in enumerate(env.agents))
+            lines.append(f"  {sp_.describe_history(h):<40} {fees}; surplus {float(res.surplus[h]):.6f}")
+    for ver in (res.verification, res.verification_ex_post):
+        lines.append("")
+        lines.extend(ver.summary().splitlines())
+    if crit is not None:
+        lines.append("")
+        lines.append(f"critical discount factor (grid of {crit.grid.size} points, then bisection): {crit.message}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        write_json(path, payload)
+        print(f"\nwrote {path}")
+
+
+def _cmd_pivot(args: argparse.Namespace) -> int:
+    env, _ = resolve_model(args.model, args.set, args.param)
+    res = dynamic_pivot(env, check=not args.no_verify)
+    payload = pivot_payload(res)
+    print(_pivot_report(res))
+    _write_json(args.json, payload)
+    return 3 if payload["status"] == "verification_failed" else 0
+
+
+def _cmd_fees(args: argparse.Namespace) -> int:
+    env, factory = resolve_model(args.model, args.set, args.param)
+    mode = MODE_CHOICES[args.mode]
+    res = lump_sum_fees(env, mode, split=args.split)
+    crit = None
+    if args.critical_delta:
+        crit = critical_discount(factory, args.lo, args.hi, args.tol, grid=args.grid, mode=mode)
+    payload = fees_payload(res, crit)
+    print(_fees_report(res, crit))
+    _write_json(args.json, payload)
+    return 3 if res.status == "verification_failed" else 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="TOML model file, or a built-in model: " + ", ".join(sorted(CLASSIC_MODELS)))
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a model-file entry")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="keyword argument of a built-in model")
+    p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``pivot`` and ``fees`` on ``subparsers`` (the object returned by ``add_subparsers``)."""
+    p = subparsers.add_parser("pivot", help="dynamic pivot mechanism (Bergemann-Välimäki 2010), verified")
+    _model_args(p)
+    p.add_argument("--no-verify", action="store_true", help="skip the verifier (very large Markov spaces)")
+    p.set_defaults(func=_cmd_pivot)
+
+    f = subparsers.add_parser("fees", help="lump-sum fees on the pivot (Yoon 2015) and the critical discount")
+    _model_args(f)
+    f.add_argument("--mode", choices=sorted(MODE_CHOICES), default="ex-ante")
+    f.add_argument("--split", choices=["tight", "balanced"], default="tight")
+    f.add_argument("--critical-delta", action="store_true", help="scan and bisect the discount factor")
+    f.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
+    f.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
+    f.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
+    f.add_argument("--tol", type=float, default=1e-8, help="bracket width of the bisection (default 1e-8)")
+    f.set_defaults(func=_cmd_fees)

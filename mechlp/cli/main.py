@@ -1,0 +1,267 @@
+"""Command line: ``mechlp solve MODEL [--budget ex-ante|interim|ex-post] [--set key=value ...] [--json FILE]``.
+
+``solve --method recursion`` computes the min-max surplus by the backward recursion (:mod:`mechlp.solve.recursion`);
+``solve --critical-delta [--lo --hi --grid --tol]`` prints the bracket(s) of the critical discount factor for the
+``--budget`` notion instead (:mod:`mechlp.solve.critical`).
+
+``solve`` answers, for the model's allocation, the two questions of Lamba (2022): the min-max surplus
+``Pi*`` at every history / Markov state (with the fees on top of the static VCG for bilateral trade), and
+whether the allocation is implementable under the chosen budget notion. It prints a readable report and, with
+``--json``, writes the machine-readable answer (schema in the README).
+
+``check`` re-checks a certificate file (:mod:`mechlp.verify.certfile`) against a model without re-solving.
+
+Exit codes: 0 when the question was answered (feasible *or* infeasible) or a certificate holds, 1 when a
+certificate does not hold, 2 for bad input, 3 when the solver failed or a solution did not pass the
+independent verification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from mechlp.catalog.io import load_model
+from mechlp.cli import constructions as cli_constructions
+from mechlp.cli import second_best as cli_second_best
+from mechlp.cli import share as cli_share
+from mechlp.cli import sweep as cli_sweep
+from mechlp.cli import team as cli_team
+from mechlp.solve import questions as design
+from mechlp.solve.critical import critical_delta
+from mechlp.solve.result import Result
+from mechlp.verify.certfile import certificate_payload, check_certificate, write_json
+
+_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
+
+BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post", "savings": "savings"}
+
+
+def _state_dict(env, profile: int) -> dict[str, str]:
+    return env.profile_labels(profile)
+
+
+def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
+    """The JSON answer of ``mechlp solve`` (documented in the README)."""
+    env = mm.env
+    sp = mm.space
+    if feas.status == "optimal":
+        status = "feasible"
+    elif feas.status == "infeasible":
+        status = "infeasible"
+    else:
+        status = "error"
+    out: dict = {
+        "model": env.name,
+        "status": status,
+        "message": feas.message,
+        "budget": budget,
+        "space": sp.kind,
+        "discount": env.discount,
+        "horizon": "infinite" if env.infinite else int(env.horizon),
+    }
+    if mm.surplus is not None:
+        pi = mm.surplus
+        out["ex_ante_surplus"] = float(pi[0])
+        if sp.kind == "markov":
+            out["surplus_by_state"] = [
+                {"state": _state_dict(env, h - 1), "value": float(pi[h])} for h in range(1, sp.n_hist)
+            ]
+        else:
+            out["surplus_by_history"] = [
+                {"history": sp.history_path(h), "period": int(sp.hist_period[h]), "value": float(pi[h])}
+                for h in range(sp.n_hist)
+            ]
+        out["min_surplus"] = {"value": float(pi.min()), "where": sp.describe_history(int(np.argmin(pi)))}
+    if mm.fees is not None:
+        out["fees"] = {
+            name: {
+                "first": f["first"],
+                "by_state": [{"state": {f["other"]: lab}, "value": v} for lab, v in f["by_state"].items()],
+                "spread": f["spread"],
+            }
+            for name, f in mm.fees.items()
+        }
+    shown = feas if feas.status == "optimal" else mm
+    if shown.certificate is not None:
+        out["verification"] = {
+            "mechanism": shown.question,
+            "ok": bool(shown.certificate.ok),
+            "max_violation": {k: float(v) for k, v in shown.certificate.max_violation.items()},
+        }
+    if feas.exact_check is not None:
+        out["exact_verification"] = (
+            feas.exact_check.to_dict()
+            if hasattr(feas.exact_check, "to_dict")
+            else {"ok": False, "reason": feas.exact_check}
+        )
+    if feas.status == "infeasible" and feas.certificate is not None:
+        cert = feas.certificate
+        out["impossibility_certificate"] = {"ok": cert.ok, "checks": cert.checks, "summary": cert.summary()}
+    if feas.diagnosis and feas.status == "infeasible":
+        out["failing_histories"] = feas.diagnosis.get("negative", [])
+    out["solver"] = {
+        "backend": feas.options.get("backend"),
+        "native_status": feas.solver.native_status if feas.solver else None,
+        "seconds": {
+            k: round(float(v), 4)
+            for k, v in {**mm.timings, **{"feasibility_" + k: v for k, v in feas.timings.items()}}.items()
+        },
+    }
+    return out
+
+
+def _report(payload: dict, feas: Result, mm: Result) -> str:
+    env = mm.env
+    lines = [f"model {env.name}: {env!r}"]
+    verdict = payload["status"].upper()
+    lines.append(f"efficient allocation under {payload['budget']} budget balance: {verdict}")
+    lines.append(f"  {feas.message}")
+    if mm.surplus is not None:
+        lines.append("")
+        lines.append("min-max surplus Pi* (designer's largest expected surplus under IC + IR):")
+        lines.append(f"  {'history / state':<40} {'Pi*':>12}")
+        sp = mm.space
+        rows = range(sp.n_hist) if sp.n_hist <= 40 else list(range(21)) + [int(np.argmin(mm.surplus))]
+        for h in rows:
+            lines.append(f"  {sp.describe_history(h):<40} {mm.surplus[h]:>12.6f}")
+        if sp.n_hist > 40:
+            lines.append(f"  ... {sp.n_hist} histories in all (the last row is the smallest)")
+    if mm.fees:
+        lines.append("")
+        lines.append("fees on top of the static discrete VCG (Lamba 2022, section 6.1), paid each period:")
+        for name, f in mm.fees.items():
+            parts = ", ".join(f"after {f['other']}={lab}: {v:.6f}" for lab, v in f["by_state"].items())
+            lines.append(f"  {name}: first period {f['first']:.6f}; {parts}")
+    shown = feas if feas.status == "optimal" else mm
+    if shown.certificate is not None:
+        lines.append("")
+        lines.append(f"independent verification of the {shown.question} mechanism:")
+        lines.extend("  " + s for s in shown.certificate.summary().splitlines())
+    if feas.exact_check is not None:
+        lines.append("")
+        lines.append("exact re-check of a mechanism built with margin (every row holds in rationals):")
+        text = feas.exact_check if isinstance(feas.exact_check, str) else feas.exact_check.summary()
+        lines.extend("  " + s for s in text.splitlines())
+    if feas.status == "infeasible" and feas.certificate is not None:
+        lines.append("")
+        lines.append("impossibility certificate (Farkas multipliers):")
+        lines.extend("  " + s for s in feas.certificate.summary().splitlines())
+    return "\n".join(lines)
+
+
+def _cmd_critical_delta(args: argparse.Namespace, env, budget: str) -> int:
+    """``solve --critical-delta``: scan and bisect the discount factor
+    (:func:`mechlp.solve.critical.critical_delta`)."""
+
+    method = args.method or "recursion"
+    crit = critical_delta(
+        env, budget, args.lo, args.hi, args.tol, method, args.grid, horizon=args.horizon, backend=args.backend
+    )
+    print(f"model {env.name}: {env!r}")
+    print(crit.report())
+    if args.json:
+        write_json(args.json, {"model": env.name, "critical_delta": crit.to_dict()})
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    env = load_model(args.model, args.set or [])
+    budget = BUDGET_CHOICES[args.budget]
+    if args.critical_delta:
+        return _cmd_critical_delta(args, env, budget)
+    kwargs = {"backend": args.backend, "method": args.method or "lp"}
+    if args.horizon is not None:
+        kwargs["horizon"] = args.horizon
+    if args.tail:
+        if args.horizon is None:
+            raise ValueError("--tail needs --horizon T (history-dependent for T periods, then a Markov tail)")
+        kwargs["tail"] = True
+    mm = design.minmax(env, **kwargs)
+    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend, minmax_result=mm, exact=args.exact)
+    payload = solve_payload(args.budget, feas, mm)
+    print(_report(payload, feas, mm))
+    if args.json:
+        write_json(args.json, payload)
+        print(f"\nwrote {args.json}")
+    if args.certificate:
+        write_json(args.certificate, certificate_payload(feas, exact=args.exact))
+        sets = "".join(f" --set {kv}" for kv in args.set or [])
+        print(f"wrote certificate {args.certificate} (re-check: mechlp check {args.model} {args.certificate}{sets})")
+    return 0 if payload["status"] in ("feasible", "infeasible") else 3
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    env = load_model(args.model, args.set or [])
+    ok, report = check_certificate(env, args.certificate, exact=args.exact)
+    print(report)
+    print("certificate HOLDS" if ok else "certificate does NOT hold")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("solve", help="min-max surplus, fees and feasibility of the model's allocation")
+    p.add_argument("model", help="TOML model file")
+    p.add_argument("--budget", choices=sorted(BUDGET_CHOICES), default="interim")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
+    )
+    p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
+    p.add_argument(
+        "--tail", action="store_true", help="with --horizon T: history tree for T periods, then a Markov tail"
+    )
+    p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
+    p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")
+    p.add_argument("--exact", action="store_true", help="also build and re-check an exactly feasible mechanism")
+    p.add_argument(
+        "--method",
+        choices=["lp", "recursion"],
+        default=None,
+        help="min-max solver: one LP (default for solve) or the backward recursion (default for --critical-delta)",
+    )
+    p.add_argument(
+        "--critical-delta",
+        action="store_true",
+        help="instead: scan and bisect the discount factor where the --budget notion becomes (in)feasible",
+    )
+    p.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
+    p.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
+    p.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
+    p.add_argument("--tol", type=float, default=1e-9, help="bracket width of the bisection (default 1e-9)")
+    p.set_defaults(func=_cmd_solve)
+    c = sub.add_parser("check", help="re-check a certificate file against a model, without re-solving")
+    c.add_argument("model", help="TOML model file")
+    c.add_argument("certificate", help="certificate JSON (from `mechlp solve --certificate`, or written by hand)")
+    c.add_argument("--exact", action="store_true", help="re-check in exact rational arithmetic as well")
+    c.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
+    c.set_defaults(func=_cmd_check)
+    for module in _SUBCOMMAND_MODULES:  # commands that live in their own modules
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        sys.stderr.close()
+        return 0
+    except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
+        print(f"mechlp: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

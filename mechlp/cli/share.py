@@ -1,0 +1,237 @@
+"""Command line: ``mechlp share MODEL --rule equal|designer|maxmin|min-max-transfer [--budget interim|ex-post] ...``.
+
+``share`` solves the min-max mechanism of the model's allocation, splits its surplus ``Pi*(h)`` between the
+agents and the designer by a sharing rule ``beta`` (Lamba 2022, Corollaries 4 and 5), builds the transfers
+(rebalanced to sum to zero at every node under ``--budget ex-post``, Lamba 2022 Proposition 1) and verifies the
+result independently (:func:`mechlp.verify.checker.verify`). It prints the shares per history / Markov state,
+the transfers on the Markov space and the verification; ``--json FILE`` writes the same as JSON.
+
+Options
+-------
+``--rule``         ``equal`` (default), ``designer``, ``maxmin`` or ``min-max-transfer``
+                   (see :mod:`mechlp.workflows.sharing`).
+``--beta B1,B2``   explicit shares, one per agent in model order (instead of ``--rule``).
+``--budget``       ``interim`` (default; the designer keeps ``(1 - sum beta) Pi*``) or ``ex-post``.
+``--construction`` ``interim`` (default), ``shift`` or ``own``: how transfers are built from interim utilities.
+``--markov``, ``--stationary``  restrict beta on history trees (automatic on the Markov space).
+``--limit NAME=LO:HI``  transfer bounds for one agent (repeatable; leave a side empty for no bound).
+``--set KEY=VALUE``     model overrides, as in ``mechlp solve``; ``--horizon T`` solves on a history tree.
+
+Exit codes: 0 when a verified sharing was built; 1 when none exists (the min-max surplus is negative somewhere,
+or the transfer limits cannot be met); 2 for bad input (raised to the caller); 3 when the solver failed or the
+mechanism did not pass the verification.
+
+``add_parsers(subparsers)`` registers the subcommand on an existing ``argparse`` sub-parser collection (the
+``mechlp`` entry point wires it in); :func:`main` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mechlp.catalog.io import load_model
+from mechlp.verify.certfile import write_json
+from mechlp.workflows.sharing import CONSTRUCTIONS, RULES, NegativeSurplusError, SharingResult, share_surplus
+
+__all__ = ["add_parsers", "share_payload", "share_report", "BUDGET_CHOICES"]
+
+BUDGET_CHOICES = {"interim": "interim", "ex-post": "ex_post"}
+MAX_ROWS = 40  # histories shown in the printed tables
+
+
+def _parse_limits(items: Sequence[str] | None) -> dict[str, tuple[float | None, float | None]] | None:
+    """``["buyer=-1:2", "seller=:0.5"]`` -> ``{"buyer": (-1.0, 2.0), "seller": (None, 0.5)}``."""
+    if not items:
+        return None
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for item in items:
+        name, sep, rng = item.partition("=")
+        lo_txt, colon, hi_txt = rng.partition(":")
+        if not sep or not colon or not name.strip():
+            raise ValueError(f"--limit must look like NAME=LO:HI (a side may be empty), got {item!r}")
+        try:
+            lo = float(lo_txt) if lo_txt.strip() else None
+            hi = float(hi_txt) if hi_txt.strip() else None
+        except ValueError:
+            raise ValueError(f"--limit {item!r}: bounds must be numbers") from None
+        out[name.strip()] = (lo, hi)
+    return out
+
+
+def _parse_beta(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        vals = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--beta must be comma-separated numbers, one per agent, got {text!r}") from None
+    if not all(math.isfinite(v) for v in vals):
+        raise ValueError(f"--beta must be finite numbers, got {text!r}")
+    return vals
+
+
+def share_payload(res: SharingResult, budget_label: str) -> dict[str, Any]:
+    """The JSON answer of ``mechlp share`` for a built sharing."""
+    env = res.env
+    sp = res.space
+    out: dict[str, Any] = {
+        "model": env.name,
+        "status": res.status,
+        "message": res.message,
+        "rule": res.rule,
+        "budget": budget_label,
+        "construction": res.construction,
+        "space": sp.kind,
+        "discount": env.discount,
+        "horizon": "infinite" if env.infinite else int(env.horizon),
+        "options": {"markov": res.options.get("markov"), "stationary": res.options.get("stationary")},
+    }
+    limits = res.options.get("limits")
+    if limits:
+        out["options"]["limits"] = {str(k): [v[0], v[1]] for k, v in limits.items()}
+    if np.isfinite(res.beta).all():
+        rows = res.beta_table()
+        for row in rows:
+            row["history_path"] = sp.history_path(row["history"])
+        out["shares"] = rows
+    else:  # no beta was found (an infeasible or failed LP rule)
+        out["shares"] = None
+    out["objective"] = res.objective
+    out["max_abs_transfer"] = res.max_abs_transfer
+    out["checks"] = res.checks
+    if res.mechanism is not None and sp.kind == "markov":
+        out["transfers"] = [
+            {"state": sp.history_path(r["history"]), "profile": r["profile"], "transfers": r["transfers"]}
+            for r in res.transfer_table()
+        ]
+    if res.certificate is not None:
+        out["verification"] = res.certificate.to_dict()
+    return out
+
+
+def share_report(res: SharingResult, budget_label: str) -> str:
+    """Readable report: shares per history, transfers (Markov space) and the verification."""
+    env = res.env
+    sp = res.space
+    names = [ag.name for ag in env.agents]
+    verdict = "OK" if res.success else res.status.upper()
+    lines = [
+        f"model {env.name}: {env!r}",
+        f"{res.rule} sharing of the min-max surplus, {budget_label} budget: {verdict}",
+    ]
+    lines.append(f"  {res.message.splitlines()[0] if res.message else ''}")
+    lines.append("")
+    lines.append("shares beta_i(h) of the min-max surplus Pi*(h); the designer keeps 1 - sum_i beta_i:")
+    head = f"  {'history / state':<32} {'Pi*':>10} " + " ".join(f"{nm:>10}" for nm in names)
+    lines.append(head + f" {'designer':>10} {'Pi^beta':>10}")
+    table = res.beta_table() if np.isfinite(res.beta).all() else []
+    for row in table[:MAX_ROWS]:
+        shares = " ".join(f"{row['beta'][nm]:>10.4f}" for nm in names)
+        lines.append(
+            f"  {row['where']:<32} {row['pi_star']:>10.5f} {shares} {row['designer']:>10.4f} {row['surplus']:>10.5f}"
+        )
+    if len(table) > MAX_ROWS:
+        lines.append(f"  ... {len(table)} histories in all")
+    if res.mechanism is not None and sp.kind == "markov":
+        lines.append("")
+        lines.append("transfers x_i (payments to the designer; negative = the agent is paid):")
+        lines.append(f"  {'state':<32} {'profile':<24} " + " ".join(f"{nm:>10}" for nm in names))
+        for r in res.transfer_table():
+            prof = "(" + ", ".join(r["profile"].values()) + ")"
+            vals = " ".join(f"{r['transfers'][nm]:>10.5f}" for nm in names)
+            lines.append(f"  {r['where']:<32} {prof:<24} {vals}")
+    if res.max_abs_transfer is not None:
+        lines.append(f"largest |transfer|: {res.max_abs_transfer:.6f}")
+    if res.certificate is not None:
+        lines.append("")
+        lines.append("independent verification:")
+        lines.extend("  " + s for s in res.certificate.summary().splitlines())
+    return "\n".join(lines)
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        write_json(path, payload)
+        print(f"\nwrote {path}")
+
+
+def _cmd_share(args: argparse.Namespace) -> int:
+    env = load_model(args.model, args.set or [])
+    budget = BUDGET_CHOICES[args.budget]
+    beta = _parse_beta(args.beta)
+    if beta is not None and args.rule is not None:
+        raise ValueError("give either --rule or --beta, not both")
+    rule: Any = beta if beta is not None else (args.rule or "equal")
+    kwargs: dict[str, Any] = {"backend": args.backend}
+    if args.horizon is not None:
+        kwargs["horizon"] = args.horizon
+    try:
+        res = share_surplus(
+            env,
+            rule,
+            budget=budget,
+            construction=args.construction,
+            markov=args.markov,
+            stationary=args.stationary,
+            limits=_parse_limits(args.limit),
+            **kwargs,
+        )
+    except NegativeSurplusError as exc:
+        print(f"model {env.name}: {env!r}\nno budget-balanced sharing exists: {exc}")
+        _write_json(
+            args.json,
+            {
+                "model": env.name,
+                "status": "infeasible",
+                "message": str(exc),
+                "rule": "explicit" if beta is not None else (args.rule or "equal"),
+                "budget": args.budget,
+                "failing_histories": exc.negative,
+            },
+        )
+        return 1
+    payload = share_payload(res, args.budget)
+    print(share_report(res, args.budget))
+    _write_json(args.json, payload)
+    if res.success:
+        return 0
+    return 1 if res.status == "infeasible" else 3
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``share`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``); returns its parser."""
+    p = subparsers.add_parser(
+        "share",
+        help="split the min-max surplus between agents and designer (beta), with verified transfers",
+        description=(
+            "Split the min-max surplus Pi*(h) between the agents and the designer by a rule beta "
+            "(Lamba 2022, Corollaries 4-5), build the transfers (balanced at every node with --budget ex-post) "
+            "and verify them."
+        ),
+    )
+    p.add_argument("model", help="TOML model file")
+    p.add_argument("--rule", choices=RULES, default=None, help="sharing rule (default: equal)")
+    p.add_argument("--beta", metavar="B1,B2,...", help="explicit shares, one per agent in model order")
+    p.add_argument("--budget", choices=sorted(BUDGET_CHOICES), default="interim")
+    p.add_argument("--construction", choices=CONSTRUCTIONS, default="interim")
+    p.add_argument("--markov", action="store_true", help="beta depends on (period, last reports) only")
+    p.add_argument("--stationary", action="store_true", help="beta depends on the last reports only")
+    p.add_argument(
+        "--limit", action="append", metavar="NAME=LO:HI", help="bounds on an agent's payments, e.g. buyer=-1:1"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
+    )
+    p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
+    p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs", help="backend of the min-max LP")
+    p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.set_defaults(func=_cmd_share)
+    return p

@@ -1,0 +1,212 @@
+"""Command line: ``mechlp sweep`` (parameter grids) and ``mechlp plot`` (figures of sweeps and results).
+
+``mechlp sweep MODEL --grid KEY=START:STOP:NUM ... [--question minmax|feasible|share|fees] [--budget B ...]
+[--option KEY=VALUE ...] [--out FILE] [--executor processes|serial|dask://HOST:PORT] [--workers N]``
+    Answer the question at every grid point (:func:`mechlp.workflows.sweep.sweep`). MODEL is a TOML model file
+    (grid keys
+    are override keys: ``persistence``, ``discount``, ``agents.buyer.prior``, ...) or a built-in model name
+    (grid keys are its parameters: ``alpha``, ``delta``, ...). Rows are appended to ``--out`` as points finish;
+    re-running with the same ``--out`` skips the points already there. Prints a summary (and the table when
+    there is no ``--out``).
+``mechlp plot RESULT --kind surplus|feasibility|fees|tree|states --out FIG.png|pdf``
+    Draw a sweep CSV (:func:`mechlp.workflows.plots.plot`); or, when RESULT is a TOML model, solve the min-max mechanism
+    (on a history tree with ``--horizon T``) and draw it (kinds ``tree`` and ``states``).
+
+Exit codes: 0 done (a sweep with failed points still exits 0 and counts them), 2 bad input.
+
+``add_parsers(subparsers)`` registers both commands; :func:`main` runs them standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mechlp.catalog.io import load_model
+from mechlp.solve import questions as design
+from mechlp.workflows import plots
+from mechlp.workflows.sweep import EXECUTORS, QUESTIONS, parse_grid_spec, sweep
+
+__all__ = ["add_parsers", "main", "parse_options"]
+
+PLOT_KINDS = ("surplus", "feasibility", "fees", "tree", "states")
+SUMMARY_ROWS = 40
+
+
+def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["certify=false", "rule=maxmin"]`` -> ``{"certify": False, "rule": "maxmin"}`` (values as TOML)."""
+    out: dict[str, Any] = {}
+    for j, item in enumerate(items or []):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--option #{j + 1} must have the form KEY=VALUE with a parameter name, got {item!r}")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()
+    return out
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    if not args.grid:
+        raise ValueError("give at least one --grid KEY=START:STOP:NUM")
+    grid: dict[str, list] = {}
+    for spec in args.grid:
+        key, values = parse_grid_spec(spec)
+        if key in grid:
+            raise ValueError(f"--grid {key!r} given twice")
+        grid[key] = values
+    budget: Any = None
+    if args.budget:
+        budget = args.budget if args.question == "feasible" else args.budget[0]
+        if args.question != "feasible" and len(args.budget) > 1:
+            raise ValueError(f"question {args.question!r} takes one --budget, got {args.budget}")
+    t0 = time.perf_counter()
+    df = sweep(
+        args.model,
+        grid,
+        args.question,
+        budget=budget,
+        options=parse_options(args.option),
+        out=args.out,
+        executor=args.executor,
+        workers=args.workers,
+        chunksize=args.chunksize,
+        progress=not args.no_progress,
+    )
+    wall = time.perf_counter() - t0
+    a = df.attrs
+    n_bad = int((df["status"] != "ok").sum()) if "status" in df else 0
+    rate = a["computed"] / wall if wall > 0 else float("nan")
+    print(
+        f"sweep {a['question']} of {args.model}: {a['points']} points ({' x '.join(str(len(v)) for v in grid.values())}"
+        f" over {', '.join(grid)}); computed {a['computed']}, already done {a['skipped']}; "
+        f"{wall:.2f} s ({rate:.2f} points/s); {n_bad} not ok"
+    )
+    if n_bad:
+        bad = df[df["status"] != "ok"].head(5)
+        for _, row in bad.iterrows():
+            where = ", ".join(f"{k}={row[k]}" for k in grid)
+            print(f"  {row['status']} at {where}: {row['error']}")
+    if args.out:
+        print(f"wrote {args.out}")
+    else:
+        show = [c for c in df.columns if c not in ("question", "pid", "finished")]
+        print(df[show].to_string(max_rows=SUMMARY_ROWS, max_colwidth=40))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    src = Path(args.result)
+    where = parse_options(args.where) if args.where else None
+    if src.suffix == ".toml":
+        kind = args.kind or ("tree" if args.horizon else "states")
+        if kind not in ("tree", "states"):
+            raise ValueError(f"a model file is drawn as kind 'tree' or 'states', not {kind!r}; plot a sweep CSV")
+        env = load_model(src, args.set or [])
+        res = design.minmax(env, horizon=args.horizon) if args.horizon else design.minmax(env)
+        if res.status != "optimal":
+            raise ValueError(f"the min-max LP did not solve: {res.message}")
+        plots.plot(res, kind, path=args.out, title=args.title or f"min-max mechanism: {env.name}")
+    else:
+        if args.set or args.horizon:
+            raise ValueError("--set and --horizon apply when RESULT is a TOML model file")
+        if not src.is_file():
+            raise FileNotFoundError(f"result file not found: {args.result}")
+        plots.plot(
+            str(src),
+            args.kind,
+            path=args.out,
+            x=args.x,
+            y=args.y,
+            panel=args.panel,
+            columns=args.column,
+            where=where,
+            overlay=args.overlay,
+            agent=args.agent,
+            title=args.title,
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``sweep`` and ``plot`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    s = subparsers.add_parser(
+        "sweep",
+        help="answer a question at every point of a parameter grid (parallel, resumable CSV)",
+        description=(
+            "Answer a question at every point of a parameter grid. Rows stream to --out as points finish; "
+            "running again with the same --out skips the points already there."
+        ),
+    )
+    s.add_argument("model", help="TOML model file, or a built-in model (lamba_usstp, yoon_binary, ...)")
+    s.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=START:STOP:NUM",
+        help="grid axis: NUM values from START to STOP, or KEY=V1,V2,... (repeat for more axes)",
+    )
+    s.add_argument("--question", choices=QUESTIONS, default="minmax", help="what to compute (default: minmax)")
+    s.add_argument(
+        "--budget",
+        nargs="+",
+        metavar="BUDGET",
+        help="feasible: budget notions (default ex-ante interim); share: interim|ex-post; fees: ex-ante|interim",
+    )
+    s.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="keyword argument of the question (TOML value)"
+    )
+    s.add_argument("--out", metavar="FILE", help="CSV file to stream rows to (and resume from)")
+    s.add_argument(
+        "--executor",
+        default="processes",
+        metavar="{" + ",".join(EXECUTORS) + ",dask://HOST:PORT}",
+        help="where points run (default: processes)",
+    )
+    s.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    s.add_argument("--chunksize", type=int, default=None, help="points per task (default: automatic)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_sweep)
+
+    p = subparsers.add_parser(
+        "plot",
+        help="draw a sweep CSV (or a model's min-max mechanism) to PNG/PDF",
+        description="Draw a sweep CSV, or the min-max mechanism of a TOML model, to a PNG, PDF or SVG file.",
+    )
+    p.add_argument("result", help="sweep CSV (from mechlp sweep --out), or a TOML model file")
+    p.add_argument("--kind", choices=PLOT_KINDS, default=None, help="figure kind (default: from the sweep question)")
+    p.add_argument("--out", required=True, metavar="FIG", help="output file: .png, .pdf or .svg")
+    p.add_argument("--x", default=None, help="grid key on the x axis")
+    p.add_argument("--y", default=None, help="grid key on the y axis (feasibility)")
+    p.add_argument("--panel", default=None, help="grid key with one panel per value")
+    p.add_argument("--column", action="append", metavar="COL", help="column to draw (repeat; default: by kind)")
+    p.add_argument("--where", action="append", metavar="KEY=VALUE", help="keep rows with this grid value")
+    p.add_argument("--overlay", choices=["yoon"], default=None, help="feasibility: draw delta = 1/(3 - 2 alpha)")
+    p.add_argument("--agent", default=None, help="fees: this agent's fee columns")
+    p.add_argument("--title", default=None)
+    p.add_argument("--horizon", type=int, default=None, help="TOML model: solve on a history tree of T periods")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="TOML model: override an entry")
+    p.set_defaults(func=_cmd_plot)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sweep`` / ``plot`` standalone: ``python -m mechlp.cli.sweep sweep MODEL ...``."""
+    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"mechlp: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

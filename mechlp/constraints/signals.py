@@ -1,0 +1,231 @@
+r"""Rows of the *intermediate mechanism* (Lamba 2022, section 7.2) on a :class:`~mechlp.model.signals.SignalSpace`.
+
+Agent ``i`` observes his own reports and the realised action (the public signal); his payment
+:math:`x_i(I, r, a)` depends on his information history ``I``, his current report ``r`` and the signal ``a`` only.
+Variables: per agent the interim utility :math:`\bar U_i(I, t)` of true type ``t`` at ``I`` (truthful from now on)
+and the payments :math:`x_i(I, r, a)`; for the designer :math:`B(g)` at every node of the designer's tree.
+With :math:`P_i(a|I,r)` the chance of signal ``a`` after report ``r`` under agent ``i``'s posterior and
+:math:`F_i(t'|t,a)` his kernel, the rows are
+
+* recursion (equality), per agent, ``I`` and ``t``:
+
+  .. math::
+     \bar U_i(I,t) = \sum_a P_i(a|I,t) \Big[ v_i(t,a) - x_i(I,t,a)
+        + \delta \sum_{t'} F_i(t'|t,a)\, \bar U_i(I(t,a), t') \Big]
+
+  where :math:`I(r,a)` is the information history after signal ``(r, a)`` (no term in the last period);
+* IC, per agent, ``I``, true ``t`` and report ``r != t`` (one-shot deviation, truthful afterwards): the deviator
+  pays :math:`x_i(I,r,a)`, learns only the signal, moves to :math:`I(r,a)`, and his type moves on from ``t``:
+
+  .. math::
+     \bar U_i(I,t) \ge \sum_a P_i(a|I,r) \Big[ v_i(t,a) - x_i(I,r,a)
+        + \delta \sum_{t'} F_i(t'|t,a)\, \bar U_i(I(r,a), t') \Big];
+
+* IR: :math:`\bar U_i(I,t) \ge \underline u_i(t)` at every ``I`` (``"interim"``) or at the first period only
+  (``"ex_ante"``);
+* designer (equality) at every designer node ``g`` with profile :math:`\theta_g`:
+  :math:`B(g) = \sum_i x_i(I_i(g), \theta_{g,i}, a(\theta_g)) + \delta \sum_{\theta'} P(\theta'|\theta_g) B(g\theta')`,
+  and :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h,\theta)` at every designer history;
+* budget: ``"interim"`` :math:`\Pi(h) \ge 0` at every designer history, ``"ex_ante"`` at the root,
+  ``"ex_post"`` :math:`\sum_i x_i(I_i(g), \theta_{g,i}, a(\theta_g)) = 0` at every designer node, ``"none"``.
+
+The only difference from the public rows of :mod:`mechlp.constraints.ic` is the information: beliefs and
+continuations are indexed by what the agent saw, and payments cannot depend on the other reports except through
+the signal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mechlp.constraints.budget import surplus_block, zero_sum_block
+from mechlp.lp.program import Block
+from mechlp.model.signals import SignalSpace
+
+__all__ = ["SignalVariables", "INTERMEDIATE_BUDGETS", "intermediate_blocks", "intermediate_surplus_cost"]
+
+INTERMEDIATE_BUDGETS = ("interim", "ex_ante", "ex_post", "none")
+
+
+class SignalVariables:
+    """Column layout: per agent ``Ubar_i`` (``n_info_i * K_i``, index ``I * K_i + t``) and ``x_i``
+    (``n_info_i * S_i``, index ``I * S_i + r * |A| + a``), then the designer's ``B`` (one per designer node)."""
+
+    def __init__(self, space: SignalSpace):
+        self.space = space
+        env = space.env
+        start = 0
+        self.u_start, self.x_start = [], []
+        for i, ag in enumerate(env.agents):
+            self.u_start.append(start)
+            start += space.n_info[i] * ag.n_types
+            self.x_start.append(start)
+            start += space.n_info[i] * space.n_signals[i]
+        self.b_start = start
+        self.n_cols = start + space.tree.n_nodes
+
+    def U(self, agent: int, info: np.ndarray, t: np.ndarray | int) -> np.ndarray:
+        k = self.space.env.agents[agent].n_types
+        return self.u_start[agent] + np.asarray(info, dtype=np.int64) * k + np.asarray(t, dtype=np.int64)
+
+    def x(self, agent: int, info_node: np.ndarray) -> np.ndarray:
+        return self.x_start[agent] + np.asarray(info_node, dtype=np.int64)
+
+    def B(self, nodes: np.ndarray) -> np.ndarray:
+        return self.b_start + np.asarray(nodes, dtype=np.int64)
+
+    def split(self, z: np.ndarray) -> dict:
+        """``{"U": [per agent (n_info, K_i)], "x": [per agent (n_info, S_i)], "B": (n_nodes,)}``."""
+        sp = self.space
+        env = sp.env
+        u = [z[self.u_start[i] : self.x_start[i]].reshape(sp.n_info[i], ag.n_types) for i, ag in enumerate(env.agents)]
+        x = [
+            z[self.x_start[i] : self.x_start[i] + sp.n_info[i] * sp.n_signals[i]].reshape(sp.n_info[i], -1)
+            for i in range(env.n_agents)
+        ]
+        return {"U": u, "x": x, "B": z[self.b_start :]}
+
+
+def _payoff_terms(variables: SignalVariables, i: int, t: int, r: int):
+    """Triplets (local row = information history, column, value) and constant of the payoff of true type ``t``
+    reporting ``r`` at every information history of agent ``i``, written ``lhs - payoff`` with ``lhs = Ubar(I,t)``:
+    the returned values are those of ``-payoff`` minus its constant, which is returned separately."""
+    sp = variables.space
+    env = sp.env
+    ag = env.agents[i]
+    n_act = env.n_actions
+    delta = env.discount
+    n_info, n_sig = sp.n_info[i], sp.n_signals[i]
+    info = np.arange(n_info, dtype=np.int64)
+    prob = sp.action_probability[i][:, r, :]  # (n_info, A): chance of each signal after reporting r
+    const = prob @ ag.valuation[t]  # expected flow value of the true type
+    rows, cols, vals = [], [], []
+    nodes = info[:, None] * n_sig + r * n_act + np.arange(n_act)[None, :]  # (n_info, A) information nodes
+    ii, aa = np.nonzero(prob > 0)
+    rows.append(ii)
+    cols.append(variables.x(i, nodes[ii, aa]))
+    vals.append(prob[ii, aa])  # + x: the payment lowers the payoff, so -payoff has +x
+    kids = sp.info_child[i][nodes[ii, aa]]
+    cont = kids >= 0
+    if delta != 0 and cont.any():
+        kern = ag.kernel(n_act)[aa[cont], t, :]  # (E, K_i): next own type from the true type
+        coef = -delta * prob[ii[cont], aa[cont]][:, None] * kern
+        rows.append(np.repeat(ii[cont], ag.n_types))
+        cols.append(variables.U(i, np.repeat(kids[cont], ag.n_types), np.tile(np.arange(ag.n_types), cont.sum())))
+        vals.append(coef.reshape(-1))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), const
+
+
+def _pi_triplets(variables: SignalVariables, hists: np.ndarray):
+    tree = variables.space.tree
+    k = tree.env.n_profiles
+    bel = tree.beliefs()[hists]
+    nodes = hists[:, None] * k + np.arange(k)
+    return np.repeat(np.arange(hists.size), k), variables.B(nodes.reshape(-1)), bel.reshape(-1)
+
+
+def intermediate_blocks(
+    variables: SignalVariables, ir: str = "interim", budget: str = "none", outside: list[np.ndarray] | None = None
+) -> list[Block]:
+    """All rows of the module docstring as labelled blocks (``hist`` labels an information history for the agent
+    rows and a designer history for the designer rows)."""
+    if ir not in ("interim", "ex_ante"):
+        raise ValueError(f"the intermediate mechanism supports ir 'interim' or 'ex_ante', got {ir!r}")
+    if budget not in INTERMEDIATE_BUDGETS:
+        raise ValueError(f"budget must be one of {INTERMEDIATE_BUDGETS} for the intermediate mechanism, got {budget!r}")
+    sp = variables.space
+    env = sp.env
+    tree = sp.tree
+    k = env.n_profiles
+    blocks: list[Block] = []
+    for i, ag in enumerate(env.agents):  # loops over agents and type pairs; rows are vectorised over histories
+        info = np.arange(sp.n_info[i], dtype=np.int64)
+        lo = 0.0 if outside is None else outside[i]
+        for t in range(ag.n_types):
+            own = variables.U(i, info, t)
+            for r in range(ag.n_types):
+                rows, cols, vals, const = _payoff_terms(variables, i, t, r)
+                rows = np.concatenate([info, rows])
+                cols = np.concatenate([own, cols])
+                vals = np.concatenate([np.ones(info.size), vals])
+                if r == t:
+                    blocks.append(
+                        Block(
+                            "recursion_U",
+                            info.size,
+                            rows,
+                            cols,
+                            vals,
+                            const,
+                            const.copy(),
+                            {"agent": i, "hist": info, "type": t},
+                        )
+                    )
+                else:
+                    blocks.append(
+                        Block(
+                            "ic",
+                            info.size,
+                            rows,
+                            cols,
+                            vals,
+                            const,
+                            np.full(info.size, np.inf),
+                            {"agent": i, "hist": info, "type": t, "misreport": r},
+                        )
+                    )
+            ir_info = info if ir == "interim" else info[:1]
+            level = float(np.broadcast_to(lo, (ag.n_types,))[t])
+            blocks.append(
+                Block(
+                    "ir",
+                    ir_info.size,
+                    np.arange(ir_info.size),
+                    variables.U(i, ir_info, t),
+                    np.ones(ir_info.size),
+                    np.full(ir_info.size, level),
+                    np.full(ir_info.size, np.inf),
+                    {"agent": i, "hist": ir_info, "type": t},
+                )
+            )
+    # designer
+    nodes = np.arange(tree.n_nodes, dtype=np.int64)
+    has = np.flatnonzero(tree.child_hist >= 0)
+    q = tree.joint_transition()
+    kids = (tree.child_hist[has][:, None] * k + np.arange(k)).reshape(-1)
+    probs = q[has % k].reshape(-1)
+    keep = probs != 0
+    rows = [nodes, np.repeat(has, k)[keep]] + [nodes] * env.n_agents
+    cols = [variables.B(nodes), variables.B(kids[keep])] + [
+        variables.x(i, sp.info_node[i]) for i in range(env.n_agents)
+    ]
+    vals = [np.ones(nodes.size), -env.discount * probs[keep]] + [-np.ones(nodes.size)] * env.n_agents
+    zeros = np.zeros(nodes.size)
+    blocks.append(
+        Block(
+            "recursion_B",
+            nodes.size,
+            np.concatenate(rows),
+            np.concatenate(cols),
+            np.concatenate(vals),
+            zeros,
+            zeros.copy(),
+            {"node": nodes, "hist": nodes // k},
+        )
+    )
+    if budget == "ex_post":
+        cols = np.concatenate([variables.x(i, sp.info_node[i]) for i in range(env.n_agents)])
+        blocks.append(zero_sum_block(nodes, cols, env.n_agents, k))
+    elif budget in ("interim", "ex_ante"):
+        hists = np.arange(tree.n_hist if budget == "interim" else 1, dtype=np.int64)
+        blocks.append(surplus_block(hists, *_pi_triplets(variables, hists)))
+    return blocks
+
+
+def intermediate_surplus_cost(variables: SignalVariables, weights: np.ndarray) -> np.ndarray:
+    r"""Cost vector of :math:`-\sum_h w_h \Pi(h)` over designer histories (HiGHS minimises)."""
+    hists = np.arange(variables.space.tree.n_hist, dtype=np.int64)
+    rows, cols, vals = _pi_triplets(variables, hists)
+    cost = np.zeros(variables.n_cols)
+    np.add.at(cost, cols, -np.asarray(weights, dtype=float)[rows] * vals)
+    return cost

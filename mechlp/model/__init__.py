@@ -1,0 +1,2 @@
+"""Layer 0, the model: environments, state spaces, mechanisms, the question spec, beliefs, exact numbers,
+tolerances. Imports nothing else from mechlp (see docs/design.md)."""

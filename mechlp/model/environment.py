@@ -1,0 +1,557 @@
+r"""Environments: agents with Markov types, actions, valuations, discounting and a horizon.
+
+Notation follows ``design.md`` section 2 (project convention):
+
+* agents :math:`i = 1..n`, each with a finite ordered type set :math:`\Theta_i`, a prior :math:`f_i^0`
+  and a Markov kernel :math:`F_i(\theta'|\theta, a)` (one row-stochastic matrix, or one per action);
+* types are independent across agents, so the joint kernel of the type *profile* is the product
+  :math:`P(\theta'|\theta, a) = \prod_i F_i(\theta_i'|\theta_i, a)`;
+* a finite action set :math:`A`, valuations :math:`v_i(\theta_i, a)` and an allocation rule
+  :math:`p(a|\theta)` (here a function of the current report profile);
+* a common discount factor :math:`\delta` and a horizon :math:`T` (an integer, or ``"infinite"``).
+
+Transfers are payments *from* the agent *to* the designer. Type profiles are indexed in C order over
+agents: profile ``k`` is ``np.unravel_index(k, type_counts)``.
+
+Everything is validated at construction; errors name the argument, the rule and the offending index.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mechlp.model import tolerances
+
+__all__ = ["renewal_matrix", "Agent", "Environment", "bilateral_trade", "INFINITE"]
+
+INFINITE = math.inf
+
+
+def _as_float_array(value: Any, argument: str) -> np.ndarray:
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{argument} must be numeric, got the string {value!r}")
+    try:
+        arr = np.array(value, dtype=float, copy=True)  # never alias (and freeze) the caller's array
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{argument} must be numeric: {exc}") from None
+    return arr
+
+
+def _check_distribution(vec: np.ndarray, what: str) -> None:
+    """Validate one probability vector; ``what`` names it in messages."""
+    bad = np.flatnonzero(np.isnan(vec))
+    if bad.size:
+        raise ValueError(f"{what} has NaN at index {int(bad[0])}")
+    bad = np.flatnonzero(~np.isfinite(vec))
+    if bad.size:
+        raise ValueError(f"{what} has a non-finite entry at index {int(bad[0])}")
+    bad = np.flatnonzero(vec < 0)
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(f"{what} has a negative probability {vec[j]:g} at index {j}")
+    total = float(vec.sum())
+    if abs(total - 1.0) > tolerances.PROBABILITY:
+        raise ValueError(f"{what} sums to {total:.12g}, not 1 (tolerance {tolerances.PROBABILITY:g})")
+
+
+@dataclass(frozen=True, eq=False)
+class Agent:
+    r"""One agent: an ordered type set with a Markov type process and a valuation table.
+
+    Parameters
+    ----------
+    name : str
+        Used in every message and report.
+    types : sequence of str
+        Type labels, in the order of ``values`` (ascending).
+    prior : array_like, shape (K,)
+        First-period distribution :math:`f_i^0`.
+    transition : array_like, shape (K, K) or (|A|, K, K)
+        Row-stochastic kernel :math:`F_i(\theta'|\theta)`, or one kernel per action when types respond
+        to the allocation (learning). Row ``theta``, column ``theta'``.
+    valuation : array_like, shape (K, |A|)
+        :math:`v_i(\theta_i, a)`. Checked against the environment's actions by :class:`Environment`.
+    values : array_like, shape (K,), optional
+        Numeric type values (a buyer's valuations, a seller's costs), strictly increasing. When omitted,
+        the types are ordered by their position.
+    role : str, optional
+        Free text such as ``"buyer"`` or ``"seller"``; used by constructions that need it.
+    """
+
+    name: str
+    types: tuple[str, ...]
+    prior: np.ndarray
+    transition: np.ndarray
+    valuation: np.ndarray
+    values: np.ndarray | None = None
+    role: str | None = None
+
+    def __init__(
+        self,
+        name: str,
+        types: Sequence[str],
+        prior: Any,
+        transition: Any,
+        valuation: Any,
+        values: Any = None,
+        role: str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"agent name must be a non-empty string, got {name!r}")
+        if isinstance(types, np.ndarray):
+            types = types.tolist()
+        if isinstance(types, str) or not isinstance(types, Sequence):
+            raise TypeError(f"types of agent {name!r} must be a sequence of labels, got {type(types).__name__}")
+        labels = tuple(str(t) for t in types)
+        if len(labels) == 0:
+            raise ValueError(f"types of agent {name!r} is empty; an agent needs at least one type")
+        seen: dict[str, int] = {}
+        for j, lab in enumerate(labels):
+            if lab in seen:
+                raise ValueError(f"types of agent {name!r}: label {lab!r} at index {j} duplicates index {seen[lab]}")
+            seen[lab] = j
+        k = len(labels)
+
+        prior_arr = _as_float_array(prior, f"prior of agent {name!r}")
+        if prior_arr.shape != (k,):
+            raise ValueError(
+                f"prior of agent {name!r} has shape {prior_arr.shape}; expected ({k},), one entry per type"
+            )
+        _check_distribution(prior_arr, f"prior of agent {name!r}")
+
+        trans = _as_float_array(transition, f"transition of agent {name!r}")
+        if trans.ndim == 2:
+            if trans.shape != (k, k):
+                raise ValueError(
+                    f"transition of agent {name!r} has shape {trans.shape}; expected ({k}, {k}) "
+                    "(square, one row and one column per type)"
+                )
+            for r in range(k):
+                _check_distribution(trans[r], f"transition row {r} of agent {name!r}")
+        elif trans.ndim == 3:
+            if trans.shape[1:] != (k, k):
+                raise ValueError(
+                    f"transition of agent {name!r} has shape {trans.shape}; expected (n_actions, {k}, {k})"
+                )
+            for a in range(trans.shape[0]):
+                for r in range(k):
+                    _check_distribution(trans[a, r], f"transition row {r} for action {a} of agent {name!r}")
+        else:
+            raise ValueError(
+                f"transition of agent {name!r} has {trans.ndim} dimensions; expected a ({k}, {k}) matrix "
+                f"or an (n_actions, {k}, {k}) stack"
+            )
+
+        val = _as_float_array(valuation, f"valuation of agent {name!r}")
+        if val.ndim != 2 or val.shape[0] != k:
+            raise ValueError(
+                f"valuation of agent {name!r} has shape {val.shape}; expected ({k}, n_actions), one row per type"
+            )
+        bad = np.argwhere(~np.isfinite(val))
+        if bad.size:
+            raise ValueError(
+                f"valuation of agent {name!r} is not finite at (type, action) {tuple(int(j) for j in bad[0])}"
+            )
+
+        vals = None
+        if values is not None:
+            vals = _as_float_array(values, f"values of agent {name!r}")
+            if vals.shape != (k,):
+                raise ValueError(f"values of agent {name!r} has shape {vals.shape}; expected ({k},), one per type")
+            bad = np.flatnonzero(~np.isfinite(vals))
+            if bad.size:
+                raise ValueError(f"values of agent {name!r} is not finite at index {int(bad[0])}")
+            for j in range(1, k):
+                if vals[j] == vals[j - 1]:
+                    raise ValueError(
+                        f"values of agent {name!r} must be strictly increasing: values[{j}] = {vals[j]:g} "
+                        f"duplicates values[{j - 1}]"
+                    )
+                if vals[j] < vals[j - 1]:
+                    raise ValueError(
+                        f"values of agent {name!r} must be strictly increasing: values[{j}] = {vals[j]:g} "
+                        f"< values[{j - 1}] = {vals[j - 1]:g}"
+                    )
+
+        for attr, v in (
+            ("name", name),
+            ("types", labels),
+            ("prior", prior_arr),
+            ("transition", trans),
+            ("valuation", val),
+            ("values", vals),
+            ("role", role),
+        ):
+            if isinstance(v, np.ndarray):
+                v.setflags(write=False)
+            object.__setattr__(self, attr, v)
+
+    @property
+    def n_types(self) -> int:
+        return len(self.types)
+
+    @property
+    def action_dependent(self) -> bool:
+        """True when the kernel depends on the action (one matrix per action)."""
+        return self.transition.ndim == 3
+
+    def kernel(self, n_actions: int) -> np.ndarray:
+        """The kernel as an ``(n_actions, K, K)`` stack (a single matrix is repeated)."""
+        if self.transition.ndim == 3:
+            return self.transition
+        return np.broadcast_to(self.transition, (n_actions, *self.transition.shape))
+
+    def is_fosd(self) -> bool:
+        r"""First-order stochastic dominance of every kernel: :math:`\sum_{k\ge j} F(k|\theta)`
+        is non-decreasing in :math:`\theta` for every threshold ``j`` (types in ascending order)."""
+        kern = self.transition if self.transition.ndim == 3 else self.transition[None]
+        upper = np.cumsum(kern[:, :, ::-1], axis=2)[:, :, ::-1]  # P(theta' >= j | theta)
+        return bool(np.all(np.diff(upper, axis=1) >= -tolerances.PROBABILITY))
+
+
+@dataclass(frozen=True, eq=False)
+class Environment:
+    r"""A finite dynamic environment with independent Markov types.
+
+    Parameters
+    ----------
+    agents : sequence of Agent
+    actions : sequence of str
+        Action labels; every agent's valuation has one column per action.
+    discount : float
+        :math:`\delta`. In ``[0, 1)`` for an infinite horizon, in ``[0, 1]`` for a finite one.
+    horizon : int or "infinite"
+        Number of periods :math:`T \ge 1`, or ``"infinite"`` (also ``math.inf``).
+    allocation : "efficient" or array_like, shape (n_profiles, n_actions)
+        The allocation rule :math:`p(a|\theta)` as a function of the current report profile. ``"efficient"``
+        picks, at every profile, the action maximising :math:`\sum_i v_i(\theta_i, a)`; ties go to the
+        action listed first (for bilateral trade: no trade when value equals cost).
+
+    Notes
+    -----
+    When some kernel depends on the action, the allocation must be deterministic: histories then do not
+    need to record realised actions (they are a function of the reports). Randomised allocations with
+    action-dependent kernels are refused.
+    """
+
+    agents: tuple[Agent, ...]
+    actions: tuple[str, ...]
+    discount: float
+    horizon: float
+    allocation: np.ndarray
+    name: str = "model"
+    meta: dict = field(default_factory=dict)
+
+    def __init__(
+        self,
+        agents: Sequence[Agent],
+        actions: Sequence[str],
+        discount: float,
+        horizon: int | float | str,
+        allocation: Any = "efficient",
+        name: str = "model",
+        meta: dict | None = None,
+    ) -> None:
+        agents = tuple(agents)
+        if not agents:
+            raise ValueError("agents is empty; an environment needs at least one agent")
+        for j, ag in enumerate(agents):
+            if not isinstance(ag, Agent):
+                raise TypeError(f"agents[{j}] must be an Agent, got {type(ag).__name__}")
+        names = [ag.name for ag in agents]
+        for j, nm in enumerate(names):
+            if nm in names[:j]:
+                raise ValueError(f"agents[{j}] has the name {nm!r} of agents[{names.index(nm)}]; names must differ")
+        if isinstance(actions, np.ndarray):
+            actions = actions.tolist()
+        if isinstance(actions, str) or not isinstance(actions, Sequence):
+            raise TypeError(f"actions must be a sequence of labels, got {type(actions).__name__}")
+        actions = tuple(str(a) for a in actions)
+        if not actions:
+            raise ValueError("actions is empty; an environment needs at least one action")
+        for j, a in enumerate(actions):
+            if a in actions[:j]:
+                raise ValueError(f"actions[{j}] = {a!r} duplicates an earlier action")
+        n_act = len(actions)
+        for ag in agents:
+            if ag.valuation.shape[1] != n_act:
+                raise ValueError(
+                    f"valuation of agent {ag.name!r} has {ag.valuation.shape[1]} columns; "
+                    f"expected {n_act}, one per action {list(actions)}"
+                )
+            if ag.action_dependent and ag.transition.shape[0] != n_act:
+                raise ValueError(
+                    f"transition of agent {ag.name!r} has {ag.transition.shape[0]} action layers; "
+                    f"expected {n_act}, one per action"
+                )
+
+        # horizon
+        if isinstance(horizon, str):
+            if horizon.strip().lower() not in ("infinite", "inf"):
+                raise ValueError(f"horizon must be a positive integer or 'infinite', got {horizon!r}")
+            hor: float = INFINITE
+        elif isinstance(horizon, bool):
+            raise TypeError("horizon must be a positive integer or 'infinite', got a bool")
+        elif isinstance(horizon, int | np.integer):
+            if horizon < 1:
+                raise ValueError(f"horizon must be >= 1, got {horizon}")
+            hor = int(horizon)
+        elif isinstance(horizon, float):
+            if horizon == INFINITE:
+                hor = INFINITE
+            elif horizon.is_integer() and horizon >= 1:
+                hor = int(horizon)
+            else:
+                raise ValueError(f"horizon must be a positive integer or 'infinite', got {horizon!r}")
+        else:
+            raise TypeError(f"horizon must be a positive integer or 'infinite', got {type(horizon).__name__}")
+
+        # discount
+        if isinstance(discount, bool) or not isinstance(discount, int | float | np.floating | np.integer):
+            raise TypeError(f"discount must be a number, got {type(discount).__name__}")
+        disc = float(discount)
+        if not math.isfinite(disc):
+            raise ValueError(f"discount must be finite, got {disc}")
+        if hor == INFINITE and not (0.0 <= disc < 1.0):
+            raise ValueError(f"discount must lie in [0, 1) for an infinite horizon, got {disc:g}")
+        if hor != INFINITE and not (0.0 <= disc <= 1.0):
+            raise ValueError(f"discount must lie in [0, 1] for a finite horizon, got {disc:g}")
+
+        counts = tuple(ag.n_types for ag in agents)
+        n_prof = int(np.prod(counts))
+        object.__setattr__(self, "agents", agents)
+        object.__setattr__(self, "actions", actions)
+        object.__setattr__(self, "discount", disc)
+        object.__setattr__(self, "horizon", hor)
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "meta", dict(meta or {}))
+
+        # allocation
+        if isinstance(allocation, str):
+            if allocation != "efficient":
+                raise ValueError(f"allocation must be 'efficient' or a probability table, got {allocation!r}")
+            total = self._total_valuation(agents, counts, n_act)
+            best = np.argmax(total, axis=1)  # argmax returns the first maximiser: ties go to the first action
+            alloc = np.zeros((n_prof, n_act))
+            alloc[np.arange(n_prof), best] = 1.0
+        else:
+            alloc = _as_float_array(allocation, "allocation")
+            if alloc.shape != (n_prof, n_act):
+                raise ValueError(
+                    f"allocation has shape {alloc.shape}; expected ({n_prof}, {n_act}) "
+                    "(one row per type profile, one column per action)"
+                )
+            for r in range(n_prof):
+                _check_distribution(alloc[r], f"allocation row {r} (profile {self.profile_labels(r)})")
+        alloc.setflags(write=False)
+        object.__setattr__(self, "allocation", alloc)
+        if any(ag.action_dependent for ag in agents):
+            random_rows = np.flatnonzero(np.max(alloc, axis=1) < 1.0 - tolerances.PROBABILITY)
+            if random_rows.size:
+                r = int(random_rows[0])
+                raise ValueError(
+                    f"allocation row {r} (profile {self.profile_labels(r)}) randomises while a kernel "
+                    "depends on the action; histories would have to record realised actions, "
+                    "which is not supported yet"
+                )
+
+    # ------------------------------------------------------------------ sizes and indexing
+    @staticmethod
+    def _total_valuation(agents: tuple[Agent, ...], counts: tuple[int, ...], n_act: int) -> np.ndarray:
+        total = np.zeros((*counts, n_act))
+        for i, ag in enumerate(agents):
+            shape = [1] * len(counts) + [n_act]
+            shape[i] = counts[i]
+            total = total + ag.valuation.reshape(shape)
+        return total.reshape(-1, n_act)
+
+    @property
+    def n_agents(self) -> int:
+        return len(self.agents)
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.actions)
+
+    @property
+    def type_counts(self) -> tuple[int, ...]:
+        return tuple(ag.n_types for ag in self.agents)
+
+    @property
+    def n_profiles(self) -> int:
+        return int(np.prod(self.type_counts))
+
+    @property
+    def infinite(self) -> bool:
+        return self.horizon == INFINITE
+
+    @property
+    def action_dependent(self) -> bool:
+        return any(ag.action_dependent for ag in self.agents)
+
+    def agent_index(self, agent: int | str) -> int:
+        """Index of an agent given by position or name."""
+        if isinstance(agent, str):
+            for i, ag in enumerate(self.agents):
+                if ag.name == agent:
+                    return i
+            raise ValueError(f"no agent named {agent!r}; agents are {[a.name for a in self.agents]}")
+        if not 0 <= int(agent) < self.n_agents:
+            raise ValueError(f"agent index {agent} out of range 0..{self.n_agents - 1}")
+        return int(agent)
+
+    def profile_types(self) -> np.ndarray:
+        """``(n_profiles, n_agents)`` array: the type index of each agent in each profile."""
+        return np.stack(np.unravel_index(np.arange(self.n_profiles), self.type_counts), axis=1)
+
+    def profile_labels(self, k: int) -> dict[str, str]:
+        """``{agent name: type label}`` of profile ``k``."""
+        idx = np.unravel_index(int(k), self.type_counts)
+        return {ag.name: ag.types[int(j)] for ag, j in zip(self.agents, idx, strict=True)}
+
+    def profile_index(self, agent: int, own: int | np.ndarray, others: np.ndarray) -> np.ndarray:
+        """Profile index of (own type of ``agent``, index ``others`` into the profiles of the others).
+
+        ``others`` indexes the C-ordered product of the other agents' type sets.
+        """
+        counts = self.type_counts
+        other_counts = counts[:agent] + counts[agent + 1 :]
+        oth = np.unravel_index(np.asarray(others), other_counts) if other_counts else ()
+        full = list(oth[:agent]) + [np.asarray(own)] + list(oth[agent:])
+        full = np.broadcast_arrays(*full)
+        return np.ravel_multi_index(tuple(full), counts)
+
+    def others_count(self, agent: int) -> int:
+        counts = self.type_counts
+        return int(np.prod(counts[:agent] + counts[agent + 1 :]))
+
+    # ------------------------------------------------------------------ primitives on profiles
+    def prior_profile(self) -> np.ndarray:
+        """Joint prior over profiles, shape ``(n_profiles,)`` (product of the agents' priors)."""
+        out = np.ones(1)
+        for ag in self.agents:
+            out = np.multiply.outer(out, ag.prior).reshape(-1)
+        return out
+
+    def actions_by_profile(self) -> np.ndarray:
+        """Index of the (most likely) action at each profile; exact when the allocation is deterministic."""
+        return np.argmax(self.allocation, axis=1)
+
+    def joint_transition(self, deviator: int | None = None, true_type: int | None = None) -> np.ndarray:
+        r"""``(n_profiles, n_profiles)`` kernel of the report profile.
+
+        Row ``s``, column ``s'``: :math:`\prod_j F_j(s'_j | s_j, a(s))`. With ``deviator=i`` and
+        ``true_type=t``, agent ``i``'s factor is :math:`F_i(s'_i | t, a(s))` instead: the law of next period's
+        types after agent ``i`` of true type ``t`` reported ``s_i`` (design.md, the one-shot deviation ``D_i``).
+        The action is that of the reported profile; kernels that ignore the action make this exact for any
+        allocation, and action-dependent kernels come with a deterministic allocation (checked at construction).
+        """
+        types = self.profile_types()
+        act = self.actions_by_profile()
+        out = np.ones((self.n_profiles, 1))
+        for j, ag in enumerate(self.agents):
+            own = types[:, j] if j != deviator else np.full(self.n_profiles, int(true_type))
+            rows = ag.kernel(self.n_actions)[act, own]  # (K, K_j)
+            out = (out[:, :, None] * rows[:, None, :]).reshape(self.n_profiles, -1)
+        return out
+
+    def flow_values(self) -> np.ndarray:
+        r"""``(n_agents, n_profiles)``: :math:`\sum_a p(a|\theta) v_i(\theta_i, a)` under truth-telling."""
+        types = self.profile_types()
+        return np.stack(
+            [np.einsum("ka,ka->k", self.allocation, ag.valuation[types[:, i]]) for i, ag in enumerate(self.agents)]
+        )
+
+    def welfare(self) -> np.ndarray:
+        """Expected flow welfare at each profile, shape ``(n_profiles,)``."""
+        return self.flow_values().sum(axis=0)
+
+    def __repr__(self) -> str:
+        hor = "infinite" if self.infinite else str(int(self.horizon))
+        ags = ", ".join(f"{a.name}[{a.n_types}]" for a in self.agents)
+        return (
+            f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount:g}, T={hor})"
+        )
+
+
+def bilateral_trade(
+    buyer_values: Sequence[float],
+    seller_costs: Sequence[float],
+    buyer_prior: Sequence[float],
+    seller_prior: Sequence[float],
+    buyer_transition: Any,
+    seller_transition: Any,
+    discount: float,
+    horizon: int | str = "infinite",
+    buyer_types: Sequence[str] | None = None,
+    seller_types: Sequence[str] | None = None,
+    buyer_name: str = "buyer",
+    seller_name: str = "seller",
+    name: str = "bilateral_trade",
+) -> Environment:
+    r"""Repeated bilateral trade (Lamba 2022, section 2) with the efficient rule.
+
+    Actions are ``("no_trade", "trade")``. The buyer's valuation is :math:`v\,\mathbb{1}[\text{trade}]`,
+    the seller's is :math:`-c\,\mathbb{1}[\text{trade}]`, and the efficient rule trades iff
+    :math:`v > c` (no trade at a tie ``v == c``, which is allowed).
+
+    Lamba's closed forms (eqs. 8-9, the discrete VCG of section 5) assume disjoint supports
+    :math:`\mathcal V \cap \mathcal C = \emptyset`; ``env.meta["disjoint_supports"]`` records whether that holds.
+    ``buyer_values`` and ``seller_costs`` must be strictly increasing.
+    """
+    bv = _as_float_array(buyer_values, "buyer_values")
+    sc = _as_float_array(seller_costs, "seller_costs")
+    if bv.ndim != 1:
+        raise ValueError(f"buyer_values must be one-dimensional, got shape {bv.shape}")
+    if sc.ndim != 1:
+        raise ValueError(f"seller_costs must be one-dimensional, got shape {sc.shape}")
+    if buyer_types is None:
+        buyer_types = [f"v{j + 1}" for j in range(bv.size)]
+    if seller_types is None:
+        seller_types = [f"c{j + 1}" for j in range(sc.size)]
+    buyer = Agent(
+        buyer_name,
+        buyer_types,
+        buyer_prior,
+        buyer_transition,
+        np.stack([np.zeros_like(bv), bv], axis=1),
+        values=bv,
+        role="buyer",
+    )
+    seller = Agent(
+        seller_name,
+        seller_types,
+        seller_prior,
+        seller_transition,
+        np.stack([np.zeros_like(sc), -sc], axis=1),
+        values=sc,
+        role="seller",
+    )
+    disjoint = not bool(np.intersect1d(bv, sc).size)
+    return Environment(
+        [buyer, seller],
+        ("no_trade", "trade"),
+        discount,
+        horizon,
+        "efficient",
+        name=name,
+        meta={"kind": "bilateral_trade", "disjoint_supports": disjoint},
+    )
+
+
+def renewal_matrix(n_types: int, persistence: float) -> np.ndarray:
+    r"""Renewal kernel (Lamba 2022, footnote 25 (i)): stay with probability ``persistence``, otherwise move to
+    each other type with probability ``(1 - persistence) / (n_types - 1)``."""
+    if isinstance(n_types, bool) or not isinstance(n_types, int | np.integer) or n_types < 1:
+        raise ValueError(f"n_types must be a positive integer, got {n_types!r}")
+    if not 0.0 <= float(persistence) <= 1.0:
+        raise ValueError(f"persistence must lie in [0, 1], got {persistence!r}")
+    if n_types == 1:
+        return np.ones((1, 1))
+    off = (1.0 - persistence) / (n_types - 1)
+    return np.full((n_types, n_types), off) + (persistence - off) * np.eye(n_types)

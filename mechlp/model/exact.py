@@ -1,0 +1,269 @@
+"""Exact rational arithmetic for re-checks (``exact=True``): model numbers, transfers, linear solves.
+
+Floats are dyadic rationals, so a float can always be taken exactly. Model numbers, however, are read as the
+simplest fraction within the float's own rounding (``Fraction(x).limit_denominator(MODEL_DENOMINATOR)``), which
+recovers what a user wrote: 0.95 -> 19/20, 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10. A distribution that then
+misses 1 by a rounding error has its largest entry adjusted to sum to exactly 1 (recorded in
+``Numbers.adjusted``).
+
+Arrays of :class:`fractions.Fraction` are numpy object arrays, so the same vectorised code (``einsum``,
+fancy indexing, ``@``) runs in either arithmetic; the cost is that of Python ``Fraction`` operations
+(about 10-20 microseconds each).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import continuation_values
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+
+__all__ = [
+    "MODEL_DENOMINATOR",
+    "EXACT_MARKOV_PROFILES",
+    "Numbers",
+    "to_fractions",
+    "solve_exact",
+    "fraction_str",
+    "transition",
+    "continuation",
+]
+
+
+#: Exact mode reads every model number as the simplest fraction within the float's own rounding
+#: (``Fraction(x).limit_denominator(MODEL_DENOMINATOR)``), which recovers what a user wrote (0.95 -> 19/20,
+#: 0.3333333333333333 -> 1/3, 1 - 0.7 -> 3/10); distributions are then made to sum to exactly 1.
+MODEL_DENOMINATOR = 10**12
+#: Largest Markov space solved exactly (Gaussian elimination in rationals is cubic in the number of nodes).
+EXACT_MARKOV_PROFILES = 400
+
+
+def _fraction(v: Any, max_den: int | None) -> Fraction:
+    if isinstance(v, Fraction):
+        return v
+    if isinstance(v, int | np.integer):
+        return Fraction(int(v))
+    if isinstance(v, str):
+        return Fraction(v)
+    f = Fraction(float(v))
+    return f if max_den is None else f.limit_denominator(max_den)
+
+
+def to_fractions(values: Any, max_denominator: int | None = None) -> np.ndarray:
+    """Object array of :class:`~fractions.Fraction` with the shape of ``values``.
+
+    Floats are converted exactly (they are dyadic rationals) when ``max_denominator`` is ``None``, otherwise to
+    the simplest fraction with at most that denominator within the float's distance (rational reconstruction).
+    Strings such as ``"19/20"`` and ``Fraction`` objects are taken as they are.
+    """
+    arr = np.asarray(values, dtype=object)
+    out = np.empty(arr.shape, dtype=object)
+    flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
+    for j in range(flat_in.size):  # one conversion per number: the only Python loop, over input entries
+        flat_out[j] = _fraction(flat_in[j], max_denominator)
+    return out
+
+
+class Numbers:
+    """The model's numbers in one arithmetic: floats, or exact fractions (``exact=True``)."""
+
+    def __init__(self, env: Environment, exact: bool):
+        self.exact = exact
+        conv = (lambda a: to_fractions(a, MODEL_DENOMINATOR)) if exact else (lambda a: np.asarray(a, dtype=float))
+        self.alloc = conv(env.allocation)
+        self.priors = [conv(ag.prior) for ag in env.agents]
+        self.kernels = [conv(ag.kernel(env.n_actions)) for ag in env.agents]
+        self.valuation = [conv(ag.valuation) for ag in env.agents]
+        self.delta = _fraction(env.discount, MODEL_DENOMINATOR) if exact else float(env.discount)
+        if exact:
+            self._check_sums(env)
+
+    def _check_sums(self, env: Environment) -> None:
+        """Make every distribution sum to exactly 1.
+
+        A distribution read from floats may miss 1 by a rounding error (e.g. random kernels); its largest
+        entry is then set to one minus the others, a change far below the input tolerance
+        ``tolerances.PROBABILITY`` (the inputs were validated against it). Every such change is recorded in
+        ``self.adjusted`` so that reports can say so.
+        """
+        self.adjusted: list[str] = []
+
+        def fix(vec: np.ndarray, what: str) -> None:
+            total = sum(vec)
+            if total != 1:
+                j = int(np.argmax([float(v) for v in vec]))
+                vec[j] = vec[j] + (1 - total)
+                self.adjusted.append(f"{what}: entry {j} changed by {float(1 - total):.3g} to sum to 1 exactly")
+
+        for ag, prior, kern in zip(env.agents, self.priors, self.kernels, strict=True):
+            fix(prior, f"prior of agent {ag.name!r}")
+            for a in range(kern.shape[0]):  # loops over actions and types of the inputs
+                for r in range(kern.shape[1]):
+                    fix(kern[a, r], f"transition row {r} (action {a}) of agent {ag.name!r}")
+        for r in range(self.alloc.shape[0]):
+            fix(self.alloc[r], f"allocation row {r}")
+
+    def largest_denominator(self) -> int:
+        """Largest denominator among the model's numbers (1 for floats): a gauge of exact-arithmetic cost."""
+        if not self.exact:
+            return 1
+        arrays = [self.alloc, *self.priors, *self.kernels, *self.valuation, np.array([self.delta], dtype=object)]
+        return max(int(v.denominator) for a in arrays for v in a.reshape(-1))
+
+    def ones(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.exact:
+            out = np.empty(shape, dtype=object)
+            out.fill(Fraction(1))
+            return out
+        return np.ones(shape)
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.exact:
+            out = np.empty(shape, dtype=object)
+            out.fill(Fraction(0))
+            return out
+        return np.zeros(shape)
+
+    def array(self, values: Any) -> np.ndarray:
+        """Model numbers (outside options, ...) in this arithmetic, read as ``MODEL_DENOMINATOR`` says."""
+        return to_fractions(values, MODEL_DENOMINATOR) if self.exact else np.asarray(values, dtype=float)
+
+
+def solve_exact(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``mat @ X.T = rhs.T`` in rationals by Gaussian elimination with row operations on whole rows."""
+    a = mat.copy()
+    b = rhs.T.copy()  # (n, m)
+    n = a.shape[0]
+    for c in range(n):  # elimination runs over pivots; each step is a whole-array operation
+        piv = c + int(np.flatnonzero(a[c:, c] != 0)[0])
+        if piv != c:
+            a[[c, piv]] = a[[piv, c]]
+            b[[c, piv]] = b[[piv, c]]
+        inv = 1 / a[c, c]
+        a[c] = a[c] * inv
+        b[c] = b[c] * inv
+        col = a[:, c].copy()
+        col[c] = 0
+        nz = np.flatnonzero(col != 0)
+        if nz.size:
+            a[nz] = a[nz] - np.outer(col[nz], a[c])
+            b[nz] = b[nz] - np.outer(col[nz], b[c])
+    return b.T
+
+
+def fraction_str(values: Any) -> list:
+    """Nested lists of ``"p/q"`` strings (JSON-safe exact numbers)."""
+    return np.vectorize(lambda v: str(Fraction(v)), otypes=[object])(np.asarray(values, dtype=object)).tolist()
+
+
+def transition(env: Environment, nums: Numbers) -> np.ndarray:
+    r"""``(K, K)`` truthful kernel of the report profile in ``nums``'s arithmetic:
+    :math:`\sum_a p(a|s) \prod_j F_j(s'_j|s_j, a)` (a product of per-agent mixtures, exact for action-free kernels
+    and for deterministic allocations, the two cases the environment allows)."""
+    k = env.n_profiles
+    types = np.stack(np.unravel_index(np.arange(k), env.type_counts), axis=1)
+    out = nums.ones((k, 1))
+    for j, kern in enumerate(nums.kernels):
+        rows = np.einsum("sa,asy->sy", nums.alloc, kern[:, types[:, j], :])  # (K, K_j)
+        out = (out[:, :, None] * rows[:, None, :]).reshape(k, -1)
+    return out
+
+
+def _exact_inverse(space: StateSpace, nums: Numbers, q: np.ndarray) -> np.ndarray:
+    """``(I - delta Q)^{-1}`` in rationals, computed once per space (cached on it) and model numbers."""
+    k = q.shape[0]
+    if k > EXACT_MARKOV_PROFILES:
+        raise ValueError(
+            f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"
+        )
+    key = (nums.delta, tuple(q.reshape(-1)))
+    cached = getattr(space, "_exact_inverse", None)
+    if cached is None or cached[0] != key:
+        mat = -nums.delta * q
+        mat[np.arange(k), np.arange(k)] = mat[np.arange(k), np.arange(k)] + 1
+        eye = nums.zeros((k, k))
+        eye[np.arange(k), np.arange(k)] = Fraction(1)
+        cached = (key, solve_exact(mat, eye).T)
+        space._exact_inverse = cached
+    return cached[1]
+
+
+def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
+    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
+    arithmetic (floats: :func:`mechlp.model.mechanism.continuation_values`; exact: backward by depth level on a tree,
+    a K x K exact system on a Markov space of at most ``EXACT_MARKOV_PROFILES`` profiles, and both on a tree with
+    a Markov tail: the tail first, then the tree backwards)."""
+    if not nums.exact:
+        return continuation_values(space, flow)
+    env = space.env
+    k = env.n_profiles
+    q = transition(env, nums)
+    prof = np.tile(np.arange(k), space.n_hist)
+    child = np.asarray(space.child_hist)
+    out = np.array(flow, dtype=object, copy=True)
+
+    def backward(levels: list[tuple[int, int]]) -> np.ndarray:
+        for a, b in reversed(levels):  # depth levels, deepest first
+            nodes = np.arange(a * k, b * k)
+            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
+            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
+            out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
+        return out
+
+    if isinstance(space, HistoryTree):
+        return backward(space.levels()[:-1])
+    if not isinstance(space, MarkovSpace | TreeWithTail):
+        raise TypeError(
+            f"exact continuation values need a HistoryTree, MarkovSpace or TreeWithTail, got {type(space).__name__}"
+        )
+    # In the Markov part the next state is the current profile, so V(g) = f(g) + delta c(theta_g) with
+    # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state of theta, theta'): a K x K system.
+    first = k if isinstance(space, MarkovSpace) else space.n_tree * k  # first node of the Markov states
+    inverse = _exact_inverse(space, nums, q)
+    f_next = out[:, first:].reshape(out.shape[0], k, k)  # [m, theta, theta']
+    b = np.einsum("mst,st->ms", f_next, q)
+    c = b @ inverse.T  # (m, K)
+    if isinstance(space, MarkovSpace):
+        return out + nums.delta * c[:, prof]
+    out[:, first:] = out[:, first:] + nums.delta * c[:, prof[first:]]
+    return backward(space.levels())
+
+
+def solve_consistent(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """An exact solution of ``mat @ x = rhs`` (free variables set to 0), or ``None`` when inconsistent.
+
+    Gauss-Jordan elimination in rationals on an object array; cubic in the size, meant for systems of a few
+    hundred unknowns (the support of a Farkas vertex).
+    """
+    a = np.concatenate([np.asarray(mat, dtype=object), np.asarray(rhs, dtype=object)[:, None]], axis=1)
+    n_rows, n_cols = a.shape[0], a.shape[1] - 1
+    pivots = []
+    r = 0
+    for c in range(n_cols):  # elimination runs over pivot columns; each step is a whole-array operation
+        if r == n_rows:
+            break
+        nz = np.flatnonzero(a[r:, c] != 0)
+        if nz.size == 0:
+            continue
+        p = r + int(nz[0])
+        if p != r:
+            a[[r, p]] = a[[p, r]]
+        a[r] = a[r] * (1 / a[r, c])
+        col = a[:, c].copy()
+        col[r] = 0
+        rows = np.flatnonzero(col != 0)
+        if rows.size:
+            a[rows] = a[rows] - np.outer(col[rows], a[r])
+        pivots.append(c)
+        r += 1
+    if any(v != 0 for v in a[r:, -1]):
+        return None
+    x = np.empty(n_cols, dtype=object)
+    x.fill(Fraction(0))
+    for row, c in enumerate(pivots):
+        x[c] = a[row, -1]
+    return x

@@ -1,0 +1,108 @@
+"""The canonical dict form of an environment: what model files hold, certificate files embed and hash.
+
+:func:`model_to_dict` is the inverse of :func:`mechlp.catalog.io.model_from_dict` (the validating reader of
+the same schema); it lives with the model because the verifier's certificate files hash it
+(:func:`mechlp.verify.certfile.model_hash`) and the verifier imports nothing above :mod:`mechlp.model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mechlp.model.environment import Environment
+
+__all__ = ["model_to_dict"]
+
+
+def _is_bilateral(env: Environment) -> bool:
+    roles = sorted(ag.role or "" for ag in env.agents)
+    return env.meta.get("kind") == "bilateral_trade" and roles == ["buyer", "seller"]
+
+
+def _general_to_dict(env: Environment) -> dict[str, Any]:
+    agents = []
+    for ag in env.agents:
+        entry: dict[str, Any] = {"name": ag.name}
+        if ag.role is not None:
+            entry["role"] = ag.role
+        entry["types"] = list(ag.types)
+        if ag.values is not None:
+            entry["values"] = [float(v) for v in ag.values]
+        entry["prior"] = [float(v) for v in ag.prior]
+        kern = np.asarray(ag.transition, dtype=float)
+        entry["transition"] = (
+            {a: kern[j].tolist() for j, a in enumerate(env.actions)} if ag.action_dependent else kern.tolist()
+        )
+        entry["valuation"] = {a: [float(v) for v in ag.valuation[:, j]] for j, a in enumerate(env.actions)}
+        agents.append(entry)
+    counts = env.type_counts
+    total = Environment._total_valuation(env.agents, counts, env.n_actions)
+    efficient = np.zeros_like(env.allocation)
+    efficient[np.arange(env.n_profiles), np.argmax(total, axis=1)] = 1.0
+    if np.array_equal(efficient, env.allocation):
+        allocation: dict[str, Any] = {"rule": "efficient"}
+    else:
+        det = np.max(env.allocation, axis=1) == 1.0
+        allocation = {
+            "table": [
+                env.actions[int(np.argmax(row))] if d else [float(v) for v in row]
+                for row, d in zip(env.allocation, det, strict=True)
+            ]
+        }
+    horizon: str | int = "infinite" if env.infinite else int(env.horizon)
+    return {
+        "model": {
+            "name": env.name,
+            "kind": "general",
+            "discount": float(env.discount),
+            "horizon": horizon,
+            "actions": list(env.actions),
+        },
+        "agents": agents,
+        "allocation": allocation,
+    }
+
+
+def model_to_dict(env: Environment) -> dict[str, Any]:
+    """The model document of an environment (the inverse of :func:`model_from_dict`).
+
+    Parameters
+    ----------
+    env : Environment
+        Bilateral trade built by :func:`mechlp.model.environment.bilateral_trade` (directly, via
+        :mod:`mechlp.catalog.examples`
+        or from a model file) is written in the bilateral-trade schema; every other environment in the general
+        schema.
+
+    Returns
+    -------
+    dict
+        Plain Python data (str, float, int, lists, dicts): ``{"model": ..., "agents": [...], "allocation": ...}``.
+        Kernels are always written as explicit ``transition`` matrices (one per action, keyed by action label,
+        when they depend on the action); the allocation as ``rule = "efficient"`` when it equals the efficient
+        rule, else as a ``table``.
+    """
+    if not _is_bilateral(env):
+        return _general_to_dict(env)
+    agents = []
+    for ag in env.agents:
+        if ag.values is None:  # pragma: no cover - bilateral_trade always sets values
+            raise ValueError(f"agent {ag.name!r} has no numeric values")
+        agents.append(
+            {
+                "name": ag.name,
+                "role": ag.role,
+                "types": list(ag.types),
+                "values": [float(v) for v in ag.values],
+                "prior": [float(v) for v in ag.prior],
+                "transition": np.asarray(ag.transition, dtype=float).tolist(),
+            }
+        )
+    horizon: str | int = "infinite" if env.infinite else int(env.horizon)
+    return {
+        "model": {"name": env.name, "discount": float(env.discount), "horizon": horizon},
+        "agents": agents,
+        "allocation": {"rule": "efficient"},
+    }

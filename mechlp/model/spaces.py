@@ -1,0 +1,416 @@
+r"""State spaces on which mechanisms live: the finite history tree and the infinite-horizon Markov form.
+
+Both spaces share one indexing scheme (design.md section 3). A *history* ``h`` is the public information
+before a period's reports; a *node* is a pair ``(h, theta)`` of a history and the current report profile.
+With ``K`` type profiles:
+
+* the nodes of history ``h`` are the contiguous block ``h*K .. h*K + K - 1``, node ``g`` has profile
+  ``g % K`` and history ``g // K``;
+* after node ``g`` the next history is ``child_hist[g]`` (``-1`` when the game ends), so the children of ``g``
+  are the nodes ``child_hist[g]*K + theta'``;
+* ``hist_prev_profile[h]`` is the report profile of the last period (``-1`` at the root), which is all the
+  beliefs depend on: :math:`P(\theta|h) = \prod_i F_i(\theta_i|\theta^{prev}_i, a^{prev})`.
+
+**HistoryTree** (form 1): histories in breadth-first order; history ``0`` is the root and history ``g + 1``
+follows node ``g``. Size grows like ``K^T``; :func:`estimate_tree_size` predicts it and the constructor
+refuses trees whose LP would exceed ``memory_limit``.
+
+**MarkovSpace** (form 2): history ``0`` is the initial state, history ``1 + s`` means "last report profile was
+``s``". A mechanism on this space is stationary and Markov; an LP on it answers "is there a Markov mechanism".
+
+**TreeWithTail** (form 3): the histories of a ``T``-period tree (indexed exactly as in ``HistoryTree``)
+followed by ``K`` Markov states: history ``n_tree + s`` means "period ``T + 1`` or later, last report profile
+``s``". The nodes of the tree's last period and of every tail state lead to the tail state of their own profile,
+so a mechanism is history dependent for ``T`` periods and stationary Markov afterwards.
+
+Everything here is array arithmetic; there is no Python loop over nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechlp.model.environment import Environment
+
+__all__ = [
+    "StateSpace",
+    "HistoryTree",
+    "MarkovSpace",
+    "TreeWithTail",
+    "SizeEstimate",
+    "estimate_tree_size",
+    "estimate_tail_size",
+    "make_space",
+]
+
+DEFAULT_MEMORY_LIMIT = 8 * 2**30  # bytes; override per call
+
+
+@dataclass(frozen=True)
+class SizeEstimate:
+    """Predicted size of a space and of the LP built on it (design.md section 3)."""
+
+    histories: int
+    nodes: int
+    columns: int
+    rows: int
+    nonzeros: int
+    bytes: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.histories:,} histories, {self.nodes:,} nodes, {self.columns:,} columns, "
+            f"{self.rows:,} rows, {self.nonzeros:,} nonzeros, about {self.bytes / 2**30:.2f} GiB to build and solve"
+        )
+
+
+def _lp_size(env: Environment, n_hist: int, n_nodes: int, n_nonterminal: int) -> SizeEstimate:
+    """Rough size of the default LP (bayesian IC over all pairs, interim IR, interim budget)."""
+    n, k = env.n_agents, env.n_profiles
+    cols = (2 * n + 1) * n_nodes
+    ic_pairs = sum(ag.n_types * (ag.n_types - 1) for ag in env.agents)
+    rows = (n + 1) * n_nodes + n_hist * (ic_pairs + sum(ag.n_types for ag in env.agents) + 1)
+    nnz = n_nodes * (n * 2 + (n + 1)) + (n + 1) * n_nonterminal * k  # recursion
+    for i, ag in enumerate(env.agents):
+        m = env.others_count(i)
+        nnz += n_hist * ag.n_types * (ag.n_types - 1) * 2 * m  # IC: current-period entries
+        nnz += n_nonterminal // k * ag.n_types * (ag.n_types - 1) * m * k  # IC: child entries (upper bound)
+        nnz += n_hist * ag.n_types * m  # IR
+    nnz += n_nodes  # budget
+    # CSC/COO triplets (int32 + int32 + float64) x ~3 copies while building, plus solver's own copies.
+    mem = nnz * 16 * 4 + cols * 8 * 12 + rows * 8 * 12
+    return SizeEstimate(n_hist, n_nodes, cols, rows, int(nnz), int(mem))
+
+
+def estimate_tree_size(env: Environment, horizon: int) -> SizeEstimate:
+    """Size of the history tree of ``horizon`` periods and its LP, computed without building anything."""
+    k = env.n_profiles
+    n_hist = sum(k**t for t in range(horizon))
+    n_nodes = n_hist * k
+    n_nonterminal = n_nodes - k**horizon
+    return _lp_size(env, n_hist, n_nodes, n_nonterminal)
+
+
+def estimate_tail_size(env: Environment, horizon: int) -> SizeEstimate:
+    """Size of the tree-with-tail space (``horizon`` tree periods plus ``K`` Markov states) and of its LP."""
+    k = env.n_profiles
+    n_hist = sum(k**t for t in range(horizon)) + k
+    return _lp_size(env, n_hist, n_hist * k, n_hist * k)
+
+
+def _check_horizon(horizon: object) -> int:
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
+        raise TypeError(f"horizon must be an integer, got {type(horizon).__name__}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    return int(horizon)
+
+
+def _path_text(env: Environment, profiles: list[int]) -> str:
+    return " -> ".join("(" + ", ".join(env.profile_labels(p).values()) + ")" for p in profiles)
+
+
+def _tree_path(k: int, h: int) -> list[int]:
+    """Profiles leading to tree history ``h`` (oldest first): walks up one branch, depth steps only."""
+    out = []
+    while h > 0:
+        g = h - 1
+        out.append(g % k)
+        h = g // k
+    return out[::-1]
+
+
+class StateSpace:
+    """Common interface of the spaces (see module docstring for the indexing scheme).
+
+    Attributes
+    ----------
+    env : Environment
+    kind : str
+        ``"tree"``, ``"markov"`` or ``"tail"``.
+    n_profiles, n_hist, n_nodes : int
+    hist_prev_profile : ndarray of int, shape (n_hist,)
+        Last period's report profile, ``-1`` at the root.
+    child_hist : ndarray of int, shape (n_nodes,)
+        History that follows each node, ``-1`` when the game ends there.
+    hist_period : ndarray of int, shape (n_hist,)
+        Calendar period (1-based) of the reports made at each history; in the Markov space ``1`` for the
+        root and ``2`` for every other state (meaning "period 2 onwards"); in a tree with a tail ``T + 1`` for
+        the tail states (meaning "period T + 1 onwards").
+    """
+
+    kind: str
+    env: Environment
+    n_hist: int
+    hist_prev_profile: np.ndarray
+    child_hist: np.ndarray
+    hist_period: np.ndarray
+
+    @property
+    def n_profiles(self) -> int:
+        return self.env.n_profiles
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_hist * self.env.n_profiles
+
+    @property
+    def node_profile(self) -> np.ndarray:
+        return np.tile(np.arange(self.env.n_profiles), self.n_hist)
+
+    @property
+    def node_hist(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_hist), self.env.n_profiles)
+
+    def joint_transition(self) -> np.ndarray:
+        """``(n_profiles, n_profiles)`` truthful kernel of the report profile (see ``Environment.joint_transition``)."""
+        return self.env.joint_transition()
+
+    def beliefs(self) -> np.ndarray:
+        """``(n_hist, n_profiles)``: the distribution of the current report profile at each history."""
+        q = self.joint_transition()
+        prev = self.hist_prev_profile
+        out = np.empty((self.n_hist, self.env.n_profiles))
+        root = prev < 0
+        out[root] = self.env.prior_profile()
+        out[~root] = q[prev[~root]]
+        return out
+
+    def reach_probability(self) -> np.ndarray:
+        """Probability of reaching each history under truth-telling (1 at the root).
+
+        Only meaningful on a tree (in the Markov space a state is reached in many periods).
+        """
+        raise NotImplementedError
+
+    def history_path(self, h: int) -> list[dict[str, str]]:
+        """The report profiles leading to history ``h`` (oldest first), as ``{agent: label}`` dicts."""
+        raise NotImplementedError
+
+    def describe_history(self, h: int) -> str:
+        path = self.history_path(h)
+        if not path:
+            return "root (period 1)"
+        parts = ["(" + ", ".join(p.values()) + ")" for p in path]
+        return " -> ".join(parts)
+
+    def size(self) -> SizeEstimate:
+        return _lp_size(self.env, self.n_hist, self.n_nodes, int(np.count_nonzero(self.child_hist >= 0)))
+
+
+class HistoryTree(StateSpace):
+    """The finite history tree of ``horizon`` periods (form 1 of design.md section 3).
+
+    Parameters
+    ----------
+    env : Environment
+    horizon : int, optional
+        Number of periods; defaults to ``env.horizon`` (which must then be finite).
+    memory_limit : int, optional
+        Bytes the LP may use; the constructor raises ``MemoryError`` with the size estimate when the
+        prediction of :func:`estimate_tree_size` exceeds it. Default 8 GiB.
+    """
+
+    kind = "tree"
+
+    def __init__(self, env: Environment, horizon: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if horizon is None:
+            if env.infinite:
+                raise ValueError("horizon is required for a HistoryTree when the environment's horizon is infinite")
+            horizon = int(env.horizon)
+        horizon = _check_horizon(horizon)
+        est = estimate_tree_size(env, horizon)
+        if est.bytes > memory_limit:
+            raise MemoryError(
+                f"history tree with horizon {horizon} is too large: {est.describe()}, "
+                f"over the memory limit of {memory_limit / 2**30:.2f} GiB (raise memory_limit or use the Markov form)"
+            )
+        self.env = env
+        self.horizon = int(horizon)
+        self.estimate = est
+        k = env.n_profiles
+        self.n_hist = est.histories
+        # histories at period t (1-based) are [level_start[t-1], level_start[t]).
+        self.level_start = np.concatenate([[0], np.cumsum([k**t for t in range(self.horizon)])]).astype(np.int64)
+        self.hist_period = np.repeat(np.arange(1, self.horizon + 1), np.diff(self.level_start)).astype(np.int64)
+        h = np.arange(self.n_hist, dtype=np.int64)
+        self.hist_prev_profile = np.where(h == 0, -1, (h - 1) % k).astype(np.int64)
+        g = np.arange(self.n_nodes, dtype=np.int64)
+        terminal = g >= self.level_start[-2] * k  # nodes of the last period's histories
+        self.child_hist = np.where(terminal, -1, g + 1)
+
+    def levels(self) -> list[tuple[int, int]]:
+        """``[(first history, end history)]`` per period, root first."""
+        return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
+
+    def reach_probability(self) -> np.ndarray:
+        k = self.env.n_profiles
+        bel = self.beliefs()
+        out = np.empty(self.n_hist)
+        out[0] = 1.0
+        for a, b in self.levels()[1:]:  # loop over depth levels only
+            nodes = np.arange(a, b) - 1  # node g precedes history g + 1
+            out[a:b] = out[nodes // k] * bel[nodes // k, nodes % k]
+        return out
+
+    def history_path(self, h: int) -> list[dict[str, str]]:
+        return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
+
+    def size(self) -> SizeEstimate:
+        return self.estimate
+
+
+class MarkovSpace(StateSpace):
+    """Infinite-horizon stationary Markov form (form 2 of design.md section 3).
+
+    State ``0`` is the first period; state ``1 + s`` means the last report profile was ``s``. A mechanism on
+    this space depends on the history only through the previous report profile, so an LP on it decides
+    whether a *Markov* mechanism exists (exact for Lamba's min-max mechanism, which is Markov).
+    """
+
+    kind = "markov"
+
+    def __init__(self, env: Environment):
+        if not env.infinite:
+            raise ValueError(
+                f"MarkovSpace needs an infinite horizon; the environment has horizon {int(env.horizon)} "
+                "(use HistoryTree)"
+            )
+        self.env = env
+        k = env.n_profiles
+        self.n_hist = 1 + k
+        self.hist_prev_profile = np.arange(-1, k, dtype=np.int64)
+        self.child_hist = 1 + np.tile(np.arange(k, dtype=np.int64), self.n_hist)
+        self.hist_period = np.where(np.arange(self.n_hist) == 0, 1, 2).astype(np.int64)
+
+    def history_path(self, h: int) -> list[dict[str, str]]:
+        return [] if h == 0 else [self.env.profile_labels(h - 1)]
+
+    def describe_history(self, h: int) -> str:
+        if h == 0:
+            return "period 1"
+        return "after " + "(" + ", ".join(self.env.profile_labels(h - 1).values()) + ")"
+
+    def size(self) -> SizeEstimate:
+        return _lp_size(self.env, self.n_hist, self.n_nodes, self.n_nodes)
+
+
+class TreeWithTail(StateSpace):
+    r"""History dependent for the first ``horizon`` periods, stationary Markov afterwards (form 3 of design.md
+    section 3).
+
+    Histories ``0 .. n_tree - 1`` are those of ``HistoryTree(env, horizon)`` (same indices, same node blocks);
+    history ``n_tree + s`` is the *tail state* "period ``horizon + 1`` or later, last report profile ``s``".
+    Node ``g`` of the tree's last period and node ``(n_tree + s, theta)`` of a tail state both lead to the tail
+    state ``n_tree + theta``, so a mechanism on this space is an arbitrary function of the history in the first
+    ``horizon`` periods and a stationary Markov mechanism from period ``horizon + 1`` on. For an infinite-horizon
+    environment this is exact (no truncation); with ``horizon`` periods of history dependence it nests the
+    Markov space (a Markov mechanism is a tree-with-tail mechanism that ignores all but the last profile).
+
+    Parameters
+    ----------
+    env : Environment
+        Must have an infinite horizon.
+    horizon : int
+        Number of history-dependent periods ``T >= 1``.
+    memory_limit : int, optional
+        Bytes; see :class:`HistoryTree`.
+
+    Attributes
+    ----------
+    n_tree : int
+        Number of tree histories (``sum_{t < T} K^t``); tail states follow.
+    level_start : ndarray
+        Tree histories of period ``t`` are ``[level_start[t-1], level_start[t])``.
+    """
+
+    kind = "tail"
+
+    def __init__(self, env: Environment, horizon: int, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if not env.infinite:
+            raise ValueError(
+                f"TreeWithTail needs an infinite horizon; the environment has horizon {int(env.horizon)} "
+                "(use HistoryTree)"
+            )
+        horizon = _check_horizon(horizon)
+        est = estimate_tail_size(env, horizon)
+        if est.bytes > memory_limit:
+            raise MemoryError(
+                f"tree with a Markov tail after {horizon} periods is too large: {est.describe()}, "
+                f"over the memory limit of {memory_limit / 2**30:.2f} GiB (raise memory_limit or lower horizon)"
+            )
+        self.env = env
+        self.horizon = horizon
+        self.estimate = est
+        k = env.n_profiles
+        self.level_start = np.concatenate([[0], np.cumsum([k**t for t in range(horizon)])]).astype(np.int64)
+        self.n_tree = int(self.level_start[-1])
+        self.n_hist = self.n_tree + k
+        h = np.arange(self.n_hist, dtype=np.int64)
+        tail = h >= self.n_tree
+        self.hist_prev_profile = np.where(h == 0, -1, np.where(tail, h - self.n_tree, (h - 1) % k)).astype(np.int64)
+        self.hist_period = np.concatenate(
+            [np.repeat(np.arange(1, horizon + 1), np.diff(self.level_start)), np.full(k, horizon + 1)]
+        ).astype(np.int64)
+        g = np.arange(self.n_nodes, dtype=np.int64)
+        into_tail = g >= self.level_start[-2] * k  # the tree's last period and the tail states
+        self.child_hist = np.where(into_tail, self.n_tree + g % k, g + 1)
+
+    @property
+    def tail_hists(self) -> np.ndarray:
+        """Indices of the ``K`` tail states."""
+        return np.arange(self.n_tree, self.n_hist, dtype=np.int64)
+
+    def levels(self) -> list[tuple[int, int]]:
+        """``[(first history, end history)]`` per tree period, root first (tail states excluded)."""
+        return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
+
+    def reach_probability(self) -> np.ndarray:
+        """Probability of each tree history under truth-telling; for tail state ``s``, the probability that the
+        profile of period ``horizon`` is ``s`` (the state in which period ``horizon + 1`` starts)."""
+        k = self.env.n_profiles
+        bel = self.beliefs()
+        out = np.empty(self.n_hist)
+        out[0] = 1.0
+        for a, b in self.levels()[1:]:  # loop over depth levels only
+            nodes = np.arange(a, b) - 1
+            out[a:b] = out[nodes // k] * bel[nodes // k, nodes % k]
+        a, b = self.levels()[-1]
+        last = out[a:b, None] * bel[a:b]
+        out[self.n_tree :] = last.sum(axis=0)
+        return out
+
+    def history_path(self, h: int) -> list[dict[str, str]]:
+        """Tree history: all earlier profiles; tail state: the last profile only (see :meth:`describe_history`)."""
+        if h >= self.n_tree:
+            return [self.env.profile_labels(h - self.n_tree)]
+        return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
+
+    def describe_history(self, h: int) -> str:
+        if h >= self.n_tree:
+            last = "(" + ", ".join(self.env.profile_labels(h - self.n_tree).values()) + ")"
+            return f"after {last}, period >= {self.horizon + 1}"
+        if h == 0:
+            return "period 1 (root)"
+        return f"period {int(self.hist_period[h])}: " + _path_text(self.env, _tree_path(self.env.n_profiles, h))
+
+    def size(self) -> SizeEstimate:
+        return self.estimate
+
+
+def make_space(
+    env: Environment, horizon: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT, tail: bool = False
+) -> StateSpace:
+    """The natural space for ``env``: Markov for an infinite horizon, the history tree otherwise.
+
+    With ``tail=True`` (infinite horizon only), :class:`TreeWithTail` with ``horizon`` history-dependent periods.
+    """
+    if tail:
+        if horizon is None:
+            raise ValueError("tail=True needs horizon, the number of history-dependent periods before the Markov tail")
+        return TreeWithTail(env, horizon, memory_limit=memory_limit)
+    if env.infinite and horizon is None:
+        return MarkovSpace(env)
+    return HistoryTree(env, horizon, memory_limit=memory_limit)

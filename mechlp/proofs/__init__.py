@@ -1,0 +1,2 @@
+"""Proofs: impossibility certificates (:mod:`mechlp.proofs.farkas`) and exactly feasible mechanisms with
+margins (:mod:`mechlp.proofs.margins`)."""

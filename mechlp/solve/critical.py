@@ -1,0 +1,497 @@
+r"""Critical discount factors for efficiency: the smallest (or every) :math:`\delta` at which budget balance
+becomes possible, by a grid scan and bisection of the min-max surplus.
+
+By Lamba (2022), Theorem 1 and Corollary 1, the environment's allocation is implementable with Bayesian IC and
+periodic interim IR under
+
+* **interim** (equivalently **ex post**) budget balance iff :math:`\min_h \Pi^*(h) \ge 0`;
+* **ex ante** budget balance iff :math:`\Pi^*(\text{root}) \ge 0`,
+
+where :math:`\Pi^*` is the min-max surplus (:func:`mechlp.solve.questions.minmax`, :mod:`mechlp.solve.recursion`). The
+*criterion* of this module is that number as a function of :math:`\delta`; a critical discount factor is where
+its sign changes (read as non-negative when ``>= -tolerances.SURPLUS``).
+
+Nothing here assumes monotonicity in :math:`\delta`. :func:`scan_and_bisect` evaluates the criterion on a grid,
+bisects *every* bracket where the sign changes between neighbouring points, and checks on all evaluations
+(grid and bisection points, sorted by :math:`\delta`) whether the criterion is non-decreasing; each violation is
+reported. Sign changes that cancel between two grid points are invisible: refine the grid when the criterion is
+not monotone.
+
+:func:`interleaved_trade` builds the continuous-limit model of Athey and Miller (2007): buyer values and seller
+costs on interleaved ``K``-point grids of ``[0, 1]``, iid uniform types. Lamba (2022, footnote 24) notes that in
+the continuous-type iid model efficiency is sustainable for every :math:`\delta \ge 1/2`; the discrete critical
+:math:`\delta` under interim balance rises toward ``1/2`` as ``K`` grows (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+from mechlp.solve import questions as design
+from mechlp.solve import recursion
+
+__all__ = [
+    "BUDGETS",
+    "METHODS",
+    "CriticalDelta",
+    "Scan",
+    "critical_delta",
+    "scan_and_bisect",
+    "interleaved_trade",
+]
+
+BUDGETS: tuple[str, ...] = ("interim", "ex_ante", "ex_post")
+METHODS: tuple[str, ...] = ("recursion", "lp")
+#: Relative slack allowed before two evaluations count as a monotonicity violation (rounding of Pi*).
+MONOTONE_RTOL: float = 1e-9
+_MAX_VIOLATIONS = 20
+
+
+# ---------------------------------------------------------------------------------------------- generic scan
+@dataclass
+class Scan:
+    """What :func:`scan_and_bisect` found for a function of :math:`\\delta`.
+
+    Attributes
+    ----------
+    grid, values : ndarray
+        The scanned discount factors and the criterion there.
+    brackets : list of (float, float)
+        One per sign change seen on the grid, each of width at most ``tol`` after bisection.
+    critical : list of float
+        Midpoints of ``brackets``.
+    directions : list of str
+        ``"becomes feasible"`` when the criterion turns non-negative as :math:`\\delta` rises, else
+        ``"becomes infeasible"``.
+    evaluations : list of (float, float)
+        Every evaluation, grid and bisection, sorted by :math:`\\delta`.
+    monotone : bool
+        The criterion is non-decreasing over ``evaluations`` (checked, never assumed).
+    violations : list of (float, float, float, float)
+        ``(d1, v1, d2, v2)`` with ``d1 < d2`` neighbouring evaluations and ``v1 > v2`` beyond
+        ``MONOTONE_RTOL`` (at most 20 listed).
+    """
+
+    grid: np.ndarray
+    values: np.ndarray
+    brackets: list[tuple[float, float]]
+    critical: list[float]
+    directions: list[str]
+    evaluations: list[tuple[float, float]]
+    monotone: bool
+    violations: list[tuple[float, float, float, float]]
+
+    @property
+    def feasible_everywhere(self) -> bool:
+        return not self.brackets and bool(np.all(self.values >= -tolerances.SURPLUS))
+
+    @property
+    def infeasible_everywhere(self) -> bool:
+        return not self.brackets and bool(np.all(~(self.values >= -tolerances.SURPLUS)))
+
+
+def _grid(lo: float, hi: float, grid: int | Sequence[float] | np.ndarray) -> np.ndarray:
+    if isinstance(grid, bool):
+        raise TypeError("grid must be a number of points or a sequence of discount factors, got a bool")
+    if isinstance(grid, int | np.integer):
+        if grid < 2:
+            raise ValueError(f"grid must have at least 2 points, got {grid}")
+        return np.linspace(lo, hi, int(grid))
+    pts = np.asarray(grid, dtype=float)
+    if pts.ndim != 1 or pts.size < 2:
+        raise ValueError(f"grid must be a number of points or at least 2 discount factors, got shape {pts.shape}")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("grid has a non-finite discount factor")
+    if np.any(np.diff(pts) <= 0):
+        raise ValueError("grid must be strictly increasing")
+    return pts
+
+
+def scan_and_bisect(
+    f: Callable[[float], float],
+    lo: float,
+    hi: float,
+    tol: float = 1e-9,
+    grid: int | Sequence[float] | np.ndarray = 41,
+    threshold: float = -tolerances.SURPLUS,
+) -> Scan:
+    r"""Scan ``f`` on a grid over ``[lo, hi]``, bisect every sign change, and check monotonicity on the way.
+
+    Parameters
+    ----------
+    f : callable
+        ``delta -> criterion``; "feasible" means ``f(delta) >= threshold``. ``-inf`` is allowed (infeasible);
+        NaN is not.
+    lo, hi : float
+        Interval, ``lo < hi`` (ignored when ``grid`` is a sequence, whose ends are used).
+    tol : float
+        Width of the final brackets.
+    grid : int or sequence of float
+        Number of equally spaced points (at least 2), or the points themselves (strictly increasing).
+    threshold : float
+        Feasibility threshold (default ``-tolerances.SURPLUS``).
+
+    Returns
+    -------
+    Scan
+
+    Raises
+    ------
+    ValueError
+        For ``lo >= hi``, ``tol <= 0``, a bad ``grid`` or a NaN value of ``f``.
+    """
+    if not (isinstance(tol, int | float | np.floating) and tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if isinstance(grid, int | np.integer) and not isinstance(grid, bool) and not float(lo) < float(hi):
+        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
+    deltas = _grid(float(lo), float(hi), grid)
+    seen: dict[float, float] = {}
+
+    def value(d: float) -> float:
+        v = float(f(float(d)))
+        if math.isnan(v):
+            raise ValueError(f"the criterion is NaN at delta = {d!r}")
+        seen[float(d)] = v
+        return v
+
+    vals = np.array([value(d) for d in deltas])
+    ok = vals >= threshold
+    brackets, crit, dirs = [], [], []
+    for c in np.flatnonzero(ok[1:] != ok[:-1]):  # every sign change seen on the grid
+        a, b = float(deltas[c]), float(deltas[c + 1])
+        ok_a = bool(ok[c])
+        while b - a > tol:
+            mid = 0.5 * (a + b)
+            if (value(mid) >= threshold) == ok_a:
+                a = mid
+            else:
+                b = mid
+        brackets.append((a, b))
+        crit.append(0.5 * (a + b))
+        dirs.append("becomes infeasible" if ok_a else "becomes feasible")
+    evals = sorted(seen.items())
+    violations = []
+    for (d1, v1), (d2, v2) in zip(evals[:-1], evals[1:], strict=True):
+        if v1 > v2 + MONOTONE_RTOL * max(1.0, abs(v1), abs(v2)) and not (math.isinf(v1) and math.isinf(v2)):
+            violations.append((d1, v1, d2, v2))
+    return Scan(deltas, vals, brackets, crit, dirs, evals, not violations, violations[:_MAX_VIOLATIONS])
+
+
+# ---------------------------------------------------------------------------------------------- critical delta
+@dataclass
+class CriticalDelta:
+    r"""Critical discount factor(s) for efficiency under one budget notion (see :func:`critical_delta`).
+
+    Attributes
+    ----------
+    budget, method : str
+    scan : Scan
+        Grid, criterion values, brackets, directions, every evaluation and the monotonicity check.
+    criterion : str
+        ``"min_h Pi*(h)"`` or ``"Pi*(root)"``.
+    ic_infeasible : list of float
+        Discount factors at which IC itself cannot hold (a conclusive positive cycle; criterion ``-inf``).
+    not_certified : list of float
+        ``method="recursion"``: discount factors at which the recursion's answer was not certified tight at
+        every history (:attr:`mechlp.solve.recursion.RecursionSolution.pointwise_optimal`); there the criterion is
+        that of an IC + IR mechanism, a lower bound. Re-run with ``method="lp"``.
+    evaluations : int
+    seconds : float
+    message : str
+    """
+
+    budget: str
+    method: str
+    criterion: str
+    scan: Scan
+    ic_infeasible: list[float] = field(default_factory=list)
+    not_certified: list[float] = field(default_factory=list)
+    evaluations: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def brackets(self) -> list[tuple[float, float]]:
+        return self.scan.brackets
+
+    @property
+    def critical(self) -> list[float]:
+        return self.scan.critical
+
+    @property
+    def monotone(self) -> bool:
+        return self.scan.monotone
+
+    def report(self) -> str:
+        """Readable lines: the verdict, every bracket, the monotonicity check and caveats."""
+        s = self.scan
+        lines = [
+            f"critical discount factor for efficiency under {self.budget} budget balance "
+            f"(criterion {self.criterion} >= 0, Lamba 2022 Theorem 1 / Corollary 1; method {self.method}):",
+            f"  {self.message}",
+            f"  grid of {s.grid.size} points on [{s.grid[0]:g}, {s.grid[-1]:g}], {self.evaluations} evaluations, "
+            f"{self.seconds:.2f} s",
+        ]
+        for (a, b), c, d in zip(s.brackets, s.critical, s.directions, strict=True):
+            lines.append(f"  {d} at delta = {c:.10f}  (bracket [{a:.12f}, {b:.12f}])")
+        if s.monotone:
+            lines.append("  the criterion is non-decreasing in delta over every evaluation")
+        else:
+            lines.append(f"  the criterion is NOT monotone in delta ({len(s.violations)} decreases listed):")
+            for d1, v1, d2, v2 in s.violations[:5]:
+                lines.append(f"    {v1:.6g} at delta = {d1:.6g} > {v2:.6g} at delta = {d2:.6g}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.scan
+
+        def num(v: float) -> float | str:
+            return float(v) if math.isfinite(v) else ("-inf" if v < 0 else "inf")
+
+        return {
+            "budget": self.budget,
+            "method": self.method,
+            "criterion": self.criterion,
+            "grid": [float(d) for d in s.grid],
+            "values": [num(v) for v in s.values],
+            "brackets": [[float(a), float(b)] for a, b in s.brackets],
+            "critical": [float(c) for c in s.critical],
+            "directions": list(s.directions),
+            "monotone": bool(s.monotone),
+            "violations": [[float(d1), num(v1), float(d2), num(v2)] for d1, v1, d2, v2 in s.violations],
+            "feasible_everywhere": s.feasible_everywhere,
+            "infeasible_everywhere": s.infeasible_everywhere,
+            "ic_infeasible": [float(d) for d in self.ic_infeasible],
+            "not_certified": [float(d) for d in self.not_certified],
+            "evaluations": int(self.evaluations),
+            "seconds": float(self.seconds),
+            "message": self.message,
+        }
+
+
+def _rebuild(env: Environment, delta: float) -> Environment:
+    return Environment(env.agents, env.actions, delta, env.horizon, env.allocation, name=env.name, meta=env.meta)
+
+
+def _space_for(
+    env: Environment, base: StateSpace | None, horizon: int | None, tail: bool, memory_limit: int
+) -> StateSpace:
+    r"""The space of ``env``, sharing the index arrays of ``base`` when the structure is the same.
+
+    Spaces depend on the environment only through the type counts and the horizon, never on the discount
+    factor, so one space's arrays serve every :math:`\delta` (a shallow copy pointing at the new environment).
+    """
+    if base is not None and base.env.type_counts == env.type_counts and base.env.horizon == env.horizon:
+        sp = copy.copy(base)
+        sp.env = env
+        return sp
+    if tail:
+        return TreeWithTail(env, int(horizon), memory_limit=memory_limit)
+    if env.infinite and horizon is None:
+        return MarkovSpace(env)
+    need = recursion.estimate_bytes(env, horizon, verify=False)
+    if need > memory_limit:
+        raise MemoryError(
+            f"history tree with horizon {horizon or int(env.horizon)}: about {need / 2**30:.2f} GiB, over the "
+            f"memory limit of {memory_limit / 2**30:.2f} GiB"
+        )
+    return HistoryTree(env, horizon, memory_limit=2**62)
+
+
+def critical_delta(
+    model: Environment | Callable[[float], Environment],
+    budget: str = "interim",
+    lo: float = 0.01,
+    hi: float = 0.99,
+    tol: float = 1e-9,
+    method: str = "recursion",
+    grid: int | Sequence[float] | np.ndarray = 41,
+    *,
+    horizon: int | None = None,
+    tail: bool = False,
+    ic: str = "bayesian",
+    outside_option: Any = 0.0,
+    backend: str = "highs",
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+) -> CriticalDelta:
+    r"""Critical discount factor(s) for implementing the environment's allocation under ``budget`` balance.
+
+    Parameters
+    ----------
+    model : Environment or callable
+        An environment whose discount factor is varied (rebuilt as ``Environment(env.agents, env.actions,
+        delta, env.horizon, env.allocation, name=env.name, meta=env.meta)``: the allocation is kept, so a
+        :math:`\delta`-dependent allocation needs the callable form), or ``delta -> Environment``.
+    budget : {"interim", "ex_ante", "ex_post"}
+        Interim and ex post: :math:`\min_h \Pi^*(h) \ge 0` (Lamba 2022, Theorem 1); ex ante:
+        :math:`\Pi^*(\text{root}) \ge 0` (Corollary 1).
+    lo, hi : float
+        Interval scanned (``0 <= lo < hi``; ``hi < 1`` for an infinite horizon).
+    tol : float
+        Width of the final brackets (default ``1e-9``).
+    method : {"recursion", "lp"}
+        :func:`mechlp.solve.recursion.solve` (fast; each answer checked for tightness) or
+        :func:`mechlp.solve.questions.minmax` (one LP per evaluation, verified).
+    grid : int or sequence of float
+        Grid points scanned before bisection (default 41), or the points themselves.
+    horizon, tail : optional
+        Solve on a history tree of ``horizon`` periods (or a tree with a Markov tail with ``tail=True``)
+        instead of the environment's natural space.
+    ic : {"bayesian", "local"}
+    outside_option :
+        Participation levels, as in :func:`mechlp.solve.questions.minmax`.
+    backend : {"highs", "cvxpy"}
+        LP backend for ``method="lp"``.
+    memory_limit : int
+        Bytes, for the space of each evaluation.
+
+    Returns
+    -------
+    CriticalDelta
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``budget`` or ``method``, a bad interval, ``tol`` or grid, or a failed evaluation
+        (a solver error, or a recursion that cannot decide: its message says so).
+    TypeError
+        When ``model`` is neither an environment nor a callable.
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(model, Environment):
+        base_env = model
+
+        def factory(d: float) -> Environment:
+            return _rebuild(base_env, d)
+
+    elif callable(model):
+        factory = model
+    else:
+        raise TypeError(f"model must be an Environment or a callable delta -> Environment, got {type(model).__name__}")
+    for name, v in (("lo", lo), ("hi", hi)):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
+    if not 0.0 <= lo < hi:
+        raise ValueError(f"need 0 <= lo < hi, got lo={lo!r}, hi={hi!r}")
+    if tail and horizon is None:
+        raise ValueError("tail=True needs horizon, the number of history-dependent periods before the Markov tail")
+    ic_fail: list[float] = []
+    uncertified: list[float] = []
+    spaces: dict[str, StateSpace] = {}
+    count = 0
+
+    def criterion(d: float) -> float:
+        nonlocal count
+        count += 1
+        env = factory(d)
+        if not isinstance(env, Environment):
+            raise TypeError(f"the factory returned {type(env).__name__} at delta = {d!r}, not an Environment")
+        sp = _space_for(env, spaces.get("base"), horizon, tail, memory_limit)
+        spaces.setdefault("base", sp)
+        if method == "recursion":
+            sol = recursion.solve(sp, ic=ic, outside_option=outside_option, memory_limit=memory_limit)
+            if sol.status == "infeasible":
+                ic_fail.append(d)
+                return -math.inf
+            if sol.status != "optimal":
+                raise ValueError(f"the recursion cannot decide at delta = {d!r}: {sol.message}")
+            if not sol.pointwise_optimal:
+                uncertified.append(d)
+            pi = sol.surplus
+        else:
+            res = design.minmax(env, space=sp, ic=ic, outside_option=outside_option, backend=backend)
+            if res.status == "infeasible":
+                ic_fail.append(d)
+                return -math.inf
+            if res.status != "optimal":
+                raise ValueError(f"the min-max LP failed at delta = {d!r}: {res.status}: {res.message}")
+            pi = res.surplus
+        return float(pi[0]) if budget == "ex_ante" else float(pi.min())
+
+    t0 = time.perf_counter()
+    scan = scan_and_bisect(criterion, lo, hi, tol, grid)
+    seconds = time.perf_counter() - t0
+    crit_name = "Pi*(root)" if budget == "ex_ante" else "min_h Pi*(h)"
+    if scan.feasible_everywhere:
+        msg = f"feasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no critical delta there"
+    elif scan.infeasible_everywhere:
+        msg = f"infeasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no discount factor there works"
+    else:
+        parts = [f"{d} at delta = {c:.10f}" for d, c in zip(scan.directions, scan.critical, strict=True)]
+        msg = (f"{len(parts)} sign changes: " if len(parts) > 1 else "") + "; ".join(parts)
+    if not scan.monotone:
+        msg += f"; the criterion is NOT monotone in delta ({len(scan.violations)} decreases found)"
+    if ic_fail:
+        msg += f"; IC itself fails at {len(ic_fail)} evaluated discount factors"
+    if uncertified:
+        msg += (
+            f"; at {len(uncertified)} evaluated discount factors the recursion was not certified tight "
+            "(use method='lp')"
+        )
+    return CriticalDelta(budget, method, crit_name, scan, ic_fail, uncertified, count, seconds, msg)
+
+
+# ---------------------------------------------------------------------------------------------- model
+def interleaved_trade(
+    n_types: int,
+    discount: float = 0.5,
+    persistence: float | None = None,
+    horizon: int | str = "infinite",
+) -> Environment:
+    r"""Bilateral trade with values and costs on interleaved grids of ``[0, 1]`` (continuous-limit model).
+
+    The ``2K`` points :math:`z_j = j / (2K - 1)` are dealt alternately: seller costs
+    :math:`c_k = z_{2k}`, buyer values :math:`v_k = z_{2k+1}` (``k = 0..K-1``), so
+    :math:`0 = c_1 < v_1 < c_2 < \dots < c_K < v_K = 1`; both are uniform on the grid, and as ``K`` grows both
+    tend to the uniform distribution on ``[0, 1]`` (Athey and Miller 2007; Lamba 2022, footnote 24).
+
+    Parameters
+    ----------
+    n_types : int
+        ``K >= 1``.
+    discount : float
+    persistence : float, optional
+        ``None`` (default): iid types, every kernel row the uniform prior. Otherwise the renewal kernel of
+        :func:`mechlp.catalog.examples.renewal_matrix` (stay with this probability, else move uniformly).
+    horizon : int or "infinite"
+
+    Returns
+    -------
+    Environment
+        ``env.meta["kind"] == "bilateral_trade"``; ``meta["grid"] = "interleaved"``.
+    """
+    if isinstance(n_types, bool) or not isinstance(n_types, int | np.integer) or n_types < 1:
+        raise ValueError(f"n_types must be a positive integer, got {n_types!r}")
+    k = int(n_types)
+    z = np.arange(2 * k) / max(2 * k - 1, 1)
+    uni = np.full(k, 1.0 / k)
+    kern = np.tile(uni, (k, 1)) if persistence is None else renewal_matrix(k, persistence)
+    env = bilateral_trade(
+        z[1::2],
+        z[0::2],
+        uni,
+        uni,
+        kern,
+        kern,
+        discount,
+        horizon,
+        buyer_types=[f"v{j + 1}" for j in range(k)],
+        seller_types=[f"c{j + 1}" for j in range(k)],
+        name=f"interleaved_trade_K{k}",
+    )
+    env.meta["grid"] = "interleaved"
+    env.meta["persistence"] = persistence
+    return env

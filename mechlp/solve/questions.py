@@ -1,0 +1,419 @@
+r"""The questions of design.md section 4, answered as verified :class:`~mechlp.solve.result.Result` objects.
+
+``minmax``
+    The tight (min-max) mechanism: maximise the designer's surplus :math:`\Pi(h)` at every history subject
+    to IC and IR, without budget rows (Lamba 2022, Theorem 1 and Lemma 6). Implemented as one LP maximising
+    :math:`\sum_h \Pi(h)` (all weights 1); with positive weights the optimum is the pointwise maximum when
+    one exists, which Lamba proves for bilateral trade with FOSD kernels. The result carries
+    :math:`\Pi^*(h)` for every history and, for bilateral trade on the Markov space, the fees on top of the
+    static discrete VCG (section 6.1).
+``feasibility``
+    Can the environment's allocation be implemented with IC, IR and the chosen budget notion
+    (``"ex_ante"``, ``"interim"``, ``"ex_post"``)? Solved as one LP with the budget rows and the same
+    surplus objective, so a feasible answer is the tightest mechanism that meets the budget. An infeasible
+    answer is diagnosed with the min-max surplus: Lamba's Theorem 1 / Corollary 1 say interim (and ex post)
+    balance fails iff :math:`\Pi^*(h) < 0` at some history, ex ante balance iff :math:`\Pi^*(\text{root}) < 0`;
+    the message names the history with the most negative :math:`\Pi^*`.
+
+Every mechanism is re-verified by :func:`mechlp.verify.checker.verify` (code independent of the LP rows)
+before the result is returned; a failed verification is the status ``"verification_failed"``.
+Infinite-horizon environments are solved on the Markov space: the answer is about *Markov* mechanisms
+(exact for the min-max mechanism, which is Markov in Lamba's setting), and the result says so.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mechlp.backends import solve_lp
+from mechlp.backends.base import BACKENDS
+from mechlp.constraints import BUDGET_MODES, IC_MODES, IR_MODES
+from mechlp.constraints.formulation import build_lp
+from mechlp.constructions.minmax import markov_fee_table
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
+from mechlp.proofs.farkas import impossibility_certificate
+from mechlp.proofs.margins import exact_feasible_mechanism
+from mechlp.solve.recursion import minmax_result
+from mechlp.solve.result import Result
+from mechlp.verify.checker import verify
+
+__all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
+
+QUESTIONS = ("minmax", "feasibility")
+METHODS = ("lp", "recursion")
+
+
+def _check_option(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+
+
+def _space(
+    env: Environment, space: StateSpace | None, horizon: int | None, memory_limit: int, tail: bool = False
+) -> StateSpace:
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    if space is not None:
+        if space.env is not env:
+            raise ValueError("space was built for a different environment than env")
+        if tail and space.kind != "tail":
+            raise ValueError(f"tail=True conflicts with the given {space.kind} space")
+        return space
+    return make_space(env, horizon, memory_limit, tail=tail)
+
+
+def _scope_note(space: StateSpace) -> str:
+    if space.kind == "markov":
+        return " (Markov mechanisms on the infinite horizon)"
+    if space.kind == "tail":
+        periods = f"{space.horizon} period" + ("s" if space.horizon != 1 else "")
+        return f" (history dependent for {periods}, then stationary Markov)"
+    return f" (history tree, {space.horizon} periods)"
+
+
+def _solve(
+    env: Environment,
+    question: str,
+    budget: str,
+    space: StateSpace | None,
+    horizon: int | None,
+    ic: str,
+    ir: str,
+    outside_option,
+    limits,
+    backend: str,
+    memory_limit: int,
+    solver_options: dict,
+) -> Result:
+    _check_option("ic", ic, IC_MODES)
+    _check_option("ir", ir, IR_MODES)
+    _check_option("budget", budget, BUDGET_MODES)
+    _check_option("backend", backend, BACKENDS)
+    sp = _space(env, space, horizon, memory_limit)
+    options = {
+        "ic": ic,
+        "ir": ir,
+        "budget": budget,
+        "outside_option": outside_option,
+        "limits": limits,
+        "backend": backend,
+    }
+    weights = None
+    if ir == "ex_ante":
+        # Participation only at the start: surplus at later histories can be raised without bound by shifting
+        # utility forward, so only Pi(root) is a meaningful objective (and Pi at other histories is not unique).
+        weights = np.zeros(sp.n_hist)
+        weights[0] = 1.0
+    lp = build_lp(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits, weights=weights)
+    out = solve_lp(lp, backend, **solver_options)
+    size = {
+        "histories": sp.n_hist,
+        "nodes": sp.n_nodes,
+        "rows": lp.n_rows,
+        "columns": lp.n_cols,
+        "nonzeros": lp.nnz,
+    }
+    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
+    res = Result(out.status, "", question, options, sp, solver=out, timings=timings, size=size)
+    if out.status != "optimal":
+        res.message = f"{backend} returned {out.status}: {out.message}"
+        return res
+    mech = Mechanism(sp, lp.variables.split(out.x)["x"])
+    t0 = time.perf_counter()
+    # A local-IC answer must hold globally: verify all misreports.
+    cert = verify(mech, ic="bayesian" if ic == "local" else ic, ir=ir, budget=budget, outside_option=outside_option)
+    timings["verify"] = time.perf_counter() - t0
+    res.mechanism = mech
+    res.certificate = cert
+    res.surplus = mech.surplus()
+    res.interim_utilities = mech.interim_utilities()
+    if not cert.ok:
+        res.status = "verification_failed"
+        res.message = "the solver's mechanism fails the independent verification:\n" + cert.summary()
+    return res
+
+
+def _worst_histories(space: StateSpace, surplus: np.ndarray, limit: int = 5) -> list[dict]:
+    neg = np.flatnonzero(surplus < -tolerances.SURPLUS)
+    order = neg[np.argsort(surplus[neg])][:limit]
+    return [{"history": int(h), "where": space.describe_history(int(h)), "value": float(surplus[h])} for h in order]
+
+
+def minmax(
+    env: Environment,
+    *,
+    space: StateSpace | None = None,
+    horizon: int | None = None,
+    tail: bool = False,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    outside_option=0.0,
+    limits=None,
+    backend: str = "highs",
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    method: str = "lp",
+    **solver_options,
+) -> Result:
+    r"""The min-max (tight) mechanism and the surplus :math:`\Pi^*(h)` at every history.
+
+    Parameters
+    ----------
+    env : Environment
+    space : StateSpace, optional
+        Defaults to the Markov space for an infinite horizon and the history tree otherwise.
+    horizon : int, optional
+        Build a history tree of this many periods instead (also for infinite-horizon environments: a
+        truncation).
+    tail : bool
+        With ``horizon=T`` on an infinite-horizon environment: use :class:`~mechlp.model.spaces.TreeWithTail`,
+        history dependent for ``T`` periods and stationary Markov afterwards (no truncation). Default False.
+    ic, ir : str
+        Constraint modes (see :mod:`mechlp.constraints`). ``ic="local"`` is solved with adjacent-type rows
+        and then verified against *all* misreports.
+    outside_option : float or per-agent values
+    limits : dict, optional
+        Transfer bounds ``{agent: (lo, hi)}``.
+    backend : {"highs", "cvxpy"}
+    memory_limit : int
+        Bytes; trees predicted to need more are refused before they are built.
+    method : {"lp", "recursion"}
+        ``"lp"``: one LP maximising :math:`\sum_h \Pi(h)`. ``"recursion"``: the backward recursion of
+        :mod:`mechlp.solve.recursion` (Lamba 2022, Lemma 6; linear in the number of nodes), for Bayesian or local IC
+        with interim IR and no transfer limits; the same verification, and ``diagnosis["recursion"]`` says
+        whether the answer is certified tight at every history.
+    **solver_options
+        Passed to the backend (e.g. ``time_limit``; HiGHS option names for ``"highs"``); with
+        ``method="recursion"`` only ``max_iter`` (Markov fixed point).
+
+    Returns
+    -------
+    Result
+        ``status`` ``"optimal"`` with ``surplus`` = :math:`\Pi^*`, the mechanism and its verification;
+        ``message`` states whether :math:`\Pi^* \ge 0` everywhere (efficiency under interim / ex post
+        balance, Lamba Theorem 1) and at the root (ex ante balance, Corollary 1).
+    """
+    _check_option("method", method, METHODS)
+    if tail:
+        space = _space(env, space, horizon, memory_limit, tail=True)
+    if method == "recursion":
+        res = minmax_result(
+            env,
+            space=space,
+            horizon=horizon,
+            ic=ic,
+            ir=ir,
+            outside_option=outside_option,
+            limits=limits,
+            memory_limit=memory_limit,
+            **solver_options,
+        )
+    else:
+        res = _solve(
+            env,
+            "minmax",
+            "none",
+            space,
+            horizon,
+            ic,
+            ir,
+            outside_option,
+            limits,
+            backend,
+            memory_limit,
+            solver_options,
+        )
+    if res.surplus is None:
+        return res
+    sp = res.space
+    pi = res.surplus
+    h_min = int(np.argmin(pi))
+    interim_ok = bool(pi.min() >= -tolerances.SURPLUS)
+    ante_ok = bool(pi[0] >= -tolerances.SURPLUS)
+    if res.status == "optimal" and ir == "ex_ante":
+        res.message = (
+            f"min-max surplus{_scope_note(sp)} with ex ante participation only: Pi*(root) = {pi[0]:.6g}; "
+            "surplus at later histories is not determined (participation binds only at the start)"
+        )
+    elif res.status == "optimal":
+        res.message = (
+            f"min-max surplus{_scope_note(sp)}: Pi*(root) = {pi[0]:.6g}, smallest Pi* = {pi[h_min]:.6g} at "
+            f"{sp.describe_history(h_min)}; ex ante balance {'possible' if ante_ok else 'impossible'}, "
+            f"interim/ex post balance {'possible' if interim_ok else 'impossible'}"
+        )
+    if method == "recursion" and res.status == "optimal":
+        res.message += "; " + res.solver.message
+    res.diagnosis = {
+        **(res.diagnosis or {}),
+        "negative": _worst_histories(sp, pi),
+        "min_surplus": float(pi[h_min]),
+        "argmin": sp.describe_history(h_min),
+    }
+    if (
+        sp.kind == "markov"
+        and env.meta.get("kind") == "bilateral_trade"
+        and res.mechanism is not None
+        and env.n_agents == 2
+    ):
+        res.fees = markov_fee_table(res.mechanism)
+    return res
+
+
+def feasibility(
+    env: Environment,
+    budget: str = "interim",
+    *,
+    space: StateSpace | None = None,
+    horizon: int | None = None,
+    tail: bool = False,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    outside_option=0.0,
+    limits=None,
+    backend: str = "highs",
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    minmax_result: Result | None = None,
+    certify: bool = True,
+    exact: bool = False,
+    **solver_options,
+) -> Result:
+    """Is the environment's allocation implementable with IC, IR and ``budget`` balance?
+
+    Parameters are those of :func:`minmax` plus ``budget`` in ``("ex_ante", "interim", "ex_post", "none")``
+    and ``minmax_result``: a :func:`minmax` result for the same environment, space and options, reused for the
+    diagnosis instead of solving the min-max LP again.
+
+    certify : bool
+        For an infeasible answer, compute Farkas multipliers over the labelled constraints
+        (:func:`mechlp.proofs.farkas.impossibility_certificate`), verified in floats and exactly; stored in
+        ``result.certificate``. Available for Bayesian/local IC with interim/ex ante IR.
+    exact : bool
+        For a feasible answer, also build a mechanism that satisfies every row exactly
+        (:func:`mechlp.proofs.margins.exact_feasible_mechanism`) and re-check it in rationals:
+        ``result.exact_mechanism``, ``result.exact_check``.
+
+    Returns
+    -------
+    Result
+        ``"optimal"``: feasible, with a verified mechanism (the one maximising total surplus under the
+        budget rows). ``"infeasible"``: ``diagnosis["negative"]`` lists the histories with the most negative
+        min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1).
+    """
+    _check_option("budget", budget, BUDGET_MODES)
+    if tail:
+        space = _space(env, space, horizon, memory_limit, tail=True)
+    res = _solve(
+        env,
+        "feasibility",
+        budget,
+        space,
+        horizon,
+        ic,
+        ir,
+        outside_option,
+        limits,
+        backend,
+        memory_limit,
+        solver_options,
+    )
+    sp = res.space
+    if res.status == "optimal":
+        res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
+    if res.status not in ("optimal", "infeasible"):
+        return res
+    # Diagnose (and cross-check) with the min-max surplus on the same space.
+    mm = minmax_result
+    same = (
+        mm is not None
+        and mm.space is sp
+        and (mm.options.get("ic"), mm.options.get("ir")) == (ic, ir)
+        and mm.options.get("limits") is limits
+        and mm.options.get("outside_option") is outside_option
+    )
+    if not same:
+        mm = minmax(
+            env,
+            space=sp,
+            ic=ic,
+            ir=ir,
+            outside_option=outside_option,
+            limits=limits,
+            backend=backend,
+            **solver_options,
+        )
+    if mm.surplus is None:
+        return res
+    pi = mm.surplus
+    relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
+    worst = _worst_histories(sp, relevant)
+    res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
+    if res.status == "infeasible" and certify and limits is None:
+        t0 = time.perf_counter()
+        cert = impossibility_certificate(
+            sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, minmax_surplus=pi
+        )
+        res.timings["certificate"] = time.perf_counter() - t0
+        res.certificate = cert
+    if res.status == "optimal" and exact and limits is None:
+        t0 = time.perf_counter()
+        mech, check = exact_feasible_mechanism(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+        res.timings["exact"] = time.perf_counter() - t0
+        res.exact_mechanism = mech
+        res.exact_check = check
+    predicted_feasible: bool | None = budget == "none" or not worst
+    if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, ic, ir):
+        predicted_feasible = None  # Pi*(root) >= 0 is necessary, sufficient only in the case of the helper
+    if res.status == "infeasible":
+        if worst:
+            w = worst[0]
+            res.message = (
+                f"infeasible under {budget} budget balance{_scope_note(sp)}: the most surplus any IC+IR mechanism "
+                f"can raise at {w['where']} is {w['value']:.6g} < 0"
+                + (
+                    f" ({len(np.flatnonzero(relevant < -tolerances.SURPLUS))} histories negative)"
+                    if budget not in ("ex_ante", "savings")
+                    else ""
+                )
+            )
+        else:
+            res.message = f"infeasible under {budget} budget balance{_scope_note(sp)}"
+        if certify and limits is None:
+            cert = res.certificate
+            if cert is None:
+                res.message += "; no Farkas certificate for these options"
+            elif cert.ok:
+                res.message += "; Farkas certificate verified " + (
+                    "in floats and exactly" if "exact" in cert.checks else "in floats"
+                )
+            else:
+                res.message += "; WARNING: the Farkas certificate did not verify: " + "; ".join(
+                    c["message"] for c in cert.checks.values() if not c["ok"]
+                )
+    if limits is None and predicted_feasible is not None and predicted_feasible != (res.status == "optimal"):
+        res.message += (
+            f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "
+            f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
+        )
+    return res
+
+
+def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
+    """Savings balance is equivalent to ex ante balance (see :mod:`mechlp.constraints.budget`) when payments can be
+    re-arranged across the profiles of every history: Bayesian IC, interim or ex ante IR, at least two agents and
+    beliefs of full support."""
+    return (
+        ic in ("bayesian", "local")
+        and ir in ("interim", "ex_ante")
+        and space.env.n_agents >= 2
+        and bool(np.all(space.beliefs() > 0))
+    )
+
+
+def solve(env: Environment, question: str = "minmax", **kwargs) -> Result:
+    """Dispatch to :func:`minmax` or :func:`feasibility` (``question`` as in ``QUESTIONS``)."""
+    _check_option("question", question, QUESTIONS)
+    return minmax(env, **kwargs) if question == "minmax" else feasibility(env, **kwargs)

@@ -1,0 +1,431 @@
+r"""Second-best and revenue-maximising dynamic mechanisms: the allocation as LP variables (design.md section 4).
+
+With kernels that ignore the action, the allocation :math:`p(a|h,\theta)` enters every constraint of design.md
+section 2 linearly (:mod:`mechlp.constraints.allocation`), so the designer can choose allocation and transfers
+in one LP over ``(p, U, x, B)``:
+
+``second_best(env, objective="welfare", budget=...)``
+    Lamba (2022, section 8, open question): maximise the expected discounted total welfare from the root,
+
+    .. math::
+       W = E\Big[\sum_{t \ge 1} \delta^{t-1} \sum_i \sum_a p(a|h^{t-1},\theta^t)\, v_i(\theta_i^t, a)\Big]
+         = \sum_\theta P(\theta|\text{root}) \Big[\sum_i U_i(\text{root}, \theta) + B(\text{root}, \theta)\Big]
+
+    (the second form follows by adding the recursions of ``U_i`` and ``B``: transfers cancel), subject to IC
+    over all misreports, IR, a budget notion and transfer limits. ``objective="gains_from_trade"`` reports
+    :math:`W - W_0`, where :math:`W_0` is the welfare of always taking the first action (no trade in
+    :func:`~mechlp.model.environment.bilateral_trade`, where :math:`W_0 = 0`); it is the same LP.
+``optimal_mechanism(env)``
+    Yoon (2021, section 2), Battaglini (2005): maximise the designer's revenue
+    :math:`\Pi(\text{root}) = \sum_\theta P(\theta|\text{root}) B(\text{root},\theta)` subject to IC and IR
+    (no budget rows).
+
+Every answer carries the optimal allocation per node, the mechanism (transfers *and* allocation) re-checked by
+the independent verifier :func:`mechlp.verify.checker.verify`, the efficient (first-best) welfare for comparison,
+and a dual certificate (:func:`dual_certificate`): the solver's row and column duals, the dual objective (an
+upper bound on the optimal value by weak duality) and float checks of dual feasibility.
+
+Scope: on the Markov space (infinite horizon) the allocation is chosen per (previous report profile, current
+profile), i.e. among *Markov* mechanisms; on a history tree it is fully history dependent. The objective weighs
+nodes by their probability from the root, so the allocation at nodes of probability zero is arbitrary (but still
+IC: every row is imposed at every history). Kernels that depend on the action are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mechlp.backends import solve_lp
+from mechlp.backends.base import BACKENDS, SolverOutput
+from mechlp.constraints import (
+    BUDGET_MODES,
+    IR_MODES,
+    AgentView,
+    budget_blocks,
+    ir_blocks,
+    outside_options,
+    transfer_bounds,
+)
+from mechlp.constraints.allocation import (
+    ALLOCATION_IC_MODES,
+    allocation_columns,
+    allocation_extras,
+    allocation_ic_blocks,
+    allocation_recursion_blocks,
+    check_action_free,
+    simplex_block,
+)
+from mechlp.lp.program import LinearProgram, Variables, assemble
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
+from mechlp.solve.result import Result
+from mechlp.verify.checker import verify
+
+__all__ = [
+    "OBJECTIVES",
+    "DualCertificate",
+    "SecondBestResult",
+    "build_allocation_lp",
+    "dual_certificate",
+    "efficient_welfare",
+    "optimal_mechanism",
+    "second_best",
+    "welfare",
+]
+
+OBJECTIVES = ("welfare", "gains_from_trade", "revenue")
+
+#: Dual feasibility tolerance of :func:`dual_certificate` (residuals and sign violations above it fail).
+DUAL_TOL = 1e-7
+
+
+# ---------------------------------------------------------------------------------------------- values
+def _root_weights(space: StateSpace) -> np.ndarray:
+    """:math:`P(\\theta|\\text{root})` for the root nodes ``0..K-1``."""
+    return space.beliefs()[0]
+
+
+def welfare(space: StateSpace, allocation: np.ndarray) -> float:
+    r"""Expected discounted welfare from the root, :math:`E[\sum_t \delta^{t-1} \sum_i v_i]`, of a node allocation
+    ``(n_nodes, n_actions)`` (by the recursion of :func:`mechlp.model.mechanism.continuation_values`)."""
+    env = space.env
+    types = env.profile_types()[space.node_profile]
+    flow = sum(np.einsum("ga,ga->g", allocation, ag.valuation[types[:, i]]) for i, ag in enumerate(env.agents))
+    vals = continuation_values(space, flow[None, :])[0]
+    return float(_root_weights(space) @ vals[: env.n_profiles])
+
+
+def efficient_welfare(space: StateSpace) -> tuple[float, np.ndarray]:
+    """The first best: ``(welfare, allocation)`` of the rule maximising :math:`\\sum_i v_i` at every node
+    (ties to the first action), ignoring incentives and budgets."""
+    env = space.env
+    types = env.profile_types()
+    total = sum(ag.valuation[types[:, i]] for i, ag in enumerate(env.agents))  # (K, A)
+    best = np.zeros_like(total)
+    best[np.arange(env.n_profiles), np.argmax(total, axis=1)] = 1.0
+    alloc = best[space.node_profile]
+    return welfare(space, alloc), alloc
+
+
+def _status_quo_welfare(space: StateSpace) -> float:
+    alloc = np.zeros((space.n_nodes, space.env.n_actions))
+    alloc[:, 0] = 1.0
+    return welfare(space, alloc)
+
+
+# ---------------------------------------------------------------------------------------------- LP
+def build_allocation_lp(
+    space: StateSpace,
+    *,
+    objective: str = "welfare",
+    ic: str = "bayesian",
+    ir: str = "interim",
+    budget: str = "interim",
+    outside_option=0.0,
+    limits=None,
+) -> LinearProgram:
+    r"""Assemble the LP over ``(U, x, B, p[, Q])`` (see :mod:`mechlp.constraints.allocation`).
+
+    The cost (HiGHS minimises) is ``-W`` for ``"welfare"`` / ``"gains_from_trade"`` and :math:`-\Pi(\text{root})`
+    for ``"revenue"``, both on the root nodes only (module docstring). Allocation columns are bounded to
+    ``[0, 1]``, transfers by ``limits``.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if budget not in BUDGET_MODES:
+        raise ValueError(f"budget must be one of {BUDGET_MODES}, got {budget!r}")
+    if ir not in IR_MODES:
+        raise ValueError(f"ir must be one of {IR_MODES}, got {ir!r}")
+    if ic not in ALLOCATION_IC_MODES:
+        raise ValueError(
+            f"ic must be one of {ALLOCATION_IC_MODES} with allocation variables, got {ic!r} (local IC is valid "
+            "only for monotone allocations, which the second best need not be)"
+        )
+    check_action_free(space)
+    started = time.perf_counter()
+    extras = allocation_extras(space)
+    if budget == "savings":
+        extras["Q"] = space.n_hist
+    variables = Variables(space, extras)
+    env = space.env
+    beliefs = space.beliefs()
+    views = [AgentView(space, i, beliefs) for i in range(env.n_agents)]
+    blocks = allocation_recursion_blocks(variables)
+    blocks.append(simplex_block(variables))
+    blocks += allocation_ic_blocks(variables, views, ic)
+    blocks += ir_blocks(variables, views, outside_options(outside_option, env), ir)
+    blocks += budget_blocks(variables, budget)
+    lo, hi = transfer_bounds(variables, limits)
+    nodes = np.arange(space.n_nodes)
+    pcols = allocation_columns(variables, nodes[:, None], np.arange(env.n_actions)[None, :]).reshape(-1)
+    lo[pcols], hi[pcols] = 0.0, 1.0
+    root = np.arange(env.n_profiles)
+    w = _root_weights(space)
+    cost = np.zeros(variables.n_cols)
+    cost[variables.B(root)] -= w
+    if objective != "revenue":
+        for i in range(env.n_agents):
+            cost[variables.U(i, root)] -= w
+    return assemble(variables, blocks, cost, lo, hi, started=started)
+
+
+# ---------------------------------------------------------------------------------------------- duals
+@dataclass
+class DualCertificate:
+    r"""Weak-duality certificate of an LP optimum, checked in floats.
+
+    For ``min c^T z`` s.t. ``L <= A z <= U``, ``l <= z <= u`` and any ``(y, d)`` with :math:`c = A^T y + d`,
+
+    .. math::
+       c^T z \ge \sum_r \min(y_r L_r, y_r U_r) + \sum_j \min(d_j l_j, d_j u_j) =: g(y, d)
+
+    for every feasible ``z`` (a positive multiplier needs a finite lower bound, a negative one a finite upper
+    bound). ``y`` and ``d`` are the solver's row and column duals.
+
+    Attributes
+    ----------
+    dual_objective : float
+        :math:`g(y, d)` (multipliers below ``tol`` on an infinite side are dropped and counted in
+        ``sign_violation``).
+    bound : float
+        The implied upper bound on the *maximised* objective (``-g`` plus the objective's constant).
+    primal_value : float
+        The objective value of the primal solution.
+    gap : float
+        ``bound - primal_value`` (zero up to rounding at an optimum: strong duality).
+    residual : float
+        :math:`\|c - A^T y - d\|_\infty`.
+    sign_violation : float
+        Largest multiplier on a side without a finite bound (must be ~0 for ``g`` to be a valid bound).
+    ok : bool
+        ``residual``, ``sign_violation`` and ``|gap|`` (relative to ``1 + |primal_value|``) at most ``tol``.
+    source : str
+        Where ``d`` came from: ``"solver"`` (HiGHS ``col_dual``) or ``"reduced costs"`` (``c - A^T y``).
+    """
+
+    dual_objective: float
+    bound: float
+    primal_value: float
+    gap: float
+    residual: float
+    sign_violation: float
+    ok: bool
+    tol: float
+    source: str
+    row_dual: np.ndarray = field(repr=False, default=None)
+    col_dual: np.ndarray = field(repr=False, default=None)
+
+    def summary(self) -> str:
+        return (
+            f"dual bound {self.bound:.10g} vs primal {self.primal_value:.10g} (gap {self.gap:.2e}); "
+            f"|c - A^T y - d| = {self.residual:.1e}, sign violation {self.sign_violation:.1e}: "
+            + ("dual feasible" if self.ok else "NOT certified")
+        )
+
+
+def _side_min(mult: np.ndarray, lower: np.ndarray, upper: np.ndarray, tol: float) -> tuple[float, float]:
+    """``sum min(m*lower, m*upper)`` over entries, and the largest ``|m|`` that needs an infinite side."""
+    pos, neg = mult > 0, mult < 0
+    need_inf = (pos & ~np.isfinite(lower)) | (neg & ~np.isfinite(upper))
+    viol = float(np.abs(mult[need_inf]).max()) if need_inf.any() else 0.0
+    ok_pos = pos & np.isfinite(lower)
+    ok_neg = neg & np.isfinite(upper)
+    total = float(mult[ok_pos] @ lower[ok_pos] + mult[ok_neg] @ upper[ok_neg])
+    return total, viol
+
+
+def dual_certificate(
+    lp: LinearProgram, out: SolverOutput, constant: float = 0.0, tol: float = DUAL_TOL
+) -> DualCertificate:
+    """Check the solver's duals for ``lp`` (a maximisation written as ``min cost``; ``constant`` is added to the
+    maximised objective) and return the :class:`DualCertificate`."""
+    if out.x is None or out.row_dual is None:
+        raise ValueError("no primal/dual solution to certify (the LP was not solved to optimality)")
+    y = np.asarray(out.row_dual, dtype=float)
+    aty = lp.A.T @ y
+    if out.col_dual is not None:
+        d, source = np.asarray(out.col_dual, dtype=float), "solver"
+    else:
+        d, source = lp.cost - aty, "reduced costs"
+    residual = float(np.abs(lp.cost - aty - d).max(initial=0.0))
+    rows, v_rows = _side_min(y, lp.row_lower, lp.row_upper, tol)
+    cols, v_cols = _side_min(d, lp.col_lower, lp.col_upper, tol)
+    g = rows + cols
+    primal = float(-(lp.cost @ out.x)) + constant
+    bound = -g + constant
+    gap = bound - primal
+    viol = max(v_rows, v_cols)
+    ok = residual <= tol and viol <= tol and abs(gap) <= tol * (1.0 + abs(primal))
+    return DualCertificate(g, bound, primal, gap, residual, viol, ok, tol, source, y, d)
+
+
+# ---------------------------------------------------------------------------------------------- result
+@dataclass
+class SecondBestResult(Result):
+    """A :class:`~mechlp.solve.result.Result` with the chosen allocation.
+
+    Attributes (in addition to :class:`~mechlp.solve.result.Result`)
+    ----------------------------------------------------------
+    objective : str
+        ``"welfare"``, ``"gains_from_trade"`` or ``"revenue"``.
+    value : float
+        The optimal objective, recomputed from the verified mechanism (not read off the solver).
+    allocation : ndarray (n_nodes, n_actions)
+        :math:`p(a|h,\\theta)`; also ``mechanism.allocation``.
+    welfare, revenue : float
+        Expected discounted welfare and :math:`\\Pi(\\text{root})` of the answer.
+    first_best : float
+        Welfare of the efficient allocation (same units as ``value``: minus the status quo for gains from trade).
+    dual : DualCertificate or None
+        HiGHS backend only.
+    """
+
+    objective: str = "welfare"
+    value: float | None = None
+    allocation: np.ndarray | None = None
+    welfare: float | None = None
+    revenue: float | None = None
+    first_best: float | None = None
+    dual: DualCertificate | None = None
+
+    def allocation_table(self, histories=None) -> list[dict]:
+        """``[{"history", "where", "profile", "p": {action: prob}}]`` for the given histories (default: all)."""
+        if self.allocation is None:
+            return []
+        env = self.space.env
+        k = env.n_profiles
+        hs = range(self.space.n_hist) if histories is None else histories
+        return [
+            {
+                "history": int(h),
+                "where": self.space.describe_history(int(h)),
+                "profile": env.profile_labels(s),
+                "p": dict(zip(env.actions, map(float, self.allocation[int(h) * k + s]), strict=True)),
+            }
+            for h in hs
+            for s in range(k)
+        ]
+
+
+def second_best(
+    env: Environment,
+    *,
+    objective: str = "welfare",
+    budget: str = "interim",
+    space: StateSpace | None = None,
+    horizon: int | None = None,
+    tail: bool = False,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    outside_option=0.0,
+    limits=None,
+    backend: str = "highs",
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    **solver_options,
+) -> SecondBestResult:
+    r"""Choose allocation and transfers to maximise ``objective`` subject to IC, IR, ``budget`` and ``limits``.
+
+    Parameters
+    ----------
+    env : Environment
+        Its own allocation rule is ignored; no kernel may depend on the action (``ValueError`` otherwise).
+    objective : {"welfare", "gains_from_trade", "revenue"}
+        See the module docstring.
+    budget : {"ex_ante", "interim", "ex_post", "none", "savings"}
+    space, horizon, tail, memory_limit
+        As in :func:`mechlp.solve.questions.minmax` (Markov space for an infinite horizon by default).
+    ic : {"bayesian", "ex_post"}
+        All misreports (``"local"`` is refused).
+    ir : {"interim", "ex_post", "ex_ante"}
+    outside_option, limits, backend, **solver_options
+        As in :func:`mechlp.solve.questions.feasibility`.
+
+    Returns
+    -------
+    SecondBestResult
+        ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
+        :func:`mechlp.verify.checker.verify`; ``value``, ``allocation``, ``first_best``, ``dual``.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    if space is None:
+        space = make_space(env, horizon, memory_limit, tail=tail)
+    elif space.env is not env:
+        raise ValueError("space was built for a different environment than env")
+    lp = build_allocation_lp(
+        space, objective=objective, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits
+    )
+    out = solve_lp(lp, backend, **solver_options)
+    options = {
+        "objective": objective,
+        "ic": ic,
+        "ir": ir,
+        "budget": budget,
+        "outside_option": outside_option,
+        "limits": limits,
+        "backend": backend,
+    }
+    size = {"histories": space.n_hist, "nodes": space.n_nodes, "rows": lp.n_rows, "columns": lp.n_cols}
+    size["nonzeros"] = lp.nnz
+    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
+    question = "optimal" if objective == "revenue" else "second_best"
+    res = SecondBestResult(out.status, "", question, options, space, solver=out, timings=timings, size=size)
+    res.objective = objective
+    fb, _ = efficient_welfare(space)
+    shift = _status_quo_welfare(space) if objective == "gains_from_trade" else 0.0
+    res.first_best = fb - shift
+    if out.status != "optimal":
+        res.message = f"{backend} returned {out.status}: {out.message}"
+        return res
+    parts = lp.variables.split(out.x)
+    n_act = env.n_actions
+    alloc = np.clip(parts["p"].reshape(space.n_nodes, n_act), 0.0, None)
+    alloc /= alloc.sum(axis=1, keepdims=True)
+    mech = Mechanism(space, parts["x"], allocation=alloc)
+    t0 = time.perf_counter()
+    cert = verify(mech, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+    timings["verify"] = time.perf_counter() - t0
+    res.mechanism, res.certificate, res.allocation = mech, cert, alloc
+    res.surplus = mech.surplus()
+    res.interim_utilities = mech.interim_utilities()
+    res.welfare = welfare(space, alloc)
+    res.revenue = float(res.surplus[0])
+    res.value = res.revenue if objective == "revenue" else res.welfare - shift
+    if backend == "highs":
+        res.dual = dual_certificate(lp, out, constant=shift)
+    scope = {"markov": "Markov mechanisms", "tail": "history dependent, then Markov"}.get(space.kind, "history tree")
+    name = {"welfare": "welfare", "gains_from_trade": "gains from trade", "revenue": "revenue"}[objective]
+    res.message = (
+        f"optimal {name} = {res.value:.10g} ({scope}; first best {res.first_best:.10g}); "
+        + (f"budget {budget}; " if budget != "none" else "")
+        + ("mechanism verified" if cert.ok else "VERIFICATION FAILED")
+        + ("" if res.dual is None else "; " + res.dual.summary())
+    )
+    if not cert.ok:
+        res.status = "verification_failed"
+        res.message += "\n" + cert.summary()
+    elif res.dual is not None and not res.dual.ok:
+        res.message += "; WARNING: the dual certificate did not check"
+    return res
+
+
+def optimal_mechanism(
+    env: Environment,
+    *,
+    ir: str = "interim",
+    budget: str = "none",
+    **kwargs,
+) -> SecondBestResult:
+    r"""Revenue-maximising dynamic mechanism (Yoon 2021, section 2; Battaglini 2005): :func:`second_best` with
+    ``objective="revenue"`` (designer revenue :math:`\Pi(\text{root})`), IC, IR and by default no budget rows.
+
+    Use ``ir="ex_ante"`` for Battaglini's setting (participation decided once, at the start)."""
+    return second_best(env, objective="revenue", ir=ir, budget=budget, **kwargs)

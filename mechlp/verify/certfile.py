@@ -1,0 +1,250 @@
+"""Certificate files: JSON that can be re-checked later without re-solving (``mechlp check``).
+
+A file holds the model (the TOML schema as a dict, with a SHA-256 of its canonical JSON), the question
+(``ic``, ``ir``, ``budget``, ``outside_option``), the space (``"markov"``, or ``"tree"`` / ``"tail"`` with its
+``horizon``)
+and either
+
+* ``"kind": "mechanism"`` and ``"transfers"``: one entry per node,
+  ``{"history": [{agent: label}, ...], "profile": {agent: label}, "payments": {agent: value}}`` where
+  ``history`` lists the earlier report profiles (empty in the first period; on the Markov space at most the
+  previous one; entries of a tree's Markov tail carry ``"tail": true`` and the previous profile) and values are
+  payments to the designer, as exact fraction strings (``"-19/20"``), decimal
+  strings or numbers (read exactly as written). This is also the format for auditing a mechanism from a paper:
+  write the transfers by hand and run ``mechlp check``; or
+* ``"kind": "impossibility"`` and ``"multipliers"``: Farkas multipliers over labelled rows
+  (:meth:`mechlp.verify.checker.ImpossibilityCertificate.to_dict`).
+
+``verification`` records what was found when the file was written; ``mechlp check`` recomputes everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.serialize import model_to_dict
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+from mechlp.verify.checker import ImpossibilityCertificate, check_impossibility, verify
+
+__all__ = ["model_hash", "certificate_payload", "check_certificate", "read_mechanism"]
+
+
+def model_hash(env: Environment) -> str:
+    """SHA-256 of the canonical JSON of the model (what the certificate was made for)."""
+    text = json.dumps(model_to_dict(env), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _space_dict(space: StateSpace) -> dict:
+    return {"space": space.kind, "horizon": int(space.horizon) if space.kind in ("tree", "tail") else "infinite"}
+
+
+def _transfer_entries(mech: Mechanism) -> list[dict]:
+    space = mech.space
+    env = space.env
+    k = env.n_profiles
+    exact = mech.exact_transfers
+    entries = []
+    for h in range(space.n_hist):  # serialisation: one JSON entry per node is the file format itself
+        path = space.history_path(h)
+        for p in range(k):
+            g = h * k + p
+            pay = {
+                ag.name: (str(Fraction(exact[i, g])) if exact is not None else repr(float(mech.transfers[i, g])))
+                for i, ag in enumerate(env.agents)
+            }
+            entry = {"history": path, "profile": env.profile_labels(p), "payments": pay}
+            if space.kind == "tail" and h >= space.n_tree:
+                entry["tail"] = True  # a Markov state of the tail: "history" holds the previous profile only
+            entries.append(entry)
+    return entries
+
+
+def certificate_payload(result: Any, exact: bool = False) -> dict:
+    """The certificate file of a feasibility result (a :class:`mechlp.solve.result.Result`, read by attribute:
+    the verifier imports nothing above the model): its mechanism (feasible) or its Farkas multipliers."""
+    env = result.env
+    sp = result.space
+    opts = result.options
+    outside = opts.get("outside_option", 0.0)
+    question = {
+        "ic": opts["ic"],
+        "ir": opts["ir"],
+        "budget": opts["budget"],
+        "outside_option": outside if np.isscalar(outside) else np.asarray(outside, dtype=float).tolist(),
+    }
+    base = {
+        "format": "mechlp-certificate/1",
+        "model": model_to_dict(env),
+        "model_sha256": model_hash(env),
+        "question": question,
+        **_space_dict(sp),
+        "status": result.status,
+        "message": result.message,
+    }
+    if result.status == "infeasible":
+        if result.certificate is None:
+            raise ValueError("this infeasible result has no Farkas certificate to write")
+        return {**base, "kind": "impossibility", **result.certificate.to_dict()}
+    if result.status != "optimal" or result.mechanism is None:
+        raise ValueError(f"no certificate for a result with status {result.status!r}")
+    mech = result.mechanism
+    ver = result.certificate
+    if exact and result.exact_mechanism is not None:
+        mech, ver = result.exact_mechanism, result.exact_check
+    return {
+        **base,
+        "kind": "mechanism",
+        "exact": mech.exact_transfers is not None,
+        "verification": ver.to_dict(),
+        "transfers": _transfer_entries(mech),
+    }
+
+
+def _space_for(env: Environment, doc: dict) -> StateSpace:
+    if doc.get("space") == "markov":
+        return MarkovSpace(env)
+    if doc.get("space") == "tree":
+        return HistoryTree(env, int(doc["horizon"]))
+    if doc.get("space") == "tail":
+        return TreeWithTail(env, int(doc["horizon"]))
+    raise ValueError(f"certificate: 'space' must be 'markov', 'tree' or 'tail', got {doc.get('space')!r}")
+
+
+def _profile_index(env: Environment, labels: dict, where: str) -> int:
+    if not isinstance(labels, dict):
+        raise ValueError(f"{where}: a profile must be an object {{agent: type label}}, got {labels!r}")
+    idx = []
+    for ag in env.agents:
+        if ag.name not in labels:
+            raise ValueError(f"{where}: profile {labels} has no type for agent {ag.name!r}")
+        if labels[ag.name] not in ag.types:
+            raise ValueError(f"{where}: {labels[ag.name]!r} is not a type of agent {ag.name!r} {list(ag.types)}")
+        idx.append(ag.types.index(labels[ag.name]))
+    extra = set(labels) - {ag.name for ag in env.agents}
+    if extra:
+        raise ValueError(f"{where}: unknown agent(s) {sorted(extra)}")
+    return int(np.ravel_multi_index(tuple(idx), env.type_counts))
+
+
+def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
+    """Transfers from certificate entries (exactly as written), checking that every node appears once."""
+    env = space.env
+    k = env.n_profiles
+    exact = np.empty((env.n_agents, space.n_nodes), dtype=object)
+    seen = np.zeros(space.n_nodes, dtype=bool)
+    for j, e in enumerate(entries):
+        where = f"transfers entry #{j}"
+        if not isinstance(e, dict) or not {"history", "profile", "payments"} <= set(e):
+            raise ValueError(f"{where}: needs keys 'history', 'profile', 'payments'")
+        h = 0
+        path = e["history"]
+        if space.kind == "tail" and e.get("tail"):
+            if len(path) != 1:
+                raise ValueError(f"{where}: a tail entry's 'history' holds exactly the previous profile")
+            h = space.n_tree + _profile_index(env, path[0], where)
+        elif space.kind == "markov":
+            if len(path) > 1:
+                raise ValueError(f"{where}: on the Markov space 'history' holds at most the previous profile")
+            if path:
+                h = 1 + _profile_index(env, path[0], where)
+        else:
+            if len(path) >= space.horizon:
+                raise ValueError(f"{where}: history of length {len(path)} is too long for horizon {space.horizon}")
+            for p in path:
+                h = h * k + _profile_index(env, p, where) + 1
+        g = h * k + _profile_index(env, e["profile"], where)
+        if seen[g]:
+            raise ValueError(f"{where}: node {space.describe_history(h)}, profile {e['profile']} appears twice")
+        seen[g] = True
+        for i, ag in enumerate(env.agents):
+            if ag.name not in e["payments"]:
+                raise ValueError(f"{where}: no payment for agent {ag.name!r}")
+            try:
+                exact[i, g] = Fraction(str(e["payments"][ag.name]))
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(
+                    f"{where}: payment of {ag.name!r} is not a number: {e['payments'][ag.name]!r}"
+                ) from None
+    if not seen.all():
+        g = int(np.flatnonzero(~seen)[0])
+        raise ValueError(
+            f"transfers: no entry for node {space.describe_history(g // k)}, profile {env.profile_labels(g % k)} "
+            f"({int((~seen).sum())} nodes missing)"
+        )
+    return Mechanism(space, exact.astype(float), exact_transfers=exact)
+
+
+def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = False) -> tuple[bool, str]:
+    """Re-check a certificate file (or its parsed JSON) against ``env`` without re-solving.
+
+    Returns ``(ok, report)``; ``ok`` is False when the model differs, the file is malformed for this model, or
+    the mechanism / multipliers do not verify.
+    """
+    if not isinstance(doc, dict):
+        with open(doc, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    lines = []
+    want = doc.get("model_sha256")
+    have = model_hash(env)
+    if want is not None and want != have:
+        return (
+            False,
+            f"the certificate was made for a different model (sha256 {want[:12]}..., this model {have[:12]}...)",
+        )
+    q = doc.get("question", {})
+    space = _space_for(env, doc)
+    kind = doc.get("kind")
+    if kind == "mechanism":
+        mech = read_mechanism(space, doc.get("transfers", []))
+        opts = {
+            "ic": q.get("ic", "bayesian"),
+            "ir": q.get("ir", "interim"),
+            "budget": q.get("budget", "interim"),
+            "outside_option": q.get("outside_option", 0.0),
+        }
+        ic = "bayesian" if opts["ic"] == "local" else opts["ic"]
+        ver = verify(mech, ic=ic, ir=opts["ir"], budget=opts["budget"], outside_option=opts["outside_option"])
+        ok = ver.ok
+        lines.append("mechanism certificate, float re-check:")
+        lines += ["  " + s for s in ver.summary().splitlines()]
+        if exact:
+            ver_x = verify(
+                mech, ic=ic, ir=opts["ir"], budget=opts["budget"], outside_option=opts["outside_option"], exact=True
+            )
+            ok = ok and ver_x.ok
+            lines.append("exact re-check (payments exactly as written):")
+            lines += ["  " + s for s in ver_x.summary().splitlines()]
+        return ok, "\n".join(lines)
+    if kind == "impossibility":
+        cert = ImpossibilityCertificate.from_dict(doc, space)
+        res = check_impossibility(cert, exact=False)
+        ok = res["ok"]
+        lines.append(
+            f"impossibility certificate ({len(doc.get('multipliers', []))} multipliers), float check: "
+            f"{'OK' if res['ok'] else 'FAILED'} ({res['message']})"
+        )
+        if exact:
+            res_x = check_impossibility(cert, exact=True)
+            ok = ok and res_x["ok"]
+            lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
+        if ok:
+            lines.append(
+                f"=> no mechanism satisfies IC ({cert.options['ic']}), IR ({cert.options['ir']}) and "
+                f"{cert.options.get('question_budget', cert.options['budget'])} budget balance"
+            )
+        return ok, "\n".join(lines)
+    raise ValueError(f"certificate: 'kind' must be 'mechanism' or 'impossibility', got {kind!r}")
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1)

@@ -1,0 +1,1354 @@
+r"""Independent verification of a mechanism: every IC, IR and budget constraint, re-evaluated from transfers.
+
+This module is the *mechanism certificate* of design.md section 6. It re-checks a
+:class:`~mechlp.model.mechanism.Mechanism` with code that shares nothing with the LP builders
+(``mechlp.constraints``, ``mechlp.lp.program``): beliefs are recomputed here from the agents' priors and kernels, and
+every constraint is evaluated directly from the utilities :math:`U` and the designer values :math:`B` given by
+the recursion of Lamba (2022), eq. (3) (:meth:`Mechanism.utilities`, :meth:`Mechanism.designer_values`).
+
+Conventions (design.md section 2): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
+the designer; types are independent across agents; the allocation :math:`p(a|\theta)` depends on the current
+report profile. With ``K`` profiles, history ``h`` owns the nodes ``h*K .. h*K + K - 1`` and node ``g`` has
+profile ``g % K`` (see :mod:`mechlp.model.spaces`).
+
+Beliefs
+    :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)` with :math:`P_j(\cdot|\text{root}) = f_j^0` and, after the
+    previous report profile :math:`s`, :math:`P_j(\theta_j|h) = \sum_a p(a|s) F_j(\theta_j|s_j, a)`. The
+    mixture over actions is exact in both cases the environment allows (kernels that ignore the action, or a
+    deterministic allocation).
+
+Interim utility
+    :math:`\bar U_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)\, U_i(h, (t, \theta_{-i}))`.
+
+One-shot deviation (true type :math:`t` reports :math:`r` at :math:`h`; others truthful; truthful afterwards)
+    .. math::
+       D_i(r; t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) \Big[ U_i(h, (r, \theta_{-i}))
+         + \sum_a p(a|r, \theta_{-i}) \big( v_i(t, a) - v_i(r, a) \big)
+         + \delta \sum_{\theta'} \big( F_i(\theta_i'|t, a) - F_i(\theta_i'|r, a) \big)
+           \prod_{j \ne i} F_j(\theta_j'|\theta_j, a)\, U_i(\text{child}(h, (r, \theta_{-i})), \theta') \Big]
+
+    The child node records the *report* :math:`r`; the agent's own type moves on from the *true* type
+    :math:`t`. There is no continuation term at the last period of a finite horizon.
+
+Constraint families (Lamba 2022, Definitions 1-5 and 7; every row is written ``slack = lhs - rhs >= 0``)
+    * ``ic="bayesian"`` (Definition 1): :math:`\bar U_i(t|h) - D_i(r; t|h)` for all ``h`` and ``t != r``.
+    * ``ic="ex_post"`` (within-period, Definition 7): the bracket above pointwise in :math:`\theta_{-i}`.
+    * ``ic="local"``: the Bayesian rows for adjacent types ``|t - r| = 1`` only (Lamba appendix 9.1). Local IC
+      implies global IC only under extra conditions (monotone allocation, FOSD kernels), so a mechanism built
+      from local constraints must be re-verified with ``ic="bayesian"``.
+    * ``ir="interim"`` (Definition 2): :math:`\bar U_i(t|h) - o_i(t)` at every history; ``"ex_post"``:
+      :math:`U_i(h, \theta) - o_i(\theta_i)` at every node; ``"ex_ante"``: the interim rows at the root only
+      (participation decided once, in the first period, after learning the first type).
+    * ``budget="interim"`` (Definition 3): :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta) \ge 0` at
+      every history; ``"ex_ante"`` (Definition 4): :math:`\Pi(\text{root}) \ge 0`; ``"ex_post"``
+      (Definition 5): :math:`\sum_i x_i(h, \theta) = 0` at every node, reported as ``slack = -|sum_i x_i|``;
+      ``"none"``: skipped.
+    * ``budget="savings"`` (a saving intermediary, Lamba 2022 section 8): the designer's account
+      :math:`A(\text{root}) = 0`, :math:`A(h') = (A(h) + \sum_i x_i(g)) / \delta` after node ``g`` of ``h``, and
+      solvency :math:`R(h) = A(h) + \Pi(h) \ge 0` on every path. On a history tree every history has one path:
+      one row :math:`R(h)` per history (current-value units; with :math:`\delta = 0`, root units). On a Markov
+      space (or a tree with a Markov tail) the account depends on the whole path, so one row is reported: the
+      worst solvency over all paths, :math:`W(\text{root})`, where :math:`W(h) = \min\{\Pi(h),
+      \min_\theta [\sum_i x_i(h,\theta) + \delta W(\text{child}(h,\theta))]\}` is computed here by value
+      iteration (exactly: by policy iteration with exact solves), with the minimising path in its description.
+
+Everything is vectorized over histories and nodes (Python loops run over agents, type pairs and actions only),
+and memory is linear in the number of nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, continuation, solve_exact, to_fractions
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import StateSpace
+
+__all__ = [
+    "Violation",
+    "Verification",
+    "verify",
+    "verify_intermediate",
+    "marginal_beliefs",
+    "joint_beliefs",
+    "interim_utilities",
+    "surplus",
+    "IC_OPTIONS",
+    "IR_OPTIONS",
+    "BUDGET_OPTIONS",
+]
+
+IC_OPTIONS: tuple[str, ...] = ("bayesian", "ex_post", "local")
+IR_OPTIONS: tuple[str, ...] = ("interim", "ex_post", "ex_ante")
+BUDGET_OPTIONS: tuple[str, ...] = ("ex_ante", "interim", "ex_post", "none", "savings")
+
+BINDING_LIST_CAP = 50  # at most this many binding rows are listed per family (all are counted)
+
+
+# ---------------------------------------------------------------------------------------------- records
+@dataclass
+class Violation:
+    """One checked constraint, violated or binding (``slack = lhs - rhs``; negative means violated).
+
+    Attributes
+    ----------
+    family : str
+        ``"ic"``, ``"ir"`` or ``"budget"``.
+    agent : str or None
+        Agent name (``None`` for budget rows).
+    history : int
+        History index ``h`` in the space.
+    where : str
+        ``space.describe_history(h)``, followed by the current report profile for pointwise (ex post) rows.
+    type : str or None
+        True type label.
+    misreport : str or None
+        Reported type label (IC rows only).
+    others : str or None
+        Labels of the other agents' types :math:`\\theta_{-i}` for pointwise (ex post) rows, else ``None``.
+    slack : float
+        ``lhs - rhs``.
+    """
+
+    family: str
+    agent: str | None
+    history: int
+    where: str
+    type: str | None
+    misreport: str | None
+    others: str | None
+    slack: float
+
+    def describe(self) -> str:
+        """The row in words, e.g. ``"buyer of type v_L reporting v_H, history root (period 1): slack -0.1"``.
+
+        Returns
+        -------
+        str
+        """
+        parts = []
+        if self.family == "budget":
+            parts.append("designer budget")
+        elif self.agent is not None:
+            who = f"{self.agent}"
+            if self.type is not None:
+                who += f" of type {self.type}"
+            if self.misreport is not None:
+                who += f" reporting {self.misreport}"
+            if self.others is not None:
+                who += f" (others {self.others})"
+            parts.append(who)
+        return ", ".join(parts) + f", history {self.where}: slack {self.slack:.6g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["slack"] = float(self.slack)
+        d["history"] = int(self.history)
+        return d
+
+
+@dataclass
+class Verification:
+    """Result of :func:`verify`.
+
+    Attributes
+    ----------
+    ok : bool
+        True when no family has a maximum violation above ``tol``.
+    tol : float
+    max_violation : dict
+        Family -> ``max(0, -min slack)`` over its rows. Families: ``"ic"``, ``"ir"`` and, unless
+        ``budget="none"``, ``"budget"``.
+    worst : dict
+        Family -> the most violated row (or, when none is violated, the tightest), ``None`` if no rows.
+    binding : dict
+        Family -> rows with ``|slack| <= tolerances.BINDING``, lowest histories first, at most 50 listed.
+    n_binding : dict
+        Family -> number of binding rows (all of them, not only the listed ones).
+    n_rows : dict
+        Family -> number of constraints checked.
+    options : dict
+        ``ic``, ``ir``, ``budget`` and ``outside_option`` (per agent, per type) used.
+    """
+
+    ok: bool
+    tol: float
+    max_violation: dict[str, float]
+    worst: dict[str, Violation | None]
+    binding: dict[str, list[Violation]]
+    n_binding: dict[str, int]
+    n_rows: dict[str, int]
+    options: dict = field(default_factory=dict)
+    exact_violation: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A few human-readable lines: per family the largest violation, rows, binding rows and worst row."""
+        opts = self.options
+        head = "verified: OK" if self.ok else "verification FAILED"
+        arith = "exact rational arithmetic" if opts.get("exact") else f"tolerance {self.tol:g}"
+        lines = [f"{head} ({arith}; IC {opts.get('ic')}, IR {opts.get('ir')}, budget {opts.get('budget')})"]
+        for fam in self.max_violation:
+            mv = self.max_violation[fam]
+            status = "ok" if mv <= self.tol and self.exact_violation.get(fam, "0") == "0" else "VIOLATED"
+            line = (
+                f"  {fam}: {status}, max violation {mv:.3g} over {self.n_rows[fam]:,} rows, "
+                f"{self.n_binding[fam]:,} binding"
+            )
+            w = self.worst[fam]
+            if w is not None:
+                line += ("; worst: " if w.slack < 0 else "; tightest: ") + w.describe()
+            lines.append(line)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (floats, strings, lists, dicts)."""
+        return {
+            "ok": bool(self.ok),
+            "tol": float(self.tol),
+            "max_violation": {k: float(v) for k, v in self.max_violation.items()},
+            "worst": {k: (None if v is None else v.to_dict()) for k, v in self.worst.items()},
+            "binding": {k: [v.to_dict() for v in rows] for k, rows in self.binding.items()},
+            "n_binding": {k: int(v) for k, v in self.n_binding.items()},
+            "n_rows": {k: int(v) for k, v in self.n_rows.items()},
+            "exact_violation": dict(self.exact_violation),
+            "options": {
+                "ic": self.options.get("ic"),
+                "ir": self.options.get("ir"),
+                "budget": self.options.get("budget"),
+                "exact": bool(self.options.get("exact", False)),
+                "max_denominator": self.options.get("max_denominator"),
+                "outside_option": [
+                    [float(v) for v in np.asarray(o).ravel()] for o in self.options.get("outside_option", [])
+                ],
+            },
+        }
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+# ---------------------------------------------------------------------------------------------- beliefs
+def _profile_types(env: Environment) -> np.ndarray:
+    """``(K, n_agents)`` type index of each agent in each profile (C order over agents)."""
+    return np.stack(np.unravel_index(np.arange(env.n_profiles), env.type_counts), axis=1)
+
+
+def _mixed_kernels(env: Environment, nums: Numbers | None = None) -> list[np.ndarray]:
+    r"""Per agent ``j``: ``G_j[s, tau, tau'] = sum_a p(a|s) F_j(tau'|tau, a)``, shape ``(K, K_j, K_j)``.
+
+    With action-free kernels this is ``F_j`` itself; with a deterministic allocation it is the kernel of the
+    chosen action. In both cases the product over agents equals the exact joint transition
+    :math:`\sum_a p(a|s) \prod_j F_j(\cdot|\cdot, a)`.
+    """
+    nums = nums or Numbers(env, exact=False)
+    alloc = nums.alloc
+    out = []
+    for ag, kern in zip(env.agents, nums.kernels, strict=True):
+        if ag.action_dependent and np.any(alloc.max(axis=1) < 1.0 - tolerances.PROBABILITY):
+            raise NotImplementedError(
+                f"agent {ag.name!r} has an action-dependent kernel while the allocation randomises; "
+                "beliefs would depend on realised actions, which histories do not record"
+            )
+        out.append(np.einsum("sa,axy->sxy", alloc, kern))
+    return out
+
+
+def marginal_beliefs(space: StateSpace, nums: Numbers | None = None) -> list[np.ndarray]:
+    r"""Per agent ``j``, an array ``(n_hist, K_j)`` of :math:`P_j(\theta_j|h)` under truth-telling.
+
+    Computed from the priors and kernels (independently of :meth:`StateSpace.beliefs`): the prior at the
+    root (``hist_prev_profile == -1``), else the kernel row of the previous report of agent ``j`` under the
+    action taken at the previous profile.
+    """
+    env = space.env
+    nums = nums or Numbers(env, exact=False)
+    prev = np.asarray(space.hist_prev_profile)
+    root = prev < 0
+    prev_nr = prev[~root]
+    types = _profile_types(env)
+    out = []
+    for j, (ag, g) in enumerate(zip(env.agents, _mixed_kernels(env, nums), strict=True)):
+        m = nums.zeros((space.n_hist, ag.n_types))
+        m[root] = nums.priors[j]
+        m[~root] = g[prev_nr, types[prev_nr, j]]
+        out.append(m)
+    return out
+
+
+def _product(marginals: Sequence[np.ndarray], n_rows: int, exact: bool = False) -> np.ndarray:
+    """C-ordered outer product of per-row distributions: ``(n_rows, prod K_j)``."""
+    out = np.ones((n_rows, 1))
+    if exact:
+        out = np.empty((n_rows, 1), dtype=object)
+        out.fill(Fraction(1))
+    for m in marginals:
+        out = (out[:, :, None] * m[:, None, :]).reshape(n_rows, -1)
+    return out
+
+
+def joint_beliefs(space: StateSpace) -> np.ndarray:
+    r"""``(n_hist, K)``: :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)` (see :func:`marginal_beliefs`)."""
+    return _product(marginal_beliefs(space), space.n_hist)
+
+
+def _own_axis_first(arr: np.ndarray, counts: tuple[int, ...], agent: int) -> np.ndarray:
+    """Reshape ``(n, K, *rest)`` to ``(n, K_i, K_-i, *rest)``: profile axis split, own axis first."""
+    n = arr.shape[0]
+    rest = arr.shape[2:]
+    full = arr.reshape(n, *counts, *rest)
+    moved = np.moveaxis(full, 1 + agent, 1)
+    return moved.reshape(n, counts[agent], -1, *rest)
+
+
+def interim_utilities(mechanism: Mechanism, utilities: np.ndarray | None = None) -> list[np.ndarray]:
+    r"""Per agent ``i``, ``(n_hist, K_i)`` array of :math:`\bar U_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)
+    U_i(h, (t, \theta_{-i}))`, defined for every type (also types of probability zero at ``h``)."""
+    space = mechanism.space
+    u = mechanism.utilities() if utilities is None else utilities
+    return _interim(space, u, marginal_beliefs(space), exact=False)
+
+
+def _interim(space: StateSpace, u: np.ndarray, margs: list[np.ndarray], exact: bool) -> list[np.ndarray]:
+    env = space.env
+    out = []
+    for i in range(env.n_agents):
+        po = _product([m for j, m in enumerate(margs) if j != i], space.n_hist, exact)
+        uh = _own_axis_first(u[i].reshape(space.n_hist, env.n_profiles), env.type_counts, i)
+        out.append(np.einsum("htm,hm->ht", uh, po))
+    return out
+
+
+def surplus(mechanism: Mechanism) -> np.ndarray:
+    r"""``(n_hist,)``: the designer's expected surplus :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta)`,
+    with the beliefs of :func:`joint_beliefs` (Lamba 2022, eq. (4))."""
+    space = mechanism.space
+    b = mechanism.designer_values().reshape(space.n_hist, space.env.n_profiles)
+    return np.einsum("hk,hk->h", joint_beliefs(space), b)
+
+
+# ---------------------------------------------------------------------------------------------- options
+def _check_option(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return value
+
+
+def _outside_options(value: Any, env: Environment) -> list[np.ndarray]:
+    """Normalise ``outside_option`` to one float array of shape ``(K_i,)`` per agent."""
+    n = env.n_agents
+    counts = env.type_counts
+
+    def as_array(v: Any, what: str) -> np.ndarray:
+        if isinstance(v, str | bytes) or v is None:
+            raise TypeError(f"{what} must be numeric, got {v!r}")
+        try:
+            arr = np.asarray(v, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{what} must be numeric: {exc}") from None
+        bad = np.flatnonzero(~np.isfinite(arr.ravel()))
+        if bad.size:
+            raise ValueError(f"{what} is not finite at index {int(bad[0])}")
+        return arr
+
+    if isinstance(value, Mapping):
+        names = [ag.name for ag in env.agents]
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(f"outside_option names unknown agent {unknown[0]!r}; agents are {names}")
+        value = [value.get(nm, 0.0) for nm in names]
+    if isinstance(value, bool):
+        raise TypeError("outside_option must be numeric, got a bool")
+    if isinstance(value, int | float | np.integer | np.floating) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return [np.full(k, float(as_array(value, "outside_option"))) for k in counts]
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(
+            f"outside_option must be numeric: a number, one per agent, or one per agent and type; got {value!r}"
+        )
+    if len(value) != n:
+        raise ValueError(
+            f"outside_option has {len(value)} entries; expected {n}, one per agent {[a.name for a in env.agents]}"
+        )
+    out = []
+    for i, (v, k) in enumerate(zip(value, counts, strict=True)):
+        arr = as_array(v, f"outside_option[{i}] (agent {env.agents[i].name!r})")
+        if arr.ndim == 0:
+            out.append(np.full(k, float(arr)))
+        elif arr.shape == (k,):
+            out.append(arr.copy())
+        else:
+            raise ValueError(
+                f"outside_option[{i}] (agent {env.agents[i].name!r}) has shape {arr.shape}; "
+                f"expected a number or ({k},), one per type"
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+@dataclass
+class _Block:
+    """A family's rows of one kind: ``slack`` (any shape) and a function naming the row at a flat index."""
+
+    family: str
+    slack: np.ndarray
+    describe: Callable[[int, float], Violation]
+    hist_of: Callable[[np.ndarray], np.ndarray]  # flat indices -> history index (to sort binding rows)
+    key: tuple = ()  # (agent, type, misreport) for IC, (agent,) for IR, () for budget: names the rows' labels
+
+
+def _profile_text(env: Environment, k: int) -> str:
+    return "(" + ", ".join(env.profile_labels(int(k)).values()) + ")"
+
+
+def _others_text(env: Environment, agent: int, m: int) -> str:
+    counts = env.type_counts
+    other = [j for j in range(env.n_agents) if j != agent]
+    if not other:
+        return "()"
+    idx = np.unravel_index(int(m), tuple(counts[j] for j in other))
+    return "(" + ", ".join(env.agents[j].types[int(t)] for j, t in zip(other, idx, strict=True)) + ")"
+
+
+def _ic_blocks(
+    space: StateSpace,
+    nums: Numbers,
+    u: np.ndarray,
+    margs: list[np.ndarray],
+    mode: str,
+    node_alloc: np.ndarray | None = None,
+) -> list[_Block]:
+    """IC rows for every agent and ordered type pair (adjacent pairs for ``mode == "local"``).
+
+    ``node_alloc`` (``(n_nodes, n_actions)``, optional) replaces the per-profile allocation in the flow gain.
+    """
+    env = space.env
+    counts = env.type_counts
+    k = env.n_profiles
+    n_hist = space.n_hist
+    delta = nums.delta
+    types = _profile_types(env)
+    kernels = _mixed_kernels(env, nums)
+    alloc = nums.alloc
+    child = np.asarray(space.child_hist)
+    node_prof = np.tile(np.arange(k), n_hist)
+    nonterm = np.flatnonzero(child >= 0)
+    blocks: list[_Block] = []
+    for i, ag in enumerate(env.agents):
+        ki = ag.n_types
+        if ki < 2:
+            continue
+        others = [j for j in range(env.n_agents) if j != i]
+        po = _product([margs[j] for j in others], n_hist, nums.exact)  # (H, M)
+        uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
+        # profile index of (own type tau, others m): (K_i, M)
+        pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]
+        # others' joint next-type kernel at each profile: q_oth[s, m'] = prod_{j != i} G_j[s, s_j, m'_j]
+        q_oth = _product([kernels[j][np.arange(k), types[:, j]] for j in others], k, nums.exact)  # (K, M)
+        # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends
+        cexp = nums.zeros((space.n_nodes, ki))
+        if nonterm.size and delta != 0.0:
+            kids = u[i].reshape(n_hist, k)[child[nonterm]]  # (n_nonterminal, K)
+            kids = _own_axis_first(kids, counts, i)  # (n_nonterminal, K_i, M)
+            cexp[nonterm] = np.einsum("ntm,nm->nt", kids, q_oth[node_prof[nonterm]])
+            del kids
+        cexp = _own_axis_first(cexp.reshape(n_hist, k, ki), counts, i)  # (H, K_i reported, M, K_i next)
+        val = nums.valuation[i]  # (K_i, A)
+        g_i = kernels[i]  # (K, K_i, K_i)
+        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
+        for t, r in pairs:
+            prof_r = pidx[r]  # (M,) profiles (r, m)
+            if node_alloc is None:
+                flow_dev = (alloc[prof_r] @ (val[t] - val[r]))[None, :]  # (1, M)
+            else:  # p(a | h, (r, m)) at the node of the reported profile
+                flow_dev = node_alloc.reshape(n_hist, k, -1)[:, prof_r, :] @ (val[t] - val[r])  # (H, M)
+            dk = g_i[prof_r, t, :] - g_i[prof_r, r, :]  # (M, K_i)
+            cont = np.einsum("hmk,mk->hm", cexp[:, r], dk)
+            pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev - delta * cont  # (H, M)
+            if mode == "ex_post":
+                slack = pointwise
+                m_count = slack.shape[1]
+
+                def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
+                    h, m = divmod(int(f), m_count)
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        h,
+                        f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        _others_text(env, i, m),
+                        float(s),
+                    )
+
+                blocks.append(_Block("ic", slack, describe, lambda f, m_count=m_count: f // m_count, (i, t, r)))
+            else:
+                slack = np.einsum("hm,hm->h", po, pointwise)
+
+                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
+                    h = int(f)
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        h,
+                        space.describe_history(h),
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        None,
+                        float(s),
+                    )
+
+                blocks.append(_Block("ic", slack, describe, lambda f: f, (i, t, r)))
+    return blocks
+
+
+def _ir_blocks(
+    space: StateSpace, u: np.ndarray, ubar: list[np.ndarray], outside: list[np.ndarray], mode: str
+) -> list[_Block]:
+    env = space.env
+    k = env.n_profiles
+    types = _profile_types(env)
+    blocks: list[_Block] = []
+    for i, ag in enumerate(env.agents):
+        ki = ag.n_types
+        if mode == "ex_post":
+            own = np.tile(types[:, i], space.n_hist)
+            slack = u[i] - outside[i][own]
+
+            def describe(f: int, s: float, i=i) -> Violation:
+                h, prof = divmod(int(f), k)
+                return Violation(
+                    "ir",
+                    env.agents[i].name,
+                    h,
+                    f"{space.describe_history(h)}, profile {_profile_text(env, prof)}",
+                    env.agents[i].types[int(types[prof, i])],
+                    None,
+                    _others_text(env, i, _others_index(env, i, prof)),
+                    float(s),
+                )
+
+            blocks.append(_Block("ir", slack, describe, lambda f: f // k, (i,)))
+        else:
+            rows = ubar[i] if mode == "interim" else ubar[i][:1]
+            slack = rows - outside[i][None, :]
+
+            def describe(f: int, s: float, i=i, ki=ki) -> Violation:
+                h, t = divmod(int(f), ki)
+                return Violation(
+                    "ir",
+                    env.agents[i].name,
+                    h,
+                    space.describe_history(h),
+                    env.agents[i].types[t],
+                    None,
+                    None,
+                    float(s),
+                )
+
+            blocks.append(_Block("ir", slack, describe, lambda f, ki=ki: f // ki, (i,)))
+    return blocks
+
+
+def _others_index(env: Environment, agent: int, prof: int) -> int:
+    counts = env.type_counts
+    idx = np.unravel_index(int(prof), counts)
+    other = [j for j in range(env.n_agents) if j != agent]
+    if not other:
+        return 0
+    return int(np.ravel_multi_index(tuple(idx[j] for j in other), tuple(counts[j] for j in other)))
+
+
+def _budget_blocks(
+    space: StateSpace, nums: Numbers, transfers: np.ndarray, bel: np.ndarray, mode: str, signed: bool = False
+) -> list[_Block]:
+    """Budget rows; ``signed=True`` reports ex post rows as ``sum_i x_i`` (an equality) instead of ``-|sum|``."""
+    env = space.env
+    k = env.n_profiles
+    if mode == "none":
+        return []
+    if mode == "ex_post":
+        total = transfers.sum(axis=0)
+        slack = total if signed else -np.abs(total)
+
+        def describe(f: int, s: float) -> Violation:
+            h, prof = divmod(int(f), k)
+            where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)}"
+            return Violation("budget", None, h, where, None, None, None, float(s))
+
+        return [_Block("budget", slack, describe, lambda f: f // k)]
+    b = continuation(space, nums, transfers.sum(axis=0)[None, :])[0].reshape(space.n_hist, k)
+    pi = np.einsum("hk,hk->h", bel, b)
+    if mode == "savings":
+        return _savings_blocks(space, nums, transfers.sum(axis=0), pi)
+    if mode == "ex_ante":
+        pi = pi[:1]
+
+    def describe_h(f: int, s: float) -> Violation:
+        h = int(f)
+        return Violation("budget", None, h, space.describe_history(h), None, None, None, float(s))
+
+    return [_Block("budget", pi, describe_h, lambda f: f)]
+
+
+#: Most Bellman sweeps / policy improvements the savings check makes before it gives up (it says so).
+SAVINGS_MAX_SWEEPS = 200_000
+SAVINGS_MAX_POLICY_STEPS = 50
+
+
+def _worst_solvency(space: StateSpace, nums: Numbers, collected: np.ndarray, pi: np.ndarray):
+    r"""``W(h) = min{Pi(h), min_theta [X(h,theta) + delta W(child)]}`` and its minimising choice per history.
+
+    ``choice[h]`` is ``-1`` (stop: the continuation surplus) or the profile index followed. Floats: value iteration
+    from ``W = Pi`` until nothing moves (exact after ``depth + 1`` sweeps on a tree; geometric on cycles). Exact:
+    the same sweeps on a tree; otherwise policy iteration, each policy evaluated by an exact solve of
+    ``W = c + delta P W`` (``P`` a 0/1 pointer matrix), until the Bellman equation holds exactly.
+    """
+    k = space.env.n_profiles
+    n_hist = space.n_hist
+    child = np.asarray(space.child_hist)
+    has = child >= 0
+    delta = nums.delta
+    pi_nodes = np.repeat(pi, k)
+
+    def sweep(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cand = pi_nodes.copy()  # nodes without a continuation offer only "stop"
+        cand[has] = collected[has] + delta * w[child[has]]
+        cand = cand.reshape(n_hist, k)
+        best = np.argmin(cand, axis=1)
+        move = cand[np.arange(n_hist), best]
+        take = np.array([bool(m < p) for m, p in zip(move, pi, strict=True)]) if nums.exact else move < pi
+        return np.where(take, move, pi), np.where(take, best, -1)
+
+    acyclic = space.kind == "tree"
+    if not nums.exact or acyclic:
+        w = pi.copy()
+        choice = np.full(n_hist, -1)
+        scale = 1.0 if nums.exact else max(1.0, float(np.max(np.abs(np.asarray(pi, dtype=float)))))
+        for _ in range(SAVINGS_MAX_SWEEPS):
+            new, choice = sweep(w)
+            if nums.exact:
+                done = all(a == b for a, b in zip(new, w, strict=True))
+            else:
+                done = bool(np.max(np.abs(new - w)) <= 1e-15 * scale)
+            w = new
+            if done:
+                return w, choice, True
+        return w, choice, False
+    # exact, with cycles: policy iteration from the float policy on the closed block of Markov states (all
+    # histories of a Markov space, the tail states of a tree with a tail), then exact sweeps over the acyclic rest
+    w_float, choice, _ = _worst_solvency(
+        space, Numbers(space.env, exact=False), collected.astype(float), pi.astype(float)
+    )
+    block = np.arange(n_hist) if space.kind == "markov" else np.asarray(space.tail_hists)
+    if block.size > EXACT_MARKOV_PROFILES + 1:
+        raise ValueError(
+            f"the exact savings check solves Markov blocks of at most {EXACT_MARKOV_PROFILES + 1} states; "
+            f"this one has {block.size}"
+        )
+    pos = np.full(n_hist, -1)
+    pos[block] = np.arange(block.size)
+    w = np.array(pi, dtype=object, copy=True)
+    for _ in range(SAVINGS_MAX_POLICY_STEPS):
+        sub = choice[block]
+        nodes = block * k + np.maximum(sub, 0)
+        moving = sub >= 0
+        mat = nums.zeros((block.size, block.size))
+        mat[np.arange(block.size), np.arange(block.size)] = Fraction(1)
+        np.subtract.at(mat, (np.flatnonzero(moving), pos[child[nodes[moving]]]), delta)
+        rhs = np.where(moving, collected[nodes], pi[block])
+        w[block] = solve_exact(mat, rhs[None, :])[0]
+        new, new_choice = sweep(w)
+        if all(a == b for a, b in zip(new[block], w[block], strict=True)):
+            break
+        choice = new_choice
+    else:
+        return w, choice, False
+    for _ in range(n_hist + 1):  # the block is a fixed point; the acyclic rest settles level by level
+        new, choice = sweep(w)
+        if all(a == b for a, b in zip(new, w, strict=True)):
+            return w, choice, True
+        w = new
+    return w, choice, False
+
+
+def _savings_blocks(space: StateSpace, nums: Numbers, collected: np.ndarray, pi: np.ndarray) -> list[_Block]:
+    """Savings rows (module docstring): per-history solvency on a tree, the worst path elsewhere."""
+    env = space.env
+    k = env.n_profiles
+    delta = nums.delta
+    if space.kind == "tree":
+        # forward along the unique paths: D(h') = D(h) + delta^(t-1) X(g), slack delta^(t-1) Pi(h) + D(h) in root
+        # units, divided by delta^(t-1) (current value: account plus continuation) when delta > 0
+        acc = nums.zeros((space.n_hist,))
+        disc = nums.ones((space.n_hist,))
+        for a, b in space.levels()[1:]:  # loop over depth levels only
+            g = np.arange(a, b) - 1  # node g precedes history g + 1
+            acc[a:b] = acc[g // k] + disc[g // k] * collected[g]
+            disc[a:b] = disc[g // k] * delta
+        root_units = acc + disc * pi
+        slack = root_units / disc if delta != 0 else root_units
+
+        def describe(f: int, s: float) -> Violation:
+            h = int(f)
+            return Violation(
+                "budget", None, h, f"{space.describe_history(h)} (account + continuation)", None, None, None, float(s)
+            )
+
+        return [_Block("budget", slack, describe, lambda f: f)]
+    w, choice, converged = _worst_solvency(space, nums, collected, pi)
+    if not converged:
+        raise ArithmeticError("the savings check did not converge (worst-case solvency over paths); report this model")
+    slack = w[:1]
+
+    def describe_path(f: int, s: float) -> Violation:
+        h, steps = 0, []
+        while choice[h] >= 0 and len(steps) < 8:  # follows one path: at most 8 steps are named
+            steps.append("(" + ", ".join(env.profile_labels(int(choice[h])).values()) + ")")
+            h = int(space.child_hist[h * k + choice[h]])
+        tail = " -> ..." if choice[h] >= 0 else f", then the expected continuation at {space.describe_history(h)}"
+        where = f"{space.describe_history(0)}; worst path: " + (" -> ".join(steps) if steps else "stop at once") + tail
+        return Violation("budget", None, 0, where, None, None, None, float(s))
+
+    return [_Block("budget", slack, describe_path, lambda f: np.zeros_like(f))]
+
+
+def _summarise(blocks: list[_Block], bind_tol: float) -> tuple[Any, Violation | None, list[Violation], int, int]:
+    """Max violation, worst row, listed binding rows, binding count and row count of one family."""
+    n_rows = int(sum(b.slack.size for b in blocks))
+    best: tuple[float, int, int] | None = None  # (slack, block, flat index)
+    candidates: list[tuple[int, int, int]] = []  # (history, block, flat index)
+    n_binding = 0
+    for bi, b in enumerate(blocks):
+        flat = b.slack.reshape(-1)
+        if flat.size == 0:
+            continue
+        f = int(np.argmin(flat))
+        if best is None or flat[f] < best[0]:
+            best = (flat[f], bi, f)
+        hits = np.flatnonzero(np.abs(flat) <= bind_tol)
+        n_binding += int(hits.size)
+        first = hits[:BINDING_LIST_CAP]
+        candidates.extend(zip(b.hist_of(first).tolist(), [bi] * first.size, first.tolist(), strict=True))
+    if best is None:
+        return 0.0, None, [], 0, n_rows
+    worst = blocks[best[1]].describe(best[2], best[0])
+    candidates.sort()
+    binding = [
+        blocks[bi].describe(f, float(blocks[bi].slack.reshape(-1)[f])) for _, bi, f in candidates[:BINDING_LIST_CAP]
+    ]
+    return max(0.0, -best[0]), worst, binding, n_binding, n_rows
+
+
+# ---------------------------------------------------------------------------------------------- verify
+def verify(
+    mechanism: Mechanism,
+    *,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    budget: str = "interim",
+    outside_option: Any = 0.0,
+    tol: float = tolerances.FEASIBILITY,
+    exact: bool = False,
+    max_denominator: int | None = None,
+) -> Verification:
+    r"""Re-evaluate every IC, IR and budget constraint of ``mechanism`` from its transfers.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        Transfers on a :class:`~mechlp.model.spaces.HistoryTree` or :class:`~mechlp.model.spaces.MarkovSpace`, with the
+        environment's allocation, or with ``mechanism.allocation`` (node-dependent, floats only) when set.
+    ic : {"bayesian", "ex_post", "local"}
+        ``"bayesian"``: :math:`\bar U_i(t|h) \ge D_i(r; t|h)` for every history and every ``t != r``
+        (Lamba 2022, Definition 1). ``"ex_post"``: the same pointwise in the others' current types
+        (Definition 7).
+        ``"local"``: Bayesian rows for adjacent types only; passing it does **not** certify global IC, so a
+        mechanism designed with local constraints must be re-verified with ``ic="bayesian"``.
+    ir : {"interim", "ex_post", "ex_ante"}
+        ``"interim"``: :math:`\bar U_i(t|h) \ge o_i(t)` at every history (Definition 2); ``"ex_post"``:
+        :math:`U_i(h, \theta) \ge o_i(\theta_i)` at every node; ``"ex_ante"``: the interim rows at the root
+        only.
+    budget : {"ex_ante", "interim", "ex_post", "none"}
+        ``"interim"``: :math:`\Pi(h) \ge 0` for all ``h`` (Definition 3); ``"ex_ante"``:
+        :math:`\Pi(\text{root}) \ge 0` (Definition 4); ``"ex_post"``: :math:`\sum_i x_i(h, \theta) = 0` at
+        every node (Definition 5), slack :math:`-|\sum_i x_i|`; ``"none"``: not checked (no ``"budget"``
+        entry in the result).
+    outside_option : float, sequence, or mapping
+        Reservation utility :math:`o_i(t)`: one number for everyone, one per agent (a sequence of length
+        ``n_agents`` or a ``{name: value}`` mapping), or per agent per type (entries of length ``K_i``).
+    tol : float
+        A family passes when its largest violation is at most ``tol`` (default ``tolerances.FEASIBILITY``).
+        Ignored with ``exact=True``.
+    exact : bool
+        Re-check in exact rational arithmetic. Model numbers are read as the simplest fractions within their
+        floats' rounding (see :mod:`mechlp.model.exact`: 0.95 is 19/20). Transfers are taken exactly as the floats
+        are (dyadic rationals), or from ``mechanism.exact_transfers`` (fractions) when the mechanism carries
+        them (constructions whose transfers are model numbers, e.g. the discrete VCG, and exact
+        constructions do), or as the simplest fractions with denominator at most ``max_denominator`` when that
+        is given (e.g. decimals typed by hand). A family passes only when *no* row is violated (every slack
+        ``>= 0`` exactly, ex post budget sums exactly zero), and binding means exactly zero slack. Cost:
+        Python ``Fraction`` operations (about 10-20 microseconds each); trees of a few thousand nodes take
+        seconds; Markov spaces need one exact K x K solve (``mechlp.model.exact.EXACT_MARKOV_PROFILES``).
+    max_denominator : int, optional
+        See ``exact``.
+
+    Returns
+    -------
+    Verification
+
+    Notes
+    -----
+    Utilities come from the recursion of Lamba (2022), eq. (3) (:meth:`Mechanism.utilities`), and the
+    designer values from the same recursion on :math:`\sum_i x_i`; the beliefs, interim utilities, deviation
+    payoffs and surpluses are computed here, independently of the LP constraint builders. See the module
+    docstring for the formulas. Rows are checked at every history of the space, reachable or not, and for
+    every type, whatever its probability.
+    """
+    if not isinstance(mechanism, Mechanism):
+        raise TypeError(f"mechanism must be a Mechanism, got {type(mechanism).__name__}")
+    ic = _check_option(ic, "ic", IC_OPTIONS)
+    ir = _check_option(ir, "ir", IR_OPTIONS)
+    budget = _check_option(budget, "budget", BUDGET_OPTIONS)
+    if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
+        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
+    if not math.isfinite(float(tol)) or tol < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    tol = 0.0 if exact else float(tol)
+    space = mechanism.space
+    env = space.env
+    nums = Numbers(env, exact=bool(exact))
+    outside = _outside_options(outside_option, env)
+    if exact:
+        x = mechanism.exact_transfers if max_denominator is None else None
+        if x is None:
+            x = to_fractions(mechanism.transfers, max_denominator)
+    else:
+        x = mechanism.transfers
+    node_alloc = getattr(mechanism, "allocation", None)
+    if node_alloc is not None and exact:
+        raise NotImplementedError("exact verification of a node-dependent allocation is not supported; use floats")
+    families = _evaluate(space, nums, x, ic, ir, budget, outside, node_alloc=node_alloc)
+
+    max_violation: dict[str, float] = {}
+    exact_violation: dict[str, str] = {}
+    worst: dict[str, Violation | None] = {}
+    binding: dict[str, list[Violation]] = {}
+    n_binding: dict[str, int] = {}
+    n_rows: dict[str, int] = {}
+    bind_tol = 0.0 if exact else tolerances.BINDING
+    for fam, blocks in families.items():
+        mv, w, bind, nb, nr = _summarise(blocks, bind_tol)
+        max_violation[fam], worst[fam], binding[fam], n_binding[fam], n_rows[fam] = float(mv), w, bind, nb, nr
+        if exact:
+            exact_violation[fam] = str(Fraction(mv))
+    if exact:
+        ok = all(Fraction(v) == 0 for v in exact_violation.values())
+    else:
+        ok = all(v <= tol for v in max_violation.values())
+    options = {
+        "ic": ic,
+        "ir": ir,
+        "budget": budget,
+        "outside_option": [o.tolist() for o in outside],
+        "exact": bool(exact),
+        "max_denominator": max_denominator,
+    }
+    return Verification(ok, tol, max_violation, worst, binding, n_binding, n_rows, options, exact_violation)
+
+
+def _evaluate(
+    space: StateSpace,
+    nums: Numbers,
+    transfers: np.ndarray,
+    ic: str,
+    ir: str,
+    budget: str,
+    outside: list[np.ndarray],
+    signed_budget: bool = False,
+    node_alloc: np.ndarray | None = None,
+) -> dict[str, list[_Block]]:
+    """Every row's slack, by family, for ``transfers`` in ``nums``'s arithmetic (the verifier's core).
+
+    ``node_alloc`` (``(n_nodes, n_actions)`` floats, optional): a node-dependent allocation used instead of the
+    environment's per-profile rule (action-free kernels only; checked by :class:`~mechlp.model.mechanism.Mechanism`).
+    """
+    env = space.env
+    k = env.n_profiles
+    prof = np.tile(np.arange(k), space.n_hist)
+    types = _profile_types(env)
+    if node_alloc is None:
+        flow = np.stack(
+            [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
+        )
+    else:
+        flow = np.stack(
+            [np.einsum("ga,ga->g", node_alloc, nums.valuation[i][types[prof, i]]) for i in range(env.n_agents)]
+        )
+    u = continuation(space, nums, flow - transfers)
+    margs = marginal_beliefs(space, nums)
+    ubar = _interim(space, u, margs, nums.exact) if ir != "ex_post" else []
+    out = [nums.array(o) for o in outside]
+    families: dict[str, list[_Block]] = {
+        "ic": _ic_blocks(space, nums, u, margs, ic, node_alloc),
+        "ir": _ir_blocks(space, u, ubar, out, ir),
+    }
+    if budget != "none":
+        bel = _product(margs, space.n_hist, nums.exact)
+        families["budget"] = _budget_blocks(space, nums, transfers, bel, budget, signed_budget)
+    return families
+
+
+# ---------------------------------------------------------------------------------------------- impossibility
+#: An exact certificate check probes every transfer coordinate when there are at most this many, otherwise
+#: ``EXACT_RANDOM_PROBES`` random rational points (a non-constant affine form survives one probe with
+#: probability below 2**-40).
+EXACT_UNIT_PROBES = 48
+EXACT_RANDOM_PROBES = 3
+
+
+@dataclass
+class ImpossibilityCertificate:
+    r"""Farkas multipliers proving that no mechanism on ``space`` satisfies IC, IR and the budget rows.
+
+    Sign convention (see :mod:`mechlp.proofs.farkas`): with every constraint written ``slack_r >= 0``,
+    :math:`\sum_r y_r\,\text{slack}_r(\text{mechanism}) = -\gamma` for *every* mechanism, with ``y >= 0`` and
+    ``gamma > 0``; a mechanism satisfying all rows would make the left side ``>= 0``.
+
+    Attributes
+    ----------
+    space : StateSpace
+    options : dict
+        ``ic``, ``ir``, ``budget`` (the rows used), ``question_budget`` (the notion asked about) and
+        ``outside_option``.
+    gamma : Fraction
+        :math:`\gamma = b^T y`.
+    ic : dict
+        ``(agent, type, misreport) -> (n_hist,)`` multipliers (fractions) on the IC rows.
+    ir : dict
+        ``agent -> (n_ir_hist, K_i)`` multipliers on the IR rows (``n_ir_hist`` is 1 for ex ante IR).
+    budget : ndarray
+        Multipliers on the budget rows :math:`\Pi(h) \ge 0` (one per history, or the root only).
+    exact_repaired : bool
+        Whether the float multipliers were repaired to satisfy :math:`A^T y = 0` exactly.
+    checks : dict
+        ``"float"`` and ``"exact"`` results of :func:`check_impossibility` (filled by the generator).
+    minmax_surplus : ndarray or None
+        :math:`\Pi^*` per history, for the summary.
+    """
+
+    space: StateSpace
+    options: dict
+    gamma: Fraction
+    ic: dict
+    ir: dict
+    budget: np.ndarray
+    exact_repaired: bool = False
+    checks: dict = field(default_factory=dict)
+    minmax_surplus: np.ndarray | None = None
+
+    @classmethod
+    def from_rows(cls, space, rows, y, gamma, options, exact_repaired=False, minmax_surplus=None, check_exact=True):
+        """Sort multipliers of labelled interim rows (:class:`mechlp.constraints.interim.InterimRows`) by row."""
+        env = space.env
+        zero = Fraction(0)
+        ic: dict = {}
+        ir: dict = {}
+        n_ir = space.n_hist if options["ir"] == "interim" else 1
+        n_b = space.n_hist if options["budget"] == "interim" else 1
+        budget = np.empty(n_b, dtype=object)
+        budget.fill(zero)
+        for i, ag in enumerate(env.agents):
+            arr = np.empty((n_ir, ag.n_types), dtype=object)
+            arr.fill(zero)
+            ir[i] = arr
+        fam = rows.family
+        sel = np.flatnonzero(fam == "ic")
+        for key in {(int(rows.agent[r]), int(rows.type[r]), int(rows.misreport[r])) for r in sel}:
+            arr = np.empty(space.n_hist, dtype=object)
+            arr.fill(zero)
+            ic[key] = arr
+        for r in sel:  # one assignment per row of a small certificate table
+            ic[(int(rows.agent[r]), int(rows.type[r]), int(rows.misreport[r]))][int(rows.hist[r])] = y[r]
+        for r in np.flatnonzero(fam == "ir"):
+            ir[int(rows.agent[r])][int(rows.hist[r]) if n_ir > 1 else 0, int(rows.type[r])] = y[r]
+        for r in np.flatnonzero(fam == "budget"):
+            budget[int(rows.hist[r]) if n_b > 1 else 0] = y[r]
+        cert = cls(space, dict(options), Fraction(gamma), ic, ir, budget, exact_repaired, {}, minmax_surplus)
+        cert.checks["float"] = check_impossibility(cert, exact=False)
+        if check_exact:
+            cert.checks["exact"] = check_impossibility(cert, exact=True)
+        return cert
+
+    @property
+    def ok(self) -> bool:
+        """True when every check that was run holds (the float check always runs; the exact one when asked)."""
+        return bool(self.checks) and all(bool(c.get("ok")) for c in self.checks.values())
+
+    def weight_by_history(self) -> dict[int, float]:
+        """Total multiplier weight (budget, IC and IR rows) per history, for the summary."""
+        w: dict[int, float] = {}
+        for arr in self.ic.values():
+            for h in np.flatnonzero(arr != 0):
+                w[int(h)] = w.get(int(h), 0.0) + float(arr[h])
+        for arr in self.ir.values():
+            for h in np.flatnonzero((arr != 0).any(axis=1)):
+                w[int(h)] = w.get(int(h), 0.0) + float(arr[h].sum())
+        for h in np.flatnonzero(self.budget != 0):
+            w[int(h)] = w.get(int(h), 0.0) + float(self.budget[h])
+        return w
+
+    def summary(self) -> str:
+        sp = self.space
+        opts = self.options
+        n_ic = sum(int(np.count_nonzero(a != 0)) for a in self.ic.values())
+        n_ir = sum(int(np.count_nonzero(a != 0)) for a in self.ir.values())
+        hb = [int(h) for h in np.flatnonzero(self.budget != 0)]
+        note = {
+            "ex_post": " (certified with interim rows: ex post balance implies them)",
+            "savings": " (certified with the ex ante row: savings balance implies it)",
+        }.get(opts["question_budget"], "")
+        lines = [
+            f"impossible: no mechanism satisfies IC ({opts['ic']}), IR ({opts['ir']}) and "
+            f"{opts['question_budget']} budget balance{note}",
+            f"  Farkas multipliers: {len(hb)} budget rows, {n_ic} IC rows, {n_ir} IR rows; "
+            f"gamma = {float(self.gamma):.6g}",
+        ]
+        order = sorted(hb, key=lambda h: -float(self.budget[h]))
+        for h in order[:5]:
+            where = sp.describe_history(h)
+            text = f"  budget row at {where}: weight {float(self.budget[h]):.6g}"
+            if self.minmax_surplus is not None:
+                text += f"; the most surplus any IC+IR mechanism can raise there is Pi* = {self.minmax_surplus[h]:.6g}"
+            lines.append(text)
+        for kind in ("float", "exact"):
+            c = self.checks.get(kind)
+            if c:
+                lines.append(f"  {kind} check: {'OK' if c['ok'] else 'FAILED'} ({c['message']})")
+        if "exact" not in self.checks:
+            lines.append("  exact check: not run (model numbers are long floats or the problem is large)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: options, gamma and every nonzero multiplier as an exact fraction string with its labels."""
+        env = self.space.env
+        sp = self.space
+        mult = []
+        for (i, t, r), arr in sorted(self.ic.items()):
+            for h in np.flatnonzero(arr != 0):
+                mult.append(
+                    {
+                        "family": "ic",
+                        "agent": env.agents[i].name,
+                        "history": int(h),
+                        "where": sp.describe_history(int(h)),
+                        "type": env.agents[i].types[t],
+                        "misreport": env.agents[i].types[r],
+                        "value": str(arr[h]),
+                        "value_float": float(arr[h]),
+                    }
+                )
+        for i, arr in sorted(self.ir.items()):
+            for h, t in zip(*np.nonzero(arr != 0), strict=True):
+                mult.append(
+                    {
+                        "family": "ir",
+                        "agent": env.agents[i].name,
+                        "history": int(h),
+                        "where": sp.describe_history(int(h)),
+                        "type": env.agents[i].types[int(t)],
+                        "value": str(arr[h, t]),
+                        "value_float": float(arr[h, t]),
+                    }
+                )
+        for h in np.flatnonzero(self.budget != 0):
+            mult.append(
+                {
+                    "family": "budget",
+                    "history": int(h),
+                    "where": sp.describe_history(int(h)),
+                    "value": str(self.budget[h]),
+                    "value_float": float(self.budget[h]),
+                }
+            )
+        opts = dict(self.options)
+        opts["outside_option"] = [[float(v) for v in np.asarray(o).ravel()] for o in opts.get("outside_option", [])]
+        return {
+            "kind": "impossibility",
+            "space": sp.kind,
+            "horizon": getattr(sp, "horizon", "infinite"),
+            "options": opts,
+            "gamma": str(self.gamma),
+            "multipliers": mult,
+            "exact_repaired": bool(self.exact_repaired),
+            "checks": self.checks,
+            "summary": self.summary(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping, space: StateSpace) -> ImpossibilityCertificate:
+        """Rebuild a certificate on ``space`` from :meth:`to_dict` output (labels are matched by name)."""
+        env = space.env
+        opts = dict(d["options"])
+        names = {ag.name: i for i, ag in enumerate(env.agents)}
+        zero = Fraction(0)
+        n_ir = space.n_hist if opts["ir"] == "interim" else 1
+        n_b = space.n_hist if opts["budget"] == "interim" else 1
+        ic: dict = {}
+        ir = {}
+        for i, ag in enumerate(env.agents):
+            arr = np.empty((n_ir, ag.n_types), dtype=object)
+            arr.fill(zero)
+            ir[i] = arr
+        budget = np.empty(n_b, dtype=object)
+        budget.fill(zero)
+        for j, m in enumerate(d["multipliers"]):
+            try:
+                value = Fraction(str(m["value"]))
+                fam = m["family"]
+                h = int(m["history"])
+                if not 0 <= h < space.n_hist:
+                    raise ValueError(f"history {h} outside 0..{space.n_hist - 1}")
+                if fam == "budget":
+                    budget[h if n_b > 1 else 0] = value
+                    continue
+                i = names[m["agent"]]
+                t = env.agents[i].types.index(m["type"])
+                if fam == "ir":
+                    ir[i][h if n_ir > 1 else 0, t] = value
+                elif fam == "ic":
+                    r = env.agents[i].types.index(m["misreport"])
+                    arr = ic.get((i, t, r))
+                    if arr is None:
+                        arr = np.empty(space.n_hist, dtype=object)
+                        arr.fill(zero)
+                        ic[(i, t, r)] = arr
+                    arr[h] = value
+                else:
+                    raise ValueError(f"unknown family {fam!r}")
+            except (KeyError, ValueError, ZeroDivisionError) as exc:
+                raise ValueError(f"certificate multiplier #{j} ({m!r}) is not valid for this model: {exc}") from None
+        return cls(space, opts, Fraction(str(d["gamma"])), ic, ir, budget, bool(d.get("exact_repaired", False)))
+
+
+def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers: np.ndarray, outside) -> Any:
+    """``L(x) = sum_r y_r slack_r(x)`` with the verifier's own slack evaluation."""
+    opts = cert.options
+    fams = _evaluate(cert.space, nums, transfers, opts["ic"], opts["ir"], opts["budget"], outside)
+    conv = (lambda a: a) if nums.exact else (lambda a: np.asarray(a, dtype=float))
+    total = Fraction(0) if nums.exact else 0.0
+    for blk in fams["ic"]:
+        y = cert.ic.get(blk.key)
+        if y is not None:
+            total = total + (conv(y) * blk.slack).sum()
+    for blk in fams["ir"]:
+        total = total + (conv(cert.ir[blk.key[0]]) * blk.slack).sum()
+    if "budget" in fams:
+        total = total + (conv(cert.budget) * fams["budget"][0].slack).sum()
+    return total
+
+
+def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, seed: int = 0) -> dict:
+    r"""Verify a Farkas certificate independently of the LP: signs, constancy of ``L`` and ``L < 0``.
+
+    ``L(x) = sum_r y_r slack_r(x)`` is evaluated with this module's constraint code (as :func:`verify` does) at
+    ``x = 0`` and at probe transfers; ``L`` is affine in the transfers, so it is constant iff it takes the same
+    value at ``0`` and at every unit vector (used when there are at most ``EXACT_UNIT_PROBES`` coordinates in
+    exact mode) or, with overwhelming probability, at random points. In floats the probes must agree within
+    ``1e-9`` relative to the size of the terms; in exact mode they must agree exactly.
+
+    Returns
+    -------
+    dict
+        ``ok``, ``message``, ``L0`` (float; ``-gamma`` when the certificate is right), ``max_deviation``,
+        ``probes``, ``exact``.
+    """
+    space = cert.space
+    env = space.env
+    nums = Numbers(env, exact=exact)
+    outside = _outside_options(cert.options.get("outside_option", 0.0), env)
+    signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + [cert.budget]
+    if any(Fraction(v) < 0 for arr in signs for v in np.asarray(arr, dtype=object).reshape(-1)):
+        return {
+            "ok": False,
+            "message": "a multiplier is negative",
+            "L0": None,
+            "max_deviation": None,
+            "probes": 0,
+            "exact": exact,
+        }
+    shape = (env.n_agents, space.n_nodes)
+    zero = nums.zeros(shape)
+    l0 = _certificate_value(cert, nums, zero, outside)
+    rng = np.random.default_rng(seed)
+    probes = []
+    if exact and zero.size <= EXACT_UNIT_PROBES:
+        for j in range(zero.size):  # unit probes: a complete check of constancy for small spaces
+            x = nums.zeros(shape)
+            x.reshape(-1)[j] = Fraction(1)
+            probes.append(x)
+    else:
+        for _ in range(EXACT_RANDOM_PROBES):
+            ints = rng.integers(-(2**40), 2**40, size=shape)
+            probes.append(to_fractions(ints) / 2**20 if exact else ints.astype(float) / 2**40)
+    dev = 0.0
+    scale = 1.0
+    for x in probes:
+        lx = _certificate_value(cert, nums, x, outside)
+        dev = max(dev, abs(float(lx - l0)))
+        if not exact:
+            scale = max(scale, abs(float(lx)), abs(float(l0)))
+    if exact:
+        ok = dev == 0 and l0 < 0
+        kind = "unit" if zero.size <= EXACT_UNIT_PROBES else "random"
+        msg = (
+            f"exact: L = {l0} < 0 at every probe ({len(probes)} {kind} probes)"
+            if ok
+            else f"exact: L(0) = {float(l0):.3g}, largest change over probes {dev:.3g} (must be 0)"
+        )
+    else:
+        ok = dev <= 1e-9 * scale and float(l0) < -1e-9 * scale
+        msg = f"float: L(0) = {float(l0):.6g}, largest change over {len(probes)} random probes {dev:.2g}"
+    return {
+        "ok": bool(ok),
+        "message": msg,
+        "L0": float(l0),
+        "max_deviation": float(dev),
+        "probes": len(probes),
+        "exact": exact,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- intermediate
+def verify_intermediate(
+    space: Any,
+    transfers: Sequence[np.ndarray],
+    *,
+    ir: str = "interim",
+    budget: str = "interim",
+    outside_option: Any = 0.0,
+    tol: float = tolerances.FEASIBILITY,
+) -> Verification:
+    r"""Verify an intermediate mechanism (Lamba 2022, section 7.2) on a :class:`~mechlp.model.signals.SignalSpace`.
+
+    ``transfers[i]`` has shape ``(n_info_i, S_i)``: agent ``i``'s payment :math:`x_i(I, r, a)` at his information
+    history ``I`` after report ``r`` and signal ``a`` (column ``r * |A| + a``), so payments are measurable with
+    respect to his information by construction. Recomputed here, independently of the LP rows: reach
+    probabilities and beliefs from the priors and kernels (:func:`marginal_beliefs`), each agent's posterior about
+    the others' current types at his information histories (reach-weighted; uniform over the members of an
+    information history reached with probability zero), his chance :math:`P_i(a|I,r)` of each signal, his interim
+    utilities by backward recursion over his information histories,
+
+    .. math::
+       \bar U_i(I,t) = \sum_a P_i(a|I,t)\big[v_i(t,a) - x_i(I,t,a) + \delta \sum_{t'} F_i(t'|t,a)
+       \bar U_i(I(t,a), t')\big],
+
+    the one-shot deviation payoff (the same with report ``r``: payment and next information history of ``r``, own
+    type moving on from ``t``), and the designer's :math:`\Pi(h)` from the transfers expanded to her nodes.
+
+    Families: ``"ic"`` (every information history, ``t != r``), ``"ir"`` (``"interim"``: every information
+    history; ``"ex_ante"``: the first period), ``"budget"`` (``"interim"``, ``"ex_ante"``, ``"ex_post"`` as in
+    :func:`verify`, on designer histories; ``"none"``). Floats only.
+    """
+    ir = _check_option(ir, "ir", ("interim", "ex_ante"))
+    budget = _check_option(budget, "budget", ("interim", "ex_ante", "ex_post", "none"))
+    env = space.env
+    tree = space.tree
+    k, n_act = env.n_profiles, env.n_actions
+    nums = Numbers(env, exact=False)
+    delta = nums.delta
+    outside = _outside_options(outside_option, env)
+    margs = marginal_beliefs(tree, nums)
+    joint = _product(margs, tree.n_hist)
+    reach = np.ones(tree.n_hist)
+    for a, b in tree.levels()[1:]:  # depth levels
+        g = np.arange(a, b) - 1
+        reach[a:b] = reach[g // k] * joint[g // k, g % k]
+    x_nodes = np.zeros((env.n_agents, tree.n_nodes))
+    families: dict[str, list[_Block]] = {"ic": [], "ir": []}
+    for i, ag in enumerate(env.agents):  # loops over agents, levels, types and actions
+        ki, n_sig, n_info = ag.n_types, space.n_signals[i], space.n_info[i]
+        x = np.asarray(transfers[i], dtype=float)
+        if x.shape != (n_info, n_sig):
+            raise ValueError(f"transfers[{i}] (agent {ag.name!r}) has shape {x.shape}; expected {(n_info, n_sig)}")
+        x_nodes[i] = x.reshape(-1)[space.info_node[i]]
+        others = [j for j in range(env.n_agents) if j != i]
+        po = _product([margs[j] for j in others], tree.n_hist)  # (H, M)
+        ids = space.info_hist[i]
+        mass = np.bincount(ids, weights=reach, minlength=n_info)
+        w = np.where(mass[ids] > 0, reach, 1.0)
+        post = np.zeros((n_info, po.shape[1]))
+        np.add.at(post, ids, w[:, None] * po)
+        post /= post.sum(axis=1, keepdims=True)
+        pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]  # (K_i, M) profile of (own, others)
+        prob = np.einsum("Im,rma->Ira", post, nums.alloc[pidx])  # (n_info, K_i, A)
+        kern = nums.kernels[i]  # (A, K_i, K_i)
+        child = space.info_child[i].reshape(n_info, ki, n_act)
+        ubar = np.zeros((n_info, ki))
+        dev = np.zeros((n_info, ki, ki))  # [I, true t, report r]
+        starts = space.info_level_start[i]
+        for lo, hi in reversed(list(zip(starts[:-1], starts[1:], strict=True))):  # deepest level first
+            info = np.arange(lo, hi)
+            for t in range(ki):
+                for r in range(ki):
+                    val = np.zeros(info.size)
+                    for a in range(n_act):
+                        p = prob[info, r, a]
+                        kid = child[info, r, a]
+                        cont = np.zeros(info.size)
+                        ok = kid >= 0
+                        cont[ok] = ubar[kid[ok]] @ kern[a, t]
+                        val += p * (nums.valuation[i][t, a] - x[info, r * n_act + a] + delta * cont)
+                    dev[info, t, r] = val
+            ubar[info] = dev[info][:, np.arange(ki), np.arange(ki)]
+        for t in range(ki):
+            for r in range(ki):
+                if t == r:
+                    continue
+
+                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        int(f),
+                        space.describe_info(i, int(f)),
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        None,
+                        float(s),
+                    )
+
+                families["ic"].append(_Block("ic", ubar[:, t] - dev[:, t, r], describe, lambda f: f, (i, t, r)))
+        rows = ubar if ir == "interim" else ubar[:1]
+
+        def describe_ir(f: int, s: float, i=i, ki=ki) -> Violation:
+            inf, t = divmod(int(f), ki)
+            return Violation(
+                "ir", env.agents[i].name, inf, space.describe_info(i, inf), env.agents[i].types[t], None, None, float(s)
+            )
+
+        families["ir"].append(_Block("ir", rows - outside[i][None, :], describe_ir, lambda f, ki=ki: f // ki, (i,)))
+    if budget != "none":
+        families["budget"] = _budget_blocks(tree, nums, x_nodes, joint, budget)
+    max_violation, worst, binding, n_binding, n_rows = {}, {}, {}, {}, {}
+    for fam, blocks in families.items():
+        mv, wr, bind, nb, nr = _summarise(blocks, tolerances.BINDING)
+        max_violation[fam], worst[fam], binding[fam], n_binding[fam], n_rows[fam] = float(mv), wr, bind, nb, nr
+    ok = all(v <= tol for v in max_violation.values())
+    options = {
+        "ic": "intermediate",
+        "ir": ir,
+        "budget": budget,
+        "outside_option": [o.tolist() for o in outside],
+        "exact": False,
+        "max_denominator": None,
+    }
+    return Verification(ok, float(tol), max_violation, worst, binding, n_binding, n_rows, options)

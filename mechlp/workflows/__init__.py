@@ -1,0 +1,1 @@
+"""Workflows on top of the questions: surplus sharing, parameter sweeps, figures and exports."""

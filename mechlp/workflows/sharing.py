@@ -1,0 +1,1051 @@
+r"""Sharing the min-max surplus between agents and designer, and ex post budget balance.
+
+Lamba (2022) characterises every tight mechanism that implements an allocation under interim budget balance
+(Corollary 4) as the min-max mechanism plus history-dependent *shares* of its surplus, and shows that any such
+mechanism whose designer keeps nothing can be rebuilt with transfers that balance the budget at every node
+(Proposition 1, eqs. 12-13; Corollary 5). This module turns both results into constructions on any
+:class:`~mechlp.model.spaces.StateSpace` (design.md section 4).
+
+Notation (project convention, design.md section 2: transfers are payments *to* the designer)
+----------------------------------------------------------------------------------------------
+:math:`\Pi^*(h)` and :math:`\bar U^*_i(t|h)` are the min-max surplus and interim utilities
+(:func:`mechlp.solve.questions.minmax`). A *sharing rule* is a matrix :math:`\beta_i(h) \ge 0`, one row per agent and
+one column per history, with
+
+.. math::
+   \sum_i \beta_i(h) \le 1 \quad\text{(interim budget)}, \qquad \sum_i \beta_i(h) = 1 \quad\text{(ex post budget)},
+
+and the shared mechanism has interim utilities and surplus
+
+.. math::
+   \bar U^\beta_i(t|h) = \bar U^*_i(t|h) + a_i(h), \qquad a_i(h) = \beta_i(h)\,\Pi^*(h), \qquad
+   \Pi^\beta(h) = \Bigl(1 - \sum_i \beta_i(h)\Bigr)\,\Pi^*(h).
+
+Adding a constant :math:`a_i(h)` to every interim utility at a history preserves incentive compatibility
+(Lamba 2022, Lemma 1: the constant appears on both sides of every one-shot deviation constraint at ``h`` and
+drops out of the continuation difference :math:`\sum_{t'} (F_i(t'|t) - F_i(t'|r)) \bar U_i(t'|\cdot)` one
+period earlier) and participation (:math:`a_i \ge 0`). Requires :math:`\Pi^*(h) \ge 0` everywhere.
+
+Transfers from interim utilities (``construction``)
+----------------------------------------------------
+Every deviation payoff, interim participation row and :math:`\Pi(h)` depends on a mechanism only through its
+interim utilities (design.md section 2), so there are many transfer schemes for the same :math:`\bar U^\beta`.
+All three below have the same *interim expected payments*
+
+.. math::
+   \bar x_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)\, x_i(h, (t, \theta_{-i})),
+
+which are pinned down by :math:`\bar U^\beta` (at ``h`` and at the children of ``h``):
+
+``"interim"``
+    :math:`U_i(h, \theta) := \bar U^\beta_i(\theta_i|h)` (constant in :math:`\theta_{-i}`) and
+    :math:`x_i(h, \theta) = \text{flow}_i(\theta) - U_i(h, \theta)
+    + \delta \sum_{\theta'} P(\theta'|\theta) U_i(\text{child}(h, \theta), \theta')`
+    (:func:`mechanism_from_interim`).
+``"shift"``
+    Lemma 1 applied to the ex post utilities of a base mechanism (default: the min-max LP's), which become
+    :math:`U^*_i(h, \theta) + a_i(h)`; the transfers become
+    :math:`x_i(h, \theta) = x^*_i(h, \theta) - a_i(h) + \delta\, a_i(\text{child}(h, \theta))`
+    (:func:`shift_mechanism`). Keeps the base mechanism's ex post structure, so a within-period ex post IC
+    base (Lamba's VCG-plus-fee mechanism, appendix 9.2) stays ex post IC.
+``"own"``
+    Each agent pays its interim expected payment: :math:`x_i(h, \theta) = \bar x_i(\theta_i|h)`.
+
+Ex post budget balance (Lamba 2022, Proposition 1, eqs. 12-13)
+---------------------------------------------------------------
+When :math:`\Pi(h) = 0` at every history, the *static* expected surplus
+:math:`\Pi_t(h) = \Pi(h) - \delta E[\Pi(\text{child})|h] = \sum_i E[\bar x_i|h]` is zero too, and
+
+.. math::
+   \hat x_i(h, \theta) = \bar x_i(\theta_i|h) - \frac{1}{n-1} \sum_{j \ne i}
+      \bigl(\bar x_j(\theta_j|h) - E[\bar x_j|h]\bigr) \qquad (n \ge 2)
+
+satisfies :math:`\sum_i \hat x_i(h, \theta) = \sum_j E[\bar x_j|h] = \Pi_t(h) = 0` at every node (each centred
+term appears :math:`n - 1` times with weight :math:`1/(n-1)`), and, because types are independent across
+agents, :math:`E[\hat x_i|\theta_i, h] = \bar x_i(\theta_i|h)`: every interim payment and hence (by backward
+induction, or the fixed point on the Markov space) every interim utility is unchanged, so Bayesian IC and
+interim IR carry over (:func:`ex_post_balance`). Within-period ex post IC generally does not (Lamba 2022,
+section 7.1). For two agents this is Lamba's eq. (12)-(13), implemented literally in
+:func:`lamba_ex_post_transfers` for comparison.
+
+Choosing beta (``rule``)
+------------------------
+``"equal"``: :math:`\beta_i = 1/n` (the agents split all the surplus; Lamba's eqs. 10-11 for ``n = 2``).
+``"designer"``: :math:`\beta = 0` (the min-max mechanism itself; interim budget only). An explicit array
+(shape ``(n,)`` or ``(n, n_hist)``) is validated against the simplex. Two rules are linear programs in
+:math:`\beta` (solved with HiGHS through :func:`scipy.optimize.linprog`; transfers are linear in
+:math:`\beta` for every construction):
+
+``"maxmin"``
+    At every history, maximise the smallest agent's expected continuation utility
+    :math:`m(h) = \min_i E[\bar U^\beta_i(\theta_i|h) | h] = \min_i (E[\bar U^*_i|h] + \beta_i(h) \Pi^*(h))`;
+    the LP maximises :math:`\sum_h m(h)`. Without coupling constraints this is water-filling, which gives
+    the agents the whole surplus; the minimum over agents of the *share* :math:`\beta_i(h)\Pi^*(h)` or of the
+    lowest types' utilities (zero in the min-max mechanism) would just be the equal split.
+``"min-max-transfer"``
+    Minimise :math:`\max_{i, h, \theta} |x_i(h, \theta)|` over the chosen construction (and over the
+    rebalanced :math:`\hat x` under ``budget="ex_post"``).
+
+Both add the optional transfer limits :math:`lo_i \le x_i(h, \theta) \le hi_i` and the restriction of
+:math:`\beta` to Markov (``markov=True``: a function of the calendar period and the last report profile) or
+stationary Markov (``stationary=True``: of the last report profile only) rules; on the Markov space every rule
+is stationary Markov. Ties are broken by a second LP that keeps the optimal value and minimises
+:math:`\sum |\beta - \beta^{ref}|` (the equal split, or ``0`` for ``"min-max-transfer"`` under the interim
+budget: the designer gives away only what lowers the largest payment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from mechlp.constraints.limits import agent_limits
+from mechlp.constructions.vcg import check_bilateral_trade
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import StateSpace
+from mechlp.solve.questions import minmax
+from mechlp.solve.result import Result
+from mechlp.verify.checker import Verification, verify
+
+__all__ = [
+    "RULES",
+    "BUDGETS",
+    "CONSTRUCTIONS",
+    "NegativeSurplusError",
+    "SharingResult",
+    "share_surplus",
+    "shift_mechanism",
+    "mechanism_from_interim",
+    "interim_payments",
+    "static_surplus",
+    "ex_post_balance",
+    "lamba_ex_post_transfers",
+    "markov_node",
+]
+
+RULES: tuple[str, ...] = ("equal", "designer", "maxmin", "min-max-transfer")
+BUDGETS: tuple[str, ...] = ("interim", "ex_post")
+CONSTRUCTIONS: tuple[str, ...] = ("interim", "shift", "own")
+
+#: tolerance for validating user-given shares (simplex membership)
+BETA_TOL = 1e-9
+
+
+class NegativeSurplusError(ValueError):
+    """The min-max surplus is negative somewhere: no budget-balanced sharing exists (Lamba 2022, Theorem 1).
+
+    Attributes
+    ----------
+    history : int
+        The history with the most negative :math:`\\Pi^*`.
+    where : str
+        Its description.
+    value : float
+        :math:`\\Pi^*` there.
+    negative : list of dict
+        Up to five histories with negative surplus, most negative first (``history``, ``where``, ``value``).
+    """
+
+    def __init__(self, message: str, history: int, where: str, value: float, negative: list[dict]):
+        super().__init__(message)
+        self.history = history
+        self.where = where
+        self.value = value
+        self.negative = negative
+
+
+# ------------------------------------------------------------------------------------------- space helpers
+class _Ops:
+    """Beliefs and index maps of a space, shared by the array constructions and the LP operators."""
+
+    def __init__(self, space: StateSpace):
+        env = space.env
+        self.space = space
+        self.env = env
+        self.n = env.n_agents
+        self.k = env.n_profiles
+        self.h = space.n_hist
+        self.counts = env.type_counts
+        self.types = env.profile_types()  # (K, n)
+        self.node_hist = space.node_hist
+        self.node_prof = space.node_profile
+        self.child = np.asarray(space.child_hist)
+        self.nonterm = np.flatnonzero(self.child >= 0)
+        self.delta = env.discount
+        self.q = space.joint_transition()
+        full = space.beliefs().reshape(self.h, *self.counts)
+        self.margs = [full.sum(axis=self._other_axes(i)) for i in range(self.n)]  # (H, K_i)
+
+    def _other_axes(self, i: int) -> tuple[int, ...]:
+        return tuple(1 + j for j in range(self.n) if j != i)
+
+    def own(self, i: int) -> np.ndarray:
+        """Own type index of agent ``i`` at every node."""
+        return self.types[self.node_prof, i]
+
+    def others_prob(self, i: int) -> np.ndarray:
+        r"""``(H, K)``: :math:`P(\theta_{-i}|h)` at every (history, profile)."""
+        out = np.ones((self.h, self.k))
+        for j in range(self.n):
+            if j != i:
+                out = out * self.margs[j][:, self.types[:, j]]
+        return out
+
+    # -- array operations (no loops over nodes) -------------------------------------------------------
+    def interim(self, x: np.ndarray) -> list[np.ndarray]:
+        """Interim expected payments of transfers ``x`` (n, N): per agent ``(H, K_i)``."""
+        out = []
+        for i in range(self.n):
+            w = (x[i].reshape(self.h, self.k) * self.others_prob(i)).reshape(self.h, *self.counts)
+            out.append(w.sum(axis=self._other_axes(i)))
+        return out
+
+    def increment(self, a: np.ndarray) -> np.ndarray:
+        r"""Transfer change of the Lemma 1 shift: :math:`-a_i(h) + \delta a_i(\text{child})`, shape (n, N)."""
+        out = -a[:, self.node_hist]
+        out[:, self.nonterm] += self.delta * a[:, self.child[self.nonterm]]
+        return out
+
+    def own_payment(self, x: np.ndarray) -> np.ndarray:
+        """``x_i(h, theta) := xbar_i(theta_i|h)`` for every agent."""
+        xbar = self.interim(x)
+        return np.stack([xbar[i][self.node_hist, self.own(i)] for i in range(self.n)])
+
+    def rebalance(self, x: np.ndarray) -> np.ndarray:
+        """The n-agent ex post rebalancing of the module docstring, shape (n, N)."""
+        xbar = self.interim(x)
+        own = np.stack([xbar[i][self.node_hist, self.own(i)] for i in range(self.n)])
+        means = np.stack([(xbar[i] * self.margs[i]).sum(axis=1) for i in range(self.n)])  # (n, H)
+        cent = own - means[:, self.node_hist]
+        return own - (cent.sum(axis=0, keepdims=True) - cent) / (self.n - 1)
+
+    # -- sparse operators for the LP ------------------------------------------------------------------
+    def op_increment(self) -> sp.csr_matrix:
+        """``(N, H)`` matrix of :meth:`increment` for one agent."""
+        n_nodes = self.node_hist.size
+        rows = np.concatenate([np.arange(n_nodes), self.nonterm])
+        cols = np.concatenate([self.node_hist, self.child[self.nonterm]])
+        vals = np.concatenate([-np.ones(n_nodes), np.full(self.nonterm.size, self.delta)])
+        return sp.csr_matrix((vals, (rows, cols)), shape=(n_nodes, self.h))
+
+    def op_interim(self, i: int) -> sp.csr_matrix:
+        """``(H*K_i, N)``: interim expectation of agent ``i``'s transfers, row ``h*K_i + t``."""
+        n_nodes = self.node_hist.size
+        ki = self.counts[i]
+        rows = self.node_hist * ki + self.own(i)
+        vals = self.others_prob(i).reshape(-1)
+        return sp.csr_matrix((vals, (rows, np.arange(n_nodes))), shape=(self.h * ki, n_nodes))
+
+    def op_expand(self, i: int) -> sp.csr_matrix:
+        """``(N, H*K_i)``: node ``g`` reads entry ``(h(g), theta_i(g))``."""
+        n_nodes = self.node_hist.size
+        ki = self.counts[i]
+        cols = self.node_hist * ki + self.own(i)
+        return sp.csr_matrix((np.ones(n_nodes), (np.arange(n_nodes), cols)), shape=(n_nodes, self.h * ki))
+
+    def op_mean(self, i: int) -> sp.csr_matrix:
+        """``(H, H*K_i)``: expectation over agent ``i``'s own type at each history."""
+        ki = self.counts[i]
+        rows = np.repeat(np.arange(self.h), ki)
+        return sp.csr_matrix((self.margs[i].reshape(-1), (rows, np.arange(self.h * ki))), shape=(self.h, self.h * ki))
+
+    def op_hist(self) -> sp.csr_matrix:
+        """``(N, H)``: node ``g`` reads its history's entry."""
+        n_nodes = self.node_hist.size
+        return sp.csr_matrix((np.ones(n_nodes), (np.arange(n_nodes), self.node_hist)), shape=(n_nodes, self.h))
+
+
+# ------------------------------------------------------------------------------------------- constructions
+def _check_shift(space: StateSpace, shift: Any, what: str) -> np.ndarray:
+    a = np.asarray(shift, dtype=float)
+    shape = (space.env.n_agents, space.n_hist)
+    if a.shape != shape:
+        raise ValueError(f"{what} has shape {a.shape}; expected {shape} (agents x histories)")
+    bad = np.argwhere(~np.isfinite(a))
+    if bad.size:
+        i, h = bad[0]
+        raise ValueError(f"{what} is not finite for agent {space.env.agents[i].name!r} at history {h}")
+    return a
+
+
+def shift_mechanism(mechanism: Mechanism, shift: Any) -> Mechanism:
+    r"""Add history constants to every agent's utilities (Lamba 2022, Lemma 1).
+
+    The new mechanism has ex post utilities :math:`U_i(h, \theta) + a_i(h)` for every current profile
+    :math:`\theta`, hence interim utilities :math:`\bar U_i(t|h) + a_i(h)`; its transfers are
+
+    .. math::
+       x'_i(h, \theta) = x_i(h, \theta) - a_i(h) + \delta\, a_i(\text{child}(h, \theta))
+
+    (no continuation term where the game ends). Bayesian and within-period ex post IC are preserved (the
+    constant does not depend on any current report; Lamba 2022, Lemma 1 and appendix 9.2), interim IR is
+    preserved when :math:`a \ge 0`, and the designer's surplus becomes :math:`\Pi(h) - \sum_i a_i(h)`.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+    shift : array_like, shape (n_agents, n_hist)
+        :math:`a_i(h)`.
+
+    Returns
+    -------
+    Mechanism
+    """
+    space = mechanism.space
+    a = _check_shift(space, shift, "shift")
+    return Mechanism(space, mechanism.transfers + _Ops(space).increment(a))
+
+
+def mechanism_from_interim(space: StateSpace, interim: list[np.ndarray]) -> Mechanism:
+    r"""Transfers whose ex post utilities equal given interim utilities: :math:`U_i(h, \theta) = \bar U_i(\theta_i|h)`.
+
+    .. math::
+       x_i(h, \theta) = \text{flow}_i(\theta) - \bar U_i(\theta_i|h)
+         + \delta \sum_{\theta'} P(\theta'|\theta)\, \bar U_i(\theta'_i|\text{child}(h, \theta)),
+
+    the recursion of design.md section 2 solved for :math:`x`. The interim utilities of the result are the
+    given ones, so the result satisfies exactly the Bayesian IC and interim IR constraints the given interim
+    utilities satisfy.
+
+    Parameters
+    ----------
+    space : StateSpace
+    interim : list of ndarray
+        Per agent ``(n_hist, K_i)``, as returned by :meth:`Mechanism.interim_utilities`.
+
+    Returns
+    -------
+    Mechanism
+    """
+    ops = _Ops(space)
+    if len(interim) != ops.n:
+        raise ValueError(f"interim has {len(interim)} entries; expected {ops.n}, one per agent")
+    flow = space.env.flow_values()[:, ops.node_prof]
+    x = np.empty((ops.n, ops.node_hist.size))
+    for i in range(ops.n):
+        ubar = np.asarray(interim[i], dtype=float)
+        if ubar.shape != (ops.h, ops.counts[i]):
+            raise ValueError(
+                f"interim[{i}] has shape {ubar.shape}; expected ({ops.h}, {ops.counts[i]}) (histories x own types)"
+            )
+        u = ubar[ops.node_hist, ops.own(i)]
+        cont = np.zeros(ops.node_hist.size)
+        nt = ops.nonterm
+        kids = u.reshape(ops.h, ops.k)[ops.child[nt]]  # (n_nonterminal, K) utilities at the children
+        cont[nt] = np.einsum("nk,nk->n", kids, ops.q[ops.node_prof[nt]])
+        x[i] = flow[i] - u + ops.delta * cont
+    return Mechanism(space, x)
+
+
+def interim_payments(mechanism: Mechanism) -> list[np.ndarray]:
+    r"""Interim expected payments :math:`\bar x_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) x_i(h, (t, \theta_{-i}))`.
+
+    Returns
+    -------
+    list of ndarray
+        Per agent ``(n_hist, K_i)``, defined for every own type (also those of probability zero at ``h``).
+    """
+    return _Ops(mechanism.space).interim(mechanism.transfers)
+
+
+def static_surplus(mechanism: Mechanism) -> np.ndarray:
+    r"""The designer's expected *flow* surplus :math:`\Pi_t(h) = E[\sum_i x_i(h, \theta) | h]`, shape ``(n_hist,)``.
+
+    Equals :math:`\Pi(h) - \delta E[\Pi(\text{child}) | h]` (Lamba 2022, proof of Proposition 1), so it is zero
+    at every history when :math:`\Pi` is.
+    """
+    ops = _Ops(mechanism.space)
+    xbar = ops.interim(mechanism.transfers)
+    return sum((xbar[i] * ops.margs[i]).sum(axis=1) for i in range(ops.n))
+
+
+def _static_check(ops: _Ops, x: np.ndarray, tol: float) -> None:
+    xbar = ops.interim(x)
+    pit = sum((xbar[i] * ops.margs[i]).sum(axis=1) for i in range(ops.n))
+    h = int(np.argmax(np.abs(pit)))
+    if abs(pit[h]) > tol:
+        raise ValueError(
+            f"ex post balance needs zero expected flow surplus at every history (Pi(h) = 0 everywhere); "
+            f"E[sum_i x_i | h] = {pit[h]:.6g} at {ops.space.describe_history(h)} (history {h}), tolerance {tol:g}"
+        )
+
+
+def ex_post_balance(mechanism: Mechanism, *, tol: float = tolerances.FEASIBILITY) -> Mechanism:
+    r"""Rebalance a mechanism with zero surplus at every history so that payments sum to zero at every node.
+
+    .. math::
+       \hat x_i(h, \theta) = \bar x_i(\theta_i|h) - \frac{1}{n-1} \sum_{j \ne i}
+          \bigl(\bar x_j(\theta_j|h) - E[\bar x_j|h]\bigr)
+
+    (Lamba 2022, Proposition 1; eq. 12-13 for ``n = 2``). :math:`\sum_i \hat x_i(h, \theta) = \Pi_t(h)`, the
+    expected flow surplus, which is zero when :math:`\Pi(h) = 0` at every history; every interim expected
+    payment :math:`\bar x_i(t|h)` is unchanged (types are independent), hence so are all interim utilities,
+    Bayesian IC and interim IR. Within-period ex post IC is in general lost.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        With :math:`\Pi_t(h) = 0` at every history (checked with ``tol``), on an environment with at least
+        two agents.
+    tol : float
+        Largest accepted :math:`|\Pi_t(h)|`.
+
+    Returns
+    -------
+    Mechanism
+
+    Raises
+    ------
+    ValueError
+        Fewer than two agents, or a history with :math:`|\Pi_t(h)| > tol` (named in the message).
+    """
+    ops = _Ops(mechanism.space)
+    if ops.n < 2:
+        raise ValueError(f"ex post budget balance needs at least two agents; the environment has {ops.n}")
+    _static_check(ops, mechanism.transfers, tol)
+    return Mechanism(mechanism.space, ops.rebalance(mechanism.transfers))
+
+
+def lamba_ex_post_transfers(mechanism: Mechanism) -> np.ndarray:
+    r"""Lamba's (2022) eqs. (12)-(13), literally: the payment from buyer to seller at every node.
+
+    .. math::
+       x^\dagger(v, c | h) = x^o_S(c|h) + \bigl[x^o_B(v|h) - \bar x^o_B(h)\bigr],
+
+    where :math:`x^o_B(v|h)` is the buyer's interim expected payment, :math:`x^o_S(c|h)` the seller's interim
+    expected *receipt* (minus her payment in the project convention) and :math:`\bar x^o_B(h) = E[x^o_B|h]`.
+    In the project convention the buyer pays :math:`x^\dagger` and the seller pays :math:`-x^\dagger`. It
+    coincides with :func:`ex_post_balance` (:math:`\hat x_B = x^\dagger`) whenever the expected flow surplus
+    is zero; otherwise only the seller's interim payments are kept.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        On a bilateral-trade environment (buyer first).
+
+    Returns
+    -------
+    ndarray, shape (n_nodes,)
+    """
+    check_bilateral_trade(mechanism.env, "lamba_ex_post_transfers")
+    ops = _Ops(mechanism.space)
+    xb, xs = ops.interim(mechanism.transfers)
+    receipt_s = -xs[ops.node_hist, ops.own(1)]
+    pay_b = xb[ops.node_hist, ops.own(0)]
+    mean_b = (xb * ops.margs[0]).sum(axis=1)
+    return receipt_s + pay_b - mean_b[ops.node_hist]
+
+
+def markov_node(space: StateSpace, current: Mapping[str, str], previous: Mapping[str, str] | None = None) -> int:
+    """Node index of report profile ``current`` after last period's profile ``previous`` on a Markov space.
+
+    Parameters
+    ----------
+    space : MarkovSpace
+    current, previous : mapping of agent name to type label
+        ``previous=None`` is the first period.
+
+    Returns
+    -------
+    int
+    """
+    if space.kind != "markov":
+        raise ValueError("markov_node needs a MarkovSpace")
+    env = space.env
+
+    def profile(labels: Mapping[str, str], what: str) -> int:
+        idx = []
+        for ag in env.agents:
+            if ag.name not in labels:
+                raise ValueError(f"{what} has no type for agent {ag.name!r}")
+            lab = labels[ag.name]
+            if lab not in ag.types:
+                raise ValueError(f"{what}: {lab!r} is not a type of agent {ag.name!r} ({list(ag.types)})")
+            idx.append(ag.types.index(lab))
+        return int(np.ravel_multi_index(tuple(idx), env.type_counts))
+
+    h = 0 if previous is None else 1 + profile(previous, "previous")
+    return h * env.n_profiles + profile(current, "current")
+
+
+# ------------------------------------------------------------------------------------------- the result
+@dataclass
+class SharingResult:
+    r"""A shared (and, with ``budget="ex_post"``, rebalanced) tight mechanism with its verification.
+
+    Attributes
+    ----------
+    status : str
+        ``"optimal"`` (built and verified), ``"infeasible"`` (the LP rule or a fixed rule cannot meet the
+        transfer limits), ``"verification_failed"`` or ``"error"`` (LP solver failure).
+    message : str
+    rule : str
+        ``"equal"``, ``"designer"``, ``"maxmin"``, ``"min-max-transfer"`` or ``"explicit"``.
+    budget : str
+        ``"interim"`` or ``"ex_post"``.
+    construction : str
+        See the module docstring.
+    space : StateSpace
+    minmax : Result
+        The min-max answer the shares are taken from.
+    beta : ndarray, shape (n_agents, n_hist)
+        :math:`\beta_i(h)`.
+    pi_star : ndarray, shape (n_hist,)
+        :math:`\Pi^*(h)`.
+    surplus : ndarray or None
+        :math:`\Pi^\beta(h)` recomputed from the transfers.
+    interim_utilities : list of ndarray or None
+        Per agent ``(n_hist, K_i)``, recomputed from the transfers.
+    mechanism : Mechanism or None
+    certificate : Verification or None
+        :func:`mechlp.verify.checker.verify` with ``budget`` (ex post: every node's payments sum to zero).
+    max_abs_transfer : float or None
+        :math:`\max_{i,h,\theta} |x_i(h, \theta)|`.
+    objective : float or None
+        The LP rule's optimal value (:math:`\sum_h m(h)` for ``"maxmin"``, the largest :math:`|x|` for
+        ``"min-max-transfer"``).
+    checks : dict
+        Self-checks of the construction: ``interim_error`` (max :math:`|\bar U - \bar U^* - \beta\Pi^*|`),
+        ``surplus_error`` (max :math:`|\Pi - (1 - \sum_i\beta_i)\Pi^*|`), ``limits_violation``.
+    options : dict
+        ``markov``, ``stationary``, ``limits``, ``ic``.
+    """
+
+    status: str
+    message: str
+    rule: str
+    budget: str
+    construction: str
+    space: StateSpace
+    minmax: Result
+    beta: np.ndarray
+    pi_star: np.ndarray
+    surplus: np.ndarray | None = None
+    interim_utilities: list[np.ndarray] | None = None
+    mechanism: Mechanism | None = None
+    certificate: Verification | None = None
+    max_abs_transfer: float | None = None
+    objective: float | None = None
+    checks: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.status == "optimal"
+
+    @property
+    def env(self) -> Environment:
+        return self.space.env
+
+    def beta_table(self) -> list[dict]:
+        """Per history: ``history``, ``where``, ``pi_star``, ``beta`` (``{agent: share}``), ``designer``
+        (the designer's share :math:`1 - \\sum_i \\beta_i`) and ``surplus`` (:math:`\\Pi^\\beta`)."""
+        names = [ag.name for ag in self.env.agents]
+        designer = 1.0 - self.beta.sum(axis=0)
+        pi_beta = self.surplus if self.surplus is not None else np.full(self.space.n_hist, np.nan)
+        return [
+            {
+                "history": h,
+                "where": self.space.describe_history(h),
+                "pi_star": float(self.pi_star[h]),
+                "beta": {nm: float(b) for nm, b in zip(names, self.beta[:, h], strict=True)},
+                "designer": float(designer[h]),
+                "surplus": float(pi_beta[h]),
+            }
+            for h in range(self.space.n_hist)
+        ]
+
+    def transfer_table(self, max_histories: int = 40) -> list[dict]:
+        """Per node of the first ``max_histories`` histories: ``history``, ``where``, ``profile``
+        (``{agent: label}``) and ``transfers`` (``{agent: payment}``). Empty without a mechanism."""
+        if self.mechanism is None:
+            return []
+        env = self.env
+        k = env.n_profiles
+        names = [ag.name for ag in env.agents]
+        x = self.mechanism.transfers
+        n_nodes = min(self.space.n_hist, max_histories) * k
+        return [
+            {
+                "history": g // k,
+                "where": self.space.describe_history(g // k),
+                "profile": env.profile_labels(g % k),
+                "transfers": {nm: float(v) for nm, v in zip(names, x[:, g], strict=True)},
+            }
+            for g in range(n_nodes)
+        ]
+
+    def __repr__(self) -> str:
+        return f"SharingResult(rule={self.rule!r}, budget={self.budget!r}, status={self.status!r})"
+
+
+# ------------------------------------------------------------------------------------------- validation
+def _check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+    return value
+
+
+def _groups(space: StateSpace, markov: bool, stationary: bool) -> np.ndarray:
+    """Group index of every history: histories of a group share one beta."""
+    if space.kind == "markov" or not (markov or stationary):
+        return np.arange(space.n_hist)
+    prev = np.asarray(space.hist_prev_profile) + 1  # 0 at the root
+    key = prev if stationary else np.asarray(space.hist_period) * (space.env.n_profiles + 1) + prev
+    return np.unique(key, return_inverse=True)[1].reshape(-1)
+
+
+def _check_negative_surplus(mm: Result) -> None:
+    pi = mm.surplus
+    neg = np.flatnonzero(pi < -tolerances.SURPLUS)
+    if not neg.size:
+        return
+    order = neg[np.argsort(pi[neg])]
+    sp_ = mm.space
+    worst = [{"history": int(h), "where": sp_.describe_history(int(h)), "value": float(pi[h])} for h in order[:5]]
+    h = worst[0]["history"]
+    raise NegativeSurplusError(
+        f"the min-max surplus Pi* is negative at {neg.size} histor{'y' if neg.size == 1 else 'ies'}, most negative "
+        f"{pi[h]:.6g} at {sp_.describe_history(h)} (history {h}): the allocation cannot be implemented under "
+        "interim or ex post budget balance (Lamba 2022, Theorem 1), so there is no surplus to share",
+        h,
+        sp_.describe_history(h),
+        float(pi[h]),
+        worst,
+    )
+
+
+def _explicit_beta(beta: Any, space: StateSpace, budget: str, groups: np.ndarray, restricted: bool) -> np.ndarray:
+    env = space.env
+    n, n_hist = env.n_agents, space.n_hist
+    if isinstance(beta, str | bytes):
+        raise TypeError(f"beta must be numeric, got {beta!r}")
+    try:
+        arr = np.array(beta, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"beta must be numeric: {exc}") from None
+    if arr.shape == (n,):
+        arr = np.repeat(arr[:, None], n_hist, axis=1)
+    elif arr.shape != (n, n_hist):
+        raise ValueError(f"beta has shape {arr.shape}; expected ({n},) or ({n}, {n_hist}) (agents x histories)")
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        i, h = bad[0]
+        raise ValueError(f"beta is not finite for agent {env.agents[i].name!r} at history {h}")
+    bad = np.argwhere(arr < -BETA_TOL)
+    if bad.size:
+        i, h = bad[0]
+        raise ValueError(
+            f"beta outside the simplex: agent {env.agents[i].name!r} gets {arr[i, h]:.6g} < 0 at "
+            f"{space.describe_history(int(h))} (history {h}); shares must be >= 0"
+        )
+    sums = arr.sum(axis=0)
+    if budget == "interim":
+        bad = np.flatnonzero(sums > 1.0 + BETA_TOL)
+        if bad.size:
+            h = int(bad[0])
+            raise ValueError(
+                f"beta outside the simplex: shares sum to {sums[h]:.6g} > 1 at {space.describe_history(h)} "
+                f"(history {h}); under interim balance the designer keeps 1 - sum >= 0"
+            )
+    else:
+        bad = np.flatnonzero(np.abs(sums - 1.0) > BETA_TOL)
+        if bad.size:
+            h = int(bad[0])
+            raise ValueError(
+                f"beta outside the simplex: shares sum to {sums[h]:.6g} at {space.describe_history(h)} "
+                f"(history {h}); ex post balance gives the agents all the surplus (sum = 1)"
+            )
+    if restricted:
+        n_groups = int(groups.max()) + 1
+        lo = np.full((n, n_groups), np.inf)
+        hi = np.full((n, n_groups), -np.inf)
+        for i in range(n):  # agents only
+            np.minimum.at(lo[i], groups, arr[i])
+            np.maximum.at(hi[i], groups, arr[i])
+        spread = hi - lo
+        if spread.max() > BETA_TOL:
+            i, gr = np.unravel_index(int(np.argmax(spread)), spread.shape)
+            members = np.flatnonzero(groups == gr)
+            raise ValueError(
+                f"beta of agent {env.agents[i].name!r} is not Markov/stationary as requested: it varies by "
+                f"{spread[i, gr]:.6g} across histories {members[:4].tolist()} that share a state"
+            )
+    return np.clip(arr, 0.0, None)
+
+
+def _limits(limits: Any, env: Environment) -> tuple[np.ndarray, np.ndarray]:
+    return agent_limits(dict(limits) if isinstance(limits, Mapping) else limits, env)
+
+
+# ------------------------------------------------------------------------------------------- transfers
+def _transfers(
+    ops: _Ops,
+    base: np.ndarray,
+    ubar_star: list[np.ndarray],
+    a: np.ndarray,
+    construction: str,
+    budget: str,
+    check: bool = True,
+) -> np.ndarray:
+    """Final transfers for shift ``a`` (n, H) (array path); ``check=False`` skips the zero-flow-surplus check
+    (the LP's affine offset at ``a = 0``)."""
+    if construction == "interim":
+        shifted = [u + a[i][:, None] for i, u in enumerate(ubar_star)]
+        x = mechanism_from_interim(ops.space, shifted).transfers
+    else:
+        x = base + ops.increment(a)
+        if construction == "own":
+            x = ops.own_payment(x)
+    if budget == "ex_post":
+        if check:
+            _static_check(ops, x, tolerances.FEASIBILITY * max(1.0, float(np.abs(x).max())))
+        x = ops.rebalance(x)
+    return x
+
+
+def _linear_map(ops: _Ops, pi: np.ndarray, groups: np.ndarray, construction: str, budget: str) -> sp.csr_matrix:
+    """``(n*N, n*G)`` matrix: change of the final transfers (stacked by agent) per unit of the group betas."""
+    n = ops.n
+    n_groups = int(groups.max()) + 1
+    sel = sp.csr_matrix((pi, (np.arange(ops.h), groups)), shape=(ops.h, n_groups))  # a = diag(pi) S b
+    inc = ops.op_increment() @ sel  # (N, G)
+    hist = ops.op_hist()
+    expand = [ops.op_expand(i) for i in range(n)]
+    interim = [ops.op_interim(i) for i in range(n)]
+    own = []
+    if construction == "own" or budget == "ex_post":
+        own = [(expand[i] @ (interim[i] @ inc)).tocsr() for i in range(n)]
+    if budget == "interim":
+        blocks = [[(own[i] if construction == "own" else inc) if j == i else None for j in range(n)] for i in range(n)]
+    else:
+        # xhat_i = D_i x_i - (1/(n-1)) sum_{j != i} C_j x_j, with C_j = D_j - H E_j P_j
+        cent = [own[j] - hist @ (ops.op_mean(j) @ (interim[j] @ inc)) for j in range(n)]
+        blocks = [[own[i] if j == i else -cent[j] / (n - 1) for j in range(n)] for i in range(n)]
+    n_nodes = ops.node_hist.size
+    for i in range(n):
+        for j in range(n):
+            if blocks[i][j] is None:
+                blocks[i][j] = sp.csr_matrix((n_nodes, n_groups))
+    return sp.bmat(blocks, format="csr")
+
+
+def _solve_lp(
+    c: np.ndarray,
+    a_ub: sp.spmatrix | None,
+    b_ub: np.ndarray | None,
+    a_eq: sp.spmatrix | None,
+    b_eq: np.ndarray | None,
+    bounds: list[tuple[float | None, float | None]],
+) -> tuple[str, np.ndarray | None, float | None, str]:
+    res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    status = {0: "optimal", 1: "time_limit", 2: "infeasible", 3: "unbounded"}.get(res.status, "error")
+    if status != "optimal":
+        return status, None, None, str(res.message)
+    return status, np.asarray(res.x), float(res.fun), str(res.message)
+
+
+def _beta_lp(
+    ops: _Ops,
+    rule: str,
+    budget: str,
+    construction: str,
+    pi: np.ndarray,
+    ubar_star: list[np.ndarray],
+    base: np.ndarray,
+    groups: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> tuple[str, np.ndarray | None, float | None, str]:
+    """Solve the beta LP of ``rule``; returns status, beta per history (n, H), objective, solver message."""
+    n, n_hist = ops.n, ops.h
+    n_groups = int(groups.max()) + 1
+    nb = n * n_groups
+    x0 = _transfers(ops, base, ubar_star, np.zeros((n, n_hist)), construction, budget, False).reshape(-1)
+    amap = _linear_map(ops, pi, groups, construction, budget)  # (n*N, nb)
+    n_nodes = ops.node_hist.size
+    lo_n = np.repeat(lo, n_nodes)
+    hi_n = np.repeat(hi, n_nodes)
+
+    # budget rows over groups: sum_i b_i(g) <= 1 or == 1
+    budget_rows = sp.hstack([sp.identity(n_groups, format="csr")] * n, format="csr")
+    ub_blocks: list[sp.spmatrix] = []
+    ub_rhs: list[np.ndarray] = []
+    eq_blocks: list[sp.spmatrix] = []
+    eq_rhs: list[np.ndarray] = []
+
+    if rule == "min-max-transfer":
+        n_extra = 1
+        ones = sp.csr_matrix(np.ones((amap.shape[0], 1)))
+        ub_blocks += [sp.hstack([amap, -ones]), sp.hstack([-amap, -ones])]
+        ub_rhs += [-x0, x0]
+        extra_bounds: list[tuple[float | None, float | None]] = [(0.0, None)]
+        cost_extra = np.ones(1)
+    else:  # maxmin: m_h <= E[Ubar*_i|h] + beta_i(h) Pi*(h)
+        n_extra = n_hist
+        sel = sp.csr_matrix((pi, (np.arange(n_hist), groups)), shape=(n_hist, n_groups))
+        rows_b = sp.block_diag([-sel] * n, format="csr")  # (n*H, nb)
+        rows_m = sp.vstack([sp.identity(n_hist, format="csr")] * n, format="csr")
+        ub_blocks.append(sp.hstack([rows_b, rows_m]))
+        ub_rhs.append(np.concatenate([(ubar_star[i] * ops.margs[i]).sum(axis=1) for i in range(n)]))
+        extra_bounds = [(None, None)] * n_hist
+        cost_extra = -np.ones(n_hist)
+
+    def pad(m: sp.spmatrix) -> sp.spmatrix:
+        return sp.hstack([m, sp.csr_matrix((m.shape[0], n_extra))])
+
+    finite_hi = np.isfinite(hi_n)
+    finite_lo = np.isfinite(lo_n)
+    if finite_hi.any():
+        ub_blocks.append(pad(amap[finite_hi]))
+        ub_rhs.append(hi_n[finite_hi] - x0[finite_hi])
+    if finite_lo.any():
+        ub_blocks.append(pad(-amap[finite_lo]))
+        ub_rhs.append(x0[finite_lo] - lo_n[finite_lo])
+    if budget == "interim":
+        ub_blocks.append(pad(budget_rows))
+        ub_rhs.append(np.ones(n_groups))
+    else:
+        eq_blocks.append(pad(budget_rows))
+        eq_rhs.append(np.ones(n_groups))
+
+    a_ub = sp.vstack(ub_blocks, format="csr")
+    b_ub = np.concatenate(ub_rhs)
+    a_eq = sp.vstack(eq_blocks, format="csr") if eq_blocks else None
+    b_eq = np.concatenate(eq_rhs) if eq_rhs else None
+    cost = np.concatenate([np.zeros(nb), cost_extra])
+    bounds = [(0.0, 1.0)] * nb + extra_bounds
+    status, z, obj, msg = _solve_lp(cost, a_ub, b_ub, a_eq, b_eq, bounds)
+    if status != "optimal" or z is None or obj is None:
+        return status, None, None, msg
+
+    # Tie-break: keep the optimal value, minimise sum |b - ref| (d >= +-(b - ref)).
+    ref_value = 0.0 if (rule == "min-max-transfer" and budget == "interim") else 1.0 / n
+    ref = np.full(nb, ref_value)
+    slack = 1e-9 * max(1.0, abs(obj))
+    n_var = nb + n_extra
+    a_ub2 = sp.vstack(
+        [
+            sp.hstack([a_ub, sp.csr_matrix((a_ub.shape[0], nb))]),
+            sp.hstack([sp.csr_matrix(cost[None, :]), sp.csr_matrix((1, nb))]),
+            sp.hstack([sp.identity(nb), sp.csr_matrix((nb, n_extra)), -sp.identity(nb)]),
+            sp.hstack([-sp.identity(nb), sp.csr_matrix((nb, n_extra)), -sp.identity(nb)]),
+        ],
+        format="csr",
+    )
+    b_ub2 = np.concatenate([b_ub, [obj + slack], ref, -ref])
+    a_eq2 = sp.hstack([a_eq, sp.csr_matrix((a_eq.shape[0], nb))], format="csr") if a_eq is not None else None
+    cost2 = np.concatenate([np.zeros(n_var), np.ones(nb)])
+    status2, z2, _, _ = _solve_lp(cost2, a_ub2, b_ub2, a_eq2, b_eq, bounds + [(0.0, None)] * nb)
+    if status2 == "optimal" and z2 is not None:
+        z = z2[:n_var]
+    b = np.clip(z[:nb].reshape(n, n_groups), 0.0, 1.0)
+    if budget == "ex_post":
+        b = b / b.sum(axis=0, keepdims=True)  # remove solver round-off on the equality rows
+    value = obj if rule == "min-max-transfer" else -obj  # the first stage's optimum
+    return "optimal", b[:, groups], value, msg
+
+
+# ------------------------------------------------------------------------------------------- main entry
+def share_surplus(
+    source: Environment | Result,
+    rule: str | Any = "equal",
+    *,
+    budget: str = "interim",
+    construction: str = "interim",
+    markov: bool = False,
+    stationary: bool = False,
+    limits: Mapping | None = None,
+    base: Mechanism | None = None,
+    **minmax_options: Any,
+) -> SharingResult:
+    r"""Share the min-max surplus :math:`\Pi^*(h)` by a rule :math:`\beta` and build a verified mechanism.
+
+    Parameters
+    ----------
+    source : Environment or Result
+        An environment (then :func:`mechlp.solve.questions.minmax` is solved with ``minmax_options``) or the
+        ``"optimal"`` result of ``minmax`` (with interim participation, ``ir="interim"``).
+    rule : {"equal", "designer", "maxmin", "min-max-transfer"} or array_like
+        See the module docstring. An array gives :math:`\beta` explicitly: shape ``(n_agents,)`` (the same
+        at every history) or ``(n_agents, n_hist)``; it must lie in the simplex of ``budget``.
+    budget : {"interim", "ex_post"}
+        ``"interim"``: :math:`\sum_i\beta_i \le 1`, the designer keeps :math:`\Pi^\beta \ge 0`.
+        ``"ex_post"``: :math:`\sum_i \beta_i = 1` and the transfers are rebalanced to sum to zero at every node
+        (:func:`ex_post_balance`).
+    construction : {"interim", "shift", "own"}
+        How transfers are built from the interim utilities (module docstring). Irrelevant under
+        ``budget="ex_post"`` (the rebalanced transfers depend only on interim payments).
+    markov, stationary : bool
+        Restrict :math:`\beta` to depend on (period, last report profile), or on the last report profile only
+        (history trees; automatic on the Markov space). For an explicit ``rule`` array the restriction is
+        checked.
+    limits : dict, optional
+        ``{agent name or index: (lo, hi)}`` bounds on every final transfer (``None`` for an open side).
+        Constraints of the LP rules; for fixed rules they are checked and a violation gives status
+        ``"infeasible"``.
+    base : Mechanism, optional
+        Base of the ``"shift"`` construction (default: the min-max mechanism of ``source``). It must have
+        the min-max interim utilities (e.g. :func:`mechlp.constructions.minmax_mechanism` for bilateral trade).
+    **minmax_options
+        Passed to :func:`mechlp.solve.questions.minmax` when ``source`` is an environment (``space``, ``horizon``,
+        ``ic``, ``backend``, ...).
+
+    Returns
+    -------
+    SharingResult
+
+    Raises
+    ------
+    NegativeSurplusError
+        When :math:`\Pi^*(h) < 0` at some history (a ``ValueError`` naming the most negative history).
+    ValueError
+        For a bad rule, budget or construction, ``"designer"`` with ``budget="ex_post"``, an explicit
+        :math:`\beta` outside the simplex, or a min-max result that is not optimal.
+    """
+    budget = _check_choice(budget, "budget", BUDGETS)
+    construction = _check_choice(construction, "construction", CONSTRUCTIONS)
+    explicit = not isinstance(rule, str)
+    if not explicit:
+        _check_choice(rule, "rule", RULES)
+        if rule == "designer" and budget == "ex_post":
+            raise ValueError(
+                "rule 'designer' leaves all the surplus with the designer (beta = 0), which ex post budget "
+                "balance forbids (the shares must sum to 1); use budget='interim'"
+            )
+    if isinstance(source, Result):
+        if minmax_options:
+            raise ValueError("minmax options are only accepted with an Environment source")
+        mm = source
+    elif isinstance(source, Environment):
+        mm = minmax(source, **minmax_options)
+    else:
+        raise TypeError(f"source must be an Environment or a minmax Result, got {type(source).__name__}")
+    if mm.question != "minmax" or mm.status != "optimal" or mm.mechanism is None or mm.surplus is None:
+        raise ValueError(f"sharing needs an optimal min-max result; got question {mm.question!r}: {mm.message}")
+    ir = mm.options.get("ir", "interim")
+    if ir != "interim":
+        raise ValueError(
+            f"sharing needs the min-max surplus with periodic interim participation (ir='interim'); got ir={ir!r}"
+        )
+    _check_negative_surplus(mm)
+
+    space = mm.space
+    env = space.env
+    ops = _Ops(space)
+    if budget == "ex_post" and ops.n < 2:
+        raise ValueError(f"ex post budget balance needs at least two agents; the environment has {ops.n}")
+    pi = np.asarray(mm.surplus, dtype=float)
+    ubar_star = [np.asarray(u, dtype=float) for u in mm.interim_utilities]
+    if base is None:
+        base = mm.mechanism
+    elif not isinstance(base, Mechanism) or base.space.n_nodes != space.n_nodes or base.env is not env:
+        raise ValueError("base must be a Mechanism on the same space (same environment) as the min-max result")
+    groups = _groups(space, markov, stationary)
+    lo, hi = _limits(limits, env)
+    ic = mm.options.get("ic", "bayesian")
+    options = {"markov": markov, "stationary": stationary, "limits": limits, "ic": ic}
+    rule_name = "explicit" if explicit else rule
+    objective = None
+
+    if explicit:
+        beta = _explicit_beta(rule, space, budget, groups, markov or stationary)
+    elif rule == "equal":
+        beta = np.full((ops.n, ops.h), 1.0 / ops.n)
+    elif rule == "designer":
+        beta = np.zeros((ops.n, ops.h))
+    else:
+        status, beta_lp, objective, msg = _beta_lp(
+            ops, rule, budget, construction, pi, ubar_star, base.transfers, groups, lo, hi
+        )
+        if status != "optimal" or beta_lp is None:
+            what = "with the transfer limits" if np.isfinite(lo).any() or np.isfinite(hi).any() else ""
+            return SharingResult(
+                status if status in ("infeasible", "error") else "error",
+                f"the {rule} LP for beta is {status} {what}: {msg}".replace("  ", " "),
+                rule_name,
+                budget,
+                construction,
+                space,
+                mm,
+                np.full((ops.n, ops.h), np.nan),
+                pi,
+                options=options,
+            )
+        beta = beta_lp
+
+    a = beta * pi[None, :]
+    x = _transfers(ops, base.transfers, ubar_star, a, construction, budget)
+    mech = Mechanism(space, x)
+    cert = verify(
+        mech,
+        ic="bayesian" if ic == "local" else ic,
+        ir="interim",
+        budget=budget,
+        outside_option=mm.options.get("outside_option", 0.0),
+    )
+    ubar = mech.interim_utilities()
+    pi_beta = mech.surplus()
+    interim_error = max(float(np.abs(ubar[i] - ubar_star[i] - a[i][:, None]).max()) for i in range(ops.n))
+    surplus_error = float(np.abs(pi_beta - (1.0 - beta.sum(axis=0)) * pi).max())
+    lo_viol = np.maximum(lo[:, None] - x, 0.0)
+    hi_viol = np.maximum(x - hi[:, None], 0.0)
+    limits_violation = float(max(lo_viol.max(), hi_viol.max()))
+    checks = {"interim_error": interim_error, "surplus_error": surplus_error, "limits_violation": limits_violation}
+    scale = max(1.0, float(np.abs(pi).max()))
+    tol = tolerances.FEASIBILITY * scale
+    res = SharingResult(
+        "optimal",
+        "",
+        rule_name,
+        budget,
+        construction,
+        space,
+        mm,
+        beta,
+        pi,
+        surplus=pi_beta,
+        interim_utilities=ubar,
+        mechanism=mech,
+        certificate=cert,
+        max_abs_transfer=float(np.abs(x).max()),
+        objective=objective,
+        checks=checks,
+        options=options,
+    )
+    where = "Markov mechanisms on the infinite horizon" if space.kind == "markov" else "history tree"
+    if not cert.ok:
+        res.status = "verification_failed"
+        res.message = "the shared mechanism fails the independent verification:\n" + cert.summary()
+    elif interim_error > tol or surplus_error > tol:
+        res.status = "verification_failed"
+        res.message = (
+            f"the construction does not reproduce Ubar* + beta Pi* (error {interim_error:.3g}) or "
+            f"(1 - sum beta) Pi* (error {surplus_error:.3g})"
+        )
+    elif limits_violation > tolerances.FEASIBILITY:
+        i, g = np.unravel_index(int(np.argmax(np.maximum(lo_viol, hi_viol))), x.shape)
+        res.status = "infeasible"
+        res.message = (
+            f"the {rule_name} split violates the transfer limits by {limits_violation:.6g}: agent "
+            f"{env.agents[i].name!r} pays {x[i, g]:.6g} at {space.describe_history(int(g) // env.n_profiles)}, "
+            f"profile {env.profile_labels(int(g) % env.n_profiles)}"
+        )
+    else:
+        kept = 1.0 - beta.sum(axis=0)
+        res.message = (
+            f"{rule_name} sharing under {budget.replace('_', ' ')} budget balance ({where}): verified; "
+            f"largest |transfer| {res.max_abs_transfer:.6g}"
+        )
+        if budget == "interim":
+            res.message += f"; the designer keeps between {kept.min():.3g} and {kept.max():.3g} of Pi*"
+        else:
+            res.message += "; payments sum to zero at every node"
+    return res
