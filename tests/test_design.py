@@ -214,7 +214,7 @@ def test_verification_failure_is_a_status(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"ic": "dominant"}, r"ic must be one of \('bayesian', 'ex_post', 'local'\), got 'dominant'"),
+        ({"ic": "dominant"}, r"ic must be one of 'bayesian', 'ex_post', 'local'; got 'dominant'"),
         ({"ir": "sometimes"}, r"ir must be one of .*got 'sometimes'"),
         ({"backend": "gurobi"}, r"backend must be one of \('highs', 'cvxpy'\), got 'gurobi'"),
     ],

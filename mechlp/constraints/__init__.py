@@ -1,22 +1,19 @@
 """Constraint builders: sparse labelled blocks for every family of design.md section 2.
 
 This package is the only place where the constraint mathematics lives; the verifier
-(:mod:`mechlp.verify.checker`) re-derives every check independently and never imports it.
+(:mod:`mechlp.verify.checker`) re-derives every check independently and never imports it. The options
+(notions, outside options, limits) come parsed from :class:`mechlp.model.question.Question`.
 """
 
-from mechlp.constraints._common import AgentView, outside_options
+from mechlp.constraints._common import AgentView
 from mechlp.constraints.accounting import recursion_blocks
-from mechlp.constraints.budget import BUDGET_MODES, budget_blocks, surplus_coefficients
-from mechlp.constraints.ic import IC_MODES, ic_blocks
-from mechlp.constraints.ir import IR_MODES, ir_blocks
+from mechlp.constraints.budget import budget_blocks, surplus_coefficients
+from mechlp.constraints.ic import ic_blocks
+from mechlp.constraints.ir import ir_blocks
 from mechlp.constraints.limits import transfer_bounds
 
 __all__ = [
     "AgentView",
-    "outside_options",
-    "BUDGET_MODES",
-    "IC_MODES",
-    "IR_MODES",
     "budget_blocks",
     "surplus_coefficients",
     "ic_blocks",

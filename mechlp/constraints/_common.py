@@ -50,27 +50,3 @@ class AgentView:
     def type_pairs(self, local: bool) -> list[tuple[int, int]]:
         k = self.n_types
         return [(t, r) for t in range(k) for r in range(k) if t != r and (not local or abs(t - r) == 1)]
-
-
-def outside_options(outside_option, env) -> list[np.ndarray]:
-    """Normalise ``outside_option`` (scalar, per agent, or per agent per type) to per-agent type arrays."""
-    out = []
-    if np.isscalar(outside_option):
-        return [np.full(ag.n_types, float(outside_option)) for ag in env.agents]
-    seq = list(outside_option)
-    if len(seq) != env.n_agents:
-        raise ValueError(f"outside_option has {len(seq)} entries; expected one per agent ({env.n_agents})")
-    for i, (ag, val) in enumerate(zip(env.agents, seq, strict=True)):
-        arr = (
-            np.broadcast_to(np.asarray(val, dtype=float), (ag.n_types,)).copy()
-            if np.ndim(val) == 0
-            else (np.asarray(val, dtype=float))
-        )
-        if arr.shape != (ag.n_types,):
-            raise ValueError(
-                f"outside_option[{i}] for agent {ag.name!r} has shape {arr.shape}; expected ({ag.n_types},)"
-            )
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"outside_option[{i}] for agent {ag.name!r} is not finite")
-        out.append(arr)
-    return out

@@ -58,8 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from mechlp.lp.program import Block, Variables
-
-BUDGET_MODES = ("ex_ante", "interim", "ex_post", "none", "savings")
+from mechlp.model.question import parse_notion
 
 
 def surplus_coefficients(variables: Variables, hists: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -153,8 +152,7 @@ def surplus_block(hists: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: n
 
 
 def budget_blocks(variables: Variables, mode: str = "interim") -> list[Block]:
-    if mode not in BUDGET_MODES:
-        raise ValueError(f"budget must be one of {BUDGET_MODES}, got {mode!r}")
+    mode = parse_notion("budget", mode)
     space = variables.space
     if mode == "none":
         return []

@@ -12,12 +12,12 @@ from mechlp.constraints import (
     budget_blocks,
     ic_blocks,
     ir_blocks,
-    outside_options,
     recursion_blocks,
     surplus_coefficients,
     transfer_bounds,
 )
 from mechlp.lp.program import LinearProgram, Variables, assemble
+from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 
 __all__ = ["build_lp", "surplus_objective"]
@@ -40,26 +40,30 @@ def surplus_objective(variables: Variables, weights: np.ndarray | None = None) -
 
 def build_lp(
     space: StateSpace,
+    question: Question | None = None,
     *,
-    ic: str = "bayesian",
-    ir: str = "interim",
-    budget: str = "none",
-    outside_option=0.0,
-    limits=None,
     weights: np.ndarray | None = None,
+    **options,
 ) -> LinearProgram:
-    """Assemble recursion + IC + IR + budget rows, transfer bounds and the surplus objective on ``space``."""
+    """Assemble recursion + IC + IR + budget rows, transfer bounds and the surplus objective on ``space``.
+
+    ``question`` is the parsed :class:`~mechlp.model.question.Question`; without it, ``options`` (``ic``,
+    ``ir``, ``budget``, ``outside_option``, ``limits``, as for :meth:`Question.parse`) are parsed here, with
+    ``budget="none"`` unless given.
+    """
     started = time.perf_counter()
-    variables = Variables(space, {"Q": space.n_hist} if budget == "savings" else None)
     env = space.env
+    q = question if question is not None else Question.parse(env, **{"budget": "none", **options})
+    if question is not None and options:
+        raise TypeError(f"build_lp takes either a question or options, not both (got {sorted(options)})")
+    variables = Variables(space, {"Q": space.n_hist} if q.budget == "savings" else None)
     beliefs = space.beliefs()
     views = [AgentView(space, i, beliefs) for i in range(env.n_agents)]
-    outside = outside_options(outside_option, env)
     blocks = recursion_blocks(variables)
-    blocks += ic_blocks(variables, views, ic)
-    blocks += ir_blocks(variables, views, outside, ir)
-    blocks += budget_blocks(variables, budget)
-    lo, hi = transfer_bounds(variables, limits)
+    blocks += ic_blocks(variables, views, q.ic)
+    blocks += ir_blocks(variables, views, list(q.outside), q.ir)
+    blocks += budget_blocks(variables, q.budget)
+    lo, hi = transfer_bounds(variables, q.limits)
     # Coefficients below 1e-12 are dropped by HiGHS; say so instead of letting the verifier find out.
     for blk in blocks:
         tiny = (blk.vals != 0) & (np.abs(blk.vals) < 1e-12)

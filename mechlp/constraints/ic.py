@@ -21,13 +21,11 @@ import numpy as np
 
 from mechlp.constraints._common import AgentView
 from mechlp.lp.program import Block, Variables
-
-IC_MODES = ("bayesian", "ex_post", "local")
+from mechlp.model.question import parse_notion
 
 
 def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesian") -> list[Block]:
-    if mode not in IC_MODES:
-        raise ValueError(f"ic must be one of {IC_MODES}, got {mode!r}")
+    mode = parse_notion("ic", mode)
     space = variables.space
     env = space.env
     k = env.n_profiles

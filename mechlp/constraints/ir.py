@@ -10,15 +10,13 @@ import numpy as np
 
 from mechlp.constraints._common import AgentView
 from mechlp.lp.program import Block, Variables
-
-IR_MODES = ("interim", "ex_post", "ex_ante")
+from mechlp.model.question import parse_notion
 
 
 def ir_blocks(
     variables: Variables, views: list[AgentView], outside: list[np.ndarray], mode: str = "interim"
 ) -> list[Block]:
-    if mode not in IR_MODES:
-        raise ValueError(f"ir must be one of {IR_MODES}, got {mode!r}")
+    mode = parse_notion("ir", mode)
     space = variables.space
     k = space.env.n_profiles
     blocks = []

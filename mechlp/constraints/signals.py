@@ -40,6 +40,7 @@ import numpy as np
 
 from mechlp.constraints.budget import surplus_block, zero_sum_block
 from mechlp.lp.program import Block
+from mechlp.model.question import parse_notion
 from mechlp.model.signals import SignalSpace
 
 __all__ = ["SignalVariables", "INTERMEDIATE_BUDGETS", "intermediate_blocks", "intermediate_surplus_cost"]
@@ -131,8 +132,7 @@ def intermediate_blocks(
     rows and a designer history for the designer rows)."""
     if ir not in ("interim", "ex_ante"):
         raise ValueError(f"the intermediate mechanism supports ir 'interim' or 'ex_ante', got {ir!r}")
-    if budget not in INTERMEDIATE_BUDGETS:
-        raise ValueError(f"budget must be one of {INTERMEDIATE_BUDGETS} for the intermediate mechanism, got {budget!r}")
+    budget = parse_notion("budget", budget, allowed=INTERMEDIATE_BUDGETS)
     sp = variables.space
     env = sp.env
     tree = sp.tree

@@ -62,6 +62,7 @@ from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, 
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import parse_notion
 from mechlp.model.spaces import StateSpace
 from mechlp.verify.checker import Verification, verify
 
@@ -362,8 +363,7 @@ def lump_sum_fees(
     -------
     FeeResult
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mode = parse_notion("budget", mode, allowed=MODES, argument="mode")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if mode == "interim" and split != "tight":
@@ -536,8 +536,7 @@ def critical_discount(
     -------
     CriticalDiscount
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    mode = parse_notion("budget", mode, allowed=MODES, argument="mode")
     if not lo < hi:
         raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
     if grid < 2:

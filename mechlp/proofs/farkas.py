@@ -40,13 +40,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from mechlp.backends.highs import solve_arrays
-from mechlp.constraints import outside_options
 from mechlp.constraints.interim import InterimRows, interim_rows
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
+from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.verify.checker import ImpossibilityCertificate
 
-__all__ = ["impossibility_certificate", "CERTIFIABLE"]
+__all__ = ["impossibility_certificate"]
 
 #: Largest interim formulation (columns) whose Farkas vertex is recomputed exactly on its support; above it the
 #: float multipliers are repaired instead (see module docstring).
@@ -55,13 +55,6 @@ SUPPORT_SOLVE_COLUMNS = 200
 #: Automatic exactness (``exact=None``): model denominators and problem size up to which certificates are exact.
 AUTO_EXACT_DENOMINATOR = 10**6
 AUTO_EXACT_COLUMNS = 2000
-
-#: Options for which :func:`impossibility_certificate` works.
-CERTIFIABLE = {
-    "ic": ("bayesian", "local"),
-    "ir": ("interim", "ex_ante"),
-    "budget": ("interim", "ex_ante", "ex_post", "savings"),
-}
 
 
 def _farkas_float(rows: InterimRows) -> np.ndarray | None:
@@ -155,10 +148,15 @@ def impossibility_certificate(
     outside_option=0.0,
     minmax_surplus: np.ndarray | None = None,
     exact: bool | None = None,
+    question: Question | None = None,
 ) -> ImpossibilityCertificate | None:
     """Farkas multipliers proving that no mechanism satisfies IC, IR and ``budget`` on ``space``.
 
-    Returns ``None`` when the options are not certifiable (see ``CERTIFIABLE``) or the problem is feasible.
+    ``question`` (a :class:`~mechlp.model.question.Question`) replaces ``ic``, ``ir``, ``budget`` and
+    ``outside_option``. The multipliers are over the rows of its certifying relaxation
+    (:meth:`Question.certifying`: ex post budget balance is certified by the interim rows, savings by the ex
+    ante row). Returns ``None`` when the question has no certifying relaxation (ex post IC or IR, transfer
+    limits, no budget rows) or the relaxation is feasible.
     The returned certificate is exact (fractions) and has been checked by
     :func:`mechlp.verify.checker.check_impossibility` in floats and in exact arithmetic; its ``verification``
     records both. ``minmax_surplus`` (``Pi*`` per history) is used for the plain-language summary.
@@ -169,11 +167,13 @@ def impossibility_certificate(
     kernels) make rational arithmetic explode; their certificates are then checked in floats only, which the
     summary says. ``exact=True`` forces the exact path, ``False`` skips it.
     """
-    if ic not in CERTIFIABLE["ic"] or ir not in CERTIFIABLE["ir"] or budget not in CERTIFIABLE["budget"]:
-        return None
-    rows_budget = {"ex_post": "interim", "savings": "ex_ante"}.get(budget, budget)
     env = space.env
-    outside = outside_options(outside_option, env)
+    q = question or Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+    relaxed = q.certifying()
+    if relaxed is None:
+        return None
+    ic, ir, budget, rows_budget = relaxed.ic, relaxed.ir, q.budget, relaxed.budget
+    outside = list(q.outside)
     rows_f = interim_rows(space, Numbers(env, exact=False), ic, ir, rows_budget, outside)
     y_float = _farkas_float(rows_f)
     if y_float is None:

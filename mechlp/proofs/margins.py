@@ -35,10 +35,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from mechlp.backends.highs import solve_arrays
-from mechlp.constraints import outside_options
 from mechlp.constraints.interim import interim_rows
 from mechlp.model.exact import Numbers, to_fractions, transition
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.verify.checker import verify
 
@@ -112,19 +112,23 @@ def exact_feasible_mechanism(
     budget: str = "interim",
     outside_option=0.0,
     margin: float = DEFAULT_MARGIN,
+    question: Question | None = None,
 ):
     """A mechanism satisfying every row exactly, with its exact verification, or ``(None, reason)``.
 
     Supported: ``ic`` bayesian/local (verified against all misreports), ``ir`` interim/ex_ante, ``budget``
     interim/ex_ante/ex_post/none. Returns ``(mechanism, verification)`` where ``mechanism.exact_transfers`` holds
-    the fractions and ``verification`` is ``verify(..., exact=True)``.
+    the fractions and ``verification`` is ``verify(..., exact=True)``. ``question`` (a
+    :class:`~mechlp.model.question.Question`) replaces ``ic``, ``ir``, ``budget`` and ``outside_option``.
     """
+    env = space.env
+    q = question or Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+    ic, ir, budget = q.ic, q.ir, q.budget
     if ic not in ("bayesian", "local") or ir not in ("interim", "ex_ante"):
         return None, f"exact feasibility certificates need ic bayesian/local and ir interim/ex_ante (got {ic}, {ir})"
     if budget not in ("interim", "ex_ante", "ex_post", "none"):
         return None, f"exact feasibility certificates support budget interim/ex_ante/ex_post/none (got {budget})"
-    env = space.env
-    outside = outside_options(outside_option, env)
+    outside = list(q.outside)
     rows_budget = "interim" if budget == "ex_post" else budget
     rows = interim_rows(space, Numbers(env, exact=False), ic, ir, rows_budget, outside)
     a = sp.csr_matrix((rows.vals.astype(float), (rows.rows, rows.cols)), shape=(rows.n_rows, rows.n_cols))
@@ -155,6 +159,5 @@ def exact_feasible_mechanism(
     else:
         x = transfers_from_interim(space, nums, interim)
     mech = Mechanism(space, x.astype(float), exact_transfers=x)
-    check_ic = "bayesian" if ic == "local" else ic
-    ver = verify(mech, ic=check_ic, ir=ir, budget=budget, outside_option=outside_option, exact=True)
+    ver = verify(mech, question=q.replace(ic="bayesian") if ic == "local" else q, exact=True)
     return mech, ver

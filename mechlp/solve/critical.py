@@ -36,6 +36,7 @@ import numpy as np
 
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
+from mechlp.model.question import parse_notion
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
@@ -367,8 +368,7 @@ def critical_delta(
     TypeError
         When ``model`` is neither an environment nor a callable.
     """
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    budget = parse_notion("budget", budget, allowed=BUDGETS)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(model, Environment):

@@ -45,12 +45,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mechlp.backends.highs import solve_arrays
-from mechlp.constraints import outside_options
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.lp.program import assemble
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.question import outside_options
 from mechlp.model.signals import SignalSpace
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MarkovSpace
 from mechlp.verify.checker import Verification, verify_intermediate

@@ -29,12 +29,12 @@ import numpy as np
 
 from mechlp.backends import solve_lp
 from mechlp.backends.base import BACKENDS
-from mechlp.constraints import BUDGET_MODES, IC_MODES, IR_MODES
 from mechlp.constraints.formulation import build_lp
 from mechlp.constructions.minmax import markov_fee_table
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
@@ -77,39 +77,25 @@ def _scope_note(space: StateSpace) -> str:
 
 
 def _solve(
-    env: Environment,
+    q: Question,
     question: str,
-    budget: str,
     space: StateSpace | None,
     horizon: int | None,
-    ic: str,
-    ir: str,
-    outside_option,
-    limits,
     backend: str,
     memory_limit: int,
     solver_options: dict,
 ) -> Result:
-    _check_option("ic", ic, IC_MODES)
-    _check_option("ir", ir, IR_MODES)
-    _check_option("budget", budget, BUDGET_MODES)
     _check_option("backend", backend, BACKENDS)
+    env = q.env
     sp = _space(env, space, horizon, memory_limit)
-    options = {
-        "ic": ic,
-        "ir": ir,
-        "budget": budget,
-        "outside_option": outside_option,
-        "limits": limits,
-        "backend": backend,
-    }
+    options = {**q.to_dict(), "backend": backend}
     weights = None
-    if ir == "ex_ante":
+    if q.ir == "ex_ante":
         # Participation only at the start: surplus at later histories can be raised without bound by shifting
         # utility forward, so only Pi(root) is a meaningful objective (and Pi at other histories is not unique).
         weights = np.zeros(sp.n_hist)
         weights[0] = 1.0
-    lp = build_lp(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits, weights=weights)
+    lp = build_lp(sp, q, weights=weights)
     out = solve_lp(lp, backend, **solver_options)
     size = {
         "histories": sp.n_hist,
@@ -119,14 +105,14 @@ def _solve(
         "nonzeros": lp.nnz,
     }
     timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
-    res = Result(out.status, "", question, options, sp, solver=out, timings=timings, size=size)
+    res = Result(out.status, "", question, options, sp, solver=out, timings=timings, size=size, question_spec=q)
     if out.status != "optimal":
         res.message = f"{backend} returned {out.status}: {out.message}"
         return res
     mech = Mechanism(sp, lp.variables.split(out.x)["x"])
     t0 = time.perf_counter()
     # A local-IC answer must hold globally: verify all misreports.
-    cert = verify(mech, ic="bayesian" if ic == "local" else ic, ir=ir, budget=budget, outside_option=outside_option)
+    cert = verify(mech, question=q.replace(ic="bayesian") if q.ic == "local" else q)
     timings["verify"] = time.perf_counter() - t0
     res.mechanism = mech
     res.certificate = cert
@@ -198,35 +184,13 @@ def minmax(
         balance, Lamba Theorem 1) and at the root (ex ante balance, Corollary 1).
     """
     _check_option("method", method, METHODS)
+    q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
         space = _space(env, space, horizon, memory_limit, tail=True)
     if method == "recursion":
-        res = minmax_result(
-            env,
-            space=space,
-            horizon=horizon,
-            ic=ic,
-            ir=ir,
-            outside_option=outside_option,
-            limits=limits,
-            memory_limit=memory_limit,
-            **solver_options,
-        )
+        res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
-        res = _solve(
-            env,
-            "minmax",
-            "none",
-            space,
-            horizon,
-            ic,
-            ir,
-            outside_option,
-            limits,
-            backend,
-            memory_limit,
-            solver_options,
-        )
+        res = _solve(q, "minmax", space, horizon, backend, memory_limit, solver_options)
     if res.surplus is None:
         return res
     sp = res.space
@@ -234,7 +198,7 @@ def minmax(
     h_min = int(np.argmin(pi))
     interim_ok = bool(pi.min() >= -tolerances.SURPLUS)
     ante_ok = bool(pi[0] >= -tolerances.SURPLUS)
-    if res.status == "optimal" and ir == "ex_ante":
+    if res.status == "optimal" and q.ir == "ex_ante":
         res.message = (
             f"min-max surplus{_scope_note(sp)} with ex ante participation only: Pi*(root) = {pi[0]:.6g}; "
             "surplus at later histories is not determined (participation binds only at the start)"
@@ -303,23 +267,11 @@ def feasibility(
         budget rows). ``"infeasible"``: ``diagnosis["negative"]`` lists the histories with the most negative
         min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1).
     """
-    _check_option("budget", budget, BUDGET_MODES)
+    q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
+    budget = q.budget
     if tail:
         space = _space(env, space, horizon, memory_limit, tail=True)
-    res = _solve(
-        env,
-        "feasibility",
-        budget,
-        space,
-        horizon,
-        ic,
-        ir,
-        outside_option,
-        limits,
-        backend,
-        memory_limit,
-        solver_options,
-    )
+    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options)
     sp = res.space
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
@@ -327,21 +279,15 @@ def feasibility(
         return res
     # Diagnose (and cross-check) with the min-max surplus on the same space.
     mm = minmax_result
-    same = (
-        mm is not None
-        and mm.space is sp
-        and (mm.options.get("ic"), mm.options.get("ir")) == (ic, ir)
-        and mm.options.get("limits") is limits
-        and mm.options.get("outside_option") is outside_option
-    )
+    same = mm is not None and mm.space is sp and mm.question_spec is not None and _same_constraints(mm.question_spec, q)
     if not same:
         mm = minmax(
             env,
             space=sp,
-            ic=ic,
-            ir=ir,
-            outside_option=outside_option,
-            limits=limits,
+            ic=q.ic,
+            ir=q.ir,
+            outside_option=list(q.outside),
+            limits=q.limits,
             backend=backend,
             **solver_options,
         )
@@ -351,21 +297,19 @@ def feasibility(
     relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
     worst = _worst_histories(sp, relevant)
     res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
-    if res.status == "infeasible" and certify and limits is None:
+    if res.status == "infeasible" and certify and not q.has_limits:
         t0 = time.perf_counter()
-        cert = impossibility_certificate(
-            sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option, minmax_surplus=pi
-        )
+        cert = impossibility_certificate(sp, question=q, minmax_surplus=pi)
         res.timings["certificate"] = time.perf_counter() - t0
         res.certificate = cert
-    if res.status == "optimal" and exact and limits is None:
+    if res.status == "optimal" and exact and not q.has_limits:
         t0 = time.perf_counter()
-        mech, check = exact_feasible_mechanism(sp, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+        mech, check = exact_feasible_mechanism(sp, question=q)
         res.timings["exact"] = time.perf_counter() - t0
         res.exact_mechanism = mech
         res.exact_check = check
     predicted_feasible: bool | None = budget == "none" or not worst
-    if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, ic, ir):
+    if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, q.ic, q.ir):
         predicted_feasible = None  # Pi*(root) >= 0 is necessary, sufficient only in the case of the helper
     if res.status == "infeasible":
         if worst:
@@ -381,7 +325,7 @@ def feasibility(
             )
         else:
             res.message = f"infeasible under {budget} budget balance{_scope_note(sp)}"
-        if certify and limits is None:
+        if certify and not q.has_limits:
             cert = res.certificate
             if cert is None:
                 res.message += "; no Farkas certificate for these options"
@@ -393,12 +337,23 @@ def feasibility(
                 res.message += "; WARNING: the Farkas certificate did not verify: " + "; ".join(
                     c["message"] for c in cert.checks.values() if not c["ok"]
                 )
-    if limits is None and predicted_feasible is not None and predicted_feasible != (res.status == "optimal"):
+    if not q.has_limits and predicted_feasible is not None and predicted_feasible != (res.status == "optimal"):
         res.message += (
             f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "
             f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
         )
     return res
+
+
+def _same_constraints(a: Question, b: Question) -> bool:
+    """Same IC, IR, outside options and limits (the budget may differ): a min-max result for ``a`` diagnoses ``b``."""
+    return (
+        a.env is b.env
+        and (a.ic, a.ir) == (b.ic, b.ir)
+        and all(np.array_equal(x, y) for x, y in zip(a.outside, b.outside, strict=True))
+        and np.array_equal(a.limits_lo, b.limits_lo)
+        and np.array_equal(a.limits_hi, b.limits_hi)
+    )
 
 
 def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:

@@ -76,10 +76,10 @@ from typing import Any
 import numpy as np
 
 from mechlp.backends.base import SolverOutput
-from mechlp.constraints import outside_options
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question, outside_options, parse_notion
 from mechlp.model.spaces import (
     DEFAULT_MEMORY_LIMIT,
     HistoryTree,
@@ -651,12 +651,14 @@ def _optimality_terms(
 
 
 # ---------------------------------------------------------------------------------------------- solve
-def _check_options(ic: str) -> None:
-    if ic not in IC_MODES:
+def _check_options(ic: str) -> str:
+    try:
+        return parse_notion("ic", ic, allowed=IC_MODES)
+    except ValueError as exc:
         raise ValueError(
-            f"ic must be one of {IC_MODES} for the recursion (its rows are difference constraints in interim "
-            f"utilities); got {ic!r} -- use method='lp' for ex post IC"
-        )
+            f"{exc} for the recursion (its rows are difference constraints in interim utilities); use method='lp' "
+            "for ex post IC"
+        ) from None
 
 
 def estimate_bytes(space_or_env: StateSpace | Environment, horizon: int | None = None, verify: bool = True) -> int:
@@ -728,7 +730,7 @@ def solve(
     MemoryError
         When the tree is predicted not to fit in ``memory_limit``.
     """
-    _check_options(ic)
+    ic = _check_options(ic)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if isinstance(model, Environment):
@@ -1181,6 +1183,7 @@ def minmax_result(
     limits: Any = None,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     max_iter: int = 100_000,
+    question: Question | None = None,
     **unsupported: Any,
 ):
     r"""The min-max mechanism by recursion, as a verified :class:`~mechlp.solve.result.Result` (``design.minmax``'s
@@ -1213,15 +1216,17 @@ def minmax_result(
         raise ValueError(
             f"method='recursion' takes no solver options; got {sorted(unsupported)} (they are for the LP backends)"
         )
-    _check_options(ic)
-    if ir != "interim":
-        raise ValueError(
-            f"method='recursion' needs ir='interim' (participation at every history); got ir={ir!r} -- use method='lp'"
-        )
-    if limits is not None:
-        raise ValueError("method='recursion' does not handle transfer limits; use method='lp'")
     if not isinstance(env, Environment):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    q = question or Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
+    _check_options(q.ic)
+    if q.ir != "interim":
+        raise ValueError(
+            f"method='recursion' needs ir='interim' (participation at every history); got ir={q.ir!r} -- use "
+            "method='lp'"
+        )
+    if q.has_limits:
+        raise ValueError("method='recursion' does not handle transfer limits; use method='lp'")
     if space is not None:
         if space.env is not env:
             raise ValueError("space was built for a different environment than env")
@@ -1246,22 +1251,16 @@ def minmax_result(
                 f"GiB, over the memory limit of {memory_limit / 2**30:.2f} GiB; mechlp.solve.recursion.solve gives Pi* "
                 "at every state without a verified mechanism"
             )
-    options = {
-        "ic": ic,
-        "ir": ir,
-        "budget": "none",
-        "outside_option": outside_option,
-        "limits": limits,
-        "backend": "recursion",
-        "method": "recursion",
-    }
+    options = {**q.to_dict(), "backend": "recursion", "method": "recursion"}
     t0 = time.perf_counter()
-    sol = solve(sp, ic=ic, outside_option=outside_option, max_iter=max_iter)
+    sol = solve(sp, ic=q.ic, outside_option=list(q.outside), max_iter=max_iter)
     seconds = time.perf_counter() - t0
     size = {"histories": sp.n_hist, "nodes": sp.n_nodes}
     timings = {"solve": seconds}
     native = SolverOutput(sol.status, "recursion", sol.message, None, None, None, seconds, "recursion")
-    res = Result(sol.status, sol.message, "minmax", options, sp, solver=native, timings=timings, size=size)
+    res = Result(
+        sol.status, sol.message, "minmax", options, sp, solver=native, timings=timings, size=size, question_spec=q
+    )
     res.diagnosis = {
         "recursion": {
             "pointwise_optimal": sol.pointwise_optimal,
@@ -1279,7 +1278,7 @@ def minmax_result(
     mech = sol.mechanism()
     timings["mechanism"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    cert = verify(mech, ic="bayesian", ir="interim", budget="none", outside_option=outside_option)
+    cert = verify(mech, question=q.replace(ic="bayesian"))
     gap = float(np.abs(verifier_surplus(mech) - sol.surplus).max())
     timings["verify"] = time.perf_counter() - t2
     native.objective = float(sol.surplus.sum())

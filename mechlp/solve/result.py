@@ -31,6 +31,7 @@ import numpy as np
 
 from mechlp.backends.base import SolverOutput
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.solve.figures import draw
 
@@ -50,7 +51,8 @@ class Result:
     question : str
         ``"minmax"`` or ``"feasibility"``.
     options : dict
-        The constraint options used (ic, ir, budget, outside_option, limits, backend).
+        The constraint options used, in their written spellings (ic, ir, budget, outside_option, limits,
+        backend): ``question_spec.to_dict()`` plus the backend.
     space : StateSpace
     mechanism : Mechanism or None
         The mechanism (transfers at every node) when one was found.
@@ -69,6 +71,8 @@ class Result:
     fees : dict or None
         Bilateral trade on the Markov space: per-period fees on top of the static discrete VCG
         (Lamba 2022, section 6.1), ``{agent: {"first": z1, "by_state": {other's previous label: z}}}``.
+    question_spec : Question or None
+        The parsed question (:class:`mechlp.model.question.Question`) the builders and the verifier used.
     diagnosis : dict or None
         For an infeasible answer: the min-max surplus and the histories where it is negative.
     """
@@ -89,6 +93,7 @@ class Result:
     exact_check: Any = None
     timings: dict = field(default_factory=dict)
     size: dict = field(default_factory=dict)
+    question_spec: Question | None = None
 
     @property
     def success(self) -> bool:

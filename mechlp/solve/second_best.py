@@ -40,15 +40,7 @@ import numpy as np
 
 from mechlp.backends import solve_lp
 from mechlp.backends.base import BACKENDS, SolverOutput
-from mechlp.constraints import (
-    BUDGET_MODES,
-    IR_MODES,
-    AgentView,
-    budget_blocks,
-    ir_blocks,
-    outside_options,
-    transfer_bounds,
-)
+from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
 from mechlp.constraints.allocation import (
     ALLOCATION_IC_MODES,
     allocation_columns,
@@ -61,6 +53,7 @@ from mechlp.constraints.allocation import (
 from mechlp.lp.program import LinearProgram, Variables, assemble
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 from mechlp.solve.result import Result
 from mechlp.verify.checker import verify
@@ -118,33 +111,37 @@ def _status_quo_welfare(space: StateSpace) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- LP
+def _parse_question(env: Environment, options: dict) -> Question:
+    """The question with allocation variables: IC over all misreports (local IC is valid only for monotone
+    allocations, which the second best need not be)."""
+    try:
+        return Question.parse(env, **options, allowed={"ic": ALLOCATION_IC_MODES})
+    except ValueError as exc:
+        if options.get("ic") == "local":
+            raise ValueError(
+                f"{exc}: local IC is valid only for monotone allocations, which the second best need not be"
+            ) from None
+        raise
+
+
 def build_allocation_lp(
     space: StateSpace,
+    question: Question | None = None,
     *,
     objective: str = "welfare",
-    ic: str = "bayesian",
-    ir: str = "interim",
-    budget: str = "interim",
-    outside_option=0.0,
-    limits=None,
+    **options,
 ) -> LinearProgram:
     r"""Assemble the LP over ``(U, x, B, p[, Q])`` (see :mod:`mechlp.constraints.allocation`).
 
     The cost (HiGHS minimises) is ``-W`` for ``"welfare"`` / ``"gains_from_trade"`` and :math:`-\Pi(\text{root})`
     for ``"revenue"``, both on the root nodes only (module docstring). Allocation columns are bounded to
-    ``[0, 1]``, transfers by ``limits``.
+    ``[0, 1]``, transfers by ``limits``. ``question`` is the parsed question; without it ``options`` (``ic``,
+    ``ir``, ``budget``, ``outside_option``, ``limits``) are parsed here.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if budget not in BUDGET_MODES:
-        raise ValueError(f"budget must be one of {BUDGET_MODES}, got {budget!r}")
-    if ir not in IR_MODES:
-        raise ValueError(f"ir must be one of {IR_MODES}, got {ir!r}")
-    if ic not in ALLOCATION_IC_MODES:
-        raise ValueError(
-            f"ic must be one of {ALLOCATION_IC_MODES} with allocation variables, got {ic!r} (local IC is valid "
-            "only for monotone allocations, which the second best need not be)"
-        )
+    q = question if question is not None else _parse_question(space.env, options)
+    ic, ir, budget = q.ic, q.ir, q.budget
     check_action_free(space)
     started = time.perf_counter()
     extras = allocation_extras(space)
@@ -157,9 +154,9 @@ def build_allocation_lp(
     blocks = allocation_recursion_blocks(variables)
     blocks.append(simplex_block(variables))
     blocks += allocation_ic_blocks(variables, views, ic)
-    blocks += ir_blocks(variables, views, outside_options(outside_option, env), ir)
+    blocks += ir_blocks(variables, views, list(q.outside), ir)
     blocks += budget_blocks(variables, budget)
-    lo, hi = transfer_bounds(variables, limits)
+    lo, hi = transfer_bounds(variables, q.limits)
     nodes = np.arange(space.n_nodes)
     pcols = allocation_columns(variables, nodes[:, None], np.arange(env.n_actions)[None, :]).reshape(-1)
     lo[pcols], hi[pcols] = 0.0, 1.0
@@ -360,24 +357,18 @@ def second_best(
         space = make_space(env, horizon, memory_limit, tail=tail)
     elif space.env is not env:
         raise ValueError("space was built for a different environment than env")
-    lp = build_allocation_lp(
-        space, objective=objective, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits
-    )
+    q = _parse_question(env, {"ic": ic, "ir": ir, "budget": budget, "outside_option": outside_option, "limits": limits})
+    ic, ir, budget = q.ic, q.ir, q.budget
+    lp = build_allocation_lp(space, q, objective=objective)
     out = solve_lp(lp, backend, **solver_options)
-    options = {
-        "objective": objective,
-        "ic": ic,
-        "ir": ir,
-        "budget": budget,
-        "outside_option": outside_option,
-        "limits": limits,
-        "backend": backend,
-    }
+    options = {"objective": objective, **q.to_dict(), "backend": backend}
     size = {"histories": space.n_hist, "nodes": space.n_nodes, "rows": lp.n_rows, "columns": lp.n_cols}
     size["nonzeros"] = lp.nnz
     timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
     question = "optimal" if objective == "revenue" else "second_best"
-    res = SecondBestResult(out.status, "", question, options, space, solver=out, timings=timings, size=size)
+    res = SecondBestResult(
+        out.status, "", question, options, space, solver=out, timings=timings, size=size, question_spec=q
+    )
     res.objective = objective
     fb, _ = efficient_welfare(space)
     shift = _status_quo_welfare(space) if objective == "gains_from_trade" else 0.0
@@ -391,7 +382,7 @@ def second_best(
     alloc /= alloc.sum(axis=1, keepdims=True)
     mech = Mechanism(space, parts["x"], allocation=alloc)
     t0 = time.perf_counter()
-    cert = verify(mech, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+    cert = verify(mech, question=q)
     timings["verify"] = time.perf_counter() - t0
     res.mechanism, res.certificate, res.allocation = mech, cert, alloc
     res.surplus = mech.surplus()

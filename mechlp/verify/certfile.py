@@ -30,6 +30,7 @@ import numpy as np
 
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 from mechlp.verify.checker import ImpossibilityCertificate, check_impossibility, verify
@@ -73,14 +74,18 @@ def certificate_payload(result: Any, exact: bool = False) -> dict:
     the verifier imports nothing above the model): its mechanism (feasible) or its Farkas multipliers."""
     env = result.env
     sp = result.space
-    opts = result.options
-    outside = opts.get("outside_option", 0.0)
-    question = {
-        "ic": opts["ic"],
-        "ir": opts["ir"],
-        "budget": opts["budget"],
-        "outside_option": outside if np.isscalar(outside) else np.asarray(outside, dtype=float).tolist(),
-    }
+    spec = result.question_spec
+    if spec is None:  # a result built by hand: its options hold the question
+        opts = result.options
+        spec = Question.parse(
+            env,
+            ic=opts["ic"],
+            ir=opts["ir"],
+            budget=opts["budget"],
+            outside_option=opts.get("outside_option", 0.0),
+            limits=opts.get("limits"),
+        )
+    question = spec.to_dict()
     base = {
         "format": "mechlp-certificate/1",
         "model": model_to_dict(env),
@@ -200,26 +205,19 @@ def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = Fa
             False,
             f"the certificate was made for a different model (sha256 {want[:12]}..., this model {have[:12]}...)",
         )
-    q = doc.get("question", {})
+    q = Question.from_dict(env, doc.get("question", {}), where="certificate: question")
     space = _space_for(env, doc)
     kind = doc.get("kind")
     if kind == "mechanism":
         mech = read_mechanism(space, doc.get("transfers", []))
-        opts = {
-            "ic": q.get("ic", "bayesian"),
-            "ir": q.get("ir", "interim"),
-            "budget": q.get("budget", "interim"),
-            "outside_option": q.get("outside_option", 0.0),
-        }
-        ic = "bayesian" if opts["ic"] == "local" else opts["ic"]
-        ver = verify(mech, ic=ic, ir=opts["ir"], budget=opts["budget"], outside_option=opts["outside_option"])
+        checked = q.replace(ic="bayesian") if q.ic == "local" else q  # local IC answers must hold globally
+        lines.append(f"question: {checked.describe()}")
+        ver = verify(mech, question=checked)
         ok = ver.ok
         lines.append("mechanism certificate, float re-check:")
         lines += ["  " + s for s in ver.summary().splitlines()]
         if exact:
-            ver_x = verify(
-                mech, ic=ic, ir=opts["ir"], budget=opts["budget"], outside_option=opts["outside_option"], exact=True
-            )
+            ver_x = verify(mech, question=checked, exact=True)
             ok = ok and ver_x.ok
             lines.append("exact re-check (payments exactly as written):")
             lines += ["  " + s for s in ver_x.summary().splitlines()]

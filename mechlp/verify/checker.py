@@ -70,6 +70,7 @@ from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, continuation, solve_exact, to_fractions
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question, outside_options, parse_notion
 from mechlp.model.spaces import StateSpace
 
 __all__ = [
@@ -81,14 +82,7 @@ __all__ = [
     "joint_beliefs",
     "interim_utilities",
     "surplus",
-    "IC_OPTIONS",
-    "IR_OPTIONS",
-    "BUDGET_OPTIONS",
 ]
-
-IC_OPTIONS: tuple[str, ...] = ("bayesian", "ex_post", "local")
-IR_OPTIONS: tuple[str, ...] = ("interim", "ex_post", "ex_ante")
-BUDGET_OPTIONS: tuple[str, ...] = ("ex_ante", "interim", "ex_post", "none", "savings")
 
 BINDING_LIST_CAP = 50  # at most this many binding rows are listed per family (all are counted)
 
@@ -195,6 +189,14 @@ class Verification:
         head = "verified: OK" if self.ok else "verification FAILED"
         arith = "exact rational arithmetic" if opts.get("exact") else f"tolerance {self.tol:g}"
         lines = [f"{head} ({arith}; IC {opts.get('ic')}, IR {opts.get('ir')}, budget {opts.get('budget')})"]
+        outside = opts.get("outside_option") or []
+        if any(float(v) != 0.0 for o in outside for v in np.asarray(o, dtype=float).ravel()):
+            names = opts.get("agents") or [f"agent {i}" for i in range(len(outside))]
+            parts = ", ".join(f"{nm} {[float(v) for v in o]}" for nm, o in zip(names, outside, strict=True))
+            lines.append(f"  outside options (IR is checked against them): {parts}")
+        if opts.get("limits"):
+            parts = ", ".join(f"{nm} [{lo}, {hi}]" for nm, (lo, hi) in opts["limits"].items())
+            lines.append(f"  transfer limits: {parts}")
         for fam in self.max_violation:
             mv = self.max_violation[fam]
             status = "ok" if mv <= self.tol and self.exact_violation.get(fam, "0") == "0" else "VIOLATED"
@@ -228,6 +230,7 @@ class Verification:
                 "outside_option": [
                     [float(v) for v in np.asarray(o).ravel()] for o in self.options.get("outside_option", [])
                 ],
+                **({"limits": self.options["limits"]} if self.options.get("limits") else {}),
             },
         }
 
@@ -335,63 +338,6 @@ def surplus(mechanism: Mechanism) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- options
-def _check_option(value: Any, name: str, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        choices = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
-    return value
-
-
-def _outside_options(value: Any, env: Environment) -> list[np.ndarray]:
-    """Normalise ``outside_option`` to one float array of shape ``(K_i,)`` per agent."""
-    n = env.n_agents
-    counts = env.type_counts
-
-    def as_array(v: Any, what: str) -> np.ndarray:
-        if isinstance(v, str | bytes) or v is None:
-            raise TypeError(f"{what} must be numeric, got {v!r}")
-        try:
-            arr = np.asarray(v, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{what} must be numeric: {exc}") from None
-        bad = np.flatnonzero(~np.isfinite(arr.ravel()))
-        if bad.size:
-            raise ValueError(f"{what} is not finite at index {int(bad[0])}")
-        return arr
-
-    if isinstance(value, Mapping):
-        names = [ag.name for ag in env.agents]
-        unknown = [k for k in value if k not in names]
-        if unknown:
-            raise ValueError(f"outside_option names unknown agent {unknown[0]!r}; agents are {names}")
-        value = [value.get(nm, 0.0) for nm in names]
-    if isinstance(value, bool):
-        raise TypeError("outside_option must be numeric, got a bool")
-    if isinstance(value, int | float | np.integer | np.floating) or (isinstance(value, np.ndarray) and value.ndim == 0):
-        return [np.full(k, float(as_array(value, "outside_option"))) for k in counts]
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
-        raise TypeError(
-            f"outside_option must be numeric: a number, one per agent, or one per agent and type; got {value!r}"
-        )
-    if len(value) != n:
-        raise ValueError(
-            f"outside_option has {len(value)} entries; expected {n}, one per agent {[a.name for a in env.agents]}"
-        )
-    out = []
-    for i, (v, k) in enumerate(zip(value, counts, strict=True)):
-        arr = as_array(v, f"outside_option[{i}] (agent {env.agents[i].name!r})")
-        if arr.ndim == 0:
-            out.append(np.full(k, float(arr)))
-        elif arr.shape == (k,):
-            out.append(arr.copy())
-        else:
-            raise ValueError(
-                f"outside_option[{i}] (agent {env.agents[i].name!r}) has shape {arr.shape}; "
-                f"expected a number or ({k},), one per type"
-            )
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- blocks
 @dataclass
 class _Block:
@@ -748,6 +694,29 @@ def _summarise(blocks: list[_Block], bind_tol: float) -> tuple[Any, Violation | 
     return max(0.0, -best[0]), worst, binding, n_binding, n_rows
 
 
+def _limit_blocks(
+    space: StateSpace, nums: Numbers, transfers: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> list[_Block]:
+    r"""Transfer limits :math:`lo_i \le x_i(h, \theta) \le hi_i` at every node (slacks ``x - lo`` and ``hi - x``)."""
+    env = space.env
+    k = env.n_profiles
+    blocks = []
+    for i in range(env.n_agents):
+        for side, bound, sign in (("lower", lo[i], 1), ("upper", hi[i], -1)):
+            if not np.isfinite(bound):
+                continue
+            b = nums.array([float(bound)])[0]
+            slack = (transfers[i] - b) * sign
+
+            def describe(f: int, s: float, i=i, side=side, bound=float(bound)) -> Violation:
+                h, prof = divmod(int(f), k)
+                where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)} ({side} limit {bound:g})"
+                return Violation("limits", env.agents[i].name, h, where, None, None, None, float(s))
+
+            blocks.append(_Block("limits", slack, describe, lambda f: f // k, (i,)))
+    return blocks
+
+
 # ---------------------------------------------------------------------------------------------- verify
 def verify(
     mechanism: Mechanism,
@@ -759,6 +728,7 @@ def verify(
     tol: float = tolerances.FEASIBILITY,
     exact: bool = False,
     max_denominator: int | None = None,
+    question: Question | None = None,
 ) -> Verification:
     r"""Re-evaluate every IC, IR and budget constraint of ``mechanism`` from its transfers.
 
@@ -800,6 +770,9 @@ def verify(
         seconds; Markov spaces need one exact K x K solve (``mechlp.model.exact.EXACT_MARKOV_PROFILES``).
     max_denominator : int, optional
         See ``exact``.
+    question : Question, optional
+        The parsed question (:class:`mechlp.model.question.Question`) instead of ``ic``, ``ir``, ``budget``
+        and ``outside_option``: the solvers pass the object their builders used, so both read one parse.
 
     Returns
     -------
@@ -815,9 +788,11 @@ def verify(
     """
     if not isinstance(mechanism, Mechanism):
         raise TypeError(f"mechanism must be a Mechanism, got {type(mechanism).__name__}")
-    ic = _check_option(ic, "ic", IC_OPTIONS)
-    ir = _check_option(ir, "ir", IR_OPTIONS)
-    budget = _check_option(budget, "budget", BUDGET_OPTIONS)
+    if question is None:
+        question = Question.parse(mechanism.space.env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
+    elif question.env is not mechanism.space.env:
+        raise ValueError("question was parsed for a different environment than the mechanism's")
+    ic, ir, budget = question.ic, question.ir, question.budget
     if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
         raise TypeError(f"tol must be a number, got {type(tol).__name__}")
     if not math.isfinite(float(tol)) or tol < 0:
@@ -826,7 +801,7 @@ def verify(
     space = mechanism.space
     env = space.env
     nums = Numbers(env, exact=bool(exact))
-    outside = _outside_options(outside_option, env)
+    outside = list(question.outside)
     if exact:
         x = mechanism.exact_transfers if max_denominator is None else None
         if x is None:
@@ -837,6 +812,8 @@ def verify(
     if node_alloc is not None and exact:
         raise NotImplementedError("exact verification of a node-dependent allocation is not supported; use floats")
     families = _evaluate(space, nums, x, ic, ir, budget, outside, node_alloc=node_alloc)
+    if question.has_limits:
+        families["limits"] = _limit_blocks(space, nums, x, question.limits_lo, question.limits_hi)
 
     max_violation: dict[str, float] = {}
     exact_violation: dict[str, str] = {}
@@ -859,6 +836,8 @@ def verify(
         "ir": ir,
         "budget": budget,
         "outside_option": [o.tolist() for o in outside],
+        "limits": question.limits,
+        "agents": [ag.name for ag in env.agents],
         "exact": bool(exact),
         "max_denominator": max_denominator,
     }
@@ -1174,7 +1153,7 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     space = cert.space
     env = space.env
     nums = Numbers(env, exact=exact)
-    outside = _outside_options(cert.options.get("outside_option", 0.0), env)
+    outside = outside_options(cert.options.get("outside_option", 0.0), env)
     signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + [cert.budget]
     if any(Fraction(v) < 0 for arr in signs for v in np.asarray(arr, dtype=object).reshape(-1)):
         return {
@@ -1258,14 +1237,14 @@ def verify_intermediate(
     history; ``"ex_ante"``: the first period), ``"budget"`` (``"interim"``, ``"ex_ante"``, ``"ex_post"`` as in
     :func:`verify`, on designer histories; ``"none"``). Floats only.
     """
-    ir = _check_option(ir, "ir", ("interim", "ex_ante"))
-    budget = _check_option(budget, "budget", ("interim", "ex_ante", "ex_post", "none"))
+    ir = parse_notion("ir", ir, allowed=("interim", "ex_ante"))
+    budget = parse_notion("budget", budget, allowed=("interim", "ex_ante", "ex_post", "none"))
     env = space.env
     tree = space.tree
     k, n_act = env.n_profiles, env.n_actions
     nums = Numbers(env, exact=False)
     delta = nums.delta
-    outside = _outside_options(outside_option, env)
+    outside = outside_options(outside_option, env)
     margs = marginal_beliefs(tree, nums)
     joint = _product(margs, tree.n_hist)
     reach = np.ones(tree.n_hist)

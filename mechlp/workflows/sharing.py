@@ -104,11 +104,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from mechlp.constraints.limits import agent_limits
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import agent_limits, parse_notion
 from mechlp.model.spaces import StateSpace
 from mechlp.solve.questions import minmax
 from mechlp.solve.result import Result
@@ -910,7 +910,7 @@ def share_surplus(
         For a bad rule, budget or construction, ``"designer"`` with ``budget="ex_post"``, an explicit
         :math:`\beta` outside the simplex, or a min-max result that is not optimal.
     """
-    budget = _check_choice(budget, "budget", BUDGETS)
+    budget = parse_notion("budget", budget, allowed=BUDGETS)
     construction = _check_choice(construction, "construction", CONSTRUCTIONS)
     explicit = not isinstance(rule, str)
     if not explicit:

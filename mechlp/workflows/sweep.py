@@ -85,10 +85,11 @@ import pandas as pd
 
 from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import apply_overrides, model_from_dict
-from mechlp.constraints import BUDGET_MODES
+from mechlp.constructions.fees import MODES as FEE_MODES
 from mechlp.constructions.fees import lump_sum_fees
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
+from mechlp.model.question import parse_notion
 from mechlp.solve import questions as design
 from mechlp.workflows.sharing import BUDGETS as SHARE_BUDGETS
 from mechlp.workflows.sharing import NegativeSurplusError, share_surplus
@@ -107,7 +108,6 @@ __all__ = [
 
 QUESTIONS = ("minmax", "feasible", "share", "fees")
 EXECUTORS = ("processes", "serial")
-FEE_MODES = ("ex_ante", "interim")
 DEFAULT_BUDGETS = {"minmax": None, "feasible": ("ex_ante", "interim"), "share": "interim", "fees": "ex_ante"}
 BASE_COLUMNS = ("status", "error")
 ANSWER_META = ("question", "seconds", "cpu_seconds", "pid", "finished")
@@ -320,12 +320,15 @@ def _make_task(model: Any, grid: dict[str, list], question: Any, budget: Any, op
 
 
 def _check_budget(question: Any, budget: Any) -> Any:
-    """Normalise ``budget`` for ``question`` (``"ex-ante"`` is accepted for ``"ex_ante"``)."""
+    """Normalise ``budget`` for ``question`` to written spellings (``"ex-ante"`` is read as ``"ex_ante"``)."""
 
-    def norm(b: Any) -> str:
+    def norm(b: Any, allowed: tuple[str, ...] | None = None) -> str:
         if not isinstance(b, str):
             raise ValueError(f"budget must be a string or a sequence of strings, got {b!r}")
-        return b.strip().replace("-", "_")
+        try:
+            return parse_notion("budget", b.strip(), allowed=allowed)
+        except ValueError as exc:
+            raise ValueError(f"budget {b!r} is not one of the notions of question {question!r}: {exc}") from None
 
     if not isinstance(question, str):
         return budget
@@ -340,16 +343,8 @@ def _check_budget(question: Any, budget: Any) -> Any:
         items = [budget] if isinstance(budget, str) else list(budget)
         if not items:
             raise ValueError("budget: give at least one budget notion")
-        out = tuple(norm(b) for b in items)
-        for b in out:
-            if b not in BUDGET_MODES:
-                raise ValueError(f"budget {b!r} is not one of {BUDGET_MODES} (question 'feasible')")
-        return out
-    allowed = SHARE_BUDGETS if question == "share" else FEE_MODES
-    b = norm(budget)
-    if b not in allowed:
-        raise ValueError(f"budget {b!r} is not one of {tuple(allowed)} (question {question!r})")
-    return b
+        return tuple(norm(b) for b in items)
+    return norm(budget, tuple(SHARE_BUDGETS if question == "share" else FEE_MODES))
 
 
 # ---------------------------------------------------------------------------------------------- answers
