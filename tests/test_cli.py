@@ -50,7 +50,9 @@ def test_solve_overrides_and_budgets(tmp_path, capsys):
     code, _, payload = run(
         ["--set", "persistence=0.9", "--set", "discount=0.8", "--budget", "ex-ante"], tmp_path, capsys
     )
-    assert code == 0 and payload["status"] == "feasible" and payload["budget"] == "ex-ante"
+    # --json writes the one written spelling (schema_version 2); the CLI reads both
+    assert code == 0 and payload["status"] == "feasible" and payload["budget"] == "ex_ante"
+    assert payload["schema_version"] == 2
 
 
 def test_solve_finite_horizon_names_histories(tmp_path, capsys):

@@ -30,15 +30,29 @@ from typing import Any
 
 from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import load_model
-from mechlp.constructions.fees import critical_discount, lump_sum_fees
+from mechlp.cli.options import OptionSpec, add_command, add_options
+from mechlp.constructions.fees import MODES, SPLITS, WORST_OVER, critical_discount, lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.model.environment import Environment
 from mechlp.verify.certfile import write_json
 
 __all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload"]
 
-MODE_CHOICES = {"ex-ante": "ex_ante", "interim": "interim"}
 TABLE_LIMIT = 64  # profiles printed in the readable report
+
+#: The Python functions each command mirrors, and the parameters it exposes (``tests/test_cli_parity.py``).
+PIVOT_FUNCTIONS = (dynamic_pivot,)
+PIVOT_OPTIONS = ("check",)
+FEES_FUNCTIONS = (lump_sum_fees,)
+FEES_OPTIONS = ("mode", "split", "worst_over")
+SCAN_OPTIONS = ("lo", "hi", "tol", "grid")
+FEES_SPECS = {
+    "split": OptionSpec("how the tight fees are split between the agents", choices=SPLITS),
+    "worst_over": OptionSpec(
+        "types that count for the worst-off type of Yoon's condition (*): all, or the prior's support",
+        choices=WORST_OVER,
+    ),
+}
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -239,7 +253,7 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 def _cmd_pivot(args: argparse.Namespace) -> int:
     env, _ = resolve_model(args.model, args.set, args.param)
-    res = dynamic_pivot(env, check=not args.no_verify)
+    res = dynamic_pivot(env, check=args.check)
     payload = pivot_payload(res)
     print(_pivot_report(res))
     _write_json(args.json, payload)
@@ -248,11 +262,13 @@ def _cmd_pivot(args: argparse.Namespace) -> int:
 
 def _cmd_fees(args: argparse.Namespace) -> int:
     env, factory = resolve_model(args.model, args.set, args.param)
-    mode = MODE_CHOICES[args.mode]
-    res = lump_sum_fees(env, mode, split=args.split)
+    mode = args.mode
+    res = lump_sum_fees(env, mode, split=args.split, worst_over=args.worst_over)
     crit = None
     if args.critical_delta:
-        crit = critical_discount(factory, args.lo, args.hi, args.tol, grid=args.grid, mode=mode)
+        crit = critical_discount(
+            factory, args.lo, args.hi, args.tol, grid=args.grid, mode=mode, worst_over=args.worst_over
+        )
     payload = fees_payload(res, crit)
     print(_fees_report(res, crit))
     _write_json(args.json, payload)
@@ -268,18 +284,15 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``pivot`` and ``fees`` on ``subparsers`` (the object returned by ``add_subparsers``)."""
-    p = subparsers.add_parser("pivot", help="dynamic pivot mechanism (Bergemann-Välimäki 2010), verified")
+    p = add_command(subparsers, "pivot", help="dynamic pivot mechanism (Bergemann-Välimäki 2010), verified")
     _model_args(p)
-    p.add_argument("--no-verify", action="store_true", help="skip the verifier (very large Markov spaces)")
+    add_options(p, PIVOT_FUNCTIONS, PIVOT_OPTIONS, help={"check": "run the verifier (skip it for very large spaces)"})
+    p.add_argument("--no-verify", dest="check", action="store_false", help="the same as --no-check")
     p.set_defaults(func=_cmd_pivot)
 
-    f = subparsers.add_parser("fees", help="lump-sum fees on the pivot (Yoon 2015) and the critical discount")
+    f = add_command(subparsers, "fees", help="lump-sum fees on the pivot (Yoon 2015) and the critical discount")
     _model_args(f)
-    f.add_argument("--mode", choices=sorted(MODE_CHOICES), default="ex-ante")
-    f.add_argument("--split", choices=["tight", "balanced"], default="tight")
+    add_options(f, FEES_FUNCTIONS, FEES_OPTIONS, specs=FEES_SPECS, allowed={"mode": MODES})
     f.add_argument("--critical-delta", action="store_true", help="scan and bisect the discount factor")
-    f.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
-    f.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
-    f.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
-    f.add_argument("--tol", type=float, default=1e-8, help="bracket width of the bisection (default 1e-8)")
+    add_options(f, (critical_discount,), SCAN_OPTIONS)
     f.set_defaults(func=_cmd_fees)

@@ -30,14 +30,50 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
+from mechlp.cli.options import add_command, add_options
 from mechlp.solve import questions as design
+from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
 from mechlp.verify.certfile import certificate_payload, check_certificate, write_json
 
 _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
 
-BUDGET_CHOICES = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post", "savings": "savings"}
+#: ``mechlp solve`` mirrors these Python questions (options generated from their signatures).
+SOLVE_FUNCTIONS = (design.minmax, design.feasibility)
+SOLVE_OPTIONS = (
+    "budget",
+    "horizon",
+    "tail",
+    "ic",
+    "ir",
+    "outside_option",
+    "limits",
+    "backend",
+    "memory_limit",
+    "method",
+    "certify",
+    "exact",
+)
+#: ``mechlp critical-delta`` (and ``solve --critical-delta``) mirror :func:`mechlp.solve.critical.critical_delta`.
+CRITICAL_OPTIONS = (
+    "budget",
+    "lo",
+    "hi",
+    "tol",
+    "method",
+    "grid",
+    "horizon",
+    "tail",
+    "ic",
+    "outside_option",
+    "backend",
+    "memory_limit",
+)
+SCAN_OPTIONS = ("lo", "hi", "tol", "grid")
+#: JSON answers of ``solve`` / ``critical-delta``: 2 writes notions in their written spelling (``ex_ante``;
+#: version 1 wrote the CLI spelling ``ex-ante``).
+SCHEMA_VERSION = 2
 
 
 def _state_dict(env, profile: int) -> dict[str, str]:
@@ -55,6 +91,7 @@ def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
     else:
         status = "error"
     out: dict = {
+        "schema_version": SCHEMA_VERSION,
         "model": env.name,
         "status": status,
         "message": feas.message,
@@ -153,36 +190,60 @@ def _report(payload: dict, feas: Result, mm: Result) -> str:
     return "\n".join(lines)
 
 
-def _cmd_critical_delta(args: argparse.Namespace, env, budget: str) -> int:
-    """``solve --critical-delta``: scan and bisect the discount factor
-    (:func:`mechlp.solve.critical.critical_delta`)."""
-
-    method = args.method or "recursion"
+def _critical(args: argparse.Namespace, env, method: str) -> int:
+    """Scan and bisect the discount factor (:func:`mechlp.solve.critical.critical_delta`)."""
+    if args.budget not in CRITICAL_BUDGETS:
+        raise ValueError(f"--budget must be one of {', '.join(CRITICAL_BUDGETS)} for the critical discount factor")
     crit = critical_delta(
-        env, budget, args.lo, args.hi, args.tol, method, args.grid, horizon=args.horizon, backend=args.backend
+        env,
+        args.budget,
+        args.lo,
+        args.hi,
+        args.tol,
+        method,
+        args.grid,
+        horizon=args.horizon,
+        tail=args.tail,
+        ic=args.ic,
+        outside_option=args.outside_option,
+        backend=args.backend,
+        memory_limit=args.memory_limit,
     )
     print(f"model {env.name}: {env!r}")
     print(crit.report())
     if args.json:
-        write_json(args.json, {"model": env.name, "critical_delta": crit.to_dict()})
+        write_json(args.json, {"schema_version": SCHEMA_VERSION, "model": env.name, "critical_delta": crit.to_dict()})
         print(f"\nwrote {args.json}")
     return 0
 
 
+def _cmd_critical_delta(args: argparse.Namespace) -> int:
+    return _critical(args, load_model(args.model, args.set or []), args.method)
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
-    budget = BUDGET_CHOICES[args.budget]
-    if args.critical_delta:
-        return _cmd_critical_delta(args, env, budget)
-    kwargs = {"backend": args.backend, "method": args.method or "lp"}
-    if args.horizon is not None:
-        kwargs["horizon"] = args.horizon
-    if args.tail:
-        if args.horizon is None:
-            raise ValueError("--tail needs --horizon T (history-dependent for T periods, then a Markov tail)")
-        kwargs["tail"] = True
-    mm = design.minmax(env, **kwargs)
-    feas = design.feasibility(env, budget, space=mm.space, backend=args.backend, minmax_result=mm, exact=args.exact)
+    budget = args.budget
+    if args.critical_delta:  # the same as `mechlp critical-delta`, whose default solver is the recursion
+        return _critical(args, env, args.method or "recursion")
+    if args.tail and args.horizon is None:
+        raise ValueError("--tail needs --horizon T (history-dependent for T periods, then a Markov tail)")
+    question = {
+        "ic": args.ic,
+        "ir": args.ir,
+        "outside_option": args.outside_option,
+        "limits": args.limits,
+        "backend": args.backend,
+        "memory_limit": args.memory_limit,
+        "horizon": args.horizon,
+        "tail": args.tail,
+    }
+    mm = design.minmax(env, method=args.method or "lp", **question)
+    question.pop("horizon")
+    question.pop("tail")
+    feas = design.feasibility(
+        env, budget, space=mm.space, minmax_result=mm, certify=args.certify, exact=args.exact, **question
+    )
     payload = solve_payload(args.budget, feas, mm)
     print(_report(payload, feas, mm))
     if args.json:
@@ -203,46 +264,52 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("solve", help="min-max surplus, fees and feasibility of the model's allocation")
+def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="TOML model file")
-    p.add_argument("--budget", choices=sorted(BUDGET_CHOICES), default="interim")
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
         help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
     )
-    p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
-    p.add_argument(
-        "--tail", action="store_true", help="with --horizon T: history tree for T periods, then a Markov tail"
-    )
-    p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs")
-    p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
-    p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")
-    p.add_argument("--exact", action="store_true", help="also build and re-check an exactly feasible mechanism")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = add_command(sub, "solve", help="min-max surplus, fees and feasibility of the model's allocation")
+    _model_arguments(p)
+    add_options(p, SOLVE_FUNCTIONS, [n for n in SOLVE_OPTIONS if n != "method"])
     p.add_argument(
         "--method",
         choices=["lp", "recursion"],
         default=None,
-        help="min-max solver: one LP (default for solve) or the backward recursion (default for --critical-delta)",
+        help="min-max solver: one LP (default for solve, as mechlp.minmax) or the backward recursion (default "
+        "for --critical-delta, as mechlp.critical_delta)",
     )
+    p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")
     p.add_argument(
         "--critical-delta",
         action="store_true",
-        help="instead: scan and bisect the discount factor where the --budget notion becomes (in)feasible",
+        help="instead: scan and bisect the discount factor where the --budget notion becomes (in)feasible "
+        "(the same as `mechlp critical-delta`)",
     )
-    p.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
-    p.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
-    p.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
-    p.add_argument("--tol", type=float, default=1e-9, help="bracket width of the bisection (default 1e-9)")
+    add_options(p, (critical_delta,), SCAN_OPTIONS)
     p.set_defaults(func=_cmd_solve)
-    c = sub.add_parser("check", help="re-check a certificate file against a model, without re-solving")
+    cd = add_command(
+        sub,
+        "critical-delta",
+        help="the discount factors where a budget notion becomes (in)feasible: grid scan, then bisection",
+    )
+    _model_arguments(cd)
+    add_options(cd, (critical_delta,), CRITICAL_OPTIONS, allowed={"budget": CRITICAL_BUDGETS})
+    cd.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    cd.set_defaults(func=_cmd_critical_delta)
+    c = add_command(sub, "check", help="re-check a certificate file against a model, without re-solving")
     c.add_argument("model", help="TOML model file")
     c.add_argument("certificate", help="certificate JSON (from `mechlp solve --certificate`, or written by hand)")
-    c.add_argument("--exact", action="store_true", help="re-check in exact rational arithmetic as well")
+    add_options(c, (check_certificate,), ("exact",), help={"exact": "re-check in exact rational arithmetic as well"})
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
     c.set_defaults(func=_cmd_check)
     for module in _SUBCOMMAND_MODULES:  # commands that live in their own modules

@@ -9,17 +9,32 @@ from __future__ import annotations
 import argparse
 
 from mechlp.catalog.io import load_model
-from mechlp.solve.second_best import second_best
+from mechlp.cli.options import OptionSpec, add_command, add_options
+from mechlp.constraints.allocation import ALLOCATION_IC_MODES
+from mechlp.solve.second_best import OBJECTIVES, second_best
 from mechlp.verify.certfile import write_json
 
 __all__ = ["add_parsers"]
 
-BUDGETS = {"ex-ante": "ex_ante", "interim": "interim", "ex-post": "ex_post", "none": "none", "savings": "savings"}
+#: The Python function ``mechlp second-best`` mirrors, and the parameters it exposes.
+SECOND_BEST_FUNCTIONS = (second_best,)
+SECOND_BEST_OPTIONS = (
+    "objective",
+    "budget",
+    "horizon",
+    "tail",
+    "ic",
+    "ir",
+    "outside_option",
+    "limits",
+    "backend",
+    "memory_limit",
+)
 
 
 def _cmd(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
-    res = second_best(env, objective=args.objective, budget=BUDGETS[args.budget], horizon=args.horizon)
+    res = second_best(env, **{name: getattr(args, name) for name in SECOND_BEST_OPTIONS})
     print(f"model {env.name}: {env!r}")
     print(f"second best ({args.objective}, budget {args.budget}): {res.status}")
     print(f"  {res.message}")
@@ -55,11 +70,15 @@ def _cmd(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("second-best", help="best allocation under IC, IR and a budget notion (allocation variables)")
+    p = add_command(sub, "second-best", help="best allocation under IC, IR and a budget notion (allocation variables)")
     p.add_argument("model", help="TOML model file")
-    p.add_argument("--objective", choices=["welfare", "gains_from_trade", "revenue"], default="gains_from_trade")
-    p.add_argument("--budget", choices=sorted(BUDGETS), default="interim")
-    p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
+    add_options(
+        p,
+        SECOND_BEST_FUNCTIONS,
+        SECOND_BEST_OPTIONS,
+        specs={"objective": OptionSpec("what the allocation maximises", choices=OBJECTIVES)},
+        allowed={"ic": ALLOCATION_IC_MODES},
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.set_defaults(func=_cmd)

@@ -29,38 +29,31 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.options import OptionSpec, add_command, add_options
+from mechlp.solve.questions import minmax
 from mechlp.verify.certfile import write_json
-from mechlp.workflows.sharing import CONSTRUCTIONS, RULES, NegativeSurplusError, SharingResult, share_surplus
+from mechlp.workflows.sharing import (
+    BUDGETS,
+    CONSTRUCTIONS,
+    RULES,
+    NegativeSurplusError,
+    SharingResult,
+    share_surplus,
+)
 
-__all__ = ["add_parsers", "share_payload", "share_report", "BUDGET_CHOICES"]
+__all__ = ["add_parsers", "share_payload", "share_report"]
 
-BUDGET_CHOICES = {"interim": "interim", "ex-post": "ex_post"}
+#: The Python function ``mechlp share`` mirrors, and the parameters it exposes (the min-max options
+#: ``horizon`` and ``backend`` are passed on through ``**minmax_options``).
+SHARE_FUNCTIONS = (share_surplus,)
+SHARE_OPTIONS = ("rule", "budget", "construction", "markov", "stationary", "limits")
+MINMAX_OPTIONS = ("horizon", "backend")
 MAX_ROWS = 40  # histories shown in the printed tables
-
-
-def _parse_limits(items: Sequence[str] | None) -> dict[str, tuple[float | None, float | None]] | None:
-    """``["buyer=-1:2", "seller=:0.5"]`` -> ``{"buyer": (-1.0, 2.0), "seller": (None, 0.5)}``."""
-    if not items:
-        return None
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for item in items:
-        name, sep, rng = item.partition("=")
-        lo_txt, colon, hi_txt = rng.partition(":")
-        if not sep or not colon or not name.strip():
-            raise ValueError(f"--limit must look like NAME=LO:HI (a side may be empty), got {item!r}")
-        try:
-            lo = float(lo_txt) if lo_txt.strip() else None
-            hi = float(hi_txt) if hi_txt.strip() else None
-        except ValueError:
-            raise ValueError(f"--limit {item!r}: bounds must be numbers") from None
-        out[name.strip()] = (lo, hi)
-    return out
 
 
 def _parse_beta(text: str | None) -> list[float] | None:
@@ -162,11 +155,11 @@ def _write_json(path: str | None, payload: dict) -> None:
 
 def _cmd_share(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
-    budget = BUDGET_CHOICES[args.budget]
+    budget = args.budget
     beta = _parse_beta(args.beta)
-    if beta is not None and args.rule is not None:
+    if beta is not None and args.rule != "equal":
         raise ValueError("give either --rule or --beta, not both")
-    rule: Any = beta if beta is not None else (args.rule or "equal")
+    rule: Any = beta if beta is not None else args.rule
     kwargs: dict[str, Any] = {"backend": args.backend}
     if args.horizon is not None:
         kwargs["horizon"] = args.horizon
@@ -178,7 +171,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
             construction=args.construction,
             markov=args.markov,
             stationary=args.stationary,
-            limits=_parse_limits(args.limit),
+            limits=args.limits,
             **kwargs,
         )
     except NegativeSurplusError as exc:
@@ -189,7 +182,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 "model": env.name,
                 "status": "infeasible",
                 "message": str(exc),
-                "rule": "explicit" if beta is not None else (args.rule or "equal"),
+                "rule": "explicit" if beta is not None else args.rule,
                 "budget": args.budget,
                 "failing_histories": exc.negative,
             },
@@ -205,7 +198,8 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``share`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``); returns its parser."""
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "share",
         help="split the min-max surplus between agents and designer (beta), with verified transfers",
         description=(
@@ -215,23 +209,26 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
         ),
     )
     p.add_argument("model", help="TOML model file")
-    p.add_argument("--rule", choices=RULES, default=None, help="sharing rule (default: equal)")
-    p.add_argument("--beta", metavar="B1,B2,...", help="explicit shares, one per agent in model order")
-    p.add_argument("--budget", choices=sorted(BUDGET_CHOICES), default="interim")
-    p.add_argument("--construction", choices=CONSTRUCTIONS, default="interim")
-    p.add_argument("--markov", action="store_true", help="beta depends on (period, last reports) only")
-    p.add_argument("--stationary", action="store_true", help="beta depends on the last reports only")
-    p.add_argument(
-        "--limit", action="append", metavar="NAME=LO:HI", help="bounds on an agent's payments, e.g. buyer=-1:1"
+    add_options(
+        p,
+        SHARE_FUNCTIONS,
+        SHARE_OPTIONS,
+        specs={
+            "rule": OptionSpec("sharing rule", choices=RULES),
+            "construction": OptionSpec("how transfers are built from the shared utilities", choices=CONSTRUCTIONS),
+            "markov": OptionSpec("beta depends on (period, last reports) only"),
+            "stationary": OptionSpec("beta depends on the last reports only"),
+        },
+        allowed={"budget": BUDGETS},
     )
+    p.add_argument("--beta", metavar="B1,B2,...", help="explicit shares, one per agent in model order (not --rule)")
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
         help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
     )
-    p.add_argument("--horizon", type=int, default=None, help="solve on a history tree of this many periods")
-    p.add_argument("--backend", choices=["highs", "cvxpy"], default="highs", help="backend of the min-max LP")
+    add_options(p, (minmax,), MINMAX_OPTIONS, help={"backend": "backend of the min-max LP"})
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.set_defaults(func=_cmd_share)
     return p

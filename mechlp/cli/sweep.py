@@ -20,6 +20,7 @@ Exit codes: 0 done (a sweep with failed points still exits 0 and counts them), 2
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import tomllib
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.options import add_command, signature_default
 from mechlp.solve import questions as design
 from mechlp.workflows import plots
 from mechlp.workflows.sweep import EXECUTORS, QUESTIONS, parse_grid_spec, sweep
@@ -73,12 +75,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         grid,
         args.question,
         budget=budget,
-        options=parse_options(args.option),
+        options=parse_options(args.options),
         out=args.out,
         executor=args.executor,
         workers=args.workers,
         chunksize=args.chunksize,
-        progress=not args.no_progress,
+        progress=args.progress,
+        retry_errors=args.retry_errors,
     )
     wall = time.perf_counter() - t0
     a = df.attrs
@@ -138,7 +141,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sweep`` and ``plot`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
-    s = subparsers.add_parser(
+    default = functools.partial(signature_default, (sweep,))
+    s = add_command(
+        subparsers,
         "sweep",
         help="answer a question at every point of a parameter grid (parallel, resumable CSV)",
         description=(
@@ -153,29 +158,43 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=START:STOP:NUM",
         help="grid axis: NUM values from START to STOP, or KEY=V1,V2,... (repeat for more axes)",
     )
-    s.add_argument("--question", choices=QUESTIONS, default="minmax", help="what to compute (default: minmax)")
+    s.add_argument("--question", choices=QUESTIONS, default=default("question"), help="what to compute")
     s.add_argument(
         "--budget",
         nargs="+",
         metavar="BUDGET",
-        help="feasible: budget notions (default ex-ante interim); share: interim|ex-post; fees: ex-ante|interim",
+        default=default("budget"),
+        help="feasible: budget notions (none given: ex_ante interim); share: interim|ex_post; fees: ex_ante|interim",
     )
     s.add_argument(
-        "--option", action="append", metavar="KEY=VALUE", help="keyword argument of the question (TOML value)"
+        "--option",
+        dest="options",
+        action="append",
+        metavar="KEY=VALUE",
+        default=default("options"),
+        help="keyword argument of the question (TOML value), repeatable",
     )
-    s.add_argument("--out", metavar="FILE", help="CSV file to stream rows to (and resume from)")
+    s.add_argument("--out", metavar="FILE", default=default("out"), help="CSV file to stream rows to (and resume from)")
     s.add_argument(
         "--executor",
-        default="processes",
+        default=default("executor"),
         metavar="{" + ",".join(EXECUTORS) + ",dask://HOST:PORT}",
-        help="where points run (default: processes)",
+        help="where points run",
     )
-    s.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
-    s.add_argument("--chunksize", type=int, default=None, help="points per task (default: automatic)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--workers", type=int, default=default("workers"), help="worker processes (None: CPU count)")
+    s.add_argument("--chunksize", type=int, default=default("chunksize"), help="points per task (None: automatic)")
+    s.add_argument("--no-progress", dest="progress", action="store_false", default=True, help="no progress bar")
+    s.add_argument(
+        "--no-retry-errors",
+        dest="retry_errors",
+        action="store_false",
+        default=True,
+        help="on resume, keep the rows that failed instead of computing them again",
+    )
     s.set_defaults(func=_cmd_sweep)
 
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "plot",
         help="draw a sweep CSV (or a model's min-max mechanism) to PNG/PDF",
         description="Draw a sweep CSV, or the min-max mechanism of a TOML model, to a PNG, PDF or SVG file.",

@@ -22,9 +22,14 @@ import json
 from typing import Any
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.options import add_command, add_options
 from mechlp.constructions.team import TeamResult, balanced_team
 
 __all__ = ["add_parsers", "team_payload", "team_report"]
+
+#: The Python function ``mechlp team`` mirrors, and the parameters it exposes.
+TEAM_FUNCTIONS = (balanced_team,)
+TEAM_OPTIONS = ("horizon", "check", "ir", "outside_option", "tol", "exact")
 
 MAX_ROWS = 40  # histories listed in the text report
 DESCRIPTION = (
@@ -135,7 +140,15 @@ def team_report(result: TeamResult) -> str:
 
 def _cmd_team(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
-    result = balanced_team(env, horizon=args.horizon)
+    result = balanced_team(
+        env,
+        horizon=args.horizon,
+        check=args.check,
+        ir=args.ir,
+        outside_option=args.outside_option,
+        tol=args.tol,
+        exact=args.exact,
+    )
     print(team_report(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
@@ -156,17 +169,23 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     argparse.ArgumentParser
         The ``team`` sub-parser; its default ``func`` runs the command and returns the exit code.
     """
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "team",
         help="balanced team mechanism (Athey-Segal 2007): Bayesian IC, exact budget balance, IR reported",
         description=DESCRIPTION,
     )
     p.add_argument("model", help="TOML model file")
-    p.add_argument(
-        "--horizon",
-        type=int,
-        default=None,
-        help="build on a history tree of this many periods (default: the model's horizon, or the Markov form)",
+    add_options(
+        p,
+        TEAM_FUNCTIONS,
+        TEAM_OPTIONS,
+        help={
+            "horizon": "build on a history tree of this many periods (default: the model's horizon, or the Markov "
+            "form)",
+            "tol": "tolerance of the float verification",
+            "ir": "participation notion the verifier reports on (IR is reported, not promised)",
+        },
     )
     p.add_argument(
         "--set",

@@ -505,8 +505,8 @@ class CriticalDiscount:
 
 def critical_discount(
     env_factory: Callable[[float], Environment],
-    lo: float,
-    hi: float,
+    lo: float = 0.01,
+    hi: float = 0.99,
     tol: float = 1e-8,
     *,
     grid: int = 41,
@@ -520,7 +520,7 @@ def critical_discount(
     env_factory : callable
         ``delta -> Environment`` (e.g. ``lambda d: yoon_binary(0.7, d)``).
     lo, hi : float
-        Interval of discount factors to scan, ``lo < hi``.
+        Interval of discount factors to scan, ``lo < hi`` (default 0.01 to 0.99, as ``critical_delta``).
     tol : float
         Width of the final brackets.
     grid : int

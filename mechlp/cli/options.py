@@ -1,0 +1,243 @@
+"""Command-line options generated from the Python questions' signatures and the question spec.
+
+Every option that mirrors a Python parameter is added by :func:`add_options`: the flag is the parameter's name
+with ``-`` for ``_`` (``outside_option`` -> ``--outside-option``), the destination is the parameter's name, and
+the default is read from the function's signature, so ``mechlp solve --help`` and ``help(mechlp.minmax)`` cannot
+disagree (``tests/test_cli_parity.py`` checks every command by introspection). Notions are parsed by
+:func:`mechlp.model.question.parse_notion`, so ``--budget ex-post`` and ``--budget ex_post`` both work; outputs
+use the written spelling ``ex_post``.
+
+Value syntax on the command line
+--------------------------------
+``--outside-option``
+    ``0.1`` (everyone), ``buyer=0.1,seller=0`` (per agent) or ``buyer=0.1:0.2`` (per agent and type, in the
+    model's type order).
+``--limit``
+    ``NAME=LO:HI``, repeatable; a side may be empty (``seller=:0.5``).
+``--memory-limit``
+    Bytes, or a number with ``KiB``, ``MiB``, ``GiB`` (``8GiB``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mechlp.backends.base import BACKENDS
+from mechlp.model.question import NOTIONS, notion_names, parse_notion
+
+__all__ = [
+    "Formatter",
+    "OptionSpec",
+    "add_command",
+    "add_options",
+    "parse_outside_option",
+    "parse_limit",
+    "parse_bytes",
+    "signature_default",
+]
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every option's default, except for on/off flags (their default is the flag's absence)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0:  # store_true / store_false
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` shows defaults (:class:`Formatter`)."""
+    return subparsers.add_parser(name, formatter_class=Formatter, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- value parsers
+def parse_outside_option(text: str) -> float | dict[str, float | list[float]]:
+    """``"0.1"`` -> 0.1; ``"buyer=0.1,seller=0"`` -> a mapping; ``"buyer=0.1:0.2"`` -> per type."""
+    text = text.strip()
+    if "=" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--outside-option must be a number, NAME=VALUE,... or NAME=V1:V2:...; got {text!r}"
+            ) from None
+    out: dict[str, float | list[float]] = {}
+    for part in text.split(","):
+        name, _, raw = part.partition("=")
+        name = name.strip()
+        if not name or not raw.strip():
+            raise argparse.ArgumentTypeError(f"--outside-option entry {part!r} must look like NAME=VALUE")
+        try:
+            vals = [float(v) for v in raw.split(":")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--outside-option entry {part!r}: values must be numbers") from None
+        if name in out:
+            raise argparse.ArgumentTypeError(f"--outside-option names agent {name!r} twice")
+        out[name] = vals[0] if len(vals) == 1 else vals
+    return out
+
+
+def parse_limit(text: str) -> tuple[str, tuple[float | None, float | None]]:
+    """``"buyer=-1:2"`` -> ``("buyer", (-1.0, 2.0))``; an empty side is open (``None``)."""
+    name, sep, rng = text.partition("=")
+    lo_txt, colon, hi_txt = rng.partition(":")
+    if not sep or not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"--limit must look like NAME=LO:HI (a side may be empty), got {text!r}")
+    try:
+        lo = float(lo_txt) if lo_txt.strip() else None
+        hi = float(hi_txt) if hi_txt.strip() else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--limit {text!r}: bounds must be numbers") from None
+    return name.strip(), (lo, hi)
+
+
+_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"8GiB"`` -> 8589934592; plain integers are bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]iB|B)?\s*", text, flags=re.IGNORECASE)
+    if m is None or (m.group(2) or "").lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"--memory-limit must be bytes or a number with KiB/MiB/GiB, got {text!r}")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+class _Limits(argparse.Action):
+    """Collect repeated ``--limit NAME=LO:HI`` into ``{name: (lo, hi)}``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
+        name, pair = values
+        current = dict(getattr(namespace, self.dest) or {})
+        if name in current:
+            parser.error(f"--limit names agent {name!r} twice")
+        current[name] = pair
+        setattr(namespace, self.dest, current)
+
+
+def _notion(family: str, allowed: Sequence[str] | None, flag: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        try:
+            return parse_notion(family, text, allowed=allowed, argument=flag)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = family  # argparse names the type in its messages
+    return convert
+
+
+# ---------------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class OptionSpec:
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: Sequence[str] | None = None
+    metavar: str | None = None
+    flag: str | None = None  # default: --name-with-dashes
+    notion: str | None = None  # family of a notion option
+
+
+def _notion_help(family: str) -> str:
+    return "; ".join(f"{n.name}: {n.meaning}" for n in NOTIONS[family].values())
+
+
+SPECS: dict[str, OptionSpec] = {
+    "ic": OptionSpec("incentive compatibility: " + _notion_help("ic"), notion="ic"),
+    "ir": OptionSpec("participation: " + _notion_help("ir"), notion="ir"),
+    "budget": OptionSpec("budget balance: " + _notion_help("budget"), notion="budget"),
+    "mode": OptionSpec("budget notion of the fees: ex_ante (one fee per agent) or interim (per type)", notion="budget"),
+    "outside_option": OptionSpec(
+        "reservation utilities: a number, NAME=VALUE,... per agent, or NAME=V1:V2:... per type",
+        type=parse_outside_option,
+        metavar="O",
+    ),
+    "limits": OptionSpec(
+        "bounds on an agent's payments NAME=LO:HI (repeat per agent; a side may be empty)",
+        type=parse_limit,
+        metavar="NAME=LO:HI",
+        flag="--limit",
+    ),
+    "horizon": OptionSpec("solve on a history tree of this many periods", type=int, metavar="T"),
+    "tail": OptionSpec("with --horizon T: history dependent for T periods, then a stationary Markov tail"),
+    "backend": OptionSpec("LP backend", choices=BACKENDS),
+    "memory_limit": OptionSpec("refuse problems predicted to need more memory (bytes, or e.g. 8GiB)", type=parse_bytes),
+    "method": OptionSpec(
+        "min-max solver: one LP, or the backward recursion (Lamba 2022, Lemma 6)", choices=("lp", "recursion")
+    ),
+    "certify": OptionSpec("compute and verify a Farkas certificate for an infeasible answer"),
+    "exact": OptionSpec("also build and re-check an exactly feasible mechanism (rational arithmetic)"),
+    "check": OptionSpec("run the independent verifier"),
+    "lo": OptionSpec("lower end of the discount-factor scan", type=float),
+    "hi": OptionSpec("upper end of the discount-factor scan", type=float),
+    "tol": OptionSpec("bracket width of the bisection", type=float),
+    "grid": OptionSpec("grid points of the scan before bisection", type=int),
+}
+
+
+def signature_default(functions: Sequence[Callable], name: str) -> Any:
+    """The default of parameter ``name`` in the first of ``functions`` that has it (``inspect.Parameter.empty``
+    when it is required)."""
+    for fn in functions:
+        params = inspect.signature(fn).parameters
+        if name in params:
+            return params[name].default
+    raise ValueError(f"none of {[f.__name__ for f in functions]} has a parameter {name!r}")
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    functions: Sequence[Callable],
+    names: Sequence[str],
+    *,
+    specs: Mapping[str, OptionSpec] | None = None,
+    allowed: Mapping[str, Sequence[str]] | None = None,
+    help: Mapping[str, str] | None = None,
+) -> None:
+    """Add one option per Python parameter in ``names``, its default read from ``functions``' signatures.
+
+    Booleans become flags: ``--name`` when the default is False, ``--no-name`` when it is True. ``specs``
+    extends the built-in table (help, converter, choices); ``allowed`` restricts a notion option to the notions
+    the function supports; ``help`` replaces help texts.
+    """
+    table = {**SPECS, **(specs or {})}
+    allowed = allowed or {}
+    for name in names:
+        spec = table.get(name)
+        if spec is None:
+            raise ValueError(f"no command-line spec for parameter {name!r}")
+        default = signature_default(functions, name)
+        required = default is inspect.Parameter.empty
+        flag = spec.flag or "--" + name.replace("_", "-")
+        text = (help or {}).get(name, spec.help)
+        if isinstance(default, bool):
+            if default:
+                parser.add_argument(
+                    "--no-" + flag[2:], dest=name, action="store_false", default=True, help="do not: " + text
+                )
+            else:
+                parser.add_argument(flag, dest=name, action="store_true", default=False, help=text)
+            continue
+        kwargs: dict[str, Any] = {"dest": name, "help": text}
+        if not required:
+            kwargs["default"] = default
+        else:
+            kwargs["required"] = True
+        if spec.notion is not None:
+            choices = tuple(allowed.get(name) or notion_names(spec.notion))
+            kwargs["type"] = _notion(spec.notion, choices, flag)
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
+        else:
+            if spec.type is not None:
+                kwargs["type"] = spec.type
+            if spec.choices is not None:
+                kwargs["choices"] = tuple(allowed.get(name) or spec.choices)
+            if spec.metavar is not None:
+                kwargs["metavar"] = spec.metavar
+        if name == "limits":
+            kwargs["action"] = _Limits
+        parser.add_argument(flag, **kwargs)
