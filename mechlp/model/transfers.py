@@ -86,11 +86,16 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
     """
     _check_per_agent(space, interim, "interim")
     env = space.env
-    n, k = env.n_agents, env.n_profiles
+    n, k, n_hist = env.n_agents, env.n_profiles, space.n_hist
     types = env.profile_types()
-    prof, hist = space.node_profile, space.node_hist
-    child = np.asarray(space.child_hist)
-    nonterm = np.flatnonzero(child >= 0)
+    kids = np.asarray(space.child_hist).reshape(n_hist, k)  # node h*K + s is (h, s)
+    live = np.flatnonzero(kids.max(axis=1) >= 0)  # histories with a continuation
+    if live.size and live[-1] - live[0] + 1 == live.size:
+        live = slice(int(live[0]), int(live[-1]) + 1)  # a block of histories (every space of mechlp): no copies
+    kids_live = kids[live]
+    ends = kids_live < 0  # nodes of such histories where the game ends (none on the spaces of mechlp)
+    if ends.any():
+        kids_live = np.maximum(kids_live, 0)
     if nums is None:
         flow = env.flow_values()  # (n, K)
         q = space.joint_transition()
@@ -105,10 +110,14 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
     x = zeros((n, space.n_nodes))
     for i in range(n):
         ubar = np.asarray(interim[i], dtype=float) if nums is None else np.asarray(interim[i])
-        own_next = q_full.sum(axis=_other_axes(n, i))  # (K, K_i): P_i(t'|theta)
-        cont = zeros((space.n_nodes,))
-        cont[nonterm] = np.einsum("nt,nt->n", ubar[child[nonterm]], own_next[prof[nonterm]])
-        x[i] = flow[i][prof] - ubar[hist, types[prof, i]] + delta * cont
+        xi = x[i].reshape(n_hist, k)  # a view: rows are histories, columns current profiles
+        xi[:] = flow[i][None, :] - ubar[:, types[:, i]]
+        if kids_live.size:
+            own_next = q_full.sum(axis=_other_axes(n, i))  # (K, K_i): P_i(t'|theta)
+            cont = np.einsum("hst,st->hs", ubar[kids_live], own_next)  # (H_live, K)
+            if ends.any():
+                cont[ends] = 0 * cont[ends]
+            xi[live] += delta * cont
     return x
 
 
@@ -218,7 +227,6 @@ def rebalance(space: StateSpace, transfers: np.ndarray, marginals: list[np.ndarr
         raise ValueError(f"ex post budget balance needs at least two agents; the environment has {env.n_agents}")
     xbar = interim_payments(space, transfers, marginals)
     types = env.profile_types()
-    prof, hist = space.node_profile, space.node_hist
-    own = np.stack([xbar[i][hist, types[prof, i]] for i in range(env.n_agents)])  # (n, N)
+    own = np.stack([xbar[i][:, types[:, i]] for i in range(env.n_agents)])  # (n, H, K): node h*K + s is (h, s)
     means = np.stack([(xbar[i] * marginals[i]).sum(axis=1) for i in range(env.n_agents)])  # (n, H)
-    return redistribute(own, means[:, hist])
+    return redistribute(own, np.broadcast_to(means[:, :, None], own.shape)).reshape(env.n_agents, space.n_nodes)
