@@ -6,6 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
+from mechlp.constraints.deviation import flow_gain, ic_pairs
 from mechlp.model.spaces import StateSpace
 
 
@@ -31,12 +32,10 @@ class AgentView:
 
     @cached_property
     def flow_gain(self) -> np.ndarray:
-        r"""``(K_i, K_i, M)``: :math:`\sum_a p(a|r, m)\,[v_i(t, a) - v_i(r, a)]` indexed ``[t, r, m]``."""
+        r"""``(K_i, K_i, M)``: :math:`\sum_a p(a|r, m)\,[v_i(t, a) - v_i(r, a)]` indexed ``[t, r, m]``
+        (:func:`mechlp.constraints.deviation.flow_gain`)."""
         env = self.space.env
-        val = env.agents[self.agent].valuation  # (K_i, A)
-        alloc_r = env.allocation[self.prof]  # (K_i[r], M, A)
-        diff = val[:, None, :] - val[None, :, :]  # (t, r, A)
-        return np.einsum("rma,tra->trm", alloc_r, diff)
+        return flow_gain(env.allocation, env.agents[self.agent].valuation, self.prof)
 
     def transition_gap(self, true_type: int, report: int) -> np.ndarray:
         r"""``(M, K)``: :math:`P_{t}(\theta'|r, m) - P(\theta'|r, m)` at the reported profiles ``(r, m)``.
@@ -48,5 +47,5 @@ class AgentView:
         return env.joint_transition(self.agent, true_type)[rows] - env.joint_transition()[rows]
 
     def type_pairs(self, local: bool) -> list[tuple[int, int]]:
-        k = self.n_types
-        return [(t, r) for t in range(k) for r in range(k) if t != r and (not local or abs(t - r) == 1)]
+        """IC pairs ``(t, r)`` of this agent (:func:`mechlp.constraints.deviation.ic_pairs`)."""
+        return ic_pairs(self.n_types, local)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mechlp.constraints.deviation import flow_gain, ic_pairs, kernel_gap
 from mechlp.model.exact import Numbers, continuation
 from mechlp.model.spaces import StateSpace
 
@@ -115,7 +116,6 @@ def interim_rows(
     n_cols = int(offsets[-1])
     hists = np.arange(n_hist)
     types = np.stack(np.unravel_index(np.arange(k), counts), axis=1)
-    mixed = [np.einsum("sa,axy->sxy", nums.alloc, kern) for kern in nums.kernels]  # (K, K_j, K_j) per agent
     parts: list[tuple] = []  # (family, rows_local, cols, vals, b, agent, hist, type, misreport)
 
     def col(i, h, t):
@@ -127,27 +127,23 @@ def interim_rows(
         p_oth = _product([margs[j] for j in others], n_hist, nums)  # (H, M)
         own = np.arange(counts[i])
         prof = env.profile_index(i, own[:, None], np.arange(m_count)[None, :])  # (K_i, M)
-        alloc = nums.alloc
-        val = nums.valuation[i]
-        for t in range(counts[i]):
-            for r in range(counts[i]):
-                if t == r or (ic == "local" and abs(t - r) != 1):
-                    continue
-                gain = alloc[prof[r]] @ (val[t] - val[r])  # (M,)
-                rows = [hists, hists]
-                cols = [col(i, hists, t), col(i, hists, r)]
-                vals = [nums.ones((n_hist,)), -nums.ones((n_hist,))]
-                nodes = hists[:, None] * k + prof[r][None, :]  # (H, M)
-                child = np.asarray(space.child_hist)[nodes]
-                hh, mm = np.nonzero(child >= 0)
-                if hh.size:
-                    gap = mixed[i][prof[r], t, :] - mixed[i][prof[r], r, :]  # (M, K_i)
-                    coef = (-nums.delta) * p_oth[hh, mm][:, None] * gap[mm]  # (E, K_i)
-                    rows.append(np.repeat(hh, counts[i]))
-                    cols.append(col(i, np.repeat(child[hh, mm], counts[i]), np.tile(own, hh.size)))
-                    vals.append(coef.reshape(-1))
-                b = p_oth @ gain
-                parts.append(("ic", rows, cols, vals, b, i, hists, t, r))
+        gains = flow_gain(nums.alloc, nums.valuation[i], prof)  # (K_i, K_i, M) [t, r, m]
+        for t, r in ic_pairs(counts[i], local=(ic == "local")):
+            gain = gains[t, r]  # (M,)
+            rows = [hists, hists]
+            cols = [col(i, hists, t), col(i, hists, r)]
+            vals = [nums.ones((n_hist,)), -nums.ones((n_hist,))]
+            nodes = hists[:, None] * k + prof[r][None, :]  # (H, M)
+            child = np.asarray(space.child_hist)[nodes]
+            hh, mm = np.nonzero(child >= 0)
+            if hh.size:
+                gap = kernel_gap(nums.alloc, nums.kernels[i], prof, t, r)[0]  # (M, K_i)
+                coef = (-nums.delta) * p_oth[hh, mm][:, None] * gap[mm]  # (E, K_i)
+                rows.append(np.repeat(hh, counts[i]))
+                cols.append(col(i, np.repeat(child[hh, mm], counts[i]), np.tile(own, hh.size)))
+                vals.append(coef.reshape(-1))
+            b = p_oth @ gain
+            parts.append(("ic", rows, cols, vals, b, i, hists, t, r))
         ir_h = hists if ir == "interim" else hists[:1]
         for t in range(counts[i]):
             level = 0.0 if outside is None else outside[i][t]

@@ -60,6 +60,7 @@ import numpy as np
 
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
+from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import parse_notion
@@ -468,7 +469,8 @@ class CriticalDiscount:
         ``"becomes feasible"`` when the slack turns non-negative as :math:`\delta` rises, else
         ``"becomes infeasible"``.
     monotone : bool
-        The slack is non-decreasing on the grid (checked, not assumed).
+        The slack is non-decreasing over every evaluation, grid and bisection points (checked, not assumed;
+        :func:`mechlp.model.bisection.scan_and_bisect` with ``tolerances.MONOTONE``).
     feasible_everywhere, infeasible_everywhere : bool
         No sign change on the grid and the sign.
     diverse_preferences : bool
@@ -524,8 +526,9 @@ def critical_discount(
     tol : float
         Width of the final brackets.
     grid : int
-        Number of grid points (at least 2). The slack is evaluated there first; monotonicity is checked, not
-        assumed, and every sign change between neighbouring points is bisected. Sign changes that cancel
+        Number of grid points (at least 2). The slack is evaluated there first; every sign change between
+        neighbouring points is bisected, and monotonicity is checked over all evaluations, not assumed
+        (:func:`mechlp.model.bisection.scan_and_bisect`). Sign changes that cancel
         between two grid points are not seen: refine the grid when the slack is not monotone.
     mode : {"ex_ante", "interim"}
         Slack of condition (*), or the smallest interim slack over histories.
@@ -535,14 +538,13 @@ def critical_discount(
     Returns
     -------
     CriticalDiscount
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``mode``, ``lo >= hi``, ``tol <= 0`` or fewer than 2 grid points.
     """
     mode = parse_notion("budget", mode, allowed=MODES, argument="mode")
-    if not lo < hi:
-        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
-    if grid < 2:
-        raise ValueError(f"grid must be at least 2, got {grid}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
     diverse = False
     count = 0
 
@@ -553,24 +555,10 @@ def critical_discount(
         diverse = diverse or c.diverse_preferences
         return c.slack if mode == "ex_ante" else float(c.interim_slack.min())
 
-    deltas = np.linspace(lo, hi, int(grid))
-    vals = np.array([slack(d) for d in deltas])
+    scan = scan_and_bisect(slack, lo, hi, tol, grid, threshold=-tolerances.SURPLUS)  # validates lo, hi, tol, grid
+    deltas, vals = scan.grid, scan.values
+    brackets, crit, dirs, monotone = scan.brackets, scan.critical, scan.directions, scan.monotone
     ok = vals >= -tolerances.SURPLUS
-    changes = np.flatnonzero(ok[1:] != ok[:-1])
-    brackets, crit, dirs = [], [], []
-    for c in changes:  # sign changes seen on the grid
-        a, b = float(deltas[c]), float(deltas[c + 1])
-        ok_a = bool(ok[c])
-        while b - a > tol:
-            mid = 0.5 * (a + b)
-            if (slack(mid) >= -tolerances.SURPLUS) == ok_a:
-                a = mid
-            else:
-                b = mid
-        brackets.append((a, b))
-        crit.append(0.5 * (a + b))
-        dirs.append("becomes infeasible" if ok_a else "becomes feasible")
-    monotone = bool(np.all(np.diff(vals) >= -1e-12 * np.maximum(1.0, np.abs(vals[1:]))))
     feas_all = bool(ok.all())
     infeas_all = bool((~ok).all())
     if feas_all:
@@ -585,7 +573,7 @@ def critical_discount(
         if len(brackets) > 1:
             msg = f"{len(brackets)} sign changes: " + msg
     if not monotone:
-        msg += "; the slack is NOT monotone in delta on the grid"
+        msg += "; the slack is NOT monotone in delta over the evaluations"
     if diverse:
         msg += (
             "; diverse preferences: every agent has an absorbing zero-rent type among the types that count, so "

@@ -78,6 +78,7 @@ from mechlp.model.environment import Environment
 from mechlp.model.exact import Numbers, continuation
 from mechlp.model.mechanism import Mechanism, continuation_values
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, make_space
+from mechlp.model.transfers import redistribute
 from mechlp.verify.checker import Verification, verify
 
 __all__ = [
@@ -183,9 +184,11 @@ def balance_transfers(space: StateSpace, transfers: np.ndarray) -> tuple[np.ndar
     .. math::
        x^B_i(h, \theta) = -\gamma_i(h, \theta_i) + \frac{1}{n-1} \sum_{j \ne i} \gamma_j(h, \theta_j)
 
-    with :math:`\gamma` from :func:`incentive_payments`. With independent types the Bayesian IC slack of every
-    (history, true type, report) row is the base mechanism's, and :math:`\sum_i x^B_i = 0` exactly at every
-    node (see the module docstring for the dyadic rounding that makes the zero exact in floating point).
+    with :math:`\gamma` from :func:`incentive_payments` (the redistribution of
+    :func:`mechlp.model.transfers.redistribute`, shared with Lamba's ex post rebalancing). With independent
+    types the Bayesian IC slack of every (history, true type, report) row is the base mechanism's, and
+    :math:`\sum_i x^B_i = 0` exactly at every node (see the module docstring for the dyadic rounding that makes
+    the zero exact in floating point).
 
     Parameters
     ----------
@@ -219,7 +222,7 @@ def _balance(space: StateSpace, transfers: np.ndarray) -> tuple[np.ndarray, list
     if n < 2:
         raise ValueError("balancing needs at least two agents: the incentive payments are charged to the others")
     gamma, g_nodes = incentive_payments(space, transfers)
-    raw = -g_nodes + (g_nodes.sum(axis=0, keepdims=True) - g_nodes) / (n - 1)
+    raw = redistribute(-g_nodes)  # -gamma_i + (1/(n-1)) sum_{j != i} gamma_j
     x, grid, rounding = _exact_zero_sum(raw)
     return x, gamma, g_nodes, grid, rounding
 
@@ -265,7 +268,7 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
         gj = plus - minus[:, None]
         gamma.append(gj)
         g_nodes[j] = gj[:, types[:, j]].reshape(-1)
-    x = -g_nodes + (g_nodes.sum(axis=0)[None, :] - g_nodes) * Fraction(1, n - 1)
+    x = redistribute(-g_nodes)  # exact: division of fractions by the integer n - 1
     return x, gamma
 
 

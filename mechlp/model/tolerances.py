@@ -15,6 +15,10 @@ exactly what "feasible", "stochastic" or "binding" means in a report.
 ``SURPLUS``
     A surplus ``Pi*(h)`` is read as negative (efficiency fails) only when it is below ``-SURPLUS`` (1e-9);
     values in ``[-SURPLUS, 0)`` are reported as a tie and flagged in the result message.
+``MONOTONE``
+    Monotonicity checks of a scanned criterion (:mod:`mechlp.model.bisection`: critical discount factors):
+    neighbouring evaluations ``v1`` at ``d1 < d2`` and ``v2`` count as a decrease only when
+    ``v1 > v2 + MONOTONE * max(1, |v1|, |v2|)`` (1e-9, relative: the rounding of a surplus or a slack).
 
 Exact re-checks (``exact=True``) use no tolerance at all: they are done in rational arithmetic.
 """
@@ -25,5 +29,6 @@ PROBABILITY: float = 1e-9
 FEASIBILITY: float = 1e-7
 BINDING: float = 1e-7
 SURPLUS: float = 1e-9
+MONOTONE: float = 1e-9
 
-__all__ = ["PROBABILITY", "FEASIBILITY", "BINDING", "SURPLUS"]
+__all__ = ["PROBABILITY", "FEASIBILITY", "BINDING", "SURPLUS", "MONOTONE"]

@@ -11,16 +11,17 @@ solves the interim formulation (:mod:`mechlp.constraints.interim`) with every ro
    x_i(h,\theta) = \sum_a p(a|\theta) v_i(\theta_i,a) - U_i(h,\theta)
       + \delta \sum_{\theta'} P(\theta'|\theta)\, U_i(\text{child}(h,\theta), \theta'),
 
-so every slack is the float LP's slack up to rounding far below ``epsilon``. For ex post budget balance the
-surplus is then handed to the agents in equal shares (Lamba 2022, Corollary 5), which makes :math:`\Pi(h) = 0`
-exactly, and the payments are rebalanced node by node (Proposition 1; design.md section 4):
+(:func:`mechlp.model.transfers.transfers_from_interim`, in rationals), so every slack is the float LP's slack up
+to rounding far below ``epsilon``. For ex post budget balance the surplus is then handed to the agents in equal
+shares (Lamba 2022, Corollary 5), which makes :math:`\Pi(h) = 0` exactly, and the payments are rebalanced node
+by node (Proposition 1; design.md section 4):
 
 .. math::
    \hat x_i(h,\theta) = \bar x_i(\theta_i|h)
       - \tfrac{1}{n-1}\sum_{j\ne i}\bigl(\bar x_j(\theta_j|h) - E[\bar x_j|h]\bigr),
 
-exactly, so :math:`\sum_i \hat x_i = 0` at every node with no rounding at all. Bayesian IC and interim IR are
-unchanged (interim payments are).
+exactly (:func:`mechlp.model.transfers.rebalance`), so :math:`\sum_i \hat x_i = 0` at every node with no
+rounding at all. Bayesian IC and interim IR are unchanged (interim payments are).
 
 The margin costs at most ``epsilon`` per row; when the constraints leave no room (e.g. two types that no
 allocation separates, or :math:`\Pi^*(h) = 0` exactly) the margin LP is infeasible and no exact certificate is
@@ -36,72 +37,16 @@ import scipy.sparse as sp
 
 from mechlp.backends.highs import solve_arrays
 from mechlp.constraints.interim import interim_rows
-from mechlp.model.exact import Numbers, to_fractions, transition
+from mechlp.model.exact import Numbers, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
+from mechlp.model.transfers import rebalance, transfers_from_interim
 from mechlp.verify.checker import verify
 
-__all__ = ["exact_feasible_mechanism", "transfers_from_interim", "rebalance", "DEFAULT_MARGIN"]
+__all__ = ["exact_feasible_mechanism", "DEFAULT_MARGIN"]
 
 DEFAULT_MARGIN = 1e-6
-
-
-def transfers_from_interim(space: StateSpace, nums: Numbers, interim: list[np.ndarray]) -> np.ndarray:
-    r"""``(n, N)`` transfers with :math:`U_i(h,\theta) = \bar U_i(\theta_i|h)`, in ``nums``'s arithmetic."""
-    env = space.env
-    k = env.n_profiles
-    types = env.profile_types()
-    prof = space.node_profile
-    hist = space.node_hist
-    child = np.asarray(space.child_hist)
-    nonterm = np.flatnonzero(child >= 0)
-    q = transition(env, nums)
-    x = nums.zeros((env.n_agents, space.n_nodes))
-    for i in range(env.n_agents):
-        flow = np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof]
-        u = interim[i][hist, types[prof, i]]
-        cont = nums.zeros((space.n_nodes,))
-        kids = u.reshape(space.n_hist, k)[child[nonterm]]
-        cont[nonterm] = np.einsum("nk,nk->n", kids, q[prof[nonterm]])
-        x[i] = flow - u + nums.delta * cont
-    return x
-
-
-def _others_weights(space: StateSpace, nums: Numbers, margs: list[np.ndarray], i: int) -> np.ndarray:
-    """``(n_hist, K)``: :math:`P(\\theta_{-i}|h)` at every profile."""
-    env = space.env
-    types = env.profile_types()
-    out = nums.ones((space.n_hist, env.n_profiles))
-    for j in range(env.n_agents):
-        if j != i:
-            out = out * margs[j][:, types[:, j]]
-    return out
-
-
-def rebalance(space: StateSpace, nums: Numbers, x: np.ndarray, margs: list[np.ndarray]) -> np.ndarray:
-    """Node-by-node ex post rebalancing keeping interim payments (see module docstring); any arithmetic."""
-    env = space.env
-    n, k = env.n_agents, env.n_profiles
-    if n < 2:
-        raise ValueError("ex post budget balance needs at least two agents")
-    types = env.profile_types()
-    xbar_nodes, mean = [], []
-    for i in range(n):
-        w = _others_weights(space, nums, margs, i)  # (H, K)
-        xi = x[i].reshape(space.n_hist, k)
-        own = types[:, i]
-        xbar = nums.zeros((space.n_hist, env.agents[i].n_types))
-        for t in range(env.agents[i].n_types):  # loop over own types
-            cols = own == t
-            xbar[:, t] = (xi[:, cols] * w[:, cols]).sum(axis=1)
-        xbar_nodes.append(xbar[:, own])  # (H, K): xbar_i(theta_i|h) at each profile
-        mean.append((xbar * margs[i]).sum(axis=1)[:, None])
-    out = nums.zeros(x.shape)
-    for i in range(n):
-        others = sum(xbar_nodes[j] - mean[j] for j in range(n) if j != i)
-        out[i] = (xbar_nodes[i] - others * (Fraction(1, n - 1) if nums.exact else 1.0 / (n - 1))).reshape(-1)
-    return out
 
 
 def exact_feasible_mechanism(
@@ -155,9 +100,9 @@ def exact_feasible_mechanism(
             pi = pi - (interim[i] * m).sum(axis=1)
         share = Fraction(1, env.n_agents)
         interim = [u + (pi * share)[:, None] for u in interim]  # Pi(h) = 0 exactly afterwards
-        x = rebalance(space, nums, transfers_from_interim(space, nums, interim), rows_x.marginals)
+        x = rebalance(space, transfers_from_interim(space, interim, nums), rows_x.marginals)
     else:
-        x = transfers_from_interim(space, nums, interim)
+        x = transfers_from_interim(space, interim, nums)
     mech = Mechanism(space, x.astype(float), exact_transfers=x)
     ver = verify(mech, question=q.replace(ic="bayesian") if ic == "local" else q, exact=True)
     return mech, ver

@@ -11,11 +11,11 @@ where :math:`\Pi^*` is the min-max surplus (:func:`mechlp.solve.questions.minmax
 *criterion* of this module is that number as a function of :math:`\delta`; a critical discount factor is where
 its sign changes (read as non-negative when ``>= -tolerances.SURPLUS``).
 
-Nothing here assumes monotonicity in :math:`\delta`. :func:`scan_and_bisect` evaluates the criterion on a grid,
-bisects *every* bracket where the sign changes between neighbouring points, and checks on all evaluations
-(grid and bisection points, sorted by :math:`\delta`) whether the criterion is non-decreasing; each violation is
-reported. Sign changes that cancel between two grid points are invisible: refine the grid when the criterion is
-not monotone.
+Nothing here assumes monotonicity in :math:`\delta`. :func:`mechlp.model.bisection.scan_and_bisect` (re-exported
+here) evaluates the criterion on a grid, bisects *every* bracket where the sign changes between neighbouring
+points, and checks on all evaluations (grid and bisection points, sorted by :math:`\delta`) whether the criterion
+is non-decreasing (within ``tolerances.MONOTONE``); each violation is reported. Sign changes that cancel between
+two grid points are invisible: refine the grid when the criterion is not monotone.
 
 :func:`interleaved_trade` builds the continuous-limit model of Athey and Miller (2007): buyer values and seller
 costs on interleaved ``K``-point grids of ``[0, 1]``, iid uniform types. Lamba (2022, footnote 24) notes that in
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mechlp.model import tolerances
+from mechlp.model.bisection import Scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.question import parse_notion
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, MarkovSpace, StateSpace, TreeWithTail
@@ -53,139 +53,6 @@ __all__ = [
 
 BUDGETS: tuple[str, ...] = ("interim", "ex_ante", "ex_post")
 METHODS: tuple[str, ...] = ("recursion", "lp")
-#: Relative slack allowed before two evaluations count as a monotonicity violation (rounding of Pi*).
-MONOTONE_RTOL: float = 1e-9
-_MAX_VIOLATIONS = 20
-
-
-# ---------------------------------------------------------------------------------------------- generic scan
-@dataclass
-class Scan:
-    """What :func:`scan_and_bisect` found for a function of :math:`\\delta`.
-
-    Attributes
-    ----------
-    grid, values : ndarray
-        The scanned discount factors and the criterion there.
-    brackets : list of (float, float)
-        One per sign change seen on the grid, each of width at most ``tol`` after bisection.
-    critical : list of float
-        Midpoints of ``brackets``.
-    directions : list of str
-        ``"becomes feasible"`` when the criterion turns non-negative as :math:`\\delta` rises, else
-        ``"becomes infeasible"``.
-    evaluations : list of (float, float)
-        Every evaluation, grid and bisection, sorted by :math:`\\delta`.
-    monotone : bool
-        The criterion is non-decreasing over ``evaluations`` (checked, never assumed).
-    violations : list of (float, float, float, float)
-        ``(d1, v1, d2, v2)`` with ``d1 < d2`` neighbouring evaluations and ``v1 > v2`` beyond
-        ``MONOTONE_RTOL`` (at most 20 listed).
-    """
-
-    grid: np.ndarray
-    values: np.ndarray
-    brackets: list[tuple[float, float]]
-    critical: list[float]
-    directions: list[str]
-    evaluations: list[tuple[float, float]]
-    monotone: bool
-    violations: list[tuple[float, float, float, float]]
-
-    @property
-    def feasible_everywhere(self) -> bool:
-        return not self.brackets and bool(np.all(self.values >= -tolerances.SURPLUS))
-
-    @property
-    def infeasible_everywhere(self) -> bool:
-        return not self.brackets and bool(np.all(~(self.values >= -tolerances.SURPLUS)))
-
-
-def _grid(lo: float, hi: float, grid: int | Sequence[float] | np.ndarray) -> np.ndarray:
-    if isinstance(grid, bool):
-        raise TypeError("grid must be a number of points or a sequence of discount factors, got a bool")
-    if isinstance(grid, int | np.integer):
-        if grid < 2:
-            raise ValueError(f"grid must have at least 2 points, got {grid}")
-        return np.linspace(lo, hi, int(grid))
-    pts = np.asarray(grid, dtype=float)
-    if pts.ndim != 1 or pts.size < 2:
-        raise ValueError(f"grid must be a number of points or at least 2 discount factors, got shape {pts.shape}")
-    if not np.all(np.isfinite(pts)):
-        raise ValueError("grid has a non-finite discount factor")
-    if np.any(np.diff(pts) <= 0):
-        raise ValueError("grid must be strictly increasing")
-    return pts
-
-
-def scan_and_bisect(
-    f: Callable[[float], float],
-    lo: float,
-    hi: float,
-    tol: float = 1e-9,
-    grid: int | Sequence[float] | np.ndarray = 41,
-    threshold: float = -tolerances.SURPLUS,
-) -> Scan:
-    r"""Scan ``f`` on a grid over ``[lo, hi]``, bisect every sign change, and check monotonicity on the way.
-
-    Parameters
-    ----------
-    f : callable
-        ``delta -> criterion``; "feasible" means ``f(delta) >= threshold``. ``-inf`` is allowed (infeasible);
-        NaN is not.
-    lo, hi : float
-        Interval, ``lo < hi`` (ignored when ``grid`` is a sequence, whose ends are used).
-    tol : float
-        Width of the final brackets.
-    grid : int or sequence of float
-        Number of equally spaced points (at least 2), or the points themselves (strictly increasing).
-    threshold : float
-        Feasibility threshold (default ``-tolerances.SURPLUS``).
-
-    Returns
-    -------
-    Scan
-
-    Raises
-    ------
-    ValueError
-        For ``lo >= hi``, ``tol <= 0``, a bad ``grid`` or a NaN value of ``f``.
-    """
-    if not (isinstance(tol, int | float | np.floating) and tol > 0 and math.isfinite(tol)):
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
-    if isinstance(grid, int | np.integer) and not isinstance(grid, bool) and not float(lo) < float(hi):
-        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
-    deltas = _grid(float(lo), float(hi), grid)
-    seen: dict[float, float] = {}
-
-    def value(d: float) -> float:
-        v = float(f(float(d)))
-        if math.isnan(v):
-            raise ValueError(f"the criterion is NaN at delta = {d!r}")
-        seen[float(d)] = v
-        return v
-
-    vals = np.array([value(d) for d in deltas])
-    ok = vals >= threshold
-    brackets, crit, dirs = [], [], []
-    for c in np.flatnonzero(ok[1:] != ok[:-1]):  # every sign change seen on the grid
-        a, b = float(deltas[c]), float(deltas[c + 1])
-        ok_a = bool(ok[c])
-        while b - a > tol:
-            mid = 0.5 * (a + b)
-            if (value(mid) >= threshold) == ok_a:
-                a = mid
-            else:
-                b = mid
-        brackets.append((a, b))
-        crit.append(0.5 * (a + b))
-        dirs.append("becomes infeasible" if ok_a else "becomes feasible")
-    evals = sorted(seen.items())
-    violations = []
-    for (d1, v1), (d2, v2) in zip(evals[:-1], evals[1:], strict=True):
-        if v1 > v2 + MONOTONE_RTOL * max(1.0, abs(v1), abs(v2)) and not (math.isinf(v1) and math.isinf(v2)):
-            violations.append((d1, v1, d2, v2))
-    return Scan(deltas, vals, brackets, crit, dirs, evals, not violations, violations[:_MAX_VIOLATIONS])
 
 
 # ---------------------------------------------------------------------------------------------- critical delta

@@ -60,8 +60,8 @@ The answer is returned as interim utilities per agent ``(n_hist, K_i)`` and :mat
    x_i(h, \theta) = \sum_a p(a|\theta) v_i(\theta_i, a) - \bar U_i(\theta_i|h)
    + \delta \sum_{t'} G_i(t'|\theta_i; \theta)\, \bar U_i(t'|h\theta),
 
-so that :func:`mechlp.verify.checker.verify` re-checks the answer exactly like an LP answer
-(:func:`minmax_result`, used by ``design.minmax(method="recursion")``).
+(:func:`mechlp.model.transfers.transfers_from_interim`), so that :func:`mechlp.verify.checker.verify` re-checks the
+answer exactly like an LP answer (:func:`minmax_result`, used by ``design.minmax(method="recursion")``).
 
 Everything is array arithmetic: Python loops run over depth levels, agents, types (Bellman-Ford rounds),
 actions, fixed-point iterations and the distinct shapes of binding trees -- never over histories or nodes.
@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from mechlp.backends.base import SolverOutput
+from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -88,6 +89,7 @@ from mechlp.model.spaces import (
     TreeWithTail,
     estimate_tree_size,
 )
+from mechlp.model.transfers import transfers_from_interim
 from mechlp.solve.result import Result
 from mechlp.verify.checker import surplus as verifier_surplus
 from mechlp.verify.checker import verify
@@ -231,17 +233,17 @@ class RecursionSolution:
     residual: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
-    _model: Any = field(default=None, repr=False)
 
     @property
     def success(self) -> bool:
         return self.status == "optimal"
 
     def transfers(self) -> np.ndarray:
-        r"""``(n_agents, n_nodes)`` transfers implementing the interim utilities (module docstring formula)."""
+        r"""``(n_agents, n_nodes)`` transfers implementing the interim utilities (module docstring formula;
+        :func:`mechlp.model.transfers.transfers_from_interim`)."""
         if self.interim_utilities is None:
             raise ValueError(f"no interim utilities to implement: the recursion ended with status {self.status!r}")
-        return self._model.transfers(self.space, self.interim_utilities)
+        return transfers_from_interim(self.space, self.interim_utilities)
 
     def mechanism(self) -> Mechanism:
         """The :class:`~mechlp.model.mechanism.Mechanism` with :meth:`transfers` (verify it with
@@ -302,12 +304,8 @@ class _Model:
             m = env.others_count(i)
             prof = env.profile_index(i, np.arange(ki)[:, None], np.arange(m)[None, :])
             val = np.asarray(ag.valuation, dtype=float)
-            diff = val[:, None, :] - val[None, :, :]  # (t, r, A)
-            gain = np.einsum("rma,tra->trm", self.alloc[prof], diff).reshape(ki * ki, m)
-            t_idx, r_idx = np.meshgrid(np.arange(ki), np.arange(ki), indexing="ij")
-            no_edge = t_idx == r_idx
-            if ic == "local":
-                no_edge |= np.abs(t_idx - r_idx) != 1
+            gain = flow_gain(self.alloc, val, prof).reshape(ki * ki, m)
+            no_edge = ~ic_pair_mask(ki, local=(ic == "local"))
             self.agents.append(
                 _AgentData(
                     i,
@@ -396,39 +394,10 @@ class _Model:
         c[:, ad.no_edge] = -np.inf
         return c
 
-    def gap(self, ad: _AgentData, t: np.ndarray, p: np.ndarray, s: np.ndarray) -> np.ndarray:
-        r"""``(E, M, K_i)``: :math:`G_i(\cdot|t; s) - G_i(\cdot|p; s)` for edges ``(t, p)`` and profiles ``s[e, m]``."""
-        if not ad.action_dep:
-            return np.broadcast_to((ad.kern[0][t] - ad.kern[0][p])[:, None, :], (t.size, ad.m, ad.k))
-        out = np.zeros((t.size, ad.m, ad.k))
-        for a in range(ad.kern.shape[0]):  # loop over actions
-            out += self.alloc[s, a][:, :, None] * (ad.kern[a][t] - ad.kern[a][p])[:, None, :]
-        return out
-
-    # -- transfers ----------------------------------------------------------------------------
-    def transfers(self, space: StateSpace, ubar: list[np.ndarray]) -> np.ndarray:
-        """``(n_agents, n_nodes)``: the transfers of the module docstring, by depth level and for the states."""
-        k = self.k
-        x = np.empty((self.env.n_agents, space.n_nodes))
-        levels = _tree_levels(space)
-        markov = _markov_part(space)
-        for ad in self.agents:
-            own = self.types[:, ad.index]
-            u = ubar[ad.index]
-            nm = self.next_marg[ad.index]  # (K, K_i): G_i(.|s_i; s)
-            for a, b in levels:  # loop over depth levels
-                xl = self.flow[ad.index][None, :] - u[a:b][:, own]  # (H, K)
-                kids = space.child_hist[a * k : b * k].reshape(b - a, k)
-                if self.delta != 0.0 and kids.min() >= 0:
-                    xl += self.delta * np.einsum("hsy,sy->hs", u[kids], nm)
-                x[ad.index, a * k : b * k] = xl.reshape(-1)
-            if markov is not None:
-                states, child_state = markov
-                cont = np.einsum("sy,sy->s", u[child_state], nm)  # (K,)
-                xl = self.flow[ad.index][None, :] - u[states][:, own] + self.delta * cont[None, :]
-                nodes = (states[:, None] * k + np.arange(k)[None, :]).reshape(-1)
-                x[ad.index, nodes] = xl.reshape(-1)
-        return x
+    def gap(self, ad: _AgentData, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+        r"""``(E, M, K_i)``: :math:`G_i(\cdot|t; s) - G_i(\cdot|p; s)` for edges ``(t, p)`` at the reported profiles
+        ``s = prof[p, m]`` (:func:`mechlp.constraints.deviation.kernel_gap`)."""
+        return kernel_gap(self.alloc, ad.kern, ad.prof, t, p)
 
 
 # ---------------------------------------------------------------------------------------------- longest path
@@ -624,7 +593,7 @@ def _optimality_terms(
             mat[:, cols, :] = model.delta * agg[:, cols, None] * np.maximum(subs[sh], 0.0)[:, None, :]
         mat = mat.reshape(n_e, -1)
     else:
-        gap = model.gap(ad, tt, pp, s)  # (E, M, K_i)
+        gap = model.gap(ad, tt, pp)  # (E, M, K_i)
         sub = np.empty(gap.shape)
         for sh in range(n_s):  # loop over the distinct shapes of binding trees
             sel = kid_shape == sh
@@ -754,7 +723,6 @@ def solve(
     outside = outside_options(outside_option, env)
     m = _Model(env, ic, outside)
     sol = RecursionSolution(space, "optimal", "", options={"ic": ic, "outside_option": [o.tolist() for o in outside]})
-    sol._model = m
     t0 = time.perf_counter()
     ubar = [np.zeros((space.n_hist, ad.k)) for ad in m.agents]
     parents = [np.full((space.n_hist, ad.k), -1, dtype=np.int16 if ad.k < 2**15 else np.int64) for ad in m.agents]
@@ -836,7 +804,7 @@ def _cycle_reports(
         if not conclusive:
             tt = np.array([t for t, _ in pairs])
             pp = np.array([p for _, p in pairs])
-            g = m.gap(ad, tt, pp, ad.prof[pp])
+            g = m.gap(ad, tt, pp)
             live = poth[loc][None, :] > 0
             conclusive = bool(np.all(np.abs(g[np.broadcast_to(live, g.shape[:2])]) <= CHECK_TOL))
         types = [ad.labels[t] for t in cyc[::-1]] if cyc else [ad.labels[t] for t in pairs[0]]
@@ -1115,7 +1083,7 @@ def _exact_step(
         rhs[cc, tt] = gain[cc, tt, pp]
         if m.delta != 0.0:
             s = ad.prof[pp]  # (E, M)
-            coef = -m.delta * pctx[cc][:, :, None] * m.gap(ad, tt, pp, s)  # (E, M, K_i)
+            coef = -m.delta * pctx[cc][:, :, None] * m.gap(ad, tt, pp)  # (E, M, K_i)
             cols = child_ctx[s][:, :, None] * k + np.arange(k)[None, None, :]
             flat = (rows[:, None, None] * n + cols).reshape(-1)
             mat += np.bincount(flat, weights=coef.reshape(-1), minlength=n * n)

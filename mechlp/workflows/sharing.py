@@ -110,6 +110,8 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import agent_limits, parse_notion
 from mechlp.model.spaces import StateSpace
+from mechlp.model.transfers import interim_payments as model_interim_payments
+from mechlp.model.transfers import rebalance, transfers_from_interim
 from mechlp.solve.questions import minmax
 from mechlp.solve.result import Result
 from mechlp.verify.checker import Verification, verify
@@ -200,12 +202,9 @@ class _Ops:
 
     # -- array operations (no loops over nodes) -------------------------------------------------------
     def interim(self, x: np.ndarray) -> list[np.ndarray]:
-        """Interim expected payments of transfers ``x`` (n, N): per agent ``(H, K_i)``."""
-        out = []
-        for i in range(self.n):
-            w = (x[i].reshape(self.h, self.k) * self.others_prob(i)).reshape(self.h, *self.counts)
-            out.append(w.sum(axis=self._other_axes(i)))
-        return out
+        """Interim expected payments of transfers ``x`` (n, N): per agent ``(H, K_i)``
+        (:func:`mechlp.model.transfers.interim_payments`)."""
+        return model_interim_payments(self.space, x, self.margs)
 
     def increment(self, a: np.ndarray) -> np.ndarray:
         r"""Transfer change of the Lemma 1 shift: :math:`-a_i(h) + \delta a_i(\text{child})`, shape (n, N)."""
@@ -219,12 +218,9 @@ class _Ops:
         return np.stack([xbar[i][self.node_hist, self.own(i)] for i in range(self.n)])
 
     def rebalance(self, x: np.ndarray) -> np.ndarray:
-        """The n-agent ex post rebalancing of the module docstring, shape (n, N)."""
-        xbar = self.interim(x)
-        own = np.stack([xbar[i][self.node_hist, self.own(i)] for i in range(self.n)])
-        means = np.stack([(xbar[i] * self.margs[i]).sum(axis=1) for i in range(self.n)])  # (n, H)
-        cent = own - means[:, self.node_hist]
-        return own - (cent.sum(axis=0, keepdims=True) - cent) / (self.n - 1)
+        """The n-agent ex post rebalancing of the module docstring, shape (n, N)
+        (:func:`mechlp.model.transfers.rebalance`)."""
+        return rebalance(self.space, x, self.margs)
 
     # -- sparse operators for the LP ------------------------------------------------------------------
     def op_increment(self) -> sp.csr_matrix:
@@ -310,9 +306,9 @@ def mechanism_from_interim(space: StateSpace, interim: list[np.ndarray]) -> Mech
        x_i(h, \theta) = \text{flow}_i(\theta) - \bar U_i(\theta_i|h)
          + \delta \sum_{\theta'} P(\theta'|\theta)\, \bar U_i(\theta'_i|\text{child}(h, \theta)),
 
-    the recursion of design.md section 2 solved for :math:`x`. The interim utilities of the result are the
-    given ones, so the result satisfies exactly the Bayesian IC and interim IR constraints the given interim
-    utilities satisfy.
+    the recursion of design.md section 2 solved for :math:`x` (:func:`mechlp.model.transfers.transfers_from_interim`).
+    The interim utilities of the result are the given ones, so the result satisfies exactly the Bayesian IC and
+    interim IR constraints the given interim utilities satisfy.
 
     Parameters
     ----------
@@ -323,25 +319,13 @@ def mechanism_from_interim(space: StateSpace, interim: list[np.ndarray]) -> Mech
     Returns
     -------
     Mechanism
+
+    Raises
+    ------
+    ValueError
+        When ``interim`` does not hold one ``(n_hist, K_i)`` array per agent.
     """
-    ops = _Ops(space)
-    if len(interim) != ops.n:
-        raise ValueError(f"interim has {len(interim)} entries; expected {ops.n}, one per agent")
-    flow = space.env.flow_values()[:, ops.node_prof]
-    x = np.empty((ops.n, ops.node_hist.size))
-    for i in range(ops.n):
-        ubar = np.asarray(interim[i], dtype=float)
-        if ubar.shape != (ops.h, ops.counts[i]):
-            raise ValueError(
-                f"interim[{i}] has shape {ubar.shape}; expected ({ops.h}, {ops.counts[i]}) (histories x own types)"
-            )
-        u = ubar[ops.node_hist, ops.own(i)]
-        cont = np.zeros(ops.node_hist.size)
-        nt = ops.nonterm
-        kids = u.reshape(ops.h, ops.k)[ops.child[nt]]  # (n_nonterminal, K) utilities at the children
-        cont[nt] = np.einsum("nk,nk->n", kids, ops.q[ops.node_prof[nt]])
-        x[i] = flow[i] - u + ops.delta * cont
-    return Mechanism(space, x)
+    return Mechanism(space, transfers_from_interim(space, interim))
 
 
 def interim_payments(mechanism: Mechanism) -> list[np.ndarray]:

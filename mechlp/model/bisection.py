@@ -1,0 +1,186 @@
+r"""Sign changes of a scalar criterion of one parameter: grid scan, bisection, and a monotonicity check.
+
+Critical values in mechlp (the critical discount factor of Lamba 2022, Theorem 1 / Corollary 1, and of Yoon's
+2015 condition (*); design.md section 5) are the parameters where a criterion :math:`f` crosses a feasibility
+threshold :math:`\tau`: "feasible" means :math:`f(d) \ge \tau`. Nothing here assumes that :math:`f` is monotone.
+:func:`scan_and_bisect` evaluates :math:`f` on a grid :math:`d_0 < \dots < d_G`, bisects *every* bracket
+:math:`[d_c, d_{c+1}]` whose ends lie on different sides of :math:`\tau` until it is at most ``tol`` wide, and
+checks on all evaluations (grid and bisection points, sorted by :math:`d`) that :math:`f` is non-decreasing:
+neighbouring evaluations :math:`d_1 < d_2` violate it when
+
+.. math::
+   f(d_1) > f(d_2) + \texttt{tolerances.MONOTONE} \cdot \max(1, |f(d_1)|, |f(d_2)|)
+
+(the maximum over the finite values, so a fall to :math:`-\infty` counts; two infinite values never violate it).
+Sign changes that cancel between two grid points are invisible: refine the grid when the criterion is not
+monotone.
+
+This is plain numerics on a callable, so it sits in the model layer where every user (constructions, solve)
+can import it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechlp.model import tolerances
+
+__all__ = ["Scan", "scan_and_bisect", "check_grid", "monotone_violations", "MAX_VIOLATIONS"]
+
+#: At most this many monotonicity violations are kept in :attr:`Scan.violations`.
+MAX_VIOLATIONS = 20
+
+
+@dataclass
+class Scan:
+    """What :func:`scan_and_bisect` found for a function of one parameter (a discount factor in mechlp).
+
+    Attributes
+    ----------
+    grid, values : ndarray
+        The scanned parameters and the criterion there.
+    brackets : list of (float, float)
+        One per sign change seen on the grid, each of width at most ``tol`` after bisection.
+    critical : list of float
+        Midpoints of ``brackets``.
+    directions : list of str
+        ``"becomes feasible"`` when the criterion turns non-negative (reaches the threshold) as the parameter
+        rises, else ``"becomes infeasible"``.
+    evaluations : list of (float, float)
+        Every evaluation, grid and bisection, sorted by the parameter.
+    monotone : bool
+        The criterion is non-decreasing over ``evaluations`` (checked, never assumed; module docstring).
+    violations : list of (float, float, float, float)
+        ``(d1, v1, d2, v2)`` with ``d1 < d2`` neighbouring evaluations and ``v1 > v2`` beyond
+        ``tolerances.MONOTONE`` (at most ``MAX_VIOLATIONS`` listed).
+    """
+
+    grid: np.ndarray
+    values: np.ndarray
+    brackets: list[tuple[float, float]]
+    critical: list[float]
+    directions: list[str]
+    evaluations: list[tuple[float, float]]
+    monotone: bool
+    violations: list[tuple[float, float, float, float]]
+
+    @property
+    def feasible_everywhere(self) -> bool:
+        """No sign change, and every grid value is at least ``-tolerances.SURPLUS``."""
+        return not self.brackets and bool(np.all(self.values >= -tolerances.SURPLUS))
+
+    @property
+    def infeasible_everywhere(self) -> bool:
+        """No sign change, and every grid value is below ``-tolerances.SURPLUS``."""
+        return not self.brackets and bool(np.all(~(self.values >= -tolerances.SURPLUS)))
+
+
+def check_grid(lo: float, hi: float, grid: int | Sequence[float] | np.ndarray) -> np.ndarray:
+    """The scan points: ``grid`` equally spaced points on ``[lo, hi]``, or the given strictly increasing points.
+
+    Raises
+    ------
+    TypeError
+        For a bool ``grid``.
+    ValueError
+        For fewer than 2 points, a non-finite point or points that do not increase strictly.
+    """
+    if isinstance(grid, bool):
+        raise TypeError("grid must be a number of points or a sequence of discount factors, got a bool")
+    if isinstance(grid, int | np.integer):
+        if grid < 2:
+            raise ValueError(f"grid must have at least 2 points, got {grid}")
+        return np.linspace(lo, hi, int(grid))
+    pts = np.asarray(grid, dtype=float)
+    if pts.ndim != 1 or pts.size < 2:
+        raise ValueError(f"grid must be a number of points or at least 2 discount factors, got shape {pts.shape}")
+    if not np.all(np.isfinite(pts)):
+        raise ValueError("grid has a non-finite discount factor")
+    if np.any(np.diff(pts) <= 0):
+        raise ValueError("grid must be strictly increasing")
+    return pts
+
+
+def monotone_violations(evaluations: Sequence[tuple[float, float]]) -> list[tuple[float, float, float, float]]:
+    r"""Every neighbouring pair ``(d1, v1, d2, v2)`` of ``evaluations`` (sorted by ``d``) with
+    :math:`v_1 > v_2 + \texttt{tolerances.MONOTONE} \max(1, |v_1|, |v_2|)` (the maximum over the finite values,
+    so that a fall from a finite value to :math:`-\infty` counts); pairs of two infinite values are skipped."""
+    out = []
+    for (d1, v1), (d2, v2) in zip(evaluations[:-1], evaluations[1:], strict=True):
+        if math.isinf(v1) and math.isinf(v2):
+            continue
+        scale = max([1.0] + [abs(v) for v in (v1, v2) if math.isfinite(v)])  # a drop to -inf is a decrease
+        if v1 > v2 + tolerances.MONOTONE * scale:
+            out.append((d1, v1, d2, v2))
+    return out
+
+
+def scan_and_bisect(
+    f: Callable[[float], float],
+    lo: float,
+    hi: float,
+    tol: float = 1e-9,
+    grid: int | Sequence[float] | np.ndarray = 41,
+    threshold: float = -tolerances.SURPLUS,
+) -> Scan:
+    r"""Scan ``f`` on a grid over ``[lo, hi]``, bisect every sign change, and check monotonicity on the way.
+
+    Parameters
+    ----------
+    f : callable
+        ``d -> criterion``; "feasible" means ``f(d) >= threshold``. ``-inf`` is allowed (infeasible);
+        NaN is not.
+    lo, hi : float
+        Interval, ``lo < hi`` (ignored when ``grid`` is a sequence, whose ends are used).
+    tol : float
+        Width of the final brackets.
+    grid : int or sequence of float
+        Number of equally spaced points (at least 2), or the points themselves (strictly increasing).
+    threshold : float
+        Feasibility threshold (default ``-tolerances.SURPLUS``: a surplus is negative only below it).
+
+    Returns
+    -------
+    Scan
+
+    Raises
+    ------
+    ValueError
+        For ``lo >= hi``, ``tol <= 0``, a bad ``grid`` or a NaN value of ``f``.
+    """
+    if not (isinstance(tol, int | float | np.floating) and tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if isinstance(grid, int | np.integer) and not isinstance(grid, bool) and not float(lo) < float(hi):
+        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
+    deltas = check_grid(float(lo), float(hi), grid)
+    seen: dict[float, float] = {}
+
+    def value(d: float) -> float:
+        v = float(f(float(d)))
+        if math.isnan(v):
+            raise ValueError(f"the criterion is NaN at delta = {d!r}")
+        seen[float(d)] = v
+        return v
+
+    vals = np.array([value(d) for d in deltas])
+    ok = vals >= threshold
+    brackets, crit, dirs = [], [], []
+    for c in np.flatnonzero(ok[1:] != ok[:-1]):  # every sign change seen on the grid
+        a, b = float(deltas[c]), float(deltas[c + 1])
+        ok_a = bool(ok[c])
+        while b - a > tol:
+            mid = 0.5 * (a + b)
+            if (value(mid) >= threshold) == ok_a:
+                a = mid
+            else:
+                b = mid
+        brackets.append((a, b))
+        crit.append(0.5 * (a + b))
+        dirs.append("becomes infeasible" if ok_a else "becomes feasible")
+    evals = sorted(seen.items())
+    violations = monotone_violations(evals)
+    return Scan(deltas, vals, brackets, crit, dirs, evals, not violations, violations[:MAX_VIOLATIONS])

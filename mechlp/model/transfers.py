@@ -1,0 +1,232 @@
+r"""Transfers from interim utilities, interim expected payments, and ex post rebalancing (pure model maths).
+
+Notation of design.md section 2: transfers :math:`x_i(h, \theta)` are payments *from* agent ``i`` *to* the
+designer at node :math:`(h, \theta)`; :math:`\text{flow}_i(\theta) = \sum_a p(a|\theta) v_i(\theta_i, a)`.
+
+Transfers from interim utilities (:func:`transfers_from_interim`)
+    The recursion of design.md section 2 (Lamba 2022, eq. 3) solved for :math:`x`, with ex post utilities set to
+    the given interim utilities, :math:`U_i(h, \theta) = \bar U_i(\theta_i|h)` (constant in :math:`\theta_{-i}`):
+
+    .. math::
+       x_i(h, \theta) = \text{flow}_i(\theta) - \bar U_i(\theta_i|h)
+          + \delta \sum_{\theta'} P(\theta'|\theta)\, \bar U_i(\theta'_i|\text{child}(h, \theta))
+       = \text{flow}_i(\theta) - \bar U_i(\theta_i|h) + \delta \sum_{t'} P_i(t'|\theta)\, \bar U_i(t'|h\theta),
+
+    :math:`P_i(\cdot|\theta)` the law of agent ``i``'s next type, a marginal of the truthful profile kernel
+    (no continuation where the game ends). The mechanism's interim utilities are then the given ones, so it
+    satisfies exactly the Bayesian IC, interim IR and budget rows those interim utilities satisfy.
+
+Interim expected payments (:func:`interim_payments`)
+    :math:`\bar x_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)\, x_i(h, (t, \theta_{-i}))`, for every own type
+    (also those of probability zero at ``h``).
+
+Ex post rebalancing (Lamba 2022, Proposition 1, eqs. 12-13; :func:`rebalance`)
+    .. math::
+       \hat x_i(h, \theta) = \bar x_i(\theta_i|h) - \frac{1}{n-1} \sum_{j \ne i}
+          \bigl(\bar x_j(\theta_j|h) - E[\bar x_j|h]\bigr) \qquad (n \ge 2).
+
+    Every centred term appears :math:`n-1` times with weight :math:`1/(n-1)`, so
+    :math:`\sum_i \hat x_i(h, \theta) = \sum_j E[\bar x_j|h]`, the expected flow surplus, at every node; types are
+    independent across agents, so :math:`E[\hat x_i|\theta_i, h] = \bar x_i(\theta_i|h)`: interim payments, hence
+    interim utilities, Bayesian IC and interim IR, are unchanged. The redistribution step alone
+    (:func:`redistribute`) is also Athey and Segal's (2007) eq. (5.1) for their incentive payments.
+
+Every function works in either arithmetic: floats, or object arrays of :class:`fractions.Fraction` (pass
+``nums=Numbers(env, exact=True)`` and exact marginals), so exact certificates use the same formulas; in
+fractions :math:`\sum_i \hat x_i = \sum_j E[\bar x_j|h]` holds with no rounding at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mechlp.model.exact import Numbers, transition
+from mechlp.model.spaces import StateSpace
+
+__all__ = ["transfers_from_interim", "interim_payments", "rebalance", "redistribute"]
+
+
+def _check_per_agent(space: StateSpace, arrays: list[np.ndarray], name: str) -> None:
+    """``arrays`` holds one ``(n_hist, K_i)`` array per agent (``ValueError`` naming ``name`` and the index)."""
+    env = space.env
+    if len(arrays) != env.n_agents:
+        raise ValueError(f"{name} has {len(arrays)} entries; expected {env.n_agents}, one per agent")
+    for i, (arr, k_i) in enumerate(zip(arrays, env.type_counts, strict=True)):
+        if np.shape(arr) != (space.n_hist, k_i):
+            raise ValueError(
+                f"{name}[{i}] has shape {np.shape(arr)}; expected ({space.n_hist}, {k_i}) (histories x own types)"
+            )
+
+
+def _other_axes(n: int, i: int) -> tuple[int, ...]:
+    return tuple(1 + j for j in range(n) if j != i)
+
+
+def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: Numbers | None = None) -> np.ndarray:
+    r"""``(n_agents, n_nodes)`` transfers with :math:`U_i(h,\theta) = \bar U_i(\theta_i|h)` (module docstring).
+
+    Parameters
+    ----------
+    space : StateSpace
+        History tree, Markov space or tree with a Markov tail.
+    interim : list of ndarray
+        Per agent ``(n_hist, K_i)``: :math:`\bar U_i(t|h)` (floats, or fractions with an exact ``nums``).
+    nums : Numbers, optional
+        The model's numbers in the arithmetic to use; ``None``: floats from the environment.
+
+    Returns
+    -------
+    ndarray
+        Floats, or an object array of fractions when ``nums.exact``.
+
+    Raises
+    ------
+    ValueError
+        When ``interim`` does not hold one ``(n_hist, K_i)`` array per agent.
+    """
+    _check_per_agent(space, interim, "interim")
+    env = space.env
+    n, k, n_hist = env.n_agents, env.n_profiles, space.n_hist
+    types = env.profile_types()
+    kids = np.asarray(space.child_hist).reshape(n_hist, k)  # node h*K + s is (h, s)
+    live = np.flatnonzero(kids.max(axis=1) >= 0)  # histories with a continuation
+    if live.size and live[-1] - live[0] + 1 == live.size:
+        live = slice(int(live[0]), int(live[-1]) + 1)  # a block of histories (every space of mechlp): no copies
+    kids_live = kids[live]
+    ends = kids_live < 0  # nodes of such histories where the game ends (none on the spaces of mechlp)
+    if ends.any():
+        kids_live = np.maximum(kids_live, 0)
+    if nums is None:
+        flow = env.flow_values()  # (n, K)
+        q = space.joint_transition()
+        delta = float(env.discount)
+        zeros = np.zeros
+    else:
+        flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]]) for i in range(n)])
+        q = transition(env, nums)
+        delta = nums.delta
+        zeros = nums.zeros
+    q_full = q.reshape(k, *env.type_counts)
+    x = zeros((n, space.n_nodes))
+    for i in range(n):
+        ubar = np.asarray(interim[i], dtype=float) if nums is None else np.asarray(interim[i])
+        xi = x[i].reshape(n_hist, k)  # a view: rows are histories, columns current profiles
+        xi[:] = flow[i][None, :] - ubar[:, types[:, i]]
+        if kids_live.size:
+            own_next = q_full.sum(axis=_other_axes(n, i))  # (K, K_i): P_i(t'|theta)
+            cont = np.einsum("hst,st->hs", ubar[kids_live], own_next)  # (H_live, K)
+            if ends.any():
+                cont[ends] = 0 * cont[ends]
+            xi[live] += delta * cont
+    return x
+
+
+def _others_weights(space: StateSpace, marginals: list[np.ndarray], i: int) -> np.ndarray:
+    r"""``(n_hist, K)``: :math:`P(\theta_{-i}|h)` at every profile, the product of the others' marginals."""
+    env = space.env
+    types = env.profile_types()
+    out = np.ones((space.n_hist, env.n_profiles), dtype=np.asarray(marginals[i]).dtype)
+    for j in range(env.n_agents):
+        if j != i:
+            out = out * marginals[j][:, types[:, j]]
+    return out
+
+
+def interim_payments(space: StateSpace, transfers: np.ndarray, marginals: list[np.ndarray]) -> list[np.ndarray]:
+    r"""Interim expected payments :math:`\bar x_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) x_i(h, (t, \theta_{-i}))`.
+
+    Parameters
+    ----------
+    space : StateSpace
+    transfers : ndarray, shape (n_agents, n_nodes)
+        Floats or fractions.
+    marginals : list of ndarray
+        Per agent ``(n_hist, K_j)``: :math:`P_j(\cdot|h)`, in the arithmetic of the answer.
+
+    Returns
+    -------
+    list of ndarray
+        Per agent ``(n_hist, K_i)``, defined for every own type (also those of probability zero at ``h``).
+    """
+    _check_per_agent(space, marginals, "marginals")
+    env = space.env
+    n, k = env.n_agents, env.n_profiles
+    x = np.asarray(transfers)
+    if x.shape != (n, space.n_nodes):
+        raise ValueError(f"transfers has shape {x.shape}; expected {(n, space.n_nodes)} (agents x nodes)")
+    out = []
+    for i in range(n):
+        w = (x[i].reshape(space.n_hist, k) * _others_weights(space, marginals, i)).reshape(
+            space.n_hist, *env.type_counts
+        )
+        out.append(w.sum(axis=_other_axes(n, i)))
+    return out
+
+
+def redistribute(own: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
+    r"""Each agent keeps its own term and pays an equal share of everyone else's centred term.
+
+    .. math::
+       y_i = a_i - \frac{1}{n-1} \sum_{j \ne i} (a_j - m_j), \qquad \sum_i y_i = \sum_j m_j .
+
+    With :math:`a_i = \bar x_i(\theta_i|h)` and :math:`m_i = E[\bar x_i|h]` this is Lamba's (2022) rebalancing
+    (:func:`rebalance`); with :math:`a_i = -\gamma_i` and ``means=None`` (zero) Athey and Segal's (2007) balanced
+    transfers, eq. (5.1), which sum to zero.
+
+    Parameters
+    ----------
+    own : ndarray, shape (n, ...)
+        :math:`a_i` per agent (floats or fractions), ``n >= 2``.
+    means : ndarray of the same shape, optional
+        :math:`m_i`; ``None``: zero.
+
+    Returns
+    -------
+    ndarray, shape of ``own``
+
+    Raises
+    ------
+    ValueError
+        For fewer than two agents, or ``means`` of another shape.
+    """
+    n = own.shape[0]
+    if n < 2:
+        raise ValueError(f"redistribution needs at least two agents (own has {n} rows): the others pay the shares")
+    if means is not None and np.shape(means) != own.shape:
+        raise ValueError(f"means has shape {np.shape(means)}; expected {own.shape}, the shape of own")
+    cent = own if means is None else own - means
+    return own - (cent.sum(axis=0, keepdims=True) - cent) / (n - 1)
+
+
+def rebalance(space: StateSpace, transfers: np.ndarray, marginals: list[np.ndarray]) -> np.ndarray:
+    r"""Lamba's (2022, Proposition 1) node-by-node rebalancing that keeps every interim expected payment.
+
+    :math:`\hat x_i(h, \theta) = \bar x_i(\theta_i|h) - \frac{1}{n-1} \sum_{j \ne i}(\bar x_j(\theta_j|h) -
+    E[\bar x_j|h])` (module docstring): :math:`\sum_i \hat x_i(h, \theta)` is the expected flow surplus
+    :math:`\sum_j E[\bar x_j|h]`, hence zero at every node when :math:`\Pi(h) = 0` at every history.
+
+    Parameters
+    ----------
+    space : StateSpace
+    transfers : ndarray, shape (n_agents, n_nodes)
+        Floats or fractions.
+    marginals : list of ndarray
+        Per agent ``(n_hist, K_j)``: :math:`P_j(\cdot|h)`, in the arithmetic of the answer.
+
+    Returns
+    -------
+    ndarray, shape (n_agents, n_nodes)
+
+    Raises
+    ------
+    ValueError
+        With fewer than two agents, or arrays of the wrong shapes.
+    """
+    env = space.env
+    if env.n_agents < 2:
+        raise ValueError(f"ex post budget balance needs at least two agents; the environment has {env.n_agents}")
+    xbar = interim_payments(space, transfers, marginals)
+    types = env.profile_types()
+    own = np.stack([xbar[i][:, types[:, i]] for i in range(env.n_agents)])  # (n, H, K): node h*K + s is (h, s)
+    means = np.stack([(xbar[i] * marginals[i]).sum(axis=1) for i in range(env.n_agents)])  # (n, H)
+    return redistribute(own, np.broadcast_to(means[:, :, None], own.shape)).reshape(env.n_agents, space.n_nodes)
