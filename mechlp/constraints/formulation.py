@@ -52,8 +52,7 @@ def build_lp(
     started = time.perf_counter()
     variables = Variables(space, {"Q": space.n_hist} if budget == "savings" else None)
     env = space.env
-    beliefs = space.beliefs()
-    views = [AgentView(space, i, beliefs) for i in range(env.n_agents)]
+    views = [AgentView(space, i) for i in range(env.n_agents)]
     outside = outside_options(outside_option, env)
     blocks = recursion_blocks(variables)
     blocks += ic_blocks(variables, views, ic)

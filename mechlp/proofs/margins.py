@@ -37,7 +37,8 @@ import scipy.sparse as sp
 from mechlp.backends.highs import solve_arrays
 from mechlp.constraints import outside_options
 from mechlp.constraints.interim import interim_rows
-from mechlp.model.exact import Numbers, to_fractions, transition
+from mechlp.model.beliefs import expected_continuation, interim_expectation
+from mechlp.model.exact import Numbers, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import StateSpace
 from mechlp.verify.checker import verify
@@ -50,51 +51,28 @@ DEFAULT_MARGIN = 1e-6
 def transfers_from_interim(space: StateSpace, nums: Numbers, interim: list[np.ndarray]) -> np.ndarray:
     r"""``(n, N)`` transfers with :math:`U_i(h,\theta) = \bar U_i(\theta_i|h)`, in ``nums``'s arithmetic."""
     env = space.env
-    k = env.n_profiles
     types = env.profile_types()
     prof = space.node_profile
     hist = space.node_hist
-    child = np.asarray(space.child_hist)
-    nonterm = np.flatnonzero(child >= 0)
-    q = transition(env, nums)
     x = nums.zeros((env.n_agents, space.n_nodes))
     for i in range(env.n_agents):
         flow = np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof]
         u = interim[i][hist, types[prof, i]]
-        cont = nums.zeros((space.n_nodes,))
-        kids = u.reshape(space.n_hist, k)[child[nonterm]]
-        cont[nonterm] = np.einsum("nk,nk->n", kids, q[prof[nonterm]])
-        x[i] = flow - u + nums.delta * cont
+        x[i] = flow - u + nums.delta * expected_continuation(space, u, nums)
     return x
-
-
-def _others_weights(space: StateSpace, nums: Numbers, margs: list[np.ndarray], i: int) -> np.ndarray:
-    """``(n_hist, K)``: :math:`P(\\theta_{-i}|h)` at every profile."""
-    env = space.env
-    types = env.profile_types()
-    out = nums.ones((space.n_hist, env.n_profiles))
-    for j in range(env.n_agents):
-        if j != i:
-            out = out * margs[j][:, types[:, j]]
-    return out
 
 
 def rebalance(space: StateSpace, nums: Numbers, x: np.ndarray, margs: list[np.ndarray]) -> np.ndarray:
     """Node-by-node ex post rebalancing keeping interim payments (see module docstring); any arithmetic."""
     env = space.env
-    n, k = env.n_agents, env.n_profiles
+    n = env.n_agents
     if n < 2:
         raise ValueError("ex post budget balance needs at least two agents")
     types = env.profile_types()
     xbar_nodes, mean = [], []
     for i in range(n):
-        w = _others_weights(space, nums, margs, i)  # (H, K)
-        xi = x[i].reshape(space.n_hist, k)
         own = types[:, i]
-        xbar = nums.zeros((space.n_hist, env.agents[i].n_types))
-        for t in range(env.agents[i].n_types):  # loop over own types
-            cols = own == t
-            xbar[:, t] = (xi[:, cols] * w[:, cols]).sum(axis=1)
+        xbar = interim_expectation(space, i, x[i], nums)  # (H, K_i): xbar_i(theta_i|h)
         xbar_nodes.append(xbar[:, own])  # (H, K): xbar_i(theta_i|h) at each profile
         mean.append((xbar * margs[i]).sum(axis=1)[:, None])
     out = nums.zeros(x.shape)

@@ -33,6 +33,7 @@ from mechlp.constraints import BUDGET_MODES, IC_MODES, IR_MODES
 from mechlp.constraints.formulation import build_lp
 from mechlp.constructions.minmax import markov_fee_table
 from mechlp.model import tolerances
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
@@ -409,7 +410,7 @@ def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
         ic in ("bayesian", "local")
         and ir in ("interim", "ex_ante")
         and space.env.n_agents >= 2
-        and bool(np.all(space.beliefs() > 0))
+        and bool(np.all(joint_beliefs(space) > 0))
     )
 
 

@@ -107,6 +107,7 @@ from scipy.optimize import linprog
 from mechlp.constraints.limits import agent_limits
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
+from mechlp.model.beliefs import expected_continuation, interim_expectation, marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import StateSpace
@@ -179,12 +180,7 @@ class _Ops:
         self.child = np.asarray(space.child_hist)
         self.nonterm = np.flatnonzero(self.child >= 0)
         self.delta = env.discount
-        self.q = space.joint_transition()
-        full = space.beliefs().reshape(self.h, *self.counts)
-        self.margs = [full.sum(axis=self._other_axes(i)) for i in range(self.n)]  # (H, K_i)
-
-    def _other_axes(self, i: int) -> tuple[int, ...]:
-        return tuple(1 + j for j in range(self.n) if j != i)
+        self.margs = marginal_beliefs(space)  # (H, K_i) per agent
 
     def own(self, i: int) -> np.ndarray:
         """Own type index of agent ``i`` at every node."""
@@ -192,20 +188,12 @@ class _Ops:
 
     def others_prob(self, i: int) -> np.ndarray:
         r"""``(H, K)``: :math:`P(\theta_{-i}|h)` at every (history, profile)."""
-        out = np.ones((self.h, self.k))
-        for j in range(self.n):
-            if j != i:
-                out = out * self.margs[j][:, self.types[:, j]]
-        return out
+        return others_beliefs(self.space, i, per_profile=True)
 
     # -- array operations (no loops over nodes) -------------------------------------------------------
     def interim(self, x: np.ndarray) -> list[np.ndarray]:
         """Interim expected payments of transfers ``x`` (n, N): per agent ``(H, K_i)``."""
-        out = []
-        for i in range(self.n):
-            w = (x[i].reshape(self.h, self.k) * self.others_prob(i)).reshape(self.h, *self.counts)
-            out.append(w.sum(axis=self._other_axes(i)))
-        return out
+        return [interim_expectation(self.space, i, x[i]) for i in range(self.n)]
 
     def increment(self, a: np.ndarray) -> np.ndarray:
         r"""Transfer change of the Lemma 1 shift: :math:`-a_i(h) + \delta a_i(\text{child})`, shape (n, N)."""
@@ -336,11 +324,7 @@ def mechanism_from_interim(space: StateSpace, interim: list[np.ndarray]) -> Mech
                 f"interim[{i}] has shape {ubar.shape}; expected ({ops.h}, {ops.counts[i]}) (histories x own types)"
             )
         u = ubar[ops.node_hist, ops.own(i)]
-        cont = np.zeros(ops.node_hist.size)
-        nt = ops.nonterm
-        kids = u.reshape(ops.h, ops.k)[ops.child[nt]]  # (n_nonterminal, K) utilities at the children
-        cont[nt] = np.einsum("nk,nk->n", kids, ops.q[ops.node_prof[nt]])
-        x[i] = flow[i] - u + ops.delta * cont
+        x[i] = flow[i] - u + ops.delta * expected_continuation(space, u)
     return Mechanism(space, x)
 
 
