@@ -10,6 +10,7 @@ import pytest
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.constructions.vcg import discrete_vcg_transfers
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 from mechlp.solve import questions as design
 
@@ -133,7 +134,7 @@ def test_finite_tree_last_period_is_static_and_fails_interim_balance():
     mm = design.minmax(env)
     sp = mm.space
     assert isinstance(sp, HistoryTree) and sp.horizon == 3
-    bel = sp.beliefs()
+    bel = joint_beliefs(sp)
     last = np.flatnonzero(sp.hist_period == 3)
     expected = np.array([_static_minmax_surplus(env, bel[h]) for h in last[:16]])
     np.testing.assert_allclose(mm.surplus[last[:16]], expected, atol=1e-9)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import INFINITE, Agent, Environment, bilateral_trade, renewal_matrix
 from mechlp.model.spaces import MarkovSpace
 
@@ -471,7 +472,7 @@ def test_random_dirichlet_kernels_build_and_beliefs_are_distributions(buyer_kern
         fs,
         0.9,
     )
-    beliefs = MarkovSpace(e).beliefs()
+    beliefs = joint_beliefs(MarkovSpace(e))
     assert beliefs.shape == (1 + e.n_profiles, e.n_profiles)
     assert np.all(beliefs >= 0)
     np.testing.assert_allclose(beliefs.sum(axis=1), 1.0, rtol=0, atol=1e-12)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import bilateral_trade
 from mechlp.model.signals import SignalSpace
 from mechlp.solve import questions as design
@@ -81,7 +82,7 @@ def test_lamba_double_star_orderings():
     assert pdd[HH] < pi[HH] - 0.1  # the paper states Pi**(v_H, c_H) > Pi*(v_H, c_H)
     assert pdd[HL] > pi[HL] + 0.1  # the paper states Pi**(v_H, c_L) < Pi*(v_H, c_L)
     # tower property: on average over the period-2 histories nothing changes
-    probs = out["space"].tree.beliefs()[0]
+    probs = joint_beliefs(out["space"].tree)[0]
     assert probs @ (pdd[1:5] - pi[1:5]) == pytest.approx(0.0, abs=1e-12)
 
 

@@ -12,13 +12,14 @@ import pytest
 
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, ic_pairs, kernel_gap
 from mechlp.constraints.interim import interim_rows
+from mechlp.model.beliefs import continuation_values, marginal_beliefs
 from mechlp.model.environment import Agent, Environment
-from mechlp.model.exact import Numbers, continuation
+from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail
 from mechlp.model.transfers import interim_payments, rebalance, redistribute, transfers_from_interim
 from mechlp.verify.checker import interim_utilities as verifier_interim_utilities
-from mechlp.verify.checker import marginal_beliefs, verify
+from mechlp.verify.checker import verify
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -179,7 +180,7 @@ def test_transfers_from_interim_in_fractions_are_exact():
     flow = np.stack(
         [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[space.node_profile] for i in range(3)]
     )
-    u = continuation(space, nums, flow - x)
+    u = continuation_values(space, flow - x, nums)
     margs = marginal_beliefs(space, nums)
     for got, want in zip(_exact_interim(space, u, margs), ubar, strict=True):
         assert np.all(got == want)

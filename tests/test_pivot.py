@@ -15,6 +15,7 @@ from mechlp.catalog.examples import (
 )
 from mechlp.constructions.dp import efficient_environment, efficient_values, feasible_without
 from mechlp.constructions.pivot import dynamic_pivot
+from mechlp.model.beliefs import joint_transition
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
@@ -33,7 +34,7 @@ def test_dp_matches_linear_algebra_when_kernels_ignore_the_action():
     env = yoon_k_type((0.0, 0.4, 1.0), 0.75, 0.85)
     sol = efficient_values(env)
     assert np.array_equal(sol.policy, env.actions_by_profile())  # static argmax is dynamic here
-    q = env.joint_transition()
+    q = joint_transition(env)
     w = np.linalg.solve(np.eye(env.n_profiles) - env.discount * q, env.welfare())
     assert np.max(np.abs(sol.values - w)) < 1e-12
     assert sol.residual < 1e-12

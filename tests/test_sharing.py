@@ -15,6 +15,7 @@ from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
 from mechlp.cli.share import add_parsers
 from mechlp.constructions.lamba import minmax_closed_form
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import MarkovSpace
@@ -103,7 +104,7 @@ def test_table3_paper_pair_is_not_an_equal_split_mechanism(usstp_minmax):
         sp = res.space
         x = res.mechanism.transfers
         # another ex post balanced mechanism with the same interim payments: add t w(v) w'(c) at every history
-        bel = sp.beliefs().reshape(sp.n_hist, 2, 2)  # [h, v, c], buyer index 1 = v_H, seller index 0 = c_L
+        bel = joint_beliefs(sp).reshape(sp.n_hist, 2, 2)  # [h, v, c], buyer index 1 = v_H, seller index 0 = c_L
         p_vh = bel[:, 1, :].sum(axis=1)
         p_cl = bel[:, :, 0].sum(axis=1)
         w_v = np.stack([-p_vh, 1 - p_vh], axis=1)  # (H, 2) over v_L, v_H
@@ -191,7 +192,7 @@ def test_min_max_transfer_no_larger_than_equal(alpha, usstp_minmax, capsys):
 
 def expected_utilities(res) -> np.ndarray:
     """``(2, n_hist)``: E[Ubar_i(theta_i|h) | h] for a two-agent result (own marginal beliefs)."""
-    bel = res.space.beliefs().reshape(-1, 2, 2)
+    bel = joint_beliefs(res.space).reshape(-1, 2, 2)
     margs = [bel.sum(axis=2), bel.sum(axis=1)]
     return np.stack([(u * m).sum(axis=1) for u, m in zip(res.interim_utilities, margs, strict=True)])
 

@@ -10,8 +10,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mechlp.catalog.examples import lamba_usstp
-from mechlp.model.exact import Numbers, continuation, to_fractions
-from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.beliefs import continuation_values, joint_transition, reach_probabilities
+from mechlp.model.exact import Numbers, to_fractions
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import MarkovSpace, TreeWithTail, estimate_tail_size, make_space
 from mechlp.solve import questions as design
 from mechlp.verify.certfile import certificate_payload, check_certificate
@@ -39,7 +40,7 @@ def test_indexing_and_descriptions():
     assert space.describe_history(3) == "period 2: (v_H, c_L)"
     assert space.describe_history(7) == "after (v_H, c_L), period >= 3"
     assert TreeWithTail(ENV, 3).describe_history(6) == "period 3: (v_L, c_L) -> (v_L, c_H)"
-    reach = space.reach_probability()
+    reach = reach_probabilities(space)
     assert reach[0] == 1 and np.isclose(reach[1:5].sum(), 1) and np.isclose(reach[5:].sum(), 1)
     assert space.size() == estimate_tail_size(ENV, 2)
     assert make_space(ENV, 2, tail=True).n_hist == 9
@@ -66,12 +67,12 @@ def test_continuation_matches_a_generic_sparse_solve_and_exact(horizon):
     k, n = 4, space.n_nodes
     rows = np.repeat(np.arange(n), k)
     cols = (space.child_hist[:, None] * k + np.arange(k)).reshape(-1)
-    m = sp.csr_matrix((space.joint_transition()[space.node_profile].reshape(-1), (rows, cols)), shape=(n, n))
+    m = sp.csr_matrix((joint_transition(ENV)[space.node_profile].reshape(-1), (rows, cols)), shape=(n, n))
     system = (sp.identity(n) - ENV.discount * m).tocsc()
     ref = np.stack([spla.spsolve(system, f) for f in flow])
     np.testing.assert_allclose(continuation_values(space, flow), ref, atol=1e-10)
     ints = rng.integers(-4, 5, size=(1, n)).astype(float)
-    exact = continuation(space, Numbers(ENV, exact=True), to_fractions(ints))
+    exact = continuation_values(space, to_fractions(ints), Numbers(ENV, exact=True))
     np.testing.assert_allclose(exact.astype(float), continuation_values(space, ints), atol=1e-10)
 
 

@@ -20,8 +20,9 @@ from mechlp.catalog.examples import lamba_usstp, public_project
 from mechlp.cli.team import add_parsers
 from mechlp.constructions.team import balance_transfers, balanced_team, incentive_payments, team_transfers
 from mechlp.constructions.vcg import discrete_vcg
+from mechlp.model.beliefs import continuation_values, joint_beliefs, joint_transition
 from mechlp.model.environment import Agent, Environment
-from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 from mechlp.verify.checker import interim_utilities, verify
 
@@ -129,7 +130,7 @@ def test_team_and_incentive_payments_alone_are_ic():
         assert vg.max_violation["ic"] < IC_TOL and vg.max_violation["budget"] < 1e-12
         assert verify(r.incentive, budget="ex_post").max_violation["budget"] > 0.01
         # mean-zero property itself, at every history and for every agent
-        margs = [r.space.beliefs().reshape(r.space.n_hist, *env.type_counts)]
+        margs = [joint_beliefs(r.space).reshape(r.space.n_hist, *env.type_counts)]
         for i, g in enumerate(r.gamma):
             axes = tuple(a + 1 for a in range(env.n_agents) if a != i)
             p_i = margs[0].sum(axis=axes)
@@ -148,7 +149,7 @@ def test_balancing_another_ic_mechanism_keeps_ic():
     v = verify(bal, budget="ex_post")
     assert v.max_violation["ic"] < IC_TOL and v.max_violation["budget"] == 0.0
     to_agent = continuation_values(space, -base.transfers)  # T_i
-    m = np.einsum("hk,ihk->ih", space.beliefs(), to_agent.reshape(2, space.n_hist, -1))
+    m = np.einsum("hk,ihk->ih", joint_beliefs(space), to_agent.reshape(2, space.n_hist, -1))
     ub, ubase = interim_utilities(bal), interim_utilities(base)
     for i in range(2):
         np.testing.assert_allclose(ub[i], ubase[i] - m[i][:, None], rtol=0, atol=1e-12)
@@ -186,7 +187,7 @@ def test_planted_missing_expectation_term_breaks_ic(make):
     x_team = team_transfers(space)
     _, g = incentive_payments(space, x_team)
     to_agent = continuation_values(space, -x_team).reshape(n, space.n_hist, -1)
-    g_plus = g + np.einsum("hk,ihk->ih", space.beliefs(), to_agent)[:, space.node_hist]
+    g_plus = g + np.einsum("hk,ihk->ih", joint_beliefs(space), to_agent)[:, space.node_hist]
     x = -g_plus + (g_plus.sum(axis=0, keepdims=True) - g_plus) / (n - 1)
     assert verify(Mechanism(space, x), budget="none").max_violation["ic"] > 0.1
 
@@ -207,7 +208,7 @@ def test_markov_form_verifies_and_matches_long_tree_at_root():
     assert_exact_zero_budget(rm)
     horizon = 8
     rt = balanced_team(env, horizon=horizon, check=False)
-    q = env.joint_transition()
+    q = joint_transition(env)
     w = env.flow_values()
     v = np.linalg.solve(np.eye(env.n_profiles) - env.discount * q, w.T).T  # (n, K)
     qt = np.linalg.matrix_power(q, horizon)

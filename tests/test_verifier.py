@@ -15,16 +15,15 @@ import numpy as np
 import pytest
 
 from mechlp.catalog.examples import lamba_usstp
+from mechlp.model.beliefs import continuation_values, joint_beliefs, marginal_beliefs
 from mechlp.model.environment import Agent, Environment
 from mechlp.model.exact import Numbers
-from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 from mechlp.verify import checker as certificates
 from mechlp.verify.checker import (
     Verification,
     interim_utilities,
-    joint_beliefs,
-    marginal_beliefs,
     surplus,
     verify,
 )
@@ -289,10 +288,23 @@ def three_spaces():
     return [HistoryTree(env, 2), MarkovSpace(env)]
 
 
+def _kernel_product_beliefs(space):
+    """``(n_hist, K)``: the prior product at the root, else the product of the kernels of the previous profile's
+    action (an independent restatement of the beliefs, formerly ``StateSpace.beliefs``)."""
+    env = space.env
+    types, act = env.profile_types(), env.actions_by_profile()
+    q = np.ones((env.n_profiles, 1))
+    for j, ag in enumerate(env.agents):
+        rows = ag.kernel(env.n_actions)[act, types[:, j]]
+        q = (q[:, :, None] * rows[:, None, :]).reshape(env.n_profiles, -1)
+    prev = space.hist_prev_profile
+    return np.where((prev < 0)[:, None], env.prior_profile()[None, :], q[np.maximum(prev, 0)])
+
+
 def test_beliefs_agree_with_space(markov, tree3, three_spaces):
     for space in [markov, tree3, *three_spaces]:
         ours = joint_beliefs(space)
-        np.testing.assert_allclose(ours, space.beliefs(), atol=1e-15)
+        np.testing.assert_allclose(ours, _kernel_product_beliefs(space), atol=1e-15)
         np.testing.assert_allclose(ours.sum(axis=1), 1.0)
         for j, m in enumerate(marginal_beliefs(space)):
             assert m.shape == (space.n_hist, space.env.agents[j].n_types)
@@ -375,9 +387,8 @@ def test_every_row_matches_brute_force(three_spaces):
         bel, ic_ep, ic_bayes, ir_interim, pi = reference(mech, outside=0.25)
         np.testing.assert_allclose(joint_beliefs(space), bel, atol=1e-14)
         u = mech.utilities()
-        margs = marginal_beliefs(space)
         for mode, ref in (("ex_post", ic_ep), ("bayesian", ic_bayes)):
-            blocks = certificates._ic_blocks(space, Numbers(space.env, exact=False), u, margs, mode)
+            blocks = certificates._ic_blocks(space, Numbers(space.env, exact=False), u, mode)
             assert len(blocks) == len(ref)
             for blk, key in zip(blocks, ref, strict=True):  # agents in order, then pairs (t, r) t != r
                 np.testing.assert_allclose(blk.slack, ref[key], atol=1e-12, err_msg=f"{mode} {key}")

@@ -7,6 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from mechlp.constraints.deviation import flow_gain, ic_pairs
+from mechlp.model.beliefs import joint_transition, others_beliefs
 from mechlp.model.spaces import StateSpace
 
 
@@ -18,17 +19,17 @@ class AgentView:
     prof : ndarray (K_i, M)
         Profile index of (own type ``t``, others' profile ``m``); ``M = prod_{j != i} K_j``.
     others_belief : ndarray (n_hist, M)
-        :math:`P(\theta_{-i} = m | h)` (beliefs are products across agents, so this is a marginal).
+        :math:`P(\theta_{-i} = m | h)` (:func:`mechlp.model.beliefs.others_beliefs`).
     """
 
-    def __init__(self, space: StateSpace, agent: int, beliefs: np.ndarray):
+    def __init__(self, space: StateSpace, agent: int):
         env = space.env
         self.space = space
         self.agent = agent
         self.n_types = env.agents[agent].n_types
         self.n_others = env.others_count(agent)
         self.prof = env.profile_index(agent, np.arange(self.n_types)[:, None], np.arange(self.n_others)[None, :])
-        self.others_belief = beliefs[:, self.prof].sum(axis=1)
+        self.others_belief = others_beliefs(space, agent)
 
     @cached_property
     def flow_gain(self) -> np.ndarray:
@@ -40,11 +41,12 @@ class AgentView:
     def transition_gap(self, true_type: int, report: int) -> np.ndarray:
         r"""``(M, K)``: :math:`P_{t}(\theta'|r, m) - P(\theta'|r, m)` at the reported profiles ``(r, m)``.
 
-        The first law moves agent ``i`` on from the true type ``t``, the second from the report ``r``.
+        The first law moves agent ``i`` on from the true type ``t``, the second from the report ``r``
+        (:func:`mechlp.model.beliefs.joint_transition`).
         """
         env = self.space.env
         rows = self.prof[report]
-        return env.joint_transition(self.agent, true_type)[rows] - env.joint_transition()[rows]
+        return joint_transition(env, deviator=self.agent, true_type=true_type)[rows] - joint_transition(env)[rows]
 
     def type_pairs(self, local: bool) -> list[tuple[int, int]]:
         """IC pairs ``(t, r)`` of this agent (:func:`mechlp.constraints.deviation.ic_pairs`)."""

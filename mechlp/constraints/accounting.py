@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mechlp.lp.program import Block, Variables
+from mechlp.model.beliefs import joint_transition
 
 
 def _children(variables: Variables):
@@ -21,7 +22,7 @@ def _children(variables: Variables):
     k = space.env.n_profiles
     g = np.flatnonzero(space.child_hist >= 0)
     kids = (space.child_hist[g][:, None] * k + np.arange(k)).reshape(-1)
-    probs = space.joint_transition()[g % k].reshape(-1)
+    probs = joint_transition(space.env)[g % k].reshape(-1)
     return np.repeat(g, k), kids, probs
 
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from mechlp.lp.program import Block, Variables
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.question import parse_notion
 
 
@@ -65,7 +66,7 @@ def surplus_coefficients(variables: Variables, hists: np.ndarray) -> tuple[np.nd
     """Triplets ``(local row, column, value)`` of :math:`\\Pi(h)` for the given histories."""
     space = variables.space
     k = space.env.n_profiles
-    bel = space.beliefs()[hists]
+    bel = joint_beliefs(space, hists=hists)
     nodes = hists[:, None] * k + np.arange(k)
     rows = np.repeat(np.arange(hists.size), k)
     return rows, variables.B(nodes).reshape(-1), bel.reshape(-1)

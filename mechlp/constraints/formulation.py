@@ -57,8 +57,7 @@ def build_lp(
     if question is not None and options:
         raise TypeError(f"build_lp takes either a question or options, not both (got {sorted(options)})")
     variables = Variables(space, {"Q": space.n_hist} if q.budget == "savings" else None)
-    beliefs = space.beliefs()
-    views = [AgentView(space, i, beliefs) for i in range(env.n_agents)]
+    views = [AgentView(space, i) for i in range(env.n_agents)]
     blocks = recursion_blocks(variables)
     blocks += ic_blocks(variables, views, q.ic)
     blocks += ir_blocks(variables, views, list(q.outside), q.ir)

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechlp.constraints.deviation import flow_gain, ic_pairs, kernel_gap
-from mechlp.model.exact import Numbers, continuation
+from mechlp.model.beliefs import (
+    continuation_values,
+    expectation,
+    marginal_beliefs,
+    others_beliefs,
+)
+from mechlp.model.exact import Numbers
 from mechlp.model.spaces import StateSpace
 
 __all__ = ["InterimRows", "interim_rows"]
@@ -70,28 +76,6 @@ class InterimRows:
         return out
 
 
-def _marginals(space: StateSpace, nums: Numbers) -> list[np.ndarray]:
-    env = space.env
-    prev = np.asarray(space.hist_prev_profile)
-    root = prev < 0
-    types = np.stack(np.unravel_index(np.arange(env.n_profiles), env.type_counts), axis=1)
-    out = []
-    for j, kern in enumerate(nums.kernels):
-        mixed = np.einsum("sa,asy->sy", nums.alloc, kern[:, types[:, j], :])  # (K, K_j): row of s_j under a(s)
-        m = nums.zeros((space.n_hist, kern.shape[1]))
-        m[root] = nums.priors[j]
-        m[~root] = mixed[prev[~root]]
-        out.append(m)
-    return out
-
-
-def _product(arrays: list[np.ndarray], n: int, nums: Numbers) -> np.ndarray:
-    out = nums.ones((n, 1))
-    for a in arrays:
-        out = (out[:, :, None] * a[:, None, :]).reshape(n, -1)
-    return out
-
-
 def interim_rows(
     space: StateSpace,
     nums: Numbers,
@@ -111,7 +95,7 @@ def interim_rows(
     env = space.env
     n_hist, k = space.n_hist, env.n_profiles
     counts = env.type_counts
-    margs = _marginals(space, nums)
+    margs = marginal_beliefs(space, nums)
     offsets = list(np.cumsum([0] + [n_hist * c for c in counts]))
     n_cols = int(offsets[-1])
     hists = np.arange(n_hist)
@@ -122,9 +106,8 @@ def interim_rows(
         return offsets[i] + np.asarray(h) * counts[i] + np.asarray(t)
 
     for i, _ag in enumerate(env.agents):
-        others = [j for j in range(env.n_agents) if j != i]
-        m_count = int(np.prod([counts[j] for j in others])) if others else 1
-        p_oth = _product([margs[j] for j in others], n_hist, nums)  # (H, M)
+        m_count = env.others_count(i)
+        p_oth = others_beliefs(space, i, nums)  # (H, M)
         own = np.arange(counts[i])
         prof = env.profile_index(i, own[:, None], np.arange(m_count)[None, :])  # (K_i, M)
         gains = flow_gain(nums.alloc, nums.valuation[i], prof)  # (K_i, K_i, M) [t, r, m]
@@ -156,9 +139,8 @@ def interim_rows(
         welfare_flow = np.einsum(
             "ka,ka->k", nums.alloc, sum(nums.valuation[i][types[:, i]] for i in range(env.n_agents))
         )
-        w_node = continuation(space, nums, welfare_flow[np.tile(np.arange(k), n_hist)][None, :])[0]
-        bel = _product(margs, n_hist, nums)
-        w_hist = np.einsum("hk,hk->h", bel, w_node.reshape(n_hist, k))[bh]
+        w_node = continuation_values(space, welfare_flow[np.tile(np.arange(k), n_hist)][None, :], nums)[0]
+        w_hist = expectation(space, w_node, nums)[bh]
         rows, cols, vals = [], [], []
         for i in range(env.n_agents):
             rows.append(np.repeat(np.arange(bh.size), counts[i]))

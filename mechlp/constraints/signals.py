@@ -40,6 +40,7 @@ import numpy as np
 
 from mechlp.constraints.budget import surplus_block, zero_sum_block
 from mechlp.lp.program import Block
+from mechlp.model.beliefs import joint_beliefs, joint_transition
 from mechlp.model.question import parse_notion
 from mechlp.model.signals import SignalSpace
 
@@ -120,7 +121,7 @@ def _payoff_terms(variables: SignalVariables, i: int, t: int, r: int):
 def _pi_triplets(variables: SignalVariables, hists: np.ndarray):
     tree = variables.space.tree
     k = tree.env.n_profiles
-    bel = tree.beliefs()[hists]
+    bel = joint_beliefs(tree, hists=hists)
     nodes = hists[:, None] * k + np.arange(k)
     return np.repeat(np.arange(hists.size), k), variables.B(nodes.reshape(-1)), bel.reshape(-1)
 
@@ -191,7 +192,7 @@ def intermediate_blocks(
     # designer
     nodes = np.arange(tree.n_nodes, dtype=np.int64)
     has = np.flatnonzero(tree.child_hist >= 0)
-    q = tree.joint_transition()
+    q = joint_transition(env)
     kids = (tree.child_hist[has][:, None] * k + np.arange(k)).reshape(-1)
     probs = q[has % k].reshape(-1)
     keep = probs != 0

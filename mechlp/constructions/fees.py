@@ -60,6 +60,7 @@ import numpy as np
 
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
+from mechlp.model.beliefs import expectation, independent_product, joint_transition, next_marginals
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -154,11 +155,7 @@ def _interim_over_others(
     ``values`` has shape ``(K,)`` (profiles in C order); ``beliefs[j]`` is ``(H, K_j)``.
     """
     x = np.moveaxis(values.reshape(counts), agent, 0).reshape(counts[agent], -1)  # (K_i, K_-i)
-    h = beliefs[0].shape[0]
-    po = np.ones((h, 1))
-    for j, b in enumerate(beliefs):
-        if j != agent:
-            po = (po[:, :, None] * b[:, None, :]).reshape(h, -1)
+    po = independent_product([b for j, b in enumerate(beliefs) if j != agent], beliefs[0].shape[0])
     return po @ x.T
 
 
@@ -269,11 +266,8 @@ def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
     """Yoon's interim slack at the root and after every previous profile (per period for a finite horizon)."""
     n = env.n_agents
     counts = env.type_counts
-    joint = env.joint_transition()  # (K, K) beliefs after each previous profile
-    types = env.profile_types()
-    kernels = [ag.kernel(env.n_actions) for ag in env.agents]
-    act = env.actions_by_profile()
-    marg = [kernels[j][act, types[:, j]] for j in range(n)]  # (K, K_j): beliefs about j after each profile
+    joint = joint_transition(env)  # (K, K) beliefs after each previous profile
+    marg = next_marginals(env)  # (K, K_j): beliefs about j after each profile
     roots = [ag.prior[None, :] for ag in env.agents]
     out = []
     periods = pv.periods
@@ -407,9 +401,7 @@ def lump_sum_fees(
         phi = np.stack([u.min(axis=1) for u in ubar])  # (n, n_hist): L_i(h) over all own types
         child = np.asarray(sp_.child_hist)
         phi_child = np.where(child[None, :] >= 0, phi[:, np.maximum(child, 0)], 0.0)  # (n, n_nodes)
-        bel = sp_.beliefs()  # (n_hist, K)
-        k = env.n_profiles
-        fees = phi - env.discount * np.einsum("hk,nhk->nh", bel, phi_child.reshape(n, sp_.n_hist, k))
+        fees = phi - env.discount * expectation(sp_, phi_child)
         x += fees[:, sp_.node_hist]
         fee_values = phi
     mech = Mechanism(sp_, x)

@@ -33,6 +33,7 @@ import numpy as np
 
 from mechlp.constructions.vcg import check_bilateral_trade, discrete_vcg_transfers
 from mechlp.model import tolerances
+from mechlp.model.beliefs import joint_beliefs, joint_transition
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import MarkovSpace
@@ -71,7 +72,7 @@ def _check_lamba_preconditions(env: Environment, what: str) -> None:
 def _profile_utilities(env: Environment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ex post VCG utilities ``(2, K)``, discounted welfare ``(K,)`` on profiles, and the VCG payments."""
     x = discrete_vcg_transfers(env)
-    q = MarkovSpace(env).joint_transition()
+    q = joint_transition(env)
     system = np.eye(env.n_profiles) - env.discount * q
     flow = env.flow_values()
     rhs = np.vstack([flow - x, flow.sum(axis=0, keepdims=True)])
@@ -275,7 +276,7 @@ def minmax_closed_form(env: Environment) -> LambaClosedForm:
     lo_b, lo_s = 0, m - 1
 
     # Pi^vcg(h) = E[discounted welfare | h] - E[U_B^vcg + U_S^vcg | h] (Lamba 2022, eq. 4 with x = x^vcg)
-    bel = MarkovSpace(env).beliefs()  # (1 + K, K)
+    bel = joint_beliefs(MarkovSpace(env))  # (1 + K, K)
     pi_vcg = bel @ (welfare - u.sum(axis=0))  # (1 + K,)
 
     # lowest types' VCG interim utilities: the buyer's by the seller's previous cost, the seller's by the

@@ -19,25 +19,26 @@ from __future__ import annotations
 import numpy as np
 
 from mechlp.constructions.vcg import discrete_vcg_transfers
+from mechlp.model.beliefs import interim_expectation, marginal_beliefs
 from mechlp.model.mechanism import Mechanism
 
 __all__ = ["vcg_fees", "markov_fee_table"]
 
 
 def vcg_fees(mechanism: Mechanism) -> tuple[list[np.ndarray], list[float]]:
-    """Per agent: the fee at every history (averaged over own types) and the largest spread across own types."""
+    r"""Per agent: the fee at every history (averaged over own types) and the largest spread across own types.
+
+    The fee of own type ``t`` at ``h`` is the interim expected excess over the VCG payment,
+    :math:`\sum_{\theta_{-i}} P(\theta_{-i}|h) (x_i - x_i^{vcg})(h, (t, \theta_{-i}))`, and ``0`` for types of
+    probability zero at ``h``.
+    """
     space = mechanism.space
     env = space.env
-    k = env.n_profiles
     excess = mechanism.transfers - discrete_vcg_transfers(env)[:, space.node_profile]  # (n, N)
-    bel = space.beliefs()  # (n_hist, K)
+    margs = marginal_beliefs(space)
     fees, spreads = [], []
-    shape = (space.n_hist, *env.type_counts)
     for i in range(env.n_agents):
-        axes = tuple(j + 1 for j in range(env.n_agents) if j != i)
-        num = (excess[i].reshape(-1, k) * bel).reshape(shape).sum(axis=axes)  # (n_hist, K_i)
-        den = bel.reshape(shape).sum(axis=axes)
-        z = num / np.where(den > 0, den, 1.0)
+        z = np.where(margs[i] > 0, interim_expectation(space, i, excess[i]), 0.0)  # (n_hist, K_i)
         fees.append(z.mean(axis=1))
         spreads.append(float(np.max(z.max(axis=1) - z.min(axis=1))))
     return fees, spreads

@@ -61,22 +61,23 @@ Exact zero budget
     than :attr:`TeamResult.rounding` (reported; ~1e-15 on the examples).
 
 Everything is array arithmetic over all histories at once; the only loops run over agents (and, inside
-:func:`mechlp.model.mechanism.continuation_values`, over depth levels of a tree).
+:func:`mechlp.model.beliefs.continuation_values`, over depth levels of a tree). Beliefs, continuation values and
+the expectations over them are those of :mod:`mechlp.model.beliefs`, in floats or exact fractions.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from mechlp.model import tolerances
+from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
 from mechlp.model.environment import Environment
-from mechlp.model.exact import Numbers, continuation
-from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.exact import Numbers
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, make_space
 from mechlp.model.transfers import redistribute
 from mechlp.verify.checker import Verification, verify
@@ -140,22 +141,20 @@ def incentive_payments(space: StateSpace, transfers: np.ndarray) -> tuple[list[n
     x = np.asarray(transfers, dtype=float)
     if x.shape != (env.n_agents, space.n_nodes):
         raise ValueError(f"transfers has shape {x.shape}; expected {(env.n_agents, space.n_nodes)} (agents x nodes)")
-    counts = env.type_counts
-    n_hist = space.n_hist
-    t_cont = continuation_values(space, -x)  # (n, N): expected discounted transfers TO each agent
-    bel = space.beliefs().reshape(n_hist, *counts)
-    types = env.profile_types()
+    return _gamma(space, Numbers(env, exact=False), -x)
+
+
+def _gamma(space: StateSpace, nums: Numbers, to_agent: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`incentive_payments` from the flow transfers ``to_agent = -x`` (n, N), in ``nums``'s arithmetic."""
+    env = space.env
+    t_cont = continuation_values(space, to_agent, nums)  # (n, N): expected discounted transfers TO each agent
+    own = env.profile_types()[space.node_profile]  # (N, n)
     gamma: list[np.ndarray] = []
-    gamma_nodes = np.empty_like(x)
+    gamma_nodes = nums.zeros((env.n_agents, space.n_nodes))
     for j in range(env.n_agents):
-        tj = t_cont[j].reshape(n_hist, *counts)
-        others = bel.sum(axis=1 + j, keepdims=True)  # P(theta_-j | h): beliefs are products across agents
-        axes = tuple(a + 1 for a in range(env.n_agents) if a != j)
-        plus = (tj * others).sum(axis=axes)  # (H, K_j)
-        minus = np.einsum("hk,hk->h", bel.reshape(n_hist, -1), t_cont[j].reshape(n_hist, -1))
-        gj = plus - minus[:, None]
+        gj = interim_expectation(space, j, t_cont[j], nums) - expectation(space, t_cont[j], nums)[:, None]
         gamma.append(gj)
-        gamma_nodes[j] = gj[:, types[:, j]].reshape(-1)
+        gamma_nodes[j] = gj[space.node_hist, own[:, j]]
     return gamma, gamma_nodes
 
 
@@ -237,37 +236,11 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
     """
     env = space.env
     nums = Numbers(env, exact=True)
-    n, k = env.n_agents, env.n_profiles
-    counts = env.type_counts
+    n = env.n_agents
     types = env.profile_types()
     flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[j][types[:, j]]) for j in range(n)])
     to_agent = (flow.sum(axis=0)[None, :] - flow)[:, space.node_profile]  # team transfers to each agent
-    q = np.empty((k, 1), dtype=object)
-    q.fill(Fraction(1))
-    prior = np.empty(1, dtype=object)
-    prior.fill(Fraction(1))
-    for j in range(n):
-        mixed = np.einsum("sa,axy->sxy", nums.alloc, nums.kernels[j])  # (K, K_j, K_j)
-        rows = mixed[np.arange(k), types[:, j]]  # (K, K_j)
-        q = (q[:, :, None] * rows[:, None, :]).reshape(k, -1)
-        prior = np.multiply.outer(prior, nums.priors[j]).reshape(-1)
-    prev = np.asarray(space.hist_prev_profile)
-    bel = np.empty((space.n_hist, k), dtype=object)
-    bel[prev < 0] = prior
-    bel[prev >= 0] = q[prev[prev >= 0]]
-    t_cont = continuation(space, nums, to_agent)
-    belr = bel.reshape(space.n_hist, *counts)
-    gamma: list[np.ndarray] = []
-    g_nodes = np.empty((n, space.n_nodes), dtype=object)
-    for j in range(n):
-        tj = t_cont[j].reshape(space.n_hist, *counts)
-        others = belr.sum(axis=1 + j, keepdims=True)
-        axes = tuple(a + 1 for a in range(n) if a != j)
-        plus = (tj * others).sum(axis=axes)
-        minus = (bel * t_cont[j].reshape(space.n_hist, k)).sum(axis=1)
-        gj = plus - minus[:, None]
-        gamma.append(gj)
-        g_nodes[j] = gj[:, types[:, j]].reshape(-1)
+    gamma, g_nodes = _gamma(space, nums, to_agent)
     x = redistribute(-g_nodes)  # exact: division of fractions by the integer n - 1
     return x, gamma
 

@@ -5,7 +5,8 @@ Notation follows ``design.md`` section 2 (project convention):
 * agents :math:`i = 1..n`, each with a finite ordered type set :math:`\Theta_i`, a prior :math:`f_i^0`
   and a Markov kernel :math:`F_i(\theta'|\theta, a)` (one row-stochastic matrix, or one per action);
 * types are independent across agents, so the joint kernel of the type *profile* is the product
-  :math:`P(\theta'|\theta, a) = \prod_i F_i(\theta_i'|\theta_i, a)`;
+  :math:`P(\theta'|\theta, a) = \prod_i F_i(\theta_i'|\theta_i, a)` (this kernel under the allocation, and the
+  beliefs it implies, are computed in :mod:`mechlp.model.beliefs`);
 * a finite action set :math:`A`, valuations :math:`v_i(\theta_i, a)` and an allocation rule
   :math:`p(a|\theta)` (here a function of the current report profile);
 * a common discount factor :math:`\delta` and a horizon :math:`T` (an integer, or ``"infinite"``).
@@ -441,24 +442,6 @@ class Environment:
     def actions_by_profile(self) -> np.ndarray:
         """Index of the (most likely) action at each profile; exact when the allocation is deterministic."""
         return np.argmax(self.allocation, axis=1)
-
-    def joint_transition(self, deviator: int | None = None, true_type: int | None = None) -> np.ndarray:
-        r"""``(n_profiles, n_profiles)`` kernel of the report profile.
-
-        Row ``s``, column ``s'``: :math:`\prod_j F_j(s'_j | s_j, a(s))`. With ``deviator=i`` and
-        ``true_type=t``, agent ``i``'s factor is :math:`F_i(s'_i | t, a(s))` instead: the law of next period's
-        types after agent ``i`` of true type ``t`` reported ``s_i`` (design.md, the one-shot deviation ``D_i``).
-        The action is that of the reported profile; kernels that ignore the action make this exact for any
-        allocation, and action-dependent kernels come with a deterministic allocation (checked at construction).
-        """
-        types = self.profile_types()
-        act = self.actions_by_profile()
-        out = np.ones((self.n_profiles, 1))
-        for j, ag in enumerate(self.agents):
-            own = types[:, j] if j != deviator else np.full(self.n_profiles, int(true_type))
-            rows = ag.kernel(self.n_actions)[act, own]  # (K, K_j)
-            out = (out[:, :, None] * rows[:, None, :]).reshape(self.n_profiles, -1)
-        return out
 
     def flow_values(self) -> np.ndarray:
         r"""``(n_agents, n_profiles)``: :math:`\sum_a p(a|\theta) v_i(\theta_i, a)` under truth-telling."""

@@ -8,7 +8,8 @@ misses 1 by a rounding error has its largest entry adjusted to sum to exactly 1 
 
 Arrays of :class:`fractions.Fraction` are numpy object arrays, so the same vectorised code (``einsum``,
 fancy indexing, ``@``) runs in either arithmetic; the cost is that of Python ``Fraction`` operations
-(about 10-20 microseconds each).
+(about 10-20 microseconds each). Beliefs, mixed kernels and continuation values in either arithmetic are in
+:mod:`mechlp.model.beliefs` (pass ``nums``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from typing import Any
 import numpy as np
 
 from mechlp.model.environment import Environment
-from mechlp.model.mechanism import continuation_values
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
 __all__ = [
     "MODEL_DENOMINATOR",
@@ -29,8 +28,7 @@ __all__ = [
     "to_fractions",
     "solve_exact",
     "fraction_str",
-    "transition",
-    "continuation",
+    "solve_consistent",
 ]
 
 
@@ -158,79 +156,6 @@ def solve_exact(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 def fraction_str(values: Any) -> list:
     """Nested lists of ``"p/q"`` strings (JSON-safe exact numbers)."""
     return np.vectorize(lambda v: str(Fraction(v)), otypes=[object])(np.asarray(values, dtype=object)).tolist()
-
-
-def transition(env: Environment, nums: Numbers) -> np.ndarray:
-    r"""``(K, K)`` truthful kernel of the report profile in ``nums``'s arithmetic:
-    :math:`\sum_a p(a|s) \prod_j F_j(s'_j|s_j, a)` (a product of per-agent mixtures, exact for action-free kernels
-    and for deterministic allocations, the two cases the environment allows)."""
-    k = env.n_profiles
-    types = np.stack(np.unravel_index(np.arange(k), env.type_counts), axis=1)
-    out = nums.ones((k, 1))
-    for j, kern in enumerate(nums.kernels):
-        rows = np.einsum("sa,asy->sy", nums.alloc, kern[:, types[:, j], :])  # (K, K_j)
-        out = (out[:, :, None] * rows[:, None, :]).reshape(k, -1)
-    return out
-
-
-def _exact_inverse(space: StateSpace, nums: Numbers, q: np.ndarray) -> np.ndarray:
-    """``(I - delta Q)^{-1}`` in rationals, computed once per space (cached on it) and model numbers."""
-    k = q.shape[0]
-    if k > EXACT_MARKOV_PROFILES:
-        raise ValueError(
-            f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"
-        )
-    key = (nums.delta, tuple(q.reshape(-1)))
-    cached = getattr(space, "_exact_inverse", None)
-    if cached is None or cached[0] != key:
-        mat = -nums.delta * q
-        mat[np.arange(k), np.arange(k)] = mat[np.arange(k), np.arange(k)] + 1
-        eye = nums.zeros((k, k))
-        eye[np.arange(k), np.arange(k)] = Fraction(1)
-        cached = (key, solve_exact(mat, eye).T)
-        space._exact_inverse = cached
-    return cached[1]
-
-
-def continuation(space: StateSpace, nums: Numbers, flow: np.ndarray) -> np.ndarray:
-    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(g\theta')` in ``nums``'s
-    arithmetic (floats: :func:`mechlp.model.mechanism.continuation_values`; exact: backward by depth level on a tree,
-    a K x K exact system on a Markov space of at most ``EXACT_MARKOV_PROFILES`` profiles, and both on a tree with
-    a Markov tail: the tail first, then the tree backwards)."""
-    if not nums.exact:
-        return continuation_values(space, flow)
-    env = space.env
-    k = env.n_profiles
-    q = transition(env, nums)
-    prof = np.tile(np.arange(k), space.n_hist)
-    child = np.asarray(space.child_hist)
-    out = np.array(flow, dtype=object, copy=True)
-
-    def backward(levels: list[tuple[int, int]]) -> np.ndarray:
-        for a, b in reversed(levels):  # depth levels, deepest first
-            nodes = np.arange(a * k, b * k)
-            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
-            cont = out[:, kids].reshape(out.shape[0], nodes.size, k)
-            out[:, nodes] = out[:, nodes] + nums.delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
-        return out
-
-    if isinstance(space, HistoryTree):
-        return backward(space.levels()[:-1])
-    if not isinstance(space, MarkovSpace | TreeWithTail):
-        raise TypeError(
-            f"exact continuation values need a HistoryTree, MarkovSpace or TreeWithTail, got {type(space).__name__}"
-        )
-    # In the Markov part the next state is the current profile, so V(g) = f(g) + delta c(theta_g) with
-    # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state of theta, theta'): a K x K system.
-    first = k if isinstance(space, MarkovSpace) else space.n_tree * k  # first node of the Markov states
-    inverse = _exact_inverse(space, nums, q)
-    f_next = out[:, first:].reshape(out.shape[0], k, k)  # [m, theta, theta']
-    b = np.einsum("mst,st->ms", f_next, q)
-    c = b @ inverse.T  # (m, K)
-    if isinstance(space, MarkovSpace):
-        return out + nums.delta * c[:, prof]
-    out[:, first:] = out[:, first:] + nums.delta * c[:, prof[first:]]
-    return backward(space.levels())
 
 
 def solve_consistent(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:

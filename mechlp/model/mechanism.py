@@ -13,84 +13,19 @@ and derives everything else by the recursion of design.md section 2 (Lamba 2022,
 the interim utilities :math:`\bar U_i(\theta_i|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) U_i(h, \theta)` and the
 designer's expected surplus :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta)`.
 
-On a tree the recursion is solved backwards one depth level at a time; on the Markov space it is the
-sparse linear system :math:`(I - \delta M) U = \text{flow} - x`; on a tree with a Markov tail the tail is solved
-first (a ``K x K`` system, see :func:`continuation_values`) and the tree backwards from it.
+The recursion is :func:`mechlp.model.beliefs.continuation_values` (backwards by depth level on a tree, a ``K x K``
+solve on the Markov space, both on a tree with a Markov tail); beliefs and the expectations over them are those of
+:mod:`mechlp.model.beliefs`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
+from mechlp.model.spaces import StateSpace
 
-__all__ = ["Mechanism", "continuation_values"]
-
-
-def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
-    r"""Solve :math:`V(g) = \text{flow}(g) + \delta \sum_{\theta'} P(\theta'|\theta_g) V(\text{child}(g,\theta'))`.
-
-    Parameters
-    ----------
-    space : StateSpace
-    flow : ndarray, shape (m, n_nodes)
-        One row per quantity (e.g. one per agent).
-
-    Returns
-    -------
-    ndarray, shape (m, n_nodes)
-
-    Notes
-    -----
-    On a :class:`~mechlp.model.spaces.MarkovSpace` every node leads to the state of its own profile, and on a
-    :class:`~mechlp.model.spaces.TreeWithTail` the tail nodes ``(s, theta)`` lead to the tail state ``theta``,
-    so :math:`V(s,\theta) = f(s,\theta) + \delta c(\theta)` with
-    :math:`c = (I - \delta Q)^{-1} b`, :math:`b(\theta) = \sum_{\theta'} Q(\theta'|\theta) f(\theta, \theta')`
-    (one dense ``K x K`` solve); the tree levels are then filled backwards from the tail.
-    """
-    flow = np.atleast_2d(np.asarray(flow, dtype=float))
-    env = space.env
-    k = env.n_profiles
-    delta = env.discount
-    q = space.joint_transition()
-    prof = space.node_profile
-    child = space.child_hist
-
-    def backward(out: np.ndarray, levels: list[tuple[int, int]]) -> np.ndarray:
-        for a, b in reversed(levels):  # depth levels, deepest first
-            nodes = np.arange(a * k, b * k)
-            kids = child[nodes]
-            cont = out[:, (kids[:, None] * k + np.arange(k)).reshape(-1)].reshape(flow.shape[0], nodes.size, k)
-            out[:, nodes] += delta * np.einsum("mnk,nk->mn", cont, q[prof[nodes]])
-        return out
-
-    if isinstance(space, HistoryTree):
-        return backward(flow.copy(), space.levels()[:-1])  # the last level has no continuation
-    if isinstance(space, TreeWithTail):
-        out = flow.copy()
-        f_tail = out[:, space.n_tree * k :].reshape(flow.shape[0], k, k)  # [m, state theta, theta']
-        b = np.einsum("mst,st->ms", f_tail, q)
-        c = np.linalg.solve(np.eye(k) - delta * q, b.T).T  # (m, K)
-        out[:, space.n_tree * k :] += delta * np.tile(c, (1, k))
-        return backward(out, space.levels())
-    if isinstance(space, MarkovSpace):
-        # the next state is the current profile: V(g) = f(g) + delta c(theta_g), c = (I - delta Q)^{-1} b with
-        # b(theta) = sum_theta' Q(theta'|theta) f(state 1 + theta, theta'): one dense K x K solve.
-        f_next = flow[:, k:].reshape(flow.shape[0], k, k)
-        b = np.einsum("mst,st->ms", f_next, q)
-        c = np.linalg.solve(np.eye(k) - delta * q, b.T).T  # (m, K)
-        return flow + delta * c[:, prof]
-    n = space.n_nodes
-    has = child >= 0
-    rows = np.repeat(np.flatnonzero(has), k)
-    cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
-    vals = q[prof[has]].reshape(-1)
-    m = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
-    system = (sp.identity(n, format="csc") - delta * m).tocsc()
-    lu = spla.splu(system)
-    return np.stack([lu.solve(f) for f in flow])
+__all__ = ["Mechanism"]
 
 
 def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
@@ -174,22 +109,9 @@ class Mechanism:
 
     def surplus(self) -> np.ndarray:
         r"""``Pi[h]`` for every history: :math:`\sum_\theta P(\theta|h) B(h, \theta)`."""
-        k = self.env.n_profiles
-        return np.einsum("hk,hk->h", self.space.beliefs(), self.designer_values().reshape(-1, k))
+        return expectation(self.space, self.designer_values())
 
     def interim_utilities(self) -> list[np.ndarray]:
         r"""Per agent ``i``, an array ``(n_hist, K_i)`` of :math:`\bar U_i(\theta_i|h)`."""
-        env = self.env
         u = self.utilities()
-        bel = self.space.beliefs()
-        out = []
-        shape = (self.space.n_hist, *env.type_counts)
-        uu = u.reshape(env.n_agents, *shape)
-        bb = bel.reshape(shape)
-        for i in range(env.n_agents):
-            # P(theta_-i | h): beliefs are products across agents, so sum out agent i's own axis. Defined for
-            # every own type, including types of probability zero at h.
-            others = bb.sum(axis=i + 1, keepdims=True)
-            axes = tuple(j + 1 for j in range(env.n_agents) if j != i)
-            out.append((uu[i] * others).sum(axis=axes))
-        return out
+        return [interim_expectation(self.space, i, u[i]) for i in range(self.env.n_agents)]

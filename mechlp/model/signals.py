@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from mechlp.model import tolerances
+from mechlp.model.beliefs import others_beliefs, reach_probabilities
 from mechlp.model.environment import Environment
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree
 
@@ -96,8 +97,7 @@ class SignalSpace:
         prof = tree.node_profile
         act = env.actions_by_profile()
         types = env.profile_types()
-        reach = tree.reach_probability()
-        bel = tree.beliefs()
+        reach = reach_probabilities(tree)
         levels = tree.levels()
         self.n_signals, self.n_info = [], []
         self.info_hist, self.info_level_start, self.info_parent, self.info_signal = [], [], [], []
@@ -126,7 +126,7 @@ class SignalSpace:
             # posterior over the others' current profile: reach-weighted average of P(theta_-i | h) over I
             m_count = env.others_count(i)
             pidx = env.profile_index(i, np.arange(ag.n_types)[:, None], np.arange(m_count)[None, :])  # (K_i, M)
-            others = bel[:, pidx].sum(axis=1)  # (n_hist, M)
+            others = others_beliefs(tree, i)  # (n_hist, M): P(theta_-i | h)
             mass = np.bincount(ids, weights=reach, minlength=n_info)
             weight = np.where(mass[ids] > 0, reach, 1.0)  # uniform over the members of a null information history
             post = np.zeros((n_info, m_count))

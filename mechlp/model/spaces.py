@@ -9,7 +9,8 @@ With ``K`` type profiles:
 * after node ``g`` the next history is ``child_hist[g]`` (``-1`` when the game ends), so the children of ``g``
   are the nodes ``child_hist[g]*K + theta'``;
 * ``hist_prev_profile[h]`` is the report profile of the last period (``-1`` at the root), which is all the
-  beliefs depend on: :math:`P(\theta|h) = \prod_i F_i(\theta_i|\theta^{prev}_i, a^{prev})`.
+  beliefs depend on: :math:`P(\theta|h) = \prod_i F_i(\theta_i|\theta^{prev}_i, a^{prev})` (computed in
+  :mod:`mechlp.model.beliefs`, with reach probabilities and continuation values).
 
 **HistoryTree** (form 1): histories in breadth-first order; history ``0`` is the root and history ``g + 1``
 follows node ``g``. Size grows like ``K^T``; :func:`estimate_tree_size` predicts it and the constructor
@@ -164,27 +165,6 @@ class StateSpace:
     def node_hist(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_hist), self.env.n_profiles)
 
-    def joint_transition(self) -> np.ndarray:
-        """``(n_profiles, n_profiles)`` truthful kernel of the report profile (see ``Environment.joint_transition``)."""
-        return self.env.joint_transition()
-
-    def beliefs(self) -> np.ndarray:
-        """``(n_hist, n_profiles)``: the distribution of the current report profile at each history."""
-        q = self.joint_transition()
-        prev = self.hist_prev_profile
-        out = np.empty((self.n_hist, self.env.n_profiles))
-        root = prev < 0
-        out[root] = self.env.prior_profile()
-        out[~root] = q[prev[~root]]
-        return out
-
-    def reach_probability(self) -> np.ndarray:
-        """Probability of reaching each history under truth-telling (1 at the root).
-
-        Only meaningful on a tree (in the Markov space a state is reached in many periods).
-        """
-        raise NotImplementedError
-
     def history_path(self, h: int) -> list[dict[str, str]]:
         """The report profiles leading to history ``h`` (oldest first), as ``{agent: label}`` dicts."""
         raise NotImplementedError
@@ -244,16 +224,6 @@ class HistoryTree(StateSpace):
     def levels(self) -> list[tuple[int, int]]:
         """``[(first history, end history)]`` per period, root first."""
         return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
-
-    def reach_probability(self) -> np.ndarray:
-        k = self.env.n_profiles
-        bel = self.beliefs()
-        out = np.empty(self.n_hist)
-        out[0] = 1.0
-        for a, b in self.levels()[1:]:  # loop over depth levels only
-            nodes = np.arange(a, b) - 1  # node g precedes history g + 1
-            out[a:b] = out[nodes // k] * bel[nodes // k, nodes % k]
-        return out
 
     def history_path(self, h: int) -> list[dict[str, str]]:
         return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
@@ -366,21 +336,6 @@ class TreeWithTail(StateSpace):
     def levels(self) -> list[tuple[int, int]]:
         """``[(first history, end history)]`` per tree period, root first (tail states excluded)."""
         return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
-
-    def reach_probability(self) -> np.ndarray:
-        """Probability of each tree history under truth-telling; for tail state ``s``, the probability that the
-        profile of period ``horizon`` is ``s`` (the state in which period ``horizon + 1`` starts)."""
-        k = self.env.n_profiles
-        bel = self.beliefs()
-        out = np.empty(self.n_hist)
-        out[0] = 1.0
-        for a, b in self.levels()[1:]:  # loop over depth levels only
-            nodes = np.arange(a, b) - 1
-            out[a:b] = out[nodes // k] * bel[nodes // k, nodes % k]
-        a, b = self.levels()[-1]
-        last = out[a:b, None] * bel[a:b]
-        out[self.n_tree :] = last.sum(axis=0)
-        return out
 
     def history_path(self, h: int) -> list[dict[str, str]]:
         """Tree history: all earlier profiles; tail state: the last profile only (see :meth:`describe_history`)."""

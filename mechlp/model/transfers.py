@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mechlp.model.exact import Numbers, transition
+from mechlp.model.beliefs import joint_transition
+from mechlp.model.exact import Numbers
 from mechlp.model.spaces import StateSpace
 
 __all__ = ["transfers_from_interim", "interim_payments", "rebalance", "redistribute"]
@@ -98,12 +99,12 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
         kids_live = np.maximum(kids_live, 0)
     if nums is None:
         flow = env.flow_values()  # (n, K)
-        q = space.joint_transition()
+        q = joint_transition(env)
         delta = float(env.discount)
         zeros = np.zeros
     else:
         flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]]) for i in range(n)])
-        q = transition(env, nums)
+        q = joint_transition(env, nums)
         delta = nums.delta
         zeros = nums.zeros
     q_full = q.reshape(k, *env.type_counts)

@@ -48,8 +48,9 @@ from mechlp.backends.highs import solve_arrays
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.lp.program import assemble
+from mechlp.model.beliefs import continuation_values, expectation, joint_beliefs, reach_probabilities
 from mechlp.model.environment import Environment
-from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import outside_options
 from mechlp.model.signals import SignalSpace
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MarkovSpace
@@ -299,17 +300,15 @@ def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism |
         raise ValueError("mechanism must live on MarkovSpace(env) or HistoryTree(env, horizon)")
     u_star = u_m[:, where]
     w_nodes = welfare[where]
-    reach = tree.reach_probability()
-    node_prob = (reach[:, None] * tree.beliefs()).reshape(-1)
+    node_prob = (reach_probabilities(tree)[:, None] * joint_beliefs(tree)).reshape(-1)
     u_dd = np.empty_like(u_star)
     for i in range(env.n_agents):  # average over each agent's information nodes
         ids = sp.info_node[i]
         mass = np.bincount(ids, weights=node_prob, minlength=sp.n_info[i] * sp.n_signals[i])
         tot = np.bincount(ids, weights=node_prob * u_star[i], minlength=mass.size)
         u_dd[i] = tot[ids] / np.where(mass[ids] > 0, mass[ids], 1.0)
-    bel = tree.beliefs()
-    pi_star = np.einsum("hk,hk->h", bel, (w_nodes - u_star.sum(axis=0)).reshape(-1, k))
-    pi_dd = np.einsum("hk,hk->h", bel, (w_nodes - u_dd.sum(axis=0)).reshape(-1, k))
+    pi_star = expectation(tree, w_nodes - u_star.sum(axis=0))
+    pi_dd = expectation(tree, w_nodes - u_dd.sum(axis=0))
     return {
         "space": sp,
         "pi_star": pi_star,

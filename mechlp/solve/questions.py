@@ -32,6 +32,7 @@ from mechlp.backends.base import BACKENDS
 from mechlp.constraints.formulation import build_lp
 from mechlp.constructions.minmax import markov_fee_table
 from mechlp.model import tolerances
+from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
@@ -364,7 +365,7 @@ def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
         ic in ("bayesian", "local")
         and ir in ("interim", "ex_ante")
         and space.env.n_agents >= 2
-        and bool(np.all(space.beliefs() > 0))
+        and bool(np.all(joint_beliefs(space) > 0))
     )
 
 

@@ -78,6 +78,7 @@ import numpy as np
 from mechlp.backends.base import SolverOutput
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
+from mechlp.model.beliefs import joint_beliefs, marginal_beliefs, mixed_kernels, next_marginals, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, outside_options, parse_notion
@@ -271,7 +272,7 @@ class _AgentData:
     others: list[int]
     prof: np.ndarray  # (K_i, M) profile of (own type, others' profile)
     flow_gain: np.ndarray  # (K_i * K_i, M): row t * K_i + r, sum_a p(a|r,m) [v(t,a) - v(r,a)]
-    kern: np.ndarray  # (A, K_i, K_i), or (1, K_i, K_i) when the kernel ignores the action
+    kern: np.ndarray  # (K, K_i, K_i) mixed kernel G_i(.|x; s) (mechlp.model.beliefs.mixed_kernels)
     action_dep: bool
     outside: np.ndarray  # (K_i,)
     no_edge: np.ndarray  # (K_i, K_i) bool, [t, r]: no IC row "t does not report r" (diagonal; non-adjacent if local)
@@ -291,11 +292,9 @@ class _Model:
         kernels = [np.asarray(ag.kernel(env.n_actions), dtype=float) for ag in env.agents]
         self.any_action_dep = env.action_dependent
         self.kernels = [kern if ag.action_dependent else kern[:1] for ag, kern in zip(env.agents, kernels, strict=True)]
-        # next-period marginal of agent j after the truthful profile s: sum_a p(a|s) F_j(.|s_j, a), (K, K_j)
-        self.next_marg = [
-            np.einsum("sa,asy->sy", self.alloc, kern[:, self.types[:, j], :]) for j, kern in enumerate(kernels)
-        ]
-        self.priors = [np.asarray(ag.prior, dtype=float) for ag in env.agents]
+        mixed = mixed_kernels(env)  # (K, K_j, K_j) per agent: G_j(.|x; s) = sum_a p(a|s) F_j(.|x, a)
+        # next-period marginal of agent j after the truthful profile s: G_j(.|s_j; s), (K, K_j)
+        self.next_marg = next_marginals(env)
         self.flow = env.flow_values()  # (n, K)
         self.agents: list[_AgentData] = []
         for i, ag in enumerate(env.agents):
@@ -316,7 +315,7 @@ class _Model:
                     others,
                     prof,
                     gain,
-                    self.kernels[i],
+                    mixed[i],
                     ag.action_dependent,
                     np.asarray(outside[i], dtype=float),
                     no_edge,
@@ -324,31 +323,7 @@ class _Model:
                 )
             )
 
-    # -- beliefs ------------------------------------------------------------------------------
-    def marginal(self, j: int, prev: np.ndarray) -> np.ndarray:
-        """``(len(prev), K_j)``: agent ``j``'s type distribution after the previous profile (``-1``: prior)."""
-        prev = np.asarray(prev)
-        out = np.empty((prev.size, self.counts[j]))
-        root = prev < 0
-        out[root] = self.priors[j]
-        out[~root] = self.next_marg[j][prev[~root]]
-        return out
-
-    def others_belief(self, ad: _AgentData, prev: np.ndarray) -> np.ndarray:
-        """``(len(prev), M)``: :math:`P(m|h)` of the others' profile (C order over the other agents)."""
-        out = np.ones((np.asarray(prev).size, 1))
-        for j in ad.others:
-            mj = self.marginal(j, prev)
-            out = (out[:, :, None] * mj[:, None, :]).reshape(out.shape[0], -1)
-        return out
-
-    def joint_transition(self) -> np.ndarray:
-        """``(K, K)`` truthful kernel of the profile, :math:`\\prod_j G_j(s'_j|s_j; s)` (for trees: K is small)."""
-        out = np.ones((self.k, 1))
-        for nm in self.next_marg:
-            out = (out[:, :, None] * nm[:, None, :]).reshape(self.k, -1)
-        return out
-
+    # -- kernels ------------------------------------------------------------------------------
     def apply_transition(self, y: np.ndarray) -> np.ndarray:
         r"""``(Q y)[s] = \sum_a p(a|s) \sum_{s'} \prod_j F_j(s'_j|s_j, a) y[s']`` without forming ``Q``.
 
@@ -377,13 +352,10 @@ class _Model:
         return (poth @ ad.flow_gain.T).reshape(poth.shape[0], ad.k, ad.k)
 
     def next_expectation(self, ad: _AgentData, uchild: np.ndarray) -> np.ndarray:
-        r"""``(..., K, K_i)``: :math:`\sum_a p(a|s) \sum_{t'} F_i(t'|x, a) u[..., s, t']`, indexed ``[..., s, x]``."""
+        r"""``(..., K, K_i)``: :math:`\sum_{t'} G_i(t'|x; s)\, u[..., s, t']`, indexed ``[..., s, x]``."""
         if not ad.action_dep:
             return uchild @ ad.kern[0].T
-        out = np.zeros(uchild.shape)
-        for a in range(ad.kern.shape[0]):  # loop over actions
-            out += self.alloc[:, a, None] * (uchild @ ad.kern[a].T)
-        return out
+        return np.einsum("...sy,sxy->...sx", uchild, ad.kern)
 
     def weights(self, ad: _AgentData, gain: np.ndarray, v: np.ndarray | None) -> np.ndarray:
         r"""Edge weights ``c[h, t, r]`` from ``V[h, x, r]`` (continuation of true type ``x`` after report ``r``)."""
@@ -397,7 +369,7 @@ class _Model:
     def gap(self, ad: _AgentData, t: np.ndarray, p: np.ndarray) -> np.ndarray:
         r"""``(E, M, K_i)``: :math:`G_i(\cdot|t; s) - G_i(\cdot|p; s)` for edges ``(t, p)`` at the reported profiles
         ``s = prof[p, m]`` (:func:`mechlp.constraints.deviation.kernel_gap`)."""
-        return kernel_gap(self.alloc, ad.kern, ad.prof, t, p)
+        return kernel_gap(self.alloc, self.kernels[ad.index], ad.prof, t, p)
 
 
 # ---------------------------------------------------------------------------------------------- longest path
@@ -742,8 +714,8 @@ def solve(
         t1 = time.perf_counter()
         sol.welfare = _welfare(m, space)
         sol.surplus = sol.welfare - sum(
-            np.einsum("ht,ht->h", m.marginal(ad.index, space.hist_prev_profile), sol.interim_utilities[ad.index])
-            for ad in m.agents
+            np.einsum("ht,ht->h", marg, sol.interim_utilities[ad.index])
+            for ad, marg in zip(m.agents, marginal_beliefs(space), strict=True)
         )
         sol.seconds["surplus"] = time.perf_counter() - t1
     if check:
@@ -852,11 +824,10 @@ def _solve_tree(m: _Model, space: StateSpace, sol: RecursionSolution, check: boo
     min_coef = sol.min_coefficient
     for depth in range(n_lev - 1, -1, -1):  # loop over depth levels, deepest first
         a, b = levels[depth]
-        prev = space.hist_prev_profile[a:b]
         has_kids = depth < n_lev - 1 or tail
         kids = space.child_hist[a * k : b * k].reshape(b - a, k) if has_kids else None
         for ad in m.agents:
-            poth = m.others_belief(ad, prev)
+            poth = others_beliefs(space, ad.index, hists=np.arange(a, b))
             gain = m.gain(ad, poth)
             v = None
             if kids is not None and m.delta != 0.0:
@@ -894,12 +865,11 @@ def _solve_markov(
 ) -> bool:
     """Fixed point of the backward map on the stationary states (contexts: states with equal beliefs)."""
     k = m.k
-    prev = space.hist_prev_profile[states]
     min_coef, max_row, residual = sol.min_coefficient, sol.radius_bound, 0.0
     pos = np.full(space.n_hist, -1)
     pos[states] = np.arange(states.size)
     for ad in m.agents:  # agents do not interact: one fixed point each
-        poth_all = m.others_belief(ad, prev)  # (n_states, M)
+        poth_all = others_beliefs(space, ad.index, hists=states)  # (n_states, M)
         pctx, ctx = _distinct_beliefs(poth_all)
         child_ctx = ctx[pos[child_state]]  # context of the state after profile s
         gain = m.gain(ad, pctx)
@@ -1102,9 +1072,7 @@ def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
     """
     k = m.k
     w = m.flow.sum(axis=0)  # (K,)
-    prior = np.ones(1)
-    for p in m.priors:
-        prior = np.multiply.outer(prior, p).reshape(-1)
+    prior = joint_beliefs(space, hists=[0])[0]  # the root's belief
     out = np.empty(space.n_hist)
     markov = _markov_part(space)
     if markov is not None:
@@ -1127,15 +1095,12 @@ def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
         out[states] = np.where(prev < 0, prior @ wn, qw[np.maximum(prev, 0)])
     levels = _tree_levels(space)
     if levels:
-        q = m.joint_transition()
         for a, b in reversed(levels):  # loop over depth levels, deepest first
             kids = space.child_hist[a * k : b * k].reshape(b - a, k)
             node = np.broadcast_to(w, (b - a, k))
             if m.delta != 0.0 and kids.min() >= 0:
                 node = node + m.delta * out[kids]
-            prev = space.hist_prev_profile[a:b]
-            bel = np.where((prev < 0)[:, None], prior[None, :], q[np.maximum(prev, 0)])
-            out[a:b] = np.einsum("hs,hs->h", bel, node)
+            out[a:b] = np.einsum("hs,hs->h", joint_beliefs(space, hists=np.arange(a, b)), node)
     return out
 
 

@@ -51,8 +51,9 @@ from mechlp.constraints.allocation import (
     simplex_block,
 )
 from mechlp.lp.program import LinearProgram, Variables, assemble
+from mechlp.model.beliefs import continuation_values, joint_beliefs
 from mechlp.model.environment import Environment
-from mechlp.model.mechanism import Mechanism, continuation_values
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 from mechlp.solve.result import Result
@@ -79,7 +80,7 @@ DUAL_TOL = 1e-7
 # ---------------------------------------------------------------------------------------------- values
 def _root_weights(space: StateSpace) -> np.ndarray:
     """:math:`P(\\theta|\\text{root})` for the root nodes ``0..K-1``."""
-    return space.beliefs()[0]
+    return joint_beliefs(space, hists=[0])[0]
 
 
 def welfare(space: StateSpace, allocation: np.ndarray) -> float:
@@ -149,8 +150,7 @@ def build_allocation_lp(
         extras["Q"] = space.n_hist
     variables = Variables(space, extras)
     env = space.env
-    beliefs = space.beliefs()
-    views = [AgentView(space, i, beliefs) for i in range(env.n_agents)]
+    views = [AgentView(space, i) for i in range(env.n_agents)]
     blocks = allocation_recursion_blocks(variables)
     blocks.append(simplex_block(variables))
     blocks += allocation_ic_blocks(variables, views, ic)

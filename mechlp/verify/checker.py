@@ -2,16 +2,16 @@ r"""Independent verification of a mechanism: every IC, IR and budget constraint,
 
 This module is the *mechanism certificate* of design.md section 6. It re-checks a
 :class:`~mechlp.model.mechanism.Mechanism` with code that shares nothing with the LP builders
-(``mechlp.constraints``, ``mechlp.lp.program``): beliefs are recomputed here from the agents' priors and kernels, and
-every constraint is evaluated directly from the utilities :math:`U` and the designer values :math:`B` given by
-the recursion of Lamba (2022), eq. (3) (:meth:`Mechanism.utilities`, :meth:`Mechanism.designer_values`).
+(``mechlp.constraints``, ``mechlp.lp.program``): every constraint is evaluated directly from the utilities :math:`U`
+and the designer values :math:`B` given by the recursion of Lamba (2022), eq. (3), with the beliefs, mixed kernels
+and continuation values of the model layer (:mod:`mechlp.model.beliefs`), never from LP rows.
 
 Conventions (design.md section 2): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
 the designer; types are independent across agents; the allocation :math:`p(a|\theta)` depends on the current
 report profile. With ``K`` profiles, history ``h`` owns the nodes ``h*K .. h*K + K - 1`` and node ``g`` has
 profile ``g % K`` (see :mod:`mechlp.model.spaces`).
 
-Beliefs
+Beliefs (:mod:`mechlp.model.beliefs`)
     :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)` with :math:`P_j(\cdot|\text{root}) = f_j^0` and, after the
     previous report profile :math:`s`, :math:`P_j(\theta_j|h) = \sum_a p(a|s) F_j(\theta_j|s_j, a)`. The
     mixture over actions is exact in both cases the environment allows (kernels that ignore the action, or a
@@ -67,8 +67,18 @@ from typing import Any
 import numpy as np
 
 from mechlp.model import tolerances
+from mechlp.model.beliefs import (
+    continuation_values,
+    independent_product,
+    interim_expectation,
+    joint_beliefs,
+    mixed_kernels,
+    next_marginals,
+    others_beliefs,
+    reach_probabilities,
+)
 from mechlp.model.environment import Environment
-from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, continuation, solve_exact, to_fractions
+from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, solve_exact, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, outside_options, parse_notion
 from mechlp.model.spaces import StateSpace
@@ -78,8 +88,6 @@ __all__ = [
     "Verification",
     "verify",
     "verify_intermediate",
-    "marginal_beliefs",
-    "joint_beliefs",
     "interim_utilities",
     "surplus",
 ]
@@ -244,64 +252,6 @@ def _profile_types(env: Environment) -> np.ndarray:
     return np.stack(np.unravel_index(np.arange(env.n_profiles), env.type_counts), axis=1)
 
 
-def _mixed_kernels(env: Environment, nums: Numbers | None = None) -> list[np.ndarray]:
-    r"""Per agent ``j``: ``G_j[s, tau, tau'] = sum_a p(a|s) F_j(tau'|tau, a)``, shape ``(K, K_j, K_j)``.
-
-    With action-free kernels this is ``F_j`` itself; with a deterministic allocation it is the kernel of the
-    chosen action. In both cases the product over agents equals the exact joint transition
-    :math:`\sum_a p(a|s) \prod_j F_j(\cdot|\cdot, a)`.
-    """
-    nums = nums or Numbers(env, exact=False)
-    alloc = nums.alloc
-    out = []
-    for ag, kern in zip(env.agents, nums.kernels, strict=True):
-        if ag.action_dependent and np.any(alloc.max(axis=1) < 1.0 - tolerances.PROBABILITY):
-            raise NotImplementedError(
-                f"agent {ag.name!r} has an action-dependent kernel while the allocation randomises; "
-                "beliefs would depend on realised actions, which histories do not record"
-            )
-        out.append(np.einsum("sa,axy->sxy", alloc, kern))
-    return out
-
-
-def marginal_beliefs(space: StateSpace, nums: Numbers | None = None) -> list[np.ndarray]:
-    r"""Per agent ``j``, an array ``(n_hist, K_j)`` of :math:`P_j(\theta_j|h)` under truth-telling.
-
-    Computed from the priors and kernels (independently of :meth:`StateSpace.beliefs`): the prior at the
-    root (``hist_prev_profile == -1``), else the kernel row of the previous report of agent ``j`` under the
-    action taken at the previous profile.
-    """
-    env = space.env
-    nums = nums or Numbers(env, exact=False)
-    prev = np.asarray(space.hist_prev_profile)
-    root = prev < 0
-    prev_nr = prev[~root]
-    types = _profile_types(env)
-    out = []
-    for j, (ag, g) in enumerate(zip(env.agents, _mixed_kernels(env, nums), strict=True)):
-        m = nums.zeros((space.n_hist, ag.n_types))
-        m[root] = nums.priors[j]
-        m[~root] = g[prev_nr, types[prev_nr, j]]
-        out.append(m)
-    return out
-
-
-def _product(marginals: Sequence[np.ndarray], n_rows: int, exact: bool = False) -> np.ndarray:
-    """C-ordered outer product of per-row distributions: ``(n_rows, prod K_j)``."""
-    out = np.ones((n_rows, 1))
-    if exact:
-        out = np.empty((n_rows, 1), dtype=object)
-        out.fill(Fraction(1))
-    for m in marginals:
-        out = (out[:, :, None] * m[:, None, :]).reshape(n_rows, -1)
-    return out
-
-
-def joint_beliefs(space: StateSpace) -> np.ndarray:
-    r"""``(n_hist, K)``: :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)` (see :func:`marginal_beliefs`)."""
-    return _product(marginal_beliefs(space), space.n_hist)
-
-
 def _own_axis_first(arr: np.ndarray, counts: tuple[int, ...], agent: int) -> np.ndarray:
     """Reshape ``(n, K, *rest)`` to ``(n, K_i, K_-i, *rest)``: profile axis split, own axis first."""
     n = arr.shape[0]
@@ -316,17 +266,7 @@ def interim_utilities(mechanism: Mechanism, utilities: np.ndarray | None = None)
     U_i(h, (t, \theta_{-i}))`, defined for every type (also types of probability zero at ``h``)."""
     space = mechanism.space
     u = mechanism.utilities() if utilities is None else utilities
-    return _interim(space, u, marginal_beliefs(space), exact=False)
-
-
-def _interim(space: StateSpace, u: np.ndarray, margs: list[np.ndarray], exact: bool) -> list[np.ndarray]:
-    env = space.env
-    out = []
-    for i in range(env.n_agents):
-        po = _product([m for j, m in enumerate(margs) if j != i], space.n_hist, exact)
-        uh = _own_axis_first(u[i].reshape(space.n_hist, env.n_profiles), env.type_counts, i)
-        out.append(np.einsum("htm,hm->ht", uh, po))
-    return out
+    return [interim_expectation(space, i, u[i]) for i in range(space.env.n_agents)]
 
 
 def surplus(mechanism: Mechanism) -> np.ndarray:
@@ -367,7 +307,6 @@ def _ic_blocks(
     space: StateSpace,
     nums: Numbers,
     u: np.ndarray,
-    margs: list[np.ndarray],
     mode: str,
     node_alloc: np.ndarray | None = None,
 ) -> list[_Block]:
@@ -380,8 +319,8 @@ def _ic_blocks(
     k = env.n_profiles
     n_hist = space.n_hist
     delta = nums.delta
-    types = _profile_types(env)
-    kernels = _mixed_kernels(env, nums)
+    kernels = mixed_kernels(env, nums)
+    nxt = next_marginals(env, nums)
     alloc = nums.alloc
     child = np.asarray(space.child_hist)
     node_prof = np.tile(np.arange(k), n_hist)
@@ -392,12 +331,12 @@ def _ic_blocks(
         if ki < 2:
             continue
         others = [j for j in range(env.n_agents) if j != i]
-        po = _product([margs[j] for j in others], n_hist, nums.exact)  # (H, M)
+        po = others_beliefs(space, i, nums)  # (H, M)
         uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
         # profile index of (own type tau, others m): (K_i, M)
         pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]
         # others' joint next-type kernel at each profile: q_oth[s, m'] = prod_{j != i} G_j[s, s_j, m'_j]
-        q_oth = _product([kernels[j][np.arange(k), types[:, j]] for j in others], k, nums.exact)  # (K, M)
+        q_oth = independent_product([nxt[j] for j in others], k)  # (K, M)
         # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends
         cexp = nums.zeros((space.n_nodes, ki))
         if nonterm.size and delta != 0.0:
@@ -531,7 +470,7 @@ def _budget_blocks(
             return Violation("budget", None, h, where, None, None, None, float(s))
 
         return [_Block("budget", slack, describe, lambda f: f // k)]
-    b = continuation(space, nums, transfers.sum(axis=0)[None, :])[0].reshape(space.n_hist, k)
+    b = continuation_values(space, transfers.sum(axis=0)[None, :], nums)[0].reshape(space.n_hist, k)
     pi = np.einsum("hk,hk->h", bel, b)
     if mode == "savings":
         return _savings_blocks(space, nums, transfers.sum(axis=0), pi)
@@ -872,16 +811,15 @@ def _evaluate(
         flow = np.stack(
             [np.einsum("ga,ga->g", node_alloc, nums.valuation[i][types[prof, i]]) for i in range(env.n_agents)]
         )
-    u = continuation(space, nums, flow - transfers)
-    margs = marginal_beliefs(space, nums)
-    ubar = _interim(space, u, margs, nums.exact) if ir != "ex_post" else []
+    u = continuation_values(space, flow - transfers, nums)
+    ubar = [interim_expectation(space, i, u[i], nums) for i in range(env.n_agents)] if ir != "ex_post" else []
     out = [nums.array(o) for o in outside]
     families: dict[str, list[_Block]] = {
-        "ic": _ic_blocks(space, nums, u, margs, ic, node_alloc),
+        "ic": _ic_blocks(space, nums, u, ic, node_alloc),
         "ir": _ir_blocks(space, u, ubar, out, ir),
     }
     if budget != "none":
-        bel = _product(margs, space.n_hist, nums.exact)
+        bel = joint_beliefs(space, nums)
         families["budget"] = _budget_blocks(space, nums, transfers, bel, budget, signed_budget)
     return families
 
@@ -1221,7 +1159,7 @@ def verify_intermediate(
     ``transfers[i]`` has shape ``(n_info_i, S_i)``: agent ``i``'s payment :math:`x_i(I, r, a)` at his information
     history ``I`` after report ``r`` and signal ``a`` (column ``r * |A| + a``), so payments are measurable with
     respect to his information by construction. Recomputed here, independently of the LP rows: reach
-    probabilities and beliefs from the priors and kernels (:func:`marginal_beliefs`), each agent's posterior about
+    probabilities and beliefs from the priors and kernels (:mod:`mechlp.model.beliefs`), each agent's posterior about
     the others' current types at his information histories (reach-weighted; uniform over the members of an
     information history reached with probability zero), his chance :math:`P_i(a|I,r)` of each signal, his interim
     utilities by backward recursion over his information histories,
@@ -1245,12 +1183,8 @@ def verify_intermediate(
     nums = Numbers(env, exact=False)
     delta = nums.delta
     outside = outside_options(outside_option, env)
-    margs = marginal_beliefs(tree, nums)
-    joint = _product(margs, tree.n_hist)
-    reach = np.ones(tree.n_hist)
-    for a, b in tree.levels()[1:]:  # depth levels
-        g = np.arange(a, b) - 1
-        reach[a:b] = reach[g // k] * joint[g // k, g % k]
+    joint = joint_beliefs(tree, nums)
+    reach = reach_probabilities(tree, nums)
     x_nodes = np.zeros((env.n_agents, tree.n_nodes))
     families: dict[str, list[_Block]] = {"ic": [], "ir": []}
     for i, ag in enumerate(env.agents):  # loops over agents, levels, types and actions
@@ -1259,8 +1193,7 @@ def verify_intermediate(
         if x.shape != (n_info, n_sig):
             raise ValueError(f"transfers[{i}] (agent {ag.name!r}) has shape {x.shape}; expected {(n_info, n_sig)}")
         x_nodes[i] = x.reshape(-1)[space.info_node[i]]
-        others = [j for j in range(env.n_agents) if j != i]
-        po = _product([margs[j] for j in others], tree.n_hist)  # (H, M)
+        po = others_beliefs(tree, i, nums)  # (H, M)
         ids = space.info_hist[i]
         mass = np.bincount(ids, weights=reach, minlength=n_info)
         w = np.where(mass[ids] > 0, reach, 1.0)

@@ -106,6 +106,7 @@ from scipy.optimize import linprog
 
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
+from mechlp.model.beliefs import marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import agent_limits, parse_notion
@@ -181,12 +182,7 @@ class _Ops:
         self.child = np.asarray(space.child_hist)
         self.nonterm = np.flatnonzero(self.child >= 0)
         self.delta = env.discount
-        self.q = space.joint_transition()
-        full = space.beliefs().reshape(self.h, *self.counts)
-        self.margs = [full.sum(axis=self._other_axes(i)) for i in range(self.n)]  # (H, K_i)
-
-    def _other_axes(self, i: int) -> tuple[int, ...]:
-        return tuple(1 + j for j in range(self.n) if j != i)
+        self.margs = marginal_beliefs(space)  # (H, K_i) per agent
 
     def own(self, i: int) -> np.ndarray:
         """Own type index of agent ``i`` at every node."""
@@ -194,11 +190,7 @@ class _Ops:
 
     def others_prob(self, i: int) -> np.ndarray:
         r"""``(H, K)``: :math:`P(\theta_{-i}|h)` at every (history, profile)."""
-        out = np.ones((self.h, self.k))
-        for j in range(self.n):
-            if j != i:
-                out = out * self.margs[j][:, self.types[:, j]]
-        return out
+        return others_beliefs(self.space, i, per_profile=True)
 
     # -- array operations (no loops over nodes) -------------------------------------------------------
     def interim(self, x: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,506 @@
+r"""Beliefs under truth-telling, the mixed kernels they are made of, and continuation values: the one home.
+
+Notation of design.md section 2 (Lamba 2022, section 3.1). Agent ``j`` has a prior :math:`f_j^0` and a kernel
+:math:`F_j(\theta'|\theta, a)`; types are independent across agents; the allocation :math:`p(a|s)` depends on the
+current report profile :math:`s`. Everything here follows from three formulas.
+
+Mixed kernel (agent ``j``'s transition under the allocation at profile ``s``)
+    .. math::
+       G_j(\tau'|\tau; s) = \sum_a p(a|s)\, F_j(\tau'|\tau, a).
+
+    With kernels that ignore the action this is :math:`F_j` itself (taken as it is, without re-mixing); with
+    action-dependent kernels the environment insists on a deterministic allocation, so it is the kernel of the
+    chosen action. In both cases the product over agents is the exact law of the next report profile,
+    :math:`P(s'|s) = \sum_a p(a|s) \prod_j F_j(s'_j|s_j, a) = \prod_j G_j(s'_j|s_j; s)` (:func:`joint_transition`).
+
+Beliefs at a history
+    A history ``h`` matters for beliefs only through its previous report profile :math:`s = s(h)`
+    (``space.hist_prev_profile``; ``-1`` at the root):
+
+    .. math::
+       P_j(\theta_j|h) = f_j^0(\theta_j) \text{ at the root}, \qquad P_j(\theta_j|h) = G_j(\theta_j|s_j; s),
+
+    .. math::
+       P(\theta|h) = \prod_j P_j(\theta_j|h), \qquad
+       P(\theta_{-i}|h) = \prod_{j \ne i} P_j(\theta_j|h) = \sum_{\theta_i} P(\theta|h)
+
+    (the last equality is independence: the others' belief is a marginal of the joint one, computed here as a
+    product, which is exact and defined also where agent ``i``'s own type has probability zero).
+
+Continuation values
+    The value recursion of the (p, U) representation (Lamba 2022, eq. 3) for any flow ``f`` on the nodes:
+
+    .. math::
+       V(g) = f(g) + \delta \sum_{\theta'} P(\theta'|\theta_g)\, V(\text{child}(g, \theta')),
+
+    with no continuation where the game ends (:func:`continuation_values`): backwards one depth level at a time on
+    a tree, one ``K x K`` solve on a Markov space, both on a tree with a Markov tail.
+
+Every function works in floats (``nums=None``) or in the arithmetic of a :class:`~mechlp.model.exact.Numbers`
+(exact fractions with ``Numbers(env, exact=True)``), by one code path on numpy arrays (object arrays of
+:class:`~fractions.Fraction` in exact mode). Everything is vectorised over histories and nodes; Python loops run
+over agents and depth levels only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from mechlp.model import tolerances
+from mechlp.model.environment import Environment
+from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, solve_exact
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+
+__all__ = [
+    "mixed_kernels",
+    "next_marginals",
+    "joint_transition",
+    "independent_product",
+    "marginal_beliefs",
+    "joint_beliefs",
+    "others_beliefs",
+    "reach_probabilities",
+    "interim_expectation",
+    "expectation",
+    "expected_continuation",
+    "continuation_values",
+]
+
+
+def _numbers(env: Environment, nums: Numbers | None) -> Numbers:
+    return Numbers(env, exact=False) if nums is None else nums
+
+
+def _hists(space: StateSpace, hists: Sequence[int] | np.ndarray | None) -> np.ndarray:
+    return np.arange(space.n_hist) if hists is None else np.asarray(hists, dtype=np.int64).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+def mixed_kernels(env: Environment, nums: Numbers | None = None) -> list[np.ndarray]:
+    r"""Each agent's transition under the allocation at every report profile.
+
+    .. math::
+       G_j[s, \tau, \tau'] = \sum_a p(a|s)\, F_j(\tau'|\tau, a)
+
+    Parameters
+    ----------
+    env : Environment
+    nums : Numbers, optional
+        The arithmetic (default: floats of ``env``).
+
+    Returns
+    -------
+    list of ndarray
+        Per agent ``j``, shape ``(K, K_j, K_j)`` (``K`` profiles): row ``[s, tau]`` is the law of agent ``j``'s
+        next type from type ``tau`` when the allocation is that of profile ``s``. For an agent whose kernel
+        ignores the action it is :math:`F_j` at every ``s`` (a read-only broadcast view, not re-mixed).
+
+    Raises
+    ------
+    NotImplementedError
+        When an action-dependent kernel meets a randomised allocation (beliefs would depend on realised actions,
+        which histories do not record; :class:`~mechlp.model.environment.Environment` refuses this already).
+    """
+    nums = _numbers(env, nums)
+    k = env.n_profiles
+    out = []
+    for ag, kern in zip(env.agents, nums.kernels, strict=True):
+        if not ag.action_dependent:
+            out.append(np.broadcast_to(kern[0], (k, *kern.shape[1:])))
+            continue
+        if np.any(np.asarray(env.allocation).max(axis=1) < 1.0 - tolerances.PROBABILITY):
+            raise NotImplementedError(
+                f"agent {ag.name!r} has an action-dependent kernel while the allocation randomises; "
+                "beliefs would depend on realised actions, which histories do not record"
+            )
+        out.append(np.einsum("sa,axy->sxy", nums.alloc, kern))
+    return out
+
+
+def next_marginals(env: Environment, nums: Numbers | None = None) -> list[np.ndarray]:
+    r"""Law of each agent's next type after each truthful report profile: :math:`G_j(\cdot|s_j; s)`.
+
+    Returns
+    -------
+    list of ndarray
+        Per agent ``j``, shape ``(K, K_j)``: row ``s`` is :math:`\sum_a p(a|s) F_j(\cdot|s_j, a)`, the belief
+        :math:`P_j(\cdot|h)` at every history whose previous profile is ``s``.
+    """
+    types = env.profile_types()
+    rows = np.arange(env.n_profiles)
+    return [g[rows, types[:, j]] for j, g in enumerate(mixed_kernels(env, nums))]
+
+
+def independent_product(factors: Sequence[np.ndarray], n_rows: int) -> np.ndarray:
+    r"""Row-wise product distribution of independent factors, profiles in C order over the factors.
+
+    .. math::
+       \text{out}[r, (\tau_1, \dots, \tau_m)] = \prod_l \text{factors}_l[r, \tau_l]
+
+    Parameters
+    ----------
+    factors : sequence of ndarray
+        Each ``(n_rows, K_l)``; object arrays of fractions give an exact product.
+    n_rows : int
+        Number of rows (needed when ``factors`` is empty: the product is then a column of ones).
+
+    Returns
+    -------
+    ndarray, shape (n_rows, prod_l K_l)
+    """
+    if any(np.asarray(f).dtype == object for f in factors):
+        out = np.empty((n_rows, 1), dtype=object)
+        out.fill(Fraction(1))
+    else:
+        out = np.ones((n_rows, 1))
+    for f in factors:
+        out = (out[:, :, None] * f[:, None, :]).reshape(n_rows, -1)
+    return out
+
+
+def joint_transition(
+    env: Environment, nums: Numbers | None = None, deviator: int | None = None, true_type: int | None = None
+) -> np.ndarray:
+    r"""``(K, K)`` law of the next report profile after each report profile.
+
+    .. math::
+       P(s'|s) = \prod_j G_j(s'_j|s_j; s)
+
+    With ``deviator=i`` and ``true_type=t``, agent ``i``'s factor is :math:`G_i(s'_i|t; s)` instead: the law of
+    next period's types after agent ``i`` of true type ``t`` reported :math:`s_i` (the one-shot deviation
+    :math:`D_i` of design.md section 2; the allocation is that of the *reported* profile).
+    """
+    k = env.n_profiles
+    rows = np.arange(k)
+    types = env.profile_types()
+    factors = []
+    for j, g in enumerate(mixed_kernels(env, nums)):
+        own = types[:, j] if j != deviator else np.full(k, int(true_type))
+        factors.append(g[rows, own])
+    return independent_product(factors, k)
+
+
+# ---------------------------------------------------------------------------------------------- beliefs
+def marginal_beliefs(
+    space: StateSpace, nums: Numbers | None = None, hists: Sequence[int] | np.ndarray | None = None
+) -> list[np.ndarray]:
+    r"""Each agent's belief about its current type at each history, under truth-telling.
+
+    .. math::
+       P_j(\theta_j|h) = f_j^0(\theta_j) \text{ at the root}, \qquad
+       P_j(\theta_j|h) = \sum_a p(a|s) F_j(\theta_j|s_j, a) \text{ after the report profile } s
+
+    Parameters
+    ----------
+    space : StateSpace
+    nums : Numbers, optional
+        The arithmetic (default: floats).
+    hists : array_like of int, optional
+        Histories to compute (default: all, in order).
+
+    Returns
+    -------
+    list of ndarray
+        Per agent ``j``, shape ``(len(hists), K_j)``.
+    """
+    env = space.env
+    nums = _numbers(env, nums)
+    prev = np.asarray(space.hist_prev_profile)[_hists(space, hists)]
+    root = prev < 0
+    out = []
+    for j, nxt in enumerate(next_marginals(env, nums)):
+        m = nums.zeros((prev.size, env.agents[j].n_types))
+        m[root] = nums.priors[j]
+        m[~root] = nxt[prev[~root]]
+        out.append(m)
+    return out
+
+
+def joint_beliefs(
+    space: StateSpace, nums: Numbers | None = None, hists: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray:
+    r"""``(len(hists), K)``: the belief about the current report profile, :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)`.
+
+    Parameters are those of :func:`marginal_beliefs`; profiles in C order over agents.
+    """
+    idx = _hists(space, hists)
+    return independent_product(marginal_beliefs(space, nums, idx), idx.size)
+
+
+def _others_index(env: Environment, agent: int) -> tuple[np.ndarray, np.ndarray]:
+    """``prof (K_i, M)``: the profile of (own type, others' profile ``m``); ``m_of (K,)``: ``m`` of each profile."""
+    m = env.others_count(agent)
+    prof = env.profile_index(agent, np.arange(env.agents[agent].n_types)[:, None], np.arange(m)[None, :])
+    m_of = np.empty(env.n_profiles, dtype=np.int64)
+    m_of[prof.reshape(-1)] = np.tile(np.arange(m), prof.shape[0])
+    return prof, m_of
+
+
+def others_beliefs(
+    space: StateSpace,
+    agent: int,
+    nums: Numbers | None = None,
+    hists: Sequence[int] | np.ndarray | None = None,
+    per_profile: bool = False,
+) -> np.ndarray:
+    r"""Agent ``i``'s belief about the others' current types: :math:`\prod_{j \ne i} P_j(\theta_j|h)`.
+
+    .. math::
+       P(\theta_{-i}|h) = \prod_{j \ne i} P_j(\theta_j|h)
+
+    Types are independent, so this is also :math:`\sum_{\theta_i} P(\theta|h)`, the marginal of the joint belief;
+    it does not depend on agent ``i``'s own type.
+
+    Parameters
+    ----------
+    space : StateSpace
+    agent : int
+    nums : Numbers, optional
+    hists : array_like of int, optional
+        Histories to compute (default: all).
+    per_profile : bool
+        Layout of the answer (see Returns).
+
+    Returns
+    -------
+    ndarray
+        ``(len(hists), M)`` with ``M = prod_{j != i} K_j`` and column ``m`` the others' profile in C order over the
+        other agents (:meth:`Environment.profile_index`); with ``per_profile=True``, ``(len(hists), K)`` with
+        column ``s`` the probability of the others' part of profile ``s``.
+    """
+    env = space.env
+    idx = _hists(space, hists)
+    margs = marginal_beliefs(space, nums, idx)
+    out = independent_product([m for j, m in enumerate(margs) if j != agent], idx.size)
+    if per_profile:
+        return out[:, _others_index(env, agent)[1]]
+    return out
+
+
+def reach_probabilities(space: StateSpace, nums: Numbers | None = None) -> np.ndarray:
+    r"""``(n_hist,)``: probability of reaching each history under truth-telling (1 at the root).
+
+    On a tree, :math:`\Pr(h\theta) = \Pr(h)\, P(\theta|h)` level by level. On a tree with a Markov tail, the tail
+    state ``s`` gets the probability that period ``T``'s profile is ``s`` (the state in which period ``T + 1``
+    starts).
+
+    Raises
+    ------
+    TypeError
+        On a Markov space, where a state is reached in many periods.
+    """
+    if not isinstance(space, HistoryTree | TreeWithTail):
+        raise TypeError(
+            f"reach probabilities need a HistoryTree or a TreeWithTail, got {type(space).__name__} "
+            "(a Markov state is reached in many periods)"
+        )
+    nums = _numbers(space.env, nums)
+    k = space.env.n_profiles
+    bel = joint_beliefs(space, nums)
+    out = nums.zeros((space.n_hist,))
+    out[0] = nums.ones((1,))[0]
+    for a, b in space.levels()[1:]:  # loop over depth levels only
+        nodes = np.arange(a, b) - 1  # node g precedes history g + 1
+        out[a:b] = out[nodes // k] * bel[nodes // k, nodes % k]
+    if isinstance(space, TreeWithTail):
+        a, b = space.levels()[-1]
+        out[space.n_tree :] = (out[a:b, None] * bel[a:b]).sum(axis=0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- expectations
+def interim_expectation(space: StateSpace, agent: int, values: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+    r"""Interim expectation over the others' current types, for every own type of agent ``i``.
+
+    .. math::
+       \bar X_i(\theta_i|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)\, X(h, (\theta_i, \theta_{-i}))
+
+    Applied to the ex post utilities this is the interim utility :math:`\bar U_i(\theta_i|h)` (design.md
+    section 2); applied to payments, the interim expected payment. Defined for every own type, also types of
+    probability zero at ``h``.
+
+    Parameters
+    ----------
+    space : StateSpace
+    agent : int
+    values : ndarray, shape (n_nodes,)
+        :math:`X` at every node.
+    nums : Numbers, optional
+
+    Returns
+    -------
+    ndarray, shape (n_hist, K_i)
+    """
+    prof, _ = _others_index(space.env, agent)
+    vals = np.asarray(values).reshape(space.n_hist, space.env.n_profiles)[:, prof]  # (H, K_i, M)
+    return np.einsum("htm,hm->ht", vals, others_beliefs(space, agent, nums))
+
+
+def expectation(space: StateSpace, values: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+    r""":math:`\sum_\theta P(\theta|h)\, X(h, \theta)` at every history (e.g. :math:`\Pi(h)` from :math:`B`).
+
+    Parameters
+    ----------
+    space : StateSpace
+    values : ndarray, shape (..., n_nodes)
+    nums : Numbers, optional
+
+    Returns
+    -------
+    ndarray, shape (..., n_hist)
+    """
+    vals = np.asarray(values)
+    shaped = vals.reshape(*vals.shape[:-1], space.n_hist, space.env.n_profiles)
+    return np.einsum("...hk,hk->...h", shaped, joint_beliefs(space, nums))
+
+
+# ---------------------------------------------------------------------------------------------- continuation
+def _next_expectation(space: StateSpace, q: np.ndarray, values: np.ndarray, nodes: np.ndarray, zero) -> np.ndarray:
+    """``(m, len(nodes))``: the one-step expectation of ``values`` (m, n_nodes) under the kernel ``q``."""
+    k = space.env.n_profiles
+    child = np.asarray(space.child_hist)[nodes]
+    prof = nodes % k
+    out = np.empty((values.shape[0], nodes.size), dtype=values.dtype)
+    out.fill(zero)
+    live = np.flatnonzero(child >= 0)
+    if live.size:
+        kids = (child[live][:, None] * k + np.arange(k)).reshape(-1)
+        cont = values[:, kids].reshape(values.shape[0], live.size, k)
+        out[:, live] = np.einsum("mnk,nk->mn", cont, q[prof[live]])
+    return out
+
+
+def expected_continuation(
+    space: StateSpace,
+    values: np.ndarray,
+    nums: Numbers | None = None,
+    nodes: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    r"""The expectation of next period's node values after each node, under truth-telling.
+
+    .. math::
+       E[V \mid g] = \sum_{	heta'} P(	heta'|	heta_g)\, V(	ext{child}(g, 	heta')), \qquad 0 	ext{ where the game
+       ends after } g
+
+    (the continuation term of the recursion in :func:`continuation_values`, and of the transfers
+    :math:`x = \sum_a p v - U + \delta E[U \mid g]` that implement given utilities).
+
+    Parameters
+    ----------
+    space : StateSpace
+    values : ndarray, shape (n_nodes,) or (m, n_nodes)
+    nums : Numbers, optional
+    nodes : array_like of int, optional
+        Nodes to compute (default: all).
+
+    Returns
+    -------
+    ndarray, shape (len(nodes),) or (m, len(nodes)), as ``values``
+    """
+    env = space.env
+    nums = _numbers(env, nums)
+    vals = np.asarray(values)
+    idx = np.arange(space.n_nodes) if nodes is None else np.asarray(nodes, dtype=np.int64).reshape(-1)
+    zero = nums.zeros((1,))[0]
+    out = _next_expectation(space, joint_transition(env, nums), np.atleast_2d(vals), idx, zero)
+    return out[0] if vals.ndim == 1 else out
+
+
+def _markov_solve(space: StateSpace, nums: Numbers, q: np.ndarray, b: np.ndarray) -> np.ndarray:
+    r"""``c`` with :math:`c = b + \delta Q c` for every row of ``b`` ``(m, K)``: a dense solve (floats) or the
+    exact inverse :math:`(I - \delta Q)^{-1}`, computed once per space and model numbers (cached on it)."""
+    k = q.shape[0]
+    if not nums.exact:
+        return np.linalg.solve(np.eye(k) - nums.delta * q, b.T).T
+    if k > EXACT_MARKOV_PROFILES:
+        raise ValueError(
+            f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"
+        )
+    key = (nums.delta, tuple(q.reshape(-1)))
+    cached = getattr(space, "_exact_inverse", None)
+    if cached is None or cached[0] != key:
+        mat = -nums.delta * q
+        mat[np.arange(k), np.arange(k)] = mat[np.arange(k), np.arange(k)] + 1
+        eye = nums.zeros((k, k))
+        eye[np.arange(k), np.arange(k)] = Fraction(1)
+        cached = (key, solve_exact(mat, eye).T)
+        space._exact_inverse = cached
+    return b @ cached[1].T
+
+
+def continuation_values(space: StateSpace, flows: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+    r"""Solve the value recursion on ``space`` for one or more flows.
+
+    .. math::
+       V(g) = f(g) + \delta \sum_{\theta'} P(\theta'|\theta_g)\, V(\text{child}(g, \theta'))
+
+    (Lamba 2022, eq. 3; design.md section 2), with :math:`P` the :func:`joint_transition` and no continuation
+    where the game ends. With :math:`f = \sum_a p(a|\theta) v_i - x_i` this gives the ex post utilities
+    :math:`U_i`, with :math:`f = \sum_i x_i` the designer's values :math:`B`.
+
+    Parameters
+    ----------
+    space : StateSpace
+    flows : ndarray, shape (m, n_nodes) or (n_nodes,)
+        One row per quantity (e.g. one per agent).
+    nums : Numbers, optional
+        The arithmetic (default: floats). Exact mode handles trees, Markov spaces of at most
+        ``EXACT_MARKOV_PROFILES`` profiles and trees with a Markov tail.
+
+    Returns
+    -------
+    ndarray, shape (m, n_nodes)
+
+    Notes
+    -----
+    On a tree the recursion runs backwards one depth level at a time. On a
+    :class:`~mechlp.model.spaces.MarkovSpace` every node leads to the state of its own profile, and on a
+    :class:`~mechlp.model.spaces.TreeWithTail` the tail nodes ``(s, theta)`` lead to the tail state ``theta``, so
+    :math:`V(s,\theta) = f(s,\theta) + \delta c(\theta)` with :math:`c = (I - \delta Q)^{-1} b`,
+    :math:`b(\theta) = \sum_{\theta'} Q(\theta'|\theta) f(\theta, \theta')` (one ``K x K`` solve); the tree levels
+    are then filled backwards from the tail.
+    """
+    env = space.env
+    nums = _numbers(env, nums)
+    out = np.atleast_2d(np.array(flows, dtype=object if nums.exact else float, copy=True))
+    k = env.n_profiles
+    delta = nums.delta
+    q = joint_transition(env, nums)
+    prof = space.node_profile
+    zero = nums.zeros((1,))[0]
+
+    def backward(levels: list[tuple[int, int]]) -> np.ndarray:
+        for a, b in reversed(levels):  # depth levels, deepest first
+            nodes = np.arange(a * k, b * k)
+            out[:, nodes] = out[:, nodes] + delta * _next_expectation(space, q, out, nodes, zero)
+        return out
+
+    if isinstance(space, HistoryTree):
+        return backward(space.levels()[:-1])  # the last level has no continuation
+    if isinstance(space, MarkovSpace | TreeWithTail):
+        # In the Markov part the next state is the current profile: V(g) = f(g) + delta c(theta_g) with
+        # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state of theta, theta'): a K x K system.
+        first = k if isinstance(space, MarkovSpace) else space.n_tree * k  # first node of the Markov states
+        f_next = out[:, first:].reshape(out.shape[0], k, k)  # [m, state theta, theta']
+        c = _markov_solve(space, nums, q, np.einsum("mst,st->ms", f_next, q))  # (m, K)
+        if isinstance(space, MarkovSpace):
+            return out + delta * c[:, prof]
+        out[:, first:] = out[:, first:] + delta * c[:, prof[first:]]
+        return backward(space.levels())
+    if nums.exact:
+        raise TypeError(
+            f"exact continuation values need a HistoryTree, MarkovSpace or TreeWithTail, got {type(space).__name__}"
+        )
+    n = space.n_nodes  # any other space: one sparse solve
+    child = np.asarray(space.child_hist)
+    has = child >= 0
+    rows = np.repeat(np.flatnonzero(has), k)
+    cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
+    m = sp.csr_matrix((q[prof[has]].reshape(-1), (rows, cols)), shape=(n, n))
+    lu = spla.splu((sp.identity(n, format="csc") - delta * m).tocsc())
+    return np.stack([lu.solve(f) for f in out])
