@@ -15,6 +15,11 @@ exactly what "feasible", "stochastic" or "binding" means in a report.
 ``SURPLUS``
     A surplus ``Pi*(h)`` is read as negative (efficiency fails) only when it is below ``-SURPLUS`` (1e-9);
     values in ``[-SURPLUS, 0)`` are reported as a tie and flagged in the result message.
+``HIGHS_SMALL_MATRIX_VALUE``
+    HiGHS's ``small_matrix_value`` (1e-12, the smallest value HiGHS allows), set on every HiGHS run: HiGHS drops
+    coefficients below it. Its default 1e-9 drops continuation terms ``delta * P(theta'|theta)`` of small
+    discount factors, and the LP can then exploit the missing links with huge utilities (seen: a 0.04 IC
+    violation at delta = 1e-7, caught by the verifier).
 
 Exact re-checks (``exact=True``) use no tolerance at all: they are done in rational arithmetic.
 """
@@ -25,5 +30,6 @@ PROBABILITY: float = 1e-9
 FEASIBILITY: float = 1e-7
 BINDING: float = 1e-7
 SURPLUS: float = 1e-9
+HIGHS_SMALL_MATRIX_VALUE: float = 1e-12
 
-__all__ = ["PROBABILITY", "FEASIBILITY", "BINDING", "SURPLUS"]
+__all__ = ["PROBABILITY", "FEASIBILITY", "BINDING", "SURPLUS", "HIGHS_SMALL_MATRIX_VALUE"]

@@ -34,7 +34,7 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
-from mechlp.backends.highs import solve_arrays
+from mechlp.backends import solve_arrays
 from mechlp.constraints import outside_options
 from mechlp.constraints.interim import interim_rows
 from mechlp.model.exact import Numbers, to_fractions, transition
@@ -112,12 +112,14 @@ def exact_feasible_mechanism(
     budget: str = "interim",
     outside_option=0.0,
     margin: float = DEFAULT_MARGIN,
+    backend: str = "highs",
 ):
     """A mechanism satisfying every row exactly, with its exact verification, or ``(None, reason)``.
 
     Supported: ``ic`` bayesian/local (verified against all misreports), ``ir`` interim/ex_ante, ``budget``
     interim/ex_ante/ex_post/none. Returns ``(mechanism, verification)`` where ``mechanism.exact_transfers`` holds
-    the fractions and ``verification`` is ``verify(..., exact=True)``.
+    the fractions and ``verification`` is ``verify(..., exact=True)``. ``backend`` (``"highs"`` or ``"cvxpy"``)
+    solves the margin LP (:func:`mechlp.backends.solve_arrays`).
     """
     if ic not in ("bayesian", "local") or ir not in ("interim", "ex_ante"):
         return None, f"exact feasibility certificates need ic bayesian/local and ir interim/ex_ante (got {ic}, {ir})"
@@ -134,11 +136,18 @@ def exact_feasible_mechanism(
     for i, m in enumerate(rows.marginals):
         hh, tt = np.meshgrid(np.arange(m.shape[0]), np.arange(m.shape[1]), indexing="ij")
         cost[rows.col(i, hh.reshape(-1), tt.reshape(-1))] += m.reshape(-1)
-    status, z, native = solve_arrays(
-        a, lower, np.full(rows.n_rows, np.inf), np.full(rows.n_cols, -np.inf), np.full(rows.n_cols, np.inf), cost
+    out = solve_arrays(
+        a,
+        lower,
+        np.full(rows.n_rows, np.inf),
+        np.full(rows.n_cols, -np.inf),
+        np.full(rows.n_cols, np.inf),
+        cost,
+        backend,
     )
-    if status != "optimal":
-        return None, f"no mechanism satisfies every row with margin {margin:g} ({native})"
+    if out.status != "optimal":
+        return None, f"no mechanism satisfies every row with margin {margin:g} ({out.message})"
+    z = out.x
     nums = Numbers(env, exact=True)
     interim = []
     for i, m in enumerate(rows.marginals):
