@@ -32,6 +32,7 @@ from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import load_model
 from mechlp.constructions.fees import critical_discount, lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
+from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.verify.certfile import write_json
 
@@ -281,5 +282,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
     f.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
     f.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
-    f.add_argument("--tol", type=float, default=1e-8, help="bracket width of the bisection (default 1e-8)")
+    f.add_argument(
+        "--tol",
+        type=float,
+        default=tolerances.FEE_BISECTION_WIDTH,
+        help="bracket width of the bisection (default 1e-8)",
+    )
     f.set_defaults(func=_cmd_fees)

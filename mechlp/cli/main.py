@@ -30,6 +30,7 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
+from mechlp.model import tolerances
 from mechlp.solve import questions as design
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
@@ -237,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lo", type=float, default=0.01, help="lower end of the discount scan (default 0.01)")
     p.add_argument("--hi", type=float, default=0.99, help="upper end of the discount scan (default 0.99)")
     p.add_argument("--grid", type=int, default=41, help="grid points before bisection (default 41)")
-    p.add_argument("--tol", type=float, default=1e-9, help="bracket width of the bisection (default 1e-9)")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=tolerances.BISECTION_WIDTH,
+        help="bracket width of the bisection (default 1e-9)",
+    )
     p.set_defaults(func=_cmd_solve)
     c = sub.add_parser("check", help="re-check a certificate file against a model, without re-solving")
     c.add_argument("model", help="TOML model file")

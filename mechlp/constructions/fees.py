@@ -160,7 +160,7 @@ def _interim_over_others(
     return po @ x.T
 
 
-def zero_rent_types(env: Environment, values: PivotValues, tol: float = 1e-9) -> dict[str, list[int]]:
+def zero_rent_types(env: Environment, values: PivotValues, tol: float = tolerances.ZERO_RENT) -> dict[str, list[int]]:
     """Per agent, indices of types that are absorbing under every action and have :math:`M_i = 0` for every
     :math:`\\theta_{-i}` and period (Bergemann and Välimäki 2010, Assumption 1(i), generalised)."""
     out: dict[str, list[int]] = {}
@@ -507,7 +507,7 @@ def critical_discount(
     env_factory: Callable[[float], Environment],
     lo: float,
     hi: float,
-    tol: float = 1e-8,
+    tol: float = tolerances.FEE_BISECTION_WIDTH,
     *,
     grid: int = 41,
     mode: str = "ex_ante",
@@ -571,7 +571,7 @@ def critical_discount(
         brackets.append((a, b))
         crit.append(0.5 * (a + b))
         dirs.append("becomes infeasible" if ok_a else "becomes feasible")
-    monotone = bool(np.all(np.diff(vals) >= -1e-12 * np.maximum(1.0, np.abs(vals[1:]))))
+    monotone = bool(np.all(np.diff(vals) >= -tolerances.FEE_MONOTONE_RTOL * np.maximum(1.0, np.abs(vals[1:]))))
     feas_all = bool(ok.all())
     infeas_all = bool((~ok).all())
     if feas_all:

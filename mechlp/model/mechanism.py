@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mechlp.model import tolerances
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
 __all__ = ["Mechanism", "continuation_values"]
@@ -94,7 +95,8 @@ def continuation_values(space: StateSpace, flow: np.ndarray) -> np.ndarray:
 
 
 def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
-    """Validate a node allocation: shape ``(n_nodes, n_actions)``, finite, rows distributions (to 1e-9)."""
+    """Validate a node allocation: shape ``(n_nodes, n_actions)``, finite, rows distributions
+    (to ``tolerances.PROBABILITY``)."""
     env = space.env
     p = np.asarray(allocation, dtype=float)
     shape = (space.n_nodes, env.n_actions)
@@ -104,7 +106,8 @@ def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
         raise ValueError(
             "a node-dependent allocation needs kernels that ignore the action (beliefs would depend on it)"
         )
-    bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -1e-9, axis=1) | (np.abs(p.sum(1) - 1) > 1e-9))
+    tol = tolerances.PROBABILITY
+    bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -tol, axis=1) | (np.abs(p.sum(1) - 1) > tol))
     if bad.size:
         raise ValueError(f"allocation row of node {int(bad[0])} is not a probability distribution: {p[bad[0]]}")
     p = np.clip(p, 0.0, None)

@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from mechlp.backends import solve_arrays
 from mechlp.constraints import outside_options
 from mechlp.constraints.interim import InterimRows, interim_rows
+from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.spaces import StateSpace
 from mechlp.verify.checker import ImpossibilityCertificate
@@ -183,7 +184,7 @@ def impossibility_certificate(
     y_float = _farkas_float(rows_f, backend)
     if y_float is None:
         return None
-    y_float[y_float < 1e-13 * y_float.max()] = 0.0
+    y_float[y_float < tolerances.FARKAS_ZERO * y_float.max()] = 0.0
     nums = Numbers(env, exact=True)
     if exact is None:
         exact = nums.largest_denominator() <= AUTO_EXACT_DENOMINATOR and rows_f.n_cols <= AUTO_EXACT_COLUMNS

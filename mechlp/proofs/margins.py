@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from mechlp.backends import solve_arrays
 from mechlp.constraints import outside_options
 from mechlp.constraints.interim import interim_rows
+from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, to_fractions, transition
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import StateSpace
@@ -44,7 +45,8 @@ from mechlp.verify.checker import verify
 
 __all__ = ["exact_feasible_mechanism", "transfers_from_interim", "rebalance", "DEFAULT_MARGIN"]
 
-DEFAULT_MARGIN = 1e-6
+#: default margin on every row (:data:`mechlp.model.tolerances.EXACT_MARGIN`)
+DEFAULT_MARGIN = tolerances.EXACT_MARGIN
 
 
 def transfers_from_interim(space: StateSpace, nums: Numbers, interim: list[np.ndarray]) -> np.ndarray:

@@ -53,7 +53,7 @@ __all__ = [
 BUDGETS: tuple[str, ...] = ("interim", "ex_ante", "ex_post")
 METHODS: tuple[str, ...] = ("recursion", "lp")
 #: Relative slack allowed before two evaluations count as a monotonicity violation (rounding of Pi*).
-MONOTONE_RTOL: float = 1e-9
+MONOTONE_RTOL: float = tolerances.MONOTONE_RTOL
 _MAX_VIOLATIONS = 20
 
 
@@ -121,7 +121,7 @@ def scan_and_bisect(
     f: Callable[[float], float],
     lo: float,
     hi: float,
-    tol: float = 1e-9,
+    tol: float = tolerances.BISECTION_WIDTH,
     grid: int | Sequence[float] | np.ndarray = 41,
     threshold: float = -tolerances.SURPLUS,
 ) -> Scan:
@@ -313,7 +313,7 @@ def critical_delta(
     budget: str = "interim",
     lo: float = 0.01,
     hi: float = 0.99,
-    tol: float = 1e-9,
+    tol: float = tolerances.BISECTION_WIDTH,
     method: str = "recursion",
     grid: int | Sequence[float] | np.ndarray = 41,
     *,

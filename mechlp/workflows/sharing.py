@@ -134,8 +134,8 @@ RULES: tuple[str, ...] = ("equal", "designer", "maxmin", "min-max-transfer")
 BUDGETS: tuple[str, ...] = ("interim", "ex_post")
 CONSTRUCTIONS: tuple[str, ...] = ("interim", "shift", "own")
 
-#: tolerance for validating user-given shares (simplex membership)
-BETA_TOL = 1e-9
+#: tolerance for validating user-given shares (simplex membership): :data:`mechlp.model.tolerances.BETA`
+BETA_TOL = tolerances.BETA
 
 
 class NegativeSurplusError(ValueError):
@@ -839,7 +839,7 @@ def _beta_lp(
     # Tie-break: keep the optimal value, minimise sum |b - ref| (d >= +-(b - ref)).
     ref_value = 0.0 if (rule == "min-max-transfer" and budget == "interim") else 1.0 / n
     ref = np.full(nb, ref_value)
-    slack = 1e-9 * max(1.0, abs(obj))
+    slack = tolerances.TIE_BREAK_SLACK * max(1.0, abs(obj))
     n_var = nb + n_extra
     a_ub2 = sp.vstack(
         [
