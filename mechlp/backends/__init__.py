@@ -1,24 +1,73 @@
-"""Solver backends. Each returns a :class:`SolverOutput` and maps native statuses through its own ``STATUS_MAP``.
+"""Solver backends: the one entry point for every linear program of the package.
 
-Project statuses (documented in :mod:`mechlp.solve.result`): ``optimal``, ``infeasible``, ``unbounded``,
+:func:`solve_arrays` solves ``min cost @ z`` s.t. ``row_lower <= A z <= row_upper``,
+``col_lower <= z <= col_upper`` with the chosen backend; :func:`solve_lp` is the same call on an assembled
+:class:`~mechlp.lp.program.LinearProgram`. The main LPs (min-max, feasibility, second best) and the auxiliary
+ones (Farkas multipliers, margin mechanisms, intermediate mechanisms, the surplus-sharing LPs for beta) all go
+through here, so ``backend="cvxpy"`` reaches every one of them. No other module imports a solver.
+
+Each backend returns a :class:`SolverOutput` and maps native statuses through its own ``STATUS_MAP``. Project
+statuses (documented in :mod:`mechlp.solve.result`): ``optimal``, ``infeasible``, ``unbounded``,
 ``time_limit``, ``error``.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from mechlp.backends import cvxpy as cvxpy_backend
 from mechlp.backends import highs as highs_backend
 from mechlp.backends.base import BACKENDS, SolverOutput
 from mechlp.lp.program import LinearProgram
 
-__all__ = ["SolverOutput", "solve_lp", "BACKENDS"]
+__all__ = ["SolverOutput", "solve_arrays", "solve_lp", "BACKENDS"]
+
+_SOLVERS = {"highs": highs_backend.solve_arrays, "cvxpy": cvxpy_backend.solve_arrays}
+
+
+def solve_arrays(
+    a,
+    row_lower: np.ndarray,
+    row_upper: np.ndarray,
+    col_lower: np.ndarray,
+    col_upper: np.ndarray,
+    cost: np.ndarray,
+    backend: str = "highs",
+    **options,
+) -> SolverOutput:
+    r"""Solve :math:`\min_z c^\top z` s.t. :math:`l_r \le A z \le u_r`, :math:`l_c \le z \le u_c` with ``backend``.
+
+    Parameters
+    ----------
+    a : scipy.sparse matrix, shape (m, n)
+    row_lower, row_upper : ndarray, shape (m,)
+        Row bounds (``-inf`` / ``inf`` for an open side; equal for an equality row).
+    col_lower, col_upper : ndarray, shape (n,)
+        Column bounds.
+    cost : ndarray, shape (n,)
+    backend : {"highs", "cvxpy"}
+        ``"highs"``: highspy with raw CSC arrays (retries after solver errors, primal and dual values);
+        ``"cvxpy"``: cvxpy over the same arrays (primal values only).
+    **options
+        ``time_limit`` (seconds) for both; otherwise HiGHS option names for ``"highs"``, or ``solver`` and
+        ``Problem.solve`` keywords for ``"cvxpy"``.
+
+    Returns
+    -------
+    SolverOutput
+        ``x`` and ``objective`` are set only when ``status == "optimal"``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``backend``.
+    """
+    solver = _SOLVERS.get(backend)
+    if solver is None:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return solver(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
 
 
 def solve_lp(lp: LinearProgram, backend: str = "highs", **options) -> SolverOutput:
-    """Solve ``lp`` with ``backend`` (``"highs"``: highspy with raw CSC arrays; ``"cvxpy"``: cvxpy over the
-    same matrices)."""
-    if backend == "highs":
-        return highs_backend.solve(lp, **options)
-    if backend == "cvxpy":
-        return cvxpy_backend.solve(lp, **options)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    """Solve an assembled ``lp`` with ``backend``: :func:`solve_arrays` on its matrix, bounds and cost."""
+    return solve_arrays(lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, lp.cost, backend, **options)

@@ -1,8 +1,9 @@
-"""cvxpy over the same assembled matrices (for small or user-extended problems).
+"""cvxpy over the same arrays (for small or user-extended problems).
 
 The LP's rows are split into equality rows (``lower == upper``), rows with a finite lower bound and rows with
-a finite upper bound; transfer limits become variable bounds. cvxpy is 10-35x slower than the direct HiGHS
-path on mid-size trees (design.md section 8; ``benchmarks/``), so it is not the default.
+a finite upper bound; column bounds (transfer limits, sign constraints) become variable bounds. cvxpy is
+10-35x slower than the direct HiGHS path on mid-size trees (design.md section 8; ``benchmarks/``), so it is not
+the default.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from mechlp.backends.base import SolverOutput
-from mechlp.lp.program import LinearProgram
 
 #: native cvxpy problem status (the values of cvxpy's status constants, checked by a test) -> project status.
 #: "Inaccurate" answers are passed on as optimal/infeasible:
@@ -24,22 +25,42 @@ STATUS_MAP: dict[str, str] = {
     "infeasible_inaccurate": "infeasible",  # cvxpy.INFEASIBLE_INACCURATE
     "unbounded": "unbounded",  # cvxpy.UNBOUNDED
     "unbounded_inaccurate": "unbounded",  # cvxpy.UNBOUNDED_INACCURATE
+    "infeasible_or_unbounded": "infeasible_or_unbounded",  # cvxpy.settings.INFEASIBLE_OR_UNBOUNDED: resolved below
     "user_limit": "time_limit",  # cvxpy.USER_LIMIT
     "solver_error": "error",  # cvxpy.SOLVER_ERROR
 }
 
 
-def solve(lp: LinearProgram, solver: str | None = None, time_limit: float | None = None, **options) -> SolverOutput:
+def solve_arrays(
+    a,
+    row_lower,
+    row_upper,
+    col_lower,
+    col_upper,
+    cost,
+    solver: str | None = None,
+    time_limit: float | None = None,
+    **options,
+) -> SolverOutput:
+    """Solve ``min cost @ z`` s.t. ``row_lower <= a @ z <= row_upper``, ``col_lower <= z <= col_upper`` with cvxpy.
+
+    ``solver`` is a cvxpy solver name (default HiGHS when installed); ``options`` go to ``Problem.solve``. With
+    HiGHS an ``infeasible_or_unbounded`` answer is resolved by a presolve-free re-solve, as in the HiGHS backend;
+    left unresolved it is an ``"error"``. No duals are reported.
+    """
     import cvxpy as cp  # ~0.7 s to import: loaded only when this backend is used
 
     t0 = time.perf_counter()
-    a = lp.A.tocsr()
-    lo, hi = lp.row_lower, lp.row_upper
+    a = sp.csr_matrix(a)
+    lo = np.asarray(row_lower, dtype=float)
+    hi = np.asarray(row_upper, dtype=float)
+    col_lower = np.asarray(col_lower, dtype=float)
+    col_upper = np.asarray(col_upper, dtype=float)
     eq = lo == hi
     ge = ~eq & np.isfinite(lo)
     le = ~eq & np.isfinite(hi)
-    bounded = np.isfinite(lp.col_lower) | np.isfinite(lp.col_upper)
-    z = cp.Variable(lp.n_cols, bounds=[lp.col_lower, lp.col_upper] if bounded.any() else None)
+    bounded = np.isfinite(col_lower) | np.isfinite(col_upper)
+    z = cp.Variable(a.shape[1], bounds=[col_lower, col_upper] if bounded.any() else None)
     cons = []
     if eq.any():
         cons.append(a[eq] @ z == lo[eq])
@@ -47,17 +68,23 @@ def solve(lp: LinearProgram, solver: str | None = None, time_limit: float | None
         cons.append(a[ge] @ z >= lo[ge])
     if le.any():
         cons.append(a[le] @ z <= hi[le])
-    prob = cp.Problem(cp.Minimize(lp.cost @ z), cons)
+    prob = cp.Problem(cp.Minimize(np.asarray(cost, dtype=float) @ z), cons)
     chosen = solver or ("HIGHS" if "HIGHS" in cp.installed_solvers() else None)
     kwargs = dict(options)
     if time_limit is not None and chosen == "HIGHS":
         kwargs["time_limit"] = float(time_limit)
     try:
         prob.solve(solver=chosen, canon_backend="SCIPY", ignore_dpp=True, **kwargs)
+        native = str(prob.status)
+        status = STATUS_MAP.get(native, "error")
+        if status == "infeasible_or_unbounded" and chosen == "HIGHS":
+            prob.solve(solver=chosen, canon_backend="SCIPY", ignore_dpp=True, **{**kwargs, "presolve": "off"})
+            native = str(prob.status)
+            status = STATUS_MAP.get(native, "error")
     except cp.SolverError as exc:
         return SolverOutput("error", "solver_error", str(exc), None, None, None, time.perf_counter() - t0, "cvxpy")
-    native = str(prob.status)
-    status = STATUS_MAP.get(native, "error")
+    if status == "infeasible_or_unbounded":
+        status = "error"
     x = obj = None
     if status == "optimal" and z.value is not None:
         x = np.asarray(z.value, dtype=float)

@@ -12,7 +12,7 @@ import highspy
 import numpy as np
 
 from mechlp.backends.base import SolverOutput
-from mechlp.lp.program import LinearProgram
+from mechlp.model import tolerances
 
 _S = highspy.HighsModelStatus
 
@@ -39,16 +39,19 @@ STATUS_MAP: dict = {
     _S.kSolutionLimit: "error",
 }
 
-#: ``small_matrix_value``: HiGHS drops coefficients below 1e-9 by default. Continuation terms
-#: ``delta * P(theta'|theta)`` fall below that for small discount factors, and the LP can then exploit the
-#: missing links with huge utilities (seen: a 0.04 IC violation at delta = 1e-7, caught by the verifier).
-#: 1e-12 is HiGHS's smallest allowed value.
-DEFAULT_OPTIONS = {"output_flag": False, "solver": "simplex", "small_matrix_value": 1e-12}
+#: Options of every run: quiet, simplex, and ``small_matrix_value`` =
+#: :data:`mechlp.model.tolerances.HIGHS_SMALL_MATRIX_VALUE` (HiGHS's smallest allowed value; its default 1e-9
+#: drops the continuation terms of small discount factors, see that constant).
+DEFAULT_OPTIONS = {
+    "output_flag": False,
+    "solver": "simplex",
+    "small_matrix_value": tolerances.HIGHS_SMALL_MATRIX_VALUE,
+}
 
-
-def make_highs(lp: LinearProgram, **options) -> highspy.Highs:
-    """A ``Highs`` instance holding ``lp`` (passed with ``passModel`` on raw arrays)."""
-    return highs_from_arrays(lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, lp.cost, **options)
+#: Fallbacks tried, in order, when a run ends in a solver error (not for infeasible/unbounded answers).
+#: Dual simplex has ended in kSolveError/kUnknown on nearly degenerate kernels (rows differing by ~1e-7, or a
+#: 3x3 model at delta = 0.25) where presolve-free, primal simplex or interior point runs answer correctly.
+RETRIES: tuple[dict, ...] = ({"presolve": "off"}, {"simplex_strategy": 4}, {"solver": "ipm"})
 
 
 def highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options) -> highspy.Highs:
@@ -81,30 +84,11 @@ def highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **opt
     return h
 
 
-def solve_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options) -> tuple[str, np.ndarray | None, str]:
-    """Solve the LP of :func:`highs_from_arrays`: ``(project status, primal values or None, native message)``.
-
-    Used for the auxiliary LPs (Farkas multipliers, margin mechanisms); retries like :func:`solve`.
-    """
-    for extra in ({}, *RETRIES):
-        h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **{**options, **extra})
-        h.run()
-        ms = h.getModelStatus()
-        status = STATUS_MAP.get(ms, "error")
-        if status not in ("error", "infeasible_or_unbounded"):
-            break
-    x = np.asarray(h.getSolution().col_value, dtype=float) if status == "optimal" else None
-    return status, x, h.modelStatusToString(ms)
-
-
-#: Fallbacks tried, in order, when a run ends in a solver error (not for infeasible/unbounded answers).
-#: Dual simplex has ended in kSolveError/kUnknown on nearly degenerate kernels (rows differing by ~1e-7, or a
-#: 3x3 model at delta = 0.25) where presolve-free, primal simplex or interior point runs answer correctly.
-RETRIES: tuple[dict, ...] = ({"presolve": "off"}, {"simplex_strategy": 4}, {"solver": "ipm"})
-
-
-def solve(lp: LinearProgram, time_limit: float | None = None, **options) -> SolverOutput:
-    """Solve with HiGHS (dual simplex with presolve by default); ``options`` are HiGHS option names.
+def solve_arrays(
+    a, row_lower, row_upper, col_lower, col_upper, cost, time_limit: float | None = None, **options
+) -> SolverOutput:
+    """Solve ``min cost @ z`` s.t. ``row_lower <= a @ z <= row_upper``, ``col_lower <= z <= col_upper`` with HiGHS
+    (dual simplex with presolve by default); ``options`` are HiGHS option names.
 
     A run that ends in a solver error is retried with the settings of :data:`RETRIES`; the message says
     which attempt answered. An ``UnboundedOrInfeasible`` answer is resolved by a presolve-free re-solve.
@@ -115,7 +99,7 @@ def solve(lp: LinearProgram, time_limit: float | None = None, **options) -> Solv
     attempts = [dict(options)] + [{**options, **extra} for extra in RETRIES]
     note = ""
     for n, attempt in enumerate(attempts):
-        h = make_highs(lp, **attempt)
+        h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **attempt)
         h.run()
         model_status = h.getModelStatus()
         status = STATUS_MAP.get(model_status, "error")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from mechlp.constructions.dp import efficient_environment
+from mechlp.model import tolerances
 from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
 
 __all__ = [
@@ -214,7 +215,8 @@ def bv_scheduling(
         g = np.asarray(grid, dtype=float)
         if g.ndim != 1 or np.any(g <= 0) or np.any(np.diff(g) <= 0):
             raise ValueError(f"grid must be strictly increasing positive values, got {grid!r}")
-        missing = [float(v) for v in vals if not np.any(np.isclose(g, v))]
+        match = {"rtol": tolerances.MATCH_RTOL, "atol": tolerances.MATCH_ATOL}
+        missing = [float(v) for v in vals if not np.any(np.isclose(g, v, **match))]
         if missing:
             raise ValueError(f"every task value must lie in grid; missing {missing}")
         levels = [g for _ in range(n)]

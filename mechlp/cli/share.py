@@ -49,10 +49,10 @@ from mechlp.workflows.sharing import (
 __all__ = ["add_parsers", "share_payload", "share_report"]
 
 #: The Python function ``mechlp share`` mirrors, and the parameters it exposes (the min-max options
-#: ``horizon`` and ``backend`` are passed on through ``**minmax_options``).
+#: ``horizon`` is passed on through ``**minmax_options``).
 SHARE_FUNCTIONS = (share_surplus,)
-SHARE_OPTIONS = ("rule", "budget", "construction", "markov", "stationary", "limits")
-MINMAX_OPTIONS = ("horizon", "backend")
+SHARE_OPTIONS = ("rule", "budget", "construction", "markov", "stationary", "limits", "backend")
+MINMAX_OPTIONS = ("horizon",)
 MAX_ROWS = 40  # histories shown in the printed tables
 
 
@@ -220,6 +220,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
             "stationary": OptionSpec("beta depends on the last reports only"),
         },
         allowed={"budget": BUDGETS},
+        help={"backend": "backend of the min-max LP and the sharing LPs (None: highs)"},
     )
     p.add_argument("--beta", metavar="B1,B2,...", help="explicit shares, one per agent in model order (not --rule)")
     p.add_argument(
@@ -228,7 +229,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
         metavar="KEY=VALUE",
         help="override a model entry, e.g. --set discount=0.8 --set persistence=0.9",
     )
-    add_options(p, (minmax,), MINMAX_OPTIONS, help={"backend": "backend of the min-max LP"})
+    add_options(p, (minmax,), MINMAX_OPTIONS)
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.set_defaults(func=_cmd_share)
     return p

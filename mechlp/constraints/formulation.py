@@ -17,6 +17,7 @@ from mechlp.constraints import (
     transfer_bounds,
 )
 from mechlp.lp.program import LinearProgram, Variables, assemble
+from mechlp.model import tolerances
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 
@@ -63,12 +64,13 @@ def build_lp(
     blocks += ir_blocks(variables, views, list(q.outside), q.ir)
     blocks += budget_blocks(variables, q.budget)
     lo, hi = transfer_bounds(variables, q.limits)
-    # Coefficients below 1e-12 are dropped by HiGHS; say so instead of letting the verifier find out.
+    # Coefficients below HiGHS's small_matrix_value are dropped; say so instead of letting the verifier find out.
     for blk in blocks:
-        tiny = (blk.vals != 0) & (np.abs(blk.vals) < 1e-12)
+        tiny = (blk.vals != 0) & (np.abs(blk.vals) < tolerances.HIGHS_SMALL_MATRIX_VALUE)
         if tiny.any():
             warnings.warn(
-                f"{int(tiny.sum())} coefficients of the {blk.family} rows are below 1e-12 in magnitude (e.g. a "
+                f"{int(tiny.sum())} coefficients of the {blk.family} rows are below "
+                f"{tolerances.HIGHS_SMALL_MATRIX_VALUE:g} in magnitude (e.g. a "
                 "tiny discount factor or transition probability); solvers may ignore them, so rely on the "
                 "verification of the answer",
                 RuntimeWarning,

@@ -40,6 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 
 __all__ = [
@@ -52,7 +53,7 @@ __all__ = [
     "TIE_TOL",
 ]
 
-TIE_TOL = 1e-9  # relative: Q values within TIE_TOL * scale of the maximum are ties
+TIE_TOL = tolerances.TIE  # relative: Q values within TIE_TOL * scale of the maximum are ties
 _DIRECT_NNZ_LIMIT = 20_000_000  # largest joint kernel stored for a direct policy-evaluation solve
 
 
@@ -260,7 +261,7 @@ def _evaluate(
         return np.ravel(v) - delta * ev[np.arange(k), policy]
 
     op = spla.LinearOperator((k, k), matvec=matvec, dtype=float)
-    sol, info = spla.gmres(op, reward, rtol=1e-14, atol=0.0, restart=200, maxiter=10_000)
+    sol, info = spla.gmres(op, reward, rtol=tolerances.GMRES_RTOL, atol=0.0, restart=200, maxiter=10_000)
     if info != 0:
         raise RuntimeError(f"policy evaluation by GMRES did not converge (info={info}) on {k:,} profiles")
     return np.asarray(sol, dtype=float)
@@ -321,7 +322,7 @@ def _solve(
         v = _evaluate(kernels, counts, final, reward[rows, final], delta, na)
         q = masked + delta * _expected_all(v, kernels, counts, na)
     residual = float(np.max(np.abs(v - q.max(axis=1))))
-    if residual > 1e3 * tie_tol + 1e-9 * scale / (1.0 - delta):
+    if residual > 1e3 * tie_tol + tolerances.BELLMAN_RESIDUAL * scale / (1.0 - delta):
         raise RuntimeError(f"policy iteration ended with a Bellman residual of {residual:.3g}")
     return v, final, q, residual, it, tie_tol
 

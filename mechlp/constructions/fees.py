@@ -159,7 +159,7 @@ def _interim_over_others(
     return po @ x.T
 
 
-def zero_rent_types(env: Environment, values: PivotValues, tol: float = 1e-9) -> dict[str, list[int]]:
+def zero_rent_types(env: Environment, values: PivotValues, tol: float = tolerances.ZERO_RENT) -> dict[str, list[int]]:
     """Per agent, indices of types that are absorbing under every action and have :math:`M_i = 0` for every
     :math:`\\theta_{-i}` and period (Bergemann and Välimäki 2010, Assumption 1(i), generalised)."""
     out: dict[str, list[int]] = {}
@@ -501,7 +501,7 @@ def critical_discount(
     env_factory: Callable[[float], Environment],
     lo: float = 0.01,
     hi: float = 0.99,
-    tol: float = 1e-8,
+    tol: float = tolerances.FEE_BISECTION_WIDTH,
     *,
     grid: int = 41,
     mode: str = "ex_ante",

@@ -49,6 +49,7 @@ from mechlp.constructions.dp import (
     feasible_without,
     others_index,
 )
+from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace
@@ -128,7 +129,11 @@ def _check_allocation(env: Environment, full: DPSolution, tol: float) -> float:
 
 
 def pivot_values(
-    env: Environment, *, horizon: int | None = None, feasible: np.ndarray | None = None, check_tol: float = 1e-7
+    env: Environment,
+    *,
+    horizon: int | None = None,
+    feasible: np.ndarray | None = None,
+    check_tol: float = tolerances.DYNAMIC_EFFICIENCY,
 ) -> PivotValues:
     r"""Compute :math:`W`, :math:`W_{-i}`, the pivot transfers and the marginal contributions per profile.
 

@@ -356,7 +356,7 @@ def _check_efficient(env: Environment) -> None:
     best = total.max(axis=1)
     got = np.einsum("ka,ka->k", env.allocation, total)
     scale = max(1.0, float(np.max(np.abs(total))))
-    bad = np.flatnonzero(got < best - 1e-12 * scale)
+    bad = np.flatnonzero(got < best - tolerances.FLOW_EFFICIENCY * scale)
     if bad.size:
         k = int(bad[0])
         raise ValueError(

@@ -123,7 +123,7 @@ def scan_and_bisect(
     f: Callable[[float], float],
     lo: float,
     hi: float,
-    tol: float = 1e-9,
+    tol: float = tolerances.BISECTION_WIDTH,
     grid: int | Sequence[float] | np.ndarray = 41,
     threshold: float = -tolerances.SURPLUS,
 ) -> Scan:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mechlp.model import tolerances
 from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
 from mechlp.model.spaces import StateSpace
 
@@ -29,7 +30,8 @@ __all__ = ["Mechanism"]
 
 
 def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
-    """Validate a node allocation: shape ``(n_nodes, n_actions)``, finite, rows distributions (to 1e-9)."""
+    """Validate a node allocation: shape ``(n_nodes, n_actions)``, finite, rows distributions
+    (to ``tolerances.PROBABILITY``)."""
     env = space.env
     p = np.asarray(allocation, dtype=float)
     shape = (space.n_nodes, env.n_actions)
@@ -39,7 +41,8 @@ def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
         raise ValueError(
             "a node-dependent allocation needs kernels that ignore the action (beliefs would depend on it)"
         )
-    bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -1e-9, axis=1) | (np.abs(p.sum(1) - 1) > 1e-9))
+    tol = tolerances.PROBABILITY
+    bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -tol, axis=1) | (np.abs(p.sum(1) - 1) > tol))
     if bad.size:
         raise ValueError(f"allocation row of node {int(bad[0])} is not a probability distribution: {p[bad[0]]}")
     p = np.clip(p, 0.0, None)

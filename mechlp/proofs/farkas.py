@@ -15,7 +15,8 @@ If a mechanism satisfied every row, ``L`` would be ``>= 0``: contradiction. In L
 How a certificate is made (:func:`impossibility_certificate`):
 
 1. build the interim rows in floats and solve the Farkas LP ``min 1^T y`` s.t. ``A^T y = 0``, ``b^T y = 1``,
-   ``y >= 0`` with HiGHS (our own LP, so presolve cannot hide the ray);
+   ``y >= 0`` with the chosen backend (:func:`mechlp.backends.solve_arrays`; our own LP, so presolve cannot
+   hide the ray);
 2. recompute the vertex exactly: on the support of the float solution, solve ``A_S^T y_S = 0``,
    ``b_S^T y_S = 1`` in rationals with the rows rebuilt from the model's numbers (small problems, up to
    ``SUPPORT_SOLVE_COLUMNS`` variables); otherwise
@@ -39,8 +40,9 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
-from mechlp.backends.highs import solve_arrays
+from mechlp.backends import solve_arrays
 from mechlp.constraints.interim import InterimRows, interim_rows
+from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
@@ -57,7 +59,7 @@ AUTO_EXACT_DENOMINATOR = 10**6
 AUTO_EXACT_COLUMNS = 2000
 
 
-def _farkas_float(rows: InterimRows) -> np.ndarray | None:
+def _farkas_float(rows: InterimRows, backend: str = "highs") -> np.ndarray | None:
     a = sp.csr_matrix((rows.vals.astype(float), (rows.rows, rows.cols)), shape=(rows.n_rows, rows.n_cols))
     b = rows.b.astype(float)
     # variables y (one per row); constraints: A^T y = 0 (n_cols rows) and b^T y = 1
@@ -65,8 +67,8 @@ def _farkas_float(rows: InterimRows) -> np.ndarray | None:
     rhs = np.zeros(rows.n_cols + 1)
     rhs[-1] = 1.0
     m = rows.n_rows
-    status, y, _ = solve_arrays(system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m))
-    return y if status == "optimal" else None
+    out = solve_arrays(system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m), backend)
+    return out.x if out.status == "optimal" else None
 
 
 def _support_solve(rows: InterimRows, y_float: np.ndarray) -> np.ndarray | None:
@@ -149,6 +151,7 @@ def impossibility_certificate(
     minmax_surplus: np.ndarray | None = None,
     exact: bool | None = None,
     question: Question | None = None,
+    backend: str = "highs",
 ) -> ImpossibilityCertificate | None:
     """Farkas multipliers proving that no mechanism satisfies IC, IR and ``budget`` on ``space``.
 
@@ -166,6 +169,9 @@ def impossibility_certificate(
     interim formulation has at most ``AUTO_EXACT_COLUMNS`` variables. Models typed with long floats (random
     kernels) make rational arithmetic explode; their certificates are then checked in floats only, which the
     summary says. ``exact=True`` forces the exact path, ``False`` skips it.
+
+    ``backend`` (``"highs"`` or ``"cvxpy"``) solves the Farkas LP (:func:`mechlp.backends.solve_arrays`); the
+    certificate is checked the same way whichever backend found it.
     """
     env = space.env
     q = question or Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
@@ -175,10 +181,10 @@ def impossibility_certificate(
     ic, ir, budget, rows_budget = relaxed.ic, relaxed.ir, q.budget, relaxed.budget
     outside = list(q.outside)
     rows_f = interim_rows(space, Numbers(env, exact=False), ic, ir, rows_budget, outside)
-    y_float = _farkas_float(rows_f)
+    y_float = _farkas_float(rows_f, backend)
     if y_float is None:
         return None
-    y_float[y_float < 1e-13 * y_float.max()] = 0.0
+    y_float[y_float < tolerances.FARKAS_ZERO * y_float.max()] = 0.0
     nums = Numbers(env, exact=True)
     if exact is None:
         exact = nums.largest_denominator() <= AUTO_EXACT_DENOMINATOR and rows_f.n_cols <= AUTO_EXACT_COLUMNS

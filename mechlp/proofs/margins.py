@@ -35,8 +35,9 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
-from mechlp.backends.highs import solve_arrays
+from mechlp.backends import solve_arrays
 from mechlp.constraints.interim import interim_rows
+from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
@@ -46,7 +47,8 @@ from mechlp.verify.checker import verify
 
 __all__ = ["exact_feasible_mechanism", "DEFAULT_MARGIN"]
 
-DEFAULT_MARGIN = 1e-6
+#: default margin on every row (:data:`mechlp.model.tolerances.EXACT_MARGIN`)
+DEFAULT_MARGIN = tolerances.EXACT_MARGIN
 
 
 def exact_feasible_mechanism(
@@ -58,6 +60,7 @@ def exact_feasible_mechanism(
     outside_option=0.0,
     margin: float = DEFAULT_MARGIN,
     question: Question | None = None,
+    backend: str = "highs",
 ):
     """A mechanism satisfying every row exactly, with its exact verification, or ``(None, reason)``.
 
@@ -65,6 +68,7 @@ def exact_feasible_mechanism(
     interim/ex_ante/ex_post/none. Returns ``(mechanism, verification)`` where ``mechanism.exact_transfers`` holds
     the fractions and ``verification`` is ``verify(..., exact=True)``. ``question`` (a
     :class:`~mechlp.model.question.Question`) replaces ``ic``, ``ir``, ``budget`` and ``outside_option``.
+    ``backend`` (``"highs"`` or ``"cvxpy"``) solves the margin LP (:func:`mechlp.backends.solve_arrays`).
     """
     env = space.env
     q = question or Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
@@ -83,11 +87,18 @@ def exact_feasible_mechanism(
     for i, m in enumerate(rows.marginals):
         hh, tt = np.meshgrid(np.arange(m.shape[0]), np.arange(m.shape[1]), indexing="ij")
         cost[rows.col(i, hh.reshape(-1), tt.reshape(-1))] += m.reshape(-1)
-    status, z, native = solve_arrays(
-        a, lower, np.full(rows.n_rows, np.inf), np.full(rows.n_cols, -np.inf), np.full(rows.n_cols, np.inf), cost
+    out = solve_arrays(
+        a,
+        lower,
+        np.full(rows.n_rows, np.inf),
+        np.full(rows.n_cols, -np.inf),
+        np.full(rows.n_cols, np.inf),
+        cost,
+        backend,
     )
-    if status != "optimal":
-        return None, f"no mechanism satisfies every row with margin {margin:g} ({native})"
+    if out.status != "optimal":
+        return None, f"no mechanism satisfies every row with margin {margin:g} ({out.message})"
+    z = out.x
     nums = Numbers(env, exact=True)
     interim = []
     for i, m in enumerate(rows.marginals):

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.model import tolerances
 from mechlp.model.bisection import Scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.question import parse_notion
@@ -181,7 +182,7 @@ def critical_delta(
     budget: str = "interim",
     lo: float = 0.01,
     hi: float = 0.99,
-    tol: float = 1e-9,
+    tol: float = tolerances.BISECTION_WIDTH,
     method: str = "recursion",
     grid: int | Sequence[float] | np.ndarray = 41,
     *,

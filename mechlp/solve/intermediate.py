@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mechlp.backends.highs import solve_arrays
+from mechlp.backends import solve_arrays, solve_lp
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.lp.program import assemble
@@ -137,10 +137,6 @@ def intermediate_lp(
     return assemble(variables, blocks, intermediate_surplus_cost(variables, w))
 
 
-def _solve(lp, **options):
-    return solve_arrays(lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, lp.cost, **options)
-
-
 def _answer(space, lp, z, ir, budget, outside_option, question) -> IntermediateResult:
     parts = lp.variables.split(z)
     transfers = parts["x"]
@@ -170,24 +166,27 @@ def intermediate_feasibility(
     ir: str = "interim",
     outside_option=0.0,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    backend: str = "highs",
     **solver_options,
 ) -> IntermediateResult:
     """Is the allocation implementable by an intermediate mechanism with IC, IR and ``budget`` balance?
 
     ``budget`` in ``("interim", "ex_ante", "ex_post", "none")``. Solved with the objective ``Pi(root)`` (the
     surplus at the other designer histories may be unbounded, see the module docstring); a feasible answer carries
-    a mechanism verified by :func:`mechlp.verify.checker.verify_intermediate`.
+    a mechanism verified by :func:`mechlp.verify.checker.verify_intermediate`. ``backend`` (``"highs"`` or
+    ``"cvxpy"``) and ``solver_options`` go to :func:`mechlp.backends.solve_lp`.
     """
     sp = _signal_space(env, space, horizon, memory_limit)
     weights = np.zeros(sp.tree.n_hist)
     weights[0] = 1.0
     lp = intermediate_lp(sp, ir=ir, budget=budget, outside_option=outside_option, weights=weights)
-    status, z, native = _solve(lp, **solver_options)
+    out = solve_lp(lp, backend, **solver_options)
+    status, z = out.status, out.x
     where = f"intermediate mechanism, {sp.horizon} periods"
     if status != "optimal":
         return IntermediateResult(
             status,
-            f"{budget} budget balance: {status} ({where}; HiGHS: {native})",
+            f"{budget} budget balance: {status} ({where}; {backend}: {out.message})",
             sp,
             options={"ir": ir, "budget": budget, "outside_option": outside_option},
         )
@@ -206,6 +205,7 @@ def intermediate_minmax(
     outside_option=0.0,
     histories: np.ndarray | None = None,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    backend: str = "highs",
     **solver_options,
 ) -> IntermediateResult:
     """The most designer surplus at each designer history over IC and IR intermediate mechanisms.
@@ -214,6 +214,7 @@ def intermediate_minmax(
     history's :math:`\\Pi(h)` alone; ``best[h]`` is the optimum or ``inf`` when the LP is unbounded, ``bounded[h]``
     says which. ``transfers`` / ``surplus`` / ``certificate`` are those of the root's LP (which is always bounded
     when the public one is: its value equals the public :math:`\\Pi^*(\\text{root})`, Lamba 2022, section 7.3).
+    ``backend`` (``"highs"`` or ``"cvxpy"``) and ``solver_options`` go to :func:`mechlp.backends.solve_arrays`.
     """
     sp = _signal_space(env, space, horizon, memory_limit)
     n_hist = sp.tree.n_hist
@@ -226,18 +227,19 @@ def intermediate_minmax(
     lp = intermediate_lp(sp, ir=ir, outside_option=outside_option, weights=np.zeros(n_hist))
     for h in hs:  # one LP per examined history: same rows, the objective is that history's surplus
         cost = intermediate_surplus_cost(lp.variables, np.eye(1, n_hist, int(h))[0])
-        status, z, native = solve_arrays(
-            lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, cost, **solver_options
+        out = solve_arrays(
+            lp.A, lp.row_lower, lp.row_upper, lp.col_lower, lp.col_upper, cost, backend, **solver_options
         )
+        status, z = out.status, out.x
         if status == "optimal":
             best[h] = -float(cost @ z)
             bounded[h] = True
             if h == 0:
                 root = z
-        elif status in ("unbounded", "infeasible_or_unbounded"):
+        elif status == "unbounded":
             best[h] = np.inf
         else:
-            return IntermediateResult(status, f"HiGHS returned {status} at designer history {h}: {native}", sp)
+            return IntermediateResult(status, f"{backend} returned {status} at designer history {h}: {out.message}", sp)
     res = _answer(sp, lp, root, ir, "none", outside_option, "minmax")
     unb = [int(h) for h in hs if not bounded[h]]
     res.best, res.bounded = best, bounded

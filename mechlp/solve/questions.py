@@ -255,11 +255,12 @@ def feasibility(
     certify : bool
         For an infeasible answer, compute Farkas multipliers over the labelled constraints
         (:func:`mechlp.proofs.farkas.impossibility_certificate`), verified in floats and exactly; stored in
-        ``result.certificate``. Available for Bayesian/local IC with interim/ex ante IR.
+        ``result.certificate``. Available for Bayesian/local IC with interim/ex ante IR. The Farkas LP is
+        solved with ``backend``.
     exact : bool
         For a feasible answer, also build a mechanism that satisfies every row exactly
-        (:func:`mechlp.proofs.margins.exact_feasible_mechanism`) and re-check it in rationals:
-        ``result.exact_mechanism``, ``result.exact_check``.
+        (:func:`mechlp.proofs.margins.exact_feasible_mechanism`, its margin LP solved with ``backend``) and
+        re-check it in rationals: ``result.exact_mechanism``, ``result.exact_check``.
 
     Returns
     -------
@@ -300,12 +301,12 @@ def feasibility(
     res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
     if res.status == "infeasible" and certify and not q.has_limits:
         t0 = time.perf_counter()
-        cert = impossibility_certificate(sp, question=q, minmax_surplus=pi)
+        cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend)
         res.timings["certificate"] = time.perf_counter() - t0
         res.certificate = cert
     if res.status == "optimal" and exact and not q.has_limits:
         t0 = time.perf_counter()
-        mech, check = exact_feasible_mechanism(sp, question=q)
+        mech, check = exact_feasible_mechanism(sp, question=q, backend=backend)
         res.timings["exact"] = time.perf_counter() - t0
         res.exact_mechanism = mech
         res.exact_check = check

@@ -112,17 +112,17 @@ IC_MODES: tuple[str, ...] = ("bayesian", "local")
 #: A Bellman-Ford relaxation counts only when it raises a utility by more than ``RELAX_TOL * (1 + |U|)``:
 #: zero-weight cycles (pooled types) then never update, so the binding edges always form a tree; a history still
 #: improving after ``K_i`` rounds has a positive cycle (weight above this threshold) and is reported.
-RELAX_TOL: float = 1e-13
+RELAX_TOL: float = tolerances.RELAX
 #: Markov fixed point: accepted when one more application of the backward map moves no interim utility by more
 #: than ``FIXED_POINT_TOL * (1 + max |U|)``.
-FIXED_POINT_TOL: float = 1e-12
+FIXED_POINT_TOL: float = tolerances.FIXED_POINT
 #: Largest linear system (contexts x types of one agent) of the exact-structure step; larger Markov problems
 #: are iterated until the change is below ``FIXED_POINT_TOL``.
 EXACT_STEP_MAX_UNKNOWNS: int = 3000
 #: An edge is tight (binding) when its slack is at most ``TIGHT_TOL * (1 + |U|)``.
-TIGHT_TOL: float = 1e-11
+TIGHT_TOL: float = tolerances.TIGHT
 #: Coefficients of the pointwise-optimality check may be this negative (rounding of kernel differences).
-CHECK_TOL: float = 1e-12
+CHECK_TOL: float = tolerances.POINTWISE_CHECK
 _MAX_CYCLES_REPORTED = 5
 
 
@@ -585,9 +585,9 @@ def _optimality_terms(
         nxt = mat @ vec
         bound = min(bound, float(np.max(nxt / vec)))  # Collatz-Wielandt: an upper bound for every positive vec
         top = float(nxt.max())
-        if bound < 1.0 - 1e-9 or top == 0.0:
+        if bound < 1.0 - tolerances.SPECTRAL_MARGIN or top == 0.0:
             break
-        vec = nxt / top + 1e-12
+        vec = nxt / top + tolerances.POWER_ITERATION_FLOOR
     return min_coef, bound
 
 
@@ -1087,7 +1087,7 @@ def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
                 new = w + m.delta * m.apply_transition(wn)
                 change = float(np.abs(new - wn).max())
                 wn = new
-                if factor * change <= 1e-14 * (1.0 + float(np.abs(wn).max())) or change == 0.0:
+                if factor * change <= tolerances.WELFARE_FIXED_POINT * (1.0 + float(np.abs(wn).max())) or change == 0.0:
                     break
         states = markov[0]
         prev = space.hist_prev_profile[states]

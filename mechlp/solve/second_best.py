@@ -51,6 +51,7 @@ from mechlp.constraints.allocation import (
     simplex_block,
 )
 from mechlp.lp.program import LinearProgram, Variables, assemble
+from mechlp.model import tolerances
 from mechlp.model.beliefs import continuation_values, joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -74,7 +75,7 @@ __all__ = [
 OBJECTIVES = ("welfare", "gains_from_trade", "revenue")
 
 #: Dual feasibility tolerance of :func:`dual_certificate` (residuals and sign violations above it fail).
-DUAL_TOL = 1e-7
+DUAL_TOL = tolerances.DUAL
 
 
 # ---------------------------------------------------------------------------------------------- values

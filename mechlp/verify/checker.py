@@ -523,7 +523,7 @@ def _worst_solvency(space: StateSpace, nums: Numbers, collected: np.ndarray, pi:
             if nums.exact:
                 done = all(a == b for a, b in zip(new, w, strict=True))
             else:
-                done = bool(np.max(np.abs(new - w)) <= 1e-15 * scale)
+                done = bool(np.max(np.abs(new - w)) <= tolerances.SAVINGS_SWEEP * scale)
             w = new
             if done:
                 return w, choice, True
@@ -1080,7 +1080,7 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     ``x = 0`` and at probe transfers; ``L`` is affine in the transfers, so it is constant iff it takes the same
     value at ``0`` and at every unit vector (used when there are at most ``EXACT_UNIT_PROBES`` coordinates in
     exact mode) or, with overwhelming probability, at random points. In floats the probes must agree within
-    ``1e-9`` relative to the size of the terms; in exact mode they must agree exactly.
+    ``tolerances.FARKAS_FLOAT_CHECK`` relative to the size of the terms; in exact mode they must agree exactly.
 
     Returns
     -------
@@ -1132,7 +1132,7 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
             else f"exact: L(0) = {float(l0):.3g}, largest change over probes {dev:.3g} (must be 0)"
         )
     else:
-        ok = dev <= 1e-9 * scale and float(l0) < -1e-9 * scale
+        ok = dev <= tolerances.FARKAS_FLOAT_CHECK * scale and float(l0) < -tolerances.FARKAS_FLOAT_CHECK * scale
         msg = f"float: L(0) = {float(l0):.6g}, largest change over {len(probes)} random probes {dev:.2g}"
     return {
         "ok": bool(ok),

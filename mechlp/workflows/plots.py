@@ -37,6 +37,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from mechlp.model import tolerances
 from mechlp.model.mechanism import Mechanism
 from mechlp.solve.figures import MAX_TREE_HISTORIES, draw, new_figure, save_figure
 from mechlp.solve.result import Result
@@ -72,7 +73,11 @@ def _filter(df: pd.DataFrame, where: Mapping[str, Any] | None) -> pd.DataFrame:
         if k not in df:
             raise ValueError(f"where: no column {k!r}; columns are {list(df.columns)}")
         col = df[k]
-        mask &= np.isclose(col.astype(float), float(v)) if pd.api.types.is_numeric_dtype(col) else (col == v)
+        mask &= (
+            np.isclose(col.astype(float), float(v), rtol=tolerances.MATCH_RTOL, atol=tolerances.MATCH_ATOL)
+            if pd.api.types.is_numeric_dtype(col)
+            else (col == v)
+        )
     out = df[mask]
     if out.empty:
         raise ValueError(f"where={dict(where)} selects no rows")

@@ -73,7 +73,7 @@ Choosing beta (``rule``)
 ``"equal"``: :math:`\beta_i = 1/n` (the agents split all the surplus; Lamba's eqs. 10-11 for ``n = 2``).
 ``"designer"``: :math:`\beta = 0` (the min-max mechanism itself; interim budget only). An explicit array
 (shape ``(n,)`` or ``(n, n_hist)``) is validated against the simplex. Two rules are linear programs in
-:math:`\beta` (solved with HiGHS through :func:`scipy.optimize.linprog`; transfers are linear in
+:math:`\beta` (solved by :func:`mechlp.backends.solve_arrays` with the min-max LP's backend; transfers are linear in
 :math:`\beta` for every construction):
 
 ``"maxmin"``
@@ -102,8 +102,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
+from mechlp.backends import solve_arrays
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
 from mechlp.model.beliefs import marginal_beliefs, others_beliefs
@@ -137,8 +137,8 @@ RULES: tuple[str, ...] = ("equal", "designer", "maxmin", "min-max-transfer")
 BUDGETS: tuple[str, ...] = ("interim", "ex_post")
 CONSTRUCTIONS: tuple[str, ...] = ("interim", "shift", "own")
 
-#: tolerance for validating user-given shares (simplex membership)
-BETA_TOL = 1e-9
+#: tolerance for validating user-given shares (simplex membership): :data:`mechlp.model.tolerances.BETA`
+BETA_TOL = tolerances.BETA
 
 
 class NegativeSurplusError(ValueError):
@@ -715,17 +715,25 @@ def _linear_map(ops: _Ops, pi: np.ndarray, groups: np.ndarray, construction: str
 
 def _solve_lp(
     c: np.ndarray,
-    a_ub: sp.spmatrix | None,
-    b_ub: np.ndarray | None,
+    a_ub: sp.spmatrix,
+    b_ub: np.ndarray,
     a_eq: sp.spmatrix | None,
     b_eq: np.ndarray | None,
     bounds: list[tuple[float | None, float | None]],
+    backend: str,
 ) -> tuple[str, np.ndarray | None, float | None, str]:
-    res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-    status = {0: "optimal", 1: "time_limit", 2: "infeasible", 3: "unbounded"}.get(res.status, "error")
-    if status != "optimal":
-        return status, None, None, str(res.message)
-    return status, np.asarray(res.x), float(res.fun), str(res.message)
+    """``min c @ z`` s.t. ``a_ub z <= b_ub``, ``a_eq z = b_eq``, ``bounds`` (``None``: open side), by
+    :func:`mechlp.backends.solve_arrays`: status, ``z``, objective, solver message."""
+    a = sp.vstack([a_ub] if a_eq is None else [a_ub, a_eq], format="csc")
+    eq = np.zeros(0) if b_eq is None else np.asarray(b_eq, dtype=float)
+    row_lower = np.concatenate([np.full(a_ub.shape[0], -np.inf), eq])
+    row_upper = np.concatenate([np.asarray(b_ub, dtype=float), eq])
+    col_lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds], dtype=float)
+    col_upper = np.array([np.inf if hi is None else hi for _, hi in bounds], dtype=float)
+    out = solve_arrays(a, row_lower, row_upper, col_lower, col_upper, c, backend)
+    if out.status != "optimal":
+        return out.status, None, None, out.message
+    return out.status, out.x, out.objective, out.message
 
 
 def _beta_lp(
@@ -739,8 +747,10 @@ def _beta_lp(
     groups: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
+    backend: str,
 ) -> tuple[str, np.ndarray | None, float | None, str]:
-    """Solve the beta LP of ``rule``; returns status, beta per history (n, H), objective, solver message."""
+    """Solve the beta LP of ``rule`` with ``backend``; returns status, beta per history (n, H), objective, solver
+    message."""
     n, n_hist = ops.n, ops.h
     n_groups = int(groups.max()) + 1
     nb = n * n_groups
@@ -798,14 +808,14 @@ def _beta_lp(
     b_eq = np.concatenate(eq_rhs) if eq_rhs else None
     cost = np.concatenate([np.zeros(nb), cost_extra])
     bounds = [(0.0, 1.0)] * nb + extra_bounds
-    status, z, obj, msg = _solve_lp(cost, a_ub, b_ub, a_eq, b_eq, bounds)
+    status, z, obj, msg = _solve_lp(cost, a_ub, b_ub, a_eq, b_eq, bounds, backend)
     if status != "optimal" or z is None or obj is None:
         return status, None, None, msg
 
     # Tie-break: keep the optimal value, minimise sum |b - ref| (d >= +-(b - ref)).
     ref_value = 0.0 if (rule == "min-max-transfer" and budget == "interim") else 1.0 / n
     ref = np.full(nb, ref_value)
-    slack = 1e-9 * max(1.0, abs(obj))
+    slack = tolerances.TIE_BREAK_SLACK * max(1.0, abs(obj))
     n_var = nb + n_extra
     a_ub2 = sp.vstack(
         [
@@ -819,7 +829,7 @@ def _beta_lp(
     b_ub2 = np.concatenate([b_ub, [obj + slack], ref, -ref])
     a_eq2 = sp.hstack([a_eq, sp.csr_matrix((a_eq.shape[0], nb))], format="csr") if a_eq is not None else None
     cost2 = np.concatenate([np.zeros(n_var), np.ones(nb)])
-    status2, z2, _, _ = _solve_lp(cost2, a_ub2, b_ub2, a_eq2, b_eq, bounds + [(0.0, None)] * nb)
+    status2, z2, _, _ = _solve_lp(cost2, a_ub2, b_ub2, a_eq2, b_eq, bounds + [(0.0, None)] * nb, backend)
     if status2 == "optimal" and z2 is not None:
         z = z2[:n_var]
     b = np.clip(z[:nb].reshape(n, n_groups), 0.0, 1.0)
@@ -840,6 +850,7 @@ def share_surplus(
     stationary: bool = False,
     limits: Mapping | None = None,
     base: Mechanism | None = None,
+    backend: str | None = None,
     **minmax_options: Any,
 ) -> SharingResult:
     r"""Share the min-max surplus :math:`\Pi^*(h)` by a rule :math:`\beta` and build a verified mechanism.
@@ -870,9 +881,13 @@ def share_surplus(
     base : Mechanism, optional
         Base of the ``"shift"`` construction (default: the min-max mechanism of ``source``). It must have
         the min-max interim utilities (e.g. :func:`mechlp.constructions.minmax_mechanism` for bilateral trade).
+    backend : {"highs", "cvxpy"}, optional
+        LP backend of the min-max LP (when ``source`` is an environment) and of the beta LPs of ``"maxmin"`` and
+        ``"min-max-transfer"`` (:func:`mechlp.backends.solve_arrays`). Default: the backend of the min-max
+        result (``"highs"`` when it has none, e.g. ``method="recursion"``).
     **minmax_options
         Passed to :func:`mechlp.solve.questions.minmax` when ``source`` is an environment (``space``, ``horizon``,
-        ``ic``, ``backend``, ...).
+        ``ic``, ...).
 
     Returns
     -------
@@ -901,7 +916,7 @@ def share_surplus(
             raise ValueError("minmax options are only accepted with an Environment source")
         mm = source
     elif isinstance(source, Environment):
-        mm = minmax(source, **minmax_options)
+        mm = minmax(source, **minmax_options) if backend is None else minmax(source, backend=backend, **minmax_options)
     else:
         raise TypeError(f"source must be an Environment or a minmax Result, got {type(source).__name__}")
     if mm.question != "minmax" or mm.status != "optimal" or mm.mechanism is None or mm.surplus is None:
@@ -939,7 +954,17 @@ def share_surplus(
         beta = np.zeros((ops.n, ops.h))
     else:
         status, beta_lp, objective, msg = _beta_lp(
-            ops, rule, budget, construction, pi, ubar_star, base.transfers, groups, lo, hi
+            ops,
+            rule,
+            budget,
+            construction,
+            pi,
+            ubar_star,
+            base.transfers,
+            groups,
+            lo,
+            hi,
+            mm.options.get("backend", "highs") if backend is None else backend,
         )
         if status != "optimal" or beta_lp is None:
             what = "with the transfer limits" if np.isfinite(lo).any() or np.isfinite(hi).any() else ""
