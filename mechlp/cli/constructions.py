@@ -33,8 +33,8 @@ from mechlp.catalog.io import load_model
 from mechlp.cli.options import OptionSpec, add_command, add_options
 from mechlp.constructions.fees import MODES, SPLITS, WORST_OVER, critical_discount, lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
+from mechlp.model.answer import SCHEMA_VERSION, write_json
 from mechlp.model.environment import Environment
-from mechlp.verify.certfile import write_json
 
 __all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload"]
 
@@ -111,17 +111,20 @@ def resolve_model(
 
 # ---------------------------------------------------------------------------------------------- payloads
 def _verification_dict(ver) -> dict | None:
+    """``ok``, ``options`` (``ic``, ``ir``, ``budget``) and ``max_violation`` of :meth:`Verification.to_dict`."""
     if ver is None:
         return None
+    d = ver.to_dict()
     return {
-        "ok": bool(ver.ok),
-        "options": {k: ver.options.get(k) for k in ("ic", "ir", "budget")},
-        "max_violation": {k: float(v) for k, v in ver.max_violation.items()},
+        "ok": d["ok"],
+        "options": {k: d["options"][k] for k in ("ic", "ir", "budget")},
+        "max_violation": d["max_violation"],
     }
 
 
 def _header(env: Environment, space) -> dict:
     return {
+        "schema_version": SCHEMA_VERSION,
         "model": env.name,
         "space": space.kind,
         "discount": env.discount,
@@ -135,10 +138,7 @@ def pivot_payload(res) -> dict:
     """JSON answer of ``mechlp pivot`` (see the module docstring)."""
     env = res.env
     out = {"command": "pivot", **_header(env, res.space)}
-    if res.verification is None:
-        out["status"] = "not_verified"
-    else:
-        out["status"] = "verified" if res.ok else "verification_failed"
+    out["status"] = res.status  # "verified", "not_verified" or "verification_failed"
     out["message"] = res.message
     out["ex_ante_surplus"] = float(res.surplus[0])
     out["transfers"] = res.transfer_table()

@@ -31,11 +31,13 @@ from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
 from mechlp.cli.options import add_command, add_options
+from mechlp.model.answer import SCHEMA_VERSION, write_json
 from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
-from mechlp.verify.certfile import certificate_payload, check_certificate, write_json
+from mechlp.verify.certfile import certificate_payload, check_certificate
+from mechlp.verify.certfile import write_json as write_certificate
 
 _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
 
@@ -71,9 +73,6 @@ CRITICAL_OPTIONS = (
     "memory_limit",
 )
 SCAN_OPTIONS = ("lo", "hi", "tol", "grid")
-#: JSON answers of ``solve`` / ``critical-delta``: 2 writes notions in their written spelling (``ex_ante``;
-#: version 1 wrote the CLI spelling ``ex-ante``).
-SCHEMA_VERSION = 2
 
 
 def _state_dict(env, profile: int) -> dict[str, str]:
@@ -81,7 +80,8 @@ def _state_dict(env, profile: int) -> dict[str, str]:
 
 
 def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
-    """The JSON answer of ``mechlp solve`` (documented in the README)."""
+    """The JSON answer of ``mechlp solve`` (documented in the README), with ``schema_version``
+    (:data:`mechlp.model.answer.SCHEMA_VERSION`)."""
     env = mm.env
     sp = mm.space
     if feas.status == "optimal":
@@ -123,18 +123,11 @@ def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
             for name, f in mm.fees.items()
         }
     shown = feas if feas.status == "optimal" else mm
-    if shown.certificate is not None:
-        out["verification"] = {
-            "mechanism": shown.question,
-            "ok": bool(shown.certificate.ok),
-            "max_violation": {k: float(v) for k, v in shown.certificate.max_violation.items()},
-        }
+    if shown.verification is not None:
+        ver = shown.verification.to_dict()
+        out["verification"] = {"mechanism": shown.question, "ok": ver["ok"], "max_violation": ver["max_violation"]}
     if feas.exact_check is not None:
-        out["exact_verification"] = (
-            feas.exact_check.to_dict()
-            if hasattr(feas.exact_check, "to_dict")
-            else {"ok": False, "reason": feas.exact_check}
-        )
+        out["exact_verification"] = feas.exact_verification
     if feas.status == "infeasible" and feas.certificate is not None:
         cert = feas.certificate
         out["impossibility_certificate"] = {"ok": cert.ok, "checks": cert.checks, "summary": cert.summary()}
@@ -250,7 +243,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         write_json(args.json, payload)
         print(f"\nwrote {args.json}")
     if args.certificate:
-        write_json(args.certificate, certificate_payload(feas, exact=args.exact))
+        write_certificate(args.certificate, certificate_payload(feas, exact=args.exact))
         sets = "".join(f" --set {kv}" for kv in args.set or [])
         print(f"wrote certificate {args.certificate} (re-check: mechlp check {args.model} {args.certificate}{sets})")
     return 0 if payload["status"] in ("feasible", "infeasible") else 3

@@ -7,14 +7,15 @@ mechanism and the dual bound; ``--json`` writes the same. See :mod:`mechlp.solve
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mechlp.catalog.io import load_model
 from mechlp.cli.options import OptionSpec, add_command, add_options
 from mechlp.constraints.allocation import ALLOCATION_IC_MODES
-from mechlp.solve.second_best import OBJECTIVES, second_best
-from mechlp.verify.certfile import write_json
+from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.solve.second_best import OBJECTIVES, SecondBestResult, second_best
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "second_best_payload"]
 
 #: The Python function ``mechlp second-best`` mirrors, and the parameters it exposes.
 SECOND_BEST_FUNCTIONS = (second_best,)
@@ -30,6 +31,25 @@ SECOND_BEST_OPTIONS = (
     "backend",
     "memory_limit",
 )
+
+
+def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> dict[str, Any]:
+    """The JSON answer of ``mechlp second-best``: ``schema_version``, ``model``, ``status``, ``message``,
+    ``objective``, ``budget`` (as given on the command line), ``value``, ``first_best``, ``allocation`` (rows of
+    :meth:`SecondBestResult.allocation_table`), ``verification`` and ``dual_bound`` (``bound``, ``gap``, ``ok``)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": res.env.name,
+        "status": res.status,
+        "message": res.message,
+        "objective": objective,
+        "budget": budget,
+        "value": res.value,
+        "first_best": res.first_best,
+        "allocation": res.allocation_table(),
+        "verification": None if res.verification is None else res.verification.to_dict(),
+        "dual_bound": None if res.dual is None else {"bound": res.dual.bound, "gap": res.dual.gap, "ok": res.dual.ok},
+    }
 
 
 def _cmd(args: argparse.Namespace) -> int:
@@ -48,23 +68,7 @@ def _cmd(args: argparse.Namespace) -> int:
         print("\nindependent verification:")
         print("\n".join("  " + s for s in res.certificate.summary().splitlines()))
     if args.json:
-        write_json(
-            args.json,
-            {
-                "model": env.name,
-                "status": res.status,
-                "message": res.message,
-                "objective": args.objective,
-                "budget": args.budget,
-                "value": res.value,
-                "first_best": res.first_best,
-                "allocation": res.allocation_table(),
-                "verification": None if res.certificate is None else res.certificate.to_dict(),
-                "dual_bound": None
-                if res.dual is None
-                else {"bound": res.dual.bound, "gap": res.dual.gap, "ok": res.dual.ok},
-            },
-        )
+        write_json(args.json, second_best_payload(res, args.objective, args.budget))
         print(f"\nwrote {args.json}")
     return 0 if res.status in ("optimal", "infeasible") else 3
 

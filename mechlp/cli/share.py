@@ -35,8 +35,8 @@ import numpy as np
 
 from mechlp.catalog.io import load_model
 from mechlp.cli.options import OptionSpec, add_command, add_options
+from mechlp.model.answer import SCHEMA_VERSION, write_json
 from mechlp.solve.questions import minmax
-from mechlp.verify.certfile import write_json
 from mechlp.workflows.sharing import (
     BUDGETS,
     CONSTRUCTIONS,
@@ -73,6 +73,7 @@ def share_payload(res: SharingResult, budget_label: str) -> dict[str, Any]:
     env = res.env
     sp = res.space
     out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "model": env.name,
         "status": res.status,
         "message": res.message,
@@ -102,8 +103,8 @@ def share_payload(res: SharingResult, budget_label: str) -> dict[str, Any]:
             {"state": sp.history_path(r["history"]), "profile": r["profile"], "transfers": r["transfers"]}
             for r in res.transfer_table()
         ]
-    if res.certificate is not None:
-        out["verification"] = res.certificate.to_dict()
+    if res.verification is not None:
+        out["verification"] = res.verification.to_dict()
     return out
 
 
@@ -179,6 +180,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
         _write_json(
             args.json,
             {
+                "schema_version": SCHEMA_VERSION,
                 "model": env.name,
                 "status": "infeasible",
                 "message": str(exc),

@@ -18,12 +18,12 @@ The parser is mounted by :func:`add_parsers` on an existing ``argparse`` subpars
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from mechlp.catalog.io import load_model
 from mechlp.cli.options import add_command, add_options
 from mechlp.constructions.team import TeamResult, balanced_team
+from mechlp.model.answer import SCHEMA_VERSION, write_json
 
 __all__ = ["add_parsers", "team_payload", "team_report"]
 
@@ -50,10 +50,11 @@ def _history_label(result: TeamResult, h: int) -> Any:
 def team_payload(result: TeamResult) -> dict[str, Any]:
     """The JSON answer of ``mechlp team``.
 
-    Keys: ``model``, ``construction``, ``space``, ``horizon``, ``discount``, ``budget_residual`` (``0.0``),
-    ``grid``, ``rounding``, ``first_period_transfers`` (per profile, per agent, payments to the designer),
-    ``gamma`` (per agent, per history: incentive payment per own type), ``verification`` (``ok`` for IC and
-    budget, ``ic_ok``, ``ir_ok``, ``max_violation`` per family, ``worst_ir``) and ``notes``.
+    Keys: ``schema_version``, ``model``, ``construction``, ``space``, ``horizon``, ``discount``,
+    ``budget_residual`` (``0.0``), ``grid``, ``rounding``, ``first_period_transfers`` (per profile, per agent,
+    payments to the designer), ``gamma`` (per agent, per history: incentive payment per own type),
+    ``verification`` (``ok`` for IC and budget, ``ic_ok``, ``ir_ok``, ``max_violation`` per family, ``worst_ir``)
+    and ``notes``.
 
     Parameters
     ----------
@@ -86,6 +87,7 @@ def team_payload(result: TeamResult) -> dict[str, Any]:
         for i, ag in enumerate(env.agents)
     }
     out: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "model": env.name,
         "construction": "balanced_team (Athey-Segal 2007, eqs. 5.1-5.2)",
         "space": sp.kind,
@@ -151,8 +153,7 @@ def _cmd_team(args: argparse.Namespace) -> int:
     )
     print(team_report(result))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(team_payload(result), fh, indent=2)
+        write_json(args.json, team_payload(result))
         print(f"\nwrote {args.json}")
     return 0 if result.ok else 3
 

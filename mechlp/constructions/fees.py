@@ -53,13 +53,16 @@ then bisects every bracket where its sign changes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
+from mechlp.model.answer import Answer
 from mechlp.model.beliefs import expectation, independent_product, joint_transition, next_marginals
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
@@ -284,8 +287,8 @@ def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- fees
 @dataclass
-class FeeResult:
-    r"""The pivot mechanism plus lump-sum fees, verified.
+class FeeResult(Answer):
+    r"""The pivot mechanism plus lump-sum fees, verified (result contract: :mod:`mechlp.model.answer`).
 
     Attributes
     ----------
@@ -309,6 +312,18 @@ class FeeResult:
     verification_ex_post : Verification
         ``verify(mechanism, ic="ex_post", ir="interim", budget=mode)`` (fees do not touch ex post IC).
     message : str
+    certificate : Verification
+        (property) ``verification``.
+    space, env : (properties) the space and environment of ``mechanism``.
+    timings : dict
+        Seconds: ``"pivot"`` (when computed here), ``"fees"``, ``"verify"``.
+    size : dict
+        (property) ``histories`` and ``nodes``.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``mode``, ``split``, ``fees`` and ``fee_values`` (arrays as
+    lists), ``condition`` (:meth:`FeeCondition.to_dict`), ``pivot_surplus``, ``verification_ex_post`` and
+    ``notes``. :meth:`fees_frame`: ``when`` is ``"first period"`` (ex ante) or the history in words (interim,
+    with the column ``expected_fees``, :math:`\Phi_i(h)`).
     """
 
     status: str
@@ -324,6 +339,48 @@ class FeeResult:
     fee_values: np.ndarray | None = None
     message: str = ""
     notes: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def space(self) -> StateSpace:
+        return self.mechanism.space
+
+    @property
+    def env(self) -> Environment:
+        return self.mechanism.space.env
+
+    @property
+    def certificate(self) -> Verification:
+        return self.verification
+
+    @property
+    def size(self) -> dict:
+        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
+
+    def _answer_fees(self) -> dict[str, Any]:
+        names = np.array([ag.name for ag in self.env.agents], dtype=object)
+        if self.mode == "ex_ante":
+            return {"agent": names, "when": np.full(names.size, "first period", dtype=object), "fee": self.fees}
+        n_hist = self.space.n_hist
+        where = self.space.describe_histories()
+        return {
+            "agent": np.repeat(names, n_hist),
+            "when": np.tile(where, names.size),
+            "fee": np.asarray(self.fees, dtype=float).reshape(-1),
+            "expected_fees": np.asarray(self.fee_values, dtype=float).reshape(-1),
+        }
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "split": self.split,
+            "fees": self.fees,
+            "fee_values": self.fee_values,
+            "condition": self.condition.to_dict(),
+            "pivot_surplus": float(self.pivot.surplus[0]),
+            "verification_ex_post": self.verification_ex_post,
+            "notes": list(self.notes),
+        }
 
 
 def lump_sum_fees(
@@ -366,7 +423,10 @@ def lump_sum_fees(
             "split='balanced' is available for ex ante fees only: an interim split that depends on the whole "
             "history would let an agent move its own future fees"
         )
+    t0 = time.perf_counter()
     piv = dynamic_pivot(env, space) if pivot is None else pivot
+    timings = {"pivot": time.perf_counter() - t0} if pivot is None else {}
+    t1 = time.perf_counter()
     sp_ = piv.space
     n = env.n_agents
     cond = fee_condition(env, interim=(mode == "interim"), worst_over=worst_over, values=piv.values)
@@ -406,8 +466,11 @@ def lump_sum_fees(
         fee_values = phi
     mech = Mechanism(sp_, x)
     surplus = mech.surplus()
+    timings["fees"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
     ver = verify(mech, ic="bayesian", ir="interim", budget=mode)
     ver_xp = verify(mech, ic="ex_post", ir="interim", budget=mode)
+    timings["verify"] = time.perf_counter() - t2
     cond_ok = cond.feasible if mode == "ex_ante" else bool(cond.interim_feasible)
     if not cond_ok:
         status = "infeasible"
@@ -437,17 +500,22 @@ def lump_sum_fees(
         fee_values=fee_values,
         message=msg + "\n" + cond.message,
         notes=notes,
+        timings=timings,
     )
     return res
 
 
 # ---------------------------------------------------------------------------------------------- critical delta
 @dataclass
-class CriticalDiscount:
-    r"""Where the slack of Yoon's condition changes sign as the discount factor moves.
+class CriticalDiscount(Answer):
+    r"""Where the slack of Yoon's condition changes sign as the discount factor moves (result contract:
+    :mod:`mechlp.model.answer`; no space, mechanism or verification).
 
     Attributes
     ----------
+    status : str
+        (property) ``"bracketed"`` (a sign change was found and bisected), ``"feasible"`` (non-negative slack on
+        the whole grid) or ``"infeasible"`` (negative on the whole grid).
     grid : ndarray
         Discount factors scanned.
     slack : ndarray
@@ -468,6 +536,13 @@ class CriticalDiscount:
     diverse_preferences : bool
         Some scanned environment had zero-rent absorbing types for every agent (see :class:`FeeCondition`).
     message : str
+    timings : dict
+        Seconds: ``"scan"`` (grid and bisection).
+    size : dict
+        (property) ``grid`` points and ``evaluations``.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``grid``, ``slack``, ``brackets``, ``critical``,
+    ``directions``, ``monotone``, ``feasible_everywhere``, ``infeasible_everywhere``, ``diverse_preferences``.
     """
 
     grid: np.ndarray
@@ -481,8 +556,22 @@ class CriticalDiscount:
     diverse_preferences: bool
     evaluations: int
     message: str
+    timings: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    verification = None
+    certificate = None
+
+    @property
+    def status(self) -> str:
+        if self.brackets:
+            return "bracketed"
+        return "feasible" if self.feasible_everywhere else "infeasible"
+
+    @property
+    def size(self) -> dict:
+        return {"grid": int(self.grid.size), "evaluations": int(self.evaluations)}
+
+    def _answer_fields(self) -> dict[str, Any]:
         return {
             "grid": [float(d) for d in self.grid],
             "slack": [float(s) for s in self.slack],
@@ -493,7 +582,6 @@ class CriticalDiscount:
             "feasible_everywhere": bool(self.feasible_everywhere),
             "infeasible_everywhere": bool(self.infeasible_everywhere),
             "diverse_preferences": bool(self.diverse_preferences),
-            "message": self.message,
         }
 
 
@@ -547,6 +635,7 @@ def critical_discount(
         diverse = diverse or c.diverse_preferences
         return c.slack if mode == "ex_ante" else float(c.interim_slack.min())
 
+    t0 = time.perf_counter()
     scan = scan_and_bisect(slack, lo, hi, tol, grid, threshold=-tolerances.SURPLUS)  # validates lo, hi, tol, grid
     deltas, vals = scan.grid, scan.values
     brackets, crit, dirs, monotone = scan.brackets, scan.critical, scan.directions, scan.monotone
@@ -571,4 +660,7 @@ def critical_discount(
             "; diverse preferences: every agent has an absorbing zero-rent type among the types that count, so "
             "lump-sum fees cannot cover a deficit (Yoon 2015, section 2.3; Yoon 2021, Theorem 6)"
         )
-    return CriticalDiscount(deltas, vals, brackets, crit, dirs, monotone, feas_all, infeas_all, diverse, count, msg)
+    seconds = {"scan": time.perf_counter() - t0}
+    return CriticalDiscount(
+        deltas, vals, brackets, crit, dirs, monotone, feas_all, infeas_all, diverse, count, msg, seconds
+    )

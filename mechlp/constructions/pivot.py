@@ -37,7 +37,9 @@ it against the Bellman equation and points to :func:`~mechlp.constructions.dp.ef
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,7 @@ from mechlp.constructions.dp import (
     others_index,
 )
 from mechlp.model import tolerances
+from mechlp.model.answer import Answer
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace
@@ -212,11 +215,15 @@ def pivot_transfers_on_space(space: StateSpace, values: PivotValues) -> np.ndarr
 
 
 @dataclass
-class PivotResult:
-    r"""The dynamic pivot mechanism on a space, its values and its verification.
+class PivotResult(Answer):
+    r"""The dynamic pivot mechanism on a space, its values and its verification (result contract:
+    :mod:`mechlp.model.answer`).
 
     Attributes
     ----------
+    status : str
+        (property) ``"verified"`` (both verifications passed), ``"verification_failed"`` or ``"not_verified"``
+        (built with ``check=False``).
     mechanism : Mechanism
         Transfers at every node of ``space``.
     transfers : ndarray
@@ -233,6 +240,15 @@ class PivotResult:
         ``verify(mechanism, ic="bayesian", ir="interim", budget="none")``.
     values : PivotValues
     message : str
+    certificate : Verification or None
+        (property) ``verification``, the ex post check.
+    timings : dict
+        Seconds: ``"values"`` (the dynamic programs), ``"verify"``.
+    size : dict
+        (property) ``histories`` and ``nodes`` of the space.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``transfers_by_profile`` (:meth:`transfer_table`),
+    ``ex_ante_surplus``, ``verification_bayesian`` and ``notes``.
     """
 
     env: Environment
@@ -249,6 +265,7 @@ class PivotResult:
     verification_bayesian: Verification | None = None
     message: str = ""
     notes: list[str] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -259,6 +276,28 @@ class PivotResult:
             and self.verification_bayesian is not None
             and self.verification_bayesian.ok
         )
+
+    @property
+    def status(self) -> str:
+        if self.verification is None or self.verification_bayesian is None:
+            return "not_verified"
+        return "verified" if self.ok else "verification_failed"
+
+    @property
+    def certificate(self) -> Verification | None:
+        return self.verification
+
+    @property
+    def size(self) -> dict:
+        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "transfers_by_profile": self.transfer_table(),
+            "ex_ante_surplus": float(self.surplus[0]),
+            "verification_bayesian": self.verification_bayesian,
+            "notes": list(self.notes),
+        }
 
     def transfer_table(self) -> list[dict]:
         """Rows ``{"period", "profile", "action", "transfers": {agent: z}}`` (period ``None`` if stationary)."""
@@ -319,8 +358,10 @@ def dynamic_pivot(
     elif space.env is not env:
         raise ValueError("space was built for a different environment than env")
     horizon = space.horizon if isinstance(space, HistoryTree) else None
+    t0 = time.perf_counter()
     vals = pivot_values(env, horizon=horizon, feasible=feasible)
     mech = Mechanism(space, pivot_transfers_on_space(space, vals))
+    seconds = time.perf_counter() - t0
     stationary = vals.periods == 1
     res = PivotResult(
         env=env,
@@ -333,12 +374,15 @@ def dynamic_pivot(
         flow_marginal=vals.flow_marginal[0] if stationary else vals.flow_marginal,
         surplus=mech.surplus(),
         values=vals,
+        timings={"values": seconds},
     )
     if isinstance(space, HistoryTree) and env.infinite:
         res.notes.append(f"infinite-horizon environment truncated to {space.horizon} periods (pivot of that game)")
     if check:
+        t1 = time.perf_counter()
         res.verification = verify(mech, ic="ex_post", ir="ex_post", budget="none")
         res.verification_bayesian = verify(mech, ic="bayesian", ir="interim", budget="none")
+        res.timings["verify"] = time.perf_counter() - t1
     pi0 = float(res.surplus[0])
     kind = "surplus" if pi0 >= 0 else "deficit"
     status = "not verified" if not check else ("verified" if res.ok else "VERIFICATION FAILED")

@@ -68,12 +68,14 @@ the expectations over them are those of :mod:`mechlp.model.beliefs`, in floats o
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mechlp.model import tolerances
+from mechlp.model.answer import Answer
 from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
 from mechlp.model.environment import Environment
 from mechlp.model.exact import Numbers
@@ -247,8 +249,8 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
 
 # ---------------------------------------------------------------------------------------------- result
 @dataclass
-class TeamResult:
-    """Result of :func:`balanced_team`.
+class TeamResult(Answer):
+    """Result of :func:`balanced_team` (result contract: :mod:`mechlp.model.answer`).
 
     Attributes
     ----------
@@ -278,6 +280,22 @@ class TeamResult:
         :attr:`mechanism` as ``exact_transfers``, which the exact verifier reads); ``None`` otherwise.
     exact_gamma : list of ndarray of Fraction or None
         With ``exact=True``: :math:`\\gamma_i(h, \\theta_i)` in rationals.
+    status : str
+        (property) ``"verified"`` (IC and ex post budget balance pass, :attr:`ok`), ``"verification_failed"`` or
+        ``"not_verified"`` (``check=False``).
+    message : str
+        (property) One line: what was built and the status.
+    surplus : ndarray
+        (property) :math:`\\Pi(h)` of :attr:`mechanism` (zero up to rounding: the budget balances node by node).
+    certificate : Verification or None
+        (property) ``verification``.
+    timings : dict
+        Seconds: ``"build"``, ``"exact"`` (with ``exact=True``), ``"verify"``.
+    size : dict
+        (property) ``histories`` and ``nodes``.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``budget_residual``, ``grid``, ``rounding``, ``gamma`` (per
+    agent, ``(n_hist, K_i)``) and ``notes``.
     """
 
     space: StateSpace
@@ -293,10 +311,50 @@ class TeamResult:
     notes: list[str] = field(default_factory=list)
     exact_transfers: np.ndarray | None = None
     exact_gamma: list[np.ndarray] | None = None
+    timings: dict = field(default_factory=dict)
 
     @property
     def env(self) -> Environment:
         return self.space.env
+
+    @property
+    def status(self) -> str:
+        if self.verification is None:
+            return "not_verified"
+        return "verified" if self.ok else "verification_failed"
+
+    @property
+    def message(self) -> str:
+        verdict = {
+            "verified": "verified (Bayesian IC and ex post budget balance)",
+            "verification_failed": "VERIFICATION FAILED",
+            "not_verified": "not verified",
+        }[self.status]
+        return (
+            f"balanced team mechanism (Athey-Segal 2007) on the {self.space.kind} space "
+            f"({self.space.n_hist:,} histories): {verdict}"
+        )
+
+    @property
+    def surplus(self) -> np.ndarray:
+        return self.mechanism.surplus()
+
+    @property
+    def certificate(self) -> Verification | None:
+        return self.verification
+
+    @property
+    def size(self) -> dict:
+        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "budget_residual": float(self.budget_residual),
+            "grid": float(self.grid),
+            "rounding": float(self.rounding),
+            "gamma": list(self.gamma),
+            "notes": list(self.notes),
+        }
 
     @property
     def ic_violation(self) -> float | None:
@@ -451,6 +509,7 @@ def balanced_team(
         )
     notes.append("Bayesian IC and exact budget balance by construction; IR is not promised (Athey-Segal 2007, s. 5)")
 
+    t0 = time.perf_counter()
     x_team = team_transfers(space)
     x_bal, gamma, g_nodes, grid, rounding = _balance(space, x_team)
     mech = Mechanism(space, x_bal)
@@ -466,15 +525,20 @@ def balanced_team(
         grid=grid,
         rounding=rounding,
         notes=notes,
+        timings={"build": time.perf_counter() - t0},
     )
     if exact:
+        t1 = time.perf_counter()
         x_exact, g_exact = _exact_balanced_team(space)
         mech.exact_transfers = x_exact  # read by mechlp.verify.checker.verify(..., exact=True)
         result.exact_transfers, result.exact_gamma = x_exact, g_exact
         gap = float(np.max(np.abs(x_exact.astype(float) - x_bal))) if x_bal.size else 0.0
         notes.append(f"exact rational transfers attached; the float transfers differ from them by at most {gap:.3g}")
+        result.timings["exact"] = time.perf_counter() - t1
     if check:
+        t2 = time.perf_counter()
         result.verification = verify(
             mech, ic="bayesian", ir=ir, budget="ex_post", outside_option=outside_option, tol=tol, exact=exact
         )
+        result.timings["verify"] = time.perf_counter() - t2
     return result

@@ -113,6 +113,27 @@ def _path_text(env: Environment, profiles: list[int]) -> str:
     return " -> ".join("(" + ", ".join(env.profile_labels(p).values()) + ")" for p in profiles)
 
 
+def _profile_texts(env: Environment) -> np.ndarray:
+    """``(K,)`` object array: ``"(label_1, ..., label_n)"`` of every report profile (loop over profiles)."""
+    out = np.empty(env.n_profiles, dtype=object)
+    out[:] = ["(" + ", ".join(env.profile_labels(p).values()) + ")" for p in range(env.n_profiles)]
+    return out
+
+
+def _tree_path_texts(env: Environment, level_start: np.ndarray) -> np.ndarray:
+    """``(n_tree,)`` object array: the profiles leading to each tree history joined by ``" -> "`` (``""`` at the
+    root), built level by level (loop over depth levels only)."""
+    k = env.n_profiles
+    prof = _profile_texts(env)
+    out = np.empty(int(level_start[-1]), dtype=object)
+    out[0] = ""
+    for t in range(1, level_start.size - 1):
+        h = np.arange(level_start[t], level_start[t + 1])
+        last = prof[(h - 1) % k]
+        out[h] = last if t == 1 else out[(h - 1) // k] + " -> " + last
+    return out
+
+
 def _tree_path(k: int, h: int) -> list[int]:
     """Profiles leading to tree history ``h`` (oldest first): walks up one branch, depth steps only."""
     out = []
@@ -176,6 +197,13 @@ class StateSpace:
         parts = ["(" + ", ".join(p.values()) + ")" for p in path]
         return " -> ".join(parts)
 
+    def describe_histories(self) -> np.ndarray:
+        """``(n_hist,)`` object array of :meth:`describe_history` for every history (vectorised in the
+        built-in spaces; this generic fallback calls :meth:`describe_history` once per history)."""
+        out = np.empty(self.n_hist, dtype=object)
+        out[:] = [self.describe_history(h) for h in range(self.n_hist)]
+        return out
+
     def size(self) -> SizeEstimate:
         return _lp_size(self.env, self.n_hist, self.n_nodes, int(np.count_nonzero(self.child_hist >= 0)))
 
@@ -228,6 +256,11 @@ class HistoryTree(StateSpace):
     def history_path(self, h: int) -> list[dict[str, str]]:
         return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
 
+    def describe_histories(self) -> np.ndarray:
+        out = _tree_path_texts(self.env, self.level_start)
+        out[0] = "root (period 1)"
+        return out
+
     def size(self) -> SizeEstimate:
         return self.estimate
 
@@ -262,6 +295,12 @@ class MarkovSpace(StateSpace):
         if h == 0:
             return "period 1"
         return "after " + "(" + ", ".join(self.env.profile_labels(h - 1).values()) + ")"
+
+    def describe_histories(self) -> np.ndarray:
+        out = np.empty(self.n_hist, dtype=object)
+        out[0] = "period 1"
+        out[1:] = "after " + _profile_texts(self.env)
+        return out
 
     def size(self) -> SizeEstimate:
         return _lp_size(self.env, self.n_hist, self.n_nodes, self.n_nodes)
@@ -350,6 +389,15 @@ class TreeWithTail(StateSpace):
         if h == 0:
             return "period 1 (root)"
         return f"period {int(self.hist_period[h])}: " + _path_text(self.env, _tree_path(self.env.n_profiles, h))
+
+    def describe_histories(self) -> np.ndarray:
+        heads = np.empty(self.horizon + 1, dtype=object)
+        heads[:] = [f"period {t}: " for t in range(self.horizon + 1)]
+        out = np.empty(self.n_hist, dtype=object)
+        out[: self.n_tree] = heads[self.hist_period[: self.n_tree]] + _tree_path_texts(self.env, self.level_start)
+        out[0] = "period 1 (root)"
+        out[self.n_tree :] = "after " + _profile_texts(self.env) + f", period >= {self.horizon + 1}"
+        return out
 
     def size(self) -> SizeEstimate:
         return self.estimate

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from mechlp.model import tolerances
+from mechlp.model.answer import Answer
 from mechlp.model.bisection import Scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.question import parse_notion
@@ -58,11 +59,15 @@ METHODS: tuple[str, ...] = ("recursion", "lp")
 
 # ---------------------------------------------------------------------------------------------- critical delta
 @dataclass
-class CriticalDelta:
-    r"""Critical discount factor(s) for efficiency under one budget notion (see :func:`critical_delta`).
+class CriticalDelta(Answer):
+    r"""Critical discount factor(s) for efficiency under one budget notion (see :func:`critical_delta`; result
+    contract: :mod:`mechlp.model.answer`, without a space, mechanism or verification).
 
     Attributes
     ----------
+    status : str
+        (property) ``"bracketed"`` (at least one sign change found and bisected), ``"feasible"`` (the criterion
+        is non-negative on the whole grid) or ``"infeasible"`` (negative on the whole grid).
     budget, method : str
     scan : Scan
         Grid, criterion values, brackets, directions, every evaluation and the monotonicity check.
@@ -77,6 +82,15 @@ class CriticalDelta:
     evaluations : int
     seconds : float
     message : str
+    timings : dict
+        (property) ``{"scan": seconds}``.
+    size : dict
+        (property) ``grid`` points and ``evaluations``.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``budget``, ``method``, ``criterion``, ``grid``, ``values``
+    (``"-inf"`` where IC fails), ``brackets``, ``critical``, ``directions``, ``monotone``, ``violations``,
+    ``feasible_everywhere``, ``infeasible_everywhere``, ``ic_infeasible``, ``not_certified``, ``evaluations``,
+    ``seconds``.
     """
 
     budget: str
@@ -88,6 +102,23 @@ class CriticalDelta:
     evaluations: int = 0
     seconds: float = 0.0
     message: str = ""
+
+    verification = None
+    certificate = None
+
+    @property
+    def status(self) -> str:
+        if self.scan.brackets:
+            return "bracketed"
+        return "feasible" if self.scan.feasible_everywhere else "infeasible"
+
+    @property
+    def timings(self) -> dict:
+        return {"scan": float(self.seconds)}
+
+    @property
+    def size(self) -> dict:
+        return {"grid": int(self.scan.grid.size), "evaluations": int(self.evaluations)}
 
     @property
     def brackets(self) -> list[tuple[float, float]]:
@@ -121,7 +152,7 @@ class CriticalDelta:
                 lines.append(f"    {v1:.6g} at delta = {d1:.6g} > {v2:.6g} at delta = {d2:.6g}")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
+    def _answer_fields(self) -> dict[str, Any]:
         s = self.scan
 
         def num(v: float) -> float | str:
@@ -144,7 +175,6 @@ class CriticalDelta:
             "not_certified": [float(d) for d in self.not_certified],
             "evaluations": int(self.evaluations),
             "seconds": float(self.seconds),
-            "message": self.message,
         }
 
 

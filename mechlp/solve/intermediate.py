@@ -40,7 +40,9 @@ in the public mechanism. After :math:`(v_H, c_L)` the same averaging works in th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +50,7 @@ from mechlp.backends import solve_arrays, solve_lp
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.lp.program import assemble
+from mechlp.model.answer import Answer
 from mechlp.model.beliefs import continuation_values, expectation, joint_beliefs, reach_probabilities
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -67,8 +70,9 @@ __all__ = [
 
 
 @dataclass
-class IntermediateResult:
-    """Answer to a question about intermediate mechanisms.
+class IntermediateResult(Answer):
+    """Answer to a question about intermediate mechanisms (result contract: :mod:`mechlp.model.answer`; the
+    surplus and the transfers of the contract are indexed by the designer's history tree ``space.tree``).
 
     Attributes
     ----------
@@ -88,6 +92,16 @@ class IntermediateResult:
         :func:`intermediate_minmax`: the most surplus at each designer history (``inf`` where unbounded).
     certificate : Verification or None
         :func:`mechlp.verify.checker.verify_intermediate` of the mechanism.
+    verification : Verification or None
+        (property) ``certificate``.
+    timings : dict
+        Seconds: ``"verify"``.
+    size : dict
+        (property) designer ``histories`` and ``nodes`` and the agents' information histories (``information``).
+
+    JSON (:meth:`to_dict`): the contract's keys (``transfers``: each agent's payment at every designer node,
+    :func:`expand_transfers`) plus ``options``, ``bounded``, ``best`` (``null`` where unbounded) and
+    ``information_transfers`` (per agent, ``(n_info, S_i)``).
     """
 
     status: str
@@ -99,10 +113,30 @@ class IntermediateResult:
     best: np.ndarray | None = None
     certificate: Verification | None = None
     options: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
 
     @property
-    def success(self) -> bool:
-        return self.status == "optimal"
+    def verification(self) -> Verification | None:
+        return self.certificate
+
+    @property
+    def size(self) -> dict:
+        tree = self.space.tree
+        return {"histories": int(tree.n_hist), "nodes": int(tree.n_nodes), "information": list(self.space.n_info)}
+
+    def _answer_space(self) -> Any:
+        return self.space.tree
+
+    def _answer_transfers(self) -> np.ndarray | None:
+        return None if self.transfers is None else expand_transfers(self.space, self.transfers)
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "options": self.options,
+            "bounded": self.bounded,
+            "best": self.best,
+            "information_transfers": self.transfers,
+        }
 
 
 def expand_transfers(space: SignalSpace, transfers: list[np.ndarray]) -> np.ndarray:
@@ -141,7 +175,9 @@ def _answer(space, lp, z, ir, budget, outside_option, question) -> IntermediateR
     parts = lp.variables.split(z)
     transfers = parts["x"]
     surplus = Mechanism(space.tree, expand_transfers(space, transfers)).surplus()
+    t0 = time.perf_counter()
     cert = verify_intermediate(space, transfers, ir=ir, budget=budget, outside_option=outside_option)
+    seconds = time.perf_counter() - t0
     res = IntermediateResult(
         "optimal",
         "",
@@ -150,6 +186,7 @@ def _answer(space, lp, z, ir, budget, outside_option, question) -> IntermediateR
         surplus,
         certificate=cert,
         options={"ir": ir, "budget": budget, "outside_option": outside_option, "question": question},
+        timings={"verify": seconds},
     )
     if not cert.ok:
         res.status = "verification_failed"

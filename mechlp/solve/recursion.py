@@ -78,6 +78,7 @@ import numpy as np
 from mechlp.backends.base import SolverOutput
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
+from mechlp.model.answer import Answer
 from mechlp.model.beliefs import joint_beliefs, marginal_beliefs, mixed_kernels, next_marginals, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -179,8 +180,9 @@ class Cycle:
 
 
 @dataclass
-class RecursionSolution:
-    r"""Result of :func:`solve`.
+class RecursionSolution(Answer):
+    r"""Result of :func:`solve` (result contract: :mod:`mechlp.model.answer`; the recursion does not verify, so
+    ``verification`` and ``certificate`` are ``None``: :func:`minmax` verifies its mechanism).
 
     Attributes
     ----------
@@ -216,6 +218,14 @@ class RecursionSolution:
         (welfare and :math:`\Pi^*`).
     options : dict
         ``ic`` and ``outside_option`` (per agent, per type).
+    timings : dict
+        (property) ``seconds``.
+    size : dict
+        (property) ``histories`` and ``nodes``.
+
+    JSON (:meth:`to_dict`): the contract's keys (``transfers`` from :meth:`transfers` when solved) plus
+    ``interim_utilities``, ``welfare``, ``pointwise_optimal``, ``min_coefficient``, ``radius_bound``, ``cycles``,
+    ``iterations``, ``exact_step``, ``residual`` and ``options``.
     """
 
     space: StateSpace
@@ -235,9 +245,33 @@ class RecursionSolution:
     seconds: dict[str, float] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
 
+    verification = None
+    certificate = None
+
     @property
-    def success(self) -> bool:
-        return self.status == "optimal"
+    def timings(self) -> dict:
+        return dict(self.seconds)
+
+    @property
+    def size(self) -> dict:
+        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
+
+    def _answer_transfers(self) -> np.ndarray | None:
+        return None if self.interim_utilities is None else self.transfers()
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "interim_utilities": self.interim_utilities,
+            "welfare": self.welfare,
+            "pointwise_optimal": self.pointwise_optimal,
+            "min_coefficient": float(self.min_coefficient),
+            "radius_bound": float(self.radius_bound),
+            "cycles": [cy.to_dict() for cy in self.cycles],
+            "iterations": self.iterations,
+            "exact_step": self.exact_step,
+            "residual": float(self.residual),
+            "options": self.options,
+        }
 
     def transfers(self) -> np.ndarray:
         r"""``(n_agents, n_nodes)`` transfers implementing the interim utilities (module docstring formula;

@@ -1,7 +1,11 @@
 """Result objects returned by the questions of :mod:`mechlp.solve.questions`.
 
-Status strings (``Result.status``)
-----------------------------------
+:class:`Result` follows the result contract of :mod:`mechlp.model.answer` (``status``, ``message``, ``success``,
+``verification``, ``certificate``, ``timings``, ``size``, the labelled frames, ``to_dict`` / ``to_json`` and
+:func:`mechlp.model.answer.read_result`).
+
+Status strings (``Result.status``; a subset of :data:`mechlp.model.answer.STATUSES`)
+------------------------------------------------------------------------------------
 ``"optimal"``
     The LP was solved and the mechanism passed the independent verifier. For a feasibility question this
     means *feasible*: the returned mechanism satisfies every requested constraint.
@@ -30,18 +34,18 @@ from typing import Any
 import numpy as np
 
 from mechlp.backends.base import SolverOutput
+from mechlp.model.answer import STATUSES, Answer
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.solve.figures import draw
+from mechlp.verify.checker import Verification
 
 __all__ = ["Result", "STATUSES"]
 
-STATUSES = ("optimal", "infeasible", "unbounded", "time_limit", "verification_failed", "error")
-
 
 @dataclass
-class Result:
+class Result(Answer):
     """Answer to one question on one space.
 
     Attributes
@@ -63,6 +67,8 @@ class Result:
     certificate : Verification, ImpossibilityCertificate or None
         For a mechanism, its independent verification (:func:`mechlp.verify.checker.verify`); for an infeasible
         feasibility question, the Farkas certificate (:class:`mechlp.verify.checker.ImpossibilityCertificate`).
+    verification : Verification or None
+        (property) ``certificate`` when it is the verification of a mechanism, else ``None``.
     exact_mechanism, exact_check : Mechanism, Verification or str, optional
         With ``feasibility(..., exact=True)``: a mechanism satisfying every row exactly and its exact re-check
         (or the reason none could be built).
@@ -75,6 +81,13 @@ class Result:
         The parsed question (:class:`mechlp.model.question.Question`) the builders and the verifier used.
     diagnosis : dict or None
         For an infeasible answer: the min-max surplus and the histories where it is negative.
+    timings, size : dict
+        Seconds per step; LP and space sizes.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``question``, ``options``, ``fees``, ``diagnosis`` (when
+    present, without the ``minmax_surplus`` array), ``interim_utilities`` (per agent, ``(n_hist, K_i)``),
+    ``exact_verification`` (with ``exact=True``) and ``solver`` (``backend``, ``native_status``).
+    :meth:`fees_frame`: ``when`` is ``"first period"`` or ``"after <other agent>=<label>"``.
     """
 
     status: str
@@ -96,21 +109,52 @@ class Result:
     question_spec: Question | None = None
 
     @property
-    def success(self) -> bool:
-        return self.status == "optimal"
+    def verification(self) -> Verification | None:
+        """The independent verification of the mechanism (``certificate`` unless that is a Farkas certificate)."""
+        return self.certificate if isinstance(self.certificate, Verification) else None
+
+    @property
+    def exact_verification(self) -> dict | None:
+        """``exact_check`` as JSON data: the exact verification's ``to_dict()``, or ``{"ok": False, "reason"}``
+        when no exactly feasible mechanism could be built; ``None`` without ``exact=True``."""
+        if self.exact_check is None:
+            return None
+        if hasattr(self.exact_check, "to_dict"):
+            return self.exact_check.to_dict()
+        return {"ok": False, "reason": self.exact_check}
 
     @property
     def env(self):
         return self.space.env
 
     def surplus_table(self) -> list[dict]:
-        """``[{"history": h, "where": description, "value": Pi(h)}]`` for every history."""
-        if self.surplus is None:
-            return []
-        return [
-            {"history": h, "where": self.space.describe_history(h), "value": float(v)}
-            for h, v in enumerate(self.surplus)
-        ]
+        """``[{"history": h, "where": description, "value": Pi(h)}]`` for every history (the rows of
+        :meth:`surplus_frame`; ``[]`` without a surplus)."""
+        return self._surplus_rows()
+
+    def _answer_fees(self) -> dict[str, Any] | None:
+        if not self.fees:
+            return None
+        cols: dict[str, list] = {"agent": [], "when": [], "fee": []}
+        for name, f in self.fees.items():  # agents, then the other agent's previous types
+            whens = ["first period", *(f"after {f['other']}={lab}" for lab in f["by_state"])]
+            cols["agent"] += [name] * len(whens)
+            cols["when"] += whens
+            cols["fee"] += [float(f["first"]), *(float(v) for v in f["by_state"].values())]
+        return cols
+
+    def _answer_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"question": self.question, "options": self.options, "fees": self.fees}
+        if self.diagnosis:
+            out["diagnosis"] = {k: v for k, v in self.diagnosis.items() if k != "minmax_surplus"}
+        out["interim_utilities"] = self.interim_utilities
+        if self.exact_check is not None:
+            out["exact_verification"] = self.exact_verification
+        out["solver"] = {
+            "backend": self.options.get("backend"),
+            "native_status": None if self.solver is None else self.solver.native_status,
+        }
+        return out
 
     def plot(self, kind: str | None = None, **kwargs):
         """Figure of this result (``"tree"`` for history trees, ``"states"`` for Markov spaces by default);

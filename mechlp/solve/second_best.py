@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -280,6 +281,10 @@ class SecondBestResult(Result):
         Welfare of the efficient allocation (same units as ``value``: minus the status quo for gains from trade).
     dual : DualCertificate or None
         HiGHS backend only.
+
+    JSON (:meth:`to_dict`): the keys of :class:`~mechlp.solve.result.Result` plus ``objective``, ``value``,
+    ``allocation`` (``(n_nodes, n_actions)``), ``welfare``, ``revenue``, ``first_best`` and ``dual`` (the
+    certificate's numbers, without the dual vectors).
     """
 
     objective: str = "welfare"
@@ -289,6 +294,33 @@ class SecondBestResult(Result):
     revenue: float | None = None
     first_best: float | None = None
     dual: DualCertificate | None = None
+
+    def _answer_fields(self) -> dict[str, Any]:
+        out = super()._answer_fields()
+        dual = None
+        if self.dual is not None:
+            d = self.dual
+            dual = {
+                "dual_objective": d.dual_objective,
+                "bound": d.bound,
+                "primal_value": d.primal_value,
+                "gap": d.gap,
+                "residual": d.residual,
+                "sign_violation": d.sign_violation,
+                "ok": bool(d.ok),
+                "tol": d.tol,
+                "source": d.source,
+            }
+        out.update(
+            objective=self.objective,
+            value=self.value,
+            allocation=self.allocation,
+            welfare=self.welfare,
+            revenue=self.revenue,
+            first_best=self.first_best,
+            dual=dual,
+        )
+        return out
 
     def allocation_table(self, histories=None) -> list[dict]:
         """``[{"history", "where", "profile", "p": {action: prob}}]`` for the given histories (default: all)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.model.answer import write_json as _write_json
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
@@ -244,5 +245,5 @@ def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = Fa
 
 
 def write_json(path: str | Path, payload: Any) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=1)
+    """Write a certificate file (or any payload) with the one JSON writer, :func:`mechlp.model.answer.write_json`."""
+    _write_json(path, payload, indent=1)

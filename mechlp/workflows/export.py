@@ -2,13 +2,13 @@
 
 ``to_latex`` is a small writer of its own (``booktabs`` rules, LaTeX special characters escaped), so it needs
 neither jinja2 (which :meth:`pandas.DataFrame.to_latex` requires) nor any other template engine.
-``result_to_dict`` / ``to_json`` turn a :class:`~mechlp.solve.result.Result`, a sweep DataFrame, or any mapping with
-numpy values into plain JSON data.
+``result_to_dict`` / ``to_json`` turn a :class:`~mechlp.solve.result.Result` (or any answer of the result contract,
+:mod:`mechlp.model.answer`), a sweep DataFrame, or any mapping with numpy values into plain JSON data; the JSON
+itself is formatted by the one writer, :func:`mechlp.model.answer.dumps` / :func:`~mechlp.model.answer.write_json`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mechlp.model.answer import Answer, dumps, jsonable, write_json
 from mechlp.solve.result import Result
 
 __all__ = ["to_latex", "to_csv", "to_json", "result_to_dict", "jsonable", "latex_escape"]
@@ -123,57 +124,20 @@ def to_csv(df: pd.DataFrame, path: str | os.PathLike, *, columns: Sequence[str] 
     df.to_csv(path, columns=list(columns) if columns is not None else None, index=False)
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON data from numpy arrays and scalars, mappings, sequences, dataclass-like ``to_dict`` objects.
-
-    NaN and infinities become ``None`` (JSON has no such numbers).
-    """
-    if value is None or isinstance(value, str | bool):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, pd.DataFrame):
-        return [jsonable(r) for r in value.to_dict(orient="records")]
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "to_dict"):
-        return jsonable(value.to_dict())
-    return str(value)
-
-
 def result_to_dict(result: Result) -> dict[str, Any]:
-    """The answer of a :class:`~mechlp.solve.result.Result` as JSON data.
+    """The answer of a :class:`~mechlp.solve.result.Result` as JSON data: :meth:`Result.to_dict` with the
+    export's summary of the certificate under ``verification``.
 
     Keys: ``question``, ``status``, ``message``, ``options`` (limits and outside options as given), ``space``
-    (``kind``, ``histories``), ``surplus`` (``[{"history", "where", "value"}]``), ``fees``, ``diagnosis``,
+    (``kind``, ``histories``, ...), ``surplus`` (``[{"history", "where", "value"}]``), ``fees``, ``diagnosis``,
     ``verification`` (``ok`` and the largest violation per family, or the certificate's checks), ``timings`` and
-    ``size``.
+    ``size``; and every other key of the result contract (``schema_version``, ``kind``, ``transfers``,
+    ``certificate``, ...; :mod:`mechlp.model.answer`).
     """
     if not isinstance(result, Result):
         raise TypeError(f"result_to_dict needs a mechlp Result, got {type(result).__name__}")
-    sp = result.space
-    out: dict[str, Any] = {
-        "question": result.question,
-        "status": result.status,
-        "message": result.message,
-        "options": jsonable(result.options),
-        "model": sp.env.name,
-        "space": {"kind": sp.kind, "histories": int(sp.n_hist)},
-        "surplus": jsonable(result.surplus_table()),
-        "fees": jsonable(result.fees),
-    }
-    if result.diagnosis:
-        diag = {k: v for k, v in result.diagnosis.items() if k != "minmax_surplus"}
-        out["diagnosis"] = jsonable(diag)
+    out = result.to_dict()
+    out.pop("verification")
     cert = result.certificate
     if cert is not None:
         ver: dict[str, Any] = {"ok": bool(cert.ok)}
@@ -182,20 +146,18 @@ def result_to_dict(result: Result) -> dict[str, Any]:
         if hasattr(cert, "checks"):
             ver["checks"] = jsonable(cert.checks)
         out["verification"] = ver
-    out["timings"] = jsonable(result.timings)
-    out["size"] = jsonable(result.size)
     return out
 
 
 def to_json(obj: Any, path: str | os.PathLike | None = None, *, indent: int = 2) -> str:
-    """JSON text of a Result (:func:`result_to_dict`), a DataFrame (records, with ``attrs``) or plain data."""
+    """JSON text of a Result (:func:`result_to_dict`), another answer (its ``to_dict``), a DataFrame (records,
+    with ``attrs``) or plain data; also written to ``path`` when given."""
     if isinstance(obj, Result):
         data: Any = result_to_dict(obj)
     elif isinstance(obj, pd.DataFrame):
-        data = {"attrs": jsonable(dict(obj.attrs)), "rows": jsonable(obj)}
+        data = {"attrs": dict(obj.attrs), "rows": obj}
+    elif isinstance(obj, Answer):
+        data = obj.to_dict()
     else:
-        data = jsonable(obj)
-    text = json.dumps(data, indent=indent, allow_nan=False)
-    if path is not None:
-        Path(path).write_text(text + "\n", encoding="utf-8")
-    return text
+        data = obj
+    return dumps(data, indent=indent) if path is None else write_json(path, data, indent=indent)

@@ -96,6 +96,7 @@ budget: the designer gives away only what lowers the largest payment).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,7 @@ import scipy.sparse as sp
 from mechlp.backends import solve_arrays
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
+from mechlp.model.answer import Answer
 from mechlp.model.beliefs import marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -453,8 +455,9 @@ def markov_node(space: StateSpace, current: Mapping[str, str], previous: Mapping
 
 # ------------------------------------------------------------------------------------------- the result
 @dataclass
-class SharingResult:
-    r"""A shared (and, with ``budget="ex_post"``, rebalanced) tight mechanism with its verification.
+class SharingResult(Answer):
+    r"""A shared (and, with ``budget="ex_post"``, rebalanced) tight mechanism with its verification (result
+    contract: :mod:`mechlp.model.answer`).
 
     Attributes
     ----------
@@ -492,6 +495,16 @@ class SharingResult:
         ``surplus_error`` (max :math:`|\Pi - (1 - \sum_i\beta_i)\Pi^*|`), ``limits_violation``.
     options : dict
         ``markov``, ``stationary``, ``limits``, ``ic``.
+    verification : Verification or None
+        (property) ``certificate``.
+    timings : dict
+        Seconds: ``"build"`` (shares and transfers) and ``"verify"`` (the min-max solve is in
+        ``minmax.timings``).
+    size : dict
+        (property) ``histories`` and ``nodes``.
+
+    JSON (:meth:`to_dict`): the contract's keys plus ``rule``, ``budget``, ``construction``, ``beta`` (``(n_agents,
+    n_hist)``), ``pi_star``, ``max_abs_transfer``, ``objective``, ``checks`` and ``options``.
     """
 
     status: str
@@ -511,14 +524,32 @@ class SharingResult:
     objective: float | None = None
     checks: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
 
     @property
-    def success(self) -> bool:
-        return self.status == "optimal"
+    def verification(self) -> Verification | None:
+        return self.certificate
+
+    @property
+    def size(self) -> dict:
+        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     @property
     def env(self) -> Environment:
         return self.space.env
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "budget": self.budget,
+            "construction": self.construction,
+            "beta": self.beta,
+            "pi_star": self.pi_star,
+            "max_abs_transfer": self.max_abs_transfer,
+            "objective": self.objective,
+            "checks": self.checks,
+            "options": self.options,
+        }
 
     def beta_table(self) -> list[dict]:
         """Per history: ``history``, ``where``, ``pi_star``, ``beta`` (``{agent: share}``), ``designer``
@@ -982,9 +1013,11 @@ def share_surplus(
             )
         beta = beta_lp
 
+    t0 = time.perf_counter()
     a = beta * pi[None, :]
     x = _transfers(ops, base.transfers, ubar_star, a, construction, budget)
     mech = Mechanism(space, x)
+    t1 = time.perf_counter()
     cert = verify(
         mech,
         ic="bayesian" if ic == "local" else ic,
@@ -992,6 +1025,7 @@ def share_surplus(
         budget=budget,
         outside_option=mm.options.get("outside_option", 0.0),
     )
+    timings = {"build": t1 - t0, "verify": time.perf_counter() - t1}
     ubar = mech.interim_utilities()
     pi_beta = mech.surplus()
     interim_error = max(float(np.abs(ubar[i] - ubar_star[i] - a[i][:, None]).max()) for i in range(ops.n))
@@ -1020,6 +1054,7 @@ def share_surplus(
         objective=objective,
         checks=checks,
         options=options,
+        timings=timings,
     )
     where = "Markov mechanisms on the infinite horizon" if space.kind == "markov" else "history tree"
     if not cert.ok:
