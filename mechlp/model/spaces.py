@@ -268,6 +268,11 @@ class MarkovSpace(StateSpace):
     State ``0`` is the first period; state ``1 + s`` means the last report profile was ``s``. A mechanism on
     this space depends on the history only through the previous report profile, so an LP on it decides
     whether a *Markov* mechanism exists (exact for Lamba's min-max mechanism, which is Markov).
+
+    Parameters
+    ----------
+    env : Environment
+        An infinite-horizon environment (``ValueError`` otherwise).
     """
 
     kind = "markov"

@@ -1165,6 +1165,15 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     exact mode) or, with overwhelming probability, at random points. In floats the probes must agree within
     ``1e-9`` relative to the size of the terms; in exact mode they must agree exactly.
 
+    Parameters
+    ----------
+    cert : ImpossibilityCertificate
+        The multipliers over labelled IC, IR and budget rows, with the space and options they refer to.
+    exact : bool
+        Evaluate ``L`` in rational arithmetic (model numbers read as written). Default False (floats).
+    seed : int
+        Seed of the random probe transfers.
+
     Returns
     -------
     dict
