@@ -8,8 +8,8 @@ The flat public API. Everything a user needs is importable from the top level::
     mm = ml.minmax(env)  # Pi*(h) at every history, the tight mechanism, its verification
     ml.feasibility(env, "interim").status  # 'optimal' (feasible)
 
-The names below are stable; the modules they live in (the layer folders of ``docs/design.md`` section 2) may
-move. Transfers are payments *from* the agent *to* the designer throughout (``docs/design.md`` section 1).
+The names below are stable; the modules they live in (the layer folders of docs/design.md section 2) may
+move. Transfers are payments *from* the agent *to* the designer throughout (docs/design.md section 1).
 
 Questions (each answer re-verified independently before it is returned)
     :func:`minmax`, :func:`feasibility` (Lamba 2022, Theorem 1, Lemma 6, Corollary 1); :func:`second_best`,

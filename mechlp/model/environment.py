@@ -1,6 +1,6 @@
 r"""Environments: agents with Markov types, actions, valuations, discounting and a horizon.
 
-Notation follows ``design.md`` section 2 (project convention):
+Notation follows docs/design.md section 4.1 (the project's conventions: docs/design.md section 1):
 
 * agents :math:`i = 1..n`, each with a finite ordered type set :math:`\Theta_i`, a prior :math:`f_i^0`
   and a Markov kernel :math:`F_i(\theta'|\theta, a)` (one row-stochastic matrix, or one per action);
@@ -447,7 +447,8 @@ class Environment:
 
         Row ``s``, column ``s'``: :math:`\prod_j F_j(s'_j | s_j, a(s))`. With ``deviator=i`` and
         ``true_type=t``, agent ``i``'s factor is :math:`F_i(s'_i | t, a(s))` instead: the law of next period's
-        types after agent ``i`` of true type ``t`` reported ``s_i`` (design.md, the one-shot deviation ``D_i``).
+        types after agent ``i`` of true type ``t`` reported ``s_i`` (the one-shot deviation ``D_i`` of
+        docs/design.md section 4.4).
         The action is that of the reported profile; kernels that ignore the action make this exact for any
         allocation, and action-dependent kernels come with a deterministic allocation (checked at construction).
         """

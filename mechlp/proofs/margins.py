@@ -13,7 +13,7 @@ solves the interim formulation (:mod:`mechlp.constraints.interim`) with every ro
 
 so every slack is the float LP's slack up to rounding far below ``epsilon``. For ex post budget balance the
 surplus is then handed to the agents in equal shares (Lamba 2022, Corollary 5), which makes :math:`\Pi(h) = 0`
-exactly, and the payments are rebalanced node by node (Proposition 1; design.md section 4):
+exactly, and the payments are rebalanced node by node (Proposition 1; docs/design.md section 9):
 
 .. math::
    \hat x_i(h,\theta) = \bar x_i(\theta_i|h)

@@ -1,4 +1,4 @@
-r"""The questions of design.md section 4, answered as verified :class:`~mechlp.solve.result.Result` objects.
+r"""The questions of docs/design.md section 7.1, answered as verified :class:`~mechlp.solve.result.Result` objects.
 
 ``minmax``
     The tight (min-max) mechanism: maximise the designer's surplus :math:`\Pi(h)` at every history subject

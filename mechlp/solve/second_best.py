@@ -1,7 +1,9 @@
-r"""Second-best and revenue-maximising dynamic mechanisms: the allocation as LP variables (design.md section 4).
+r"""Second-best and revenue-maximising dynamic mechanisms: the allocation as LP variables.
 
-With kernels that ignore the action, the allocation :math:`p(a|h,\theta)` enters every constraint of design.md
-section 2 linearly (:mod:`mechlp.constraints.allocation`), so the designer can choose allocation and transfers
+The mathematics is in docs/design.md section 7.3.
+
+With kernels that ignore the action, the allocation :math:`p(a|h,\theta)` enters every constraint of docs/design.md
+section 6 linearly (:mod:`mechlp.constraints.allocation`), so the designer can choose allocation and transfers
 in one LP over ``(p, U, x, B)``:
 
 ``second_best(env, objective="welfare", budget=...)``

@@ -1,12 +1,12 @@
 r"""Independent verification of a mechanism: every IC, IR and budget constraint, re-evaluated from transfers.
 
-This module is the *mechanism certificate* of design.md section 6. It re-checks a
+This module is the *mechanism certificate* of docs/design.md section 8.1. It re-checks a
 :class:`~mechlp.model.mechanism.Mechanism` with code that shares nothing with the LP builders
 (``mechlp.constraints``, ``mechlp.lp.program``): beliefs are recomputed here from the agents' priors and kernels, and
 every constraint is evaluated directly from the utilities :math:`U` and the designer values :math:`B` given by
 the recursion of Lamba (2022), eq. (3) (:meth:`Mechanism.utilities`, :meth:`Mechanism.designer_values`).
 
-Conventions (design.md section 2): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
+Conventions (docs/design.md section 1): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
 the designer; types are independent across agents; the allocation :math:`p(a|\theta)` depends on the current
 report profile. With ``K`` profiles, history ``h`` owns the nodes ``h*K .. h*K + K - 1`` and node ``g`` has
 profile ``g % K`` (see :mod:`mechlp.model.spaces`).
