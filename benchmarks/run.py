@@ -1,4 +1,4 @@
-"""Performance anchors of design.md section 8, measured in one run and reported as ratios.
+"""Performance anchors of docs/design.md section 12, measured in one run and reported as ratios.
 
     python benchmarks/run.py                 # T = 8 history tree (87,380 nodes), then benchmarks/scale.py
     python benchmarks/run.py --quick         # T = 5 and scale.py --quick, under a minute

@@ -3,7 +3,7 @@
     python benchmarks/scale.py            # everything below, a few minutes on 2 cores
     python benchmarks/scale.py --quick    # small instances only, well under a minute
 
-(``python benchmarks/run.py`` runs the LP anchor of design.md section 8 and then this script.)
+(``python benchmarks/run.py`` runs the LP anchor of docs/design.md section 12 and then this script.)
 
 Instances and paths
     * 2x2 bilateral trade trees (Lamba's USSTP, alpha = 0.7, delta = 0.95), T = 4..10, and 3x3 trees

@@ -1,12 +1,146 @@
-"""mechlp: dynamic mechanism design with linear programming.
+r"""mechlp: dynamic mechanism design with linear programming.
 
-See README.md for the questions (:mod:`mechlp.solve.questions`), the model files (:mod:`mechlp.catalog.io`) and the
-certificates (:mod:`mechlp.verify.checker`).
+The flat public API. Everything a user needs is importable from the top level::
+
+    import mechlp as ml
+
+    env = ml.lamba_usstp(alpha=0.7, delta=0.95)
+    mm = ml.minmax(env)  # Pi*(h) at every history, the tight mechanism, its verification
+    ml.feasibility(env, "interim").status  # 'optimal' (feasible)
+
+The names below are stable; the modules they live in (the layer folders of docs/design.md section 2) may
+move. Transfers are payments *from* the agent *to* the designer throughout (docs/design.md section 1).
+
+Questions (each answer re-verified independently before it is returned)
+    :func:`minmax`, :func:`feasibility` (Lamba 2022, Theorem 1, Lemma 6, Corollary 1); :func:`second_best`,
+    :func:`optimal_mechanism` (allocation as LP variables); :func:`critical_delta` (critical discount factor);
+    :func:`intermediate_minmax`, :func:`intermediate_feasibility`, :func:`lamba_double_star` (Lamba's
+    intermediate mechanism, :math:`\Pi^{**}`); :func:`share_surplus`, :func:`ex_post_balance` (Lamba 2022,
+    Corollaries 4-5 and Proposition 1).
+Classic constructions
+    :func:`dynamic_pivot` (Bergemann and Välimäki 2010), :func:`lump_sum_fees`, :func:`fee_condition`,
+    :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2013),
+    :func:`minmax_closed_form` (Lamba 2022, eqs. 8-9 and section 6.1).
+Certificates
+    :func:`verify` (the independent checker), :func:`check_impossibility` (Farkas certificates),
+    :func:`check_certificate` (certificate files).
+Models
+    :class:`Agent`, :class:`Environment`, :func:`bilateral_trade`; the spaces :class:`HistoryTree`,
+    :class:`MarkovSpace`, :class:`TreeWithTail`; :class:`Mechanism`; :class:`Result`; :func:`load_model` (TOML
+    files); the ready-made models :func:`lamba_usstp`, :func:`yoon_binary`, :func:`yoon_k_type`,
+    :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`.
+Workflows
+    :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`plot` (figures), :func:`to_latex`,
+    :func:`to_csv`, :func:`to_json` (exports).
+
+``import mechlp`` loads neither cvxpy nor matplotlib: the cvxpy backend imports cvxpy when it is used, and
+:func:`plot` (the only name that needs matplotlib at import) is loaded on first access. Note that
+``mechlp.verify`` is the function :func:`verify`; import the verifier's modules with ``from mechlp.verify import
+checker`` or ``from mechlp.verify.checker import ...`` (``import mechlp.verify.checker as ...`` does not work).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from mechlp.catalog.examples import (
+    bv_scheduling,
+    lamba_usstp,
+    license_auction,
+    public_project,
+    yoon_binary,
+    yoon_k_type,
+)
+from mechlp.catalog.io import load_model
+from mechlp.constructions.fees import critical_discount, fee_condition, lump_sum_fees
+from mechlp.constructions.lamba import minmax_closed_form
+from mechlp.constructions.pivot import dynamic_pivot
+from mechlp.constructions.team import balanced_team
 from mechlp.model.environment import Agent, Environment, bilateral_trade
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail
+from mechlp.solve.critical import critical_delta
+from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax, lamba_double_star
+from mechlp.solve.questions import feasibility, minmax
+from mechlp.solve.result import Result
+from mechlp.solve.second_best import optimal_mechanism, second_best
+from mechlp.verify.certfile import check_certificate
+from mechlp.verify.checker import check_impossibility, verify
+from mechlp.workflows.export import to_csv, to_json, to_latex
+from mechlp.workflows.sharing import ex_post_balance, share_surplus
+from mechlp.workflows.sweep import load_sweep, sweep
+
+# ``verify`` is the function: a from-import binds its name after loading the subpackage ``mechlp.verify``, and a
+# subpackage is bound to its parent's namespace only once, when it is first loaded.
+
+if TYPE_CHECKING:  # seen by type checkers and import-linter; loaded lazily at run time (matplotlib)
+    from mechlp.workflows.plots import plot
 
 __version__ = "0.1.0"
 
-__all__ = ["Agent", "Environment", "bilateral_trade", "HistoryTree", "MarkovSpace", "TreeWithTail", "__version__"]
+#: Names loaded on first access, with the module that defines them (they import matplotlib).
+_LAZY: dict[str, str] = {"plot": "mechlp.workflows.plots"}
+
+__all__ = [
+    # questions
+    "minmax",
+    "feasibility",
+    "second_best",
+    "optimal_mechanism",
+    "critical_delta",
+    "intermediate_minmax",
+    "intermediate_feasibility",
+    "lamba_double_star",
+    "share_surplus",
+    "ex_post_balance",
+    # classic constructions
+    "dynamic_pivot",
+    "lump_sum_fees",
+    "fee_condition",
+    "critical_discount",
+    "balanced_team",
+    "minmax_closed_form",
+    # certificates
+    "verify",
+    "check_impossibility",
+    "check_certificate",
+    # models
+    "Agent",
+    "Environment",
+    "bilateral_trade",
+    "HistoryTree",
+    "MarkovSpace",
+    "TreeWithTail",
+    "Mechanism",
+    "Result",
+    "load_model",
+    "lamba_usstp",
+    "yoon_binary",
+    "yoon_k_type",
+    "bv_scheduling",
+    "license_auction",
+    "public_project",
+    # workflows
+    "sweep",
+    "load_sweep",
+    "plot",
+    "to_latex",
+    "to_csv",
+    "to_json",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the names of ``_LAZY`` on first access (PEP 562), so ``import mechlp`` does not load matplotlib."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mechlp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, including the lazily loaded ones."""
+    return sorted(set(globals()) | set(_LAZY))

@@ -248,7 +248,7 @@ def test_cli_fees_critical_delta(tmp_path, capsys):
 
 
 def test_interim_fees_on_a_tree_match_the_interim_condition():
-    """Finite horizon: the last period is static, so interim balance fails there (design.md section 3)."""
+    """Finite horizon: the last period is static, so interim balance fails there (docs/design.md section 5.4)."""
     env = yoon_binary(0.5, 0.9, horizon=3)
     res = lump_sum_fees(env, "interim")
     assert res.status == "infeasible"

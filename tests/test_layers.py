@@ -1,4 +1,4 @@
-"""The package's layers (docs/design.md): import-linter contracts, and no imports hidden in function bodies."""
+"""The package's layers (docs/design.md section 2): import-linter contracts, no imports hidden in function bodies."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ zero cost, horizon ``T``, discount :math:`\delta`. Participation is decided at t
 Battaglini's setting).
 
 *Rent.* With the downward IC rows binding, the one-shot deviation of the high type at the all-low history
-:math:`L^{t-1}` (``t-1`` low reports) gives (design.md section 2, one agent so :math:`\bar U = U`)
+:math:`L^{t-1}` (``t-1`` low reports) gives (docs/design.md section 4.4, one agent so :math:`\bar U = U`)
 
 .. math::
    R_t := U(L^{t-1}, H) - U(L^{t-1}, L) = \Delta\theta\, q_t(L^t) + \delta (\alpha_H - \alpha_L) R_{t+1},

@@ -297,7 +297,10 @@ def _doc():
         (lambda d: d.pop("kind"), "no 'kind'"),
         (lambda d: d.pop("status"), "no 'status'"),
         (lambda d: d.update(status="solved"), "status 'solved' is not one of"),
-        (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), f"schema_version must be an integer in 1..{SCHEMA_VERSION}"),
+        (
+            lambda d: d.update(schema_version=SCHEMA_VERSION + 1),
+            f"schema_version must be an integer in 1..{SCHEMA_VERSION}",
+        ),
         (lambda d: d.pop("schema_version"), "schema_version must be an integer"),
         (lambda d: d.update(transfers=[["a", "b"]]), "'transfers' must be a list of numbers"),
     ],

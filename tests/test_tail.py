@@ -1,4 +1,4 @@
-"""Tree with a Markov tail (design.md section 3, form 3): indexing, recursion, LP, verification, certificates."""
+"""Tree with a Markov tail (docs/design.md section 5.2, form 3): indexing, recursion, LP, verification, certificates."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """cvxpy over the same arrays (for small or user-extended problems).
 
 The LP's rows are split into equality rows (``lower == upper``), rows with a finite lower bound and rows with
-a finite upper bound; column bounds (transfer limits, sign constraints) become variable bounds. cvxpy is
-10-35x slower than the direct HiGHS path on mid-size trees (design.md section 8; ``benchmarks/``), so it is not
+a finite upper bound; column bounds (transfer limits, sign constraints) become variable bounds. cvxpy is slower
+than the direct HiGHS path (its compile step; ratios measured in ``benchmarks/README.md``, docs/design.md section
+12), so it is not
 the default.
 """
 

@@ -1,6 +1,6 @@
 """HiGHS through highspy, the LP handed over as raw CSC arrays (``Highs.passModel``, int32 indices).
 
-Filling ``HighsLp`` fields is several times slower for large trees (design.md section 8), so this backend
+Filling ``HighsLp`` fields is several times slower for large trees (docs/design.md section 12), so this backend
 never builds one.
 """
 

@@ -54,6 +54,20 @@ def lamba_usstp(alpha: float = 0.7, delta: float = 0.95, horizon: int | str = "i
     :math:`\mathcal V = \{0.05, 1\}`, :math:`\mathcal C = \{0, 0.95\}`, uniform priors and symmetric
     persistence :math:`f(v|v) = g(c|c) = \alpha`. Types are listed in ascending order:
     buyer ``("v_L", "v_H")``, seller ``("c_L", "c_H")``.
+
+    Parameters
+    ----------
+    alpha : float
+        Persistence of both agents' types (renewal kernel). Default 0.7.
+    delta : float
+        Discount factor. Default 0.95 (Lamba's Table 1).
+    horizon : int or "infinite"
+        Number of periods. Default ``"infinite"``.
+
+    Returns
+    -------
+    Environment
+        Bilateral trade (:func:`mechlp.model.environment.bilateral_trade`) named ``"lamba_usstp"``.
     """
     kern = renewal_matrix(2, alpha)
     return bilateral_trade(
@@ -407,6 +421,22 @@ def yoon_binary(
     unless ``seller_transition`` / ``buyer_transition`` (Yoon's :math:`P_s`, :math:`P_b`, rows and columns in
     the order 0, 1) are given. Trade only at (seller 0, buyer 1). With an infinite horizon lump-sum fees
     balance the budget iff :math:`\delta \ge 1/(3 - 2\alpha)`.
+
+    Parameters
+    ----------
+    alpha : float
+        Persistence of both kernels when they are not given. Default 0.7.
+    delta : float
+        Discount factor. Default 0.9.
+    seller_transition, buyer_transition : array_like, optional
+        Yoon's :math:`P_s`, :math:`P_b` (2 x 2, row-stochastic).
+    horizon : int or "infinite"
+        Number of periods. Default ``"infinite"``.
+
+    Returns
+    -------
+    Environment
+        Bilateral trade named ``"yoon_binary"`` (:func:`yoon_k_type` with the grid ``(0, 1)``).
     """
     return yoon_k_type(
         (0.0, 1.0),

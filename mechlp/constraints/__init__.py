@@ -1,4 +1,4 @@
-"""Constraint builders: sparse labelled blocks for every family of design.md section 2.
+"""Constraint builders: sparse labelled blocks for every family of docs/design.md section 6.
 
 This package is the only place where the constraint mathematics lives; the verifier
 (:mod:`mechlp.verify.checker`) re-derives every check independently and never imports it. The options

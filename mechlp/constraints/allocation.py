@@ -1,8 +1,8 @@
-r"""Rows with the allocation as LP variables (second best and optimal mechanisms; design.md section 4).
+r"""Rows with the allocation as LP variables (second best and optimal mechanisms; docs/design.md section 6.8).
 
 The allocation :math:`p(a|g)` at every node ``g = (h, \theta)`` becomes a block of ``N * |A|`` extra columns
 ``"p"`` (column ``g * |A| + a``; see :func:`allocation_extras`). When no kernel depends on the action, beliefs and
-the continuation terms do not depend on ``p``, and every family of design.md section 2 is linear in
+the continuation terms do not depend on ``p``, and every family of docs/design.md section 6 is linear in
 ``(p, U, x, B)`` jointly:
 
 Simplex rows (family ``"allocation"``)

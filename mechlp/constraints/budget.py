@@ -1,4 +1,4 @@
-r"""Budget rows (Lamba 2022, Definitions 3-5 and the saving intermediary of section 8; design.md section 2).
+r"""Budget rows (Lamba 2022, Definitions 3-5 and the saving intermediary of section 8; docs/design.md section 6.6).
 
 :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h,\theta)` where ``B`` is defined by the recursion rows.
 
@@ -48,7 +48,7 @@ can make :math:`R < 0`), but as implementability notions ex post :math:`\Leftrig
 Theorem 1) :math:`\Rightarrow` savings (ex post balance has :math:`A = 0`, :math:`\Pi = 0`) :math:`\Rightarrow`
 ex ante (:math:`R(\text{root}) = \Pi(\text{root})`). With Bayesian IC, interim participation, two or more agents
 and beliefs of full support, savings is even *equivalent* to ex ante: payments can be re-arranged across the
-profiles of a history without changing any interim payment (design.md section 4), which sets
+profiles of a history without changing any interim payment (docs/design.md section 4.5), which sets
 :math:`B(h,\theta) = \Pi(h)` and hence :math:`R(h') = R(h)/\delta = \dots \propto \Pi(\text{root})`. It differs
 from ex ante when payments are constrained pointwise (ex post IC or IR, transfer limits, one agent).
 """

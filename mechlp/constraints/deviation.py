@@ -1,4 +1,4 @@
-r"""The coefficients of the one-shot deviation (Lamba 2022, Definition 1; design.md section 2), in one place.
+r"""The coefficients of the one-shot deviation (Lamba 2022, Definition 1; docs/design.md section 4.4), in one place.
 
 Agent ``i`` of true type ``t`` reports ``r`` at history ``h`` while the others, of profile ``m``, are truthful
 and everybody is truthful afterwards. With ``s = prof[r, m]`` the *reported* profile (the allocation and the

@@ -1,4 +1,4 @@
-r"""Incentive compatibility rows (one-shot deviations; Lamba 2022, Definition 1; design.md section 2).
+r"""Incentive compatibility rows (one-shot deviations; Lamba 2022, Definition 1; docs/design.md section 6.4).
 
 For agent ``i``, history ``h``, true type ``t`` and report ``r != t`` (others truthful, truth afterwards):
 

@@ -3,7 +3,7 @@ r"""The same constraints in interim utilities only, in either arithmetic (floats
 With Bayesian (or local) IC, interim participation and interim or ex ante budget balance, every row depends on
 the mechanism only through the interim utilities :math:`\bar U_i(t|h)`:
 
-* IC (agent ``i``, history ``h``, true ``t``, report ``r``), the one-shot deviation of design.md section 2 with
+* IC (agent ``i``, history ``h``, true ``t``, report ``r``), the one-shot deviation of docs/design.md section 4.4 with
   the others' kernels summed out:
 
   .. math::

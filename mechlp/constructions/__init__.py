@@ -1,4 +1,4 @@
-"""Classic constructions the LP results are checked against (design.md section 5)."""
+"""Classic constructions the LP results are checked against (docs/design.md section 10)."""
 
 from mechlp.constructions.lamba import LambaClosedForm, minmax_closed_form, minmax_mechanism, vcg_interim_utilities
 from mechlp.constructions.vcg import discrete_vcg, discrete_vcg_transfers

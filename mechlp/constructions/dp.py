@@ -1,6 +1,6 @@
 r"""Efficient policies by dynamic programming on the type-profile Markov decision process.
 
-With independent Markov types (design.md section 2) the type *profile* is a controlled Markov chain: under
+With independent Markov types (docs/design.md section 4.1) the type *profile* is a controlled Markov chain: under
 action :math:`a` it moves with the product kernel :math:`P(\theta'|\theta, a) = \prod_j F_j(\theta_j'|\theta_j, a)`.
 For a set :math:`S` of included agents (all of them, or all but one) the efficient social value solves the
 Bellman equation (Bergemann and Välimäki 2010, section 2; Yoon 2015, section 2.1)

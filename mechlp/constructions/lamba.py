@@ -1,9 +1,9 @@
 r"""Lamba's min-max dynamic VCG mechanism for infinite-horizon bilateral trade, in closed form.
 
 Everything here is linear algebra on the Markov chain of type profiles; no LP is solved. The results are the
-reference values the LP answers of :mod:`mechlp.solve.questions` are checked against (design.md sections 4-5).
+reference values the LP answers of :mod:`mechlp.solve.questions` are checked against (docs/design.md section 10).
 
-Notation (Lamba 2022, sections 5 and 6.1; project sign convention of design.md section 2):
+Notation (Lamba 2022, sections 5 and 6.1; project sign convention of docs/design.md section 1):
 
 * buyer values :math:`v_1 < \dots < v_N` with kernel :math:`f(v'|v)` and prior :math:`f(v)`, seller costs
   :math:`c_1 < \dots < c_M` with kernel :math:`g(c'|c)` and prior :math:`g(c)`; the joint kernel over

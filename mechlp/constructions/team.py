@@ -1,6 +1,6 @@
 r"""The team mechanism and its balanced version (Athey and Segal 2007, sections 4 and 5).
 
-Notation follows design.md section 2: transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i`
+Notation follows docs/design.md section 1: transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i`
 *to* the designer (Athey and Segal write transfers :math:`\psi_i = -x_i` *to* the agent). A node
 :math:`g = (h, \theta)` pairs a history with the current report profile; :math:`P(\theta|h)` is the belief at
 :math:`h` under truth-telling (a product over agents), and

@@ -9,7 +9,7 @@ gap-adjusted version (Kos and Manea 2009; used as the starting point of Lamba 20
    x_B^{vcg}(v, c) = \min\{v' \in \mathcal V : v' > c\}, \qquad
    \text{seller receives } \max\{c' \in \mathcal C : v > c'\},
 
-and nothing changes hands without trade. In the project convention (design.md section 2) transfers are
+and nothing changes hands without trade. In the project convention (docs/design.md section 1) transfers are
 payments *to* the designer, so the seller's entry is minus her receipt:
 
 .. math::

@@ -1,6 +1,6 @@
 r"""Beliefs under truth-telling, the mixed kernels they are made of, and continuation values: the one home.
 
-Notation of design.md section 2 (Lamba 2022, section 3.1). Agent ``j`` has a prior :math:`f_j^0` and a kernel
+Notation of docs/design.md section 4.2 (Lamba 2022, section 3.1). Agent ``j`` has a prior :math:`f_j^0` and a kernel
 :math:`F_j(\theta'|\theta, a)`; types are independent across agents; the allocation :math:`p(a|s)` depends on the
 current report profile :math:`s`. Everything here follows from three formulas.
 
@@ -173,7 +173,7 @@ def joint_transition(
 
     With ``deviator=i`` and ``true_type=t``, agent ``i``'s factor is :math:`G_i(s'_i|t; s)` instead: the law of
     next period's types after agent ``i`` of true type ``t`` reported :math:`s_i` (the one-shot deviation
-    :math:`D_i` of design.md section 2; the allocation is that of the *reported* profile).
+    :math:`D_i` of docs/design.md section 4.4; the allocation is that of the *reported* profile).
     """
     k = env.n_profiles
     rows = np.arange(k)
@@ -320,8 +320,8 @@ def interim_expectation(space: StateSpace, agent: int, values: np.ndarray, nums:
     .. math::
        \bar X_i(\theta_i|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h)\, X(h, (\theta_i, \theta_{-i}))
 
-    Applied to the ex post utilities this is the interim utility :math:`\bar U_i(\theta_i|h)` (design.md
-    section 2); applied to payments, the interim expected payment. Defined for every own type, also types of
+    Applied to the ex post utilities this is the interim utility :math:`\bar U_i(\theta_i|h)` (docs/design.md
+    section 4.5); applied to payments, the interim expected payment. Defined for every own type, also types of
     probability zero at ``h``.
 
     Parameters
@@ -439,7 +439,7 @@ def continuation_values(space: StateSpace, flows: np.ndarray, nums: Numbers | No
     .. math::
        V(g) = f(g) + \delta \sum_{\theta'} P(\theta'|\theta_g)\, V(\text{child}(g, \theta'))
 
-    (Lamba 2022, eq. 3; design.md section 2), with :math:`P` the :func:`joint_transition` and no continuation
+    (Lamba 2022, eq. 3; docs/design.md section 4.3), with :math:`P` the :func:`joint_transition` and no continuation
     where the game ends. With :math:`f = \sum_a p(a|\theta) v_i - x_i` this gives the ex post utilities
     :math:`U_i`, with :math:`f = \sum_i x_i` the designer's values :math:`B`.
 

@@ -1,7 +1,7 @@
 r"""Sign changes of a scalar criterion of one parameter: grid scan, bisection, and a monotonicity check.
 
 Critical values in mechlp (the critical discount factor of Lamba 2022, Theorem 1 / Corollary 1, and of Yoon's
-2015 condition (*); design.md section 5) are the parameters where a criterion :math:`f` crosses a feasibility
+2015 condition (*); docs/design.md section 7.5) are the parameters where a criterion :math:`f` crosses a feasibility
 threshold :math:`\tau`: "feasible" means :math:`f(d) \ge \tau`. Nothing here assumes that :math:`f` is monotone.
 :func:`scan_and_bisect` evaluates :math:`f` on a grid :math:`d_0 < \dots < d_G`, bisects *every* bracket
 :math:`[d_c, d_{c+1}]` whose ends lie on different sides of :math:`\tau` until it is at most ``tol`` wide, and

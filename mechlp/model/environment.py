@@ -1,6 +1,6 @@
 r"""Environments: agents with Markov types, actions, valuations, discounting and a horizon.
 
-Notation follows ``design.md`` section 2 (project convention):
+Notation follows docs/design.md section 4.1 (the project's conventions: docs/design.md section 1):
 
 * agents :math:`i = 1..n`, each with a finite ordered type set :math:`\Theta_i`, a prior :math:`f_i^0`
   and a Markov kernel :math:`F_i(\theta'|\theta, a)` (one row-stochastic matrix, or one per action);
@@ -485,7 +485,28 @@ def bilateral_trade(
 
     Lamba's closed forms (eqs. 8-9, the discrete VCG of section 5) assume disjoint supports
     :math:`\mathcal V \cap \mathcal C = \emptyset`; ``env.meta["disjoint_supports"]`` records whether that holds.
-    ``buyer_values`` and ``seller_costs`` must be strictly increasing.
+
+    Parameters
+    ----------
+    buyer_values, seller_costs : sequence of float
+        The buyer's valuations :math:`\mathcal V` and the seller's costs :math:`\mathcal C`, strictly increasing.
+    buyer_prior, seller_prior : sequence of float
+        First-period type distributions (non-negative, summing to 1).
+    buyer_transition, seller_transition : array_like
+        Row-stochastic Markov kernels ``F(theta'|theta)`` (rows and columns in the order of the values).
+    discount : float
+        The common discount factor :math:`\delta`.
+    horizon : int or "infinite"
+        Number of periods. Default ``"infinite"``.
+    buyer_types, seller_types : sequence of str, optional
+        Type labels; default ``v1, v2, ...`` and ``c1, c2, ...``.
+    buyer_name, seller_name, name : str
+        Agent and environment names.
+
+    Returns
+    -------
+    Environment
+        Two agents (buyer first), actions ``("no_trade", "trade")`` and the efficient rule.
     """
     bv = _as_float_array(buyer_values, "buyer_values")
     sc = _as_float_array(seller_costs, "seller_costs")

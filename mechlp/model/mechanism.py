@@ -1,7 +1,7 @@
 r"""Mechanisms on a state space: the allocation of the environment plus transfers at every node.
 
 A :class:`Mechanism` stores transfers ``x[i, g]`` (payments from agent ``i`` to the designer at node ``g``)
-and derives everything else by the recursion of design.md section 2 (Lamba 2022, eq. 3):
+and derives everything else by the recursion of docs/design.md section 4.3 (Lamba 2022, eq. 3):
 
 .. math::
    U_i(g) = \sum_a p(a|\theta_g) v_i(\theta_{g,i}, a) - x_i(g)

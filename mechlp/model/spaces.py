@@ -1,6 +1,6 @@
 r"""State spaces on which mechanisms live: the finite history tree and the infinite-horizon Markov form.
 
-Both spaces share one indexing scheme (design.md section 3). A *history* ``h`` is the public information
+Both spaces share one indexing scheme (docs/design.md section 5.1). A *history* ``h`` is the public information
 before a period's reports; a *node* is a pair ``(h, theta)`` of a history and the current report profile.
 With ``K`` type profiles:
 
@@ -51,7 +51,7 @@ DEFAULT_MEMORY_LIMIT = 8 * 2**30  # bytes; override per call
 
 @dataclass(frozen=True)
 class SizeEstimate:
-    """Predicted size of a space and of the LP built on it (design.md section 3)."""
+    """Predicted size of a space and of the LP built on it (docs/design.md section 5.3)."""
 
     histories: int
     nodes: int
@@ -209,7 +209,7 @@ class StateSpace:
 
 
 class HistoryTree(StateSpace):
-    """The finite history tree of ``horizon`` periods (form 1 of design.md section 3).
+    """The finite history tree of ``horizon`` periods (form 1 of docs/design.md section 5.2).
 
     Parameters
     ----------
@@ -266,11 +266,16 @@ class HistoryTree(StateSpace):
 
 
 class MarkovSpace(StateSpace):
-    """Infinite-horizon stationary Markov form (form 2 of design.md section 3).
+    """Infinite-horizon stationary Markov form (form 2 of docs/design.md section 5.2).
 
     State ``0`` is the first period; state ``1 + s`` means the last report profile was ``s``. A mechanism on
     this space depends on the history only through the previous report profile, so an LP on it decides
     whether a *Markov* mechanism exists (exact for Lamba's min-max mechanism, which is Markov).
+
+    Parameters
+    ----------
+    env : Environment
+        An infinite-horizon environment (``ValueError`` otherwise).
     """
 
     kind = "markov"
@@ -307,8 +312,8 @@ class MarkovSpace(StateSpace):
 
 
 class TreeWithTail(StateSpace):
-    r"""History dependent for the first ``horizon`` periods, stationary Markov afterwards (form 3 of design.md
-    section 3).
+    r"""History dependent for the first ``horizon`` periods, stationary Markov afterwards (form 3 of
+    docs/design.md section 5.2).
 
     Histories ``0 .. n_tree - 1`` are those of ``HistoryTree(env, horizon)`` (same indices, same node blocks);
     history ``n_tree + s`` is the *tail state* "period ``horizon + 1`` or later, last report profile ``s``".

@@ -1,10 +1,10 @@
 r"""Transfers from interim utilities, interim expected payments, and ex post rebalancing (pure model maths).
 
-Notation of design.md section 2: transfers :math:`x_i(h, \theta)` are payments *from* agent ``i`` *to* the
+Notation of docs/design.md section 4: transfers :math:`x_i(h, \theta)` are payments *from* agent ``i`` *to* the
 designer at node :math:`(h, \theta)`; :math:`\text{flow}_i(\theta) = \sum_a p(a|\theta) v_i(\theta_i, a)`.
 
 Transfers from interim utilities (:func:`transfers_from_interim`)
-    The recursion of design.md section 2 (Lamba 2022, eq. 3) solved for :math:`x`, with ex post utilities set to
+    The recursion of docs/design.md section 4.3 (Lamba 2022, eq. 3) solved for :math:`x`, with ex post utilities set to
     the given interim utilities, :math:`U_i(h, \theta) = \bar U_i(\theta_i|h)` (constant in :math:`\theta_{-i}`):
 
     .. math::

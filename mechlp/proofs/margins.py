@@ -14,7 +14,7 @@ solves the interim formulation (:mod:`mechlp.constraints.interim`) with every ro
 (:func:`mechlp.model.transfers.transfers_from_interim`, in rationals), so every slack is the float LP's slack up
 to rounding far below ``epsilon``. For ex post budget balance the surplus is then handed to the agents in equal
 shares (Lamba 2022, Corollary 5), which makes :math:`\Pi(h) = 0` exactly, and the payments are rebalanced node
-by node (Proposition 1; design.md section 4):
+by node (Proposition 1; docs/design.md section 9):
 
 .. math::
    \hat x_i(h,\theta) = \bar x_i(\theta_i|h)

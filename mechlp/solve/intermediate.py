@@ -210,8 +210,31 @@ def intermediate_feasibility(
 
     ``budget`` in ``("interim", "ex_ante", "ex_post", "none")``. Solved with the objective ``Pi(root)`` (the
     surplus at the other designer histories may be unbounded, see the module docstring); a feasible answer carries
-    a mechanism verified by :func:`mechlp.verify.checker.verify_intermediate`. ``backend`` (``"highs"`` or
-    ``"cvxpy"``) and ``solver_options`` go to :func:`mechlp.backends.solve_lp`.
+    a mechanism verified by :func:`mechlp.verify.checker.verify_intermediate`.
+
+    Parameters
+    ----------
+    env : Environment
+    budget : {"interim", "ex_ante", "ex_post", "none"}
+        Budget notion at the designer's histories. Default ``"interim"``.
+    horizon : int, optional
+        Number of periods of the information tree; required for an infinite-horizon environment (a truncation).
+    space : SignalSpace, optional
+        A prebuilt space for ``env`` (instead of ``horizon``).
+    ir : {"interim", "ex_ante"}
+        Participation at every information history, or in the first period only.
+    outside_option : float or per-agent values
+    memory_limit : int
+        Bytes; larger trees are refused before they are built.
+    backend : {"highs", "cvxpy"}
+        Backend of the LP (:func:`mechlp.backends.solve_lp`).
+    **solver_options
+        Passed to the backend.
+
+    Returns
+    -------
+    IntermediateResult
+        ``status`` ``"optimal"`` (feasible, mechanism verified) or the solver's status, with a message.
     """
     sp = _signal_space(env, space, horizon, memory_limit)
     weights = np.zeros(sp.tree.n_hist)
@@ -251,7 +274,19 @@ def intermediate_minmax(
     history's :math:`\\Pi(h)` alone; ``best[h]`` is the optimum or ``inf`` when the LP is unbounded, ``bounded[h]``
     says which. ``transfers`` / ``surplus`` / ``certificate`` are those of the root's LP (which is always bounded
     when the public one is: its value equals the public :math:`\\Pi^*(\\text{root})`, Lamba 2022, section 7.3).
-    ``backend`` (``"highs"`` or ``"cvxpy"``) and ``solver_options`` go to :func:`mechlp.backends.solve_arrays`.
+
+    Parameters
+    ----------
+    env : Environment
+    horizon, space, ir, outside_option, memory_limit, backend, **solver_options
+        As in :func:`intermediate_feasibility` (the LPs go to :func:`mechlp.backends.solve_arrays`).
+    histories : array_like of int, optional
+        Designer histories to examine (the root is always included). Default: all.
+
+    Returns
+    -------
+    IntermediateResult
+        With ``best`` and ``bounded`` per designer history and the root LP's mechanism, verified.
     """
     sp = _signal_space(env, space, horizon, memory_limit)
     n_hist = sp.tree.n_hist

@@ -1,4 +1,4 @@
-r"""The questions of design.md section 4, answered as verified :class:`~mechlp.solve.result.Result` objects.
+r"""The questions of docs/design.md section 7.1, answered as verified :class:`~mechlp.solve.result.Result` objects.
 
 ``minmax``
     The tight (min-max) mechanism: maximise the designer's surplus :math:`\Pi(h)` at every history subject
@@ -248,10 +248,16 @@ def feasibility(
 ) -> Result:
     """Is the environment's allocation implementable with IC, IR and ``budget`` balance?
 
-    Parameters are those of :func:`minmax` plus ``budget`` in ``("ex_ante", "interim", "ex_post", "none")``
-    and ``minmax_result``: a :func:`minmax` result for the same environment, space and options, reused for the
-    diagnosis instead of solving the min-max LP again.
-
+    Parameters
+    ----------
+    env, space, horizon, tail, ic, ir, outside_option, limits, backend, memory_limit, **solver_options
+        As in :func:`minmax`.
+    budget : {"interim", "ex_ante", "ex_post", "none", "savings"}
+        The budget notion (Lamba 2022, Definitions 3-5; ``"savings"``: an intermediary that may carry past
+        surplus forward, :mod:`mechlp.constraints.budget`). Default ``"interim"``.
+    minmax_result : Result, optional
+        A :func:`minmax` result for the same environment, space and options, reused for the diagnosis instead of
+        solving the min-max LP again.
     certify : bool
         For an infeasible answer, compute Farkas multipliers over the labelled constraints
         (:func:`mechlp.proofs.farkas.impossibility_certificate`), verified in floats and exactly; stored in

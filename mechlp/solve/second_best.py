@@ -1,7 +1,9 @@
-r"""Second-best and revenue-maximising dynamic mechanisms: the allocation as LP variables (design.md section 4).
+r"""Second-best and revenue-maximising dynamic mechanisms: the allocation as LP variables.
 
-With kernels that ignore the action, the allocation :math:`p(a|h,\theta)` enters every constraint of design.md
-section 2 linearly (:mod:`mechlp.constraints.allocation`), so the designer can choose allocation and transfers
+The mathematics is in docs/design.md section 7.3.
+
+With kernels that ignore the action, the allocation :math:`p(a|h,\theta)` enters every constraint of docs/design.md
+section 6 linearly (:mod:`mechlp.constraints.allocation`), so the designer can choose allocation and transfers
 in one LP over ``(p, U, x, B)``:
 
 ``second_best(env, objective="welfare", budget=...)``
@@ -451,5 +453,22 @@ def optimal_mechanism(
     r"""Revenue-maximising dynamic mechanism (Yoon 2021, section 2; Battaglini 2005): :func:`second_best` with
     ``objective="revenue"`` (designer revenue :math:`\Pi(\text{root})`), IC, IR and by default no budget rows.
 
-    Use ``ir="ex_ante"`` for Battaglini's setting (participation decided once, at the start)."""
+    Parameters
+    ----------
+    env : Environment
+        Its own allocation rule is ignored; no kernel may depend on the action.
+    ir : {"interim", "ex_post", "ex_ante"}
+        Use ``"ex_ante"`` for Battaglini's setting (participation decided once, at the start). Default
+        ``"interim"`` (every period).
+    budget : {"none", "ex_ante", "interim", "ex_post", "savings"}
+        Default ``"none"``: the designer's revenue is the objective, not a constraint.
+    **kwargs
+        The other keyword arguments of :func:`second_best` (``space``, ``horizon``, ``ic``, ``limits``, ...).
+
+    Returns
+    -------
+    SecondBestResult
+        ``value`` is the revenue :math:`\Pi(\text{root})`; ``allocation``, the verified mechanism and the dual
+        bound as in :func:`second_best`.
+    """
     return second_best(env, objective="revenue", ir=ir, budget=budget, **kwargs)

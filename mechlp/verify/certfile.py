@@ -192,8 +192,20 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
 def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = False) -> tuple[bool, str]:
     """Re-check a certificate file (or its parsed JSON) against ``env`` without re-solving.
 
-    Returns ``(ok, report)``; ``ok`` is False when the model differs, the file is malformed for this model, or
-    the mechanism / multipliers do not verify.
+    Parameters
+    ----------
+    env : Environment
+        The model the certificate is about; its SHA-256 must match the file's ``model_sha256`` when present.
+    doc : dict, str or Path
+        The parsed JSON of a certificate file, or the file's path.
+    exact : bool
+        Re-check in rational arithmetic. Default False (floats).
+
+    Returns
+    -------
+    tuple of (bool, str)
+        ``(ok, report)``; ``ok`` is False when the model differs, the file is malformed for this model, or the
+        mechanism / multipliers do not verify.
     """
     if not isinstance(doc, dict):
         with open(doc, encoding="utf-8") as fh:

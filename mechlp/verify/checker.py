@@ -1,12 +1,12 @@
 r"""Independent verification of a mechanism: every IC, IR and budget constraint, re-evaluated from transfers.
 
-This module is the *mechanism certificate* of design.md section 6. It re-checks a
+This module is the *mechanism certificate* of docs/design.md section 8.1. It re-checks a
 :class:`~mechlp.model.mechanism.Mechanism` with code that shares nothing with the LP builders
 (``mechlp.constraints``, ``mechlp.lp.program``): every constraint is evaluated directly from the utilities :math:`U`
 and the designer values :math:`B` given by the recursion of Lamba (2022), eq. (3), with the beliefs, mixed kernels
 and continuation values of the model layer (:mod:`mechlp.model.beliefs`), never from LP rows.
 
-Conventions (design.md section 2): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
+Conventions (docs/design.md section 1): transfers :math:`x_i(h, \theta)` are payments *from* agent :math:`i` *to*
 the designer; types are independent across agents; the allocation :math:`p(a|\theta)` depends on the current
 report profile. With ``K`` profiles, history ``h`` owns the nodes ``h*K .. h*K + K - 1`` and node ``g`` has
 profile ``g % K`` (see :mod:`mechlp.model.spaces`).
@@ -1081,6 +1081,15 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     value at ``0`` and at every unit vector (used when there are at most ``EXACT_UNIT_PROBES`` coordinates in
     exact mode) or, with overwhelming probability, at random points. In floats the probes must agree within
     ``tolerances.FARKAS_FLOAT_CHECK`` relative to the size of the terms; in exact mode they must agree exactly.
+
+    Parameters
+    ----------
+    cert : ImpossibilityCertificate
+        The multipliers over labelled IC, IR and budget rows, with the space and options they refer to.
+    exact : bool
+        Evaluate ``L`` in rational arithmetic (model numbers read as written). Default False (floats).
+    seed : int
+        Seed of the random probe transfers.
 
     Returns
     -------

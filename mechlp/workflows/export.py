@@ -120,7 +120,21 @@ def to_latex(
 
 
 def to_csv(df: pd.DataFrame, path: str | os.PathLike, *, columns: Sequence[str] | None = None) -> None:
-    """Write ``df`` (or some of its columns) as CSV without the index; floats keep full precision."""
+    """Write ``df`` (or some of its columns) as CSV without the index; floats keep full precision.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table, e.g. a sweep (:func:`mechlp.workflows.sweep.sweep`).
+    path : str or os.PathLike
+        The file to write.
+    columns : sequence of str, optional
+        Write only these columns, in this order.
+
+    Returns
+    -------
+    None
+    """
     df.to_csv(path, columns=list(columns) if columns is not None else None, index=False)
 
 
@@ -151,7 +165,23 @@ def result_to_dict(result: Result) -> dict[str, Any]:
 
 def to_json(obj: Any, path: str | os.PathLike | None = None, *, indent: int = 2) -> str:
     """JSON text of a Result (:func:`result_to_dict`), another answer (its ``to_dict``), a DataFrame (records,
-    with ``attrs``) or plain data; also written to ``path`` when given."""
+    with ``attrs``) or plain data.
+
+    Parameters
+    ----------
+    obj : Result, another answer, pandas.DataFrame or JSON-like data
+        A result becomes its document (:meth:`mechlp.model.answer.Answer.to_dict`); a DataFrame becomes
+        ``{"attrs": ..., "rows": [...]}``; numpy values become plain numbers and lists (NaN becomes ``null``).
+    path : str or os.PathLike, optional
+        Also write the text (plus a newline) to this file.
+    indent : int
+        Indentation of the JSON text. Default 2.
+
+    Returns
+    -------
+    str
+        The JSON text.
+    """
     if isinstance(obj, Result):
         data: Any = result_to_dict(obj)
     elif isinstance(obj, pd.DataFrame):

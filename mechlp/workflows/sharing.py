@@ -4,10 +4,10 @@ Lamba (2022) characterises every tight mechanism that implements an allocation u
 (Corollary 4) as the min-max mechanism plus history-dependent *shares* of its surplus, and shows that any such
 mechanism whose designer keeps nothing can be rebuilt with transfers that balance the budget at every node
 (Proposition 1, eqs. 12-13; Corollary 5). This module turns both results into constructions on any
-:class:`~mechlp.model.spaces.StateSpace` (design.md section 4).
+:class:`~mechlp.model.spaces.StateSpace` (docs/design.md section 9).
 
-Notation (project convention, design.md section 2: transfers are payments *to* the designer)
-----------------------------------------------------------------------------------------------
+Notation (project convention, docs/design.md section 1: transfers are payments *to* the designer)
+---------------------------------------------------------------------------------------------------
 :math:`\Pi^*(h)` and :math:`\bar U^*_i(t|h)` are the min-max surplus and interim utilities
 (:func:`mechlp.solve.questions.minmax`). A *sharing rule* is a matrix :math:`\beta_i(h) \ge 0`, one row per agent and
 one column per history, with
@@ -29,7 +29,7 @@ period earlier) and participation (:math:`a_i \ge 0`). Requires :math:`\Pi^*(h) 
 Transfers from interim utilities (``construction``)
 ----------------------------------------------------
 Every deviation payoff, interim participation row and :math:`\Pi(h)` depends on a mechanism only through its
-interim utilities (design.md section 2), so there are many transfer schemes for the same :math:`\bar U^\beta`.
+interim utilities (docs/design.md section 4.5), so there are many transfer schemes for the same :math:`\bar U^\beta`.
 All three below have the same *interim expected payments*
 
 .. math::
@@ -300,7 +300,8 @@ def mechanism_from_interim(space: StateSpace, interim: list[np.ndarray]) -> Mech
        x_i(h, \theta) = \text{flow}_i(\theta) - \bar U_i(\theta_i|h)
          + \delta \sum_{\theta'} P(\theta'|\theta)\, \bar U_i(\theta'_i|\text{child}(h, \theta)),
 
-    the recursion of design.md section 2 solved for :math:`x` (:func:`mechlp.model.transfers.transfers_from_interim`).
+    the recursion of docs/design.md section 4.3 solved for :math:`x`
+    (:func:`mechlp.model.transfers.transfers_from_interim`).
     The interim utilities of the result are the given ones, so the result satisfies exactly the Bayesian IC and
     interim IR constraints the given interim utilities satisfy.
 

@@ -933,7 +933,17 @@ def grid_keys(df: pd.DataFrame) -> list[str]:
 def load_sweep(path: str | os.PathLike, *, grid_keys: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a sweep CSV written by :func:`sweep` (or ``mechlp sweep --out``).
 
-    ``df.attrs["grid"]`` is set to the grid keys (the columns before ``status`` unless given).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
+    grid_keys : sequence of str, optional
+        The grid columns; default: the columns before ``status``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point; ``df.attrs["grid"]`` holds the grid keys and ``df.attrs["question"]`` the question.
     """
     df = pd.read_csv(path)
     cols = list(df.columns)
