@@ -103,7 +103,7 @@ def worker(task: dict) -> dict:
 
     from mechlp.solve import questions as design
     from mechlp.solve import recursion
-    from mechlp.verify.checker import verify
+    from mechlp.audit.verifier import verify
 
     warnings.simplefilter("ignore", RuntimeWarning)
     spec, path = task["spec"], task["path"]

@@ -34,9 +34,9 @@ Workflows
     :func:`to_csv`, :func:`to_json` (exports).
 
 ``import mechlp`` loads neither cvxpy nor matplotlib: the cvxpy backend imports cvxpy when it is used, and
-:func:`plot` (the only name that needs matplotlib at import) is loaded on first access. Note that
-``mechlp.verify`` is the function :func:`verify`; import the verifier's modules with ``from mechlp.verify import
-checker`` or ``from mechlp.verify.checker import ...`` (``import mechlp.verify.checker as ...`` does not work).
+:func:`plot` (the only name that needs matplotlib at import) is loaded on first access. The verifier's
+layer is the subpackage :mod:`mechlp.audit` (:mod:`mechlp.audit.verifier`, :mod:`mechlp.audit.certfile`), so the
+function ``mechlp.verify`` shadows no module.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from mechlp.audit.certfile import check_certificate
+from mechlp.audit.verifier import check_impossibility, verify
 from mechlp.catalog.examples import (
     bv_scheduling,
     lamba_usstp,
@@ -65,14 +67,9 @@ from mechlp.solve.intermediate import intermediate_feasibility, intermediate_min
 from mechlp.solve.questions import feasibility, minmax
 from mechlp.solve.result import Result
 from mechlp.solve.second_best import optimal_mechanism, second_best
-from mechlp.verify.certfile import check_certificate
-from mechlp.verify.checker import check_impossibility, verify
 from mechlp.workflows.export import to_csv, to_json, to_latex
 from mechlp.workflows.sharing import ex_post_balance, share_surplus
 from mechlp.workflows.sweep import load_sweep, sweep
-
-# ``verify`` is the function: a from-import binds its name after loading the subpackage ``mechlp.verify``, and a
-# subpackage is bound to its parent's namespace only once, when it is first loaded.
 
 if TYPE_CHECKING:  # seen by type checkers and import-linter; loaded lazily at run time (matplotlib)
     from mechlp.workflows.plots import plot

@@ -77,11 +77,15 @@ def test_version_is_the_package_version():
 
 
 def test_verify_is_the_checker_function_and_the_verifier_modules_still_import():
-    from mechlp.verify import certfile, checker
+    from mechlp.audit import certfile
+    from mechlp.audit import verifier as checker
 
     assert ml.verify is checker.verify
     assert ml.check_certificate is certfile.check_certificate
-    assert importlib.import_module("mechlp.verify.checker") is checker
+    assert importlib.import_module("mechlp.audit.verifier") is checker
+    import mechlp.audit.verifier as by_path  # no name of the flat API shadows a subpackage
+
+    assert by_path is checker
 
 
 def test_an_unknown_attribute_is_an_attribute_error():

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mechlp.audit.certfile import certificate_payload, check_certificate, read_mechanism
+from mechlp.audit.verifier import ImpossibilityCertificate, check_impossibility, verify
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.catalog.io import load_model
 from mechlp.cli import main
@@ -16,8 +18,6 @@ from mechlp.constructions.vcg import discrete_vcg_transfers
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.solve import questions as design
-from mechlp.verify.certfile import certificate_payload, check_certificate, read_mechanism
-from mechlp.verify.checker import ImpossibilityCertificate, check_impossibility, verify
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 INFEASIBLE = ["--set", "persistence=0.9", "--set", "discount=0.3"]

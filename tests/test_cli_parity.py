@@ -7,6 +7,7 @@ import inspect
 
 import pytest
 
+from mechlp.audit.certfile import check_certificate
 from mechlp.cli.main import build_parser
 from mechlp.constructions.fees import critical_discount, lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
@@ -14,7 +15,6 @@ from mechlp.constructions.team import balanced_team
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.questions import feasibility, minmax
 from mechlp.solve.second_best import second_best
-from mechlp.verify.certfile import check_certificate
 from mechlp.workflows.sharing import share_surplus
 from mechlp.workflows.sweep import sweep
 

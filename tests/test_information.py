@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mechlp.audit.verifier import verify_intermediate
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import bilateral_trade
 from mechlp.model.signals import SignalSpace
 from mechlp.solve import questions as design
 from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax, lamba_double_star
-from mechlp.verify.checker import verify_intermediate
 
 ENV = lamba_usstp(0.7, 0.95)  # the USSTP of Lamba's section 5.1 (an STP: v_H > c_H > v_L > c_L)
 # designer histories of period 2 on the tree: 1 + profile, profiles (v_L,c_L), (v_L,c_H), (v_H,c_L), (v_H,c_H)

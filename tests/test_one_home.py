@@ -10,6 +10,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from mechlp.audit.verifier import interim_utilities as verifier_interim_utilities
+from mechlp.audit.verifier import verify
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, ic_pairs, kernel_gap
 from mechlp.constraints.interim import interim_rows
 from mechlp.model.beliefs import continuation_values, marginal_beliefs
@@ -18,8 +20,6 @@ from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail
 from mechlp.model.transfers import interim_payments, rebalance, redistribute, transfers_from_interim
-from mechlp.verify.checker import interim_utilities as verifier_interim_utilities
-from mechlp.verify.checker import verify
 
 
 # ---------------------------------------------------------------------------------------------- models

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import (
     bv_scheduling,
     bv_scheduling_prices,
@@ -19,7 +20,6 @@ from mechlp.model.beliefs import joint_transition
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
-from mechlp.verify.checker import verify
 
 VALUES = (4.0, 3.0, 2.0, 1.0)
 

@@ -42,6 +42,9 @@ def bilateral_models(draw):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bilateral_models())
+# random kernels may carry probabilities below HiGHS's small_matrix_value: build_lp warns, and the answers are
+# verified independently below, which is what the warning asks for
+@pytest.mark.filterwarnings("ignore:.*coefficients of the .* rows are below:RuntimeWarning")
 def test_lp_minmax_equals_lamba_closed_form_and_theorem1(env):
     res = design.minmax(env)
     assert res.status == "optimal", res.message

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from mechlp.audit.certfile import certificate_payload, check_certificate
+from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
 from mechlp.catalog.examples import lamba_usstp, public_project
 from mechlp.constraints.formulation import build_lp
@@ -22,8 +24,6 @@ from mechlp.model.question import (
 )
 from mechlp.model.spaces import HistoryTree
 from mechlp.solve import questions as design
-from mechlp.verify.certfile import certificate_payload, check_certificate
-from mechlp.verify.checker import verify
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mechlp.audit.verifier import interim_utilities
 from mechlp.catalog.examples import lamba_usstp, license_auction, public_project, yoon_k_type
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
-from mechlp.verify.checker import interim_utilities
 
 AGREE = 1e-9  # recursion vs LP, wherever both run
 

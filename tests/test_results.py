@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mechlp.audit.verifier import ImpossibilityCertificate, Verification
 from mechlp.catalog.examples import lamba_usstp, yoon_binary
 from mechlp.cli import main
 from mechlp.constructions.fees import critical_discount, lump_sum_fees
@@ -35,7 +36,6 @@ from mechlp.solve.critical import critical_delta
 from mechlp.solve.intermediate import expand_transfers, intermediate_minmax
 from mechlp.solve.result import Result
 from mechlp.solve.second_best import second_best
-from mechlp.verify.checker import ImpossibilityCertificate, Verification
 from mechlp.workflows.export import result_to_dict, to_json
 from mechlp.workflows.sharing import share_surplus
 

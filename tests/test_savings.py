@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
+from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import lamba_usstp, public_project
 from mechlp.constraints.formulation import build_lp
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 from mechlp.solve import questions as design
-from mechlp.verify.checker import verify
 
 
 def statuses(env, **kw) -> dict[str, bool]:

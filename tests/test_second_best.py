@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.environment import Agent, Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.solve.questions import feasibility, minmax
 from mechlp.solve.second_best import efficient_welfare, second_best
-from mechlp.verify.checker import verify
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
 from mechlp.cli.share import add_parsers
@@ -20,7 +21,6 @@ from mechlp.model.environment import Agent, Environment, bilateral_trade, renewa
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import MarkovSpace
 from mechlp.solve import questions as design
-from mechlp.verify.checker import verify
 from mechlp.workflows.sharing import (
     BUDGETS,
     CONSTRUCTIONS,

@@ -9,14 +9,14 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mechlp.audit.certfile import certificate_payload, check_certificate
+from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.beliefs import continuation_values, joint_transition, reach_probabilities
 from mechlp.model.exact import Numbers, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import MarkovSpace, TreeWithTail, estimate_tail_size, make_space
 from mechlp.solve import questions as design
-from mechlp.verify.certfile import certificate_payload, check_certificate
-from mechlp.verify.checker import verify
 
 ENV = lamba_usstp(0.7, 0.95)
 

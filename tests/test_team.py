@@ -1,6 +1,6 @@
 """The balanced team mechanism of Athey and Segal (2007), section 5 (``mechlp.constructions.team``).
 
-Every claim is checked by the independent verifier (``mechlp.verify.checker.verify``) or against numbers derived
+Every claim is checked by the independent verifier (``mechlp.audit.verifier.verify``) or against numbers derived
 by hand in the comments; planted errors show that the verifier does catch a wrong construction.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mechlp.audit.verifier import interim_utilities, verify
 from mechlp.catalog.examples import lamba_usstp, public_project
 from mechlp.cli.team import add_parsers
 from mechlp.constructions.team import balance_transfers, balanced_team, incentive_payments, team_transfers
@@ -24,7 +25,6 @@ from mechlp.model.beliefs import continuation_values, joint_beliefs, joint_trans
 from mechlp.model.environment import Agent, Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
-from mechlp.verify.checker import interim_utilities, verify
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 IC_TOL = 1e-9
@@ -242,7 +242,7 @@ def test_exact_rational_certificate(make):
     """The construction redone in rationals (model decimals read as written) and checked by the verifier in
     exact arithmetic: no IC row is violated and every node's budget sums to exactly 0; IR fails exactly."""
     if "exact" not in inspect.signature(verify).parameters:
-        pytest.skip("mechlp.verify.checker.verify has no exact= option in this checkout")
+        pytest.skip("mechlp.audit.verifier.verify has no exact= option in this checkout")
     r = balanced_team(make(), exact=True)
     v = r.verification
     assert v.options["exact"] and v.exact_violation["ic"] == "0" and v.exact_violation["budget"] == "0"

@@ -1,4 +1,4 @@
-"""Tests of the independent verifier ``mechlp.verify.checker``.
+"""Tests of the independent verifier ``mechlp.audit.verifier``.
 
 Known facts (derived by hand in the comments) about Lamba's discrete VCG mechanism in the USSTP, planted
 violations of a derived size, and a brute-force loop implementation of every constraint on a 3-agent
@@ -14,19 +14,19 @@ import math
 import numpy as np
 import pytest
 
+from mechlp.audit import verifier as certificates
+from mechlp.audit.verifier import (
+    Verification,
+    interim_utilities,
+    surplus,
+    verify,
+)
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.beliefs import continuation_values, joint_beliefs, marginal_beliefs
 from mechlp.model.environment import Agent, Environment
 from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace
-from mechlp.verify import checker as certificates
-from mechlp.verify.checker import (
-    Verification,
-    interim_utilities,
-    surplus,
-    verify,
-)
 
 B, S = 0, 1  # buyer, seller
 # profile index = C order over (buyer, seller): 0 (v_L,c_L), 1 (v_L,c_H), 2 (v_H,c_L), 3 (v_H,c_H)

@@ -9,7 +9,7 @@
 whether the allocation is implementable under the chosen budget notion. It prints a readable report and, with
 ``--json``, writes the machine-readable answer (schema in the README).
 
-``check`` re-checks a certificate file (:mod:`mechlp.verify.certfile`) against a model without re-solving.
+``check`` re-checks a certificate file (:mod:`mechlp.audit.certfile`) against a model without re-solving.
 
 Exit codes: 0 when the question was answered (feasible *or* infeasible) or a certificate holds, 1 when a
 certificate does not hold, 2 for bad input, 3 when the solver failed or a solution did not pass the
@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mechlp.audit.certfile import certificate_payload, check_certificate
+from mechlp.audit.certfile import write_json as write_certificate
 from mechlp.catalog.io import load_model
 from mechlp.cli import constructions as cli_constructions
 from mechlp.cli import second_best as cli_second_best
@@ -36,8 +38,6 @@ from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
-from mechlp.verify.certfile import certificate_payload, check_certificate
-from mechlp.verify.certfile import write_json as write_certificate
 
 _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
 

@@ -3,7 +3,7 @@
 ``share`` solves the min-max mechanism of the model's allocation, splits its surplus ``Pi*(h)`` between the
 agents and the designer by a sharing rule ``beta`` (Lamba 2022, Corollaries 4 and 5), builds the transfers
 (rebalanced to sum to zero at every node under ``--budget ex-post``, Lamba 2022 Proposition 1) and verifies the
-result independently (:func:`mechlp.verify.checker.verify`). It prints the shares per history / Markov state,
+result independently (:func:`mechlp.audit.verifier.verify`). It prints the shares per history / Markov state,
 the transfers on the Markov space and the verification; ``--json FILE`` writes the same as JSON.
 
 Options

@@ -1,7 +1,7 @@
 """Command line: ``mechlp team MODEL [--horizon T] [--set key=value ...] [--json FILE]``.
 
 Builds the balanced team mechanism of Athey and Segal (2007), section 5, for the model's (efficient)
-allocation, verifies it independently (:func:`mechlp.verify.checker.verify`, Bayesian IC, interim IR, ex post
+allocation, verifies it independently (:func:`mechlp.audit.verifier.verify`, Bayesian IC, interim IR, ex post
 budget balance) and prints a report; ``--json`` writes the machine-readable answer.
 
 With ``--horizon T`` the mechanism is built on the history tree of ``T`` periods; without it, a finite-horizon

@@ -1,7 +1,7 @@
 """Constraint builders: sparse labelled blocks for every family of docs/design.md section 6.
 
 This package is the only place where the constraint mathematics lives; the verifier
-(:mod:`mechlp.verify.checker`) re-derives every check independently and never imports it. The options
+(:mod:`mechlp.audit.verifier`) re-derives every check independently and never imports it. The options
 (notions, outside options, limits) come parsed from :class:`mechlp.model.question.Question`.
 """
 

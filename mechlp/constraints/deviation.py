@@ -24,7 +24,7 @@ Lamba 2022 appendix 9.1).
 
 Every function works in either arithmetic: float arrays, or object arrays of :class:`fractions.Fraction`
 (:class:`mechlp.model.exact.Numbers`), so exact certificates use the same coefficients. The independent verifier
-(:mod:`mechlp.verify.checker`) keeps its own arithmetic on purpose.
+(:mod:`mechlp.audit.verifier`) keeps its own arithmetic on purpose.
 """
 
 from __future__ import annotations

@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import Verification, verify
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer
@@ -69,7 +70,6 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import parse_notion
 from mechlp.model.spaces import StateSpace
-from mechlp.verify.checker import Verification, verify
 
 __all__ = [
     "FeeCondition",

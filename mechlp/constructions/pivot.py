@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import Verification, verify
 from mechlp.constructions.dp import (
     DPSolution,
     _expected_all,
@@ -56,7 +57,6 @@ from mechlp.model.answer import Answer
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace
-from mechlp.verify.checker import Verification, verify
 
 __all__ = ["PivotValues", "PivotResult", "pivot_values", "dynamic_pivot", "pivot_transfers_on_space"]
 

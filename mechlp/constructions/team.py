@@ -74,6 +74,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import Verification, verify
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer
 from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
@@ -82,7 +83,6 @@ from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, make_space
 from mechlp.model.transfers import redistribute
-from mechlp.verify.checker import Verification, verify
 
 __all__ = [
     "TeamResult",
@@ -272,7 +272,7 @@ class TeamResult(Answer):
     grid, rounding : float
         Dyadic grid of the exact-zero rounding and the largest change it made.
     verification : Verification or None
-        :func:`mechlp.verify.checker.verify` of :attr:`mechanism` with ``ic="bayesian"``, the chosen IR family and
+        :func:`mechlp.audit.verifier.verify` of :attr:`mechanism` with ``ic="bayesian"``, the chosen IR family and
         ``budget="ex_post"``. IR is checked and reported, not promised.
     notes : list of str
     exact_transfers : ndarray of Fraction or None
@@ -454,12 +454,12 @@ def balanced_team(
     horizon : int, optional
         Number of periods of the history tree (only without ``space``).
     check : bool
-        Run :func:`mechlp.verify.checker.verify` on the balanced mechanism (``ic="bayesian"``, ``ir``,
+        Run :func:`mechlp.audit.verifier.verify` on the balanced mechanism (``ic="bayesian"``, ``ir``,
         ``budget="ex_post"``).
     ir : {"interim", "ex_post", "ex_ante"}
         IR family to *report*; the mechanism does not promise any.
     outside_option : float, sequence or mapping
-        Passed to :func:`~mechlp.verify.checker.verify`.
+        Passed to :func:`~mechlp.audit.verifier.verify`.
     tol : float
         Verification tolerance (ignored with ``exact=True``).
     exact : bool
@@ -530,7 +530,7 @@ def balanced_team(
     if exact:
         t1 = time.perf_counter()
         x_exact, g_exact = _exact_balanced_team(space)
-        mech.exact_transfers = x_exact  # read by mechlp.verify.checker.verify(..., exact=True)
+        mech.exact_transfers = x_exact  # read by mechlp.audit.verifier.verify(..., exact=True)
         result.exact_transfers, result.exact_gamma = x_exact, g_exact
         gap = float(np.max(np.abs(x_exact.astype(float) - x_bal))) if x_bal.size else 0.0
         notes.append(f"exact rational transfers attached; the float transfers differ from them by at most {gap:.3g}")

@@ -15,7 +15,7 @@ Every result class mixes in :class:`Answer` and provides
 ``success`` : bool
     ``status in SUCCESS_STATUSES``: the object asked for exists and passed its check.
 ``verification`` : Verification or None
-    The independent check of the answer's mechanism (:func:`mechlp.verify.checker.verify`), ``None`` when the
+    The independent check of the answer's mechanism (:func:`mechlp.audit.verifier.verify`), ``None`` when the
     answer has no mechanism or it was not checked.
 ``certificate`` : Verification, ImpossibilityCertificate or None
     The proof object: the verification of a mechanism, or the Farkas certificate of an impossibility.
@@ -69,7 +69,7 @@ Reading it back (:func:`read_result`)
 ``status``, ``message``, ``success``, ``kind``, ``schema_version``, ``surplus`` and ``transfers`` (float arrays),
 the history descriptions, ``agents``, ``profiles``, ``verification`` and ``certificate`` (as dicts), ``timings``,
 ``size`` and every other key in ``data``. The record has the same frames. It does not rebuild the environment,
-the space or the mechanism (re-check a mechanism with a certificate file, :mod:`mechlp.verify.certfile`).
+the space or the mechanism (re-check a mechanism with a certificate file, :mod:`mechlp.audit.certfile`).
 
 One writer
 ----------

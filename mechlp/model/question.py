@@ -3,7 +3,7 @@ r"""The question spec: which constraints a mechanism must satisfy, parsed once (
 A *question* is the choice of an incentive notion (IC), a participation notion (IR) with the agents' outside
 options, a budget notion, and optional transfer limits. Every layer reads the same :class:`Question`: the LP
 builders (:mod:`mechlp.constraints`), the recursion, the proofs, the independent verifier
-(:mod:`mechlp.verify.checker`, which keeps its own row arithmetic but not its own option parsing), certificate
+(:mod:`mechlp.audit.verifier`, which keeps its own row arithmetic but not its own option parsing), certificate
 files, the command line and sweeps.
 
 Notions (``NOTIONS``)

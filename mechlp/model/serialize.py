@@ -2,7 +2,7 @@
 
 :func:`model_to_dict` is the inverse of :func:`mechlp.catalog.io.model_from_dict` (the validating reader of
 the same schema); it lives with the model because the verifier's certificate files hash it
-(:func:`mechlp.verify.certfile.model_hash`) and the verifier imports nothing above :mod:`mechlp.model`.
+(:func:`mechlp.audit.certfile.model_hash`) and the verifier imports nothing above :mod:`mechlp.model`.
 """
 
 from __future__ import annotations

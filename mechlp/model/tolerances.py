@@ -24,7 +24,7 @@ Inputs and verification
     ``[-SURPLUS, 0)`` are reported as a tie and flagged in the result message. Also the sign threshold of the
     critical-discount scans.
 ``FARKAS_FLOAT_CHECK`` (1e-9, relative to the size of the terms)
-    Float check of a Farkas certificate (:func:`mechlp.verify.checker.check_impossibility`): ``L`` counts as
+    Float check of a Farkas certificate (:func:`mechlp.audit.verifier.check_impossibility`): ``L`` counts as
     constant when its values at the probes differ by at most this, and as negative when ``L(0)`` is below
     minus this. Random probes of size ~1 keep the rounding of ``L`` near ``1e-15`` relative, far below it.
 ``SAVINGS_SWEEP`` (1e-15, relative to ``max |Pi|``)

@@ -25,7 +25,7 @@ How a certificate is made (:func:`impossibility_certificate`):
    ``-P_i(t|h)``, so raising a history's budget multiplier and then the IR multipliers zeroes every residual
    while keeping ``y >= 0``; ``gamma`` moves by the size of the noise.
 
-The result is verified independently by :func:`mechlp.verify.checker.check_impossibility` (floats or exact),
+The result is verified independently by :func:`mechlp.audit.verifier.check_impossibility` (floats or exact),
 which evaluates ``L`` with the verifier's own constraint code. Certificates are available for Bayesian or local
 IC with interim or ex ante participation; for ex post budget balance the interim certificate is returned, which
 is a valid proof because ex post balance implies interim balance (Lamba 2022, section 3.4); for savings balance
@@ -40,13 +40,13 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
+from mechlp.audit.verifier import ImpossibilityCertificate
 from mechlp.backends import solve_arrays
 from mechlp.constraints.interim import InterimRows, interim_rows
 from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
-from mechlp.verify.checker import ImpossibilityCertificate
 
 __all__ = ["impossibility_certificate"]
 
@@ -161,7 +161,7 @@ def impossibility_certificate(
     ante row). Returns ``None`` when the question has no certifying relaxation (ex post IC or IR, transfer
     limits, no budget rows) or the relaxation is feasible.
     The returned certificate is exact (fractions) and has been checked by
-    :func:`mechlp.verify.checker.check_impossibility` in floats and in exact arithmetic; its ``verification``
+    :func:`mechlp.audit.verifier.check_impossibility` in floats and in exact arithmetic; its ``verification``
     records both. ``minmax_surplus`` (``Pi*`` per history) is used for the plain-language summary.
 
     ``exact=None`` (default) makes the certificate exact when that is cheap: every model number has a

@@ -35,6 +35,7 @@ from fractions import Fraction
 import numpy as np
 import scipy.sparse as sp
 
+from mechlp.audit.verifier import verify
 from mechlp.backends import solve_arrays
 from mechlp.constraints.interim import interim_rows
 from mechlp.model import tolerances
@@ -43,7 +44,6 @@ from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.model.transfers import rebalance, transfers_from_interim
-from mechlp.verify.checker import verify
 
 __all__ = ["exact_feasible_mechanism", "DEFAULT_MARGIN"]
 

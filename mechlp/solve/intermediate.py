@@ -13,7 +13,7 @@ depend on later signals are fair bets under the agent's belief but not under the
 moved between the pooled designer histories without limit. :func:`intermediate_minmax` reports which histories
 are bounded (one LP per history) and the bounded values; a pointwise min-max mechanism does not exist there.
 Budget-balance questions remain well posed: :func:`intermediate_feasibility` answers them exactly with a
-verified mechanism (:func:`mechlp.verify.checker.verify_intermediate`).
+verified mechanism (:func:`mechlp.audit.verifier.verify_intermediate`).
 
 **Lamba's construction** (:func:`lamba_double_star`). Lamba defines the min-max intermediate mechanism by paying
 each agent the expectation of his public min-max utility over his information set,
@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import Verification, verify_intermediate
 from mechlp.backends import solve_arrays, solve_lp
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
 from mechlp.constructions.lamba import minmax_closed_form
@@ -57,7 +58,6 @@ from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import outside_options
 from mechlp.model.signals import SignalSpace
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MarkovSpace
-from mechlp.verify.checker import Verification, verify_intermediate
 
 __all__ = [
     "IntermediateResult",
@@ -91,7 +91,7 @@ class IntermediateResult(Answer):
     best : ndarray or None
         :func:`intermediate_minmax`: the most surplus at each designer history (``inf`` where unbounded).
     certificate : Verification or None
-        :func:`mechlp.verify.checker.verify_intermediate` of the mechanism.
+        :func:`mechlp.audit.verifier.verify_intermediate` of the mechanism.
     verification : Verification or None
         (property) ``certificate``.
     timings : dict
@@ -210,7 +210,7 @@ def intermediate_feasibility(
 
     ``budget`` in ``("interim", "ex_ante", "ex_post", "none")``. Solved with the objective ``Pi(root)`` (the
     surplus at the other designer histories may be unbounded, see the module docstring); a feasible answer carries
-    a mechanism verified by :func:`mechlp.verify.checker.verify_intermediate`.
+    a mechanism verified by :func:`mechlp.audit.verifier.verify_intermediate`.
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ r"""The questions of docs/design.md section 7.1, answered as verified :class:`~m
     balance fails iff :math:`\Pi^*(h) < 0` at some history, ex ante balance iff :math:`\Pi^*(\text{root}) < 0`;
     the message names the history with the most negative :math:`\Pi^*`.
 
-Every mechanism is re-verified by :func:`mechlp.verify.checker.verify` (code independent of the LP rows)
+Every mechanism is re-verified by :func:`mechlp.audit.verifier.verify` (code independent of the LP rows)
 before the result is returned; a failed verification is the status ``"verification_failed"``.
 Infinite-horizon environments are solved on the Markov space: the answer is about *Markov* mechanisms
 (exact for the min-max mechanism, which is Markov in Lamba's setting), and the result says so.
@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
 from mechlp.backends.base import BACKENDS
 from mechlp.constraints.formulation import build_lp
@@ -41,7 +42,6 @@ from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
 from mechlp.solve.result import Result
-from mechlp.verify.checker import verify
 
 __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 

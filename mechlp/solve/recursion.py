@@ -60,7 +60,7 @@ The answer is returned as interim utilities per agent ``(n_hist, K_i)`` and :mat
    x_i(h, \theta) = \sum_a p(a|\theta) v_i(\theta_i, a) - \bar U_i(\theta_i|h)
    + \delta \sum_{t'} G_i(t'|\theta_i; \theta)\, \bar U_i(t'|h\theta),
 
-(:func:`mechlp.model.transfers.transfers_from_interim`), so that :func:`mechlp.verify.checker.verify` re-checks the
+(:func:`mechlp.model.transfers.transfers_from_interim`), so that :func:`mechlp.audit.verifier.verify` re-checks the
 answer exactly like an LP answer (:func:`minmax_result`, used by ``design.minmax(method="recursion")``).
 
 Everything is array arithmetic: Python loops run over depth levels, agents, types (Bellman-Ford rounds),
@@ -75,6 +75,8 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import surplus as verifier_surplus
+from mechlp.audit.verifier import verify
 from mechlp.backends.base import SolverOutput
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
@@ -93,8 +95,6 @@ from mechlp.model.spaces import (
 )
 from mechlp.model.transfers import transfers_from_interim
 from mechlp.solve.result import Result
-from mechlp.verify.checker import surplus as verifier_surplus
-from mechlp.verify.checker import verify
 
 __all__ = [
     "Cycle",
@@ -282,7 +282,7 @@ class RecursionSolution(Answer):
 
     def mechanism(self) -> Mechanism:
         """The :class:`~mechlp.model.mechanism.Mechanism` with :meth:`transfers` (verify it with
-        :func:`mechlp.verify.checker.verify`)."""
+        :func:`mechlp.audit.verifier.verify`)."""
         return Mechanism(self.space, self.transfers())
 
     def summary(self) -> str:
@@ -1157,9 +1157,9 @@ def minmax_result(
     ``method="recursion"``).
 
     The recursion's interim utilities are implemented by transfers (:meth:`RecursionSolution.mechanism`) and
-    re-checked by :func:`mechlp.verify.checker.verify` with Bayesian IC over all misreports (also after
+    re-checked by :func:`mechlp.audit.verifier.verify` with Bayesian IC over all misreports (also after
     ``ic="local"``) and interim IR; the surplus recomputed by the verifier's own code
-    (:func:`mechlp.verify.checker.surplus`) must match :math:`\Pi^*` to ``tolerances.FEASIBILITY``.
+    (:func:`mechlp.audit.verifier.surplus`) must match :math:`\Pi^*` to ``tolerances.FEASIBILITY``.
 
     Parameters are those of :func:`mechlp.solve.questions.minmax`; the recursion needs ``ir="interim"`` (participation
     rows at every history are the source edges) and no transfer ``limits``, and takes ``max_iter`` (Markov

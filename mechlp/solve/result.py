@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import Verification
 from mechlp.backends.base import SolverOutput
 from mechlp.model.answer import STATUSES, Answer
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.solve.figures import draw
-from mechlp.verify.checker import Verification
 
 __all__ = ["Result", "STATUSES"]
 
@@ -65,8 +65,8 @@ class Result(Answer):
     interim_utilities : list of ndarray or None
         Per agent, ``(n_hist, K_i)`` interim utilities.
     certificate : Verification, ImpossibilityCertificate or None
-        For a mechanism, its independent verification (:func:`mechlp.verify.checker.verify`); for an infeasible
-        feasibility question, the Farkas certificate (:class:`mechlp.verify.checker.ImpossibilityCertificate`).
+        For a mechanism, its independent verification (:func:`mechlp.audit.verifier.verify`); for an infeasible
+        feasibility question, the Farkas certificate (:class:`mechlp.audit.verifier.ImpossibilityCertificate`).
     verification : Verification or None
         (property) ``certificate`` when it is the verification of a mechanism, else ``None``.
     exact_mechanism, exact_check : Mechanism, Verification or str, optional

@@ -23,7 +23,7 @@ in one LP over ``(p, U, x, B)``:
     (no budget rows).
 
 Every answer carries the optimal allocation per node, the mechanism (transfers *and* allocation) re-checked by
-the independent verifier :func:`mechlp.verify.checker.verify`, the efficient (first-best) welfare for comparison,
+the independent verifier :func:`mechlp.audit.verifier.verify`, the efficient (first-best) welfare for comparison,
 and a dual certificate (:func:`dual_certificate`): the solver's row and column duals, the dual objective (an
 upper bound on the optimal value by weak duality) and float checks of dual feasibility.
 
@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
 from mechlp.backends.base import BACKENDS, SolverOutput
 from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
@@ -61,7 +62,6 @@ from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 from mechlp.solve.result import Result
-from mechlp.verify.checker import verify
 
 __all__ = [
     "OBJECTIVES",
@@ -380,7 +380,7 @@ def second_best(
     -------
     SecondBestResult
         ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
-        :func:`mechlp.verify.checker.verify`; ``value``, ``allocation``, ``first_best``, ``dual``.
+        :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")

@@ -104,6 +104,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mechlp.audit.verifier import Verification, verify
 from mechlp.backends import solve_arrays
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
@@ -117,7 +118,6 @@ from mechlp.model.transfers import interim_payments as model_interim_payments
 from mechlp.model.transfers import rebalance, transfers_from_interim
 from mechlp.solve.questions import minmax
 from mechlp.solve.result import Result
-from mechlp.verify.checker import Verification, verify
 
 __all__ = [
     "RULES",
@@ -485,7 +485,7 @@ class SharingResult(Answer):
         Per agent ``(n_hist, K_i)``, recomputed from the transfers.
     mechanism : Mechanism or None
     certificate : Verification or None
-        :func:`mechlp.verify.checker.verify` with ``budget`` (ex post: every node's payments sum to zero).
+        :func:`mechlp.audit.verifier.verify` with ``budget`` (ex post: every node's payments sum to zero).
     max_abs_transfer : float or None
         :math:`\max_{i,h,\theta} |x_i(h, \theta)|`.
     objective : float or None

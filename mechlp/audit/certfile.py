@@ -13,7 +13,7 @@ and either
   strings or numbers (read exactly as written). This is also the format for auditing a mechanism from a paper:
   write the transfers by hand and run ``mechlp check``; or
 * ``"kind": "impossibility"`` and ``"multipliers"``: Farkas multipliers over labelled rows
-  (:meth:`mechlp.verify.checker.ImpossibilityCertificate.to_dict`).
+  (:meth:`mechlp.audit.verifier.ImpossibilityCertificate.to_dict`).
 
 ``verification`` records what was found when the file was written; ``mechlp check`` recomputes everything.
 """
@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import ImpossibilityCertificate, check_impossibility, verify
 from mechlp.model.answer import write_json as _write_json
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
-from mechlp.verify.checker import ImpossibilityCertificate, check_impossibility, verify
 
 __all__ = ["model_hash", "certificate_payload", "check_certificate", "read_mechanism"]
 
