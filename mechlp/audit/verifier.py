@@ -72,6 +72,7 @@ from mechlp.model.beliefs import (
     independent_product,
     interim_expectation,
     joint_beliefs,
+    marginal_beliefs,
     mixed_kernels,
     next_marginals,
     others_beliefs,
@@ -309,10 +310,12 @@ def _ic_blocks(
     u: np.ndarray,
     mode: str,
     node_alloc: np.ndarray | None = None,
+    marginals: list[np.ndarray] | None = None,
 ) -> list[_Block]:
     """IC rows for every agent and ordered type pair (adjacent pairs for ``mode == "local"``).
 
-    ``node_alloc`` (``(n_nodes, n_actions)``, optional) replaces the per-profile allocation in the flow gain.
+    ``node_alloc`` (``(n_nodes, n_actions)``, optional) replaces the per-profile allocation in the flow gain;
+    ``marginals``: :func:`marginal_beliefs` of ``space`` in ``nums``, when the caller has them.
     """
     env = space.env
     counts = env.type_counts
@@ -331,7 +334,7 @@ def _ic_blocks(
         if ki < 2:
             continue
         others = [j for j in range(env.n_agents) if j != i]
-        po = others_beliefs(space, i, nums)  # (H, M)
+        po = others_beliefs(space, i, nums, marginals=marginals)  # (H, M)
         uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
         # profile index of (own type tau, others m): (K_i, M)
         pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]
@@ -612,8 +615,9 @@ def _summarise(blocks: list[_Block], bind_tol: float) -> tuple[Any, Violation | 
     best: tuple[float, int, int] | None = None  # (slack, block, flat index)
     candidates: list[tuple[int, int, int]] = []  # (history, block, flat index)
     n_binding = 0
+    flats = [b.slack.reshape(-1) for b in blocks]  # once: a non-contiguous slack is copied by each reshape
     for bi, b in enumerate(blocks):
-        flat = b.slack.reshape(-1)
+        flat = flats[bi]
         if flat.size == 0:
             continue
         f = int(np.argmin(flat))
@@ -627,9 +631,7 @@ def _summarise(blocks: list[_Block], bind_tol: float) -> tuple[Any, Violation | 
         return 0.0, None, [], 0, n_rows
     worst = blocks[best[1]].describe(best[2], best[0])
     candidates.sort()
-    binding = [
-        blocks[bi].describe(f, float(blocks[bi].slack.reshape(-1)[f])) for _, bi, f in candidates[:BINDING_LIST_CAP]
-    ]
+    binding = [blocks[bi].describe(f, float(flats[bi][f])) for _, bi, f in candidates[:BINDING_LIST_CAP]]
     return max(0.0, -best[0]), worst, binding, n_binding, n_rows
 
 
@@ -812,14 +814,19 @@ def _evaluate(
             [np.einsum("ga,ga->g", node_alloc, nums.valuation[i][types[prof, i]]) for i in range(env.n_agents)]
         )
     u = continuation_values(space, flow - transfers, nums)
-    ubar = [interim_expectation(space, i, u[i], nums) for i in range(env.n_agents)] if ir != "ex_post" else []
+    margs = marginal_beliefs(space, nums)  # once: every interim expectation below reads them
+    ubar = (
+        [interim_expectation(space, i, u[i], nums, marginals=margs) for i in range(env.n_agents)]
+        if ir != "ex_post"
+        else []
+    )
     out = [nums.array(o) for o in outside]
     families: dict[str, list[_Block]] = {
-        "ic": _ic_blocks(space, nums, u, ic, node_alloc),
+        "ic": _ic_blocks(space, nums, u, ic, node_alloc, margs),
         "ir": _ir_blocks(space, u, ubar, out, ir),
     }
     if budget != "none":
-        bel = joint_beliefs(space, nums)
+        bel = joint_beliefs(space, nums, marginals=margs)
         families["budget"] = _budget_blocks(space, nums, transfers, bel, budget, signed_budget)
     return families
 

@@ -222,14 +222,19 @@ def marginal_beliefs(
 
 
 def joint_beliefs(
-    space: StateSpace, nums: Numbers | None = None, hists: Sequence[int] | np.ndarray | None = None
+    space: StateSpace,
+    nums: Numbers | None = None,
+    hists: Sequence[int] | np.ndarray | None = None,
+    marginals: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     r"""``(len(hists), K)``: the belief about the current report profile, :math:`P(\theta|h) = \prod_j P_j(\theta_j|h)`.
 
-    Parameters are those of :func:`marginal_beliefs`; profiles in C order over agents.
+    Parameters are those of :func:`marginal_beliefs`; profiles in C order over agents. ``marginals``: the
+    result of :func:`marginal_beliefs` for the same ``nums`` and ``hists``, when the caller has it already.
     """
     idx = _hists(space, hists)
-    return independent_product(marginal_beliefs(space, nums, idx), idx.size)
+    margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
+    return independent_product(margs, idx.size)
 
 
 def _others_index(env: Environment, agent: int) -> tuple[np.ndarray, np.ndarray]:
@@ -247,6 +252,7 @@ def others_beliefs(
     nums: Numbers | None = None,
     hists: Sequence[int] | np.ndarray | None = None,
     per_profile: bool = False,
+    marginals: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     r"""Agent ``i``'s belief about the others' current types: :math:`\prod_{j \ne i} P_j(\theta_j|h)`.
 
@@ -265,6 +271,8 @@ def others_beliefs(
         Histories to compute (default: all).
     per_profile : bool
         Layout of the answer (see Returns).
+    marginals : list of ndarray, optional
+        The result of :func:`marginal_beliefs` for the same ``nums`` and ``hists`` (saves recomputing it).
 
     Returns
     -------
@@ -275,7 +283,7 @@ def others_beliefs(
     """
     env = space.env
     idx = _hists(space, hists)
-    margs = marginal_beliefs(space, nums, idx)
+    margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
     out = independent_product([m for j, m in enumerate(margs) if j != agent], idx.size)
     if per_profile:
         return out[:, _others_index(env, agent)[1]]
@@ -314,7 +322,13 @@ def reach_probabilities(space: StateSpace, nums: Numbers | None = None) -> np.nd
 
 
 # ---------------------------------------------------------------------------------------------- expectations
-def interim_expectation(space: StateSpace, agent: int, values: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+def interim_expectation(
+    space: StateSpace,
+    agent: int,
+    values: np.ndarray,
+    nums: Numbers | None = None,
+    marginals: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
     r"""Interim expectation over the others' current types, for every own type of agent ``i``.
 
     .. math::
@@ -338,7 +352,7 @@ def interim_expectation(space: StateSpace, agent: int, values: np.ndarray, nums:
     """
     prof, _ = _others_index(space.env, agent)
     vals = np.asarray(values).reshape(space.n_hist, space.env.n_profiles)[:, prof]  # (H, K_i, M)
-    return np.einsum("htm,hm->ht", vals, others_beliefs(space, agent, nums))
+    return np.einsum("htm,hm->ht", vals, others_beliefs(space, agent, nums, marginals=marginals))
 
 
 def expectation(space: StateSpace, values: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
