@@ -182,8 +182,11 @@ def test_cli_exact_mechanism_certificate(tmp_path, capsys):
     cert = tmp_path / "mech.json"
     assert main(["solve", str(MODEL), "--budget", "ex-post", "--exact", "--certificate", str(cert)]) == 0
     assert "every row holds in rationals" in capsys.readouterr().out
-    assert main(["check", str(MODEL), str(cert), "--exact"]) == 0
+    # check pins the question it is asked (solve's defaults: interim): an ex post certificate needs --budget
+    assert main(["check", str(MODEL), str(cert), "--exact", "--budget", "ex-post"]) == 0
     assert "certificate HOLDS" in capsys.readouterr().out
+    assert main(["check", str(MODEL), str(cert)]) == 1
+    assert "budget: ex_post vs interim (file vs asked)" in capsys.readouterr().out
     env = load_model(MODEL)
     assert json.loads(cert.read_text())["model_sha256"]
     assert check_certificate(env, cert)[0]

@@ -39,7 +39,10 @@ COMMANDS = {
         {"method": "default depends on --critical-delta: lp (as minmax) or recursion (as critical_delta)"},
     ),
     "critical-delta": ((critical_delta,), {}),
-    "check": ((check_certificate,), {}),
+    "check": (
+        (check_certificate,),
+        {"question": "a Question object: check builds it from --budget --ic --ir --outside-option --limit"},
+    ),
     "second-best": ((second_best,), {}),
     "share": ((share_surplus,), {}),
     "pivot": ((dynamic_pivot,), {}),

@@ -36,13 +36,52 @@ from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
-__all__ = ["model_hash", "certificate_payload", "check_certificate", "read_mechanism"]
+__all__ = ["model_hash", "question_hash", "certificate_payload", "check_certificate", "read_mechanism"]
 
 
 def model_hash(env: Environment) -> str:
     """SHA-256 of the canonical JSON of the model (what the certificate was made for)."""
     text = json.dumps(model_to_dict(env), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def question_hash(model_sha256: str, question: dict) -> str:
+    """SHA-256 binding a question (:meth:`Question.to_dict`) to a model hash: detects a question block edited
+    after the file was written (a forger can recompute it; what a certificate proves is re-derived anyway)."""
+    text = json.dumps({"model_sha256": model_sha256, "question": question}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _row_options(rel: Question, question_budget: str) -> dict:
+    """The options of the rows an impossibility certificate for ``rel`` is made of (its certifying relaxation)."""
+    return {
+        "ic": rel.ic,
+        "ir": rel.ir,
+        "budget": rel.budget,
+        "question_budget": question_budget,
+        "outside_option": [o.tolist() for o in rel.outside],
+    }
+
+
+def _row_mismatch(stated: Any, rows: dict, env: Environment) -> list[str]:
+    """How the options a file states for its multipliers differ from the rows its question certifies."""
+    if stated is None:
+        return []
+    if not isinstance(stated, dict):
+        return [f"'options' must be an object, got {stated!r}"]
+    out = [
+        f"{key}: the file says {stated.get(key)!r}, its question needs {rows[key]!r}"
+        for key in ("ic", "ir", "budget", "question_budget")
+        if key in stated and stated.get(key) != rows[key]
+    ]
+    if "outside_option" in stated:
+        try:
+            given = Question.parse(env, outside_option=stated["outside_option"]).outside
+        except (TypeError, ValueError) as exc:
+            return [*out, f"outside_option: {exc}"]
+        if not all(np.array_equal(a, b) for a, b in zip(given, rows["outside_option"], strict=True)):
+            out.append("outside_option: the multipliers' rows use other outside options than the question")
+    return out
 
 
 def _space_dict(space: StateSpace) -> dict:
@@ -92,6 +131,7 @@ def certificate_payload(result: Any, exact: bool = False) -> dict:
         "model": model_to_dict(env),
         "model_sha256": model_hash(env),
         "question": question,
+        "question_sha256": question_hash(model_hash(env), question),
         **_space_dict(sp),
         "status": result.status,
         "message": result.message,
@@ -189,8 +229,16 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
     return Mechanism(space, exact.astype(float), exact_transfers=exact)
 
 
-def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = False) -> tuple[bool, str]:
+def check_certificate(
+    env: Environment, doc: dict | str | Path, exact: bool = False, question: Question | None = None
+) -> tuple[bool, str]:
     """Re-check a certificate file (or its parsed JSON) against ``env`` without re-solving.
+
+    What a file proves is derived from its ``question`` block, parsed strictly
+    (:meth:`mechlp.model.question.Question.from_dict`), never from the labels it attaches to its proof: a
+    mechanism is verified against that question; Farkas multipliers are evaluated on the rows of the question's
+    certifying relaxation (:meth:`Question.certifying`), and options stated next to the multipliers must agree
+    with those rows. The report states the whole question, outside options and limits included.
 
     Parameters
     ----------
@@ -200,12 +248,16 @@ def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = Fa
         The parsed JSON of a certificate file, or the file's path.
     exact : bool
         Re-check in rational arithmetic. Default False (floats).
+    question : Question, optional
+        The question the caller wants answered (``mechlp check`` pins one, with ``solve``'s defaults): a file
+        that answers another question is refused, naming the difference. ``None``: the file's own question.
 
     Returns
     -------
     tuple of (bool, str)
-        ``(ok, report)``; ``ok`` is False when the model differs, the file is malformed for this model, or the
-        mechanism / multipliers do not verify.
+        ``(ok, report)``; ``ok`` is False when the model differs, the file answers another question than
+        ``question``, its question block was edited after it was written, the file is malformed for this model,
+        or the mechanism / multipliers do not verify.
     """
     if not isinstance(doc, dict):
         with open(doc, encoding="utf-8") as fh:
@@ -219,6 +271,16 @@ def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = Fa
             f"the certificate was made for a different model (sha256 {want[:12]}..., this model {have[:12]}...)",
         )
     q = Question.from_dict(env, doc.get("question", {}), where="certificate: question")
+    stated_hash = doc.get("question_sha256")
+    if stated_hash is not None and stated_hash != question_hash(have, q.to_dict()):
+        return False, "the certificate's question block does not match its question_sha256: it was edited"
+    if question is not None:
+        diff = q.differences(question)
+        if diff:
+            return False, (
+                f"the certificate answers another question ({q.describe()}) than the one asked "
+                f"({question.describe()}): " + "; ".join(f"{d} (file vs asked)" for d in diff)
+            )
     space = _space_for(env, doc)
     kind = doc.get("kind")
     if kind == "mechanism":
@@ -236,7 +298,18 @@ def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = Fa
             lines += ["  " + s for s in ver_x.summary().splitlines()]
         return ok, "\n".join(lines)
     if kind == "impossibility":
-        cert = ImpossibilityCertificate.from_dict(doc, space)
+        rel = q.certifying()
+        if rel is None:
+            return False, (
+                f"an impossibility certificate cannot prove this question ({q.describe()}): mechlp certifies "
+                "impossibility only for Bayesian or local IC, interim or ex ante IR, a budget notion and no limits"
+            )
+        rows = _row_options(rel, q.budget)
+        mismatch = _row_mismatch(doc.get("options"), rows, env)
+        if mismatch:
+            return False, "the multipliers' stated rows do not match the certificate's question: " + "; ".join(mismatch)
+        cert = ImpossibilityCertificate.from_dict({**doc, "options": rows}, space)
+        lines.append(f"question: {q.describe()} (multipliers over the rows of: {rel.describe()})")
         res = check_impossibility(cert, exact=False)
         ok = res["ok"]
         lines.append(
@@ -248,10 +321,7 @@ def check_certificate(env: Environment, doc: dict | str | Path, exact: bool = Fa
             ok = ok and res_x["ok"]
             lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
         if ok:
-            lines.append(
-                f"=> no mechanism satisfies IC ({cert.options['ic']}), IR ({cert.options['ir']}) and "
-                f"{cert.options.get('question_budget', cert.options['budget'])} budget balance"
-            )
+            lines.append(f"=> no mechanism satisfies {q.describe()}")
         return ok, "\n".join(lines)
     raise ValueError(f"certificate: 'kind' must be 'mechanism' or 'impossibility', got {kind!r}")
 

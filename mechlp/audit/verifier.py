@@ -1034,6 +1034,8 @@ class ImpossibilityCertificate:
             ir[i] = arr
         budget = np.empty(n_b, dtype=object)
         budget.fill(zero)
+        if not isinstance(d.get("multipliers"), list) or "gamma" not in d:
+            raise ValueError("certificate: an impossibility certificate needs a list 'multipliers' and 'gamma'")
         for j, m in enumerate(d["multipliers"]):
             try:
                 value = Fraction(str(m["value"]))
@@ -1042,11 +1044,20 @@ class ImpossibilityCertificate:
                 if not 0 <= h < space.n_hist:
                     raise ValueError(f"history {h} outside 0..{space.n_hist - 1}")
                 if fam == "budget":
+                    if n_b == 1 and h != 0:
+                        raise ValueError(
+                            f"budget row at history {h}, but the rows of this question ({opts['budget']} budget) "
+                            "have one budget row, at the root"
+                        )
                     budget[h if n_b > 1 else 0] = value
                     continue
                 i = names[m["agent"]]
                 t = env.agents[i].types.index(m["type"])
                 if fam == "ir":
+                    if n_ir == 1 and h != 0:
+                        raise ValueError(
+                            f"IR row at history {h}, but the rows of this question ({opts['ir']} IR) are at the root"
+                        )
                     ir[i][h if n_ir > 1 else 0, t] = value
                 elif fam == "ic":
                     r = env.agents[i].types.index(m["misreport"])
@@ -1058,7 +1069,7 @@ class ImpossibilityCertificate:
                     arr[h] = value
                 else:
                     raise ValueError(f"unknown family {fam!r}")
-            except (KeyError, ValueError, ZeroDivisionError) as exc:
+            except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
                 raise ValueError(f"certificate multiplier #{j} ({m!r}) is not valid for this model: {exc}") from None
         return cls(space, opts, Fraction(str(d["gamma"])), ic, ir, budget, bool(d.get("exact_repaired", False)))
 

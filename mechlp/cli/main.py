@@ -32,8 +32,9 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
-from mechlp.cli.options import add_command, add_options
+from mechlp.cli.options import SPECS, add_command, add_options
 from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.model.question import Question
 from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
 from mechlp.solve.critical import critical_delta
@@ -249,9 +250,14 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0 if payload["status"] in ("feasible", "infeasible") else 3
 
 
+#: ``mechlp check`` pins the question it checks, with ``solve``'s defaults (a file answering another is refused).
+CHECK_QUESTION = ("budget", "ic", "ir", "outside_option", "limits")
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
-    ok, report = check_certificate(env, args.certificate, exact=args.exact)
+    asked = Question.parse(env, **{name: getattr(args, name) for name in CHECK_QUESTION})
+    ok, report = check_certificate(env, args.certificate, exact=args.exact, question=asked)
     print(report)
     print("certificate HOLDS" if ok else "certificate does NOT hold")
     return 0 if ok else 1
@@ -303,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="TOML model file")
     c.add_argument("certificate", help="certificate JSON (from `mechlp solve --certificate`, or written by hand)")
     add_options(c, (check_certificate,), ("exact",), help={"exact": "re-check in exact rational arithmetic as well"})
+    add_options(
+        c,
+        SOLVE_FUNCTIONS,
+        CHECK_QUESTION,
+        help={"budget": "the budget notion the certificate must answer (as for solve); " + SPECS["budget"].help},
+    )
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
     c.set_defaults(func=_cmd_check)
     for module in _SUBCOMMAND_MODULES:  # commands that live in their own modules

@@ -368,6 +368,27 @@ class Question:
             return float(flat[0])
         return {ag.name: [float(v) for v in o] for ag, o in zip(self.env.agents, self.outside, strict=True)}
 
+    def differences(self, other: Question, *, ignore: Sequence[str] = ()) -> list[str]:
+        """What differs between two questions about the same environment, one line per item (empty when they
+        ask for the same rows); ``ignore`` skips items (``"ic"``, ``"ir"``, ``"budget"``, ``"outside_option"``,
+        ``"limits"``)."""
+        if other.env is not self.env and other.env.name != self.env.name:
+            return [f"environment: {self.env.name!r} vs {other.env.name!r}"]
+        out = [
+            f"{f}: {getattr(self, f)} vs {getattr(other, f)}"
+            for f in FAMILIES
+            if f not in ignore and getattr(self, f) != getattr(other, f)
+        ]
+        same_outside = all(np.array_equal(a, b) for a, b in zip(self.outside, other.outside, strict=True))
+        if "outside_option" not in ignore and not same_outside:
+            out.append(f"outside_option: {self.outside_option} vs {other.outside_option}")
+        same_limits = np.array_equal(self.limits_lo, other.limits_lo) and np.array_equal(
+            self.limits_hi, other.limits_hi
+        )
+        if "limits" not in ignore and not same_limits:
+            out.append(f"limits: {self.limits} vs {other.limits}")
+        return out
+
     def notion(self, family: str) -> Notion:
         return NOTIONS[family][getattr(self, family)]
 

@@ -355,13 +355,7 @@ def feasibility(
 
 def _same_constraints(a: Question, b: Question) -> bool:
     """Same IC, IR, outside options and limits (the budget may differ): a min-max result for ``a`` diagnoses ``b``."""
-    return (
-        a.env is b.env
-        and (a.ic, a.ir) == (b.ic, b.ir)
-        and all(np.array_equal(x, y) for x, y in zip(a.outside, b.outside, strict=True))
-        and np.array_equal(a.limits_lo, b.limits_lo)
-        and np.array_equal(a.limits_hi, b.limits_hi)
-    )
+    return a.env is b.env and not a.differences(b, ignore=("budget",))
 
 
 def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
