@@ -72,10 +72,13 @@ def test_forged_budget_in_the_question_is_rejected(env, interim_impossibility, b
 
 def test_a_question_without_a_certifying_relaxation_is_refused(env, interim_impossibility):
     doc = json.loads(json.dumps(interim_impossibility))
-    doc["question"]["budget"] = "none"
+    doc["question"]["ic"] = "ex_post"
     doc.pop("question_sha256")
     ok, report = check_certificate(env, doc)
     assert not ok and "an impossibility certificate cannot prove this question" in report
+    doc["question"].update(ic="bayesian", budget="none")  # IC + IR alone: the interim multipliers do not fit
+    ok, report = check_certificate(env, doc)
+    assert not ok and "budget: the file says 'interim', its question needs 'none'" in report
 
 
 @pytest.mark.parametrize(

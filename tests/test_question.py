@@ -234,7 +234,7 @@ def test_certifying_relaxations(env):
     assert rel(ic="local", ir="ex_ante", budget="ex_ante") == ("local", "ex_ante", "ex_ante")
     assert rel(ic="ex_post") is None
     assert rel(ir="ex_post") is None
-    assert rel(budget="none") is None
+    assert rel(budget="none") == ("bayesian", "interim", "none")  # IC and IR rows alone
     assert rel(limits={"buyer": (0, None)}) is None
 
 

@@ -294,6 +294,11 @@ def check_certificate(
         if exact:
             ver_x = verify(mech, question=checked, exact=True)
             ok = ok and ver_x.ok
+            if doc.get("exact") is False:
+                lines.append(
+                    "note: this certificate is float-only (its payments are the solver's floats, not a mechanism "
+                    "built to hold exactly): binding rows may miss by rounding in the exact re-check"
+                )
             lines.append("exact re-check (payments exactly as written):")
             lines += ["  " + s for s in ver_x.summary().splitlines()]
         return ok, "\n".join(lines)

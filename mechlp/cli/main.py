@@ -34,6 +34,7 @@ from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
 from mechlp.cli.options import SPECS, add_command, add_options
 from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
 from mechlp.model.question import Question
 from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
@@ -85,12 +86,9 @@ def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
     (:data:`mechlp.model.answer.SCHEMA_VERSION`)."""
     env = mm.env
     sp = mm.space
-    if feas.status == "optimal":
-        status = "feasible"
-    elif feas.status == "infeasible":
-        status = "infeasible"
-    else:
-        status = "error"
+    # feasible / infeasible only with their verified proof; otherwise the result's own status
+    # (unverified, ill_conditioned, verification_failed, time_limit, error)
+    status = {"optimal": "feasible", "infeasible": "infeasible"}.get(feas.status, feas.status)
     out: dict = {
         "schema_version": SCHEMA_VERSION,
         "model": env.name,
@@ -215,6 +213,20 @@ def _cmd_critical_delta(args: argparse.Namespace) -> int:
     return _critical(args, load_model(args.model, args.set or []), args.method)
 
 
+def _question_flags(q: Question | None) -> str:
+    """The ``mechlp check`` flags that pin question ``q`` (those that differ from solve's defaults)."""
+    if q is None:
+        return ""
+    out = [f" --{f} {getattr(q, f)}" for f in ("budget", "ic", "ir") if getattr(q, f) != NOTION_DEFAULTS[f]]
+    oo = q.outside_option
+    if oo != 0.0:
+        text = f"{oo!r}" if isinstance(oo, float) else ",".join(f"{k}=" + ":".join(map(repr, v)) for k, v in oo.items())
+        out.append(f" --outside-option {text}")
+    for name, (lo, hi) in (q.limits or {}).items():
+        out.append(f" --limit {name}={'' if lo is None else repr(lo)}:{'' if hi is None else repr(hi)}")
+    return "".join(out)
+
+
 def _cmd_solve(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     budget = args.budget
@@ -235,18 +247,29 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     mm = design.minmax(env, method=args.method or "lp", **question)
     question.pop("horizon")
     question.pop("tail")
+    # a certificate file carries a mechanism that passes an exact re-check (built with margin), when one exists
+    exact = args.exact or bool(args.certificate)
     feas = design.feasibility(
-        env, budget, space=mm.space, minmax_result=mm, certify=args.certify, exact=args.exact, **question
+        env, budget, space=mm.space, minmax_result=mm, certify=args.certify, exact=exact, **question
     )
     payload = solve_payload(args.budget, feas, mm)
     print(_report(payload, feas, mm))
     if args.json:
         write_json(args.json, payload)
         print(f"\nwrote {args.json}")
-    if args.certificate:
-        write_certificate(args.certificate, certificate_payload(feas, exact=args.exact))
+    if args.certificate and payload["status"] not in ("feasible", "infeasible"):
+        print(f"no certificate written: the answer is {payload['status']}, which no proof backs")
+    elif args.certificate:
+        doc = certificate_payload(feas, exact=True)
+        write_certificate(args.certificate, doc)
+        if doc["kind"] == "mechanism" and not doc["exact"]:
+            print(f"the certificate is float-only (no exactly feasible mechanism: {feas.exact_check})")
         sets = "".join(f" --set {kv}" for kv in args.set or [])
-        print(f"wrote certificate {args.certificate} (re-check: mechlp check {args.model} {args.certificate}{sets})")
+        flags = _question_flags(feas.question_spec)
+        print(
+            f"wrote certificate {args.certificate} (re-check: mechlp check {args.model} {args.certificate}{sets}"
+            f"{flags})"
+        )
     return 0 if payload["status"] in ("feasible", "infeasible") else 3
 
 

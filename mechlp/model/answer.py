@@ -46,6 +46,13 @@ Status strings (:data:`STATUSES`)
     Solver outcomes.
 ``"not_verified"``
     Built, but the verifier was not run (``check=False``).
+``"unverified"``
+    The solver claimed an answer that no verified proof backs (e.g. "infeasible" without a verified
+    impossibility certificate, or a min-max LP "infeasible" although IC and IR alone are always satisfiable):
+    reported, never passed on as an answer.
+``"ill_conditioned"``
+    As ``"unverified"``, with a discount factor so close to 1 that :math:`1-\delta` is below
+    ``tolerances.DISCOUNT_GAP``: float tolerances are meaningless at that scale.
 ``"verification_failed"``
     The independent verifier found a violation above the tolerance; never silent.
 ``"error"``
@@ -120,6 +127,8 @@ STATUSES: tuple[str, ...] = (
     "unbounded",
     "time_limit",
     "not_verified",
+    "unverified",
+    "ill_conditioned",
     "verification_failed",
     "error",
 )

@@ -458,7 +458,7 @@ class Environment:
         hor = "infinite" if self.infinite else str(int(self.horizon))
         ags = ", ".join(f"{a.name}[{a.n_types}]" for a in self.agents)
         return (
-            f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount:g}, T={hor})"
+            f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount!r}, T={hor})"
         )
 
 

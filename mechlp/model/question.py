@@ -34,7 +34,9 @@ An impossibility certificate (Farkas multipliers, :mod:`mechlp.proofs.farkas`) i
 question that every mechanism of the asked question also satisfies, so a proof that the relaxed question is
 infeasible proves the asked one infeasible: ex post budget balance implies :math:`\Pi(h) = 0 \ge 0`
 (interim), a savings account that never goes negative implies :math:`\Pi(\text{root}) \ge 0` (ex ante).
-``Notion.certified_by`` names that relaxation, or is ``None`` when no certificate is generated.
+``Notion.certified_by`` names that relaxation, or is ``None`` when no certificate is generated. Without budget
+rows (``"none"``) the certificate is over the IC and IR rows alone (IC infeasibility of a non-implementable
+allocation).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ NOTIONS: dict[str, dict[str, Notion]] = {
         ("ex_ante", "designer's expected surplus at the root >= 0", "ex_ante"),
         ("interim", "designer's expected continuation surplus Pi(h) >= 0 at every history", "interim"),
         ("ex_post", "payments sum to zero at every node", "interim"),
-        ("none", "no budget constraint", None),
+        ("none", "no budget constraint", "none"),
         ("savings", "a running designer account never negative (past surplus carried forward)", "ex_ante"),
     ),
 }
@@ -394,7 +396,7 @@ class Question:
 
     def certifying(self) -> Question | None:
         """The certifying relaxation (module docstring), or ``None`` when no certificate is generated (ex post
-        IC or IR, transfer limits, no budget rows)."""
+        IC or IR, transfer limits). With no budget rows the certificate is over the IC and IR rows alone."""
         ic, ir, budget = (self.notion(f).certified_by for f in FAMILIES)
         if ic is None or ir is None or budget is None or self.has_limits:
             return None

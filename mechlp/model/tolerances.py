@@ -106,6 +106,10 @@ Constructions and scans
 ``ZERO_RENT`` (1e-9, relative to ``max |W|``)
     A marginal contribution :math:`M_i` at most this counts as zero in
     :func:`mechlp.constructions.fees.zero_rent_types` (Bergemann and Välimäki 2010, Assumption 1(i)).
+``DISCOUNT_GAP`` (1e-6)
+    An infinite-horizon problem with :math:`1 - \delta` below this is ill-conditioned: continuation values
+    scale like :math:`1/(1-\delta)`, so the solvers' absolute tolerances (``FEASIBILITY``) fall below the rounding
+    of the values they compare; an answer no proof backs is then reported as ``"ill_conditioned"``.
 ``BISECTION_WIDTH`` (1e-9)
     Default width of the final brackets of :func:`mechlp.model.bisection.scan_and_bisect` and
     :func:`mechlp.solve.critical.critical_delta` (and of ``mechlp critical-delta``).
@@ -152,6 +156,7 @@ WELFARE_FIXED_POINT: float = 1e-14
 DYNAMIC_EFFICIENCY: float = 1e-7
 FLOW_EFFICIENCY: float = 1e-12
 ZERO_RENT: float = 1e-9
+DISCOUNT_GAP: float = 1e-6
 BISECTION_WIDTH: float = 1e-9
 MONOTONE: float = 1e-9
 FEE_BISECTION_WIDTH: float = 1e-8
@@ -185,6 +190,7 @@ __all__ = [
     "DYNAMIC_EFFICIENCY",
     "FLOW_EFFICIENCY",
     "ZERO_RENT",
+    "DISCOUNT_GAP",
     "BISECTION_WIDTH",
     "MONOTONE",
     "FEE_BISECTION_WIDTH",

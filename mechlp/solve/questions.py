@@ -125,6 +125,27 @@ def _solve(
     return res
 
 
+def _conditioning_note(env: Environment) -> str | None:
+    """A sentence when the discount factor makes float answers ill-conditioned (``tolerances.DISCOUNT_GAP``)."""
+    delta = float(env.discount)
+    if not env.infinite or 1.0 - delta >= tolerances.DISCOUNT_GAP:
+        return None
+    return (
+        f"the discount factor {delta!r} makes the problem ill-conditioned: 1 - delta = {1.0 - delta:.3g} is below "
+        f"{tolerances.DISCOUNT_GAP:g}, so the solvers' tolerances are below the rounding of values of size "
+        f"1/(1 - delta) = {1.0 / (1.0 - delta):.3g}"
+    )
+
+
+def _unbacked(res: Result, why: str) -> Result:
+    """No status without its proof: an answer nothing verified backs becomes ``"unverified"`` (or
+    ``"ill_conditioned"`` when the discount factor explains it); the claim stays in the message."""
+    note = _conditioning_note(res.env)
+    res.status = "ill_conditioned" if note else "unverified"
+    res.message = f"UNVERIFIED: {why}; " + (f"{note}; " if note else "") + f"the solver said: {res.message}"
+    return res
+
+
 def _worst_histories(space: StateSpace, surplus: np.ndarray, limit: int = 5) -> list[dict]:
     neg = np.flatnonzero(surplus < -tolerances.SURPLUS)
     order = neg[np.argsort(surplus[neg])][:limit]
@@ -192,6 +213,16 @@ def minmax(
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
         res = _solve(q, "minmax", space, horizon, backend, memory_limit, solver_options)
+    if res.status == "infeasible" and method == "lp" and not q.has_limits:
+        # IC + IR alone: the Farkas certificate over their rows proves it, or the answer is not backed (for the
+        # efficient allocation IC and IR are always satisfiable; other allocations may fail IC)
+        res.certificate = impossibility_certificate(res.space, question=q, backend=backend)
+        if res.certificate is None or not res.certificate.ok:
+            return _unbacked(
+                res, "the min-max LP (IC and IR, no budget rows) reports infeasible without a verified proof"
+            )
+        res.message += "; Farkas certificate over the IC and IR rows verified"
+        return res
     if res.surplus is None:
         return res
     sp = res.space
@@ -284,6 +315,9 @@ def feasibility(
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
     if res.status not in ("optimal", "infeasible"):
+        note = _conditioning_note(env)
+        if note:
+            res.status, res.message = "ill_conditioned", f"{note}; the solver said: {res.message}"
         return res
     # Diagnose (and cross-check) with the min-max surplus on the same space.
     mm = minmax_result
@@ -300,7 +334,7 @@ def feasibility(
             **solver_options,
         )
     if mm.surplus is None:
-        return res
+        return _infeasible_needs_proof(res, q, certify)
     pi = mm.surplus
     relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
     worst = _worst_histories(sp, relevant)
@@ -350,7 +384,26 @@ def feasibility(
             f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "
             f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
         )
-    return res
+    return _infeasible_needs_proof(res, q, certify)
+
+
+def _infeasible_needs_proof(res: Result, q: Question, certify: bool) -> Result:
+    """``"infeasible"`` stands only with a verified impossibility certificate (else ``"unverified"``) wherever
+    mechlp can certify the question; for options without certificates (ex post IC or IR, transfer limits) the
+    message says that no Farkas certificate exists."""
+    if res.status != "infeasible" or (res.certificate is not None and res.certificate.ok):
+        return res
+    if not certify or q.has_limits or q.certifying() is None:
+        # no proof asked for (certify=False), or none exists for these options yet (ex post IC/IR, transfer
+        # limits): the message says so (issue #11 asks for a status of its own here; not decided yet)
+        if "certificate" not in res.message:
+            res.message += "; not certified (no Farkas certificate was computed)"
+        return res
+    if res.certificate is None:
+        why = "no Farkas certificate was found"
+    else:
+        why = "its Farkas certificate did not verify"
+    return _unbacked(res, f"the LP reports infeasible, but {why}")
 
 
 def _same_constraints(a: Question, b: Question) -> bool:
