@@ -24,8 +24,10 @@ INTRO = """# mechlp command-line reference
 Generated from the live `--help` output by `python docs/gen_cli.py` (a test checks that this file is up to
 date). The user guide (`docs/user_guide.md`) explains the questions, model files and sweeps with examples.
 
-Every command reads a TOML model file (schema in `docs/user_guide.md` and `mechlp/io.py`); `pivot` and `fees`
-also take a built-in model name, `sweep` too. Exit codes: 0 answered (feasible or infeasible), 1 a certificate
+Every command reads a TOML model file (schema in `docs/user_guide.md` and `mechlp/catalog/io.py`); `pivot` and
+`fees` also take a built-in model name, `sweep` too. Options that mirror a Python parameter are generated from
+its signature (`mechlp/cli/options.py`): same name with `-` for `_`, same default (shown below); notions are read
+as `ex_post` or `ex-post` and written `ex_post`. Exit codes: 0 answered (feasible or infeasible), 1 a certificate
 or sharing does not hold (`check`, `share`), 2 bad input, 3 solver failure or failed verification.
 """
 

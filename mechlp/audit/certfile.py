@@ -1,9 +1,10 @@
 """Certificate files: JSON that can be re-checked later without re-solving (``mechlp check``).
 
-A file holds the model (the TOML schema as a dict, with a SHA-256 of its canonical JSON), the question
-(``ic``, ``ir``, ``budget``, ``outside_option``), the space (``"markov"``, or ``"tree"`` / ``"tail"`` with its
-``horizon``)
-and either
+A file (``"format": "mechlp-certificate/1"``) holds the model (the TOML schema as a dict, with a SHA-256 of its
+canonical JSON), the question as :meth:`mechlp.model.question.Question.to_dict` writes it (``ic``, ``ir``,
+``budget``, ``outside_option``, ``limits``, in the written spellings; read back strictly by
+:meth:`~mechlp.model.question.Question.from_dict`: unknown keys or notions are errors, missing keys take their
+defaults), the space (``"markov"``, or ``"tree"`` / ``"tail"`` with its ``horizon``) and either
 
 * ``"kind": "mechanism"`` and ``"transfers"``: one entry per node,
   ``{"history": [{agent: label}, ...], "profile": {agent: label}, "payments": {agent: value}}`` where

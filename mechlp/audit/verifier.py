@@ -51,6 +51,11 @@ Constraint families (Lamba 2022, Definitions 1-5 and 7; every row is written ``s
       worst solvency over all paths, :math:`W(\text{root})`, where :math:`W(h) = \min\{\Pi(h),
       \min_\theta [\sum_i x_i(h,\theta) + \delta W(\text{child}(h,\theta))]\}` is computed here by value
       iteration (exactly: by policy iteration with exact solves), with the minimising path in its description.
+    * ``limits`` (only when the question has transfer limits, :func:`mechlp.model.question.agent_limits`):
+      :math:`x_i(h, \theta) - lo_i` and :math:`hi_i - x_i(h, \theta)` at every node, for each finite bound.
+
+The notions, outside options and limits come from one parsed :class:`mechlp.model.question.Question` (the
+``question`` argument of :func:`verify`, or parsed here from its keywords); the row arithmetic is this module's own.
 
 Everything is vectorized over histories and nodes (Python loops run over agents, type pairs and actions only),
 and memory is linear in the number of nodes.
@@ -688,11 +693,11 @@ def verify(
         ``"interim"``: :math:`\bar U_i(t|h) \ge o_i(t)` at every history (Definition 2); ``"ex_post"``:
         :math:`U_i(h, \theta) \ge o_i(\theta_i)` at every node; ``"ex_ante"``: the interim rows at the root
         only.
-    budget : {"ex_ante", "interim", "ex_post", "none"}
+    budget : {"ex_ante", "interim", "ex_post", "savings", "none"}
         ``"interim"``: :math:`\Pi(h) \ge 0` for all ``h`` (Definition 3); ``"ex_ante"``:
         :math:`\Pi(\text{root}) \ge 0` (Definition 4); ``"ex_post"``: :math:`\sum_i x_i(h, \theta) = 0` at
-        every node (Definition 5), slack :math:`-|\sum_i x_i|`; ``"none"``: not checked (no ``"budget"``
-        entry in the result).
+        every node (Definition 5), slack :math:`-|\sum_i x_i|`; ``"savings"``: the designer's solvency on every
+        path (module docstring); ``"none"``: not checked (no ``"budget"`` entry in the result).
     outside_option : float, sequence, or mapping
         Reservation utility :math:`o_i(t)`: one number for everyone, one per agent (a sequence of length
         ``n_agents`` or a ``{name: value}`` mapping), or per agent per type (entries of length ``K_i``).
@@ -713,7 +718,9 @@ def verify(
         See ``exact``.
     question : Question, optional
         The parsed question (:class:`mechlp.model.question.Question`) instead of ``ic``, ``ir``, ``budget``
-        and ``outside_option``: the solvers pass the object their builders used, so both read one parse.
+        and ``outside_option``: the solvers pass the object their builders used, so both read one parse. When it
+        has transfer limits they are checked too, as the family ``"limits"`` (:math:`lo_i \le x_i(h, \theta)
+        \le hi_i` at every node).
 
     Returns
     -------

@@ -4,7 +4,7 @@
     The Bergemann–Välimäki (2010) dynamic pivot mechanism of the model's (efficient) allocation: transfers per
     profile (per period for a finite horizon), the designer's expected surplus, and the independent
     verification (periodic ex post IC and IR; Bayesian IC and interim IR).
-``mechlp fees MODEL [--mode ex-ante|interim] [--split tight|balanced] [--critical-delta] [--json FILE]``
+``mechlp fees MODEL [--mode ex_ante|interim] [--split tight|balanced] [--critical-delta] [--json FILE]``
     Yoon's (2015) lump-sum fees on top of the pivot: condition (*), the fees, the verified fee mechanism and,
     with ``--critical-delta``, the critical discount factor(s) by a grid scan plus bisection.
 
@@ -16,7 +16,7 @@ e.g. ``--param alpha=0.9 --param values=[3,2,1]``). Nothing is evaluated or impo
 Exit codes, as for ``mechlp solve``: 0 when the question was answered (feasible or infeasible), 2 for bad
 input, 3 when a mechanism failed the independent verification.
 
-Wiring: ``mechlp.cli.build_parser`` calls :func:`add_parsers` with its sub-parser collection; every command
+Wiring: :func:`mechlp.cli.main.build_parser` calls :func:`add_parsers` with its sub-parser collection; every command
 sets ``func`` to a handler ``args -> exit code``.
 """
 

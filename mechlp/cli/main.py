@@ -1,8 +1,13 @@
-"""Command line: ``mechlp solve MODEL [--budget ex-ante|interim|ex-post] [--set key=value ...] [--json FILE]``.
+"""Command line: ``mechlp solve MODEL [--budget ex_ante|interim|ex_post|...] [--set key=value ...] [--json FILE]``.
+
+The options that mirror a Python parameter (``--ic``, ``--ir``, ``--budget``, ``--outside-option``, ``--limit``,
+``--horizon``, ``--tail``, ``--backend``, ``--memory-limit``, ``--no-certify``, ``--exact``, ...) are generated
+from the signatures of :func:`mechlp.solve.questions.minmax`, :func:`~mechlp.solve.questions.feasibility` and
+:func:`mechlp.solve.critical.critical_delta` by :mod:`mechlp.cli.options`; notions are read in either spelling.
 
 ``solve --method recursion`` computes the min-max surplus by the backward recursion (:mod:`mechlp.solve.recursion`);
-``solve --critical-delta [--lo --hi --grid --tol]`` prints the bracket(s) of the critical discount factor for the
-``--budget`` notion instead (:mod:`mechlp.solve.critical`).
+``mechlp critical-delta MODEL [--lo --hi --grid --tol]`` (also ``solve --critical-delta``) prints the bracket(s) of
+the critical discount factor for the ``--budget`` notion instead (:mod:`mechlp.solve.critical`).
 
 ``solve`` answers, for the model's allocation, the two questions of Lamba (2022): the min-max surplus
 ``Pi*`` at every history / Markov state (with the fees on top of the static VCG for bilateral trade), and

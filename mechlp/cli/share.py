@@ -22,7 +22,7 @@ or the transfer limits cannot be met); 2 for bad input (raised to the caller); 3
 mechanism did not pass the verification.
 
 ``add_parsers(subparsers)`` registers the subcommand on an existing ``argparse`` sub-parser collection (the
-``mechlp`` entry point wires it in); :func:`main` runs it standalone.
+``mechlp`` entry point, :func:`mechlp.cli.main.build_parser`, wires it in).
 """
 
 from __future__ import annotations

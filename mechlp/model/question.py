@@ -1,4 +1,4 @@
-r"""The question spec: which constraints a mechanism must satisfy, parsed once (docs/design.md section 4).
+r"""The question spec: which constraints a mechanism must satisfy, parsed once (docs/design.md section 6.1).
 
 A *question* is the choice of an incentive notion (IC), a participation notion (IR) with the agents' outside
 options, a budget notion, and optional transfer limits. Every layer reads the same :class:`Question`: the LP

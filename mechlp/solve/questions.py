@@ -181,8 +181,8 @@ def minmax(
         With ``horizon=T`` on an infinite-horizon environment: use :class:`~mechlp.model.spaces.TreeWithTail`,
         history dependent for ``T`` periods and stationary Markov afterwards (no truncation). Default False.
     ic, ir : str
-        Constraint modes (see :mod:`mechlp.constraints`). ``ic="local"`` is solved with adjacent-type rows
-        and then verified against *all* misreports.
+        Notions (see :mod:`mechlp.model.question`; both ``"ex_post"`` and ``"ex-post"`` are read).
+        ``ic="local"`` is solved with adjacent-type rows and then verified against *all* misreports.
     outside_option : float or per-agent values
     limits : dict, optional
         Transfer bounds ``{agent: (lo, hi)}``.

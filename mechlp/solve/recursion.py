@@ -50,8 +50,8 @@ Tightness: is this Lamba's min-max?
     rows are broken towards adjacent types (the tree the check uses; the values do not depend on it). With
     first-order stochastically dominant kernels and a monotone allocation (Lamba's setting: local downward IC
     and the IR of the lowest type bind, Lemma 6) the coefficients are the differences
-    :math:`\Pr(t' \ge j | t) - \Pr(t' \ge j | t-1) \ge 0`. When the check fails, ``design.minmax(method="lp")``
-    answers the min-max question.
+    :math:`\Pr(t' \ge j | t) - \Pr(t' \ge j | t-1) \ge 0`. When the check fails,
+    :func:`mechlp.solve.questions.minmax` with ``method="lp"`` answers the min-max question.
 
 The answer is returned as interim utilities per agent ``(n_hist, K_i)`` and :math:`\Pi^*(h)` for every history;
 :meth:`RecursionSolution.mechanism` builds transfers with :math:`U_i(h, \theta) = \bar U_i(\theta_i|h)`,
@@ -61,7 +61,8 @@ The answer is returned as interim utilities per agent ``(n_hist, K_i)`` and :mat
    + \delta \sum_{t'} G_i(t'|\theta_i; \theta)\, \bar U_i(t'|h\theta),
 
 (:func:`mechlp.model.transfers.transfers_from_interim`), so that :func:`mechlp.audit.verifier.verify` re-checks the
-answer exactly like an LP answer (:func:`minmax_result`, used by ``design.minmax(method="recursion")``).
+answer exactly like an LP answer (:func:`minmax_result`, used by :func:`mechlp.solve.questions.minmax` with
+``method="recursion"``).
 
 Everything is array arithmetic: Python loops run over depth levels, agents, types (Bellman-Ford rounds),
 actions, fixed-point iterations and the distinct shapes of binding trees -- never over histories or nodes.
@@ -148,7 +149,7 @@ class Cycle:
     conclusive : bool
         The continuation terms of the cycle's rows vanish for *every* continuation (last period, ``delta = 0``,
         or equal kernel rows), so no mechanism is IC here. Otherwise the cycle only shows that the recursion's
-        own continuation cannot be extended; ``design.minmax(method="lp")`` decides.
+        own continuation cannot be extended; :func:`mechlp.solve.questions.minmax` with ``method="lp"`` decides.
     """
 
     agent: str
@@ -1153,8 +1154,8 @@ def minmax_result(
     question: Question | None = None,
     **unsupported: Any,
 ):
-    r"""The min-max mechanism by recursion, as a verified :class:`~mechlp.solve.result.Result` (``design.minmax``'s
-    ``method="recursion"``).
+    r"""The min-max mechanism by recursion, as a verified :class:`~mechlp.solve.result.Result`
+    (:func:`mechlp.solve.questions.minmax` with ``method="recursion"``).
 
     The recursion's interim utilities are implemented by transfers (:meth:`RecursionSolution.mechanism`) and
     re-checked by :func:`mechlp.audit.verifier.verify` with Bayesian IC over all misreports (also after
