@@ -37,7 +37,7 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
-from mechlp.cli.options import SPECS, add_command, add_options
+from mechlp.cli.options import add_command, add_options
 from mechlp.model.answer import SCHEMA_VERSION, write_json
 from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
 from mechlp.model.question import Question
@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         c,
         SOLVE_FUNCTIONS,
         CHECK_QUESTION,
-        help={"budget": "the budget notion the certificate must answer (as for solve); " + SPECS["budget"].help},
+        help={"budget": "the budget notion the certificate must answer (default as for solve)"},
     )
     c.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
     c.set_defaults(func=_cmd_check)

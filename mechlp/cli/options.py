@@ -142,14 +142,18 @@ class OptionSpec:
     notion: str | None = None  # family of a notion option
 
 
-def _notion_help(family: str) -> str:
-    return "; ".join(f"{n.name}: {n.meaning}" for n in NOTIONS[family].values())
+def _notion_help(family: str, names: Sequence[str] | None = None) -> str:
+    """``name: meaning`` of each notion of ``family`` (those in ``names`` when given)."""
+    return "; ".join(f"{n.name}: {n.meaning}" for n in NOTIONS[family].values() if names is None or n.name in names)
 
+
+#: The heading of a notion option's help; the notions it accepts are listed after it (only the allowed ones).
+_NOTION_HEADINGS = {"ic": "incentive compatibility", "ir": "participation", "budget": "budget balance"}
 
 SPECS: dict[str, OptionSpec] = {
-    "ic": OptionSpec("incentive compatibility: " + _notion_help("ic"), notion="ic"),
-    "ir": OptionSpec("participation: " + _notion_help("ir"), notion="ir"),
-    "budget": OptionSpec("budget balance: " + _notion_help("budget"), notion="budget"),
+    "ic": OptionSpec(_NOTION_HEADINGS["ic"], notion="ic"),
+    "ir": OptionSpec(_NOTION_HEADINGS["ir"], notion="ir"),
+    "budget": OptionSpec(_NOTION_HEADINGS["budget"], notion="budget"),
     "mode": OptionSpec("budget notion of the fees: ex_ante (one fee per agent) or interim (per type)", notion="budget"),
     "outside_option": OptionSpec(
         "reservation utilities: a number, NAME=VALUE,... per agent, or NAME=V1:V2:... per type",
@@ -231,6 +235,8 @@ def add_options(
             choices = tuple(allowed.get(name) or notion_names(spec.notion))
             kwargs["type"] = _notion(spec.notion, choices, flag)
             kwargs["metavar"] = "{" + ",".join(choices) + "}"
+            if name in _NOTION_HEADINGS and name not in (help or {}):
+                kwargs["help"] = f"{text}: {_notion_help(spec.notion, choices)}"
         else:
             if spec.type is not None:
                 kwargs["type"] = spec.type
