@@ -32,6 +32,7 @@ import numpy as np
 from mechlp.audit.verifier import ImpossibilityCertificate, check_impossibility, verify
 from mechlp.model.answer import write_json as _write_json
 from mechlp.model.environment import Environment
+from mechlp.model.files import exact_number, read_text
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
@@ -188,10 +189,14 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
     k = env.n_profiles
     exact = np.empty((env.n_agents, space.n_nodes), dtype=object)
     seen = np.zeros(space.n_nodes, dtype=bool)
+    if not isinstance(entries, list):
+        raise ValueError(f"certificate: 'transfers' must be a list of entries, got {type(entries).__name__}")
     for j, e in enumerate(entries):
         where = f"transfers entry #{j}"
         if not isinstance(e, dict) or not {"history", "profile", "payments"} <= set(e):
             raise ValueError(f"{where}: needs keys 'history', 'profile', 'payments'")
+        if not isinstance(e["history"], list) or not isinstance(e["payments"], dict):
+            raise ValueError(f"{where}: 'history' must be a list of profiles and 'payments' an object {{agent: value}}")
         h = 0
         path = e["history"]
         if space.kind == "tail" and e.get("tail"):
@@ -215,12 +220,7 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
         for i, ag in enumerate(env.agents):
             if ag.name not in e["payments"]:
                 raise ValueError(f"{where}: no payment for agent {ag.name!r}")
-            try:
-                exact[i, g] = Fraction(str(e["payments"][ag.name]))
-            except (ValueError, ZeroDivisionError):
-                raise ValueError(
-                    f"{where}: payment of {ag.name!r} is not a number: {e['payments'][ag.name]!r}"
-                ) from None
+            exact[i, g] = exact_number(e["payments"][ag.name], f"{where}: payment of {ag.name!r}")
     if not seen.all():
         g = int(np.flatnonzero(~seen)[0])
         raise ValueError(
@@ -261,8 +261,15 @@ def check_certificate(
         or the mechanism / multipliers do not verify.
     """
     if not isinstance(doc, dict):
-        with open(doc, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        text = read_text(doc, "certificate file")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{doc}: not JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{doc}: JSON nested too deeply") from None
+        if not isinstance(doc, dict):
+            raise ValueError("certificate: the file must hold a JSON object")
     lines = []
     want = doc.get("model_sha256")
     have = model_hash(env)

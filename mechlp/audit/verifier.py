@@ -85,6 +85,7 @@ from mechlp.model.beliefs import (
 )
 from mechlp.model.environment import Environment
 from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, solve_exact, to_fractions
+from mechlp.model.files import exact_number
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, outside_options, parse_notion
 from mechlp.model.spaces import StateSpace
@@ -1045,7 +1046,7 @@ class ImpossibilityCertificate:
             raise ValueError("certificate: an impossibility certificate needs a list 'multipliers' and 'gamma'")
         for j, m in enumerate(d["multipliers"]):
             try:
-                value = Fraction(str(m["value"]))
+                value = exact_number(m["value"], "value")
                 fam = m["family"]
                 h = int(m["history"])
                 if not 0 <= h < space.n_hist:
@@ -1078,7 +1079,8 @@ class ImpossibilityCertificate:
                     raise ValueError(f"unknown family {fam!r}")
             except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
                 raise ValueError(f"certificate multiplier #{j} ({m!r}) is not valid for this model: {exc}") from None
-        return cls(space, opts, Fraction(str(d["gamma"])), ic, ir, budget, bool(d.get("exact_repaired", False)))
+        gamma = exact_number(d["gamma"], "certificate: gamma")
+        return cls(space, opts, gamma, ic, ir, budget, bool(d.get("exact_repaired", False)))
 
 
 def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers: np.ndarray, outside) -> Any:

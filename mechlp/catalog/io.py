@@ -101,7 +101,11 @@ from typing import Any
 import numpy as np
 
 from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
+from mechlp.model.files import read_text
 from mechlp.model.serialize import model_to_dict
+
+#: Largest model file read (bytes): model files are small tables.
+MAX_MODEL_BYTES = 16 << 20
 
 __all__ = ["load_model", "model_from_dict", "dump_model_toml", "apply_overrides"]
 
@@ -623,18 +627,13 @@ def load_model(path: str | Path, overrides: Mapping[str, Any] | Sequence[str] = 
     """
     p = Path(path)
     source = str(path)
-    if not p.is_file():
-        if p.exists():
-            raise ValueError(f"{source}: not a file")
-        raise FileNotFoundError(f"model file not found: {source}")
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{source}: not UTF-8 text: {exc}") from exc
+    text = read_text(p, "model file", MAX_MODEL_BYTES)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{source}: TOML syntax error: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{source}: TOML nested too deeply") from None
     if overrides:
         doc = apply_overrides(doc, overrides, source)
     return model_from_dict(doc, source, default_name=p.stem)

@@ -16,9 +16,10 @@ whether the allocation is implementable under the chosen budget notion. It print
 
 ``check`` re-checks a certificate file (:mod:`mechlp.audit.certfile`) against a model without re-solving.
 
-Exit codes: 0 when the question was answered (feasible *or* infeasible) or a certificate holds, 1 when a
-certificate does not hold, 2 for bad input, 3 when the solver failed or a solution did not pass the
-independent verification.
+Exit codes: 0 when the question was answered (feasible *or* infeasible, each with its verified proof) or a
+certificate holds, 1 when a certificate does not hold (or answers another question), 2 for bad input (one line,
+never a traceback), 3 when the solver failed, a solution did not pass the independent verification or an answer
+is not backed by a proof (``unverified``, ``ill_conditioned``), 4 for an internal error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -350,6 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error's message on one line (an OSError names its file)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -358,9 +368,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         sys.stderr.close()
         return 0
-    except (ValueError, TypeError, FileNotFoundError, MemoryError) as exc:
-        print(f"mechlp: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("mechlp: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, MemoryError, OverflowError) as exc:
+        print(f"mechlp: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except RecursionError:
+        print("mechlp: error: the input is nested too deeply", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the CLI prints one line for any input, never a traceback
+        print(f"mechlp: internal error ({type(exc).__name__}): {_one_line(exc)} -- please report it", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":  # pragma: no cover

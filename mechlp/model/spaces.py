@@ -29,6 +29,7 @@ Everything here is array arithmetic; there is no Python loop over nodes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,10 +86,28 @@ def _lp_size(env: Environment, n_hist: int, n_nodes: int, n_nonterminal: int) ->
     return SizeEstimate(n_hist, n_nodes, cols, rows, int(nnz), int(mem))
 
 
+#: No space of more histories than this can be built on any machine; larger trees are refused before their size
+#: is even computed exactly (``K**T`` has ``T log2 K`` bits).
+MAX_HISTORIES = 2**62
+
+
+def _tree_histories(k: int, horizon: int) -> int:
+    r""":math:`\sum_{t<T} K^t = (K^T - 1)/(K - 1)` (``T`` for ``K = 1``), refusing trees beyond ``MAX_HISTORIES``."""
+    if k == 1:
+        return int(horizon)
+    if horizon * math.log2(k) > math.log2(MAX_HISTORIES):
+        raise MemoryError(
+            f"a history tree of {horizon} periods with {k} report profiles has more than 2**62 histories "
+            f"(about {k}**{horizon}); no machine holds it -- use a shorter horizon, or the Markov space"
+        )
+    return (k**horizon - 1) // (k - 1)
+
+
 def estimate_tree_size(env: Environment, horizon: int) -> SizeEstimate:
-    """Size of the history tree of ``horizon`` periods and its LP, computed without building anything."""
+    """Size of the history tree of ``horizon`` periods and its LP, computed without building anything (closed
+    form; trees beyond ``MAX_HISTORIES`` are refused with ``MemoryError``)."""
     k = env.n_profiles
-    n_hist = sum(k**t for t in range(horizon))
+    n_hist = _tree_histories(k, horizon)
     n_nodes = n_hist * k
     n_nonterminal = n_nodes - k**horizon
     return _lp_size(env, n_hist, n_nodes, n_nonterminal)
@@ -97,7 +116,7 @@ def estimate_tree_size(env: Environment, horizon: int) -> SizeEstimate:
 def estimate_tail_size(env: Environment, horizon: int) -> SizeEstimate:
     """Size of the tree-with-tail space (``horizon`` tree periods plus ``K`` Markov states) and of its LP."""
     k = env.n_profiles
-    n_hist = sum(k**t for t in range(horizon)) + k
+    n_hist = _tree_histories(k, horizon) + k
     return _lp_size(env, n_hist, n_hist * k, n_hist * k)
 
 
