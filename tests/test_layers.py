@@ -57,3 +57,41 @@ def test_the_scan_finds_a_hidden_import(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("def f():\n    from mechlp.solve import questions\n    return questions\n")
     assert _function_imports(src) == [(2, "mechlp.solve")]
+
+
+def test_no_import_cycles():
+    """No module of mechlp imports itself back through others (strongly connected components of the graph)."""
+    grimp = pytest.importorskip("grimp")  # import-linter's graph library
+    graph = grimp.build_graph("mechlp")
+    adj = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in adj[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for m in sorted(adj):
+        if m not in index:
+            visit(m)
+    assert not cycles, f"import cycles: {cycles}"
