@@ -59,22 +59,19 @@ def test_the_scan_finds_a_hidden_import(tmp_path):
     assert _function_imports(src) == [(2, "mechlp.solve")]
 
 
-def test_no_import_cycles():
-    """No module of mechlp imports itself back through others (strongly connected components of the graph)."""
-    grimp = pytest.importorskip("grimp")  # import-linter's graph library
-    graph = grimp.build_graph("mechlp")
-    adj = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+def _cycles(adj: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan's algorithm)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
     on_stack: set[str] = set()
     cycles: list[list[str]] = []
 
-    def visit(v: str) -> None:  # Tarjan's algorithm
+    def visit(v: str) -> None:
         index[v] = low[v] = len(index)
         stack.append(v)
         on_stack.add(v)
-        for w in adj[v]:
+        for w in adj.get(v, ()):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -94,4 +91,17 @@ def test_no_import_cycles():
     for m in sorted(adj):
         if m not in index:
             visit(m)
-    assert not cycles, f"import cycles: {cycles}"
+    return cycles
+
+
+def test_no_import_cycles():
+    """No module of mechlp imports itself back through others."""
+    grimp = pytest.importorskip("grimp")  # import-linter's graph library
+    graph = grimp.build_graph("mechlp")
+    adj = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    assert not _cycles(adj), f"import cycles: {_cycles(adj)}"
+
+
+def test_the_cycle_search_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
