@@ -19,6 +19,7 @@ from mechlp.backends import cvxpy as cvxpy_backend
 from mechlp.backends import highs as highs_backend
 from mechlp.backends.base import BACKENDS, SolverOutput
 from mechlp.lp.program import LinearProgram
+from mechlp.model.question import check_choice
 
 __all__ = ["SolverOutput", "solve_arrays", "solve_lp", "BACKENDS"]
 
@@ -62,9 +63,7 @@ def solve_arrays(
     ValueError
         For an unknown ``backend``.
     """
-    solver = _SOLVERS.get(backend)
-    if solver is None:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    solver = _SOLVERS[check_choice("backend", backend, BACKENDS)]
     return solver(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
 
 

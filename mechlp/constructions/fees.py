@@ -68,7 +68,7 @@ from mechlp.model.beliefs import expectation, independent_product, joint_transit
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.question import parse_notion
+from mechlp.model.question import check_choice, parse_notion
 from mechlp.model.spaces import StateSpace
 
 __all__ = [
@@ -200,8 +200,7 @@ def fee_condition(
     -------
     FeeCondition
     """
-    if worst_over not in WORST_OVER:
-        raise ValueError(f"worst_over must be one of {WORST_OVER}, got {worst_over!r}")
+    check_choice("worst_over", worst_over, WORST_OVER)
     pv = pivot_values(env) if values is None else values
     n = env.n_agents
     counts = env.type_counts
@@ -416,8 +415,7 @@ def lump_sum_fees(
     FeeResult
     """
     mode = parse_notion("budget", mode, allowed=MODES, argument="mode")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
     if mode == "interim" and split != "tight":
         raise ValueError(
             "split='balanced' is available for ex ante fees only: an interim split that depends on the whole "

@@ -60,6 +60,7 @@ __all__ = [
     "notion_names",
     "outside_options",
     "agent_limits",
+    "check_choice",
 ]
 
 FAMILIES: tuple[str, ...] = ("ic", "ir", "budget")
@@ -163,6 +164,14 @@ def parse_notion(family: str, value: Any, *, allowed: Sequence[str] | None = Non
             raise ValueError(f"{what} must be one of {listed} here; {value!r} is not one of the notions it supports")
         raise ValueError(f"{what} must be one of {listed}; got {value!r} (hyphens are read as underscores)")
     return key
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    """``value`` when it is one of ``allowed``: the one check of an option that is not a notion (``backend``,
+    ``method``, ``rule``, ``objective``, ...); the error names the option, the choices and the value."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------- outside options

@@ -38,7 +38,7 @@ from mechlp.model import tolerances
 from mechlp.model.answer import Answer
 from mechlp.model.bisection import Scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
-from mechlp.model.question import parse_notion
+from mechlp.model.question import check_choice, parse_notion
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
@@ -267,8 +267,7 @@ def critical_delta(
         When ``model`` is neither an environment nor a callable.
     """
     budget = parse_notion("budget", budget, allowed=BUDGETS)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_choice("method", method, METHODS)
     if isinstance(model, Environment):
         base_env = model
 

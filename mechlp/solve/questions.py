@@ -36,7 +36,7 @@ from mechlp.model import tolerances
 from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.question import Question
+from mechlp.model.question import Question, check_choice
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
@@ -47,11 +47,6 @@ __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 
 QUESTIONS = ("minmax", "feasibility")
 METHODS = ("lp", "recursion")
-
-
-def _check_option(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
 def _space(
@@ -86,7 +81,7 @@ def _solve(
     memory_limit: int,
     solver_options: dict,
 ) -> Result:
-    _check_option("backend", backend, BACKENDS)
+    check_choice("backend", backend, BACKENDS)
     env = q.env
     sp = _space(env, space, horizon, memory_limit)
     options = {**q.to_dict(), "backend": backend}
@@ -205,7 +200,7 @@ def minmax(
         ``message`` states whether :math:`\Pi^* \ge 0` everywhere (efficiency under interim / ex post
         balance, Lamba Theorem 1) and at the root (ex ante balance, Corollary 1).
     """
-    _check_option("method", method, METHODS)
+    check_choice("method", method, METHODS)
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
         space = _space(env, space, horizon, memory_limit, tail=True)
@@ -425,5 +420,5 @@ def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
 
 def solve(env: Environment, question: str = "minmax", **kwargs) -> Result:
     """Dispatch to :func:`minmax` or :func:`feasibility` (``question`` as in ``QUESTIONS``)."""
-    _check_option("question", question, QUESTIONS)
+    check_choice("question", question, QUESTIONS)
     return minmax(env, **kwargs) if question == "minmax" else feasibility(env, **kwargs)

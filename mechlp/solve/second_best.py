@@ -59,7 +59,7 @@ from mechlp.model import tolerances
 from mechlp.model.beliefs import continuation_values, joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.question import Question
+from mechlp.model.question import Question, check_choice
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
 from mechlp.solve.result import Result
 
@@ -143,8 +143,7 @@ def build_allocation_lp(
     ``[0, 1]``, transfers by ``limits``. ``question`` is the parsed question; without it ``options`` (``ic``,
     ``ir``, ``budget``, ``outside_option``, ``limits``) are parsed here.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    check_choice("objective", objective, OBJECTIVES)
     q = question if question is not None else _parse_question(space.env, options)
     ic, ir, budget = q.ic, q.ir, q.budget
     check_action_free(space)
@@ -382,10 +381,8 @@ def second_best(
         ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
         :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_choice("objective", objective, OBJECTIVES)
+    check_choice("backend", backend, BACKENDS)
     if not isinstance(env, Environment):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
     if space is None:

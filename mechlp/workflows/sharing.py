@@ -112,7 +112,7 @@ from mechlp.model.answer import Answer
 from mechlp.model.beliefs import marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.question import agent_limits, parse_notion
+from mechlp.model.question import agent_limits, check_choice, parse_notion
 from mechlp.model.spaces import StateSpace
 from mechlp.model.transfers import interim_payments as model_interim_payments
 from mechlp.model.transfers import rebalance, transfers_from_interim
@@ -595,12 +595,6 @@ class SharingResult(Answer):
 
 
 # ------------------------------------------------------------------------------------------- validation
-def _check_choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
-    return value
-
-
 def _groups(space: StateSpace, markov: bool, stationary: bool) -> np.ndarray:
     """Group index of every history: histories of a group share one beta."""
     if space.kind == "markov" or not (markov or stationary):
@@ -934,10 +928,10 @@ def share_surplus(
         :math:`\beta` outside the simplex, or a min-max result that is not optimal.
     """
     budget = parse_notion("budget", budget, allowed=BUDGETS)
-    construction = _check_choice(construction, "construction", CONSTRUCTIONS)
+    construction = check_choice("construction", construction, CONSTRUCTIONS)
     explicit = not isinstance(rule, str)
     if not explicit:
-        _check_choice(rule, "rule", RULES)
+        check_choice("rule", rule, RULES)
         if rule == "designer" and budget == "ex_post":
             raise ValueError(
                 "rule 'designer' leaves all the surplus with the designer (beta = 0), which ex post budget "
