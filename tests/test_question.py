@@ -24,6 +24,7 @@ from mechlp.model.question import (
 )
 from mechlp.model.spaces import HistoryTree
 from mechlp.solve import questions as design
+from mechlp.workflows.sweep import sweep
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +269,20 @@ def test_three_agents_and_mapping_outside_options():
     assert res.status == "optimal" and res.certificate.ok
     base = design.minmax(env)
     np.testing.assert_allclose(res.surplus, base.surplus - 0.05, atol=1e-9)
+
+
+def test_sweeps_read_both_spellings_and_write_one(tmp_path):
+    out = tmp_path / "s.csv"
+    df = sweep(
+        "lamba_usstp",
+        {"alpha": [0.9]},
+        "feasible",
+        budget=["ex-ante", "ex_post"],
+        options={"certify": False},
+        out=out,
+        executor="serial",
+        progress=False,
+    )
+    assert {"feasible_ex_ante", "feasible_ex_post"} <= set(df.columns)
+    header = out.read_text().splitlines()[0]
+    assert "feasible_ex_ante" in header and "ex-ante" not in header
