@@ -120,6 +120,65 @@ def _solve(
     return res
 
 
+#: Spaces with at most this many histories get their min-max tightness checked by one LP per history when no
+#: theorem covers the model (Markov spaces and small trees).
+POINTWISE_CHECK_HISTORIES = 64
+
+
+def _tightness(res: Result, q: Question, method: str, backend: str, solver_options: dict) -> dict:
+    r"""Is :math:`\Pi^*` tight at every history -- one mechanism maximising every :math:`\Pi(h)` at once?
+
+    Lamba (2022, Lemma 6) proves it for bilateral trade with FOSD kernels (Bayesian or local IC, interim IR
+    against zero, no limits). Otherwise, on small spaces, every :math:`\Pi(h)` is maximised by its own LP and
+    compared with the answer; else the recursion's sufficient condition, or nothing (not certified). Random
+    non-FOSD models do have histories where another IC + IR mechanism raises more than the weighted-sum answer.
+    """
+    env, sp, pi = res.env, res.space, res.surplus
+    theorem = (
+        env.meta.get("kind") == "bilateral_trade"
+        and env.n_agents == 2
+        and not env.action_dependent
+        and all(ag.is_fosd() for ag in env.agents)
+        and q.ic in ("bayesian", "local")
+        and q.ir == "interim"
+        and not q.has_limits
+        and all(not np.any(o) for o in q.outside)
+    )
+    if theorem:
+        return {"tight": True, "by": "Lamba (2022), Lemma 6: bilateral trade with FOSD kernels"}
+    if method == "recursion":
+        ok = (res.diagnosis or {}).get("recursion", {}).get("pointwise_optimal")
+        if ok:
+            return {"tight": True, "by": "the recursion's pointwise-optimality condition"}
+    if method == "lp" and q.ir != "ex_ante" and sp.n_hist <= POINTWISE_CHECK_HISTORIES:
+        best = np.empty(sp.n_hist)
+        for h in range(sp.n_hist):  # one LP per history of a small space
+            weights = np.zeros(sp.n_hist)
+            weights[h] = 1.0
+            lp = build_lp(sp, q, weights=weights)
+            out = solve_lp(lp, backend, **solver_options)
+            if out.status != "optimal":
+                return {"tight": None, "by": f"not certified: maximising Pi at history {h} returned {out.status}"}
+            best[h] = -float(out.objective)
+        gap = best - pi
+        scale = tolerances.FEASIBILITY * (1.0 + np.abs(pi))
+        worst = int(np.argmax(gap - scale))
+        if gap[worst] > scale[worst]:
+            return {
+                "tight": False,
+                "by": f"each Pi(h) maximised by its own LP ({sp.n_hist} LPs)",
+                "history": worst,
+                "where": sp.describe_history(worst),
+                "best": float(best[worst]),
+                "gap": float(gap[worst]),
+            }
+        return {"tight": True, "by": f"each Pi(h) maximised by its own LP ({sp.n_hist} LPs)"}
+    return {
+        "tight": None,
+        "by": "not certified (no theorem covers this model and the space is too large to maximise every Pi(h))",
+    }
+
+
 def _conditioning_note(env: Environment) -> str | None:
     """A sentence when the discount factor makes float answers ill-conditioned (``tolerances.DISCOUNT_GAP``)."""
     delta = float(env.discount)
@@ -231,11 +290,26 @@ def minmax(
             "surplus at later histories is not determined (participation binds only at the start)"
         )
     elif res.status == "optimal":
-        res.message = (
+        tight = _tightness(res, q, method, backend, solver_options)
+        res.diagnosis = {**(res.diagnosis or {}), "tightness": tight}
+        head = (
             f"min-max surplus{_scope_note(sp)}: Pi*(root) = {pi[0]:.6g}, smallest Pi* = {pi[h_min]:.6g} at "
-            f"{sp.describe_history(h_min)}; ex ante balance {'possible' if ante_ok else 'impossible'}, "
+            f"{sp.describe_history(h_min)}"
+        )
+        verdict = (
+            f"ex ante balance {'possible' if ante_ok else 'impossible'}, "
             f"interim/ex post balance {'possible' if interim_ok else 'impossible'}"
         )
+        if tight["tight"]:
+            res.message = f"{head}; {verdict} (Pi* tight at every history: {tight['by']})"
+        elif tight["tight"] is False:
+            res.message = (
+                f"{head}; NOT tight at every history: at {tight['where']} another IC + IR mechanism reaches "
+                f"Pi = {tight['best']:.6g} (> {pi[tight['history']]:.6g}; {tight['by']}), so Pi* does not decide "
+                "budget balance here -- ask feasibility, which answers from its own LP and proof"
+            )
+        else:
+            res.message = f"{head}; {verdict} if Pi* is tight at every history, which is {tight['by']}"
     if method == "recursion" and res.status == "optimal":
         res.message += "; " + res.solver.message
     res.diagnosis = {
@@ -348,6 +422,12 @@ def feasibility(
     predicted_feasible: bool | None = budget == "none" or not worst
     if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, q.ic, q.ir):
         predicted_feasible = None  # Pi*(root) >= 0 is necessary, sufficient only in the case of the helper
+    tight = (mm.diagnosis or {}).get("tightness", {}).get("tight")
+    if tight is not True and budget != "none":
+        # Lamba's Theorem 1 / Corollary 1 read feasibility off Pi* only when one mechanism maximises every Pi(h)
+        # (the LP maximises their sum): without that, Pi* predicts nothing and the answer rests on the LP's proof
+        predicted_feasible = None
+        worst = []
     if res.status == "infeasible":
         if worst:
             w = worst[0]
