@@ -64,7 +64,7 @@ from mechlp.audit.verifier import Verification, verify
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer
-from mechlp.model.beliefs import expectation, independent_product, joint_transition, next_marginals
+from mechlp.model.beliefs import expectation, joint_transition, next_marginals, others_product
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -158,7 +158,7 @@ def _interim_over_others(
     ``values`` has shape ``(K,)`` (profiles in C order); ``beliefs[j]`` is ``(H, K_j)``.
     """
     x = np.moveaxis(values.reshape(counts), agent, 0).reshape(counts[agent], -1)  # (K_i, K_-i)
-    po = independent_product([b for j, b in enumerate(beliefs) if j != agent], beliefs[0].shape[0])
+    po = others_product(beliefs, agent)  # (H, K_-i)
     return po @ x.T
 
 
