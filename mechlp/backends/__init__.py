@@ -17,7 +17,7 @@ import numpy as np
 
 from mechlp.backends import cvxpy as cvxpy_backend
 from mechlp.backends import highs as highs_backend
-from mechlp.backends.base import BACKENDS, SolverOutput
+from mechlp.backends.base import BACKENDS, SolverOutput, check_backend
 from mechlp.lp.program import LinearProgram
 
 __all__ = ["SolverOutput", "solve_arrays", "solve_lp", "BACKENDS"]
@@ -62,10 +62,8 @@ def solve_arrays(
     ValueError
         For an unknown ``backend``.
     """
-    solver = _SOLVERS.get(backend)
-    if solver is None:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return solver(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
+    check_backend(backend)
+    return _SOLVERS[backend](a, row_lower, row_upper, col_lower, col_upper, cost, **options)
 
 
 def solve_lp(lp: LinearProgram, backend: str = "highs", **options) -> SolverOutput:

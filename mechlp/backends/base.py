@@ -10,6 +10,12 @@ STATUSES = ("optimal", "infeasible", "unbounded", "time_limit", "error")
 BACKENDS = ("highs", "cvxpy")
 
 
+def check_backend(backend: str) -> None:
+    """``ValueError`` naming the choices when ``backend`` is not one of :data:`BACKENDS`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
 @dataclass
 class SolverOutput:
     """What a backend returns: project status, native status/message, primal and dual values, timing."""

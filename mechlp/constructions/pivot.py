@@ -56,7 +56,7 @@ from mechlp.model import tolerances
 from mechlp.model.answer import Answer
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace
+from mechlp.model.spaces import HistoryTree, StateSpace, space_for
 
 __all__ = ["PivotValues", "PivotResult", "pivot_values", "dynamic_pivot", "pivot_transfers_on_space"]
 
@@ -351,12 +351,7 @@ def dynamic_pivot(
     ValueError
         When the allocation is not dynamically efficient (message names the profile and period).
     """
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    if space is None:
-        space = MarkovSpace(env) if env.infinite else HistoryTree(env)
-    elif space.env is not env:
-        raise ValueError("space was built for a different environment than env")
+    space = space_for(env, space)
     horizon = space.horizon if isinstance(space, HistoryTree) else None
     t0 = time.perf_counter()
     vals = pivot_values(env, horizon=horizon, feasible=feasible)

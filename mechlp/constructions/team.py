@@ -81,7 +81,7 @@ from mechlp.model.beliefs import continuation_values, expectation, interim_expec
 from mechlp.model.environment import Environment
 from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, make_space
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, space_for
 from mechlp.model.transfers import redistribute
 
 __all__ = [
@@ -490,10 +490,7 @@ def balanced_team(
         raise ValueError("the balanced team mechanism needs at least two agents")
     if space is not None and horizon is not None:
         raise ValueError("give either space or horizon, not both")
-    if space is None:
-        space = make_space(env, horizon)
-    elif space.env is not env:
-        raise ValueError("space was built for a different environment")
+    space = space_for(env, space, horizon)
     _check_efficient(env)
     notes: list[str] = []
     if env.action_dependent:

@@ -29,7 +29,7 @@ import numpy as np
 
 from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
-from mechlp.backends.base import BACKENDS
+from mechlp.backends.base import check_backend
 from mechlp.constraints.formulation import build_lp
 from mechlp.constructions.minmax import markov_fee_table
 from mechlp.model import tolerances
@@ -37,7 +37,7 @@ from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
@@ -52,20 +52,6 @@ METHODS = ("lp", "recursion")
 def _check_option(name: str, value, allowed) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
-
-
-def _space(
-    env: Environment, space: StateSpace | None, horizon: int | None, memory_limit: int, tail: bool = False
-) -> StateSpace:
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    if space is not None:
-        if space.env is not env:
-            raise ValueError("space was built for a different environment than env")
-        if tail and space.kind != "tail":
-            raise ValueError(f"tail=True conflicts with the given {space.kind} space")
-        return space
-    return make_space(env, horizon, memory_limit, tail=tail)
 
 
 def _scope_note(space: StateSpace) -> str:
@@ -86,9 +72,9 @@ def _solve(
     memory_limit: int,
     solver_options: dict,
 ) -> Result:
-    _check_option("backend", backend, BACKENDS)
+    check_backend(backend)
     env = q.env
-    sp = _space(env, space, horizon, memory_limit)
+    sp = space_for(env, space, horizon, memory_limit)
     options = {**q.to_dict(), "backend": backend}
     weights = None
     if q.ir == "ex_ante":
@@ -187,7 +173,7 @@ def minmax(
     _check_option("method", method, METHODS)
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
-        space = _space(env, space, horizon, memory_limit, tail=True)
+        space = space_for(env, space, horizon, memory_limit, tail=True)
     if method == "recursion":
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
@@ -278,7 +264,7 @@ def feasibility(
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     budget = q.budget
     if tail:
-        space = _space(env, space, horizon, memory_limit, tail=True)
+        space = space_for(env, space, horizon, memory_limit, tail=True)
     res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options)
     sp = res.space
     if res.status == "optimal":

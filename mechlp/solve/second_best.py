@@ -43,7 +43,7 @@ import numpy as np
 
 from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
-from mechlp.backends.base import BACKENDS, SolverOutput
+from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
 from mechlp.constraints.allocation import (
     ALLOCATION_IC_MODES,
@@ -60,7 +60,7 @@ from mechlp.model.beliefs import continuation_values, joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
 from mechlp.solve.result import Result
 
 __all__ = [
@@ -384,14 +384,8 @@ def second_best(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    if space is None:
-        space = make_space(env, horizon, memory_limit, tail=tail)
-    elif space.env is not env:
-        raise ValueError("space was built for a different environment than env")
+    check_backend(backend)
+    space = space_for(env, space, horizon, memory_limit, tail=tail)
     q = _parse_question(env, {"ic": ic, "ir": ir, "budget": budget, "outside_option": outside_option, "limits": limits})
     ic, ir, budget = q.ic, q.ir, q.budget
     lp = build_allocation_lp(space, q, objective=objective)

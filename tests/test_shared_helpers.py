@@ -1,0 +1,100 @@
+"""One home each (issue #10, duplicated code): the helpers that several layers used to write out themselves.
+
+Every caller that now goes through a shared helper is exercised here with the message it must keep (or, where
+two copies worded the same check differently, the one wording they now share).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mechlp.backends.base import check_backend
+from mechlp.catalog.examples import lamba_usstp
+from mechlp.constructions.pivot import dynamic_pivot
+from mechlp.constructions.team import balanced_team
+from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail, check_memory, space_for
+from mechlp.solve import questions as design
+from mechlp.solve import recursion
+from mechlp.solve.critical import critical_delta
+from mechlp.solve.second_best import second_best
+
+
+# ---------------------------------------------------------------------------------------------- spaces
+def test_space_for_builds_the_natural_space_or_checks_the_given_one():
+    env = lamba_usstp(0.7, 0.9)
+    assert isinstance(space_for(env), MarkovSpace)
+    tree = space_for(env, horizon=3)
+    assert isinstance(tree, HistoryTree) and tree.horizon == 3
+    tail = space_for(env, horizon=2, tail=True)
+    assert isinstance(tail, TreeWithTail) and tail.horizon == 2
+    assert space_for(env, tail) is tail
+    assert space_for(env, tail, tail=True) is tail
+    with pytest.raises(TypeError, match="env must be an Environment, got str"):
+        space_for("lamba_usstp")
+    with pytest.raises(ValueError, match="space was built for a different environment than env"):
+        space_for(env, MarkovSpace(lamba_usstp(0.7, 0.9)))
+    with pytest.raises(ValueError, match="tail=True conflicts with the given markov space"):
+        space_for(env, MarkovSpace(env), tail=True)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda env, sp: design.minmax(env, space=sp),
+        lambda env, sp: design.feasibility(env, space=sp),
+        lambda env, sp: second_best(env, space=sp),
+        lambda env, sp: dynamic_pivot(env, space=sp),
+        lambda env, sp: balanced_team(env, space=sp),
+    ],
+    ids=["minmax", "feasibility", "second_best", "dynamic_pivot", "balanced_team"],
+)
+def test_every_question_refuses_a_space_of_another_environment_with_one_message(call):
+    with pytest.raises(ValueError, match="^space was built for a different environment than env$"):
+        call(lamba_usstp(0.7, 0.9), MarkovSpace(lamba_usstp(0.7, 0.9)))
+
+
+def test_second_best_refuses_a_tail_request_on_a_markov_space_like_minmax():
+    env = lamba_usstp(0.7, 0.9)
+    with pytest.raises(ValueError, match="tail=True conflicts with the given markov space"):
+        second_best(env, space=MarkovSpace(env), tail=True)
+    with pytest.raises(ValueError, match="tail=True conflicts with the given markov space"):
+        design.minmax(env, space=MarkovSpace(env), tail=True)
+
+
+def test_second_best_checks_the_backend_before_building():
+    with pytest.raises(ValueError, match=r"backend must be one of \('highs', 'cvxpy'\), got 'gurobi'"):
+        second_best(lamba_usstp(0.7, 0.9), backend="gurobi")
+    with pytest.raises(ValueError, match=r"backend must be one of \('highs', 'cvxpy'\), got 'glpk'"):
+        check_backend("glpk")
+    check_backend("cvxpy")
+
+
+# ---------------------------------------------------------------------------------------------- memory
+def test_check_memory_message_and_threshold():
+    check_memory(2**30, 2**30, "a thing of 1 GiB")  # at the limit: accepted
+    with pytest.raises(MemoryError, match=r"^a thing, over the memory limit of 0\.50 GiB \(advice\)$"):
+        check_memory(2**30, 2**29, "a thing", " (advice)")
+
+
+def test_recursion_spaces_share_one_memory_rule():
+    env = lamba_usstp(0.7, 0.9)
+    assert isinstance(recursion.recursion_space(env, None, 1, verify=True), MarkovSpace)  # no tree to estimate
+    small = recursion.recursion_space(env, 3, 2**30, verify=False)
+    assert isinstance(small, HistoryTree) and small.horizon == 3
+    need = recursion.estimate_bytes(env, 14, verify=False)
+    with pytest.raises(
+        MemoryError,
+        match=rf"^history tree with horizon 14: the recursion needs about {need / 2**30:.2f} GiB, over the memory "
+        r"limit of 0\.25 GiB$",
+    ):
+        recursion.solve(env, horizon=14, memory_limit=2**28)
+    with pytest.raises(MemoryError, match=r"^history tree with horizon 14: about [0-9.]+ GiB, over the memory limit"):
+        critical_delta(env, horizon=14, memory_limit=2**28)
+    with pytest.raises(
+        MemoryError,
+        match=r"horizon 12: recursion plus verification need about [0-9.]+ GiB, over the memory limit of 0\.25 GiB "
+        r"\(raise memory_limit, or use mechlp\.solve\.recursion\.solve",
+    ):
+        design.minmax(env, method="recursion", horizon=12, memory_limit=2**28)
+    with pytest.raises(MemoryError, match=r"^Markov space with 4 profiles: verifying the mechanism needs about"):
+        design.minmax(env, method="recursion", memory_limit=16)
