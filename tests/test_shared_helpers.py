@@ -6,9 +6,12 @@ two copies worded the same check differently, the one wording they now share).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from mechlp.backends.base import check_backend
+import mechlp.solve.questions as questions_module
+import mechlp.solve.second_best as second_best_module
+from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
@@ -98,3 +101,40 @@ def test_recursion_spaces_share_one_memory_rule():
         design.minmax(env, method="recursion", horizon=12, memory_limit=2**28)
     with pytest.raises(MemoryError, match=r"^Markov space with 4 profiles: verifying the mechanism needs about"):
         design.minmax(env, method="recursion", memory_limit=16)
+
+
+# ---------------------------------------------------------------------------------------------- LP answers
+def test_lp_questions_report_size_timings_and_verification_the_same_way():
+    """solve.result.lp_result / attach_verified: min-max and second best describe their LP alike."""
+    env = lamba_usstp(0.7, 0.9)
+    for res in (design.minmax(env, horizon=2), second_best(env, horizon=2)):
+        sp = res.space
+        assert list(res.size) == ["histories", "nodes", "rows", "columns", "nonzeros"]
+        assert (res.size["histories"], res.size["nodes"]) == (sp.n_hist, sp.n_nodes) == (5, 20)
+        assert res.size["rows"] > 0 and res.size["columns"] > 0 and res.size["nonzeros"] > 0
+        assert {"build", "solve", "verify"} <= set(res.timings)
+        assert res.certificate.ok and res.verification is res.certificate
+        # the surplus and interim utilities are those of the verified mechanism itself
+        np.testing.assert_array_equal(res.surplus, res.mechanism.surplus())
+        for got, want in zip(res.interim_utilities, res.mechanism.interim_utilities(), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_local_ic_answers_are_verified_over_all_misreports():
+    res = design.minmax(lamba_usstp(0.7, 0.9), horizon=2, ic="local")
+    assert res.question_spec.ic == "local"
+    assert res.certificate.options["ic"] == "bayesian"
+
+
+@pytest.mark.parametrize("module", [questions_module, second_best_module], ids=["questions", "second_best"])
+def test_a_solver_failure_is_reported_with_the_backend_status(module, monkeypatch):
+    def stopped(lp, backend, **kw):
+        return SolverOutput("time_limit", "kTimeLimit", "time limit reached", None, None, None, 0.01, backend)
+
+    monkeypatch.setattr(module, "solve_lp", stopped)
+    call = design.minmax if module is questions_module else second_best
+    res = call(lamba_usstp(0.7, 0.9), horizon=2)
+    assert res.status == "time_limit"
+    assert res.message == "highs returned time_limit: time limit reached"
+    assert res.mechanism is None and res.certificate is None and "verify" not in res.timings
+    assert res.timings["solve"] == 0.01 and res.size["histories"] == 5

@@ -27,7 +27,6 @@ import time
 
 import numpy as np
 
-from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
 from mechlp.backends.base import check_backend
 from mechlp.constraints.formulation import build_lp
@@ -41,7 +40,7 @@ from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
-from mechlp.solve.result import Result
+from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 
@@ -84,27 +83,11 @@ def _solve(
         weights[0] = 1.0
     lp = build_lp(sp, q, weights=weights)
     out = solve_lp(lp, backend, **solver_options)
-    size = {
-        "histories": sp.n_hist,
-        "nodes": sp.n_nodes,
-        "rows": lp.n_rows,
-        "columns": lp.n_cols,
-        "nonzeros": lp.nnz,
-    }
-    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
-    res = Result(out.status, "", question, options, sp, solver=out, timings=timings, size=size, question_spec=q)
+    res = lp_result(Result, question, options, sp, lp, out, q, backend)
     if out.status != "optimal":
-        res.message = f"{backend} returned {out.status}: {out.message}"
         return res
-    mech = Mechanism(sp, lp.variables.split(out.x)["x"])
-    t0 = time.perf_counter()
-    # A local-IC answer must hold globally: verify all misreports.
-    cert = verify(mech, question=q.replace(ic="bayesian") if q.ic == "local" else q)
-    timings["verify"] = time.perf_counter() - t0
-    res.mechanism = mech
-    res.certificate = cert
-    res.surplus = mech.surplus()
-    res.interim_utilities = mech.interim_utilities()
+    # A local-IC answer must hold globally: attach_verified checks all misreports.
+    cert = attach_verified(res, Mechanism(sp, lp.variables.split(out.x)["x"]), q)
     if not cert.ok:
         res.status = "verification_failed"
         res.message = "the solver's mechanism fails the independent verification:\n" + cert.summary()

@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 
-from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
 from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
@@ -61,7 +60,7 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
-from mechlp.solve.result import Result
+from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = [
     "OBJECTIVES",
@@ -391,31 +390,20 @@ def second_best(
     lp = build_allocation_lp(space, q, objective=objective)
     out = solve_lp(lp, backend, **solver_options)
     options = {"objective": objective, **q.to_dict(), "backend": backend}
-    size = {"histories": space.n_hist, "nodes": space.n_nodes, "rows": lp.n_rows, "columns": lp.n_cols}
-    size["nonzeros"] = lp.nnz
-    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
     question = "optimal" if objective == "revenue" else "second_best"
-    res = SecondBestResult(
-        out.status, "", question, options, space, solver=out, timings=timings, size=size, question_spec=q
-    )
+    res = lp_result(SecondBestResult, question, options, space, lp, out, q, backend)
     res.objective = objective
     fb, _ = efficient_welfare(space)
     shift = _status_quo_welfare(space) if objective == "gains_from_trade" else 0.0
     res.first_best = fb - shift
     if out.status != "optimal":
-        res.message = f"{backend} returned {out.status}: {out.message}"
         return res
     parts = lp.variables.split(out.x)
     n_act = env.n_actions
     alloc = np.clip(parts["p"].reshape(space.n_nodes, n_act), 0.0, None)
     alloc /= alloc.sum(axis=1, keepdims=True)
-    mech = Mechanism(space, parts["x"], allocation=alloc)
-    t0 = time.perf_counter()
-    cert = verify(mech, question=q)
-    timings["verify"] = time.perf_counter() - t0
-    res.mechanism, res.certificate, res.allocation = mech, cert, alloc
-    res.surplus = mech.surplus()
-    res.interim_utilities = mech.interim_utilities()
+    res.allocation = alloc
+    cert = attach_verified(res, Mechanism(space, parts["x"], allocation=alloc), q)
     res.welfare = welfare(space, alloc)
     res.revenue = float(res.surplus[0])
     res.value = res.revenue if objective == "revenue" else res.welfare - shift
