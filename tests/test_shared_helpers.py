@@ -13,13 +13,17 @@ import mechlp.solve.questions as questions_module
 import mechlp.solve.second_best as second_best_module
 from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.catalog.examples import lamba_usstp
+from mechlp.constructions.fees import lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
+from mechlp.model.answer import CertifiedOnSpace, VerifiedOnSpace, space_size
 from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail, check_memory, space_for
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
 from mechlp.solve.critical import critical_delta
+from mechlp.solve.intermediate import intermediate_minmax
 from mechlp.solve.second_best import second_best
+from mechlp.workflows.sharing import share_surplus
 
 
 # ---------------------------------------------------------------------------------------------- spaces
@@ -138,3 +142,27 @@ def test_a_solver_failure_is_reported_with_the_backend_status(module, monkeypatc
     assert res.message == "highs returned time_limit: time limit reached"
     assert res.mechanism is None and res.certificate is None and "verify" not in res.timings
     assert res.timings["solve"] == 0.01 and res.size["histories"] == 5
+
+
+# ---------------------------------------------------------------------------------------------- answers
+def test_answers_without_an_lp_share_size_and_proof_aliases():
+    """model.answer.VerifiedOnSpace (constructions) and CertifiedOnSpace (sharing, intermediate mechanisms)."""
+    env = lamba_usstp(0.7, 0.95, horizon=2)
+    tree = HistoryTree(env, 2)
+    pivot = dynamic_pivot(env, space=tree)
+    team = balanced_team(env, space=tree)
+    fees = lump_sum_fees(env, space=tree, pivot=pivot)
+    for res in (pivot, team, fees):
+        assert isinstance(res, VerifiedOnSpace)
+        assert res.certificate is res.verification is not None
+        assert res.size == {"histories": 5, "nodes": 20}
+    markov = lamba_usstp(0.7, 0.95)
+    shared = share_surplus(design.minmax(markov), "equal")  # Pi* >= 0 on the Markov space
+    inter = intermediate_minmax(markov, horizon=2, histories=[0])
+    for res in (shared, inter):
+        assert isinstance(res, CertifiedOnSpace)
+        assert res.verification is res.certificate is not None
+    assert shared.size == {"histories": 5, "nodes": 20}
+    assert inter.size == {"histories": 5, "nodes": 20, "information": list(inter.space.n_info)}
+    assert recursion.solve(tree).size == {"histories": 5, "nodes": 20}
+    assert space_size(MarkovSpace(markov)) == {"histories": 5, "nodes": 20}  # root + one state per profile

@@ -63,7 +63,7 @@ import numpy as np
 from mechlp.audit.verifier import Verification, verify
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import Answer, VerifiedOnSpace
 from mechlp.model.beliefs import expectation, joint_transition, next_marginals, others_product
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
@@ -287,7 +287,7 @@ def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- fees
 @dataclass
-class FeeResult(Answer):
+class FeeResult(VerifiedOnSpace):
     r"""The pivot mechanism plus lump-sum fees, verified (result contract: :mod:`mechlp.model.answer`).
 
     Attributes
@@ -348,14 +348,6 @@ class FeeResult(Answer):
     @property
     def env(self) -> Environment:
         return self.mechanism.space.env
-
-    @property
-    def certificate(self) -> Verification:
-        return self.verification
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     def _answer_fees(self) -> dict[str, Any]:
         names = np.array([ag.name for ag in self.env.agents], dtype=object)

@@ -53,7 +53,7 @@ from mechlp.constructions.dp import (
     others_index,
 )
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import VerifiedOnSpace
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, StateSpace, space_for
@@ -215,7 +215,7 @@ def pivot_transfers_on_space(space: StateSpace, values: PivotValues) -> np.ndarr
 
 
 @dataclass
-class PivotResult(Answer):
+class PivotResult(VerifiedOnSpace):
     r"""The dynamic pivot mechanism on a space, its values and its verification (result contract:
     :mod:`mechlp.model.answer`).
 
@@ -282,14 +282,6 @@ class PivotResult(Answer):
         if self.verification is None or self.verification_bayesian is None:
             return "not_verified"
         return "verified" if self.ok else "verification_failed"
-
-    @property
-    def certificate(self) -> Verification | None:
-        return self.verification
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     def _answer_fields(self) -> dict[str, Any]:
         return {

@@ -76,7 +76,7 @@ import numpy as np
 
 from mechlp.audit.verifier import Verification, verify
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import VerifiedOnSpace
 from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
 from mechlp.model.environment import Environment
 from mechlp.model.exact import Numbers
@@ -249,7 +249,7 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
 
 # ---------------------------------------------------------------------------------------------- result
 @dataclass
-class TeamResult(Answer):
+class TeamResult(VerifiedOnSpace):
     """Result of :func:`balanced_team` (result contract: :mod:`mechlp.model.answer`).
 
     Attributes
@@ -338,14 +338,6 @@ class TeamResult(Answer):
     @property
     def surplus(self) -> np.ndarray:
         return self.mechanism.surplus()
-
-    @property
-    def certificate(self) -> Verification | None:
-        return self.verification
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     def _answer_fields(self) -> dict[str, Any]:
         return {

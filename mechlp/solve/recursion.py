@@ -80,7 +80,7 @@ from mechlp.audit.verifier import verify
 from mechlp.backends.base import SolverOutput
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import Answer, space_size
 from mechlp.model.beliefs import joint_beliefs, marginal_beliefs, mixed_kernels, next_marginals, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -255,7 +255,7 @@ class RecursionSolution(Answer):
 
     @property
     def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
+        return space_size(self.space)
 
     def _answer_transfers(self) -> np.ndarray | None:
         return None if self.interim_utilities is None else self.transfers()

@@ -108,7 +108,7 @@ from mechlp.audit.verifier import Verification, verify
 from mechlp.backends import solve_arrays
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import CertifiedOnSpace
 from mechlp.model.beliefs import marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -456,7 +456,7 @@ def markov_node(space: StateSpace, current: Mapping[str, str], previous: Mapping
 
 # ------------------------------------------------------------------------------------------- the result
 @dataclass
-class SharingResult(Answer):
+class SharingResult(CertifiedOnSpace):
     r"""A shared (and, with ``budget="ex_post"``, rebalanced) tight mechanism with its verification (result
     contract: :mod:`mechlp.model.answer`).
 
@@ -526,14 +526,6 @@ class SharingResult(Answer):
     checks: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
-
-    @property
-    def verification(self) -> Verification | None:
-        return self.certificate
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     @property
     def env(self) -> Environment:
