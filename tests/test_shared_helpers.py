@@ -17,13 +17,15 @@ from mechlp.constructions.fees import lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
 from mechlp.model.answer import CertifiedOnSpace, VerifiedOnSpace, space_size
+from mechlp.model.environment import Agent, Environment
+from mechlp.model.mechanism import Mechanism, agent_array
 from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail, check_memory, space_for
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.intermediate import intermediate_minmax
 from mechlp.solve.second_best import second_best
-from mechlp.workflows.sharing import share_surplus
+from mechlp.workflows.sharing import share_surplus, shift_mechanism
 
 
 # ---------------------------------------------------------------------------------------------- spaces
@@ -166,3 +168,56 @@ def test_answers_without_an_lp_share_size_and_proof_aliases():
     assert inter.size == {"histories": 5, "nodes": 20, "information": list(inter.space.n_info)}
     assert recursion.solve(tree).size == {"histories": 5, "nodes": 20}
     assert space_size(MarkovSpace(markov)) == {"histories": 5, "nodes": 20}  # root + one state per profile
+
+
+# ---------------------------------------------------------------------------------------------- model checks
+def _agent(transition, name="a"):
+    return Agent(name, ["lo", "hi"], [0.5, 0.5], transition, [[0.0, 1.0], [0.0, 2.0]])
+
+
+def test_stochastic_matrices_of_the_environment_are_checked_by_one_rule():
+    """model.environment._check_stochastic / _check_rows: transitions (one or per action) and the allocation."""
+    with pytest.raises(
+        ValueError,
+        match=r"^transition of agent 'a' has shape \(2, 3\); expected \(2, 2\) \(square, one row and one column "
+        r"per type\)$",
+    ):
+        _agent(np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match=r"^transition row 1 of agent 'a' sums to 0\.9, not 1"):
+        _agent([[0.5, 0.5], [0.5, 0.4]])
+    with pytest.raises(ValueError, match=r"^transition row 0 for action 1 of agent 'a' has a negative probability"):
+        _agent([np.eye(2), [[-0.5, 1.5], [0.0, 1.0]]])
+    agents = [_agent(np.eye(2), "a"), _agent(np.eye(2), "b")]
+    with pytest.raises(
+        ValueError,
+        match=r"^allocation has shape \(4, 1\); expected \(4, 2\) \(one row per type profile, one column per action\)$",
+    ):
+        Environment(agents, ["x", "y"], 0.9, 2, np.ones((4, 1)))
+    alloc = np.tile([0.5, 0.5], (4, 1))
+    alloc[2] = [0.5, np.nan]
+    with pytest.raises(ValueError, match=r"^allocation row 2 \(profile \{'a': 'hi', 'b': 'lo'\}\) has NaN at index 1$"):
+        Environment(agents, ["x", "y"], 0.9, 2, alloc)
+
+
+def test_per_agent_arrays_are_checked_by_one_rule():
+    """model.mechanism.agent_array: transfers (per node), Lemma 1 shifts and sharing rules (per history)."""
+    env = lamba_usstp(0.7, 0.95)
+    sp = MarkovSpace(env)
+    with pytest.raises(ValueError, match=r"^transfers has shape \(2, 5\); expected \(2, 20\) \(agents x nodes\)$"):
+        Mechanism(sp, np.zeros((2, 5)))
+    x = np.zeros((2, sp.n_nodes))
+    x[1, 7] = np.inf
+    with pytest.raises(ValueError, match=r"^transfers is not finite for agent 'seller' at node 7$"):
+        Mechanism(sp, x)
+    mech = Mechanism(sp, np.zeros((2, sp.n_nodes)))
+    with pytest.raises(ValueError, match=r"^shift has shape \(2, 20\); expected \(2, 5\) \(agents x histories\)$"):
+        shift_mechanism(mech, np.zeros((2, 20)))
+    shift = np.zeros((2, 5))
+    shift[0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"^shift is not finite for agent 'buyer' at history 3$"):
+        shift_mechanism(mech, shift)
+    beta = np.full((2, 5), 0.25)
+    beta[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^beta is not finite for agent 'seller' at history 2$"):
+        share_surplus(design.minmax(env), beta)
+    np.testing.assert_array_equal(agent_array(sp, [[1, 2, 3, 4, 5]] * 2, "a", per="history"), [[1, 2, 3, 4, 5]] * 2)

@@ -20,7 +20,7 @@ Everything is validated at construction; errors name the argument, the rule and 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,21 @@ def _check_distribution(vec: np.ndarray, what: str) -> None:
     total = float(vec.sum())
     if abs(total - 1.0) > tolerances.PROBABILITY:
         raise ValueError(f"{what} sums to {total:.12g}, not 1 (tolerance {tolerances.PROBABILITY:g})")
+
+
+def _check_rows(mat: np.ndarray, row_name: Callable[[int], str]) -> None:
+    """Every row of ``mat`` is a probability vector (:func:`_check_distribution`; ``row_name(r)`` names row ``r``)."""
+    for r in range(mat.shape[0]):
+        _check_distribution(mat[r], row_name(r))
+
+
+def _check_stochastic(
+    mat: np.ndarray, shape: tuple[int, int], what: str, layout: str, row_name: Callable[[int], str]
+) -> None:
+    """``mat`` is a row-stochastic matrix of ``shape``; the shape error names ``what`` and its ``layout``."""
+    if mat.shape != shape:
+        raise ValueError(f"{what} has shape {mat.shape}; expected {shape} ({layout})")
+    _check_rows(mat, row_name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,21 +142,20 @@ class Agent:
 
         trans = _as_float_array(transition, f"transition of agent {name!r}")
         if trans.ndim == 2:
-            if trans.shape != (k, k):
-                raise ValueError(
-                    f"transition of agent {name!r} has shape {trans.shape}; expected ({k}, {k}) "
-                    "(square, one row and one column per type)"
-                )
-            for r in range(k):
-                _check_distribution(trans[r], f"transition row {r} of agent {name!r}")
+            _check_stochastic(
+                trans,
+                (k, k),
+                f"transition of agent {name!r}",
+                "square, one row and one column per type",
+                lambda r: f"transition row {r} of agent {name!r}",
+            )
         elif trans.ndim == 3:
             if trans.shape[1:] != (k, k):
                 raise ValueError(
                     f"transition of agent {name!r} has shape {trans.shape}; expected (n_actions, {k}, {k})"
                 )
             for a in range(trans.shape[0]):
-                for r in range(k):
-                    _check_distribution(trans[a, r], f"transition row {r} for action {a} of agent {name!r}")
+                _check_rows(trans[a], lambda r, a=a: f"transition row {r} for action {a} of agent {name!r}")
         else:
             raise ValueError(
                 f"transition of agent {name!r} has {trans.ndim} dimensions; expected a ({k}, {k}) matrix "
@@ -342,13 +356,13 @@ class Environment:
             alloc[np.arange(n_prof), best] = 1.0
         else:
             alloc = _as_float_array(allocation, "allocation")
-            if alloc.shape != (n_prof, n_act):
-                raise ValueError(
-                    f"allocation has shape {alloc.shape}; expected ({n_prof}, {n_act}) "
-                    "(one row per type profile, one column per action)"
-                )
-            for r in range(n_prof):
-                _check_distribution(alloc[r], f"allocation row {r} (profile {self.profile_labels(r)})")
+            _check_stochastic(
+                alloc,
+                (n_prof, n_act),
+                "allocation",
+                "one row per type profile, one column per action",
+                lambda r: f"allocation row {r} (profile {self.profile_labels(r)})",
+            )
         alloc.setflags(write=False)
         object.__setattr__(self, "allocation", alloc)
         if any(ag.action_dependent for ag in agents):

@@ -111,7 +111,7 @@ from mechlp.model import tolerances
 from mechlp.model.answer import CertifiedOnSpace
 from mechlp.model.beliefs import marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
-from mechlp.model.mechanism import Mechanism
+from mechlp.model.mechanism import Mechanism, agent_array
 from mechlp.model.question import agent_limits, parse_notion
 from mechlp.model.spaces import StateSpace
 from mechlp.model.transfers import interim_payments as model_interim_payments
@@ -253,18 +253,6 @@ class _Ops:
 
 
 # ------------------------------------------------------------------------------------------- constructions
-def _check_shift(space: StateSpace, shift: Any, what: str) -> np.ndarray:
-    a = np.asarray(shift, dtype=float)
-    shape = (space.env.n_agents, space.n_hist)
-    if a.shape != shape:
-        raise ValueError(f"{what} has shape {a.shape}; expected {shape} (agents x histories)")
-    bad = np.argwhere(~np.isfinite(a))
-    if bad.size:
-        i, h = bad[0]
-        raise ValueError(f"{what} is not finite for agent {space.env.agents[i].name!r} at history {h}")
-    return a
-
-
 def shift_mechanism(mechanism: Mechanism, shift: Any) -> Mechanism:
     r"""Add history constants to every agent's utilities (Lamba 2022, Lemma 1).
 
@@ -289,7 +277,7 @@ def shift_mechanism(mechanism: Mechanism, shift: Any) -> Mechanism:
     Mechanism
     """
     space = mechanism.space
-    a = _check_shift(space, shift, "shift")
+    a = agent_array(space, shift, "shift", per="history")
     return Mechanism(space, mechanism.transfers + _Ops(space).increment(a))
 
 
@@ -635,10 +623,7 @@ def _explicit_beta(beta: Any, space: StateSpace, budget: str, groups: np.ndarray
         arr = np.repeat(arr[:, None], n_hist, axis=1)
     elif arr.shape != (n, n_hist):
         raise ValueError(f"beta has shape {arr.shape}; expected ({n},) or ({n}, {n_hist}) (agents x histories)")
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        i, h = bad[0]
-        raise ValueError(f"beta is not finite for agent {env.agents[i].name!r} at history {h}")
+    arr = agent_array(space, arr, "beta", per="history")
     bad = np.argwhere(arr < -BETA_TOL)
     if bad.size:
         i, h = bad[0]
