@@ -13,6 +13,7 @@ import mechlp.solve.questions as questions_module
 import mechlp.solve.second_best as second_best_module
 from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.catalog.examples import lamba_usstp
+from mechlp.catalog.io import model_from_dict, toml_value
 from mechlp.constructions.fees import lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
@@ -221,3 +222,46 @@ def test_per_agent_arrays_are_checked_by_one_rule():
     with pytest.raises(ValueError, match=r"^beta is not finite for agent 'seller' at history 2$"):
         share_surplus(design.minmax(env), beta)
     np.testing.assert_array_equal(agent_array(sp, [[1, 2, 3, 4, 5]] * 2, "a", per="history"), [[1, 2, 3, 4, 5]] * 2)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def test_toml_value_reads_one_value_or_keeps_the_text():
+    assert toml_value(" 0.9 ") == 0.9
+    assert toml_value("[3, 2, 1]") == [3, 2, 1]
+    assert toml_value("false") is False
+    assert toml_value('"quoted"') == "quoted"
+    assert toml_value(" infinite ") == "infinite"  # not TOML: the bare word
+    assert toml_value("1\nw = 2") == "1\nw = 2"  # more than one value: the text, not its first value
+
+
+def test_model_files_name_their_source_in_every_model_error():
+    """catalog.io._located: both schemas prepend the source and keep the error's type."""
+    base = {
+        "model": {"name": "m", "discount": 0.9, "horizon": "infinite"},
+        "agents": [
+            {"role": "buyer", "types": ["lo", "hi"], "values": [1.0, 2.0], "prior": [0.5, 0.5], "persistence": 0.7},
+            {"role": "seller", "types": ["lo", "hi"], "values": [0.0, 1.5], "prior": [0.5, 0.6], "persistence": 0.7},
+        ],
+    }
+    with pytest.raises(ValueError, match=r"^m\.toml: prior of agent 'seller' sums to 1\.1, not 1"):
+        model_from_dict(base, "m.toml")
+    general = {
+        "model": {"name": "g", "kind": "general", "discount": 0.9, "horizon": 2, "actions": ["x", "y"]},
+        "agents": [
+            {
+                "name": "a",
+                "types": ["lo"],
+                "prior": [1.0],
+                "transition": [[1.0]],
+                "valuation": {"x": [0.0], "y": [1.0]},
+            },
+        ],
+        "allocation": {"table": [[0.5, 0.6]]},
+    }
+    with pytest.raises(ValueError, match=r"^g\.toml: allocation row 0 \(profile \{'a': 'lo'\}\) sums to 1\.1, not 1"):
+        model_from_dict(general, "g.toml")
+    general["allocation"] = {"table": [[0.5, 0.5]]}
+    env = model_from_dict(general, "g.toml")
+    assert env.meta["source"] == "g.toml"
+    base["agents"][1]["prior"] = [0.5, 0.5]
+    assert model_from_dict(base, "m.toml").meta["source"] == "m.toml"
