@@ -6,6 +6,8 @@ two copies worded the same check differently, the one wording they now share).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,9 @@ import mechlp.solve.second_best as second_best_module
 from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.catalog.io import model_from_dict, toml_value
+from mechlp.cli import constructions as cli_constructions
+from mechlp.cli import sweep as cli_sweep
+from mechlp.cli.options import parse_assignments, save_json
 from mechlp.constructions.fees import lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
@@ -232,6 +237,33 @@ def test_toml_value_reads_one_value_or_keeps_the_text():
     assert toml_value('"quoted"') == "quoted"
     assert toml_value(" infinite ") == "infinite"  # not TOML: the bare word
     assert toml_value("1\nw = 2") == "1\nw = 2"  # more than one value: the text, not its first value
+
+
+def test_key_value_arguments_are_read_by_one_rule():
+    """cli.options.parse_assignments: --param (pivot, fees), --option and --where (sweep, plot)."""
+    assert parse_assignments(["alpha=0.9", " values = [3,2,1]", "rule=maxmin"], "--param") == {
+        "alpha": 0.9,
+        "values": [3, 2, 1],
+        "rule": "maxmin",
+    }
+    assert parse_assignments(None, "--param") == {}
+    with pytest.raises(ValueError, match=r"^--param #2 must have the form key=value, got 'alpha'$"):
+        parse_assignments(["delta=0.9", "alpha"], "--param")
+    with pytest.raises(ValueError, match=r"^--option #1: 'agents\.buyer' is not a parameter name$"):
+        cli_sweep.parse_options(["agents.buyer=1"])
+    with pytest.raises(ValueError, match=r"^--where #1 must have the form key=value, got 'budget'$"):
+        cli_sweep.parse_options(["budget"], "--where")
+    with pytest.raises(ValueError, match=r"^--param #1: '1x' is not a parameter name$"):
+        cli_constructions.resolve_model("yoon_binary", [], ["1x=2"])
+
+
+def test_save_json_writes_and_says_so_only_with_a_path(tmp_path, capsys):
+    save_json(None, {"a": 1})
+    assert capsys.readouterr().out == "" and not list(tmp_path.iterdir())
+    path = tmp_path / "answer.json"
+    save_json(str(path), {"a": np.array([1.0, 2.0])})
+    assert capsys.readouterr().out == f"\nwrote {path}\n"
+    assert json.loads(path.read_text()) == {"a": [1.0, 2.0]}
 
 
 def test_model_files_name_their_source_in_every_model_error():
