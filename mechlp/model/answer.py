@@ -414,32 +414,32 @@ class Answer:
         return rec
 
 
-class VerifiedOnSpace(Answer):
+class _SizedBySpace(Answer):
+    """``size`` counts the histories and nodes of :meth:`_answer_space` (:func:`space_size`)."""
+
+    @property
+    def size(self) -> dict:
+        return space_size(self._answer_space())
+
+
+class VerifiedOnSpace(_SizedBySpace):
     """Mixin of an answer that stores the verification of its mechanism as ``verification`` (the constructions):
-    its proof object ``certificate`` is that verification, and ``size`` counts the histories and nodes of
+    its proof object ``certificate`` is that verification; ``size`` counts the histories and nodes of
     :meth:`_answer_space` (:func:`space_size`)."""
 
     @property
     def certificate(self) -> Any:
         return self.verification
 
-    @property
-    def size(self) -> dict:
-        return space_size(self._answer_space())
 
-
-class CertifiedOnSpace(Answer):
+class CertifiedOnSpace(_SizedBySpace):
     """Mixin of an answer that stores the verification of its mechanism as ``certificate`` (sharing, intermediate
-    mechanisms): ``verification`` is that field, and ``size`` counts the histories and nodes of
-    :meth:`_answer_space` (:func:`space_size`)."""
+    mechanisms): ``verification`` is that field; ``size`` counts the histories and nodes of :meth:`_answer_space`
+    (:func:`space_size`)."""
 
     @property
     def verification(self) -> Any:
         return self.certificate
-
-    @property
-    def size(self) -> dict:
-        return space_size(self._answer_space())
 
 
 def _proof_dict(proof: Any) -> dict | None:

@@ -60,6 +60,19 @@ def _check_distribution(vec: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} sums to {total:.12g}, not 1 (tolerance {tolerances.PROBABILITY:g})")
 
 
+def _label_tuple(value: Any, what: str, empty: str) -> tuple[str, ...]:
+    """Labels (type or action names) as a tuple of strings; ``what`` names them in messages, ``empty`` says why
+    there must be at least one."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{what} must be a sequence of labels, got {type(value).__name__}")
+    labels = tuple(str(t) for t in value)
+    if not labels:
+        raise ValueError(f"{what} is empty; {empty}")
+    return labels
+
+
 def _check_rows(mat: np.ndarray, row_name: Callable[[int], str]) -> None:
     """Every row of ``mat`` is a probability vector (:func:`_check_distribution`; ``row_name(r)`` names row ``r``)."""
     for r in range(mat.shape[0]):
@@ -119,13 +132,7 @@ class Agent:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"agent name must be a non-empty string, got {name!r}")
-        if isinstance(types, np.ndarray):
-            types = types.tolist()
-        if isinstance(types, str) or not isinstance(types, Sequence):
-            raise TypeError(f"types of agent {name!r} must be a sequence of labels, got {type(types).__name__}")
-        labels = tuple(str(t) for t in types)
-        if len(labels) == 0:
-            raise ValueError(f"types of agent {name!r} is empty; an agent needs at least one type")
+        labels = _label_tuple(types, f"types of agent {name!r}", "an agent needs at least one type")
         seen: dict[str, int] = {}
         for j, lab in enumerate(labels):
             if lab in seen:
@@ -282,13 +289,7 @@ class Environment:
         for j, nm in enumerate(names):
             if nm in names[:j]:
                 raise ValueError(f"agents[{j}] has the name {nm!r} of agents[{names.index(nm)}]; names must differ")
-        if isinstance(actions, np.ndarray):
-            actions = actions.tolist()
-        if isinstance(actions, str) or not isinstance(actions, Sequence):
-            raise TypeError(f"actions must be a sequence of labels, got {type(actions).__name__}")
-        actions = tuple(str(a) for a in actions)
-        if not actions:
-            raise ValueError("actions is empty; an environment needs at least one action")
+        actions = _label_tuple(actions, "actions", "an environment needs at least one action")
         for j, a in enumerate(actions):
             if a in actions[:j]:
                 raise ValueError(f"actions[{j}] = {a!r} duplicates an earlier action")
