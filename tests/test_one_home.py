@@ -14,7 +14,7 @@ from mechlp.audit.verifier import interim_utilities as verifier_interim_utilitie
 from mechlp.audit.verifier import verify
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, ic_pairs, kernel_gap
 from mechlp.constraints.interim import interim_rows
-from mechlp.model.beliefs import continuation_values, marginal_beliefs
+from mechlp.model.beliefs import continuation_values, marginal_beliefs, others_beliefs, others_product
 from mechlp.model.environment import Agent, Environment
 from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
@@ -275,3 +275,37 @@ def test_rebalance_validates_its_arguments():
     solo_space = HistoryTree(solo, 2)
     with pytest.raises(ValueError, match="at least two agents"):
         rebalance(solo_space, np.zeros((1, solo_space.n_nodes)), marginal_beliefs(solo_space))
+
+
+# ---------------------------------------------------------------------------------------------- others' beliefs
+def test_others_product_is_the_product_of_the_other_marginals_exactly():
+    """One home of P(theta_-i|h): a brute-force product over the other agents at every profile, in fractions."""
+    env = random_three_agents(horizon=2)
+    space = HistoryTree(env, 2)
+    nums = Numbers(env, exact=True)
+    margs = marginal_beliefs(space, nums)
+    types = env.profile_types()
+    for i in range(env.n_agents):
+        got = others_product(margs, i, env)
+        assert got.shape == (space.n_hist, env.n_profiles)
+        for s in range(env.n_profiles):  # a test, not the library
+            want = np.ones(space.n_hist, dtype=object)
+            for j in range(env.n_agents):
+                if j != i:
+                    want = want * margs[j][:, types[s, j]]
+            assert all(isinstance(v, Fraction) for v in got[:, s])
+            assert np.all(got[:, s] == want)
+        # the (H, M) layout is the belief the model computes from the space itself
+        assert np.all(others_product(margs, i) == others_beliefs(space, i, nums))
+        np.testing.assert_array_equal(others_product(marginal_beliefs(space), i), others_beliefs(space, i))
+
+
+def test_interim_payments_of_a_single_agent_stay_exact():
+    """No other agents: P(theta_-i|h) is an empty product, one as a fraction, so payments stay fractions."""
+    solo = Environment([Agent("solo", ["a", "b"], [0.5, 0.5], np.eye(2), [[0.0], [1.0]])], ["x"], 0.9, 2)
+    space = HistoryTree(solo, 2)
+    nums = Numbers(solo, exact=True)
+    x = np.array([[Fraction(j, 7) for j in range(space.n_nodes)]], dtype=object)
+    (xbar,) = interim_payments(space, x, marginal_beliefs(space, nums))
+    assert all(isinstance(v, Fraction) for v in xbar.reshape(-1))
+    assert np.all(xbar.reshape(-1) == x[0])  # node h*K + t is (h, t): the payment itself

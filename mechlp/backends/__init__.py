@@ -17,9 +17,8 @@ import numpy as np
 
 from mechlp.backends import cvxpy as cvxpy_backend
 from mechlp.backends import highs as highs_backend
-from mechlp.backends.base import BACKENDS, SolverOutput
+from mechlp.backends.base import BACKENDS, SolverOutput, check_backend
 from mechlp.lp.program import LinearProgram
-from mechlp.model.question import check_choice
 
 __all__ = ["SolverOutput", "solve_arrays", "solve_lp", "BACKENDS"]
 
@@ -63,8 +62,8 @@ def solve_arrays(
     ValueError
         For an unknown ``backend``.
     """
-    solver = _SOLVERS[check_choice("backend", backend, BACKENDS)]
-    return solver(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
+    check_backend(backend)
+    return _SOLVERS[backend](a, row_lower, row_upper, col_lower, col_upper, cost, **options)
 
 
 def solve_lp(lp: LinearProgram, backend: str = "highs", **options) -> SolverOutput:

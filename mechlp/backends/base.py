@@ -6,8 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mechlp.model.question import check_choice
+
 STATUSES = ("optimal", "infeasible", "unbounded", "time_limit", "error")
 BACKENDS = ("highs", "cvxpy")
+
+
+def check_backend(backend: str) -> None:
+    """``ValueError`` naming the choices when ``backend`` is not one of :data:`BACKENDS`
+    (:func:`mechlp.model.question.check_choice`)."""
+    check_choice("backend", backend, BACKENDS)
 
 
 @dataclass

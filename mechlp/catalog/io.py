@@ -94,7 +94,7 @@ from __future__ import annotations
 import copy
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ from mechlp.model.serialize import model_to_dict
 #: Largest model file read (bytes): model files are small tables.
 MAX_MODEL_BYTES = 16 << 20
 
-__all__ = ["load_model", "model_from_dict", "dump_model_toml", "apply_overrides"]
+__all__ = ["load_model", "model_from_dict", "dump_model_toml", "apply_overrides", "toml_value"]
 
 _TOP_KEYS = ("model", "agents", "allocation")
 _MODEL_KEYS = ("name", "discount", "horizon")
@@ -224,19 +224,27 @@ def _agent_keys(doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- overrides
-def _parse_value(key: str, raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
+def toml_value(text: str) -> Any:
+    """``text`` read as one TOML value (``0.9``, ``[3, 2, 1]``, ``true``, ``"quoted"``), or the stripped text itself
+    when it is not exactly one (a bare word such as ``infinite`` or ``maxmin``). Nothing is evaluated.
+
+    The one reading of ``key=value`` values: model overrides (``--set``), factory parameters (``--param``),
+    question options (``--option``, ``--where``) and grid lists (:func:`mechlp.workflows.sweep.parse_grid_spec`).
+    """
+    text = text.strip()
     try:
         parsed = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
-    if set(parsed) != {"v"}:
-        return text
-    value = parsed["v"]
+    return parsed["v"] if set(parsed) == {"v"} else text
+
+
+def _parse_value(key: str, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    value = toml_value(raw)
     if key in _STRING_KEYS and not isinstance(value, str):
-        return text
+        return raw.strip()
     return value
 
 
@@ -516,8 +524,16 @@ def _general_model(doc: Mapping[str, Any], source: str, default_name: str) -> En
     if not agents:
         raise ValueError(f"{source}: [[agents]]: no agent tables; a model needs at least one agent")
     alloc = _general_allocation(doc.get("allocation", {}), source, actions, [a.n_types for a in agents])
+    return _located(
+        source, lambda: Environment(agents, actions, discount, horizon, alloc, name=name, meta={"kind": "general"})
+    )
+
+
+def _located(source: str, build: Callable[[], Environment]) -> Environment:
+    """``build()``, with ``"<source>: "`` prepended to its ``ValueError`` / ``TypeError`` (same type), and
+    ``env.meta["source"]`` set."""
     try:
-        env = Environment(agents, actions, discount, horizon, alloc, name=name, meta={"kind": "general"})
+        env = build()
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from exc
     except TypeError as exc:
@@ -579,8 +595,9 @@ def model_from_dict(
         )
     buyer = agents[roles.index("buyer")]
     seller = agents[roles.index("seller")]
-    try:
-        env = bilateral_trade(
+    return _located(
+        source,
+        lambda: bilateral_trade(
             buyer["values"],
             seller["values"],
             buyer["prior"],
@@ -594,13 +611,8 @@ def model_from_dict(
             buyer_name=buyer["name"],
             seller_name=seller["name"],
             name=name,
-        )
-    except ValueError as exc:
-        raise ValueError(f"{source}: {exc}") from exc
-    except TypeError as exc:
-        raise TypeError(f"{source}: {exc}") from exc
-    env.meta["source"] = source
-    return env
+        ),
+    )
 
 
 def load_model(path: str | Path, overrides: Mapping[str, Any] | Sequence[str] = ()) -> Environment:

@@ -23,17 +23,15 @@ sets ``func`` to a handler ``args -> exit code``.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import OptionSpec, add_command, add_options
+from mechlp.cli.options import SCAN_OPTIONS, OptionSpec, add_command, add_options, parse_assignments, save_json
 from mechlp.constructions.fees import MODES, SPLITS, WORST_OVER, critical_discount, lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
-from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.model.environment import Environment
 
 __all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload"]
@@ -45,7 +43,6 @@ PIVOT_FUNCTIONS = (dynamic_pivot,)
 PIVOT_OPTIONS = ("check",)
 FEES_FUNCTIONS = (lump_sum_fees,)
 FEES_OPTIONS = ("mode", "split", "worst_over")
-SCAN_OPTIONS = ("lo", "hi", "tol", "grid")
 FEES_SPECS = {
     "split": OptionSpec("how the tight fees are split between the agents", choices=SPLITS),
     "worst_over": OptionSpec(
@@ -56,22 +53,6 @@ FEES_SPECS = {
 
 
 # ---------------------------------------------------------------------------------------------- models
-def _parse_params(items: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for j, item in enumerate(items or []):
-        if "=" not in item:
-            raise ValueError(f"--param #{j + 1} must have the form key=value, got {item!r}")
-        key, _, raw = item.partition("=")
-        key = key.strip()
-        if not key.isidentifier():
-            raise ValueError(f"--param #{j + 1}: {key!r} is not a parameter name")
-        try:
-            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key] = raw.strip()
-    return out
-
-
 def resolve_model(
     model: str, sets: Sequence[str] | None = None, params: Sequence[str] | None = None
 ) -> tuple[Environment, Callable[[float], Environment]]:
@@ -100,7 +81,7 @@ def resolve_model(
     if sets:
         raise ValueError("--set applies to model files; use --param key=value for a built-in model")
     factory = CLASSIC_MODELS[model]
-    kwargs = _parse_params(params)
+    kwargs = parse_assignments(params, "--param")
     try:
         env = factory(**kwargs)
     except TypeError as exc:
@@ -245,18 +226,12 @@ def _fees_report(res, crit=None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def _write_json(path: str | None, payload: dict) -> None:
-    if path:
-        write_json(path, payload)
-        print(f"\nwrote {path}")
-
-
 def _cmd_pivot(args: argparse.Namespace) -> int:
     env, _ = resolve_model(args.model, args.set, args.param)
     res = dynamic_pivot(env, check=args.check)
     payload = pivot_payload(res)
     print(_pivot_report(res))
-    _write_json(args.json, payload)
+    save_json(args.json, payload)
     return 3 if payload["status"] == "verification_failed" else 0
 
 
@@ -271,7 +246,7 @@ def _cmd_fees(args: argparse.Namespace) -> int:
         )
     payload = fees_payload(res, crit)
     print(_fees_report(res, crit))
-    _write_json(args.json, payload)
+    save_json(args.json, payload)
     return 3 if res.status == "verification_failed" else 0
 
 

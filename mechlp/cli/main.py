@@ -38,8 +38,8 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
-from mechlp.cli.options import add_command, add_options
-from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.cli.options import QUESTION_OPTIONS, SCAN_OPTIONS, add_command, add_options, save_json
+from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
 from mechlp.model.question import Question
 from mechlp.solve import questions as design
@@ -51,20 +51,7 @@ _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_se
 
 #: ``mechlp solve`` mirrors these Python questions (options generated from their signatures).
 SOLVE_FUNCTIONS = (design.minmax, design.feasibility)
-SOLVE_OPTIONS = (
-    "budget",
-    "horizon",
-    "tail",
-    "ic",
-    "ir",
-    "outside_option",
-    "limits",
-    "backend",
-    "memory_limit",
-    "method",
-    "certify",
-    "exact",
-)
+SOLVE_OPTIONS = (*QUESTION_OPTIONS, "method", "certify", "exact")
 #: ``mechlp critical-delta`` (and ``solve --critical-delta``) mirror :func:`mechlp.solve.critical.critical_delta`.
 CRITICAL_OPTIONS = (
     "budget",
@@ -80,7 +67,6 @@ CRITICAL_OPTIONS = (
     "backend",
     "memory_limit",
 )
-SCAN_OPTIONS = ("lo", "hi", "tol", "grid")
 
 
 def _state_dict(env, profile: int) -> dict[str, str]:
@@ -210,8 +196,7 @@ def _critical(args: argparse.Namespace, env, method: str) -> int:
     print(f"model {env.name}: {env!r}")
     print(crit.report())
     if args.json:
-        write_json(args.json, {"schema_version": SCHEMA_VERSION, "model": env.name, "critical_delta": crit.to_dict()})
-        print(f"\nwrote {args.json}")
+        save_json(args.json, {"schema_version": SCHEMA_VERSION, "model": env.name, "critical_delta": crit.to_dict()})
     return 0
 
 
@@ -260,9 +245,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     )
     payload = solve_payload(args.budget, feas, mm)
     print(_report(payload, feas, mm))
-    if args.json:
-        write_json(args.json, payload)
-        print(f"\nwrote {args.json}")
+    save_json(args.json, payload)
     if args.certificate and payload["status"] not in ("feasible", "infeasible"):
         print(f"no certificate written: the answer is {payload['status']}, which no proof backs")
     elif args.certificate:

@@ -28,9 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mechlp.backends.base import BACKENDS
+from mechlp.catalog.io import toml_value
+from mechlp.model.answer import write_json
 from mechlp.model.question import NOTIONS, notion_names, parse_notion
 
 __all__ = [
+    "QUESTION_OPTIONS",
+    "SCAN_OPTIONS",
     "Formatter",
     "OptionSpec",
     "add_command",
@@ -39,7 +43,25 @@ __all__ = [
     "parse_limit",
     "parse_bytes",
     "signature_default",
+    "parse_assignments",
+    "save_json",
 ]
+
+#: The parameters every LP question exposes on the command line (``mechlp solve`` for
+#: :func:`mechlp.solve.questions.minmax` / ``feasibility``, ``mechlp second-best``), in ``--help`` order.
+QUESTION_OPTIONS = (
+    "budget",
+    "horizon",
+    "tail",
+    "ic",
+    "ir",
+    "outside_option",
+    "limits",
+    "backend",
+    "memory_limit",
+)
+#: The discount-factor scan of ``mechlp critical-delta`` and ``mechlp fees --critical-delta``.
+SCAN_OPTIONS = ("lo", "hi", "tol", "grid")
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -106,6 +128,36 @@ def parse_bytes(text: str) -> int:
     if m is None or (m.group(2) or "").lower() not in _UNITS:
         raise argparse.ArgumentTypeError(f"--memory-limit must be bytes or a number with KiB/MiB/GiB, got {text!r}")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def parse_assignments(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``["alpha=0.9", "rule=maxmin"]`` -> ``{"alpha": 0.9, "rule": "maxmin"}``: repeated ``flag KEY=VALUE``
+    arguments, each value read by :func:`mechlp.catalog.io.toml_value` (TOML, or the bare text).
+
+    Raises
+    ------
+    ValueError
+        For an item without ``=`` or a key that is not a parameter name (the message names ``flag`` and the item's
+        position, from 1).
+    """
+    out: dict[str, Any] = {}
+    for j, item in enumerate(items or []):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"{flag} #{j + 1} must have the form key=value, got {item!r}")
+        if not key.isidentifier():
+            raise ValueError(f"{flag} #{j + 1}: {key!r} is not a parameter name")
+        out[key] = toml_value(raw)
+    return out
+
+
+def save_json(path: str | None, payload: Any) -> None:
+    """Write a command's JSON answer to ``path`` (:func:`mechlp.model.answer.write_json`) and say so; no path, no
+    file."""
+    if path:
+        write_json(path, payload)
+        print(f"\nwrote {path}")
 
 
 class _Limits(argparse.Action):

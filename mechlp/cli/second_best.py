@@ -10,27 +10,16 @@ import argparse
 from typing import Any
 
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import OptionSpec, add_command, add_options
+from mechlp.cli.options import QUESTION_OPTIONS, OptionSpec, add_command, add_options, save_json
 from mechlp.constraints.allocation import ALLOCATION_IC_MODES
-from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.solve.second_best import OBJECTIVES, SecondBestResult, second_best
 
 __all__ = ["add_parsers", "second_best_payload"]
 
 #: The Python function ``mechlp second-best`` mirrors, and the parameters it exposes.
 SECOND_BEST_FUNCTIONS = (second_best,)
-SECOND_BEST_OPTIONS = (
-    "objective",
-    "budget",
-    "horizon",
-    "tail",
-    "ic",
-    "ir",
-    "outside_option",
-    "limits",
-    "backend",
-    "memory_limit",
-)
+SECOND_BEST_OPTIONS = ("objective", *QUESTION_OPTIONS)
 
 
 def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> dict[str, Any]:
@@ -67,9 +56,8 @@ def _cmd(args: argparse.Namespace) -> int:
     if res.certificate is not None:
         print("\nindependent verification:")
         print("\n".join("  " + s for s in res.certificate.summary().splitlines()))
-    if args.json:
-        write_json(args.json, second_best_payload(res, args.objective, args.budget))
-        print(f"\nwrote {args.json}")
+    if args.json:  # the allocation table is built only when asked for
+        save_json(args.json, second_best_payload(res, args.objective, args.budget))
     return 0 if res.status in ("optimal", "infeasible") else 3
 
 

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import OptionSpec, add_command, add_options
-from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.cli.options import OptionSpec, add_command, add_options, save_json
+from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.solve.questions import minmax
 from mechlp.workflows.sharing import (
     BUDGETS,
@@ -148,12 +148,6 @@ def share_report(res: SharingResult, budget_label: str) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: str | None, payload: dict) -> None:
-    if path:
-        write_json(path, payload)
-        print(f"\nwrote {path}")
-
-
 def _cmd_share(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     budget = args.budget
@@ -177,7 +171,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
         )
     except NegativeSurplusError as exc:
         print(f"model {env.name}: {env!r}\nno budget-balanced sharing exists: {exc}")
-        _write_json(
+        save_json(
             args.json,
             {
                 "schema_version": SCHEMA_VERSION,
@@ -192,7 +186,7 @@ def _cmd_share(args: argparse.Namespace) -> int:
         return 1
     payload = share_payload(res, args.budget)
     print(share_report(res, args.budget))
-    _write_json(args.json, payload)
+    save_json(args.json, payload)
     if res.success:
         return 0
     return 1 if res.status == "infeasible" else 3

@@ -23,13 +23,12 @@ import argparse
 import functools
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import add_command, signature_default
+from mechlp.cli.options import add_command, parse_assignments, signature_default
 from mechlp.solve import questions as design
 from mechlp.workflows import plots
 from mechlp.workflows.sweep import EXECUTORS, QUESTIONS, parse_grid_spec, sweep
@@ -40,19 +39,10 @@ PLOT_KINDS = ("surplus", "feasibility", "fees", "tree", "states")
 SUMMARY_ROWS = 40
 
 
-def parse_options(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["certify=false", "rule=maxmin"]`` -> ``{"certify": False, "rule": "maxmin"}`` (values as TOML)."""
-    out: dict[str, Any] = {}
-    for j, item in enumerate(items or []):
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise ValueError(f"--option #{j + 1} must have the form KEY=VALUE with a parameter name, got {item!r}")
-        try:
-            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key] = raw.strip()
-    return out
+def parse_options(items: Sequence[str] | None, flag: str = "--option") -> dict[str, Any]:
+    """``["certify=false", "rule=maxmin"]`` -> ``{"certify": False, "rule": "maxmin"}``
+    (:func:`mechlp.cli.options.parse_assignments`; ``flag`` names the option in messages)."""
+    return parse_assignments(items, flag)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -107,7 +97,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     src = Path(args.result)
-    where = parse_options(args.where) if args.where else None
+    where = parse_options(args.where, "--where") if args.where else None
     if src.suffix == ".toml":
         kind = args.kind or ("tree" if args.horizon else "states")
         if kind not in ("tree", "states"):

@@ -21,9 +21,9 @@ import argparse
 from typing import Any
 
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import add_command, add_options
+from mechlp.cli.options import add_command, add_options, save_json
 from mechlp.constructions.team import TeamResult, balanced_team
-from mechlp.model.answer import SCHEMA_VERSION, write_json
+from mechlp.model.answer import SCHEMA_VERSION
 
 __all__ = ["add_parsers", "team_payload", "team_report"]
 
@@ -153,8 +153,7 @@ def _cmd_team(args: argparse.Namespace) -> int:
     )
     print(team_report(result))
     if args.json:
-        write_json(args.json, team_payload(result))
-        print(f"\nwrote {args.json}")
+        save_json(args.json, team_payload(result))
     return 0 if result.ok else 3
 
 

@@ -63,8 +63,8 @@ import numpy as np
 from mechlp.audit.verifier import Verification, verify
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
-from mechlp.model.beliefs import expectation, independent_product, joint_transition, next_marginals
+from mechlp.model.answer import Answer, VerifiedOnSpace
+from mechlp.model.beliefs import expectation, joint_transition, next_marginals, others_product
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -158,7 +158,7 @@ def _interim_over_others(
     ``values`` has shape ``(K,)`` (profiles in C order); ``beliefs[j]`` is ``(H, K_j)``.
     """
     x = np.moveaxis(values.reshape(counts), agent, 0).reshape(counts[agent], -1)  # (K_i, K_-i)
-    po = independent_product([b for j, b in enumerate(beliefs) if j != agent], beliefs[0].shape[0])
+    po = others_product(beliefs, agent)  # (H, K_-i)
     return po @ x.T
 
 
@@ -286,7 +286,7 @@ def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- fees
 @dataclass
-class FeeResult(Answer):
+class FeeResult(VerifiedOnSpace):
     r"""The pivot mechanism plus lump-sum fees, verified (result contract: :mod:`mechlp.model.answer`).
 
     Attributes
@@ -347,14 +347,6 @@ class FeeResult(Answer):
     @property
     def env(self) -> Environment:
         return self.mechanism.space.env
-
-    @property
-    def certificate(self) -> Verification:
-        return self.verification
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     def _answer_fees(self) -> dict[str, Any]:
         names = np.array([ag.name for ag in self.env.agents], dtype=object)

@@ -53,10 +53,10 @@ from mechlp.constructions.dp import (
     others_index,
 )
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import VerifiedOnSpace
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace
+from mechlp.model.spaces import HistoryTree, StateSpace, space_for
 
 __all__ = ["PivotValues", "PivotResult", "pivot_values", "dynamic_pivot", "pivot_transfers_on_space"]
 
@@ -215,7 +215,7 @@ def pivot_transfers_on_space(space: StateSpace, values: PivotValues) -> np.ndarr
 
 
 @dataclass
-class PivotResult(Answer):
+class PivotResult(VerifiedOnSpace):
     r"""The dynamic pivot mechanism on a space, its values and its verification (result contract:
     :mod:`mechlp.model.answer`).
 
@@ -283,14 +283,6 @@ class PivotResult(Answer):
             return "not_verified"
         return "verified" if self.ok else "verification_failed"
 
-    @property
-    def certificate(self) -> Verification | None:
-        return self.verification
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
-
     def _answer_fields(self) -> dict[str, Any]:
         return {
             "transfers_by_profile": self.transfer_table(),
@@ -351,12 +343,7 @@ def dynamic_pivot(
     ValueError
         When the allocation is not dynamically efficient (message names the profile and period).
     """
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    if space is None:
-        space = MarkovSpace(env) if env.infinite else HistoryTree(env)
-    elif space.env is not env:
-        raise ValueError("space was built for a different environment than env")
+    space = space_for(env, space)
     horizon = space.horizon if isinstance(space, HistoryTree) else None
     t0 = time.perf_counter()
     vals = pivot_values(env, horizon=horizon, feasible=feasible)

@@ -76,12 +76,12 @@ import numpy as np
 
 from mechlp.audit.verifier import Verification, verify
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import VerifiedOnSpace
 from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
 from mechlp.model.environment import Environment
 from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, make_space
+from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, space_for
 from mechlp.model.transfers import redistribute
 
 __all__ = [
@@ -249,7 +249,7 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
 
 # ---------------------------------------------------------------------------------------------- result
 @dataclass
-class TeamResult(Answer):
+class TeamResult(VerifiedOnSpace):
     """Result of :func:`balanced_team` (result contract: :mod:`mechlp.model.answer`).
 
     Attributes
@@ -338,14 +338,6 @@ class TeamResult(Answer):
     @property
     def surplus(self) -> np.ndarray:
         return self.mechanism.surplus()
-
-    @property
-    def certificate(self) -> Verification | None:
-        return self.verification
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     def _answer_fields(self) -> dict[str, Any]:
         return {
@@ -490,10 +482,7 @@ def balanced_team(
         raise ValueError("the balanced team mechanism needs at least two agents")
     if space is not None and horizon is not None:
         raise ValueError("give either space or horizon, not both")
-    if space is None:
-        space = make_space(env, horizon)
-    elif space.env is not env:
-        raise ValueError("space was built for a different environment")
+    space = space_for(env, space, horizon)
     _check_efficient(env)
     notes: list[str] = []
     if env.action_dependent:

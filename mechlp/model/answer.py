@@ -27,6 +27,9 @@ Every result class mixes in :class:`Answer` and provides
 and, from this mixin, :meth:`~Answer.to_dict`, :meth:`~Answer.to_json`, :meth:`~Answer.from_json` and the
 labelled pandas views :meth:`~Answer.surplus_frame` (:math:`\Pi(h)` by history or state, with its description),
 :meth:`~Answer.transfers_frame` (payments by node, history, profile and agent) and :meth:`~Answer.fees_frame`.
+Answers that solve no LP take ``certificate``/``verification`` and ``size`` from :class:`VerifiedOnSpace`
+(constructions: the verification is the proof object) or :class:`CertifiedOnSpace` (sharing, intermediate
+mechanisms: the proof object is the verification).
 
 Status strings (:data:`STATUSES`)
 ---------------------------------
@@ -110,6 +113,9 @@ __all__ = [
     "dumps",
     "write_json",
     "space_summary",
+    "space_size",
+    "VerifiedOnSpace",
+    "CertifiedOnSpace",
 ]
 
 #: Version of the JSON documents written by :meth:`Answer.to_dict` and the command line's ``--json``.
@@ -215,6 +221,11 @@ def space_summary(space: Any) -> dict[str, Any]:
         "nodes": int(space.n_nodes),
         "profiles": ["(" + ", ".join(env.profile_labels(p).values()) + ")" for p in range(env.n_profiles)],
     }
+
+
+def space_size(space: Any) -> dict[str, int]:
+    """``{"histories", "nodes"}`` of a state space: the ``size`` of an answer that solved no LP on it."""
+    return {"histories": int(space.n_hist), "nodes": int(space.n_nodes)}
 
 
 def _frame_attrs(answer: Answer) -> dict[str, Any]:
@@ -410,6 +421,34 @@ class Answer:
             if rec.kind not in names:
                 raise ValueError(f"from_json: the document holds a {rec.kind!r}, not a {cls.__name__!r}")
         return rec
+
+
+class _SizedBySpace(Answer):
+    """``size`` counts the histories and nodes of :meth:`_answer_space` (:func:`space_size`)."""
+
+    @property
+    def size(self) -> dict:
+        return space_size(self._answer_space())
+
+
+class VerifiedOnSpace(_SizedBySpace):
+    """Mixin of an answer that stores the verification of its mechanism as ``verification`` (the constructions):
+    its proof object ``certificate`` is that verification; ``size`` counts the histories and nodes of
+    :meth:`_answer_space` (:func:`space_size`)."""
+
+    @property
+    def certificate(self) -> Any:
+        return self.verification
+
+
+class CertifiedOnSpace(_SizedBySpace):
+    """Mixin of an answer that stores the verification of its mechanism as ``certificate`` (sharing, intermediate
+    mechanisms): ``verification`` is that field; ``size`` counts the histories and nodes of :meth:`_answer_space`
+    (:func:`space_size`)."""
+
+    @property
+    def verification(self) -> Any:
+        return self.certificate
 
 
 def _proof_dict(proof: Any) -> dict | None:

@@ -64,6 +64,7 @@ __all__ = [
     "marginal_beliefs",
     "joint_beliefs",
     "others_beliefs",
+    "others_product",
     "reach_probabilities",
     "interim_expectation",
     "expectation",
@@ -281,11 +282,41 @@ def others_beliefs(
         other agents (:meth:`Environment.profile_index`); with ``per_profile=True``, ``(len(hists), K)`` with
         column ``s`` the probability of the others' part of profile ``s``.
     """
-    env = space.env
     idx = _hists(space, hists)
     margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
-    out = independent_product([m for j, m in enumerate(margs) if j != agent], idx.size)
-    if per_profile:
+    return others_product(margs, agent, space.env if per_profile else None)
+
+
+def others_product(marginals: Sequence[np.ndarray], agent: int, env: Environment | None = None) -> np.ndarray:
+    r"""Agent ``i``'s belief about the others' types from given marginal beliefs, in their arithmetic.
+
+    .. math::
+       P(\theta_{-i}|h) = \prod_{j \ne i} P_j(\theta_j|h)
+
+    The product behind :func:`others_beliefs`, for callers that hold the marginals already (e.g. in exact
+    arithmetic, :func:`mechlp.model.transfers.interim_payments`).
+
+    Parameters
+    ----------
+    marginals : sequence of ndarray
+        Per agent ``j``, ``(n_rows, K_j)``: :math:`P_j(\cdot|h)` (floats, or object arrays of fractions).
+    agent : int
+    env : Environment, optional
+        Given: the per-profile layout (see Returns).
+
+    Returns
+    -------
+    ndarray
+        ``(n_rows, M)``, column ``m`` the others' profile in C order over the other agents; with ``env``,
+        ``(n_rows, K)`` with column ``s`` the probability of the others' part of profile ``s``. Fractions when the
+        marginals are fractions (also for a single agent, where the product is empty and equal to one).
+    """
+    own = np.asarray(marginals[agent])
+    n_rows = own.shape[0]
+    out = independent_product([m for j, m in enumerate(marginals) if j != agent], n_rows)
+    if len(marginals) == 1 and own.dtype == object:
+        out = np.full((n_rows, 1), Fraction(1), dtype=object)
+    if env is not None:
         return out[:, _others_index(env, agent)[1]]
     return out
 

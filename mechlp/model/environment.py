@@ -20,7 +20,7 @@ Everything is validated at construction; errors name the argument, the rule and 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,34 @@ def _check_distribution(vec: np.ndarray, what: str) -> None:
     total = float(vec.sum())
     if abs(total - 1.0) > tolerances.PROBABILITY:
         raise ValueError(f"{what} sums to {total:.12g}, not 1 (tolerance {tolerances.PROBABILITY:g})")
+
+
+def _label_tuple(value: Any, what: str, empty: str) -> tuple[str, ...]:
+    """Labels (type or action names) as a tuple of strings; ``what`` names them in messages, ``empty`` says why
+    there must be at least one."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{what} must be a sequence of labels, got {type(value).__name__}")
+    labels = tuple(str(t) for t in value)
+    if not labels:
+        raise ValueError(f"{what} is empty; {empty}")
+    return labels
+
+
+def _check_rows(mat: np.ndarray, row_name: Callable[[int], str]) -> None:
+    """Every row of ``mat`` is a probability vector (:func:`_check_distribution`; ``row_name(r)`` names row ``r``)."""
+    for r in range(mat.shape[0]):
+        _check_distribution(mat[r], row_name(r))
+
+
+def _check_stochastic(
+    mat: np.ndarray, shape: tuple[int, int], what: str, layout: str, row_name: Callable[[int], str]
+) -> None:
+    """``mat`` is a row-stochastic matrix of ``shape``; the shape error names ``what`` and its ``layout``."""
+    if mat.shape != shape:
+        raise ValueError(f"{what} has shape {mat.shape}; expected {shape} ({layout})")
+    _check_rows(mat, row_name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,13 +132,7 @@ class Agent:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"agent name must be a non-empty string, got {name!r}")
-        if isinstance(types, np.ndarray):
-            types = types.tolist()
-        if isinstance(types, str) or not isinstance(types, Sequence):
-            raise TypeError(f"types of agent {name!r} must be a sequence of labels, got {type(types).__name__}")
-        labels = tuple(str(t) for t in types)
-        if len(labels) == 0:
-            raise ValueError(f"types of agent {name!r} is empty; an agent needs at least one type")
+        labels = _label_tuple(types, f"types of agent {name!r}", "an agent needs at least one type")
         seen: dict[str, int] = {}
         for j, lab in enumerate(labels):
             if lab in seen:
@@ -127,21 +149,20 @@ class Agent:
 
         trans = _as_float_array(transition, f"transition of agent {name!r}")
         if trans.ndim == 2:
-            if trans.shape != (k, k):
-                raise ValueError(
-                    f"transition of agent {name!r} has shape {trans.shape}; expected ({k}, {k}) "
-                    "(square, one row and one column per type)"
-                )
-            for r in range(k):
-                _check_distribution(trans[r], f"transition row {r} of agent {name!r}")
+            _check_stochastic(
+                trans,
+                (k, k),
+                f"transition of agent {name!r}",
+                "square, one row and one column per type",
+                lambda r: f"transition row {r} of agent {name!r}",
+            )
         elif trans.ndim == 3:
             if trans.shape[1:] != (k, k):
                 raise ValueError(
                     f"transition of agent {name!r} has shape {trans.shape}; expected (n_actions, {k}, {k})"
                 )
             for a in range(trans.shape[0]):
-                for r in range(k):
-                    _check_distribution(trans[a, r], f"transition row {r} for action {a} of agent {name!r}")
+                _check_rows(trans[a], lambda r, a=a: f"transition row {r} for action {a} of agent {name!r}")
         else:
             raise ValueError(
                 f"transition of agent {name!r} has {trans.ndim} dimensions; expected a ({k}, {k}) matrix "
@@ -268,13 +289,7 @@ class Environment:
         for j, nm in enumerate(names):
             if nm in names[:j]:
                 raise ValueError(f"agents[{j}] has the name {nm!r} of agents[{names.index(nm)}]; names must differ")
-        if isinstance(actions, np.ndarray):
-            actions = actions.tolist()
-        if isinstance(actions, str) or not isinstance(actions, Sequence):
-            raise TypeError(f"actions must be a sequence of labels, got {type(actions).__name__}")
-        actions = tuple(str(a) for a in actions)
-        if not actions:
-            raise ValueError("actions is empty; an environment needs at least one action")
+        actions = _label_tuple(actions, "actions", "an environment needs at least one action")
         for j, a in enumerate(actions):
             if a in actions[:j]:
                 raise ValueError(f"actions[{j}] = {a!r} duplicates an earlier action")
@@ -342,13 +357,13 @@ class Environment:
             alloc[np.arange(n_prof), best] = 1.0
         else:
             alloc = _as_float_array(allocation, "allocation")
-            if alloc.shape != (n_prof, n_act):
-                raise ValueError(
-                    f"allocation has shape {alloc.shape}; expected ({n_prof}, {n_act}) "
-                    "(one row per type profile, one column per action)"
-                )
-            for r in range(n_prof):
-                _check_distribution(alloc[r], f"allocation row {r} (profile {self.profile_labels(r)})")
+            _check_stochastic(
+                alloc,
+                (n_prof, n_act),
+                "allocation",
+                "one row per type profile, one column per action",
+                lambda r: f"allocation row {r} (profile {self.profile_labels(r)})",
+            )
         alloc.setflags(write=False)
         object.__setattr__(self, "allocation", alloc)
         if any(ag.action_dependent for ag in agents):

@@ -112,19 +112,19 @@ class Numbers:
         arrays = [self.alloc, *self.priors, *self.kernels, *self.valuation, np.array([self.delta], dtype=object)]
         return max(int(v.denominator) for a in arrays for v in a.reshape(-1))
 
-    def ones(self, shape: tuple[int, ...]) -> np.ndarray:
+    def full(self, shape: tuple[int, ...], value: int) -> np.ndarray:
+        """An array of the integer ``value`` in this arithmetic: ``Fraction`` objects, or floats."""
         if self.exact:
             out = np.empty(shape, dtype=object)
-            out.fill(Fraction(1))
+            out.fill(Fraction(value))
             return out
-        return np.ones(shape)
+        return np.full(shape, float(value))
+
+    def ones(self, shape: tuple[int, ...]) -> np.ndarray:
+        return self.full(shape, 1)
 
     def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
-        if self.exact:
-            out = np.empty(shape, dtype=object)
-            out.fill(Fraction(0))
-            return out
-        return np.zeros(shape)
+        return self.full(shape, 0)
 
     def array(self, values: Any) -> np.ndarray:
         """Model numbers (outside options, ...) in this arithmetic, read as ``MODEL_DENOMINATOR`` says."""

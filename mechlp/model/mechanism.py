@@ -20,13 +20,36 @@ solve on the Markov space, both on a tree with a Markov tail); beliefs and the e
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mechlp.model import tolerances
 from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
 from mechlp.model.spaces import StateSpace
 
-__all__ = ["Mechanism"]
+__all__ = ["Mechanism", "agent_array"]
+
+
+def agent_array(space: StateSpace, value: Any, what: str, per: str = "node") -> np.ndarray:
+    """``value`` as a finite float array with one row per agent and one column per node (``per="node"``) or per
+    history (``per="history"``) of ``space``.
+
+    Raises
+    ------
+    ValueError
+        For another shape, or a non-finite entry (the message names ``what``, the agent and the node or history).
+    """
+    a = np.asarray(value, dtype=float)
+    shape = (space.env.n_agents, space.n_nodes if per == "node" else space.n_hist)
+    if a.shape != shape:
+        plural = "nodes" if per == "node" else "histories"
+        raise ValueError(f"{what} has shape {a.shape}; expected {shape} (agents x {plural})")
+    bad = np.argwhere(~np.isfinite(a))
+    if bad.size:
+        i, col = bad[0]
+        raise ValueError(f"{what} is not finite for agent {space.env.agents[i].name!r} at {per} {col}")
+    return a
 
 
 def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
@@ -74,14 +97,8 @@ class Mechanism:
         exact_transfers: np.ndarray | None = None,
         allocation: np.ndarray | None = None,
     ):
-        x = np.asarray(transfers, dtype=float)
-        shape = (space.env.n_agents, space.n_nodes)
-        if x.shape != shape:
-            raise ValueError(f"transfers has shape {x.shape}; expected {shape} (agents x nodes)")
-        bad = np.argwhere(~np.isfinite(x))
-        if bad.size:
-            i, g = bad[0]
-            raise ValueError(f"transfers is not finite for agent {space.env.agents[i].name!r} at node {g}")
+        x = agent_array(space, transfers, "transfers")
+        shape = x.shape
         self.space = space
         self.env = space.env
         self.transfers = x

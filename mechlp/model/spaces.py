@@ -45,6 +45,8 @@ __all__ = [
     "estimate_tree_size",
     "estimate_tail_size",
     "make_space",
+    "space_for",
+    "check_memory",
 ]
 
 DEFAULT_MEMORY_LIMIT = 8 * 2**30  # bytes; override per call
@@ -249,11 +251,12 @@ class HistoryTree(StateSpace):
             horizon = int(env.horizon)
         horizon = _check_horizon(horizon)
         est = estimate_tree_size(env, horizon)
-        if est.bytes > memory_limit:
-            raise MemoryError(
-                f"history tree with horizon {horizon} is too large: {est.describe()}, "
-                f"over the memory limit of {memory_limit / 2**30:.2f} GiB (raise memory_limit or use the Markov form)"
-            )
+        check_memory(
+            est.bytes,
+            memory_limit,
+            f"history tree with horizon {horizon} is too large: {est.describe()}",
+            " (raise memory_limit or use the Markov form)",
+        )
         self.env = env
         self.horizon = int(horizon)
         self.estimate = est
@@ -369,11 +372,12 @@ class TreeWithTail(StateSpace):
             )
         horizon = _check_horizon(horizon)
         est = estimate_tail_size(env, horizon)
-        if est.bytes > memory_limit:
-            raise MemoryError(
-                f"tree with a Markov tail after {horizon} periods is too large: {est.describe()}, "
-                f"over the memory limit of {memory_limit / 2**30:.2f} GiB (raise memory_limit or lower horizon)"
-            )
+        check_memory(
+            est.bytes,
+            memory_limit,
+            f"tree with a Markov tail after {horizon} periods is too large: {est.describe()}",
+            " (raise memory_limit or lower horizon)",
+        )
         self.env = env
         self.horizon = horizon
         self.estimate = est
@@ -441,3 +445,49 @@ def make_space(
     if env.infinite and horizon is None:
         return MarkovSpace(env)
     return HistoryTree(env, horizon, memory_limit=memory_limit)
+
+
+def space_for(
+    env: Environment,
+    space: StateSpace | None = None,
+    horizon: int | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    tail: bool = False,
+) -> StateSpace:
+    """The space a question on ``env`` is solved on: ``space`` when given (checked), else :func:`make_space`.
+
+    Parameters
+    ----------
+    env : Environment
+    space : StateSpace, optional
+        Must have been built for ``env`` (the same object); with ``tail=True`` it must be a
+        :class:`TreeWithTail`.
+    horizon, memory_limit, tail
+        As in :func:`make_space`, when ``space`` is not given.
+
+    Raises
+    ------
+    TypeError
+        When ``env`` is not an :class:`Environment`.
+    ValueError
+        When ``space`` belongs to another environment or ``tail=True`` conflicts with its kind.
+    """
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    if space is None:
+        return make_space(env, horizon, memory_limit, tail=tail)
+    if space.env is not env:
+        raise ValueError("space was built for a different environment than env")
+    if tail and space.kind != "tail":
+        raise ValueError(f"tail=True conflicts with the given {space.kind} space")
+    return space
+
+
+def check_memory(need: int, memory_limit: int, what: str, advice: str = "") -> None:
+    """Refuse, before building, what is predicted to need more than ``memory_limit`` bytes.
+
+    Raises ``MemoryError("<what>, over the memory limit of <GiB> GiB<advice>")`` when ``need > memory_limit``;
+    ``what`` says what was to be built and its size, ``advice`` (with its leading punctuation) what to do instead.
+    """
+    if need > memory_limit:
+        raise MemoryError(f"{what}, over the memory limit of {memory_limit / 2**30:.2f} GiB{advice}")

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mechlp.model.beliefs import joint_transition
+from mechlp.model.beliefs import joint_transition, others_product
 from mechlp.model.exact import Numbers
 from mechlp.model.spaces import StateSpace
 
@@ -122,19 +122,11 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
     return x
 
 
-def _others_weights(space: StateSpace, marginals: list[np.ndarray], i: int) -> np.ndarray:
-    r"""``(n_hist, K)``: :math:`P(\theta_{-i}|h)` at every profile, the product of the others' marginals."""
-    env = space.env
-    types = env.profile_types()
-    out = np.ones((space.n_hist, env.n_profiles), dtype=np.asarray(marginals[i]).dtype)
-    for j in range(env.n_agents):
-        if j != i:
-            out = out * marginals[j][:, types[:, j]]
-    return out
-
-
 def interim_payments(space: StateSpace, transfers: np.ndarray, marginals: list[np.ndarray]) -> list[np.ndarray]:
     r"""Interim expected payments :math:`\bar x_i(t|h) = \sum_{\theta_{-i}} P(\theta_{-i}|h) x_i(h, (t, \theta_{-i}))`.
+
+    :math:`P(\theta_{-i}|h)` is the product of the others' given marginals
+    (:func:`mechlp.model.beliefs.others_product`, the arithmetic of the marginals).
 
     Parameters
     ----------
@@ -157,9 +149,7 @@ def interim_payments(space: StateSpace, transfers: np.ndarray, marginals: list[n
         raise ValueError(f"transfers has shape {x.shape}; expected {(n, space.n_nodes)} (agents x nodes)")
     out = []
     for i in range(n):
-        w = (x[i].reshape(space.n_hist, k) * _others_weights(space, marginals, i)).reshape(
-            space.n_hist, *env.type_counts
-        )
+        w = (x[i].reshape(space.n_hist, k) * others_product(marginals, i, env)).reshape(space.n_hist, *env.type_counts)
         out.append(w.sum(axis=_other_axes(n, i)))
     return out
 

@@ -39,7 +39,7 @@ from mechlp.model.answer import Answer
 from mechlp.model.bisection import Scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.question import check_choice, parse_notion
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, TreeWithTail
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
 
@@ -196,15 +196,7 @@ def _space_for(
         return sp
     if tail:
         return TreeWithTail(env, int(horizon), memory_limit=memory_limit)
-    if env.infinite and horizon is None:
-        return MarkovSpace(env)
-    need = recursion.estimate_bytes(env, horizon, verify=False)
-    if need > memory_limit:
-        raise MemoryError(
-            f"history tree with horizon {horizon or int(env.horizon)}: about {need / 2**30:.2f} GiB, over the "
-            f"memory limit of {memory_limit / 2**30:.2f} GiB"
-        )
-    return HistoryTree(env, horizon, memory_limit=2**62)
+    return recursion.recursion_space(env, horizon, memory_limit, verify=False, needs="")
 
 
 def critical_delta(

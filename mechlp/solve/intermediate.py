@@ -51,7 +51,7 @@ from mechlp.backends import solve_arrays, solve_lp
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.lp.program import assemble
-from mechlp.model.answer import Answer
+from mechlp.model.answer import CertifiedOnSpace
 from mechlp.model.beliefs import continuation_values, expectation, joint_beliefs, reach_probabilities
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -70,7 +70,7 @@ __all__ = [
 
 
 @dataclass
-class IntermediateResult(Answer):
+class IntermediateResult(CertifiedOnSpace):
     """Answer to a question about intermediate mechanisms (result contract: :mod:`mechlp.model.answer`; the
     surplus and the transfers of the contract are indexed by the designer's history tree ``space.tree``).
 
@@ -116,13 +116,8 @@ class IntermediateResult(Answer):
     timings: dict = field(default_factory=dict)
 
     @property
-    def verification(self) -> Verification | None:
-        return self.certificate
-
-    @property
     def size(self) -> dict:
-        tree = self.space.tree
-        return {"histories": int(tree.n_hist), "nodes": int(tree.n_nodes), "information": list(self.space.n_info)}
+        return {**super().size, "information": list(self.space.n_info)}
 
     def _answer_space(self) -> Any:
         return self.space.tree

@@ -27,9 +27,8 @@ import time
 
 import numpy as np
 
-from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
-from mechlp.backends.base import BACKENDS
+from mechlp.backends.base import check_backend
 from mechlp.constraints.formulation import build_lp
 from mechlp.constructions.minmax import markov_fee_table
 from mechlp.model import tolerances
@@ -37,30 +36,16 @@ from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
-from mechlp.solve.result import Result
+from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 
 QUESTIONS = ("minmax", "feasibility")
 METHODS = ("lp", "recursion")
-
-
-def _space(
-    env: Environment, space: StateSpace | None, horizon: int | None, memory_limit: int, tail: bool = False
-) -> StateSpace:
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    if space is not None:
-        if space.env is not env:
-            raise ValueError("space was built for a different environment than env")
-        if tail and space.kind != "tail":
-            raise ValueError(f"tail=True conflicts with the given {space.kind} space")
-        return space
-    return make_space(env, horizon, memory_limit, tail=tail)
 
 
 def _scope_note(space: StateSpace) -> str:
@@ -81,9 +66,9 @@ def _solve(
     memory_limit: int,
     solver_options: dict,
 ) -> Result:
-    check_choice("backend", backend, BACKENDS)
+    check_backend(backend)
     env = q.env
-    sp = _space(env, space, horizon, memory_limit)
+    sp = space_for(env, space, horizon, memory_limit)
     options = {**q.to_dict(), "backend": backend}
     weights = None
     if q.ir == "ex_ante":
@@ -93,27 +78,11 @@ def _solve(
         weights[0] = 1.0
     lp = build_lp(sp, q, weights=weights)
     out = solve_lp(lp, backend, **solver_options)
-    size = {
-        "histories": sp.n_hist,
-        "nodes": sp.n_nodes,
-        "rows": lp.n_rows,
-        "columns": lp.n_cols,
-        "nonzeros": lp.nnz,
-    }
-    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
-    res = Result(out.status, "", question, options, sp, solver=out, timings=timings, size=size, question_spec=q)
+    res = lp_result(Result, question, options, sp, lp, out, q, backend)
     if out.status != "optimal":
-        res.message = f"{backend} returned {out.status}: {out.message}"
         return res
-    mech = Mechanism(sp, lp.variables.split(out.x)["x"])
-    t0 = time.perf_counter()
-    # A local-IC answer must hold globally: verify all misreports.
-    cert = verify(mech, question=q.replace(ic="bayesian") if q.ic == "local" else q)
-    timings["verify"] = time.perf_counter() - t0
-    res.mechanism = mech
-    res.certificate = cert
-    res.surplus = mech.surplus()
-    res.interim_utilities = mech.interim_utilities()
+    # A local-IC answer must hold globally: attach_verified checks all misreports.
+    cert = attach_verified(res, Mechanism(sp, lp.variables.split(out.x)["x"]), q)
     if not cert.ok:
         res.status = "verification_failed"
         res.message = "the solver's mechanism fails the independent verification:\n" + cert.summary()
@@ -262,7 +231,7 @@ def minmax(
     check_choice("method", method, METHODS)
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
-        space = _space(env, space, horizon, memory_limit, tail=True)
+        space = space_for(env, space, horizon, memory_limit, tail=True)
     if method == "recursion":
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
@@ -378,7 +347,7 @@ def feasibility(
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     budget = q.budget
     if tail:
-        space = _space(env, space, horizon, memory_limit, tail=True)
+        space = space_for(env, space, horizon, memory_limit, tail=True)
     res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options)
     sp = res.space
     if res.status == "optimal":

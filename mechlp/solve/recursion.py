@@ -81,7 +81,7 @@ from mechlp.audit.verifier import verify
 from mechlp.backends.base import SolverOutput
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import Answer, space_size
 from mechlp.model.beliefs import joint_beliefs, marginal_beliefs, mixed_kernels, next_marginals, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -92,6 +92,7 @@ from mechlp.model.spaces import (
     MarkovSpace,
     StateSpace,
     TreeWithTail,
+    check_memory,
     estimate_tree_size,
 )
 from mechlp.model.transfers import transfers_from_interim
@@ -255,7 +256,7 @@ class RecursionSolution(Answer):
 
     @property
     def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
+        return space_size(self.space)
 
     def _answer_transfers(self) -> np.ndarray | None:
         return None if self.interim_utilities is None else self.transfers()
@@ -661,6 +662,30 @@ def estimate_bytes(space_or_env: StateSpace | Environment, horizon: int | None =
     return int(own + (40 + 60 * n) * n_nodes)
 
 
+def recursion_space(
+    env: Environment,
+    horizon: int | None,
+    memory_limit: int,
+    *,
+    verify: bool,
+    needs: str = "the recursion needs",
+    advice: str = "",
+) -> StateSpace:
+    """The Markov space for an infinite horizon without ``horizon``; else the history tree, refused with
+    ``MemoryError`` when :func:`estimate_bytes` (with ``verify``: plus the verifier) exceeds ``memory_limit``.
+
+    The LP size estimate of :class:`~mechlp.model.spaces.HistoryTree` does not apply to the recursion, so the tree
+    is built without it. ``needs`` words the estimate in the message (``"<needs> about X GiB"``); ``advice`` follows
+    the limit (:func:`~mechlp.model.spaces.check_memory`); ``needs=""`` says only the size.
+    """
+    if env.infinite and horizon is None:
+        return MarkovSpace(env)
+    need = estimate_bytes(env, horizon, verify=verify)
+    what = " ".join(filter(None, [needs, f"about {need / 2**30:.2f} GiB"]))
+    check_memory(need, memory_limit, f"history tree with horizon {horizon or int(env.horizon)}: {what}", advice)
+    return HistoryTree(env, horizon, memory_limit=2**62)
+
+
 def solve(
     model: StateSpace | Environment,
     *,
@@ -710,16 +735,7 @@ def solve(
     if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
     if isinstance(model, Environment):
-        if model.infinite and horizon is None:
-            space: StateSpace = MarkovSpace(model)
-        else:
-            need = estimate_bytes(model, horizon, verify=False)
-            if need > memory_limit:
-                raise MemoryError(
-                    f"history tree with horizon {horizon or int(model.horizon)}: the recursion needs about "
-                    f"{need / 2**30:.2f} GiB, over the memory limit of {memory_limit / 2**30:.2f} GiB"
-                )
-            space = HistoryTree(model, horizon, memory_limit=2**62)  # the LP estimate does not apply here
+        space: StateSpace = recursion_space(model, horizon, memory_limit, verify=False)
     elif isinstance(model, HistoryTree | MarkovSpace | TreeWithTail):
         space = model
     else:
@@ -1199,26 +1215,24 @@ def minmax_result(
         if space.env is not env:
             raise ValueError("space was built for a different environment than env")
         sp = space
-    elif env.infinite and horizon is None:
-        sp = MarkovSpace(env)
     else:
-        need = estimate_bytes(env, horizon, verify=True)
-        if need > memory_limit:
-            raise MemoryError(
-                f"history tree with horizon {horizon or int(env.horizon)}: recursion plus verification need about "
-                f"{need / 2**30:.2f} GiB, over the memory limit of {memory_limit / 2**30:.2f} GiB "
-                "(raise memory_limit, or use mechlp.solve.recursion.solve for Pi* without a verified mechanism)"
-            )
-        sp = HistoryTree(env, horizon, memory_limit=2**62)
+        sp = recursion_space(
+            env,
+            horizon,
+            memory_limit,
+            verify=True,
+            needs="recursion plus verification need",
+            advice=" (raise memory_limit, or use mechlp.solve.recursion.solve for Pi* without a verified mechanism)",
+        )
     if isinstance(sp, MarkovSpace):
         # the verifier gathers the children of every node: arrays of n_nodes x K floats, a few at a time
         need = sp.n_nodes * env.n_profiles * 8 * 4
-        if need > memory_limit:
-            raise MemoryError(
-                f"Markov space with {env.n_profiles} profiles: verifying the mechanism needs about {need / 2**30:.2f} "
-                f"GiB, over the memory limit of {memory_limit / 2**30:.2f} GiB; mechlp.solve.recursion.solve gives Pi* "
-                "at every state without a verified mechanism"
-            )
+        check_memory(
+            need,
+            memory_limit,
+            f"Markov space with {env.n_profiles} profiles: verifying the mechanism needs about {need / 2**30:.2f} GiB",
+            "; mechlp.solve.recursion.solve gives Pi* at every state without a verified mechanism",
+        )
     options = {**q.to_dict(), "backend": "recursion", "method": "recursion"}
     t0 = time.perf_counter()
     sol = solve(sp, ic=q.ic, outside_option=list(q.outside), max_iter=max_iter)

@@ -28,20 +28,22 @@ Each backend maps its native statuses to these through one table (``STATUS_MAP``
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mechlp.audit.verifier import Verification
+from mechlp.audit.verifier import Verification, verify
 from mechlp.backends.base import SolverOutput
+from mechlp.lp.program import LinearProgram
 from mechlp.model.answer import STATUSES, Answer
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
 from mechlp.solve.figures import draw
 
-__all__ = ["Result", "STATUSES"]
+__all__ = ["Result", "STATUSES", "lp_result", "attach_verified"]
 
 
 @dataclass
@@ -163,3 +165,46 @@ class Result(Answer):
 
     def __repr__(self) -> str:
         return f"Result(question={self.question!r}, status={self.status!r}, message={self.message!r})"
+
+
+# ---------------------------------------------------------------------------------------------- builders
+def lp_result(
+    cls: type[Result],
+    question: str,
+    options: dict,
+    space: StateSpace,
+    lp: LinearProgram,
+    out: SolverOutput,
+    spec: Question,
+    backend: str,
+) -> Result:
+    """The answer to one LP before its mechanism is read: ``out``'s status, the LP's size and timings.
+
+    ``size`` holds ``histories``, ``nodes``, ``rows``, ``columns`` and ``nonzeros``; ``timings`` ``build`` and
+    ``solve``. When the solver did not return ``"optimal"``, ``message`` says what ``backend`` returned.
+    ``cls`` is :class:`Result` or a subclass with the same constructor.
+    """
+    size = {"histories": space.n_hist, "nodes": space.n_nodes, "rows": lp.n_rows, "columns": lp.n_cols}
+    size["nonzeros"] = lp.nnz
+    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
+    res = cls(out.status, "", question, options, space, solver=out, timings=timings, size=size, question_spec=spec)
+    if out.status != "optimal":
+        res.message = f"{backend} returned {out.status}: {out.message}"
+    return res
+
+
+def attach_verified(res: Result, mechanism: Mechanism, spec: Question) -> Verification:
+    """Verify ``mechanism`` against ``spec`` with :func:`mechlp.audit.verifier.verify` and store it on ``res``.
+
+    Local IC is checked over *all* misreports (an answer to the local rows must hold globally). Sets
+    ``res.mechanism``, ``res.certificate`` (the verification), ``res.surplus`` (``Pi(h)``),
+    ``res.interim_utilities`` and ``res.timings["verify"]``; returns the verification.
+    """
+    t0 = time.perf_counter()
+    cert = verify(mechanism, question=spec.replace(ic="bayesian") if spec.ic == "local" else spec)
+    res.timings["verify"] = time.perf_counter() - t0
+    res.mechanism = mechanism
+    res.certificate = cert
+    res.surplus = mechanism.surplus()
+    res.interim_utilities = mechanism.interim_utilities()
+    return cert

@@ -41,9 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from mechlp.audit.verifier import verify
 from mechlp.backends import solve_lp
-from mechlp.backends.base import BACKENDS, SolverOutput
+from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
 from mechlp.constraints.allocation import (
     ALLOCATION_IC_MODES,
@@ -60,8 +59,8 @@ from mechlp.model.beliefs import continuation_values, joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, make_space
-from mechlp.solve.result import Result
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
+from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = [
     "OBJECTIVES",
@@ -382,43 +381,27 @@ def second_best(
         :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``.
     """
     check_choice("objective", objective, OBJECTIVES)
-    check_choice("backend", backend, BACKENDS)
-    if not isinstance(env, Environment):
-        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    if space is None:
-        space = make_space(env, horizon, memory_limit, tail=tail)
-    elif space.env is not env:
-        raise ValueError("space was built for a different environment than env")
+    check_backend(backend)
+    space = space_for(env, space, horizon, memory_limit, tail=tail)
     q = _parse_question(env, {"ic": ic, "ir": ir, "budget": budget, "outside_option": outside_option, "limits": limits})
     ic, ir, budget = q.ic, q.ir, q.budget
     lp = build_allocation_lp(space, q, objective=objective)
     out = solve_lp(lp, backend, **solver_options)
     options = {"objective": objective, **q.to_dict(), "backend": backend}
-    size = {"histories": space.n_hist, "nodes": space.n_nodes, "rows": lp.n_rows, "columns": lp.n_cols}
-    size["nonzeros"] = lp.nnz
-    timings = {"build": lp.build_seconds, "solve": out.solve_seconds}
     question = "optimal" if objective == "revenue" else "second_best"
-    res = SecondBestResult(
-        out.status, "", question, options, space, solver=out, timings=timings, size=size, question_spec=q
-    )
+    res = lp_result(SecondBestResult, question, options, space, lp, out, q, backend)
     res.objective = objective
     fb, _ = efficient_welfare(space)
     shift = _status_quo_welfare(space) if objective == "gains_from_trade" else 0.0
     res.first_best = fb - shift
     if out.status != "optimal":
-        res.message = f"{backend} returned {out.status}: {out.message}"
         return res
     parts = lp.variables.split(out.x)
     n_act = env.n_actions
     alloc = np.clip(parts["p"].reshape(space.n_nodes, n_act), 0.0, None)
     alloc /= alloc.sum(axis=1, keepdims=True)
-    mech = Mechanism(space, parts["x"], allocation=alloc)
-    t0 = time.perf_counter()
-    cert = verify(mech, question=q)
-    timings["verify"] = time.perf_counter() - t0
-    res.mechanism, res.certificate, res.allocation = mech, cert, alloc
-    res.surplus = mech.surplus()
-    res.interim_utilities = mech.interim_utilities()
+    res.allocation = alloc
+    cert = attach_verified(res, Mechanism(space, parts["x"], allocation=alloc), q)
     res.welfare = welfare(space, alloc)
     res.revenue = float(res.surplus[0])
     res.value = res.revenue if objective == "revenue" else res.welfare - shift

@@ -108,10 +108,10 @@ from mechlp.audit.verifier import Verification, verify
 from mechlp.backends import solve_arrays
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import CertifiedOnSpace
 from mechlp.model.beliefs import marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
-from mechlp.model.mechanism import Mechanism
+from mechlp.model.mechanism import Mechanism, agent_array
 from mechlp.model.question import agent_limits, check_choice, parse_notion
 from mechlp.model.spaces import StateSpace
 from mechlp.model.transfers import interim_payments as model_interim_payments
@@ -253,18 +253,6 @@ class _Ops:
 
 
 # ------------------------------------------------------------------------------------------- constructions
-def _check_shift(space: StateSpace, shift: Any, what: str) -> np.ndarray:
-    a = np.asarray(shift, dtype=float)
-    shape = (space.env.n_agents, space.n_hist)
-    if a.shape != shape:
-        raise ValueError(f"{what} has shape {a.shape}; expected {shape} (agents x histories)")
-    bad = np.argwhere(~np.isfinite(a))
-    if bad.size:
-        i, h = bad[0]
-        raise ValueError(f"{what} is not finite for agent {space.env.agents[i].name!r} at history {h}")
-    return a
-
-
 def shift_mechanism(mechanism: Mechanism, shift: Any) -> Mechanism:
     r"""Add history constants to every agent's utilities (Lamba 2022, Lemma 1).
 
@@ -289,7 +277,7 @@ def shift_mechanism(mechanism: Mechanism, shift: Any) -> Mechanism:
     Mechanism
     """
     space = mechanism.space
-    a = _check_shift(space, shift, "shift")
+    a = agent_array(space, shift, "shift", per="history")
     return Mechanism(space, mechanism.transfers + _Ops(space).increment(a))
 
 
@@ -456,7 +444,7 @@ def markov_node(space: StateSpace, current: Mapping[str, str], previous: Mapping
 
 # ------------------------------------------------------------------------------------------- the result
 @dataclass
-class SharingResult(Answer):
+class SharingResult(CertifiedOnSpace):
     r"""A shared (and, with ``budget="ex_post"``, rebalanced) tight mechanism with its verification (result
     contract: :mod:`mechlp.model.answer`).
 
@@ -526,14 +514,6 @@ class SharingResult(Answer):
     checks: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
-
-    @property
-    def verification(self) -> Verification | None:
-        return self.certificate
-
-    @property
-    def size(self) -> dict:
-        return {"histories": int(self.space.n_hist), "nodes": int(self.space.n_nodes)}
 
     @property
     def env(self) -> Environment:
@@ -637,10 +617,7 @@ def _explicit_beta(beta: Any, space: StateSpace, budget: str, groups: np.ndarray
         arr = np.repeat(arr[:, None], n_hist, axis=1)
     elif arr.shape != (n, n_hist):
         raise ValueError(f"beta has shape {arr.shape}; expected ({n},) or ({n}, {n_hist}) (agents x histories)")
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        i, h = bad[0]
-        raise ValueError(f"beta is not finite for agent {env.agents[i].name!r} at history {h}")
+    arr = agent_array(space, arr, "beta", per="history")
     bad = np.argwhere(arr < -BETA_TOL)
     if bad.size:
         i, h = bad[0]

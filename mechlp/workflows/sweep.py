@@ -84,7 +84,7 @@ import numpy as np
 import pandas as pd
 
 from mechlp.catalog.examples import CLASSIC_MODELS
-from mechlp.catalog.io import apply_overrides, model_from_dict
+from mechlp.catalog.io import apply_overrides, model_from_dict, toml_value
 from mechlp.constructions.fees import MODES as FEE_MODES
 from mechlp.constructions.fees import lump_sum_fees
 from mechlp.model import tolerances
@@ -239,10 +239,7 @@ def parse_grid_spec(spec: str) -> tuple[str, list]:
         text = item.strip()
         if not text:
             raise ValueError(f"bad grid spec {spec!r}: empty value in the list")
-        try:
-            vals.append(tomllib.loads(f"v = {text}")["v"])
-        except tomllib.TOMLDecodeError:
-            vals.append(text)  # a bare string, e.g. horizon=infinite
+        vals.append(toml_value(text))  # a bare string stays a string, e.g. horizon=infinite
     return key, vals
 
 
