@@ -303,7 +303,7 @@ def plot(
         if kind is None:
             raise ValueError(f"cannot choose a plot kind for question {question!r}: pass kind=...")
     if kind in ("tree", "states"):
-        raise ValueError(f"kind {kind!r} needs a Result (e.g. design.minmax(env, horizon=2)), not a sweep")
+        raise ValueError(f"kind {kind!r} needs a Result (e.g. mechlp.minmax(env, horizon=2)), not a sweep")
     if "status" in df and kind != "feasibility":
         df = df[df["status"] == "ok"]
         if df.empty:
