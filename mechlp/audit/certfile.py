@@ -4,7 +4,8 @@ A file (``"format": "mechlp-certificate/1"``) holds the model (the TOML schema a
 canonical JSON), the question as :meth:`mechlp.model.question.Question.to_dict` writes it (``ic``, ``ir``,
 ``budget``, ``outside_option``, ``limits``, in the written spellings; read back strictly by
 :meth:`~mechlp.model.question.Question.from_dict`: unknown keys or notions are errors, missing keys take their
-defaults), the space (``"markov"``, or ``"tree"`` / ``"tail"`` with its ``horizon``) and either
+defaults), the space (``"markov"``, or ``"tree"`` / ``"tail"`` with its ``horizon``; it must be the model's own
+game unless the checker asks about a truncation, see :func:`check_certificate`) and either
 
 * ``"kind": "mechanism"`` and ``"transfers"``: one entry per node,
   ``{"history": [{agent: label}, ...], "profile": {agent: label}, "payments": {agent: value}}`` where
@@ -158,13 +159,45 @@ def certificate_payload(result: Any, exact: bool = False) -> dict:
 
 
 def _space_for(env: Environment, doc: dict) -> StateSpace:
-    if doc.get("space") == "markov":
+    kind, horizon = doc.get("space"), doc.get("horizon")
+    if kind not in ("markov", "tree", "tail"):
+        raise ValueError(f"certificate: 'space' must be 'markov', 'tree' or 'tail', got {kind!r}")
+    if kind == "markov":
         return MarkovSpace(env)
-    if doc.get("space") == "tree":
-        return HistoryTree(env, int(doc["horizon"]))
-    if doc.get("space") == "tail":
-        return TreeWithTail(env, int(doc["horizon"]))
-    raise ValueError(f"certificate: 'space' must be 'markov', 'tree' or 'tail', got {doc.get('space')!r}")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"certificate: a {kind} space needs 'horizon', a positive integer, got {horizon!r}")
+    return HistoryTree(env, horizon) if kind == "tree" else TreeWithTail(env, horizon)
+
+
+def _other_game(env: Environment, space: StateSpace, horizon: int | None) -> str | None:
+    """Why a file's space is not the game asked about, or ``None``.
+
+    Without ``horizon`` the game is the model's own: the Markov space or a tree with a Markov tail for an infinite
+    horizon (both are that game, restricted to a class of mechanisms), the full history tree for a finite one. A
+    tree of fewer periods (or any tree of an infinite-horizon model) is a truncation, another game: what holds
+    there says nothing about the model, so it is checked only when ``horizon`` asks for that tree.
+    """
+    is_tree = space.kind == "tree"
+    if horizon is not None:
+        if is_tree and space.horizon == horizon:
+            return None
+        return f"the certificate is on the {_space_text(space)}, not on the {horizon}-period history tree asked for"
+    if is_tree and (env.infinite or space.horizon != env.horizon):
+        model = "an infinite horizon" if env.infinite else f"{int(env.horizon)} periods"
+        return (
+            f"the certificate is on the {_space_text(space)}, a truncation of this model ({model}), so it proves "
+            f"nothing about the model; to check the truncation itself, pin it with horizon={space.horizon} "
+            f"(mechlp check ... --horizon {space.horizon})"
+        )
+    return None
+
+
+def _space_text(space: StateSpace) -> str:
+    if space.kind == "markov":
+        return "Markov space (stationary Markov mechanisms on the infinite horizon)"
+    if space.kind == "tail":
+        return f"tree with a Markov tail (history dependent for {space.horizon} periods, then stationary Markov)"
+    return f"{space.horizon}-period history tree"
 
 
 def _profile_index(env: Environment, labels: dict, where: str) -> int:
@@ -231,7 +264,11 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
 
 
 def check_certificate(
-    env: Environment, doc: dict | str | Path, exact: bool = False, question: Question | None = None
+    env: Environment,
+    doc: dict | str | Path,
+    exact: bool = False,
+    question: Question | None = None,
+    horizon: int | None = None,
 ) -> tuple[bool, str]:
     """Re-check a certificate file (or its parsed JSON) against ``env`` without re-solving.
 
@@ -252,14 +289,24 @@ def check_certificate(
     question : Question, optional
         The question the caller wants answered (``mechlp check`` pins one, with ``solve``'s defaults): a file
         that answers another question is refused, naming the difference. ``None``: the file's own question.
+    horizon : int, optional
+        The game asked about. ``None`` (default): the model's own game, so the file's space must be the Markov
+        space or a tree with a Markov tail (infinite horizon) or the model's full history tree (finite horizon).
+        ``T``: the ``T``-period history tree, which for an infinite-horizon or longer model is a truncation
+        (``mechlp solve --horizon T`` writes such files); the file must be on that tree.
 
     Returns
     -------
     tuple of (bool, str)
         ``(ok, report)``; ``ok`` is False when the model differs, the file answers another question than
-        ``question``, its question block was edited after it was written, the file is malformed for this model,
-        or the mechanism / multipliers do not verify.
+        ``question`` or is about another game than ``horizon`` asks for (a truncation), its question block was
+        edited after it was written, the file is malformed for this model, or the mechanism / multipliers do not
+        verify. The report names the space the answer is about.
     """
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+        raise ValueError(
+            f"horizon must be None or a positive integer (periods of the tree asked about), got {horizon!r}"
+        )
     if not isinstance(doc, dict):
         text = read_text(doc, "certificate file")
         try:
@@ -290,11 +337,14 @@ def check_certificate(
                 f"({question.describe()}): " + "; ".join(f"{d} (file vs asked)" for d in diff)
             )
     space = _space_for(env, doc)
+    other = _other_game(env, space, horizon)
+    if other is not None:
+        return False, other
     kind = doc.get("kind")
     if kind == "mechanism":
         mech = read_mechanism(space, doc.get("transfers", []))
         checked = q.replace(ic="bayesian") if q.ic == "local" else q  # local IC answers must hold globally
-        lines.append(f"question: {checked.describe()}")
+        lines.append(f"question: {checked.describe()}, on the {_space_text(space)}")
         ver = verify(mech, question=checked)
         ok = ver.ok
         lines.append("mechanism certificate, float re-check:")
@@ -322,7 +372,9 @@ def check_certificate(
         if mismatch:
             return False, "the multipliers' stated rows do not match the certificate's question: " + "; ".join(mismatch)
         cert = ImpossibilityCertificate.from_dict({**doc, "options": rows}, space)
-        lines.append(f"question: {q.describe()} (multipliers over the rows of: {rel.describe()})")
+        lines.append(
+            f"question: {q.describe()}, on the {_space_text(space)} (multipliers over the rows of: {rel.describe()})"
+        )
         res = check_impossibility(cert, exact=False)
         ok = res["ok"]
         lines.append(
@@ -334,7 +386,8 @@ def check_certificate(
             ok = ok and res_x["ok"]
             lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
         if ok:
-            lines.append(f"=> no mechanism satisfies {q.describe()}")
+            scope = {"markov": " among stationary Markov mechanisms", "tail": " among tree-with-tail mechanisms"}
+            lines.append(f"=> no mechanism satisfies {q.describe()}{scope.get(space.kind, '')}")
         return ok, "\n".join(lines)
     raise ValueError(f"certificate: 'kind' must be 'mechanism' or 'impossibility', got {kind!r}")
 

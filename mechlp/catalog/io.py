@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -124,7 +125,17 @@ _STRING_KEYS = ("name", "role")  # override values for these keys are taken verb
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A TOML number that a float holds: not a boolean, and not an integer beyond the float range (~1.8e308)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, float) or abs(value) <= sys.float_info.max
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` for messages, naming an integer too large for a float instead of printing its digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        return f"an integer of {len(str(abs(value)))} digits (beyond the float range, about 1.8e308)"
+    return repr(value)
 
 
 def _list_keys(keys: Sequence[str]) -> str:
@@ -158,7 +169,7 @@ def _numeric_array(value: Any, where: str, key: str, ndims: tuple[int, ...]) -> 
     def check(v: Any, level: int, path: str) -> tuple[int, ...]:
         if level == depth:
             if not _is_number(v):
-                raise ValueError(f"{where}: key {key!r}: entry {key}{path} must be a number, got {v!r}")
+                raise ValueError(f"{where}: key {key!r}: entry {key}{path} must be a number, got {_shown(v)}")
             return ()
         if not isinstance(v, list):
             raise ValueError(f"{where}: key {key!r}: entry {key}{path} must be an array, got {v!r}")
@@ -230,19 +241,29 @@ def toml_value(text: str) -> Any:
 
     The one reading of ``key=value`` values: model overrides (``--set``), factory parameters (``--param``),
     question options (``--option``, ``--where``) and grid lists (:func:`mechlp.workflows.sweep.parse_grid_spec`).
+
+    Raises
+    ------
+    ValueError
+        For a value nested too deeply to read.
     """
     text = text.strip()
     try:
         parsed = tomllib.loads(f"v = {text}")
     except tomllib.TOMLDecodeError:
         return text
+    except RecursionError:
+        raise ValueError("the value is nested too deeply") from None
     return parsed["v"] if set(parsed) == {"v"} else text
 
 
-def _parse_value(key: str, raw: Any) -> Any:
+def _parse_value(key: str, raw: Any, source: str) -> Any:
     if not isinstance(raw, str):
         return raw
-    value = toml_value(raw)
+    try:
+        value = toml_value(raw)
+    except ValueError as exc:
+        raise ValueError(f"{source}: override {key!r}: {exc}") from None
     if key in _STRING_KEYS and not isinstance(value, str):
         return raw.strip()
     return value
@@ -311,11 +332,11 @@ def apply_overrides(
     for key, raw in _override_items(overrides):
         parts = key.split(".")
         if len(parts) == 1 and key in ("discount", "horizon"):
-            out["model"][key] = _parse_value(key, raw)
+            out["model"][key] = _parse_value(key, raw, source)
         elif len(parts) == 2 and parts[0] == "model" and parts[1] in ("name", "discount", "horizon"):
-            out["model"][parts[1]] = _parse_value(parts[1], raw)
+            out["model"][parts[1]] = _parse_value(parts[1], raw, source)
         elif key == "persistence":
-            value = _parse_value(key, raw)
+            value = _parse_value(key, raw, source)
             for table in out["agents"]:
                 _set_agent_key(table, "persistence", value)
         elif key.startswith("agents.") and key.count(".") >= 2:
@@ -327,7 +348,7 @@ def apply_overrides(
                 raise ValueError(
                     f"{source}: unknown override key {key!r} (no {what}); valid keys are {_valid_override_keys(out)}"
                 )
-            value = _parse_value(akey, raw)
+            value = _parse_value(akey, raw, source)
             for table in targets:
                 _set_agent_key(table, akey, copy.deepcopy(value))
         else:
@@ -346,10 +367,10 @@ def _read_model_table(table: Mapping[str, Any], source: str, default_name: str) 
         raise ValueError(f"{where}: missing key 'discount'")
     discount = table["discount"]
     if not _is_number(discount):
-        raise ValueError(f"{where}: key 'discount' must be a number, got {discount!r}")
+        raise ValueError(f"{where}: key 'discount' must be a number, got {_shown(discount)}")
     horizon = table.get("horizon", "infinite")
     if not (isinstance(horizon, str) or _is_number(horizon)):
-        raise ValueError(f"{where}: key 'horizon' must be a positive integer or \"infinite\", got {horizon!r}")
+        raise ValueError(f"{where}: key 'horizon' must be a positive integer or \"infinite\", got {_shown(horizon)}")
     return name, float(discount), horizon
 
 
@@ -399,7 +420,7 @@ def _renewal_or(table: Mapping[str, Any], where: str, n_types: int) -> Any:
         return None
     persistence = table["persistence"]
     if not _is_number(persistence):
-        raise ValueError(f"{where}: key 'persistence' must be a number, got {persistence!r}")
+        raise ValueError(f"{where}: key 'persistence' must be a number, got {_shown(persistence)}")
     try:
         return renewal_matrix(n_types, float(persistence))
     except ValueError as exc:

@@ -25,7 +25,9 @@ is not backed by a proof (``unverified``, ``ill_conditioned``), 4 for an interna
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -204,18 +206,32 @@ def _cmd_critical_delta(args: argparse.Namespace) -> int:
     return _critical(args, load_model(args.model, args.set or []), args.method)
 
 
-def _question_flags(q: Question | None) -> str:
-    """The ``mechlp check`` flags that pin question ``q`` (those that differ from solve's defaults)."""
+def _question_flags(q: Question | None) -> list[str]:
+    """The ``mechlp check`` arguments that pin question ``q`` (those that differ from solve's defaults)."""
     if q is None:
-        return ""
-    out = [f" --{f} {getattr(q, f)}" for f in ("budget", "ic", "ir") if getattr(q, f) != NOTION_DEFAULTS[f]]
+        return []
+    out = []
+    for f in ("budget", "ic", "ir"):
+        if getattr(q, f) != NOTION_DEFAULTS[f]:
+            out += [f"--{f}", getattr(q, f)]
     oo = q.outside_option
     if oo != 0.0:
         text = f"{oo!r}" if isinstance(oo, float) else ",".join(f"{k}=" + ":".join(map(repr, v)) for k, v in oo.items())
-        out.append(f" --outside-option {text}")
+        out.append(f"--outside-option={text}")
     for name, (lo, hi) in (q.limits or {}).items():
-        out.append(f" --limit {name}={'' if lo is None else repr(lo)}:{'' if hi is None else repr(hi)}")
-    return "".join(out)
+        out.append(f"--limit={name}={'' if lo is None else repr(lo)}:{'' if hi is None else repr(hi)}")
+    return out
+
+
+def _recheck_command(args: argparse.Namespace, feas: Result) -> str:
+    """The ``mechlp check`` command that re-checks the certificate ``solve`` wrote, quoted for a POSIX shell."""
+    argv = ["mechlp", "check", args.model, args.certificate]
+    argv += [f"--set={kv}" for kv in args.set or []]
+    argv += _question_flags(feas.question_spec)
+    sp, env = feas.space, feas.env
+    if sp.kind == "tree" and (env.infinite or sp.horizon != env.horizon):  # a truncation: pin it
+        argv += ["--horizon", str(sp.horizon)]
+    return shlex.join(argv)
 
 
 def _cmd_solve(args: argparse.Namespace) -> int:
@@ -253,12 +269,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         write_certificate(args.certificate, doc)
         if doc["kind"] == "mechanism" and not doc["exact"]:
             print(f"the certificate is float-only (no exactly feasible mechanism: {feas.exact_check})")
-        sets = "".join(f" --set {kv}" for kv in args.set or [])
-        flags = _question_flags(feas.question_spec)
-        print(
-            f"wrote certificate {args.certificate} (re-check: mechlp check {args.model} {args.certificate}{sets}"
-            f"{flags})"
-        )
+        print(f"wrote certificate {args.certificate} (re-check: {_recheck_command(args, feas)})")
     return 0 if payload["status"] in ("feasible", "infeasible") else 3
 
 
@@ -269,7 +280,7 @@ CHECK_QUESTION = ("budget", "ic", "ir", "outside_option", "limits")
 def _cmd_check(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     asked = Question.parse(env, **{name: getattr(args, name) for name in CHECK_QUESTION})
-    ok, report = check_certificate(env, args.certificate, exact=args.exact, question=asked)
+    ok, report = check_certificate(env, args.certificate, exact=args.exact, question=asked, horizon=args.horizon)
     print(report)
     print("certificate HOLDS" if ok else "certificate does NOT hold")
     return 0 if ok else 1
@@ -320,7 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = add_command(sub, "check", help="re-check a certificate file against a model, without re-solving")
     c.add_argument("model", help="TOML model file")
     c.add_argument("certificate", help="certificate JSON (from `mechlp solve --certificate`, or written by hand)")
-    add_options(c, (check_certificate,), ("exact",), help={"exact": "re-check in exact rational arithmetic as well"})
+    add_options(
+        c,
+        (check_certificate,),
+        ("exact", "horizon"),
+        help={
+            "exact": "re-check in exact rational arithmetic as well",
+            "horizon": "check a certificate about the T-period history tree, a truncation of a longer or infinite "
+            "model (as written by solve --horizon T); without it the certificate must be about the model's own game",
+        },
+    )
     add_options(
         c,
         SOLVE_FUNCTIONS,
@@ -343,9 +363,22 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings reach the user as one line each, ``mechlp: warning: ...`` (not Python's two-line form with the
+    library's source file)."""
+    print(f"mechlp: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every exception becomes one line on stderr and an exit code (module docstring)."""
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly

@@ -38,7 +38,7 @@ def _as_float_array(value: Any, argument: str) -> np.ndarray:
         raise TypeError(f"{argument} must be numeric, got the string {value!r}")
     try:
         arr = np.array(value, dtype=float, copy=True)  # never alias (and freeze) the caller's array
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an integer beyond the float range
         raise TypeError(f"{argument} must be numeric: {exc}") from None
     return arr
 
