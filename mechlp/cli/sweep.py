@@ -6,13 +6,16 @@
     (grid keys
     are override keys: ``persistence``, ``discount``, ``agents.buyer.prior``, ...) or a built-in model name
     (grid keys are its parameters: ``alpha``, ``delta``, ...). Rows are appended to ``--out`` as points finish;
-    re-running with the same ``--out`` skips the points already there. Prints a summary (and the table when
-    there is no ``--out``).
+    re-running with the same ``--out`` skips the points already there and keeps the rows of points outside
+    the new grid; a file written for another sweep (grid keys, question, budget, options or model) is refused,
+    naming the difference. Prints a summary (and the table when there is no ``--out``).
 ``mechlp plot RESULT --kind surplus|feasibility|fees|tree|states --out FIG.png|pdf``
     Draw a sweep CSV (:func:`mechlp.workflows.plots.plot`); or, when RESULT is a TOML model, solve the min-max mechanism
     (on a history tree with ``--horizon T``) and draw it (kinds ``tree`` and ``states``).
 
-Exit codes: 0 done (a sweep with failed points still exits 0 and counts them), 2 bad input.
+Exit codes: 0 every point answered (status ``ok``), 2 bad input (an ``--out`` file of another sweep included),
+3 some or every point not answered (status ``failed`` or ``error``: the last line says how many), 130
+interrupted (Ctrl-C: the workers are stopped and one line says how many rows the file keeps).
 
 ``add_parsers(subparsers)`` registers both commands; :func:`main` runs them standalone.
 """
@@ -31,7 +34,7 @@ from mechlp.catalog.io import load_model
 from mechlp.cli.options import add_command, parse_assignments, signature_default
 from mechlp.solve import questions as design
 from mechlp.workflows import plots
-from mechlp.workflows.sweep import EXECUTORS, QUESTIONS, parse_grid_spec, sweep
+from mechlp.workflows.sweep import ANSWER_META, EXECUTORS, QUESTIONS, SweepInterrupted, parse_grid_spec, sweep
 
 __all__ = ["add_parsers", "main", "parse_options"]
 
@@ -60,19 +63,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if args.question != "feasible" and len(args.budget) > 1:
             raise ValueError(f"question {args.question!r} takes one --budget, got {args.budget}")
     t0 = time.perf_counter()
-    df = sweep(
-        args.model,
-        grid,
-        args.question,
-        budget=budget,
-        options=parse_options(args.options),
-        out=args.out,
-        executor=args.executor,
-        workers=args.workers,
-        chunksize=args.chunksize,
-        progress=args.progress,
-        retry_errors=args.retry_errors,
-    )
+    try:
+        df = sweep(
+            args.model,
+            grid,
+            args.question,
+            budget=budget,
+            options=parse_options(args.options),
+            out=args.out,
+            executor=args.executor,
+            workers=args.workers,
+            chunksize=args.chunksize,
+            progress=args.progress,
+            retry_errors=args.retry_errors,
+        )
+    except SweepInterrupted as exc:
+        print(f"mechlp: interrupted: {exc}", file=sys.stderr)
+        return 130
     wall = time.perf_counter() - t0
     a = df.attrs
     n_bad = int((df["status"] != "ok").sum()) if "status" in df else 0
@@ -87,11 +94,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for _, row in bad.iterrows():
             where = ", ".join(f"{k}={row[k]}" for k in grid)
             print(f"  {row['status']} at {where}: {row['error']}")
+    if a.get("repaired"):
+        print(f"cut off a partial last line of {args.out} ({a['repaired']} bytes, left by a killed run)")
     if args.out:
         print(f"wrote {args.out}")
     else:
-        show = [c for c in df.columns if c not in ("question", "pid", "finished")]
+        show = [c for c in df.columns if c not in ANSWER_META or c in ("seconds", "cpu_seconds")]
         print(df[show].to_string(max_rows=SUMMARY_ROWS, max_colwidth=40))
+    if n_bad:  # some point has no answer: say how many, exit 3
+        counts = df.loc[df["status"] != "ok", "status"].value_counts()
+        kinds = ", ".join(f"{n} {status}" for status, n in counts.items())
+        total = a["points"]
+        head = f"every point failed ({total} of {total}: " if n_bad == total else f"{n_bad} of {total} points failed ("
+        print(f"mechlp: {head}{kinds})", file=sys.stderr)
+        return 3
     return 0
 
 

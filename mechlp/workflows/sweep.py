@@ -19,8 +19,9 @@ Questions and their columns
 ---------------------------
 Every row holds the grid values, ``status`` (``"ok"``: answered and verified; ``"failed"``: a solver or the
 independent verification failed, reason in ``error``; ``"error"``: an exception, its text in ``error``), the
-answer columns below, and ``question``, ``seconds`` (wall time of the point), ``cpu_seconds`` (CPU time of the
-process spent on it), ``pid`` and ``finished`` (Unix time).
+answer columns below, what the sweep is (``question``, ``budget``, ``options``, ``model``, ``model_sha256``: see
+"The output file"), ``seconds`` (wall time of the point), ``cpu_seconds`` (CPU time of the process spent on
+it), ``pid`` and ``finished`` (Unix time).
 
 ``"minmax"`` (:func:`mechlp.solve.questions.minmax`)
     ``pi_root`` (:math:`\Pi^*` at the start), ``pi_min``, ``argmin`` (where the minimum is), ``n_negative``,
@@ -46,32 +47,73 @@ A callable ``question(env, **options) -> mapping`` adds its own columns (``statu
 ``options`` are passed to the question's function (``{"certify": False}``, ``{"rule": "maxmin"}``,
 ``{"horizon": 3}``, ...).
 
-Executors, streaming and resuming
----------------------------------
+Executors and interrupts
+------------------------
 ``executor="processes"`` (default) runs chunks of points on a :class:`concurrent.futures.ProcessPoolExecutor`
 with ``workers`` processes (default ``os.cpu_count()``). They are started with ``forkserver`` where available,
 so workers never inherit solver threads; a script must therefore keep its top-level code under
-``if __name__ == "__main__":``, as with any non-forking process pool. ``"serial"`` runs the points in this
-process; a ``distributed.Client`` or an address ``"dask://HOST:PORT"`` submits the same chunks to a Dask
-cluster. With ``out``, every finished row is appended to the CSV file and flushed at once, so an interrupted
-sweep loses nothing that finished. Running again with the same ``out`` skips every point already there
-(matched by its grid values); rows with status ``"error"`` are computed again unless ``retry_errors=False``.
-Grid values that are not numbers or strings
-(e.g. a prior ``[0.4, 0.6]``) are stored in the CSV as JSON text.
+``if __name__ == "__main__":``, as with any non-forking process pool. Workers ignore Ctrl-C (the parent
+handles it) and end with the parent: each watches the parent's sentinel
+(:func:`multiprocessing.parent_process`) and exits when the parent is gone, even after ``kill -9``.
+``"serial"`` runs the points in this process; a ``distributed.Client`` or an address ``"dask://HOST:PORT"``
+submits the same chunks to a Dask cluster. Ctrl-C stops the workers (the pool is terminated), keeps every row
+already written and raises :class:`SweepInterrupted` (a :class:`KeyboardInterrupt`) saying how many.
+
+The output file (``out``)
+-------------------------
+A sweep's CSV file holds one sweep: one grid (its keys), one question, one budget, one set of options and one
+model. Each row is keyed by the whole point: besides the grid values it carries ``question``, ``budget`` (the
+written spellings), ``options`` (canonical JSON: notions in their written spelling, options equal to the
+question function's default left out), ``model`` and ``model_sha256``
+(:func:`mechlp.audit.certfile.model_hash` of the model built at the point). ``model`` names the base model:
+
+* a TOML file: ``toml:`` and the SHA-256 of the parsed document (canonical JSON), so a moved or re-formatted
+  file is the same model and any edit of its content is another; the point's model is that document with the
+  point's overrides;
+* a built-in name or a callable: ``callable:`` and the factory's qualified name (``module.qualname``; a
+  :func:`functools.partial` adds its arguments' ``repr``), so ``"lamba_usstp"`` and
+  :func:`mechlp.catalog.examples.lamba_usstp` are the same model; its content is pinned by ``model_sha256``.
+
+Running again with the same ``out``:
+
+* a file written for another sweep is refused before anything is written (:class:`SweepMismatchError`, a
+  :class:`ValueError` naming the difference: grid keys, question, budget, options or model). The grid's
+  values may change: points already in the file are skipped (matched by their grid values), new ones are
+  computed, and rows whose grid values are not in the new grid are kept as they are (the returned frame
+  holds the points of the new grid only). A row is reused only when the model built now at its point has its
+  ``model_sha256`` (one model build per reused point);
+* rows are only ever appended, one ``write`` (then flush) per finished chunk, so a kill loses no finished
+  row; a partial last line left by a kill is cut off (the file is truncated to its last complete line) and
+  that point computed again; a line break inside a text cell is written as a space, so each row is one line;
+* rows with status ``"error"`` are computed again unless ``retry_errors=False`` (their old rows are removed
+  first); when a new answer column appears (the first answered point after errors) the header is widened.
+  These two cases replace the file atomically (a temporary file, checked cell by cell against the old one,
+  then renamed); every other row's cells are kept.
+
+Grid values that are not numbers or strings (e.g. a prior ``[0.4, 0.6]``) are stored in the CSV as JSON text.
+Two sweeps must not write the same file at the same time (nothing locks it).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
+import hashlib
 import inspect
 import io
 import itertools
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
+import signal
+import stat
 import sys
+import tempfile
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -83,18 +125,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mechlp.audit.certfile import model_hash
 from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import apply_overrides, model_from_dict, toml_value
 from mechlp.constructions.fees import MODES as FEE_MODES
 from mechlp.constructions.fees import lump_sum_fees
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
-from mechlp.model.question import parse_notion
+from mechlp.model.question import FAMILIES, parse_notion
 from mechlp.solve import questions as design
 from mechlp.workflows.sharing import BUDGETS as SHARE_BUDGETS
 from mechlp.workflows.sharing import NegativeSurplusError, share_surplus
 
 __all__ = [
+    "SweepMismatchError",
+    "SweepInterrupted",
     "QUESTIONS",
     "EXECUTORS",
     "sweep",
@@ -110,14 +155,49 @@ QUESTIONS = ("minmax", "feasible", "share", "fees")
 EXECUTORS = ("processes", "serial")
 DEFAULT_BUDGETS = {"minmax": None, "feasible": ("ex_ante", "interim"), "share": "interim", "fees": "ex_ante"}
 BASE_COLUMNS = ("status", "error")
-ANSWER_META = ("question", "seconds", "cpu_seconds", "pid", "finished")
+#: What a sweep is, written in every row (module docstring, "The output file").
+IDENTITY = ("question", "budget", "options", "model")
+ANSWER_META = (*IDENTITY, "model_sha256", "seconds", "cpu_seconds", "pid", "finished")
+_TEXT_COLUMNS = ("error", "budget", "options", "model", "model_sha256")  # read back as text, never as numbers
 _FEASIBILITY_ONLY = ("certify", "exact")
 _SIGNIFICANT = 12  # digits kept by parse_grid_spec (np.linspace gives 0.7000000000000001)
 
 
+class SweepMismatchError(ValueError):
+    """An output file written for another sweep (grid keys, question, budget, options or model), or damaged."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by Ctrl-C after its workers were stopped; every row already written is kept.
+
+    Attributes
+    ----------
+    points : int
+        Points of the grid.
+    done : int
+        Points of the grid with a row (in ``out``, or computed in this run when there is no ``out``).
+    computed : int
+        Rows computed in this run before the interrupt.
+    out : str or None
+        The output file.
+    """
+
+    def __init__(self, points: int, done: int, computed: int, out: str | None):
+        self.points, self.done, self.computed, self.out = points, done, computed, out
+        if out is None:
+            text = f"{computed} of {points} points computed; none kept (no output file)"
+        else:
+            text = (
+                f"{out} keeps the rows of {done} of {points} points ({computed} computed in this run); "
+                "run the same sweep again to finish"
+            )
+        super().__init__(text)
+
+
 # ---------------------------------------------------------------------------------------------- cells
 def _cell(value: Any) -> str:
-    """Text of one CSV cell (floats round-trip exactly; lists and dicts as JSON)."""
+    """Text of one CSV cell (floats round-trip exactly; lists and dicts as JSON; a line break becomes a space,
+    so that every row is one line of the file)."""
     if value is None:
         return ""
     if isinstance(value, bool | np.bool_):
@@ -128,7 +208,7 @@ def _cell(value: Any) -> str:
         v = float(value)
         return "" if math.isnan(v) else repr(v)
     if isinstance(value, str):
-        return value
+        return value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
     if isinstance(value, np.ndarray):
         value = value.tolist()
     return json.dumps(value)
@@ -254,6 +334,7 @@ class _Task:
     question: str | Callable[..., Mapping[str, Any]] = "minmax"
     budget: Any = None
     options: dict = field(default_factory=dict)
+    identity: dict = field(default_factory=dict)  # IDENTITY column -> cell text (written in every row)
 
     @property
     def question_name(self) -> str:
@@ -266,6 +347,107 @@ class _Task:
             return model_from_dict(apply_overrides(self.doc, dict(params), self.source), self.source)
         assert self.factory is not None
         return self.factory(**params)
+
+    def model_sha256(self, params: Mapping[str, Any]) -> str:
+        """:func:`mechlp.audit.certfile.model_hash` of the model at a point, or why it cannot be built."""
+        try:
+            env = self.environment(params)
+        except Exception as exc:  # noqa: BLE001 - reported as a difference, never raised
+            return f"(the model cannot be built: {type(exc).__name__}: {exc})"
+        return _env_sha256(env)
+
+
+def _env_sha256(env: Environment) -> str:
+    """:func:`mechlp.audit.certfile.model_hash` of ``env``; empty when it has no model document."""
+    try:
+        return model_hash(env)
+    except Exception:  # noqa: BLE001 - an environment model_to_dict cannot write: no per-point identity
+        return ""
+
+
+def _callable_name(fn: Any) -> str:
+    """``module.qualname`` of a callable; a :func:`functools.partial` adds the ``repr`` of its arguments."""
+    if isinstance(fn, functools.partial):
+        args = [repr(a) for a in fn.args] + [f"{k}={v!r}" for k, v in sorted(fn.keywords.items())]
+        return f"{_callable_name(fn.func)}({', '.join(args)})"
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not (isinstance(module, str) and isinstance(qualname, str)):
+        module, qualname = type(fn).__module__, type(fn).__qualname__
+    return f"{module}.{qualname}"
+
+
+def _json_data(value: Any) -> Any:
+    """Plain JSON data of an option value (numpy arrays and tuples as lists; other objects by ``repr``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_data(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _json_data(value.tolist())
+    if isinstance(value, list | tuple):
+        return [_json_data(v) for v in value]
+    value = _plain(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return type(a) is type(b) and a == b
+
+
+def _canonical_options(question: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that define a sweep: notions in their written spelling (``"ex-post"`` -> ``"ex_post"``),
+    values equal to the question function's default left out (``ic="bayesian"`` is the same sweep as none)."""
+    if isinstance(question, str):
+        fn: Any = {
+            "minmax": design.minmax,
+            "feasible": design.feasibility,
+            "share": share_surplus,
+            "fees": lump_sum_fees,
+        }[question]
+    else:
+        fn = question
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    out: dict[str, Any] = {}
+    for key in sorted(options):
+        value = _json_data(options[key])
+        if key in FAMILIES and isinstance(value, str):
+            try:
+                value = parse_notion(key, value)
+            except ValueError:
+                pass  # the question reports it at every point
+        par = params.get(key)
+        if par is not None and par.default is not par.empty and _same_value(value, _json_data(par.default)):
+            continue
+        out[key] = value
+    return out
+
+
+def _document_sha256(doc: Mapping[str, Any]) -> str:
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _with_identity(task: _Task) -> _Task:
+    """``task`` with its IDENTITY cells (module docstring, "The output file")."""
+    if task.doc is not None:
+        model = f"toml:{_document_sha256(task.doc)}"
+    else:
+        model = f"callable:{_callable_name(task.factory)}"
+    budget = " ".join(task.budget) if isinstance(task.budget, tuple | list) else task.budget  # notions: no spaces
+    identity = {
+        "question": task.question_name,
+        "budget": _cell(budget),
+        "options": json.dumps(_canonical_options(task.question, task.options), sort_keys=True),
+        "model": model,
+    }
+    return dataclasses.replace(task, identity=identity)
 
 
 def _read_toml(path: Path) -> dict:
@@ -288,7 +470,7 @@ def _make_task(model: Any, grid: dict[str, list], question: Any, budget: Any, op
         if path.is_file():
             doc = _read_toml(path)
             apply_overrides(doc, first, str(model))  # unknown keys fail here, before any work
-            return _Task(str(model), doc=doc, question=question, budget=budget, options=opts)
+            return _with_identity(_Task(str(model), doc=doc, question=question, budget=budget, options=opts))
         if isinstance(model, str) and model in CLASSIC_MODELS:
             return _make_task(CLASSIC_MODELS[model], grid, question, budget, options)
         if path.exists():
@@ -313,7 +495,7 @@ def _make_task(model: Any, grid: dict[str, list], question: Any, budget: Any, op
             raise ValueError(
                 f"model {name}() does not take the grid key(s) {bad}; its parameters are {params}"
             ) from None
-    return _Task(f"{name}()", factory=model, question=question, budget=budget, options=opts)
+    return _with_identity(_Task(f"{name}()", factory=model, question=question, budget=budget, options=opts))
 
 
 def _check_budget(question: Any, budget: Any) -> Any:
@@ -473,8 +655,10 @@ def _run_point(task: _Task, params: Mapping[str, Any]) -> dict[str, Any]:
     """Evaluate one point; never raises (an exception becomes a row with status ``"error"``)."""
     t0, c0 = time.perf_counter(), time.process_time()
     row: dict[str, Any] = dict(params)
+    sha = ""
     try:
         env = task.environment(params)
+        sha = _env_sha256(env)
         if isinstance(task.question, str):
             status, error, cols = _ANSWERS[task.question](env, task.budget, dict(task.options))
         else:
@@ -490,12 +674,18 @@ def _run_point(task: _Task, params: Mapping[str, Any]) -> dict[str, Any]:
     row["status"] = status
     row["error"] = error
     row.update({k: _plain(v) for k, v in cols.items()})
-    row["question"] = task.question_name
+    row.update(_identity_cells(task))
+    row["model_sha256"] = sha
     row["seconds"] = time.perf_counter() - t0
     row["cpu_seconds"] = time.process_time() - c0
     row["pid"] = os.getpid()
     row["finished"] = time.time()
     return row
+
+
+def _identity_cells(task: _Task) -> dict[str, Any]:
+    """The IDENTITY columns of a row (``budget`` ``None`` when empty, as pandas reads an empty cell)."""
+    return {k: (v if v != "" else None) for k, v in task.identity.items()}
 
 
 def _run_chunk(task: _Task, chunk: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -526,95 +716,247 @@ def _check_question(question: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- CSV store
+def _line(cells: Sequence[str]) -> str:
+    """One CSV record (``\\r\\n`` ended, as :mod:`csv` writes it)."""
+    buf = io.StringIO()
+    csv.writer(buf).writerow(cells)
+    return buf.getvalue()
+
+
+def _records(text: str) -> list[list[str]]:
+    """The CSV records of ``text`` (blank lines skipped)."""
+    return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+
+
+def _complete_part(data: bytes) -> tuple[bytes, bytes]:
+    """``data`` cut after its last line break: (complete lines, partial last line left by a kill)."""
+    cut = data.rfind(b"\n") + 1
+    return data[:cut], data[cut:]
+
+
+def _show(cell: str) -> str:
+    return repr(cell) if cell else "none"
+
+
 class _Store:
-    """The output CSV: read what is there, append rows (flushed one by one), widen the header when needed."""
+    """The output CSV of one sweep (module docstring, "The output file").
 
-    def __init__(self, path: Path | None, grid_keys: list[str]):
+    :meth:`load` reads and validates the file without writing; :meth:`repair` cuts off a partial last line;
+    :meth:`drop` removes rows to compute again; :meth:`append` writes finished rows, one ``write`` per call.
+    Rows are kept as the text of their cells (``dict`` column -> cell), so nothing already in the file is
+    re-encoded.
+    """
+
+    def __init__(self, path: Path | None, task: _Task, grid_keys: list[str]):
         self.path = path
+        self.task = task
         self.grid_keys = grid_keys
-        self.answer_cols: list[str] = []
-        self.fh: io.TextIOWrapper | None = None
-        self.writer: Any = None
-        self.needs_rewrite = False
+        self.header: list[str] = []
+        self.torn = b""  # a partial last line (a run killed while writing)
+        self.fd: int | None = None
 
-    @property
-    def header(self) -> list[str]:
-        return [*self.grid_keys, *BASE_COLUMNS, *self.answer_cols, *ANSWER_META]
-
-    def read(self) -> list[dict[str, str]]:
-        """Rows already in the file (a partial last line from a killed run is dropped)."""
-        if self.path is None or not self.path.exists() or self.path.stat().st_size == 0:
-            return []
-        text = self.path.read_bytes().decode("utf-8")
-        if not text.endswith("\n"):
-            text = text[: text.rfind("\n") + 1]  # the last row was cut short (a killed run): drop it
-            self.needs_rewrite = True
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-        if not rows:
-            return []
-        header = rows[0]
-        expect = set(self.grid_keys) | set(BASE_COLUMNS) | set(ANSWER_META)
-        if header[: len(self.grid_keys)] != self.grid_keys or not expect <= set(header):
-            raise ValueError(
-                f"{self.path} was not written by a sweep over {self.grid_keys} (its columns are "
-                f"{header[: len(self.grid_keys) + 2]}...); choose another output file or remove it"
+    # ---------------------------------------------------------------- reading
+    def _read(self) -> tuple[list[str], list[dict[str, str]]]:
+        """Header and rows of the file's complete lines; sets ``self.torn``. Validates the shape only."""
+        assert self.path is not None
+        if not self.path.exists():
+            return [], []
+        data = self.path.read_bytes()
+        body, self.torn = _complete_part(data)
+        try:
+            text = body.decode("utf-8")
+            torn_text = self.torn.decode("utf-8", errors="replace")
+        except UnicodeDecodeError as exc:
+            raise SweepMismatchError(f"{self.path} is not a sweep file (not UTF-8 text: {exc})") from None
+        records = _records(text)
+        if not records:
+            start = ",".join([*self.grid_keys, *BASE_COLUMNS])
+            if torn_text and not (start.startswith(torn_text) or torn_text.startswith(start)):
+                raise SweepMismatchError(
+                    f"{self.path} was not written by a sweep over {self.grid_keys} (it starts {torn_text[:60]!r}); "
+                    "choose another output file or remove it"
+                )
+            self.torn = data  # blank, or only a header cut short by a kill: nothing to keep
+            return [], []
+        header = records[0]
+        if "status" not in header:
+            raise SweepMismatchError(
+                f"{self.path} was not written by a sweep over {self.grid_keys} (no 'status' column; its columns "
+                f"are {header[:6]}...); choose another output file or remove it"
             )
-        start, stop = len(self.grid_keys) + len(BASE_COLUMNS), len(header) - len(ANSWER_META)
-        self.answer_cols = header[start:stop]
-        good = [dict(zip(header, r, strict=True)) for r in rows[1:] if len(r) == len(header)]
-        if len(good) != len(rows) - 1:
-            self.needs_rewrite = True
-        return good
+        file_keys = header[: header.index("status")]
+        if set(file_keys) != set(self.grid_keys):
+            gone = [k for k in file_keys if k not in self.grid_keys]
+            new = [k for k in self.grid_keys if k not in file_keys]
+            what = "; ".join(
+                part
+                for part in (
+                    f"{gone} not in this grid" if gone else "",
+                    f"{new} not in the file's grid" if new else "",
+                )
+                if part
+            )
+            raise SweepMismatchError(
+                f"{self.path} was not written by a sweep over {self.grid_keys}: its grid is {file_keys} ({what}); "
+                "choose another output file or remove it"
+            )
+        missing = [c for c in (*BASE_COLUMNS, *ANSWER_META) if c not in header]
+        if missing:
+            raise SweepMismatchError(
+                f"{self.path} has no column(s) {missing}: written by an older mechlp or another program, its rows "
+                "cannot be matched to this sweep; choose another output file or remove it"
+            )
+        if len(set(header)) != len(header):
+            raise SweepMismatchError(f"{self.path} repeats a column in its header: not a file a sweep wrote")
+        rows = []
+        for n, rec in enumerate(records[1:], start=2):
+            if len(rec) != len(header):
+                raise SweepMismatchError(
+                    f"{self.path} row {n} has {len(rec)} cells and the header {len(header)}: the file is damaged "
+                    "(repair or remove that row)"
+                )
+            rows.append(dict(zip(header, rec, strict=True)))
+        return header, rows
 
-    def rewrite(self, rows: list[dict[str, Any]]) -> None:
-        """Replace the file by ``rows`` under the current header (atomically)."""
+    def _identity_difference(self, row: Mapping[str, str]) -> str | None:
+        """One line naming how ``row``'s sweep differs from this one, or ``None``."""
+        want = self.task.identity
+        q_old, q_new = row["question"], want["question"]
+        if q_old != q_new:
+            return f"{self.path} holds answers to question {q_old!r}, not {q_new!r}"
+        b_old, b_new = row["budget"], want["budget"]
+        if b_old != b_new:
+            same = row["question"] == "feasible" and sorted(b_old.split()) == sorted(b_new.split())  # a set of notions
+            if not same:
+                return f"{self.path} holds a sweep with budget {_show(b_old)}, not {_show(b_new)}"
+        o_old, o_new = row["options"], want["options"]
+        if o_old != o_new:
+            try:
+                same = json.loads(o_old) == json.loads(o_new)
+            except ValueError:
+                same = False
+            if not same:
+                return f"{self.path} holds a sweep with options {o_old or '(none)'}, not {o_new}"
+        m_old, m_new = row["model"], want["model"]
+        if m_old != m_new:
+            return f"{self.path} holds a sweep of another model: {_describe_model(m_old)}, not {_describe_model(m_new)}"
+        return None
+
+    def load(self) -> list[dict[str, str]]:
+        """The rows of the file, after checking that it holds this sweep (nothing is written).
+
+        Raises
+        ------
+        SweepMismatchError
+            Naming, in one line, the first difference: grid keys, question, budget, options or model; or the
+            damaged row of a file that is not one a sweep wrote.
+        """
+        if self.path is None:
+            return []
+        header, rows = self._read()
+        seen: set[tuple[str, ...]] = set()
+        for r in rows:
+            ident = tuple(r[c] for c in IDENTITY)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            diff = self._identity_difference(r)
+            if diff is not None:
+                raise SweepMismatchError(f"{diff}; choose another output file or remove it")
+        self.header = header
+        return rows
+
+    # ---------------------------------------------------------------- writing
+    def repair(self) -> int:
+        """Cut off a partial last line (a kill while writing); returns the bytes removed."""
+        if self.path is None or not self.torn:
+            return 0
+        n = len(self.torn)
+        os.truncate(self.path, self.path.stat().st_size - n)
+        self.torn = b""
+        return n
+
+    def drop(self, rows: Sequence[Mapping[str, str]]) -> None:
+        """Remove ``rows`` (rows returned by :meth:`load`) from the file, atomically; the others keep their cells."""
+        if self.path is None or not rows:
+            return
+        _, current = self._read()
+        gone = {tuple(r[c] for c in self.header) for r in rows}
+        self._replace(self.header, [r for r in current if tuple(r[c] for c in self.header) not in gone])
+
+    def _replace(self, header: list[str], rows: list[dict[str, str]]) -> None:
+        """Write ``header`` and ``rows`` (cell texts) to a temporary file, read it back and check every cell, then
+        rename it over the file (so the file is either the old one or the new one, whenever a kill comes)."""
         assert self.path is not None
         self.close()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(self.header)
-            for r in rows:
-                w.writerow([_cell(r.get(c)) for c in self.header])
-        os.replace(tmp, self.path)
+        text = _line(header) + "".join(_line([r.get(c, "") for c in header]) for r in rows)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            back = _records(Path(tmp).read_bytes().decode("utf-8"))
+            same = back[0] == header and len(back) == len(rows) + 1
+            for rec, r in zip(back[1:], rows, strict=False):
+                got = dict(zip(header, rec, strict=False))
+                same = same and len(rec) == len(header) and all(got.get(c) == v for c, v in r.items())
+            if not same:  # pragma: no cover - a failure of the csv module; the old file stays as it was
+                raise RuntimeError(f"rewriting {self.path} would change its rows; the file was left unchanged")
+            os.chmod(tmp, stat.S_IMODE(self.path.stat().st_mode))
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.header = header
 
-    def open(self) -> None:
-        if self.path is None:
+    def _widen(self, extra: list[str]) -> None:
+        """Add answer columns (before the metadata columns), keeping every row's cells."""
+        at = min((self.header.index(c) for c in ANSWER_META if c in self.header), default=len(self.header))
+        header = [*self.header[:at], *extra, *self.header[at:]]
+        _, current = self._read()
+        self._replace(header, current)
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append finished rows with one ``write`` (and flush): a kill leaves at most a partial last line."""
+        if self.path is None or not rows:
             return
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self.fh = open(self.path, "a", encoding="utf-8", newline="")
-        self.writer = csv.writer(self.fh)
-        if new:
-            self.writer.writerow(self.header)
-            self.fh.flush()
+        cells = [{c: _cell(v) for c, v in r.items()} for r in rows]
+        head = ""
+        if not self.header:
+            answers = list(dict.fromkeys(c for r in cells for c in r if c not in self._fixed))
+            self.header = [*self.grid_keys, *BASE_COLUMNS, *answers, *ANSWER_META]
+            if self.path.exists() and self.path.stat().st_size > 0:  # pragma: no cover - load() saw it empty
+                raise SweepMismatchError(f"{self.path} changed while the sweep ran")
+            head = _line(self.header)
+        else:
+            extra = list(dict.fromkeys(c for r in cells for c in r if c not in self.header))
+            if extra:
+                self._widen(extra)
+        data = (head + "".join(_line([r.get(c, "") for c in self.header]) for r in cells)).encode("utf-8")
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
-    def append(self, row: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        extra = [c for c in row if c not in self.header]
-        if extra:  # a new answer column (e.g. the first successful point after errors): widen the file
-            self.answer_cols.extend(extra)
-            assert self.fh is not None
-            self.fh.flush()
-            old = self.read_current()
-            self.rewrite(old)
-            self.open()
-        assert self.writer is not None and self.fh is not None
-        self.writer.writerow([_cell(row.get(c)) for c in self.header])
-        self.fh.flush()
-
-    def read_current(self) -> list[dict[str, str]]:
-        assert self.path is not None
-        with open(self.path, encoding="utf-8", newline="") as fh:
-            rows = list(csv.reader(fh))
-        header = rows[0]
-        return [dict(zip(header, r, strict=True)) for r in rows[1:] if len(r) == len(header)]
+    @property
+    def _fixed(self) -> set[str]:
+        return {*self.grid_keys, *BASE_COLUMNS, *ANSWER_META}
 
     def close(self) -> None:
-        if self.fh is not None:
-            self.fh.close()
-            self.fh = None
-            self.writer = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _describe_model(cell: str) -> str:
+    kind, _, what = cell.partition(":")
+    if kind == "toml":
+        return f"the TOML document with sha256 {what[:12]}"
+    if kind == "callable":
+        return f"{what}()"
+    return repr(cell) if cell else "none"
 
 
 # ---------------------------------------------------------------------------------------------- executors
@@ -634,7 +976,8 @@ def _error_rows(task: _Task, chunk: Sequence[Mapping[str, Any]], exc: BaseExcept
             **p,
             "status": "error",
             "error": f"{type(exc).__name__}: {exc}",
-            "question": task.question_name,
+            **_identity_cells(task),
+            "model_sha256": "",
             "seconds": None,
             "cpu_seconds": None,
             "pid": None,
@@ -664,12 +1007,49 @@ def _iter_pool(task: _Task, chunks: list[list[dict]], pool: Executor) -> Iterato
             fut.cancel()
 
 
+def _exit_with_parent(sentinel: Any) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent process is gone
+    os._exit(70)
+
+
+def _worker_init() -> None:
+    """Initializer of the worker processes: leave Ctrl-C to the parent, and end when the parent ends.
+
+    The parent's sentinel (:func:`multiprocessing.parent_process`) becomes ready when the parent dies, however
+    it dies (``kill -9`` included); a daemon thread waits for it and ends the worker. A worker started by the
+    forkserver is a child of the forkserver, so the parent-death signal of the OS would watch the wrong process.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), name="mechlp-parent", daemon=True).start()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a process pool now: cancel what has not started and terminate the workers."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+            proc.kill()
+            proc.join(timeout=5)
+
+
 def _iter_processes(task: _Task, chunks: list[list[dict]], workers: int) -> Iterator[list[dict[str, Any]]]:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
+    finished = False
     try:
         yield from _iter_pool(task, chunks, pool)
+        finished = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # interrupted (Ctrl-C), closed early or failed: stop the workers
+            _terminate(pool)
 
 
 def _is_dask_client(obj: Any) -> bool:
@@ -766,7 +1146,9 @@ def sweep(
         Keyword arguments of the question's function, e.g. ``{"ic": "ex_post"}``, ``{"certify": False}``,
         ``{"rule": "maxmin"}``, ``{"horizon": 3}``.
     out : str or path, optional
-        CSV file: rows are appended and flushed as points finish; points already in the file are skipped.
+        CSV file of this sweep: rows are appended and flushed as points finish; points already in the file are
+        skipped, rows of points not in ``grid`` are kept; a file written for another sweep is refused (module
+        docstring, "The output file").
     executor : {"processes", "serial"}, "dask://HOST:PORT", distributed.Client or concurrent.futures.Executor
         Where points run (module docstring). An Executor or Client passed in is used and left open.
     workers : int, optional
@@ -783,15 +1165,22 @@ def sweep(
     pandas.DataFrame
         One row per grid point, in grid order. With ``out`` the frame is read back from the CSV file (so it is
         the same as :func:`load_sweep` gives later). ``df.attrs`` holds ``grid`` (the keys), ``question``,
-        ``points``, ``computed``, ``skipped``, ``errors``, ``seconds`` (wall time) and ``out``.
+        ``points``, ``computed``, ``skipped``, ``errors`` (rows with status ``"error"``), ``failed`` (status
+        ``"failed"``), ``repaired`` (bytes of a partial last line cut off ``out``), ``seconds`` (wall time) and
+        ``out``.
 
     Raises
     ------
+    SweepMismatchError
+        (a ValueError) When ``out`` was written for another sweep: other grid keys, question, budget, options or
+        model (the message names the difference), or is damaged; the file is left as it was.
     ValueError
-        For a bad grid, an unknown question, budget, executor or override key, a model factory that does not
-        take a grid key, or an ``out`` file written by a different sweep.
+        For a bad grid, an unknown question, budget, executor or override key, or a model factory that does not
+        take a grid key.
     FileNotFoundError
         When ``model`` is neither a file nor a built-in model.
+    SweepInterrupted
+        (a KeyboardInterrupt) On Ctrl-C, after the workers were stopped; the rows written so far stay in ``out``.
     """
     t_start = time.perf_counter()
     g = _check_grid(grid)
@@ -805,29 +1194,30 @@ def sweep(
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*g.values())]
     index = {_key(p, keys): i for i, p in enumerate(points)}
 
-    store = _Store(Path(out) if out is not None else None, keys)
-    existing = store.read()
-    done: dict[tuple[str, ...], dict] = {}
-    keep: list[dict] = []
-    dropped = 0
+    store = _Store(Path(out) if out is not None else None, task, keys)
+    existing = store.load()  # refuses a file of another sweep before anything is written
+    latest: dict[tuple[str, ...], dict[str, str]] = {}  # rows of the new grid's points (a sweep writes one each)
+    retry: list[dict[str, str]] = []  # their error rows, to compute again
     for r in existing:
         k = tuple(_canon(r[c]) for c in keys)
-        if k in index and retry_errors and r.get("status") == "error":
-            dropped += 1
+        if k in index:
+            latest[k] = r
+            if retry_errors and r["status"] == "error":
+                retry.append(r)
+    done = {k: r for k, r in latest.items() if not (retry_errors and r["status"] == "error")}
+    for k, r in done.items():
+        if r["status"] == "error":
             continue
-        if k in index and r.get("question") != task.question_name:
-            raise ValueError(
-                f"{out} holds answers to question {r.get('question')!r}, not {task.question_name!r}; "
-                "choose another output file"
+        now = task.model_sha256(points[index[k]])
+        if r["model_sha256"] != now:
+            where = ", ".join(f"{c}={r[c]}" for c in keys)
+            raise SweepMismatchError(
+                f"{out} holds a row computed for another model at {where} (model sha256 "
+                f"{r['model_sha256'][:12] or 'none'} in the file, {now[:12] if len(now) == 64 else now} now: the "
+                "model file or factory changed); choose another output file or remove it"
             )
-        if k in done:  # a duplicate (should not happen): keep the later row
-            keep.remove(done[k])
-            dropped += 1
-        done[k] = r
-        keep.append(r)
-    done = {k: r for k, r in done.items() if k in index}
-    if store.path is not None and (store.needs_rewrite or dropped or len(existing) != len(keep)):
-        store.rewrite(keep)
+    repaired = store.repair()
+    store.drop(retry)
     todo = [p for p in points if _key(p, keys) not in done]
 
     if isinstance(executor, str) and executor == "processes":
@@ -859,7 +1249,6 @@ def sweep(
             rows_iter = _iter_pool(task, chunks, executor)
         from tqdm import tqdm
 
-        store.open()
         bar = tqdm(
             total=len(points),
             initial=len(points) - len(todo),
@@ -869,19 +1258,24 @@ def sweep(
             file=sys.stderr,
             dynamic_ncols=True,
         )
+        interrupted = False
         try:
             for rows in rows_iter:
-                for row in rows:
-                    store.append(row)
-                    new_rows.append(row)
+                store.append(rows)
+                new_rows.extend(rows)
                 bar.update(len(rows))
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             bar.close()
-            store.close()
             if hasattr(rows_iter, "close"):
-                rows_iter.close()
+                rows_iter.close()  # stops the workers when the loop did not finish
+            store.close()
             if own_client is not None:
                 own_client.close()
+        if interrupted:
+            kept = {_key(r, keys) for r in new_rows} | set(done)
+            raise SweepInterrupted(len(points), len(kept), len(new_rows), str(out) if out is not None else None)
 
     if store.path is not None:
         df = load_sweep(store.path, grid_keys=keys)
@@ -899,6 +1293,8 @@ def sweep(
             "computed": len(new_rows),
             "skipped": len(points) - len(todo),
             "errors": int((df["status"] == "error").sum()) if "status" in df else 0,
+            "failed": int((df["status"] == "failed").sum()) if "status" in df else 0,
+            "repaired": repaired,
             "seconds": time.perf_counter() - t_start,
             "out": str(out) if out is not None else None,
         }
@@ -907,14 +1303,14 @@ def sweep(
 
 
 def _select(df: pd.DataFrame, keys: list[str], index: dict[tuple[str, ...], int]) -> pd.DataFrame:
-    """Rows of ``df`` that belong to the grid, in grid order."""
+    """Rows of ``df`` that belong to the grid, in grid order (the last row of a point, were there more)."""
     if df.empty:
         return df
     ks = [tuple(_canon(_cell(_plain(v))) for v in vals) for vals in zip(*(df[k] for k in keys), strict=True)]
     pos = np.array([index.get(k, -1) for k in ks])
-    sel = np.flatnonzero(pos >= 0)
-    sel = sel[np.argsort(pos[sel], kind="stable")]
-    return df.iloc[sel].reset_index(drop=True)
+    rev = np.flatnonzero(pos >= 0)[::-1]
+    _, last = np.unique(pos[rev], return_index=True)  # sorted by grid position
+    return df.iloc[rev[last]].reset_index(drop=True)
 
 
 def grid_keys(df: pd.DataFrame) -> list[str]:
@@ -941,8 +1337,12 @@ def load_sweep(path: str | os.PathLike, *, grid_keys: Sequence[str] | None = Non
     -------
     pandas.DataFrame
         One row per point; ``df.attrs["grid"]`` holds the grid keys and ``df.attrs["question"]`` the question.
+        A partial last line (a sweep killed while writing) is not read.
     """
-    df = pd.read_csv(path)
+    body, _ = _complete_part(Path(path).read_bytes())
+    if not body.strip():
+        raise ValueError(f"{path}: not a sweep result (no complete header line)")
+    df = pd.read_csv(io.BytesIO(body), dtype={c: str for c in _TEXT_COLUMNS})
     cols = list(df.columns)
     if "status" not in cols:
         raise ValueError(f"{path}: not a sweep result (no 'status' column)")
