@@ -232,10 +232,21 @@ def joint_beliefs(
 
     Parameters are those of :func:`marginal_beliefs`; profiles in C order over agents. ``marginals``: the
     result of :func:`marginal_beliefs` for the same ``nums`` and ``hists``, when the caller has it already.
+    Without it the rows are gathered from the ``(K, K)`` table :func:`joint_transition` (the belief after
+    profile ``s`` is its row ``s``; the prior's product at the root), which costs one lookup per history.
     """
     idx = _hists(space, hists)
-    margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
-    return independent_product(margs, idx.size)
+    if marginals is not None:
+        return independent_product(marginals, idx.size)
+    env = space.env
+    nums = _numbers(env, nums)
+    prev = np.asarray(space.hist_prev_profile)[idx]
+    table = joint_transition(env, nums)  # (K, K): P(theta'|s), the beliefs after each profile
+    out = table[np.maximum(prev, 0)]
+    root = prev < 0
+    if root.any():
+        out[root] = independent_product([p[None, :] for p in nums.priors], 1)[0]
+    return out
 
 
 def _others_index(env: Environment, agent: int) -> tuple[np.ndarray, np.ndarray]:

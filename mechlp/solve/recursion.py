@@ -877,8 +877,9 @@ def _solve_tree(m: _Model, space: StateSpace, sol: RecursionSolution, check: boo
         a, b = levels[depth]
         has_kids = depth < n_lev - 1 or tail
         kids = space.child_hist[a * k : b * k].reshape(b - a, k) if has_kids else None
+        margs = marginal_beliefs(space, hists=np.arange(a, b))  # once per level, for every agent
         for ad in m.agents:
-            poth = others_beliefs(space, ad.index, hists=np.arange(a, b))
+            poth = others_beliefs(space, ad.index, hists=np.arange(a, b), marginals=margs)
             gain = m.gain(ad, poth)
             v = None
             if kids is not None and m.delta != 0.0:
