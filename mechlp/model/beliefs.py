@@ -232,16 +232,18 @@ def joint_beliefs(
 
     Parameters are those of :func:`marginal_beliefs`; profiles in C order over agents. ``marginals``: the
     result of :func:`marginal_beliefs` for the same ``nums`` and ``hists``, when the caller has it already.
-    Without it the rows are gathered from the ``(K, K)`` table :func:`joint_transition` (the belief after
-    profile ``s`` is its row ``s``; the prior's product at the root), which costs one lookup per history.
+    Without it, when there are more histories than profiles, the rows are gathered from the ``(K, K)`` table of
+    the truthful kernel (the belief after profile ``s`` is its row ``s``; the prior's product at the root): one
+    lookup per history instead of one product.
     """
     idx = _hists(space, hists)
-    if marginals is not None:
-        return independent_product(marginals, idx.size)
     env = space.env
+    if marginals is not None or idx.size <= env.n_profiles:
+        margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
+        return independent_product(margs, idx.size)
     nums = _numbers(env, nums)
     prev = np.asarray(space.hist_prev_profile)[idx]
-    table = joint_transition(env, nums)  # (K, K): P(theta'|s), the beliefs after each profile
+    table = independent_product(next_marginals(env, nums), env.n_profiles)  # (K, K): P(theta'|s)
     out = table[np.maximum(prev, 0)]
     root = prev < 0
     if root.any():
