@@ -23,7 +23,6 @@ import contextlib
 import copy
 import json
 import math
-import signal
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from timebudget import time_budget
 
 from mechlp.audit.certfile import check_certificate, question_hash
 from mechlp.audit.verifier import verify
@@ -71,24 +71,6 @@ GENUINE = {
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-class _Hang(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` in the code under test eats it."""
-
-
-@contextlib.contextmanager
-def time_budget(seconds: float, what: str):
-    def alarm(signum, frame):
-        raise _Hang
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _Hang:
-        raise AssertionError(f"{what}: no answer within {seconds} s (a hang)") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _flags(question: dict) -> list[str]:

@@ -20,14 +20,12 @@ fresh cases.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime
 import json
 import math
 import re
 import shlex
-import signal
 import tomllib
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from timebudget import time_budget
 
 from mechlp.catalog.io import load_model
 from mechlp.cli import main
@@ -61,26 +60,6 @@ SLOW = settings(CI, derandomize=False)
 
 
 # ---------------------------------------------------------------------------------------------- time budget
-class _Hang(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` in the code under test eats it."""
-
-
-@contextlib.contextmanager
-def time_budget(seconds: float, what: str):
-    """Fail (instead of hanging) when the block runs longer than ``seconds``."""
-
-    def alarm(signum, frame):
-        raise _Hang
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except _Hang:
-        raise AssertionError(f"{what}: no answer within {seconds} s (a hang)") from None
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------------------------------------- writing TOML
