@@ -101,9 +101,9 @@ def worker(task: dict) -> dict:
     """Run one path on one instance in this (fresh) process; return timings, sizes and the surplus file."""
     import tracemalloc
 
+    from mechlp.audit.verifier import verify
     from mechlp.solve import questions as design
     from mechlp.solve import recursion
-    from mechlp.audit.verifier import verify
 
     warnings.simplefilter("ignore", RuntimeWarning)
     spec, path = task["spec"], task["path"]
