@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzing import paths as _paths
+from fuzzing import time_budget
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from timebudget import time_budget
 
 from mechlp.audit.certfile import check_certificate, question_hash
 from mechlp.audit.verifier import verify
@@ -298,16 +299,6 @@ def _number(draw, value):
 
 def _pick(draw, seq):
     return draw(st.integers(0, len(seq) - 1)) if seq else None
-
-
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for j, v in enumerate(node):
-            yield from _paths(v, (*prefix, j))
 
 
 def mutate(draw, doc):

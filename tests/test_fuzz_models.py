@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzing import paths as _paths
+from fuzzing import time_budget
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from timebudget import time_budget
 
 from mechlp.catalog.io import load_model
 from mechlp.cli import main
@@ -133,16 +134,6 @@ KEYS = [
     "name", "kind", "discount", "horizon", "actions", "role", "types", "values", "prior", "transition",
     "persistence", "valuation", "rule", "table", "model", "agents", "allocation", "build", "reject", "x",
 ]  # fmt: skip
-
-
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for j, v in enumerate(node):
-            yield from _paths(v, (*prefix, j))
 
 
 def _get(doc, path):

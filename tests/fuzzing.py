@@ -1,4 +1,4 @@
-"""A time budget for a block of test code: fail instead of hanging (used by the fuzzers)."""
+"""Helpers shared by the fuzzers: a time budget (fail instead of hanging) and the paths into a document."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def time_budget(seconds: float, what: str):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def paths(node, prefix=()):
+    """Every path (a tuple of keys and indices) into a nested dict / list document, the root's ``()`` first."""
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for j, v in enumerate(node):
+            yield from paths(v, (*prefix, j))
