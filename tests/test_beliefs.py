@@ -15,6 +15,7 @@ import pytest
 
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.beliefs import (
+    continuation_adjoint,
     continuation_values,
     expectation,
     expected_continuation,
@@ -303,3 +304,57 @@ def test_generic_space_uses_a_sparse_solve_and_exact_mode_refuses_it():
 def test_reach_probabilities_refuse_a_markov_space():
     with pytest.raises(TypeError, match="reach probabilities need a HistoryTree or a TreeWithTail, got MarkovSpace"):
         reach_probabilities(MarkovSpace(lamba_usstp()))
+
+
+# ---------------------------------------------------------------------------------------------- adjoint
+def _adjoint_gap(space, nums, rng, m=2):
+    """``w . V(f) - c(w) . f`` for random integer flows and weights (zero when the adjoint is the transpose)."""
+    f = rng.integers(-5, 6, size=(m, space.n_nodes))
+    w = rng.integers(-5, 6, size=(m, space.n_nodes))
+    if nums.exact:
+        f, w = f.astype(object) * Fraction(1), w.astype(object) * Fraction(1)
+    else:
+        f, w = f.astype(float), w.astype(float)
+    lhs = (w * continuation_values(space, f, nums)).sum(axis=1)
+    rhs = (continuation_adjoint(space, w, nums) * f).sum(axis=1)
+    return lhs - rhs, np.abs(lhs).max()
+
+
+@pytest.mark.parametrize("kind", ["tree", "markov", "tail"])
+def test_continuation_adjoint_is_the_transpose_exactly(kind):
+    # sum_g w(g) V(g) = sum_g c(g) f(g) for every flow: exactly in rationals (decimal model numbers)
+    env = lamba_usstp(0.9, 0.3)
+    rng = np.random.default_rng(5)
+    space = {"tree": HistoryTree(env, 3), "markov": MarkovSpace(env), "tail": TreeWithTail(env, 2)}[kind]
+    gap, _ = _adjoint_gap(space, Numbers(env, exact=True), rng)
+    assert all(g == 0 for g in gap)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("kind", ["tree", "markov", "tail", "generic"])
+def test_continuation_adjoint_on_random_models_with_action_dependent_kernels(seed, kind):
+    env = random_env(seed)
+    space = {
+        "tree": lambda: HistoryTree(env, 3),
+        "markov": lambda: MarkovSpace(env),
+        "tail": lambda: TreeWithTail(env, 1),
+        "generic": lambda: _GenericSpace(MarkovSpace(env)),
+    }[kind]()
+    gap, scale = _adjoint_gap(space, Numbers(env, exact=False), np.random.default_rng(seed))
+    assert np.abs(gap).max() <= 1e-10 * scale
+
+
+def test_continuation_adjoint_of_a_single_weight_is_the_discounted_reach_below_it():
+    # weight 1 on the root's node 0: the coefficient of a node at depth d below it is delta^d times the
+    # probability of the path from node 0 to it (renewal rows: alpha or 1 - alpha per agent per step)
+    env = lamba_usstp(ALPHA, 0.5)
+    tree = HistoryTree(env, 3)
+    w = np.zeros(tree.n_nodes)
+    w[0] = 1.0
+    c = continuation_adjoint(tree, w)
+    assert c[0] == 1.0 and np.count_nonzero(c[1:4]) == 0  # other root nodes are not reached from node 0
+    # node 0 is profile (v_L, c_L); its child history is 1, whose node 4 + 0 is (v_L, c_L) again: both stay
+    assert c[4] == pytest.approx(0.5 * ALPHA * ALPHA)
+    assert c[4 + 3] == pytest.approx(0.5 * (1 - ALPHA) * (1 - ALPHA))
+    assert c[(1 * 4 + 1) * 4] == pytest.approx(0.25 * ALPHA**4)  # two more steps of staying
+    assert c.sum() == pytest.approx(1 + 0.5 + 0.25)

@@ -73,6 +73,7 @@ import numpy as np
 
 from mechlp.model import tolerances
 from mechlp.model.beliefs import (
+    continuation_adjoint,
     continuation_values,
     independent_product,
     interim_expectation,
@@ -97,6 +98,7 @@ __all__ = [
     "verify_intermediate",
     "interim_utilities",
     "surplus",
+    "certificate_coefficients",
 ]
 
 BINDING_LIST_CAP = 50  # at most this many binding rows are listed per family (all are counted)
@@ -310,6 +312,40 @@ def _others_text(env: Environment, agent: int, m: int) -> str:
     return "(" + ", ".join(env.agents[j].types[int(t)] for j, t in zip(other, idx, strict=True)) + ")"
 
 
+@dataclass
+class _DeviationTerms:
+    r"""What agent ``i``'s one-shot deviation rows are made of (module docstring, :math:`D_i(r; t|h)`).
+
+    ``po`` ``(H, M)``: :math:`P(\theta_{-i}|h)`; ``pidx`` ``(K_i, M)``: the profile of (own type, others ``m``);
+    ``q_oth`` ``(K, M)``: the others' joint next-type law after each profile, :math:`\prod_{j \ne i}
+    G_j(\theta'_j|\theta_j; \theta)`; ``g_i`` ``(K, K_i, K_i)``: agent ``i``'s mixed kernel at each profile.
+    """
+
+    po: np.ndarray
+    pidx: np.ndarray
+    q_oth: np.ndarray
+    g_i: np.ndarray
+
+
+def _deviation_terms(
+    space: StateSpace,
+    nums: Numbers,
+    i: int,
+    kernels: list[np.ndarray],
+    nxt: list[np.ndarray],
+    marginals: list[np.ndarray] | None = None,
+    hists: np.ndarray | None = None,
+) -> _DeviationTerms:
+    """The beliefs and kernels of agent ``i``'s deviation rows (at ``hists``, default every history)."""
+    env = space.env
+    others = [j for j in range(env.n_agents) if j != i]
+    margs = None if marginals is None else (marginals if hists is None else [m[hists] for m in marginals])
+    po = others_beliefs(space, i, nums, hists=hists, marginals=margs)
+    pidx = _own_axis_first(np.arange(env.n_profiles)[None, :], env.type_counts, i)[0]
+    q_oth = independent_product([nxt[j] for j in others], env.n_profiles)
+    return _DeviationTerms(po, pidx, q_oth, kernels[i])
+
+
 def _ic_blocks(
     space: StateSpace,
     nums: Numbers,
@@ -339,13 +375,9 @@ def _ic_blocks(
         ki = ag.n_types
         if ki < 2:
             continue
-        others = [j for j in range(env.n_agents) if j != i]
-        po = others_beliefs(space, i, nums, marginals=marginals)  # (H, M)
+        terms = _deviation_terms(space, nums, i, kernels, nxt, marginals)
+        po, pidx, q_oth, g_i = terms.po, terms.pidx, terms.q_oth, terms.g_i  # (H, M), (K_i, M), (K, M), kernels
         uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
-        # profile index of (own type tau, others m): (K_i, M)
-        pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]
-        # others' joint next-type kernel at each profile: q_oth[s, m'] = prod_{j != i} G_j[s, s_j, m'_j]
-        q_oth = independent_product([nxt[j] for j in others], k)  # (K, M)
         # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends
         cexp = nums.zeros((space.n_nodes, ki))
         if nonterm.size and delta != 0.0:
@@ -355,7 +387,6 @@ def _ic_blocks(
             del kids
         cexp = _own_axis_first(cexp.reshape(n_hist, k, ki), counts, i)  # (H, K_i reported, M, K_i next)
         val = nums.valuation[i]  # (K_i, A)
-        g_i = kernels[i]  # (K, K_i, K_i)
         pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
         for t, r in pairs:
             prof_r = pidx[r]  # (M,) profiles (r, m)
@@ -840,13 +871,6 @@ def _evaluate(
 
 
 # ---------------------------------------------------------------------------------------------- impossibility
-#: An exact certificate check probes every transfer coordinate when there are at most this many, otherwise
-#: ``EXACT_RANDOM_PROBES`` random rational points (a non-constant affine form survives one probe with
-#: probability below 2**-40).
-EXACT_UNIT_PROBES = 48
-EXACT_RANDOM_PROBES = 3
-
-
 @dataclass
 class ImpossibilityCertificate:
     r"""Farkas multipliers proving that no mechanism on ``space`` satisfies IC, IR and the budget rows.
@@ -1100,84 +1124,186 @@ def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers:
     return total
 
 
-def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, seed: int = 0) -> dict:
-    r"""Verify a Farkas certificate independently of the LP: signs, constancy of ``L`` and ``L < 0``.
+def certificate_coefficients(cert: ImpossibilityCertificate, exact: bool = False) -> np.ndarray:
+    r"""The coefficient of every transfer in ``L(x) = sum_r y_r slack_r(x)``: :math:`A^{\top} y` in LP terms.
 
-    ``L(x) = sum_r y_r slack_r(x)`` is evaluated with this module's constraint code (as :func:`verify` does) at
-    ``x = 0`` and at probe transfers; ``L`` is affine in the transfers, so it is constant iff it takes the same
-    value at ``0`` and at every unit vector (used when there are at most ``EXACT_UNIT_PROBES`` coordinates in
-    exact mode) or, with overwhelming probability, at random points. In floats the probes must agree within
-    ``tolerances.FARKAS_FLOAT_CHECK`` relative to the size of the terms; in exact mode they must agree exactly.
+    ``L`` is affine in the transfers; its gradient is computed in one adjoint pass over this module's rows (the
+    transposes of :func:`_ic_blocks`, :func:`_ir_blocks` and :func:`_budget_blocks`), never from LP rows:
+
+    * the rows weight the utilities, :math:`L = \sum_i \sum_g w_i(g)\, U_i(g) + \sum_g w_B(g)\, B(g) + c` with
+
+      - IR row :math:`(h, t)`: :math:`w_i(h, (t, m)) \mathrel{+}= y\, P(m|h)`;
+      - IC row :math:`(h, t, r)`: :math:`w_i(h, (t, m)) \mathrel{+}= y P(m|h)`,
+        :math:`w_i(h, (r, m)) \mathrel{-}= y P(m|h)` and, at the child :math:`c` of the node :math:`(h, (r, m))`,
+        :math:`w_i(c, (\tau', m')) \mathrel{-}= \delta\, y P(m|h)\, [G_i(\tau'|t) - G_i(\tau'|r)]\,
+        \prod_{j \ne i} G_j(m'_j|m_j)` (kernels at the reported profile);
+      - budget row :math:`h`: :math:`w_B(h, \theta) \mathrel{+}= y\, P(\theta|h)`;
+
+    * :math:`U_i` is the continuation value of :math:`\text{flow}_i - x_i` and :math:`B` that of
+      :math:`\sum_i x_i`, so the coefficient of :math:`x_i(g)` is :math:`-c_i(g) + c_B(g)` with
+      :math:`c = ` :func:`mechlp.model.beliefs.continuation_adjoint` of the weights.
+
+    Only histories with a nonzero multiplier contribute, and the adjoint propagates only nonzero weights, so exact
+    arithmetic costs in proportion to the certificate's support and the subtrees below it.
+
+    Parameters
+    ----------
+    cert : ImpossibilityCertificate
+    exact : bool
+        Rational arithmetic (model numbers read as written, multipliers as the certificate's fractions).
+
+    Returns
+    -------
+    ndarray, shape (n_agents, n_nodes)
+        Fractions in exact mode, floats otherwise; every entry is zero exactly when ``A^T y = 0``.
+    """
+    space = cert.space
+    env = space.env
+    nums = Numbers(env, exact=exact)
+    conv = (lambda a: np.asarray(a, dtype=object)) if exact else (lambda a: np.asarray(a, dtype=float))
+    k = env.n_profiles
+    delta = nums.delta
+    kernels = mixed_kernels(env, nums)
+    nxt = next_marginals(env, nums)
+    child = np.asarray(space.child_hist)
+    w_u = nums.zeros((env.n_agents, space.n_nodes))
+    for (i, t, r), y_all in cert.ic.items():
+        y_all = conv(y_all)
+        hs = np.flatnonzero(y_all != 0)
+        if hs.size == 0:
+            continue
+        terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
+        a = y_all[hs][:, None] * terms.po  # (n, M): y P(m|h)
+        np.add.at(w_u[i], (hs[:, None] * k + terms.pidx[t][None, :]).reshape(-1), a.reshape(-1))
+        dev_nodes = hs[:, None] * k + terms.pidx[r][None, :]  # (n, M): the nodes of the reported profile
+        np.add.at(w_u[i], dev_nodes.reshape(-1), (-a).reshape(-1))
+        kids = child[dev_nodes]
+        live = kids >= 0
+        if delta == 0 or not live.any():
+            continue
+        prof_r = terms.pidx[r]  # (M,)
+        dk = terms.g_i[prof_r, t, :] - terms.g_i[prof_r, r, :]  # (M, K_i): own kernel gap
+        # coefficient on U_i(child, (tau', m')): -delta a(h, m) dk(m, tau') q_oth(prof_r[m], m')
+        coef = -delta * a[:, :, None, None] * dk[None, :, :, None] * terms.q_oth[prof_r][None, :, None, :]
+        target = kids[:, :, None, None] * k + terms.pidx[None, None, :, :]  # (n, M, K_i, M)
+        np.add.at(w_u[i], target[live].reshape(-1), coef[live].reshape(-1))
+    for i, y_all in cert.ir.items():
+        y_all = conv(y_all)  # (n_ir, K_i): every history, or the root only
+        hs = np.flatnonzero((y_all != 0).any(axis=1))
+        if hs.size == 0:
+            continue
+        terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
+        a = y_all[hs][:, :, None] * terms.po[:, None, :]  # (n, K_i, M)
+        np.add.at(w_u[i], (hs[:, None, None] * k + terms.pidx[None, :, :]).reshape(-1), a.reshape(-1))
+    grad = -continuation_adjoint(space, w_u, nums)
+    y_b = conv(cert.budget)
+    hs = np.flatnonzero(y_b != 0)
+    if hs.size and cert.options["budget"] != "none":
+        w_b = nums.zeros((1, space.n_nodes))
+        bel = joint_beliefs(space, nums, hists=hs)  # (n, K)
+        w_b[0, (hs[:, None] * k + np.arange(k)[None, :]).reshape(-1)] = (y_b[hs][:, None] * bel).reshape(-1)
+        grad = grad + continuation_adjoint(space, w_b, nums)
+    return grad
+
+
+def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, seed: int = 0) -> dict:
+    r"""Verify a Farkas certificate independently of the LP: signs, :math:`A^{\top} y = 0` and ``L < 0``.
+
+    ``L(x) = sum_r y_r slack_r(x)`` is affine in the transfers ``x``. The check computes
+
+    * the coefficient of *every* transfer coordinate in ``L`` (:func:`certificate_coefficients`, one adjoint pass
+      over this module's rows), which must all be zero: then ``L`` is the same for every mechanism;
+    * ``L(0)``, by the verifier's forward evaluation of every row (:func:`verify`'s code), which must be negative;
+    * in floats, ``L`` at one random transfer vector (seeded) against ``L(0)`` plus the coefficients: a cross-check
+      of the adjoint against the forward code (both are this module's; a disagreement fails the check).
+
+    In exact mode (rationals) the coefficients must be exactly zero and ``L(0)`` exactly negative: a proof, for
+    every size of space, with no random probes. In floats the coefficients must be at most
+    ``tolerances.FARKAS_FLOAT_CHECK`` relative to the size of the terms.
 
     Parameters
     ----------
     cert : ImpossibilityCertificate
         The multipliers over labelled IC, IR and budget rows, with the space and options they refer to.
     exact : bool
-        Evaluate ``L`` in rational arithmetic (model numbers read as written). Default False (floats).
+        Rational arithmetic (model numbers read as written). Default False (floats).
     seed : int
-        Seed of the random probe transfers.
+        Seed of the float cross-check's transfer vector.
 
     Returns
     -------
     dict
-        ``ok``, ``message``, ``L0`` (float; ``-gamma`` when the certificate is right), ``max_deviation``,
-        ``probes``, ``exact``.
+        ``ok``, ``message``, ``L0`` (float; ``-gamma`` when the certificate is right), ``max_deviation`` (the
+        largest ``|coefficient|`` of a transfer in ``L``), ``coordinates`` (how many were computed),
+        ``nonzero`` (how many are not zero), ``worst`` (agent, history, profile of the largest one, or ``None``),
+        ``probes`` (0: kept for files of schema 2), ``method`` (``"adjoint"``) and ``exact``.
     """
     space = cert.space
     env = space.env
     nums = Numbers(env, exact=exact)
     outside = outside_options(cert.options.get("outside_option", 0.0), env)
     signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + [cert.budget]
+    base = {"probes": 0, "method": "adjoint", "exact": exact}
     if any(Fraction(v) < 0 for arr in signs for v in np.asarray(arr, dtype=object).reshape(-1)):
-        return {
-            "ok": False,
-            "message": "a multiplier is negative",
-            "L0": None,
-            "max_deviation": None,
-            "probes": 0,
-            "exact": exact,
+        return {"ok": False, "message": "a multiplier is negative", "L0": None, "max_deviation": None} | base
+    coef = certificate_coefficients(cert, exact=exact)
+    nonzero = np.flatnonzero(coef.reshape(-1) != 0)
+    mags = np.abs(coef.reshape(-1)[nonzero].astype(float))
+    worst = None
+    dev = 0.0
+    if nonzero.size:
+        j = int(nonzero[int(np.argmax(mags))])
+        agent, g = divmod(j, space.n_nodes)
+        h, prof = divmod(g, env.n_profiles)
+        dev = float(mags.max())
+        worst = {
+            "agent": env.agents[agent].name,
+            "history": int(h),
+            "where": space.describe_history(int(h)),
+            "profile": _profile_text(env, prof),
+            "coefficient": str(coef.reshape(-1)[j]) if exact else float(coef.reshape(-1)[j]),
         }
     shape = (env.n_agents, space.n_nodes)
-    zero = nums.zeros(shape)
-    l0 = _certificate_value(cert, nums, zero, outside)
-    rng = np.random.default_rng(seed)
-    probes = []
-    if exact and zero.size <= EXACT_UNIT_PROBES:
-        for j in range(zero.size):  # unit probes: a complete check of constancy for small spaces
-            x = nums.zeros(shape)
-            x.reshape(-1)[j] = Fraction(1)
-            probes.append(x)
-    else:
-        for _ in range(EXACT_RANDOM_PROBES):
-            ints = rng.integers(-(2**40), 2**40, size=shape)
-            probes.append(to_fractions(ints) / 2**20 if exact else ints.astype(float) / 2**40)
-    dev = 0.0
-    scale = 1.0
-    for x in probes:
-        lx = _certificate_value(cert, nums, x, outside)
-        dev = max(dev, abs(float(lx - l0)))
-        if not exact:
-            scale = max(scale, abs(float(lx)), abs(float(l0)))
+    l0 = _certificate_value(cert, nums, nums.zeros(shape), outside)
+    n_coord = int(coef.size)
+    where = (
+        ""
+        if worst is None
+        else f"; largest at {worst['agent']}'s transfer after {worst['where']}, profile {worst['profile']}: "
+        f"{float(Fraction(worst['coefficient'])):.3g}"
+    )
     if exact:
-        ok = dev == 0 and l0 < 0
-        kind = "unit" if zero.size <= EXACT_UNIT_PROBES else "random"
-        msg = (
-            f"exact: L = {l0} < 0 at every probe ({len(probes)} {kind} probes)"
-            if ok
-            else f"exact: L(0) = {float(l0):.3g}, largest change over probes {dev:.3g} (must be 0)"
-        )
+        ok = nonzero.size == 0 and l0 < 0
+        if ok:
+            msg = f"exact: A^T y = 0 at all {n_coord:,} transfer coordinates and L = {l0} < 0 (a proof)"
+        elif nonzero.size:
+            msg = (
+                f"exact: A^T y != 0 at {nonzero.size:,} of {n_coord:,} transfer coordinates (must be 0){where}; "
+                f"L(0) = {float(l0):.6g}"
+            )
+        else:
+            msg = f"exact: A^T y = 0 at all {n_coord:,} transfer coordinates, but L = {l0} (must be < 0)"
     else:
-        ok = dev <= tolerances.FARKAS_FLOAT_CHECK * scale and float(l0) < -tolerances.FARKAS_FLOAT_CHECK * scale
-        msg = f"float: L(0) = {float(l0):.6g}, largest change over {len(probes)} random probes {dev:.2g}"
+        total = sum(float(np.abs(np.asarray(a, dtype=float)).sum()) for a in signs)
+        scale = max(1.0, abs(float(l0)), total)
+        x = np.random.default_rng(seed).standard_normal(shape)
+        lx = float(_certificate_value(cert, nums, x, outside))
+        drift = abs(lx - float(l0) - float((np.asarray(coef, dtype=float) * x).sum()))
+        scale_x = max(scale, abs(lx))
+        consistent = drift <= tolerances.FARKAS_FLOAT_CHECK * scale_x
+        ok = consistent and dev <= tolerances.FARKAS_FLOAT_CHECK * scale and float(l0) < -tolerances.FARKAS_FLOAT_CHECK
+        msg = f"float: L(0) = {float(l0):.6g}, largest |A^T y| over {n_coord:,} transfer coordinates {dev:.2g}{where}"
+        if not consistent:
+            msg += f"; the adjoint and the forward evaluation disagree by {drift:.2g} at a random point"
     return {
         "ok": bool(ok),
         "message": msg,
         "L0": float(l0),
-        "max_deviation": float(dev),
-        "probes": len(probes),
-        "exact": exact,
-    }
+        "max_deviation": dev,
+        "coordinates": n_coord,
+        "nonzero": int(nonzero.size),
+        "worst": worst,
+    } | base
 
 
 # ---------------------------------------------------------------------------------------------- intermediate

@@ -34,7 +34,9 @@ Continuation values
        V(g) = f(g) + \delta \sum_{\theta'} P(\theta'|\theta_g)\, V(\text{child}(g, \theta')),
 
     with no continuation where the game ends (:func:`continuation_values`): backwards one depth level at a time on
-    a tree, one ``K x K`` solve on a Markov space, both on a tree with a Markov tail.
+    a tree, one ``K x K`` solve on a Markov space, both on a tree with a Markov tail. Its transpose
+    (:func:`continuation_adjoint`) gives the coefficient of every flow in a weighted sum of values, forwards from
+    the root.
 
 Every function works in floats (``nums=None``) or in the arithmetic of a :class:`~mechlp.model.exact.Numbers`
 (exact fractions with ``Numbers(env, exact=True)``), by one code path on numpy arrays (object arrays of
@@ -70,6 +72,7 @@ __all__ = [
     "expectation",
     "expected_continuation",
     "continuation_values",
+    "continuation_adjoint",
 ]
 
 
@@ -562,3 +565,93 @@ def continuation_values(space: StateSpace, flows: np.ndarray, nums: Numbers | No
     m = sp.csr_matrix((q[prof[has]].reshape(-1), (rows, cols)), shape=(n, n))
     lu = spla.splu((sp.identity(n, format="csc") - delta * m).tocsc())
     return np.stack([lu.solve(f) for f in out])
+
+
+def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+    r"""The coefficient of every flow in a weighted sum of continuation values: the transpose of
+    :func:`continuation_values`.
+
+    With :math:`V = (I - \delta P)^{-1} f` (``P`` the one-step law from a node to the nodes of its child history),
+    :math:`\sum_g w(g) V(g) = \sum_g c(g) f(g)` for every flow ``f`` exactly when
+
+    .. math::
+       c = w + \delta P^{\top} c, \qquad
+       c(\text{child}(g, \theta')) \mathrel{+}= \delta\, P(\theta'|\theta_g)\, c(g),
+
+    solved forwards from the root one depth level at a time on a tree (only nodes with a nonzero coefficient are
+    propagated, which keeps exact arithmetic proportional to the support of ``w`` and its subtrees); on a Markov
+    space (and a tree's Markov tail) the nodes' coefficients are summed per profile, :math:`W(s)`, and
+    :math:`c(s,\theta') \mathrel{+}= \delta\, [(I - \delta Q)^{-\top} W](s)\, Q(\theta'|s)` (one ``K x K``
+    solve). Used by :func:`mechlp.audit.verifier.check_impossibility` to compute the coefficient of every transfer
+    in a certificate's combination of rows (:math:`A^{\top} y`) in one pass.
+
+    Parameters
+    ----------
+    space : StateSpace
+    weights : ndarray, shape (m, n_nodes) or (n_nodes,)
+        :math:`w`, one row per weighted sum.
+    nums : Numbers, optional
+        The arithmetic (default: floats).
+
+    Returns
+    -------
+    ndarray, shape as ``weights``
+    """
+    env = space.env
+    nums = _numbers(env, nums)
+    w = np.asarray(weights)
+    out = np.atleast_2d(np.array(w, dtype=object if nums.exact else float, copy=True))
+    k = env.n_profiles
+    delta = nums.delta
+    q = joint_transition(env, nums)
+    prof = space.node_profile
+    child = np.asarray(space.child_hist)
+
+    def forward(levels: list[tuple[int, int]]) -> None:
+        for a, b in levels:  # depth levels, root first
+            nodes = np.arange(a * k, b * k)
+            nodes = nodes[child[nodes] >= 0]
+            if nums.exact:  # propagate only what is nonzero: exact work follows the support
+                nodes = nodes[(out[:, nodes] != 0).any(axis=0)]
+            if nodes.size == 0 or delta == 0:
+                continue
+            kids = (child[nodes][:, None] * k + np.arange(k)).reshape(-1)
+            add = (delta * out[:, nodes][:, :, None] * q[prof[nodes]][None, :, :]).reshape(out.shape[0], -1)
+            for row in range(out.shape[0]):  # loop over the (few) weighted sums
+                np.add.at(out[row], kids, add[row])
+
+    def markov(first: int) -> None:
+        # V(g) = f(g) + delta c(theta_g) for nodes g >= first (every node on a Markov space), c = M b,
+        # M = (I - delta Q)^{-1}, b(s) = sum_t Q[s, t] f(first + s*k + t).
+        lo = 0 if isinstance(space, MarkovSpace) else first
+        tot = nums.zeros((out.shape[0], k))
+        for s_ in range(k):  # loop over profiles
+            tot[:, s_] = out[:, lo:][:, prof[lo:] == s_].sum(axis=1)
+        if nums.exact:
+            eye = nums.zeros((k, k))
+            eye[np.arange(k), np.arange(k)] = Fraction(1)
+            z = tot @ _markov_solve(space, nums, q, eye).T  # rows of W M; _markov_solve of the unit rows is M^T
+        else:
+            z = np.linalg.solve((np.eye(k) - delta * q).T, tot.T).T
+        out[:, first:] = out[:, first:] + (delta * z[:, :, None] * q[None, :, :]).reshape(out.shape[0], -1)
+
+    if isinstance(space, HistoryTree):
+        forward(space.levels()[:-1])
+    elif isinstance(space, TreeWithTail):
+        forward(space.levels())
+        markov(space.n_tree * k)
+    elif isinstance(space, MarkovSpace):
+        markov(k)
+    elif nums.exact:
+        raise TypeError(
+            f"exact continuation adjoints need a HistoryTree, MarkovSpace or TreeWithTail, got {type(space).__name__}"
+        )
+    else:
+        n = space.n_nodes
+        has = child >= 0
+        rows = np.repeat(np.flatnonzero(has), k)
+        cols = (child[has][:, None] * k + np.arange(k)).reshape(-1)
+        m = sp.csr_matrix((q[prof[has]].reshape(-1), (rows, cols)), shape=(n, n))
+        lu = spla.splu((sp.identity(n, format="csc") - delta * m).tocsc())
+        out = np.stack([lu.solve(v, trans="T") for v in out])
+    return out[0] if w.ndim == 1 else out

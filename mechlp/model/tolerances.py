@@ -25,8 +25,10 @@ Inputs and verification
     critical-discount scans.
 ``FARKAS_FLOAT_CHECK`` (1e-9, relative to the size of the terms)
     Float check of a Farkas certificate (:func:`mechlp.audit.verifier.check_impossibility`): ``L`` counts as
-    constant when its values at the probes differ by at most this, and as negative when ``L(0)`` is below
-    minus this. Random probes of size ~1 keep the rounding of ``L`` near ``1e-15`` relative, far below it.
+    constant when every transfer's coefficient in it (:math:`A^T y`, by the adjoint pass) is at most this
+    relative to the size of the terms (``max(1, |L(0)|, sum of the multipliers)``), and as negative when ``L(0)``
+    is below minus this; the adjoint must also match the forward evaluation at one random point to this
+    relative accuracy. Rounding keeps these near ``1e-15`` relative, far below it. (The exact check needs zero.)
 ``SAVINGS_SWEEP`` (1e-15, relative to ``max |Pi|``)
     The float value iteration of the savings check (worst solvency ``W(h)``) has converged when a sweep moves
     no ``W(h)`` by more than this: a few ulps, since the iteration reaches its fixed point exactly on trees.
