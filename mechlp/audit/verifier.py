@@ -975,6 +975,10 @@ class ImpossibilityCertificate:
         lines = [
             f"impossible: no mechanism satisfies IC ({opts['ic']}), IR ({opts['ir']}) and "
             f"{opts['question_budget']} budget balance{note}",
+        ]
+        if opts.get("focus"):
+            lines.append(f"  found on the subtree of {opts['focus']} (its rows involve no other history)")
+        lines += [
             f"  Farkas multipliers: {len(hb)} budget rows, {n_ic} IC rows, {n_ir} IR rows; "
             f"gamma = {float(self.gamma):.6g}",
         ]
@@ -1292,7 +1296,9 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
         scale_x = max(scale, abs(lx))
         consistent = drift <= tolerances.FARKAS_FLOAT_CHECK * scale_x
         ok = consistent and dev <= tolerances.FARKAS_FLOAT_CHECK * scale and float(l0) < -tolerances.FARKAS_FLOAT_CHECK
-        msg = f"float: L(0) = {float(l0):.6g}, largest |A^T y| over {n_coord:,} transfer coordinates {dev:.2g}{where}"
+        msg = f"float: L(0) = {float(l0):.6g}, largest |A^T y| over {n_coord:,} transfer coordinates {dev:.2g}"
+        if not ok:
+            msg += where
         if not consistent:
             msg += f"; the adjoint and the forward evaluation disagree by {drift:.2g} at a random point"
     return {

@@ -30,12 +30,12 @@ import numpy as np
 from mechlp.constraints.deviation import flow_gain, ic_pairs, kernel_gap
 from mechlp.model.beliefs import (
     continuation_values,
-    expectation,
+    joint_beliefs,
     marginal_beliefs,
     others_beliefs,
 )
 from mechlp.model.exact import Numbers
-from mechlp.model.spaces import StateSpace
+from mechlp.model.spaces import HistoryTree, StateSpace
 
 __all__ = ["InterimRows", "interim_rows"]
 
@@ -83,9 +83,18 @@ def interim_rows(
     ir: str = "interim",
     budget: str = "interim",
     outside: list[np.ndarray] | None = None,
+    hists: np.ndarray | None = None,
 ) -> InterimRows:
     """Build the interim rows (see module docstring). ``ic`` in {bayesian, local}; ``ir`` in {interim, ex_ante};
-    ``budget`` in {interim, ex_ante, none}."""
+    ``budget`` in {interim, ex_ante, none}.
+
+    ``hists``: build the rows at these histories only (the root's rows for ex ante IR and budget only when the
+    root is among them); columns keep their indices in the whole space. On a
+    :class:`~mechlp.model.spaces.HistoryTree` the welfare values are then computed on the histories' subtrees
+    only, so the cost follows them. With ``hists`` a subtree
+    (:meth:`~mechlp.model.spaces.HistoryTree.descendants`), a Farkas certificate over these rows is one for the
+    whole tree, at the cost of the subtree.
+    """
     if ic not in ("bayesian", "local"):
         raise ValueError(f"the interim formulation needs ic 'bayesian' or 'local', got {ic!r}")
     if ir not in ("interim", "ex_ante"):
@@ -98,7 +107,15 @@ def interim_rows(
     margs = marginal_beliefs(space, nums)
     offsets = list(np.cumsum([0] + [n_hist * c for c in counts]))
     n_cols = int(offsets[-1])
-    hists = np.arange(n_hist)
+    if hists is None:
+        hists = np.arange(n_hist)
+        sub = None
+    else:
+        hists = np.unique(np.asarray(hists, dtype=np.int64))
+        sub = hists if isinstance(space, HistoryTree) else None  # welfare on the subtrees only (trees)
+    n_rows_h = hists.size
+    local = np.arange(n_rows_h)
+    has_root = n_rows_h > 0 and hists[0] == 0
     types = np.stack(np.unravel_index(np.arange(k), counts), axis=1)
     parts: list[tuple] = []  # (family, rows_local, cols, vals, b, agent, hist, type, misreport)
 
@@ -107,15 +124,15 @@ def interim_rows(
 
     for i, _ag in enumerate(env.agents):
         m_count = env.others_count(i)
-        p_oth = others_beliefs(space, i, nums)  # (H, M)
+        p_oth = others_beliefs(space, i, nums, hists=hists)  # (H, M)
         own = np.arange(counts[i])
         prof = env.profile_index(i, own[:, None], np.arange(m_count)[None, :])  # (K_i, M)
         gains = flow_gain(nums.alloc, nums.valuation[i], prof)  # (K_i, K_i, M) [t, r, m]
         for t, r in ic_pairs(counts[i], local=(ic == "local")):
             gain = gains[t, r]  # (M,)
-            rows = [hists, hists]
+            rows = [local, local]
             cols = [col(i, hists, t), col(i, hists, r)]
-            vals = [nums.ones((n_hist,)), -nums.ones((n_hist,))]
+            vals = [nums.ones((n_rows_h,)), -nums.ones((n_rows_h,))]
             nodes = hists[:, None] * k + prof[r][None, :]  # (H, M)
             child = np.asarray(space.child_hist)[nodes]
             hh, mm = np.nonzero(child >= 0)
@@ -127,20 +144,21 @@ def interim_rows(
                 vals.append(coef.reshape(-1))
             b = p_oth @ gain
             parts.append(("ic", rows, cols, vals, b, i, hists, t, r))
-        ir_h = hists if ir == "interim" else hists[:1]
+        ir_h = hists if ir == "interim" else hists[:1] if has_root else hists[:0]
         for t in range(counts[i]):
             level = 0.0 if outside is None else outside[i][t]
             out_t = nums.array(np.full(ir_h.size, level, dtype=object))
             parts.append(
                 ("ir", [np.arange(ir_h.size)], [col(i, ir_h, t)], [nums.ones((ir_h.size,))], out_t, i, ir_h, t, -1)
             )
-    if budget != "none":
-        bh = hists if budget == "interim" else hists[:1]
+    bh = hists if budget == "interim" else hists[:1] if has_root else hists[:0]
+    if budget != "none" and bh.size:
         welfare_flow = np.einsum(
             "ka,ka->k", nums.alloc, sum(nums.valuation[i][types[:, i]] for i in range(env.n_agents))
         )
-        w_node = continuation_values(space, welfare_flow[np.tile(np.arange(k), n_hist)][None, :], nums)[0]
-        w_hist = expectation(space, w_node, nums)[bh]
+        flow = welfare_flow[np.tile(np.arange(k), n_hist)][None, :]
+        w_node = continuation_values(space, flow, nums, hists=None if sub is None else bh)[0].reshape(n_hist, k)
+        w_hist = np.einsum("hk,hk->h", w_node[bh], joint_beliefs(space, nums, hists=bh))
         rows, cols, vals = [], [], []
         for i in range(env.n_agents):
             rows.append(np.repeat(np.arange(bh.size), counts[i]))

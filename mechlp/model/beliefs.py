@@ -494,7 +494,9 @@ def _markov_solve(space: StateSpace, nums: Numbers, q: np.ndarray, b: np.ndarray
     return b @ cached[1].T
 
 
-def continuation_values(space: StateSpace, flows: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+def continuation_values(
+    space: StateSpace, flows: np.ndarray, nums: Numbers | None = None, hists: np.ndarray | None = None
+) -> np.ndarray:
     r"""Solve the value recursion on ``space`` for one or more flows.
 
     .. math::
@@ -512,6 +514,10 @@ def continuation_values(space: StateSpace, flows: np.ndarray, nums: Numbers | No
     nums : Numbers, optional
         The arithmetic (default: floats). Exact mode handles trees, Markov spaces of at most
         ``EXACT_MARKOV_PROFILES`` profiles and trees with a Markov tail.
+    hists : array_like of int, optional
+        On a :class:`~mechlp.model.spaces.HistoryTree` only: compute the values in the subtrees of these
+        histories only (:meth:`~mechlp.model.spaces.HistoryTree.descendants`, which are closed under the
+        recursion); the other nodes keep their flows. Exact work then follows the subtrees' size.
 
     Returns
     -------
@@ -535,9 +541,19 @@ def continuation_values(space: StateSpace, flows: np.ndarray, nums: Numbers | No
     prof = space.node_profile
     zero = nums.zeros((1,))[0]
 
+    sub = None
+    if hists is not None:
+        if not isinstance(space, HistoryTree):
+            raise TypeError(f"continuation values on subtrees need a HistoryTree, got {type(space).__name__}")
+        sub = space.descendants(hists)
+
     def backward(levels: list[tuple[int, int]]) -> np.ndarray:
         for a, b in reversed(levels):  # depth levels, deepest first
-            nodes = np.arange(a * k, b * k)
+            if sub is None:
+                nodes = np.arange(a * k, b * k)
+            else:
+                hs = sub[np.searchsorted(sub, a) : np.searchsorted(sub, b)]
+                nodes = (hs[:, None] * k + np.arange(k)).reshape(-1)
             out[:, nodes] = out[:, nodes] + delta * _next_expectation(space, q, out, nodes, zero)
         return out
 

@@ -278,6 +278,23 @@ class HistoryTree(StateSpace):
     def history_path(self, h: int) -> list[dict[str, str]]:
         return [self.env.profile_labels(p) for p in _tree_path(self.env.n_profiles, h)]
 
+    def descendants(self, hists: np.ndarray | list[int]) -> np.ndarray:
+        """Sorted histories of the subtrees rooted at ``hists`` (themselves included), one depth level at a time.
+
+        Rows of any constraint family at these histories involve only their nodes and their children's, so a
+        subtree is closed: a Farkas certificate over its rows is one for the whole tree.
+        """
+        k = self.env.n_profiles
+        frontier = np.unique(np.asarray(hists, dtype=np.int64))
+        if frontier.size and (frontier[0] < 0 or frontier[-1] >= self.n_hist):
+            raise ValueError(f"histories must be in 0..{self.n_hist - 1}")
+        out = [frontier]
+        while frontier.size:  # one pass per depth level
+            kids = self.child_hist[(frontier[:, None] * k + np.arange(k)).reshape(-1)]
+            frontier = kids[kids >= 0]
+            out.append(frontier)
+        return np.unique(np.concatenate(out))
+
     def describe_histories(self) -> np.ndarray:
         out = _tree_path_texts(self.env, self.level_start)
         out[0] = "root (period 1)"

@@ -14,13 +14,19 @@ If a mechanism satisfied every row, ``L`` would be ``>= 0``: contradiction. In L
 
 How a certificate is made (:func:`impossibility_certificate`):
 
-1. build the interim rows in floats and solve the Farkas LP ``min 1^T y`` s.t. ``A^T y = 0``, ``b^T y = 1``,
+1. choose the rows. On a history tree with interim budget and interim IR, first the *subtree* of the history
+   with the lowest min-max surplus :math:`\Pi^*(h)` (Lamba 2022, Lemma 6: no IC + IR mechanism raises more than
+   :math:`\Pi^*(h)` there when the lemma applies): the rows at a history involve only its nodes and its
+   children's, so the rows of a subtree are closed and a certificate over them is one for the whole tree, found
+   at the cost of the subtree (``focus`` in the certificate's options names it). When that subproblem has no
+   certificate (the lemma's assumptions fail, or the impossibility needs rows elsewhere), all rows are used;
+2. build those interim rows in floats and solve the Farkas LP ``min 1^T y`` s.t. ``A^T y = 0``, ``b^T y = 1``,
    ``y >= 0`` with the chosen backend (:func:`mechlp.backends.solve_arrays`; our own LP, so presolve cannot
    hide the ray);
-2. recompute the vertex exactly: on the support of the float solution, solve ``A_S^T y_S = 0``,
-   ``b_S^T y_S = 1`` in rationals with the rows rebuilt from the model's numbers (small problems, up to
-   ``SUPPORT_SOLVE_COLUMNS`` variables); otherwise
-3. take ``y`` exactly (floats are dyadic rationals), compute the residual ``A^T y`` exactly and repair it:
+3. recompute the vertex exactly: on the support of the float solution, solve ``A_S^T y_S = 0``,
+   ``b_S^T y_S = 1`` in rationals with the support's rows rebuilt from the model's numbers at the support's
+   histories only (supports of up to ``SUPPORT_SOLVE_ROWS`` rows, whatever the size of the space); otherwise
+4. take ``y`` exactly (floats are dyadic rationals), compute the residual ``A^T y`` exactly and repair it:
    every IR row touches one variable and every interim budget row the variables of one history with weights
    ``-P_i(t|h)``, so raising a history's budget multiplier and then the IR multipliers zeroes every residual
    while keeping ``y >= 0``; ``gamma`` moves by the size of the noise.
@@ -46,13 +52,13 @@ from mechlp.constraints.interim import InterimRows, interim_rows
 from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.question import Question
-from mechlp.model.spaces import StateSpace
+from mechlp.model.spaces import HistoryTree, StateSpace
 
 __all__ = ["impossibility_certificate"]
 
-#: Largest interim formulation (columns) whose Farkas vertex is recomputed exactly on its support; above it the
-#: float multipliers are repaired instead (see module docstring).
-SUPPORT_SOLVE_COLUMNS = 200
+#: Largest support (rows with a positive multiplier) whose Farkas vertex is recomputed exactly, from the rows at
+#: the support's histories only; larger supports are repaired instead (see module docstring).
+SUPPORT_SOLVE_ROWS = 400
 
 #: Automatic exactness (``exact=None``): model denominators and problem size up to which certificates are exact.
 AUTO_EXACT_DENOMINATOR = 10**6
@@ -61,29 +67,53 @@ AUTO_EXACT_COLUMNS = 2000
 
 def _farkas_float(rows: InterimRows, backend: str = "highs") -> np.ndarray | None:
     a = sp.csr_matrix((rows.vals.astype(float), (rows.rows, rows.cols)), shape=(rows.n_rows, rows.n_cols))
+    used = np.unique(rows.cols)  # rows on part of a space touch part of the columns: the others are 0 = 0
     b = rows.b.astype(float)
-    # variables y (one per row); constraints: A^T y = 0 (n_cols rows) and b^T y = 1
-    system = sp.vstack([a.T, sp.csr_matrix(b[None, :])]).tocsc()
-    rhs = np.zeros(rows.n_cols + 1)
+    # variables y (one per row); constraints: A^T y = 0 (one per used column) and b^T y = 1
+    system = sp.vstack([a[:, used].T, sp.csr_matrix(b[None, :])]).tocsc()
+    rhs = np.zeros(used.size + 1)
     rhs[-1] = 1.0
     m = rows.n_rows
     out = solve_arrays(system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m), backend)
     return out.x if out.status == "optimal" else None
 
 
-def _support_solve(rows: InterimRows, y_float: np.ndarray) -> np.ndarray | None:
-    """The exact Farkas vertex on the float solution's support: ``A_S^T y_S = 0``, ``b_S^T y_S = 1``, ``y_S >= 0``."""
+def _row_keys(rows: InterimRows, space: StateSpace) -> np.ndarray:
+    """One integer label per row (family, agent, history, type, misreport), to match rows built twice."""
+    fam = np.searchsorted(np.array(["budget", "ic", "ir"]), rows.family)
+    k_max = max(space.env.type_counts) + 1
+    dims = (3, space.env.n_agents + 1, space.n_hist, k_max, k_max)
+    return np.ravel_multi_index((fam, rows.agent + 1, rows.hist, rows.type + 1, rows.misreport + 1), dims)
+
+
+def _support_solve(
+    space: StateSpace, nums: Numbers, rows_f: InterimRows, y_float: np.ndarray, build
+) -> tuple[InterimRows, np.ndarray] | None:
+    """The exact Farkas vertex on the float solution's support: ``A_S^T y_S = 0``, ``b_S^T y_S = 1``, ``y_S >= 0``.
+
+    The support's rows are rebuilt exactly (``build(hists)``: :func:`interim_rows` at the support's histories),
+    so the cost follows the support, not the space. Returns the exact rows and ``y`` over them, or ``None``.
+    """
     support = np.flatnonzero(y_float > 0)
-    if support.size == 0:
+    if support.size == 0 or support.size > SUPPORT_SOLVE_ROWS:
         return None
-    pos = np.full(rows.n_rows, -1)
-    pos[support] = np.arange(support.size)
-    keep = pos[rows.rows] >= 0
-    mat = np.empty((rows.n_cols + 1, support.size), dtype=object)
+    rows = build(np.unique(rows_f.hist[support]))
+    keys = _row_keys(rows, space)
+    order = np.argsort(keys)
+    want = _row_keys(rows_f, space)[support]
+    pos = np.searchsorted(keys[order], want)
+    if np.any(pos >= keys.size) or np.any(keys[order][np.minimum(pos, keys.size - 1)] != want):
+        return None
+    support = order[pos]  # the support's rows in the exact build
+    at = np.full(rows.n_rows, -1)
+    at[support] = np.arange(support.size)
+    keep = at[rows.rows] >= 0
+    used, col_at = np.unique(rows.cols[keep], return_inverse=True)
+    mat = np.empty((used.size + 1, support.size), dtype=object)
     mat.fill(Fraction(0))
-    np.add.at(mat, (rows.cols[keep], pos[rows.rows[keep]]), rows.vals[keep])
+    np.add.at(mat, (col_at, at[rows.rows[keep]]), rows.vals[keep])
     mat[-1] = rows.b[support]
-    rhs = np.empty(rows.n_cols + 1, dtype=object)
+    rhs = np.empty(used.size + 1, dtype=object)
     rhs.fill(Fraction(0))
     rhs[-1] = Fraction(1)
     ys = solve_consistent(mat, rhs)
@@ -92,7 +122,23 @@ def _support_solve(rows: InterimRows, y_float: np.ndarray) -> np.ndarray | None:
     y = np.empty(rows.n_rows, dtype=object)
     y.fill(Fraction(0))
     y[support] = ys
-    return y
+    return rows, y
+
+
+def _focus(space: StateSpace, relaxed: Question, minmax_surplus: np.ndarray | None) -> int | None:
+    """The history whose subtree is tried first (module docstring, step 1), or ``None``."""
+    if (
+        not isinstance(space, HistoryTree)
+        or minmax_surplus is None
+        or relaxed.budget != "interim"
+        or relaxed.ir != "interim"
+    ):
+        return None
+    pi = np.asarray(minmax_surplus, dtype=float)
+    if pi.shape != (space.n_hist,):
+        return None
+    h = int(np.argmin(pi))
+    return h if h > 0 and pi[h] < -tolerances.SURPLUS else None
 
 
 def _repair(rows: InterimRows, y: np.ndarray, nums: Numbers) -> np.ndarray | None:
@@ -165,10 +211,11 @@ def impossibility_certificate(
     records both. ``minmax_surplus`` (``Pi*`` per history) is used for the plain-language summary.
 
     ``exact=None`` (default) makes the certificate exact when that is cheap: every model number has a
-    denominator of at most ``AUTO_EXACT_DENOMINATOR`` once read as written (short decimals such as 0.95) and the
-    interim formulation has at most ``AUTO_EXACT_COLUMNS`` variables. Models typed with long floats (random
-    kernels) make rational arithmetic explode; their certificates are then checked in floats only, which the
-    summary says. ``exact=True`` forces the exact path, ``False`` skips it.
+    denominator of at most ``AUTO_EXACT_DENOMINATOR`` once read as written (short decimals such as 0.95), and the
+    support has at most ``SUPPORT_SOLVE_ROWS`` rows (an exact solve over the support's rows, at any size of
+    space) or the rows used have at most ``AUTO_EXACT_COLUMNS`` variables (an exact repair). Models typed with
+    long floats (random kernels) make rational arithmetic explode; their certificates are then checked in floats
+    only, which the summary says. ``exact=True`` forces the exact path, ``False`` skips it.
 
     ``backend`` (``"highs"`` or ``"cvxpy"``) solves the Farkas LP (:func:`mechlp.backends.solve_arrays`); the
     certificate is checked the same way whichever backend found it.
@@ -180,39 +227,71 @@ def impossibility_certificate(
         return None
     ic, ir, budget, rows_budget = relaxed.ic, relaxed.ir, q.budget, relaxed.budget
     outside = list(q.outside)
-    rows_f = interim_rows(space, Numbers(env, exact=False), ic, ir, rows_budget, outside)
-    y_float = _farkas_float(rows_f, backend)
+
+    def build(nums: Numbers, hists: np.ndarray | None) -> InterimRows:
+        return interim_rows(space, nums, ic, ir, rows_budget, outside, hists=hists)
+
+    floats = Numbers(env, exact=False)
+    focus = _focus(space, relaxed, minmax_surplus)
+    rows_f = y_float = None
+    if focus is not None:
+        rows_f = build(floats, space.descendants([focus]))
+        y_float = _farkas_float(rows_f, backend)
+        if y_float is None:
+            focus = None
+    if y_float is None:
+        rows_f = build(floats, None)
+        y_float = _farkas_float(rows_f, backend)
     if y_float is None:
         return None
     y_float[y_float < tolerances.FARKAS_ZERO * y_float.max()] = 0.0
+    options = {
+        "ic": ic,
+        "ir": ir,
+        "budget": rows_budget,
+        "question_budget": budget,
+        "outside_option": outside,
+    }
+    if focus is not None:
+        options["focus"] = space.describe_history(focus)
     nums = Numbers(env, exact=True)
+    small_numbers = nums.largest_denominator() <= AUTO_EXACT_DENOMINATOR
     if exact is None:
-        exact = nums.largest_denominator() <= AUTO_EXACT_DENOMINATOR and rows_f.n_cols <= AUTO_EXACT_COLUMNS
-    if not exact:
-        return ImpossibilityCertificate.from_rows(
-            space,
-            rows_f,
-            to_fractions(y_float),
-            Fraction(float(rows_f.b @ y_float)),
-            options={"ic": ic, "ir": ir, "budget": rows_budget, "question_budget": budget, "outside_option": outside},
-            minmax_surplus=minmax_surplus,
-            check_exact=False,
-        )
-    rows_x = interim_rows(space, nums, ic, ir, rows_budget, outside)
-    y = _support_solve(rows_x, y_float) if rows_x.n_cols <= SUPPORT_SOLVE_COLUMNS else None
-    if y is None:
-        y = _repair(rows_x, to_fractions(y_float), nums)
-    exact = y is not None
-    if y is None:
-        y = to_fractions(y_float)
-    gamma = Fraction(sum(rows_x.b * y))
-    cert = ImpossibilityCertificate.from_rows(
+        exact = small_numbers
+    if exact:
+        found = _support_solve(space, nums, rows_f, y_float, lambda hs: build(nums, hs))
+        if found is None and (exact is True or np.unique(rows_f.cols).size <= AUTO_EXACT_COLUMNS):
+            rows_x = build(nums, None if focus is None else space.descendants([focus]))
+            y = _repair(rows_x, _match(space, rows_x, rows_f, y_float), nums)
+            found = None if y is None else (rows_x, y)
+        if found is not None:
+            rows_x, y = found
+            return ImpossibilityCertificate.from_rows(
+                space,
+                rows_x,
+                y,
+                Fraction(sum(rows_x.b * y)),
+                options=options,
+                exact_repaired=True,
+                minmax_surplus=minmax_surplus,
+            )
+    return ImpossibilityCertificate.from_rows(
         space,
-        rows_x,
-        y,
-        gamma,
-        options={"ic": ic, "ir": ir, "budget": rows_budget, "question_budget": budget, "outside_option": outside},
-        exact_repaired=exact,
+        rows_f,
+        to_fractions(y_float),
+        Fraction(float(rows_f.b @ y_float)),
+        options=options,
         minmax_surplus=minmax_surplus,
+        check_exact=False,
     )
-    return cert
+
+
+def _match(space: StateSpace, rows_x: InterimRows, rows_f: InterimRows, y_float: np.ndarray) -> np.ndarray:
+    """``y_float`` (over ``rows_f``) as exact fractions over the rows of ``rows_x`` (the same rows, rebuilt)."""
+    y = np.empty(rows_x.n_rows, dtype=object)
+    y.fill(Fraction(0))
+    kx = _row_keys(rows_x, space)
+    order = np.argsort(kx)
+    pos = order[np.searchsorted(kx[order], _row_keys(rows_f, space))]
+    y[pos] = to_fractions(y_float)
+    return y
