@@ -25,7 +25,6 @@ def feasible_df():
         lamba_usstp,
         {"alpha": [0.5, 0.7, 0.9], "delta": [0.5, 0.8, 0.95]},
         "feasible",
-        options={"certify": False},
         executor="serial",
         progress=False,
     )

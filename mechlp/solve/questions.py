@@ -432,18 +432,20 @@ def feasibility(
 
 
 def _infeasible_needs_proof(res: Result, q: Question, certify: bool) -> Result:
-    """``"infeasible"`` stands only with a verified impossibility certificate (else ``"unverified"``) wherever
-    mechlp can certify the question; for options without certificates (ex post IC or IR, transfer limits) the
-    message says that no Farkas certificate exists."""
+    """``"infeasible"`` stands only with a verified impossibility certificate; otherwise the answer is
+    ``"unverified"`` (or ``"ill_conditioned"``) and the message says why: no certificate was asked for
+    (``certify=False``), none exists yet for the options (ex post IC or IR, transfer limits), none was found, or
+    it did not verify. The LP's claim stays in the message."""
     if res.status != "infeasible" or (res.certificate is not None and res.certificate.ok):
         return res
-    if not certify or q.has_limits or q.certifying() is None:
-        # no proof asked for (certify=False), or none exists for these options yet (ex post IC/IR, transfer
-        # limits): the message says so (issue #11 asks for a status of its own here; not decided yet)
-        if "certificate" not in res.message:
-            res.message += "; not certified (no Farkas certificate was computed)"
-        return res
-    if res.certificate is None:
+    if not certify:
+        why = "no impossibility certificate was asked for (certify=False)"
+    elif q.has_limits or q.certifying() is None:
+        why = (
+            "mechlp has no impossibility certificate for these options yet (ex post IC or IR, transfer limits: "
+            f"{q.describe()})"
+        )
+    elif res.certificate is None:
         why = "no Farkas certificate was found"
     else:
         why = "its Farkas certificate did not verify"
