@@ -162,11 +162,15 @@ def test_farkas_certificates_agree_across_backends():
 
 @pytest.mark.parametrize("backend", BOTH)
 def test_margin_mechanism_with_both_backends(backend, calls):
-    res = feasibility(lamba_usstp(0.8), "ex_ante", backend=backend, exact=True)
+    res = feasibility(lamba_usstp(0.8), "ex_ante", backend=backend, exact=True, route="lp")
     assert res.status == "optimal"
     assert res.exact_mechanism is not None and res.exact_check.ok
     assert {name for name, _ in calls} == {backend}
     assert len(calls) == 3  # feasibility LP, min-max LP, margin LP
+    calls.clear()
+    res = feasibility(lamba_usstp(0.8), "ex_ante", backend=backend, exact=True)  # route "auto"
+    assert res.status == "optimal" and res.diagnosis["route"].startswith("structure")
+    assert res.exact_check.ok and len(calls) == 1  # the recursion is no LP: only the margin LP
 
 
 @pytest.fixture(scope="module")

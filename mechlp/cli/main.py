@@ -53,7 +53,7 @@ _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_se
 
 #: ``mechlp solve`` mirrors these Python questions (options generated from their signatures).
 SOLVE_FUNCTIONS = (design.minmax, design.feasibility)
-SOLVE_OPTIONS = (*QUESTION_OPTIONS, "method", "certify", "exact")
+SOLVE_OPTIONS = (*QUESTION_OPTIONS, "method", "certify", "exact", "route")
 #: ``mechlp critical-delta`` (and ``solve --critical-delta``) mirror :func:`mechlp.solve.critical.critical_delta`.
 CRITICAL_OPTIONS = (
     "budget",
@@ -257,7 +257,14 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     # a certificate file carries a mechanism that passes an exact re-check (built with margin), when one exists
     exact = args.exact or bool(args.certificate)
     feas = design.feasibility(
-        env, budget, space=mm.space, minmax_result=mm, certify=args.certify, exact=exact, **question
+        env,
+        budget,
+        space=mm.space,
+        minmax_result=mm,
+        certify=args.certify,
+        exact=exact,
+        route=args.route,
+        **question,
     )
     payload = solve_payload(args.budget, feas, mm)
     print(_report(payload, feas, mm))

@@ -226,6 +226,10 @@ SPECS: dict[str, OptionSpec] = {
         "min-max solver: one LP, or the backward recursion (Lamba 2022, Lemma 6)", choices=("lp", "recursion")
     ),
     "certify": OptionSpec("compute and verify a Farkas certificate for an infeasible answer"),
+    "route": OptionSpec(
+        "feasibility: auto (from the min-max structure where it applies, else the LP) or lp (always the LP)",
+        choices=("auto", "lp"),
+    ),
     "exact": OptionSpec("also build and re-check an exactly feasible mechanism (rational arithmetic)"),
     "check": OptionSpec("run the independent verifier"),
     "lo": OptionSpec("lower end of the discount-factor scan", type=float),

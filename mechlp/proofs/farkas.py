@@ -198,6 +198,7 @@ def impossibility_certificate(
     exact: bool | None = None,
     question: Question | None = None,
     backend: str = "highs",
+    subtree_only: bool = False,
 ) -> ImpossibilityCertificate | None:
     """Farkas multipliers proving that no mechanism satisfies IC, IR and ``budget`` on ``space``.
 
@@ -216,6 +217,10 @@ def impossibility_certificate(
     space) or the rows used have at most ``AUTO_EXACT_COLUMNS`` variables (an exact repair). Models typed with
     long floats (random kernels) make rational arithmetic explode; their certificates are then checked in floats
     only, which the summary says. ``exact=True`` forces the exact path, ``False`` skips it.
+
+    ``subtree_only=True``: search only the subtree of the lowest ``Pi*`` (module docstring, step 1) and return
+    ``None`` when it has no certificate or does not apply, instead of solving the Farkas LP over all rows (the
+    caller then answers by its own LP).
 
     ``backend`` (``"highs"`` or ``"cvxpy"``) solves the Farkas LP (:func:`mechlp.backends.solve_arrays`); the
     certificate is checked the same way whichever backend found it.
@@ -239,6 +244,8 @@ def impossibility_certificate(
         y_float = _farkas_float(rows_f, backend)
         if y_float is None:
             focus = None
+    if y_float is None and subtree_only:
+        return None
     if y_float is None:
         rows_f = build(floats, None)
         y_float = _farkas_float(rows_f, backend)

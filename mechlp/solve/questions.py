@@ -46,6 +46,8 @@ __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 
 QUESTIONS = ("minmax", "feasibility")
 METHODS = ("lp", "recursion")
+#: How :func:`feasibility` answers: ``"auto"`` from the min-max structure where it applies, else the LP.
+ROUTES = ("auto", "lp")
 
 
 def _scope_note(space: StateSpace) -> str:
@@ -313,6 +315,7 @@ def feasibility(
     minmax_result: Result | None = None,
     certify: bool = True,
     exact: bool = False,
+    route: str = "auto",
     **solver_options,
 ) -> Result:
     """Is the environment's allocation implementable with IC, IR and ``budget`` balance?
@@ -336,6 +339,14 @@ def feasibility(
         For a feasible answer, also build a mechanism that satisfies every row exactly
         (:func:`mechlp.proofs.margins.exact_feasible_mechanism`, its margin LP solved with ``backend``) and
         re-check it in rationals: ``result.exact_mechanism``, ``result.exact_check``.
+    route : {"auto", "lp"}
+        ``"auto"`` (default) answers from the min-max structure where it applies (Bayesian or local IC, interim
+        IR, no transfer limits; :func:`_from_structure`): with :math:`\\Pi^*` certified tight at every history
+        and :math:`\\Pi^* \\ge 0` where the budget notion needs it (interim: every history; ex ante: the root),
+        the min-max mechanism, which maximises every :math:`\\Pi(h)` at once, is the verified witness; with
+        :math:`\\Pi^*(h) < 0` somewhere (interim or ex post budget), a Farkas certificate on the subtree of the
+        lowest :math:`\\Pi^*` is the proof. No full LP is solved then; ``diagnosis["route"]`` says which was
+        used. Everything else, and ``route="lp"``, solves the feasibility LP.
 
     Returns
     -------
@@ -344,11 +355,17 @@ def feasibility(
         budget rows). ``"infeasible"``: ``diagnosis["negative"]`` lists the histories with the most negative
         min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1).
     """
+    check_choice("route", route, ROUTES)
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     budget = q.budget
     if tail:
         space = space_for(env, space, horizon, memory_limit, tail=True)
+    if route == "auto":
+        res = _from_structure(q, space, horizon, backend, memory_limit, minmax_result, certify, exact)
+        if res is not None:
+            return res
     res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options)
+    res.diagnosis = {"route": "lp"}
     sp = res.space
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
@@ -376,7 +393,7 @@ def feasibility(
     pi = mm.surplus
     relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
     worst = _worst_histories(sp, relevant)
-    res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
+    res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min()), "route": "lp"}
     if res.status == "infeasible" and certify and not q.has_limits:
         t0 = time.perf_counter()
         cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend)
@@ -429,6 +446,105 @@ def feasibility(
             f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
         )
     return _infeasible_needs_proof(res, q, certify)
+
+
+def _from_structure(
+    q: Question,
+    space: StateSpace | None,
+    horizon: int | None,
+    backend: str,
+    memory_limit: int,
+    mm: Result | None,
+    certify: bool,
+    exact: bool,
+) -> Result | None:
+    r"""Feasibility answered from the min-max structure, or ``None`` where it does not apply (see
+    :func:`feasibility`, ``route``).
+
+    The min-max mechanism comes from ``mm`` when it answers the same constraints on the same space, else from
+    the recursion (Lamba 2022, Lemma 6). Feasible: :math:`\Pi^*` tight at every history (``diagnosis
+    ["tightness"]``) and nonnegative where the budget notion needs it, so the min-max mechanism meets the
+    budget; it is re-verified against the whole question. Infeasible: a verified Farkas certificate found on the
+    subtree of the lowest :math:`\Pi^*` (:func:`~mechlp.proofs.farkas.impossibility_certificate` with
+    ``subtree_only``); it proves impossibility whether or not :math:`\Pi^*` is tight.
+    """
+    budget = q.budget
+    if q.has_limits or q.ir != "interim" or q.ic not in ("bayesian", "local") or budget not in _STRUCTURE_BUDGETS:
+        return None
+    t0 = time.perf_counter()
+    usable = (
+        mm is not None
+        and mm.question_spec is not None
+        and _same_constraints(mm.question_spec, q)
+        and (space is None or mm.space is space)
+        and (horizon is None or getattr(mm.space, "horizon", None) == horizon)
+    )
+    if not usable:
+        mm = minmax(
+            q.env,
+            space=space,
+            horizon=horizon,
+            ic=q.ic,
+            ir=q.ir,
+            outside_option=list(q.outside),
+            backend=backend,
+            memory_limit=memory_limit,
+            method="recursion",
+        )
+    if mm.status != "optimal" or mm.surplus is None or mm.mechanism is None:
+        return None
+    seconds = time.perf_counter() - t0
+    sp, pi = mm.space, np.asarray(mm.surplus, dtype=float)
+    relevant = pi[:1] if budget == "ex_ante" else pi
+    worst = _worst_histories(sp, relevant)
+    tight = (mm.diagnosis or {}).get("tightness", {}).get("tight")
+    diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
+    options = {**q.to_dict(), "backend": backend}
+    size = {"histories": sp.n_hist, "nodes": sp.n_nodes}
+    res = Result("", "", "feasibility", options, sp, timings={"minmax": seconds}, size=size, question_spec=q)
+    if not worst and tight is True and budget in ("interim", "ex_ante"):
+        check = attach_verified(res, mm.mechanism, q)
+        if not check.ok:
+            return None
+        res.status = "optimal"
+        res.diagnosis = {**diagnosis, "route": "structure: the min-max mechanism (Pi* tight and >= 0) is the witness"}
+        res.message = (
+            f"feasible under {budget} budget balance{_scope_note(sp)}; the min-max mechanism is the witness "
+            f"(Pi* tight at every history: {(mm.diagnosis or {})['tightness']['by']}); mechanism verified"
+        )
+        if exact:
+            t1 = time.perf_counter()
+            res.exact_mechanism, res.exact_check = exact_feasible_mechanism(sp, question=q, backend=backend)
+            res.timings["exact"] = time.perf_counter() - t1
+        return res
+    if not worst or budget == "ex_ante" or not certify:
+        return None
+    t1 = time.perf_counter()
+    cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=True)
+    res.timings["certificate"] = time.perf_counter() - t1
+    if cert is None or not cert.ok:
+        return None
+    w = worst[0]
+    res.status = "infeasible"
+    res.certificate = cert
+    res.surplus = pi
+    res.diagnosis = {**diagnosis, "route": f"structure: a Farkas certificate on the subtree of {cert.options['focus']}"}
+    n_neg = len(np.flatnonzero(relevant < -tolerances.SURPLUS))
+    where = (
+        f"the most surplus any IC+IR mechanism can raise at {w['where']} is {w['value']:.6g} < 0 "
+        f"({n_neg} histories negative)"
+    )
+    res.message = (
+        f"infeasible under {budget} budget balance{_scope_note(sp)}: "
+        + (where if tight is True else f"a certificate on the subtree of {cert.options['focus']}")
+        + "; Farkas certificate verified "
+        + ("in floats and exactly" if "exact" in cert.checks else "in floats")
+    )
+    return res
+
+
+#: Budget notions :func:`_from_structure` answers (ex post: infeasible side only, through the interim rows).
+_STRUCTURE_BUDGETS = ("interim", "ex_ante", "ex_post")
 
 
 def _infeasible_needs_proof(res: Result, q: Question, certify: bool) -> Result:
