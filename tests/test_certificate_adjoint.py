@@ -15,6 +15,7 @@ import pytest
 
 from mechlp.audit.verifier import (
     ImpossibilityCertificate,
+    _certificate_affine,
     _certificate_value,
     certificate_coefficients,
     check_impossibility,
@@ -95,6 +96,7 @@ def test_adjoint_equals_the_forward_evaluation_exactly(make_env, kind, rows):
     l0 = _certificate_value(cert, nums, nums.zeros(coef.shape), outside)
     lx = _certificate_value(cert, nums, x, outside)
     assert lx - l0 == (coef * x).sum()  # exactly
+    assert _certificate_affine(cert, nums)[1] == l0  # the adjoint's constant is the forward L(0), exactly
     assert any(c != 0 for c in coef.reshape(-1))  # random multipliers are not a certificate
     # the float adjoint agrees with the exact one
     np.testing.assert_allclose(certificate_coefficients(cert), coef.astype(float), atol=1e-12)

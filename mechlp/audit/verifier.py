@@ -915,7 +915,7 @@ class ImpossibilityCertificate:
     def from_rows(cls, space, rows, y, gamma, options, exact_repaired=False, minmax_surplus=None, check_exact=True):
         """Sort multipliers of labelled interim rows (:class:`mechlp.constraints.interim.InterimRows`) by row."""
         env = space.env
-        zero = Fraction(0)
+        zero = 0  # an int: dense multiplier arrays are mostly zeros, cheap to compare and convert
         ic: dict = {}
         ir: dict = {}
         n_ir = space.n_hist if options["ir"] == "interim" else 1
@@ -1059,7 +1059,7 @@ class ImpossibilityCertificate:
         env = space.env
         opts = dict(d["options"])
         names = {ag.name: i for i, ag in enumerate(env.agents)}
-        zero = Fraction(0)
+        zero = 0  # an int: dense multiplier arrays are mostly zeros, cheap to compare and convert
         n_ir = space.n_hist if opts["ir"] == "interim" else 1
         n_b = space.n_hist if opts["budget"] == "interim" else 1
         ic: dict = {}
@@ -1161,16 +1161,27 @@ def certificate_coefficients(cert: ImpossibilityCertificate, exact: bool = False
     ndarray, shape (n_agents, n_nodes)
         Fractions in exact mode, floats otherwise; every entry is zero exactly when ``A^T y = 0``.
     """
+    return _certificate_affine(cert, Numbers(cert.space.env, exact=exact))[0]
+
+
+def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[np.ndarray, Any]:
+    """``(A^T y, L(0))`` of ``L(x) = coef . x + L(0)`` by one adjoint pass (see :func:`certificate_coefficients`):
+    ``L(0)`` is the constant part of every row (the deviation's flow gain, the outside option) plus the flows'
+    coefficients times the flows, by the adjoint identity ``sum_g w(g) V(g) = sum_g c(g) f(g)``."""
     space = cert.space
     env = space.env
-    nums = Numbers(env, exact=exact)
+    exact = nums.exact
     conv = (lambda a: np.asarray(a, dtype=object)) if exact else (lambda a: np.asarray(a, dtype=float))
+    outside = [nums.array(o) for o in outside_options(cert.options.get("outside_option", 0.0), env)]
+    types = _profile_types(env)
+    constant = nums.zeros((1,))[0]
     k = env.n_profiles
     delta = nums.delta
     kernels = mixed_kernels(env, nums)
     nxt = next_marginals(env, nums)
     child = np.asarray(space.child_hist)
-    w_u = nums.zeros((env.n_agents, space.n_nodes))
+    zeros = (lambda shape: np.zeros(shape, dtype=object)) if exact else nums.zeros  # int zeros: cheap to skip
+    w_u = zeros((env.n_agents, space.n_nodes))
     for (i, t, r), y_all in cert.ic.items():
         y_all = conv(y_all)
         hs = np.flatnonzero(y_all != 0)
@@ -1178,6 +1189,8 @@ def certificate_coefficients(cert: ImpossibilityCertificate, exact: bool = False
             continue
         terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
         a = y_all[hs][:, None] * terms.po  # (n, M): y P(m|h)
+        flow_dev = nums.alloc[terms.pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
+        constant = constant - (a * flow_dev[None, :]).sum()  # the flow gain of the deviation, at x = 0
         np.add.at(w_u[i], (hs[:, None] * k + terms.pidx[t][None, :]).reshape(-1), a.reshape(-1))
         dev_nodes = hs[:, None] * k + terms.pidx[r][None, :]  # (n, M): the nodes of the reported profile
         np.add.at(w_u[i], dev_nodes.reshape(-1), (-a).reshape(-1))
@@ -1198,16 +1211,26 @@ def certificate_coefficients(cert: ImpossibilityCertificate, exact: bool = False
             continue
         terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
         a = y_all[hs][:, :, None] * terms.po[:, None, :]  # (n, K_i, M)
+        constant = constant - (y_all[hs] * outside[i][None, :]).sum()  # IR: minus the outside option
         np.add.at(w_u[i], (hs[:, None, None] * k + terms.pidx[None, :, :]).reshape(-1), a.reshape(-1))
-    grad = -continuation_adjoint(space, w_u, nums)
+    c_u = continuation_adjoint(space, w_u, nums)  # coefficients of the flows flow_i - x_i in sum w_u U
+    c_b = zeros((1, space.n_nodes))
     y_b = conv(cert.budget)
     hs = np.flatnonzero(y_b != 0)
     if hs.size and cert.options["budget"] != "none":
-        w_b = nums.zeros((1, space.n_nodes))
+        w_b = zeros((1, space.n_nodes))
         bel = joint_beliefs(space, nums, hists=hs)  # (n, K)
         w_b[0, (hs[:, None] * k + np.arange(k)[None, :]).reshape(-1)] = (y_b[hs][:, None] * bel).reshape(-1)
-        grad = grad + continuation_adjoint(space, w_b, nums)
-    return grad
+        c_b = continuation_adjoint(space, w_b, nums)  # coefficients of sum_i x_i in sum w_B B
+    # only nonzero entries are touched: exact work follows the support
+    live = np.flatnonzero((c_u != 0).any(axis=0) | (c_b[0] != 0))
+    grad = zeros((env.n_agents, space.n_nodes))
+    grad[:, live] = c_b[:, live] - c_u[:, live]
+    prof = live % k
+    for i in range(env.n_agents):  # at x = 0: sum_g c_u(g) flow_i(g), flow_i(g) = sum_a p(a|theta_g) v_i(theta_i, a)
+        flow = np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])
+        constant = constant + (c_u[i, live] * flow[prof]).sum()
+    return grad, constant
 
 
 def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, seed: int = 0) -> dict:
@@ -1217,9 +1240,12 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
 
     * the coefficient of *every* transfer coordinate in ``L`` (:func:`certificate_coefficients`, one adjoint pass
       over this module's rows), which must all be zero: then ``L`` is the same for every mechanism;
-    * ``L(0)``, by the verifier's forward evaluation of every row (:func:`verify`'s code), which must be negative;
-    * in floats, ``L`` at one random transfer vector (seeded) against ``L(0)`` plus the coefficients: a cross-check
-      of the adjoint against the forward code (both are this module's; a disagreement fails the check).
+    * ``L(0)``, which must be negative: in exact mode from the same pass (each row's constant, and the flows'
+      coefficients times the flows), in floats by the forward evaluation of every row (:func:`verify`'s code);
+    * always, in floats, the forward evaluation at ``0`` and at one random transfer vector (seeded) against the
+      adjoint's ``L(0)`` and coefficients: a cross-check of the two codes (a disagreement fails the check).
+
+    Exact work therefore follows the certificate's support and the subtrees below it, not the space.
 
     In exact mode (rationals) the coefficients must be exactly zero and ``L(0)`` exactly negative: a proof, for
     every size of space, with no random probes. In floats the coefficients must be at most
@@ -1248,11 +1274,13 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     outside = outside_options(cert.options.get("outside_option", 0.0), env)
     signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + [cert.budget]
     base = {"probes": 0, "method": "adjoint", "exact": exact}
-    if any(Fraction(v) < 0 for arr in signs for v in np.asarray(arr, dtype=object).reshape(-1)):
+    if any(bool(np.any(np.asarray(arr, dtype=object) < 0)) for arr in signs):
         return {"ok": False, "message": "a multiplier is negative", "L0": None, "max_deviation": None} | base
-    coef = certificate_coefficients(cert, exact=exact)
+    coef, l_adjoint = _certificate_affine(cert, nums)
     nonzero = np.flatnonzero(coef.reshape(-1) != 0)
-    mags = np.abs(coef.reshape(-1)[nonzero].astype(float))
+    coef_float = np.zeros(coef.shape)
+    coef_float.reshape(-1)[nonzero] = coef.reshape(-1)[nonzero].astype(float)
+    mags = np.abs(coef_float.reshape(-1)[nonzero])
     worst = None
     dev = 0.0
     if nonzero.size:
@@ -1268,7 +1296,19 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
             "coefficient": str(coef.reshape(-1)[j]) if exact else float(coef.reshape(-1)[j]),
         }
     shape = (env.n_agents, space.n_nodes)
-    l0 = _certificate_value(cert, nums, nums.zeros(shape), outside)
+    # the forward evaluation (verify's row code) in floats, at 0 and at one random point, cross-checks the adjoint
+    floats = Numbers(env, exact=False)
+    l0_forward = float(_certificate_value(cert, floats, np.zeros(shape), outside))
+    x = np.random.default_rng(seed).standard_normal(shape)
+    lx = float(_certificate_value(cert, floats, x, outside))
+    total = sum(float(np.abs(np.asarray(a, dtype=float)).sum()) for a in signs)
+    scale = max(1.0, abs(l0_forward), total)
+    drift = max(
+        abs(l0_forward - float(l_adjoint)),
+        abs(lx - l0_forward - float((coef_float * x).sum())),
+    )
+    consistent = drift <= tolerances.FARKAS_FLOAT_CHECK * max(scale, abs(lx))
+    l0 = l_adjoint if exact else l0_forward
     n_coord = int(coef.size)
     where = (
         ""
@@ -1277,8 +1317,8 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
         f"{float(Fraction(worst['coefficient'])):.3g}"
     )
     if exact:
-        ok = nonzero.size == 0 and l0 < 0
-        if ok:
+        ok = nonzero.size == 0 and l0 < 0 and consistent
+        if nonzero.size == 0 and l0 < 0:
             msg = f"exact: A^T y = 0 at all {n_coord:,} transfer coordinates and L = {l0} < 0 (a proof)"
         elif nonzero.size:
             msg = (
@@ -1288,19 +1328,12 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
         else:
             msg = f"exact: A^T y = 0 at all {n_coord:,} transfer coordinates, but L = {l0} (must be < 0)"
     else:
-        total = sum(float(np.abs(np.asarray(a, dtype=float)).sum()) for a in signs)
-        scale = max(1.0, abs(float(l0)), total)
-        x = np.random.default_rng(seed).standard_normal(shape)
-        lx = float(_certificate_value(cert, nums, x, outside))
-        drift = abs(lx - float(l0) - float((np.asarray(coef, dtype=float) * x).sum()))
-        scale_x = max(scale, abs(lx))
-        consistent = drift <= tolerances.FARKAS_FLOAT_CHECK * scale_x
-        ok = consistent and dev <= tolerances.FARKAS_FLOAT_CHECK * scale and float(l0) < -tolerances.FARKAS_FLOAT_CHECK
-        msg = f"float: L(0) = {float(l0):.6g}, largest |A^T y| over {n_coord:,} transfer coordinates {dev:.2g}"
+        ok = consistent and dev <= tolerances.FARKAS_FLOAT_CHECK * scale and l0 < -tolerances.FARKAS_FLOAT_CHECK
+        msg = f"float: L(0) = {l0:.6g}, largest |A^T y| over {n_coord:,} transfer coordinates {dev:.2g}"
         if not ok:
             msg += where
-        if not consistent:
-            msg += f"; the adjoint and the forward evaluation disagree by {drift:.2g} at a random point"
+    if not consistent:
+        msg += f"; the adjoint and the forward evaluation disagree by {drift:.2g} (a defect: please report it)"
     return {
         "ok": bool(ok),
         "message": msg,
