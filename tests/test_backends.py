@@ -146,8 +146,8 @@ def test_farkas_certificate_with_both_backends(backend, calls):
     assert cert.gamma > 0
     assert "Farkas certificate verified in floats and exactly" in res.message
     assert {name for name, _ in calls} == {backend}
-    # the feasibility LP, the min-max LP and the Farkas LP (variables: one per interim row)
-    assert len(calls) == 3
+    # the feasibility LP and the Farkas LP (variables: one per interim row); the min-max is the recursion's
+    assert len(calls) == 2
 
 
 def test_farkas_certificates_agree_across_backends():
@@ -166,7 +166,7 @@ def test_margin_mechanism_with_both_backends(backend, calls):
     assert res.status == "optimal"
     assert res.exact_mechanism is not None and res.exact_check.ok
     assert {name for name, _ in calls} == {backend}
-    assert len(calls) == 3  # feasibility LP, min-max LP, margin LP
+    assert len(calls) == 2  # feasibility LP, margin LP (the min-max: the recursion, certified tight)
     calls.clear()
     res = feasibility(lamba_usstp(0.8), "ex_ante", backend=backend, exact=True)  # route "auto"
     assert res.status == "optimal" and res.diagnosis["route"].startswith("structure")
@@ -175,7 +175,7 @@ def test_margin_mechanism_with_both_backends(backend, calls):
 
 @pytest.fixture(scope="module")
 def usstp_minmax():
-    return {b: minmax(lamba_usstp(0.8), backend=b) for b in BOTH}
+    return {b: minmax(lamba_usstp(0.8), backend=b, method="lp") for b in BOTH}
 
 
 @pytest.mark.parametrize("rule", ["maxmin", "min-max-transfer"])
@@ -199,7 +199,7 @@ def test_share_surplus_backend_reaches_the_beta_lp(usstp_minmax, calls):
     assert [name for name, _ in calls] == ["highs", "highs"]
     calls.clear()
     share_surplus(lamba_usstp(0.8), "min-max-transfer", backend="cvxpy")
-    assert [name for name, _ in calls] == ["cvxpy"] * 3  # min-max LP, beta LP, tie-break
+    assert [name for name, _ in calls] == ["cvxpy"] * 2  # beta LP, tie-break (the min-max: the recursion)
 
 
 def test_intermediate_lps_with_both_backends(calls):

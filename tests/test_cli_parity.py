@@ -36,7 +36,7 @@ NOT_ON_THE_CLI = {
 COMMANDS = {
     "solve": (
         (minmax, feasibility),
-        {"method": "default depends on --critical-delta: lp (as minmax) or recursion (as critical_delta)"},
+        {"method": "default depends on --critical-delta: auto (as minmax) or recursion (as critical_delta)"},
     ),
     "critical-delta": ((critical_delta,), {}),
     "check": (

@@ -211,7 +211,7 @@ def test_verification_failure_is_a_status(monkeypatch):
         return out
 
     monkeypatch.setattr(d, "solve_lp", corrupt)
-    res = d.minmax(lamba_usstp(0.7, 0.95))
+    res = d.minmax(lamba_usstp(0.7, 0.95), method="lp")
     assert res.status == "verification_failed"
     assert "fails the independent verification" in res.message
     assert res.certificate.max_violation["ir"] == pytest.approx(0.5 * 0.5, abs=1e-9)  # P(c_L) = 1/2 at the root

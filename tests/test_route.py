@@ -12,7 +12,7 @@ import pytest
 
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.environment import bilateral_trade
-from mechlp.solve.questions import feasibility
+from mechlp.solve.questions import feasibility, minmax
 
 
 def random_bilateral(seed: int):
@@ -71,3 +71,22 @@ def test_the_routes_are_named_in_the_result():
     assert capped.diagnosis["route"] == "lp"
     with pytest.raises(ValueError, match="route"):
         feasibility(lamba_usstp(), "interim", route="fast")
+
+
+def test_minmax_auto_takes_the_recursion_only_when_it_is_certified_tight():
+    env = lamba_usstp(0.9, 0.8, horizon=4)  # FOSD bilateral trade: Lemma 6
+    auto, lp = minmax(env), minmax(env, method="lp")
+    assert auto.diagnosis["method"].startswith("recursion (auto") and lp.diagnosis["method"] == "lp"
+    np.testing.assert_allclose(auto.surplus, lp.surplus, atol=1e-9)  # the recursion's Pi* is the LP's optimum
+    assert auto.options["backend"] == "highs"
+    # LP solver options ask for the LP
+    assert minmax(env, time_limit=60.0).diagnosis["method"] == "lp"
+    # a model where the recursion is not certified tight: the LP answers
+    for seed in range(16):
+        env = random_bilateral(seed)
+        rec = minmax(env, method="recursion")
+        if rec.diagnosis["tightness"]["tight"] is not True:
+            assert minmax(env).diagnosis["method"] == "lp"
+            break
+    else:
+        pytest.fail("no random model without certified tightness")

@@ -121,7 +121,7 @@ def test_recursion_spaces_share_one_memory_rule():
 def test_lp_questions_report_size_timings_and_verification_the_same_way():
     """solve.result.lp_result / attach_verified: min-max and second best describe their LP alike."""
     env = lamba_usstp(0.7, 0.9)
-    for res in (design.minmax(env, horizon=2), second_best(env, horizon=2)):
+    for res in (design.minmax(env, horizon=2, method="lp"), second_best(env, horizon=2)):
         sp = res.space
         assert list(res.size) == ["histories", "nodes", "rows", "columns", "nonzeros"]
         assert (res.size["histories"], res.size["nodes"]) == (sp.n_hist, sp.n_nodes) == (5, 20)
@@ -135,7 +135,7 @@ def test_lp_questions_report_size_timings_and_verification_the_same_way():
 
 
 def test_local_ic_answers_are_verified_over_all_misreports():
-    res = design.minmax(lamba_usstp(0.7, 0.9), horizon=2, ic="local")
+    res = design.minmax(lamba_usstp(0.7, 0.9), horizon=2, ic="local", method="lp")
     assert res.question_spec.ic == "local"
     assert res.certificate.options["ic"] == "bayesian"
 
@@ -147,7 +147,7 @@ def test_a_solver_failure_is_reported_with_the_backend_status(module, monkeypatc
 
     monkeypatch.setattr(module, "solve_lp", stopped)
     call = design.minmax if module is questions_module else second_best
-    res = call(lamba_usstp(0.7, 0.9), horizon=2)
+    res = call(lamba_usstp(0.7, 0.9), horizon=2, **({"method": "lp"} if module is questions_module else {}))
     assert res.status == "time_limit"
     assert res.message == "highs returned time_limit: time limit reached"
     assert res.mechanism is None and res.certificate is None and "verify" not in res.timings

@@ -38,7 +38,7 @@ def test_fosd_bilateral_trade_is_tight_by_lamba_lemma_6():
 
 
 def test_a_model_without_theorem_is_checked_history_by_history():
-    res = design.minmax(public_project())  # three agents: no theorem; Markov space, 9 histories
+    res = design.minmax(public_project(), method="lp")  # three agents: no theorem; Markov space, 9 histories
     t = res.diagnosis["tightness"]
     assert t["tight"] is True and t["by"] == "each Pi(h) maximised by its own LP (9 LPs)"
 

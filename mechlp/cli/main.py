@@ -251,7 +251,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         "horizon": args.horizon,
         "tail": args.tail,
     }
-    mm = design.minmax(env, method=args.method or "lp", **question)
+    mm = design.minmax(env, method=args.method or "auto", **question)
     question.pop("horizon")
     question.pop("tail")
     # a certificate file carries a mechanism that passes an exact re-check (built with margin), when one exists

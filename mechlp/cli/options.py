@@ -223,7 +223,9 @@ SPECS: dict[str, OptionSpec] = {
     "backend": OptionSpec("LP backend", choices=BACKENDS),
     "memory_limit": OptionSpec("refuse problems predicted to need more memory (bytes, or e.g. 8GiB)", type=parse_bytes),
     "method": OptionSpec(
-        "min-max solver: one LP, or the backward recursion (Lamba 2022, Lemma 6)", choices=("lp", "recursion")
+        "min-max solver: auto (the recursion when certified tight, else the LP), one LP, or the backward recursion "
+        "(Lamba 2022, Lemma 6)",
+        choices=("auto", "lp", "recursion"),
     ),
     "certify": OptionSpec("compute and verify a Farkas certificate for an infeasible answer"),
     "route": OptionSpec(

@@ -45,7 +45,7 @@ from mechlp.solve.result import Result, attach_verified, lp_result
 __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
 
 QUESTIONS = ("minmax", "feasibility")
-METHODS = ("lp", "recursion")
+METHODS = ("auto", "lp", "recursion")
 #: How :func:`feasibility` answers: ``"auto"`` from the min-max structure where it applies, else the LP.
 ROUTES = ("auto", "lp")
 
@@ -189,7 +189,7 @@ def minmax(
     limits=None,
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
-    method: str = "lp",
+    method: str = "auto",
     **solver_options,
 ) -> Result:
     r"""The min-max (tight) mechanism and the surplus :math:`\Pi^*(h)` at every history.
@@ -214,7 +214,9 @@ def minmax(
     backend : {"highs", "cvxpy"}
     memory_limit : int
         Bytes; trees predicted to need more are refused before they are built.
-    method : {"lp", "recursion"}
+    method : {"lp", "recursion", "auto"}
+        ``"auto"``: the recursion when it applies and its answer is certified tight at every history (then it
+        is also an optimum of the LP, which maximises the sum), else the LP; ``diagnosis["method"]`` says which.
         ``"lp"``: one LP maximising :math:`\sum_h \Pi(h)`. ``"recursion"``: the backward recursion of
         :mod:`mechlp.solve.recursion` (Lamba 2022, Lemma 6; linear in the number of nodes), for Bayesian or local IC
         with interim IR and no transfer limits; the same verification, and ``diagnosis["recursion"]`` says
@@ -234,6 +236,33 @@ def minmax(
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
         space = space_for(env, space, horizon, memory_limit, tail=True)
+    check_backend(backend)
+    if method == "auto":
+        # LP solver options (time limits, HiGHS settings) ask for the LP; so do the options the recursion lacks
+        if not solver_options and q.ir == "interim" and q.ic in ("bayesian", "local") and not q.has_limits:
+            try:
+                rec = minmax(
+                    env,
+                    space=space,
+                    horizon=horizon,
+                    ic=q.ic,
+                    ir=q.ir,
+                    outside_option=list(q.outside),
+                    backend=backend,
+                    memory_limit=memory_limit,
+                    method="recursion",
+                )
+            except MemoryError:
+                rec = None  # the LP's own estimate decides (and says) whether it fits
+            if (
+                rec is not None
+                and rec.status == "optimal"
+                and (rec.diagnosis or {}).get("tightness", {}).get("tight") is True
+            ):
+                rec.diagnosis["method"] = "recursion (auto: Pi* certified tight, so it is the LP's optimum too)"
+                rec.options["backend"] = backend  # the backend of any LP asked later (sharing, feasibility)
+                return rec
+        method = "lp"
     if method == "recursion":
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
@@ -284,6 +313,7 @@ def minmax(
     if method == "recursion" and res.status == "optimal":
         res.message += "; " + res.solver.message
     res.diagnosis = {
+        "method": method,
         **(res.diagnosis or {}),
         "negative": _worst_histories(sp, pi),
         "min_surplus": float(pi[h_min]),
