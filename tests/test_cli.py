@@ -89,3 +89,16 @@ def test_solve_savings_and_tail(tmp_path, capsys):
     assert payload["ex_ante_surplus"] == pytest.approx(closed.pi_root, abs=1e-9)  # the tail answer is the Markov one
     assert main(["solve", str(MODEL), "--tail"]) == 2
     assert "--tail needs --horizon" in capsys.readouterr().err
+
+
+def test_no_solver_banner_reaches_the_output():
+    """highspy prints "Running HiGHS ..." from C++ when a Highs object is built; mechlp silences it, in a fresh
+    process whose stdout is a pipe (where C buffering would otherwise flush it late)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mechlp", "solve", str(MODEL), "--budget", "ex_post", "--route", "lp"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "HiGHS" not in out.stdout and "HiGHS" not in out.stderr
+    assert "FEASIBLE" in out.stdout

@@ -6,6 +6,10 @@ never builds one.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 import time
 
 import highspy
@@ -54,12 +58,51 @@ DEFAULT_OPTIONS = {
 RETRIES: tuple[dict, ...] = ({"presolve": "off"}, {"simplex_strategy": 4}, {"solver": "ipm"})
 
 
+try:  # the C library, to flush what HiGHS printed before file descriptor 1 is restored
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None)
+except OSError:  # no such handle on some platforms: the banner is then not silenced
+    _LIBC = None
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Send file descriptor 1 to the null device for a moment: ``highspy.Highs()`` prints its banner ("Running
+    HiGHS ...") from C++ when it is constructed, before any option (``output_flag``) can be set
+    (ERGO-Code/HiGHS issues 1702 and 1932), and mechlp's output is the user's data."""
+    if _LIBC is None:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (embedded interpreters)
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        yield
+    finally:
+        _LIBC.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def new_highs() -> highspy.Highs:
+    """A quiet ``Highs`` instance: no banner, ``output_flag`` off."""
+    with _quiet_stdout():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
 def highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options) -> highspy.Highs:
     """A ``Highs`` instance for ``min cost @ z, row_lower <= a @ z <= row_upper, col_lower <= z <= col_upper``.
 
     ``a`` is converted to CSC; the arrays go to ``Highs.passModel`` as they are (int32 indices, float64 values).
     """
-    h = highspy.Highs()
+    h = new_highs()
     for key, value in {**DEFAULT_OPTIONS, **options}.items():
         h.setOptionValue(key, value)
     a = a.tocsc()
