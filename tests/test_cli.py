@@ -95,7 +95,7 @@ def test_no_solver_banner_reaches_the_output():
     """highspy prints "Running HiGHS ..." from C++ when a Highs object is built; mechlp silences it, in a fresh
     process whose stdout is a pipe (where C buffering would otherwise flush it late)."""
     out = subprocess.run(
-        [sys.executable, "-m", "mechlp", "solve", str(MODEL), "--budget", "ex_post", "--route", "lp"],
+        [sys.executable, "-m", "mechlp.cli", "solve", str(MODEL), "--budget", "ex_post", "--route", "lp"],
         capture_output=True,
         text=True,
         check=True,
