@@ -257,4 +257,4 @@ def test_the_scan_finds_a_solver(tmp_path):
         "4: from cvxpy import Variable",
         "5: .milp",
     ]
-    assert _solver_uses(PACKAGE / "backends" / "highs.py") == ["11: import highspy"]
+    assert _solver_uses(PACKAGE / "backends" / "highs.py") == ["15: import highspy"]

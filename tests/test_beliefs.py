@@ -30,7 +30,7 @@ from mechlp.model.beliefs import (
     reach_probabilities,
 )
 from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
-from mechlp.model.exact import Numbers
+from mechlp.model.exact import Numbers, Rational
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
 
 ALPHA = 0.7
@@ -126,7 +126,7 @@ def test_usstp_exact_beliefs_are_the_decimals_as_written():
     tree = HistoryTree(env)
     nums = Numbers(env, exact=True)
     bel = joint_beliefs(tree, nums)
-    assert bel.dtype == object and all(isinstance(v, Fraction) for v in bel.reshape(-1))
+    assert bel.dtype == object and all(isinstance(v, Rational) for v in bel.reshape(-1))
     assert set(bel[1:].reshape(-1)) == {Fraction(49, 100), Fraction(21, 100), Fraction(9, 100)}
     assert all(sum(row) == 1 for row in bel)
     np.testing.assert_allclose(bel.astype(float), joint_beliefs(tree), atol=1e-15)

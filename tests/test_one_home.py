@@ -16,7 +16,7 @@ from mechlp.constraints.deviation import flow_gain, ic_pair_mask, ic_pairs, kern
 from mechlp.constraints.interim import interim_rows
 from mechlp.model.beliefs import continuation_values, marginal_beliefs, others_beliefs, others_product
 from mechlp.model.environment import Agent, Environment
-from mechlp.model.exact import Numbers
+from mechlp.model.exact import Numbers, Rational
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail
 from mechlp.model.transfers import interim_payments, rebalance, redistribute, transfers_from_interim
@@ -175,7 +175,7 @@ def test_transfers_from_interim_in_fractions_are_exact():
         for k in env.type_counts
     ]
     x = transfers_from_interim(space, ubar, nums)
-    assert x.dtype == object and isinstance(x[0, 0], Fraction)
+    assert x.dtype == object and isinstance(x[0, 0], Rational)
     types = env.profile_types()
     flow = np.stack(
         [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[space.node_profile] for i in range(3)]
@@ -293,7 +293,7 @@ def test_others_product_is_the_product_of_the_other_marginals_exactly():
             for j in range(env.n_agents):
                 if j != i:
                     want = want * margs[j][:, types[s, j]]
-            assert all(isinstance(v, Fraction) for v in got[:, s])
+            assert all(isinstance(v, Rational) for v in got[:, s])
             assert np.all(got[:, s] == want)
         # the (H, M) layout is the belief the model computes from the space itself
         assert np.all(others_product(margs, i) == others_beliefs(space, i, nums))

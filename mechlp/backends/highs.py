@@ -72,7 +72,8 @@ def _quiet_stdout():
     if _LIBC is None:
         yield
         return
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None under some redirections
+        sys.stdout.flush()
     try:
         saved = os.dup(1)
     except OSError:  # no file descriptor 1 (embedded interpreters)

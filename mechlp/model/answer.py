@@ -92,10 +92,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         v = float(value)
         return v if math.isfinite(v) else None
-    if isinstance(value, Fraction):
+    if isinstance(value, numbers.Rational):  # Fraction, gmpy2.mpq
         return str(value)
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
