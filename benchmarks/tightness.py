@@ -40,7 +40,9 @@ Invariants (a violation is printed with its seed, and the exit code is 1):
    and a certified claim agrees with the ground truth;
 4. ``feasibility`` says ``optimal`` only with a verified mechanism and ``infeasible`` only with a verified
    Farkas certificate, agrees with the ground truth (interim and ex ante; margins within 1e-7 are ties and not
-   counted), prints no ``WARNING`` and never contradicts the min-max message.
+   counted), prints no ``WARNING`` and never contradicts the min-max message; the histories it names as failing
+   (``diagnosis["negative"]``, the ``failing_histories`` of ``mechlp solve --json``) are ones where no IC + IR
+   mechanism reaches :math:`\\Pi(h) \\ge 0`.
 """
 
 from __future__ import annotations
@@ -388,8 +390,14 @@ def _check_minmax(rec: Record, method: str, mm, best: np.ndarray | None, truth: 
                 bad(f"{method}: says {b} balance {'possible' if said else 'impossible'}, ground truth disagrees")
 
 
-def _check_feasibility(rec: Record, budget: str, res, mm, truth: bool | None) -> None:
+def _check_feasibility(rec: Record, budget: str, res, mm, truth: bool | None, best: np.ndarray | None) -> None:
     bad = rec.violations.append
+    # histories named as the reason of infeasibility (diagnosis["negative"], the CLI's "failing_histories") must be
+    # ones where no IC + IR mechanism reaches Pi(h) >= 0
+    for w in (res.diagnosis or {}).get("negative", []) if res.status == "infeasible" else []:
+        h = w["history"]
+        if best is not None and not (best[h] < 0 and abs(best[h] - w["value"]) <= TIGHT_TOL * (1 + abs(best[h]))):
+            bad(f"feasibility {budget}: names {w['where']} (Pi* = {w['value']:.6g}) as failing; max Pi = {best[h]:.6g}")
     rec.feas[budget] = res.status
     proof = res.certificate is not None and res.certificate.ok
     if res.status in ("optimal", "infeasible") and not proof:
@@ -440,7 +448,7 @@ def audit(spec: Spec, budgets=("interim", "ex_ante", "ex_post"), recursion: bool
     if mm.status == "optimal":
         for b in budgets:
             res = design.feasibility(env, b, space=mm.space, minmax_result=mm)
-            _check_feasibility(rec, b, res, mm, truth.get(b))
+            _check_feasibility(rec, b, res, mm, truth.get(b), best)
     rec.seconds = time.perf_counter() - t0
     return rec
 

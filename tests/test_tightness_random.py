@@ -9,6 +9,7 @@ is answered consistently by ``minmax``, ``feasibility``, ``mechlp solve`` and bo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -130,6 +131,8 @@ def test_mechlp_solve_on_the_contradiction_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "under interim budget balance: FEASIBLE" in out
     assert "WARNING" not in out and "impossible" not in out and "disagrees" not in out
+    # the Pi* table is not called the largest surplus at every history, which it is not here
+    assert "designer's largest expected surplus" not in out and "NOT the largest at every history" in out
 
 
 def test_sweep_columns_on_the_contradiction_model():
@@ -150,3 +153,43 @@ def test_sweep_columns_keep_their_verdict_where_pi_star_is_tight():
     margin, best = truth.interim_margin(), truth.pointwise_max()
     assert margin < -1e-3 and best[0] > 1e-3  # interim impossible, ex ante possible (independent LPs)
     assert bool(row["interim_ok"]) is False and bool(row["ex_ante_ok"]) is True  # decided: Lemma 6 certifies Pi*
+
+
+# ---------------------------------------------------------------------------------------------- named histories
+def untight_tree():
+    """Anti-persistent 2 x 2 trade on a two-period tree (benchmark seed 255, rounded): Pi*(root) < 0, yet another
+    IC + IR mechanism raises a positive surplus at the root."""
+    kb = [[0.086, 0.914], [0.914, 0.086]]
+    ks = [[0.056, 0.944], [0.944, 0.056]]
+    return bilateral_trade([0.6, 1.2], [0.4, 1.1], [0.09, 0.91], [0.75, 0.25], kb, ks, 0.762, horizon=2)
+
+
+def test_negative_pi_star_that_is_not_tight_names_no_failing_history(tmp_path):
+    env = untight_tree()
+    truth = bench.ground_truth(env)
+    best = truth.pointwise_max()
+    assert best[0] > 0.1 and truth.interim_margin() < -0.1  # ex ante possible, interim impossible
+    mm = design.minmax(env)
+    assert mm.surplus[0] < -0.01 and mm.diagnosis["tightness"]["tight"] is False
+    ante = design.feasibility(env, "ex_ante", space=mm.space, minmax_result=mm)
+    assert ante.status == "optimal" and ante.certificate.ok and "WARNING" not in ante.message
+    interim = design.feasibility(env, "interim", space=mm.space, minmax_result=mm)
+    assert interim.status == "infeasible" and interim.certificate.ok
+    # Pi*(root) < 0 is no reason here (the root can reach 0.47): no history is named from Pi*
+    assert interim.diagnosis["negative"] == [] and "can raise at" not in interim.message
+    path = tmp_path / "untight.toml"
+    path.write_text(dump_model_toml(env), encoding="utf-8")
+    assert main(["solve", str(path), "--budget", "interim", "--json", str(tmp_path / "out.json")]) == 0
+    payload = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert payload["status"] == "infeasible" and payload["failing_histories"] == []
+
+
+def test_tight_infeasible_models_name_truly_failing_histories():
+    """Where Pi* is certified tight the named histories stay, and each is one where the independent LP's
+    maximum of Pi(h) is negative."""
+    env = lamba_usstp(0.9, 0.8)
+    res = design.feasibility(env, "interim")
+    best = bench.ground_truth(env).pointwise_max()
+    assert res.status == "infeasible" and res.diagnosis["negative"]
+    for w in res.diagnosis["negative"]:
+        assert best[w["history"]] < 0 and w["value"] == pytest.approx(best[w["history"]], abs=1e-7)
