@@ -135,8 +135,11 @@ def make_env(spec: Spec) -> Environment:
     priors = [rng.dirichlet(np.full(k, 2.0)) * 0.9 + 0.1 / k for k in spec.shape]
     if len(spec.shape) == 2:
         kb, ks = spec.shape
-        values = np.round(np.sort(rng.choice(np.arange(1, 21), size=kb, replace=False)) / 10, 2)
-        costs = np.round(np.sort(rng.choice(np.arange(0, 20), size=ks, replace=False)) / 10, 2)
+        while True:  # redraw models without gains from trade (every budget margin is then exactly 0)
+            values = np.round(np.sort(rng.choice(np.arange(1, 21), size=kb, replace=False)) / 10, 2)
+            costs = np.round(np.sort(rng.choice(np.arange(0, 20), size=ks, replace=False)) / 10, 2)
+            if values[-1] > costs[0]:
+                break
         return bilateral_trade(values, costs, priors[0], priors[1], kernels[0], kernels[1], spec.discount, spec.horizon)
     cost = float(rng.uniform(1.0, 2.0))
     agents = []
@@ -321,6 +324,7 @@ class Record:
     fosd: bool
     truth_tight: bool | None = None  # None: IC + IR infeasible
     truth_gap: float = 0.0
+    min_pi: float = np.nan  # smallest Pi* of minmax (LP)
     claims: dict = field(default_factory=dict)  # method -> "certified tight (by)" / "not tight" / "unknown"
     feas: dict = field(default_factory=dict)  # budget -> status
     truth_feasible: dict = field(default_factory=dict)  # budget -> True / False / None (tie)
@@ -433,6 +437,7 @@ def audit(spec: Spec, budgets=("interim", "ex_ante", "ex_post"), recursion: bool
     if best is not None and mm.surplus is not None:
         gap = best - mm.surplus
         rec.truth_gap = float(gap.max())
+        rec.min_pi = float(mm.surplus.min())
         rec.truth_tight = bool(np.all(gap <= TIGHT_TOL * (1.0 + np.abs(mm.surplus))))
     _check_minmax(rec, "lp", mm, best, truth)
     if recursion:
@@ -510,6 +515,8 @@ def summary(records: list[Record]) -> str:
         f"(largest gap {max((r.truth_gap for r in not_tight), default=0.0):.3g}); "
         f"{sum(r.truth_tight is None for r in records)} without an IC + IR mechanism"
     )
+    split = sum(r.min_pi < -1e-9 and r.truth_feasible["interim"] is True for r in records)
+    lines.append(f"  min Pi* < 0 yet interim balance feasible (the old WARNING pair): {split} models")
     for method in ("lp", "recursion"):
         c = Counter(
             re.sub(
