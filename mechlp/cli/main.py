@@ -145,7 +145,18 @@ def _report(payload: dict, feas: Result, mm: Result) -> str:
     lines.append(f"  {feas.message}")
     if mm.surplus is not None:
         lines.append("")
-        lines.append("min-max surplus Pi* (designer's largest expected surplus under IC + IR):")
+        tight = (mm.diagnosis or {}).get("tightness", {})
+        if tight.get("tight") is True:
+            lines.append("min-max surplus Pi* (designer's largest expected surplus under IC + IR):")
+        else:  # Pi* maximises sum_h Pi(h); the largest at every history only when certified (minmax's message)
+            lines.append("min-max surplus Pi* (the IC + IR mechanism maximising the sum of Pi(h) over histories):")
+            if tight.get("tight") is False:
+                lines.append(
+                    f"  NOT the largest at every history: at {tight['where']} another IC + IR mechanism reaches "
+                    f"Pi = {tight['best']:.6g} ({tight['by']}); the budget answer above rests on its own LP and proof"
+                )
+            else:
+                lines.append(f"  not certified to be the largest at every history: {tight.get('by', 'no diagnosis')}")
         lines.append(f"  {'history / state':<40} {'Pi*':>12}")
         sp = mm.space
         rows = range(sp.n_hist) if sp.n_hist <= 40 else list(range(21)) + [int(np.argmin(mm.surplus))]

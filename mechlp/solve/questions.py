@@ -13,7 +13,9 @@ r"""The questions of docs/design.md section 7.1, answered as verified :class:`~m
     surplus objective, so a feasible answer is the tightest mechanism that meets the budget. An infeasible
     answer is diagnosed with the min-max surplus: Lamba's Theorem 1 / Corollary 1 say interim (and ex post)
     balance fails iff :math:`\Pi^*(h) < 0` at some history, ex ante balance iff :math:`\Pi^*(\text{root}) < 0`;
-    the message names the history with the most negative :math:`\Pi^*`.
+    the message names the history with the most negative :math:`\Pi^*` -- when :math:`\Pi^*` is certified tight at
+    every history (``diagnosis["tightness"]`` of ``minmax``); otherwise the answer rests on the budget LP and its
+    proof alone, and no history is named.
 
 Every mechanism is re-verified by :func:`mechlp.audit.verifier.verify` (code independent of the LP rows)
 before the result is returned; a failed verification is the status ``"verification_failed"``.
@@ -383,7 +385,9 @@ def feasibility(
     Result
         ``"optimal"``: feasible, with a verified mechanism (the one maximising total surplus under the
         budget rows). ``"infeasible"``: ``diagnosis["negative"]`` lists the histories with the most negative
-        min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1).
+        min-max surplus :math:`\\Pi^*`, which is why balance fails (Lamba 2022, Theorem 1) -- only when
+        :math:`\\Pi^*` is certified tight at every history (``diagnosis["tightness"]`` of :func:`minmax`); else
+        it is empty and the answer rests on the LP and its Farkas certificate.
     """
     check_choice("route", route, ROUTES)
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
@@ -444,6 +448,7 @@ def feasibility(
         # (the LP maximises their sum): without that, Pi* predicts nothing and the answer rests on the LP's proof
         predicted_feasible = None
         worst = []
+        res.diagnosis["negative"] = []  # a negative Pi*(h) is no reason when another mechanism raises more there
     if res.status == "infeasible":
         if worst:
             w = worst[0]
@@ -528,7 +533,8 @@ def _from_structure(
     relevant = pi[:1] if budget == "ex_ante" else pi
     worst = _worst_histories(sp, relevant)
     tight = (mm.diagnosis or {}).get("tightness", {}).get("tight")
-    diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min())}
+    # histories are named as failing only when Pi* is certified tight (another mechanism may raise them)
+    diagnosis = {"minmax_surplus": pi, "negative": worst if tight is True else [], "min_surplus": float(relevant.min())}
     options = {**q.to_dict(), "backend": backend}
     size = {"histories": sp.n_hist, "nodes": sp.n_nodes}
     res = Result("", "", "feasibility", options, sp, timings={"minmax": seconds}, size=size, question_spec=q)

@@ -25,11 +25,14 @@ it), ``pid`` and ``finished`` (Unix time).
 
 ``"minmax"`` (:func:`mechlp.solve.questions.minmax`)
     ``pi_root`` (:math:`\Pi^*` at the start), ``pi_min``, ``argmin`` (where the minimum is), ``n_negative``,
-    ``ex_ante_ok`` / ``interim_ok`` (:math:`\Pi^*(\text{root}) \ge 0`, every :math:`\Pi^* \ge 0`: Lamba 2022,
-    Theorem 1 and Corollary 1), ``verified``; on the Markov space one column ``pi(<labels>)`` per last-period
-    report profile, e.g. ``pi(v_H,c_L)``; for bilateral trade the fees on top of the static VCG (Lamba 2022,
-    section 6.1): ``fee_<agent>_first``, ``fee_<agent>(<other's label>)`` and ``fee_<agent>_pv``, the value at
-    the start of the agent's whole fee stream (what an upfront payment replacing the fees would cost).
+    ``ex_ante_ok`` / ``interim_ok`` (:math:`\Pi^*(\text{root}) \ge 0`, every :math:`\Pi^* \ge 0`: Lamba 2022, Theorem 1
+    and Corollary 1; ``False`` only when ``tight`` is ``True``, empty when a negative :math:`\Pi^*` does not decide),
+    ``tight`` (:math:`\Pi^*` certified to maximise every :math:`\Pi(h)`: ``True``, refuted: ``False``, not certified:
+    empty; ``diagnosis["tightness"]`` of :func:`mechlp.solve.questions.minmax`), ``verified``; on the Markov space one
+    column ``pi(<labels>)`` per last-period report profile, e.g. ``pi(v_H,c_L)``; for bilateral trade the fees on top of
+    the static VCG (Lamba 2022, section 6.1): ``fee_<agent>_first``, ``fee_<agent>(<other's label>)`` and
+    ``fee_<agent>_pv``, the value at the start of the agent's whole fee stream (what an upfront payment replacing the
+    fees would cost).
 ``"feasible"`` (:func:`mechlp.solve.questions.feasibility`, one min-max solve shared by the budget notions)
     ``feasible_<budget>`` and ``certified_<budget>`` for every notion in ``budget`` (default
     ``("ex_ante", "interim")``), plus ``pi_root``, ``pi_min``, ``argmin``. ``certified`` is the independent
@@ -560,8 +563,13 @@ def _answer_minmax(env: Environment, budget: Any, options: dict) -> tuple[str, s
     if res.surplus is not None:
         pi = res.surplus
         cols.update(_surplus_columns(res, pi))
-        cols["ex_ante_ok"] = bool(pi[0] >= -tolerances.SURPLUS)
-        cols["interim_ok"] = bool(pi.min() >= -tolerances.SURPLUS)
+        # Pi* >= 0 is witnessed by the verified min-max mechanism itself; Pi* < 0 proves impossibility only when
+        # Pi* is certified tight at every history (Lamba 2022, Lemma 6, or one LP per history): else None
+        tight = (res.diagnosis or {}).get("tightness", {}).get("tight")
+        cols["tight"] = tight
+        ante, interim = bool(pi[0] >= -tolerances.SURPLUS), bool(pi.min() >= -tolerances.SURPLUS)
+        cols["ex_ante_ok"] = ante if ante or tight is True else None
+        cols["interim_ok"] = interim if interim or tight is True else None
         cols["verified"] = bool(res.certificate is not None and res.certificate.ok)
         if res.space.kind == "markov":
             for h in range(1, res.space.n_hist):
