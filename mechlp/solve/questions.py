@@ -243,17 +243,7 @@ def minmax(
         # LP solver options (time limits, HiGHS settings) ask for the LP; so do the options the recursion lacks
         if not solver_options and q.ir == "interim" and q.ic in ("bayesian", "local") and not q.has_limits:
             try:
-                rec = minmax(
-                    env,
-                    space=space,
-                    horizon=horizon,
-                    ic=q.ic,
-                    ir=q.ir,
-                    outside_option=list(q.outside),
-                    backend=backend,
-                    memory_limit=memory_limit,
-                    method="recursion",
-                )
+                rec = _by_recursion(q, space, horizon, backend, memory_limit)
             except MemoryError:
                 rec = None  # the LP's own estimate decides (and says) whether it fits
             if (
@@ -483,6 +473,23 @@ def feasibility(
     return _infeasible_needs_proof(res, q, certify)
 
 
+def _by_recursion(
+    q: Question, space: StateSpace | None, horizon: int | None, backend: str, memory_limit: int
+) -> Result:
+    """:func:`minmax` of ``q``'s IC, IR, outside options by the Lemma 6 recursion (for the structure routes)."""
+    return minmax(
+        q.env,
+        space=space,
+        horizon=horizon,
+        ic=q.ic,
+        ir=q.ir,
+        outside_option=list(q.outside),
+        backend=backend,
+        memory_limit=memory_limit,
+        method="recursion",
+    )
+
+
 def _from_structure(
     q: Question,
     space: StateSpace | None,
@@ -515,17 +522,7 @@ def _from_structure(
         and (horizon is None or getattr(mm.space, "horizon", None) == horizon)
     )
     if not usable:
-        mm = minmax(
-            q.env,
-            space=space,
-            horizon=horizon,
-            ic=q.ic,
-            ir=q.ir,
-            outside_option=list(q.outside),
-            backend=backend,
-            memory_limit=memory_limit,
-            method="recursion",
-        )
+        mm = _by_recursion(q, space, horizon, backend, memory_limit)
     if mm.status != "optimal" or mm.surplus is None or mm.mechanism is None:
         return None
     seconds = time.perf_counter() - t0
