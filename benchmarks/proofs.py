@@ -1,0 +1,84 @@
+"""Proofs at the speed of answers (issue #12): the structured answer and its proofs against the recursion.
+
+On the 2x2 USSTP tree (alpha 0.9, delta 0.3: interim balance fails) and a 3 x 2 bilateral model, for each horizon,
+median of ``--repeat`` runs in this process:
+
+* ``recursion``: ``minmax(method="recursion")`` (Lamba's Lemma 6, verified) -- the baseline;
+* ``certificate``: ``impossibility_certificate`` on the subtree of the lowest Pi*, with its float and exact checks;
+* ``answer``: ``feasibility(..., "interim")`` (route ``"auto"``: the whole answer, certificate included);
+* ``exact check``: ``check_impossibility(exact=True)`` of that certificate (A^T y = 0 over every transfer);
+* ``exact verify``: ``verify(exact=True)`` of the min-max mechanism (GMP rationals), up to ``--exact-verify-max``.
+
+Ratios are against the recursion measured in the same run. Run: ``python benchmarks/proofs.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import mechlp as ml
+from mechlp.audit.verifier import check_impossibility, verify
+from mechlp.model.question import Question
+from mechlp.proofs.farkas import impossibility_certificate
+
+
+def _median(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def models():
+    usstp = ml.lamba_usstp(0.9, 0.3)
+    kb = np.array([[0.6, 0.3, 0.1], [0.2, 0.6, 0.2], [0.1, 0.3, 0.6]])
+    three_two = ml.bilateral_trade([0.2, 0.6, 1.0], [0.1, 0.7], [1 / 3] * 3, [0.5, 0.5], kb, [[0.5, 0.5]] * 2, 0.9)
+    return {"usstp 2x2": usstp, "bilateral 3x2": three_two}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="horizons 6-8 (2x2) and 5-6 (3x2), one run each")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--exact-verify-max", type=int, default=9, help="largest 2x2 horizon for the exact verify")
+    args = ap.parse_args(argv)
+    repeat = 1 if args.quick else args.repeat
+    horizons = {"usstp 2x2": (6, 7, 8) if args.quick else (8, 9, 10), "bilateral 3x2": (5, 6) if args.quick else (6, 7)}
+    print(
+        f"{'model':14} {'T':>3} {'nodes':>10} {'recursion':>10} {'certificate':>17} {'answer':>17} "
+        f"{'exact check':>17} {'exact verify':>17}"
+    )
+    for name, env in models().items():
+        q = Question.parse(env, budget="interim")
+        for horizon in horizons[name]:
+            t_rec, mm = _median(
+                lambda env=env, horizon=horizon: ml.minmax(env, horizon=horizon, method="recursion"), repeat
+            )
+            sp = mm.space
+            t_cert, cert = _median(
+                lambda sp=sp, q=q, mm=mm: impossibility_certificate(sp, question=q, minmax_surplus=mm.surplus),
+                repeat,
+            )
+            assert cert is not None and cert.ok and "exact" in cert.checks, "no exact certificate"
+            t_ans, ans = _median(lambda env=env, sp=sp: ml.feasibility(env, "interim", space=sp), repeat)
+            assert ans.status == "infeasible" and ans.certificate.ok
+            t_chk, chk = _median(lambda cert=cert: check_impossibility(cert, exact=True), repeat)
+            assert chk["ok"] and chk["nonzero"] == 0
+            if name == "usstp 2x2" and horizon <= args.exact_verify_max:
+                t_ver, _ = _median(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), 1)
+                ver = f"{t_ver:8.2f}s {t_ver / t_rec:6.1f}x"
+            else:
+                ver = f"{'-':>17}"
+            cells = [f"{t:8.2f}s {t / t_rec:6.1f}x" for t in (t_cert, t_ans, t_chk)]
+            print(f"{name:14} {horizon:>3} {sp.n_nodes:>10,} {t_rec:9.2f}s " + " ".join(cells) + " " + ver)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
