@@ -36,7 +36,7 @@ from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, question_space
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
@@ -65,10 +65,23 @@ def _solve(
     backend: str,
     memory_limit: int,
     solver_options: dict,
+    certify: bool = False,
+    exact: bool = False,
 ) -> Result:
     check_backend(backend)
     env = q.env
-    sp = space_for(env, space, horizon, memory_limit)
+    sp = question_space(
+        env,
+        question,
+        memory_limit,
+        space=space,
+        horizon=horizon,
+        ic=q.ic,
+        ir=q.ir,
+        budget=q.budget,
+        certify=certify,
+        exact=exact,
+    )
     options = {**q.to_dict(), "backend": backend}
     weights = None
     if q.ir == "ex_ante":
@@ -231,7 +244,9 @@ def minmax(
     check_choice("method", method, METHODS)
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
-        space = space_for(env, space, horizon, memory_limit, tail=True)
+        space = question_space(
+            env, "minmax", memory_limit, space=space, horizon=horizon, tail=True, method=method, ic=q.ic, ir=q.ir
+        )
     if method == "recursion":
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
@@ -347,8 +362,20 @@ def feasibility(
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     budget = q.budget
     if tail:
-        space = space_for(env, space, horizon, memory_limit, tail=True)
-    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options)
+        space = question_space(
+            env,
+            "feasibility",
+            memory_limit,
+            space=space,
+            horizon=horizon,
+            tail=True,
+            ic=q.ic,
+            ir=q.ir,
+            budget=budget,
+            certify=certify,
+            exact=exact,
+        )
+    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options, certify, exact)
     sp = res.space
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
@@ -369,6 +396,7 @@ def feasibility(
             outside_option=list(q.outside),
             limits=q.limits,
             backend=backend,
+            memory_limit=memory_limit,
             **solver_options,
         )
     if mm.surplus is None:
