@@ -188,12 +188,10 @@ def test_certificate_check_refuses_before_building(tmp_path, monkeypatch):
     certfile.write_json(path, doc)
     model = tmp_path / "m.toml"
     model.write_text(
-
-            "[model]\nname='m'\ndiscount=0.95\nhorizon=3\n"
-            "[[agents]]\nname='buyer'\nrole='buyer'\ntypes=['v_L','v_H']\nvalues=[0.05,1.0]\nprior=[0.5,0.5]\n"
-            "transition=[[0.7,0.3],[0.3,0.7]]\n"
-            "[[agents]]\nname='seller'\nrole='seller'\ntypes=['c_L','c_H']\nvalues=[0.0,0.95]\nprior=[0.5,0.5]\n"
-            "transition=[[0.7,0.3],[0.3,0.7]]\n[allocation]\nrule='efficient'\n"
-
+        "[model]\nname='m'\ndiscount=0.95\nhorizon=3\n"
+        "[[agents]]\nname='buyer'\nrole='buyer'\ntypes=['v_L','v_H']\nvalues=[0.05,1.0]\nprior=[0.5,0.5]\n"
+        "transition=[[0.7,0.3],[0.3,0.7]]\n"
+        "[[agents]]\nname='seller'\nrole='seller'\ntypes=['c_L','c_H']\nvalues=[0.0,0.95]\nprior=[0.5,0.5]\n"
+        "transition=[[0.7,0.3],[0.3,0.7]]\n[allocation]\nrule='efficient'\n"
     )
     assert cli_main(["check", str(model), str(path), "--exact", "--budget", "ex_ante", "--memory-limit", "1000"]) != 0
