@@ -508,9 +508,12 @@ LP_BYTES_PER_NONZERO = 250  # build_lp triplets and CSR/CSC, HiGHS's copy, preso
 LP_BYTES_PER_LINE = 550  # per row and per column: bounds, labels, HiGHS's row/column work arrays, the solution
 RECURSION_BYTES_PER_NODE = 160  # interim utilities, transfers (mechanism), the verifier's per-node arrays
 RECURSION_BYTES_PER_EDGE = 11  # the verifier's children gathers: one float per (node, next profile)
-EXACT_BYTES_PER_NODE = 4000  # ``verify(exact=True)``: Fraction objects per node (utilities, payments, beliefs)
-EXACT_BYTES_PER_EDGE = 400  # exact continuation sums: Fractions per (node, next profile)
-FIXED_BYTES = 4 * 2**20  # modules imported on first use, allocator arenas
+EXACT_BYTES_PER_NODE = 1200  # ``verify(exact=True)``: Fraction objects per node (utilities, payments, beliefs)
+EXACT_BYTES_PER_EDGE = 200  # exact continuation sums: Fractions per (node, next profile)
+CERTIFICATE_FILE_BYTES_PER_NODE = (
+    4000  # ``check_certificate``: the parsed JSON entries and the mechanism read from them
+)
+FIXED_BYTES = 2 * 2**20  # modules imported on first use, allocator arenas
 #: Questions :func:`estimate_memory` predicts.
 ESTIMATED_QUESTIONS = ("recursion", "minmax", "feasibility", "check")
 
@@ -631,7 +634,8 @@ def estimate_memory(
       time); with ``exact``, plus the exact stage ``EXACT_BYTES_PER_NODE N + EXACT_BYTES_PER_EDGE C K``. ``certify``
       adds nothing: the Farkas LP is smaller than the feasibility LP, and its certificate is re-checked in fractions
       only on small spaces (``mechlp.proofs.farkas.AUTO_EXACT_COLUMNS``);
-    * ``"check"`` (``check_certificate``, ``mechlp check``): the float verifier, with ``exact`` the exact one.
+    * ``"check"`` (``check_certificate``, ``mechlp check``): ``CERTIFICATE_FILE_BYTES_PER_NODE N`` for the file's
+      entries, plus the float verifier, plus with ``exact`` the exact one.
 
     Parameters
     ----------
@@ -663,7 +667,9 @@ def estimate_memory(
     if question == "recursion" or (question == "minmax" and method == "recursion"):
         need = _verify_bytes(env, n_nodes, n_cont)
     elif question == "check":
-        need = _verify_bytes(env, n_nodes, n_cont, exact=exact)
+        need = CERTIFICATE_FILE_BYTES_PER_NODE * n_nodes + _verify_bytes(env, n_nodes, n_cont)
+        if exact:
+            need += _verify_bytes(env, n_nodes, n_cont, exact=True)
     else:
         cols, rows, nnz = lp_counts(env, n_hist, n_nodes, n_cont, ic, ir, "none" if question == "minmax" else budget)
         need = max(_lp_bytes(cols, rows, nnz), _verify_bytes(env, n_nodes, n_cont))
