@@ -37,7 +37,16 @@ from mechlp.model.files import exact_number, read_text
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+from mechlp.model.spaces import (
+    DEFAULT_MEMORY_LIMIT,
+    MAX_MEMORY_LIMIT,
+    HistoryTree,
+    MarkovSpace,
+    StateSpace,
+    TreeWithTail,
+    check_memory,
+    estimate_memory,
+)
 
 __all__ = ["model_hash", "question_hash", "certificate_payload", "check_certificate", "read_mechanism"]
 
@@ -158,15 +167,29 @@ def certificate_payload(result: Any, exact: bool = False) -> dict:
     }
 
 
-def _space_for(env: Environment, doc: dict) -> StateSpace:
+def _space_for(
+    env: Environment, doc: dict, exact: bool = False, memory_limit: int = DEFAULT_MEMORY_LIMIT
+) -> StateSpace:
+    """The file's space, refused (``MemoryError``) before it is built when checking it would need more than
+    ``memory_limit`` (:func:`mechlp.model.spaces.estimate_memory`, question ``"check"``)."""
     kind, horizon = doc.get("space"), doc.get("horizon")
     if kind not in ("markov", "tree", "tail"):
         raise ValueError(f"certificate: 'space' must be 'markov', 'tree' or 'tail', got {kind!r}")
+    if kind != "markov" and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+        raise ValueError(f"certificate: a {kind} space needs 'horizon', a positive integer, got {horizon!r}")
+    est = estimate_memory(env, "check", kind=kind, horizon=None if kind == "markov" else horizon, exact=exact)
+    check_memory(
+        est.bytes,
+        memory_limit,
+        f"checking the certificate's {kind} space{'' if kind == 'markov' else f' of horizon {horizon}'}"
+        f"{' exactly' if exact else ''} is too large: {est.describe()}",
+        " (raise memory_limit" + (", or check without exact)" if exact else ")"),
+    )
     if kind == "markov":
         return MarkovSpace(env)
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"certificate: a {kind} space needs 'horizon', a positive integer, got {horizon!r}")
-    return HistoryTree(env, horizon) if kind == "tree" else TreeWithTail(env, horizon)
+    if kind == "tree":
+        return HistoryTree(env, horizon, memory_limit=MAX_MEMORY_LIMIT)
+    return TreeWithTail(env, horizon, memory_limit=MAX_MEMORY_LIMIT)
 
 
 def _other_game(env: Environment, space: StateSpace, horizon: int | None) -> str | None:
@@ -269,6 +292,7 @@ def check_certificate(
     exact: bool = False,
     question: Question | None = None,
     horizon: int | None = None,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
 ) -> tuple[bool, str]:
     """Re-check a certificate file (or its parsed JSON) against ``env`` without re-solving.
 
@@ -294,6 +318,9 @@ def check_certificate(
         space or a tree with a Markov tail (infinite horizon) or the model's full history tree (finite horizon).
         ``T``: the ``T``-period history tree, which for an infinite-horizon or longer model is a truncation
         (``mechlp solve --horizon T`` writes such files); the file must be on that tree.
+    memory_limit : int
+        Bytes; a check predicted to need more (:func:`mechlp.model.spaces.estimate_memory`) is refused with
+        ``MemoryError`` before the space and the mechanism are built.
 
     Returns
     -------
@@ -336,7 +363,7 @@ def check_certificate(
                 f"the certificate answers another question ({q.describe()}) than the one asked "
                 f"({question.describe()}): " + "; ".join(f"{d} (file vs asked)" for d in diff)
             )
-    space = _space_for(env, doc)
+    space = _space_for(env, doc, exact, memory_limit)
     other = _other_game(env, space, horizon)
     if other is not None:
         return False, other

@@ -298,7 +298,9 @@ CHECK_QUESTION = ("budget", "ic", "ir", "outside_option", "limits")
 def _cmd_check(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     asked = Question.parse(env, **{name: getattr(args, name) for name in CHECK_QUESTION})
-    ok, report = check_certificate(env, args.certificate, exact=args.exact, question=asked, horizon=args.horizon)
+    ok, report = check_certificate(
+        env, args.certificate, exact=args.exact, question=asked, horizon=args.horizon, memory_limit=args.memory_limit
+    )
     print(report)
     print("certificate HOLDS" if ok else "certificate does NOT hold")
     return 0 if ok else 1
@@ -352,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(
         c,
         (check_certificate,),
-        ("exact", "horizon"),
+        ("exact", "horizon", "memory_limit"),
         help={
             "exact": "re-check in exact rational arithmetic as well",
             "horizon": "check a certificate about the T-period history tree, a truncation of a longer or infinite "

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechlp.model.environment import Environment
+from mechlp.model.question import parse_notion
 
 __all__ = [
     "StateSpace",
@@ -47,9 +48,17 @@ __all__ = [
     "make_space",
     "space_for",
     "check_memory",
+    "space_counts",
+    "lp_counts",
+    "estimate_memory",
+    "ESTIMATED_QUESTIONS",
+    "question_space",
 ]
 
 DEFAULT_MEMORY_LIMIT = 8 * 2**30  # bytes; override per call
+#: ``memory_limit`` for building a space whose question was already checked against its own estimate
+#: (:func:`question_space`): the constructor's default-LP estimate does not apply to it.
+MAX_MEMORY_LIMIT = 2**62
 
 
 @dataclass(frozen=True)
@@ -63,11 +72,9 @@ class SizeEstimate:
     nonzeros: int
     bytes: int
 
-    def describe(self) -> str:
-        return (
-            f"{self.histories:,} histories, {self.nodes:,} nodes, {self.columns:,} columns, "
-            f"{self.rows:,} rows, {self.nonzeros:,} nonzeros, about {self.bytes / 2**30:.2f} GiB to build and solve"
-        )
+    def describe(self, purpose: str = "to build and solve") -> str:
+        lp = f"{self.columns:,} columns, {self.rows:,} rows, {self.nonzeros:,} nonzeros, " if self.columns else ""
+        return f"{self.histories:,} histories, {self.nodes:,} nodes, {lp}about {self.bytes / 2**30:.2f} GiB {purpose}"
 
 
 def _lp_size(env: Environment, n_hist: int, n_nodes: int, n_nonterminal: int) -> SizeEstimate:
@@ -508,3 +515,228 @@ def check_memory(need: int, memory_limit: int, what: str, advice: str = "") -> N
     """
     if need > memory_limit:
         raise MemoryError(f"{what}, over the memory limit of {memory_limit / 2**30:.2f} GiB{advice}")
+
+
+# ---------------------------------------------------------------------------------------------- memory estimates
+#: Bytes per unit of each stage's size, calibrated by ``benchmarks/memory.py`` (peak RSS of a fresh process minus
+#: that of a process that only imports mechlp) on Lamba's 2x2 trees (T = 4..8), Yoon's 3x3 trees (T = 4..6) and
+#: Markov spaces of K x K interleaved-grid trade (K = 2..30), rounded up so that predictions are >= the peak.
+LP_BYTES_PER_NONZERO = 250  # build_lp triplets and CSR/CSC, HiGHS's copy, presolve and factors
+LP_BYTES_PER_LINE = 550  # per row and per column: bounds, labels, HiGHS's row/column work arrays, the solution
+RECURSION_BYTES_PER_NODE = 160  # interim utilities, transfers (mechanism), the verifier's per-node arrays
+RECURSION_BYTES_PER_EDGE = 11  # the verifier's children gathers: one float per (node, next profile)
+EXACT_BYTES_PER_NODE = 1200  # ``verify(exact=True)``: Fraction objects per node (utilities, payments, beliefs)
+EXACT_BYTES_PER_EDGE = 200  # exact continuation sums: Fractions per (node, next profile)
+CERTIFICATE_FILE_BYTES_PER_NODE = (
+    4000  # ``check_certificate``: the parsed JSON entries and the mechanism read from them
+)
+FIXED_BYTES = 2 * 2**20  # modules imported on first use, allocator arenas
+#: Questions :func:`estimate_memory` predicts.
+ESTIMATED_QUESTIONS = ("recursion", "minmax", "feasibility", "check")
+
+
+def space_counts(env: Environment, kind: str, horizon: int | None = None) -> tuple[int, int, int]:
+    r"""``(histories, nodes, nodes with a continuation)`` of a space, in closed form, without building it.
+
+    Tree of ``T`` periods with ``K`` profiles: :math:`H = \sum_{t<T} K^t`, ``N = H K``, ``N - K^T`` nodes with
+    children. Markov space: ``H = 1 + K``, every node continues. Tree with a tail: ``H = \sum_{t<T} K^t + K``,
+    every node continues. Trees beyond ``MAX_HISTORIES`` are refused with ``MemoryError``.
+    """
+    k = env.n_profiles
+    if kind == "markov":
+        return 1 + k, (1 + k) * k, (1 + k) * k
+    if horizon is None:
+        raise ValueError(f"a {kind} space needs horizon")
+    n_tree = _tree_histories(k, int(horizon))
+    if kind == "tail":
+        return n_tree + k, (n_tree + k) * k, (n_tree + k) * k
+    if kind != "tree":
+        raise ValueError(f"kind must be 'tree', 'markov' or 'tail', got {kind!r}")
+    return n_tree, n_tree * k, n_tree * k - k ** int(horizon)
+
+
+def lp_counts(
+    env: Environment,
+    n_hist: int,
+    n_nodes: int,
+    n_cont: int,
+    ic: str = "bayesian",
+    ir: str = "interim",
+    budget: str = "interim",
+) -> tuple[int, int, int]:
+    r"""``(columns, rows, nonzeros)`` of ``mechlp.constraints.formulation.build_lp`` on a space of ``n_hist``
+    histories, ``n_nodes`` nodes and ``n_cont`` nodes with a continuation (docs/design.md section 5.3).
+
+    With ``n`` agents, ``K = prod_i K_i`` profiles, ``M_i = K / K_i`` others' profiles and ``P_i`` IC pairs
+    (``K_i (K_i - 1)``; local IC ``2 (K_i - 1)``): columns ``(2n + 1) N`` (``U_i``, ``x_i``, ``B``; ``+ H`` for
+    savings); recursion rows ``(n + 1) N`` with ``(3n + 1) N + (n + 1) C K`` entries; IC rows ``H P_i`` (ex post
+    IC: ``H P_i M_i``) with ``2 M_i`` current and ``M_i K`` child entries each (child entries only where the
+    history continues, ``C / K`` histories); IR rows ``H K_i`` with ``M_i`` entries (ex post: ``N`` rows of one;
+    ex ante: the root only); budget rows: interim ``H`` of ``K``, ex ante one of ``K``, ex post ``N`` of ``n``,
+    savings ``H + C + 1`` of ``(1 + K) H + (2 + n) C + 1``. Rows and columns are exact; nonzeros an upper bound,
+    exact unless beliefs, kernel differences or transition probabilities vanish (those entries are dropped).
+    """
+    n, k = env.n_agents, env.n_profiles
+    ic, ir, budget = parse_notion("ic", ic), parse_notion("ir", ir), parse_notion("budget", budget)
+    cols = (2 * n + 1) * n_nodes + (n_hist if budget == "savings" else 0)
+    rows = (n + 1) * n_nodes
+    nnz = (3 * n + 1) * n_nodes + (n + 1) * n_cont * k
+    cont_hist = n_cont // k
+    for i, ag in enumerate(env.agents):
+        ki, m = ag.n_types, env.others_count(i)
+        pairs = 2 * (ki - 1) if ic == "local" else ki * (ki - 1)
+        rows += n_hist * pairs * (m if ic == "ex_post" else 1)
+        nnz += pairs * (n_hist * 2 * m + cont_hist * m * k)
+        if ir == "ex_post":
+            rows, nnz = rows + n_nodes, nnz + n_nodes
+        else:
+            h_ir = 1 if ir == "ex_ante" else n_hist
+            rows, nnz = rows + h_ir * ki, nnz + h_ir * ki * m
+    if budget in ("interim", "ex_ante"):
+        h_b = 1 if budget == "ex_ante" else n_hist
+        rows, nnz = rows + h_b, nnz + h_b * k
+    elif budget == "ex_post":
+        rows, nnz = rows + n_nodes, nnz + n * n_nodes
+    elif budget == "savings":
+        rows, nnz = rows + n_hist + n_cont + 1, nnz + (1 + k) * n_hist + (2 + n) * n_cont + 1
+    return int(cols), int(rows), int(nnz)
+
+
+def _lp_bytes(cols: int, rows: int, nnz: int) -> int:
+    return LP_BYTES_PER_NONZERO * nnz + LP_BYTES_PER_LINE * (rows + cols)
+
+
+def _verify_bytes(env: Environment, n_nodes: int, n_cont: int, exact: bool = False) -> int:
+    """The independent verifier (and, for the recursion, its own arrays): per node and per (node, next profile)."""
+    edges = n_cont * env.n_profiles
+    if exact:
+        return EXACT_BYTES_PER_NODE * n_nodes + EXACT_BYTES_PER_EDGE * edges
+    return RECURSION_BYTES_PER_NODE * n_nodes + RECURSION_BYTES_PER_EDGE * edges
+
+
+def _lp_size(env: Environment, n_hist: int, n_nodes: int, n_cont: int) -> SizeEstimate:
+    """The default LP (Bayesian IC, interim IR, interim budget) on a space of these counts, and its bytes."""
+    cols, rows, nnz = lp_counts(env, n_hist, n_nodes, n_cont)
+    need = max(_lp_bytes(cols, rows, nnz), _verify_bytes(env, n_nodes, n_cont)) + FIXED_BYTES
+    return SizeEstimate(n_hist, n_nodes, cols, rows, nnz, int(need))
+
+
+def estimate_memory(
+    env: Environment,
+    question: str = "feasibility",
+    *,
+    space: StateSpace | None = None,
+    kind: str | None = None,
+    horizon: int | None = None,
+    method: str = "lp",
+    ic: str = "bayesian",
+    ir: str = "interim",
+    budget: str = "interim",
+    certify: bool = True,
+    exact: bool = False,
+    **_: object,
+) -> SizeEstimate:
+    r"""Peak bytes a question needs, predicted in closed form before anything is built (issue #11, item 6).
+
+    The one estimator of every question path; calibrated by ``benchmarks/memory.py`` (predicted / measured peak
+    within [1/1.5, 1.5], mostly above 1, on trees and Markov spaces). With ``H`` histories, ``N`` nodes, ``C``
+    nodes with a continuation, ``K`` profiles (:func:`space_counts`) and the LP's ``nnz``, rows and columns
+    (:func:`lp_counts`), plus ``FIXED_BYTES``:
+
+    * ``"recursion"`` (``mechlp.solve.recursion.solve``) and ``"minmax"`` with ``method="recursion"``
+      (plus transfers and the verifier): ``RECURSION_BYTES_PER_NODE N + RECURSION_BYTES_PER_EDGE C K``;
+    * ``"minmax"`` (LP): ``max(LP_BYTES_PER_NONZERO nnz + LP_BYTES_PER_LINE (rows + cols), verifier)`` for the
+      LP without budget rows;
+    * ``"feasibility"``: the same for the LP with ``budget`` rows (it also solves the smaller min-max LP, one at a
+      time); with ``exact``, plus the exact stage ``EXACT_BYTES_PER_NODE N + EXACT_BYTES_PER_EDGE C K``. ``certify``
+      adds nothing: the Farkas LP is smaller than the feasibility LP, and its certificate is re-checked in fractions
+      only on small spaces (``mechlp.proofs.farkas.AUTO_EXACT_COLUMNS``);
+    * ``"check"`` (``check_certificate``, ``mechlp check``): ``CERTIFICATE_FILE_BYTES_PER_NODE N`` for the file's
+      entries, plus the float verifier, plus with ``exact`` the exact one.
+
+    Parameters
+    ----------
+    env : Environment
+    question : {"recursion", "minmax", "feasibility", "check"}
+    space : StateSpace, optional
+        A built space (its counts are used); else ``kind`` and ``horizon`` describe it (``kind`` defaults to
+        ``"markov"`` for an infinite horizon without ``horizon``, else ``"tree"``).
+    method, ic, ir, budget, certify, exact
+        As for the question (other keyword options are accepted and do not change the size).
+
+    Returns
+    -------
+    SizeEstimate
+        Counts of the space and of the LP the question builds (zero LP counts for the recursion and checks).
+    """
+    if question not in ESTIMATED_QUESTIONS:
+        raise ValueError(f"question must be one of {ESTIMATED_QUESTIONS}, got {question!r}")
+    if space is not None:
+        n_hist, n_nodes = space.n_hist, space.n_nodes
+        n_cont = int(np.count_nonzero(space.child_hist >= 0))
+    else:
+        if kind is None:
+            kind = "markov" if env.infinite and horizon is None else "tree"
+        if kind == "tree" and horizon is None:
+            horizon = int(env.horizon)
+        n_hist, n_nodes, n_cont = space_counts(env, kind, horizon)
+    cols = rows = nnz = 0
+    if question == "recursion" or (question == "minmax" and method == "recursion"):
+        need = _verify_bytes(env, n_nodes, n_cont)
+    elif question == "check":
+        need = CERTIFICATE_FILE_BYTES_PER_NODE * n_nodes + _verify_bytes(env, n_nodes, n_cont)
+        if exact:
+            need += _verify_bytes(env, n_nodes, n_cont, exact=True)
+    else:
+        cols, rows, nnz = lp_counts(env, n_hist, n_nodes, n_cont, ic, ir, "none" if question == "minmax" else budget)
+        need = max(_lp_bytes(cols, rows, nnz), _verify_bytes(env, n_nodes, n_cont))
+        if question == "feasibility" and exact:  # the margin LP's mechanism, re-checked in fractions, on top
+            need += _verify_bytes(env, n_nodes, n_cont, exact=True)
+    return SizeEstimate(n_hist, n_nodes, cols, rows, nnz, int(need + FIXED_BYTES))
+
+
+def _space_words(env: Environment, kind: str, horizon: int | None) -> str:
+    if kind == "markov":
+        return f"Markov space with {env.n_profiles} profiles"
+    if kind == "tail":
+        return f"tree with a Markov tail after {horizon} periods"
+    return f"history tree with horizon {horizon}"
+
+
+def question_space(
+    env: Environment,
+    question: str,
+    memory_limit: int,
+    *,
+    space: StateSpace | None = None,
+    horizon: int | None = None,
+    tail: bool = False,
+    advice: str = " (raise memory_limit or use the Markov form)",
+    **options: object,
+) -> StateSpace:
+    """The space ``question`` is answered on (:func:`space_for`), refused before anything is built when
+    :func:`estimate_memory` for that question exceeds ``memory_limit``.
+
+    Raises ``MemoryError("<space> is too large for <question>: <sizes>, about X GiB ..., over the memory limit of
+    Y GiB<advice>")`` (:func:`check_memory`). ``options`` are those of :func:`estimate_memory` (``method``,
+    ``ic``, ``ir``, ``budget``, ``certify``, ``exact``).
+    """
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    if horizon is not None:
+        horizon = _check_horizon(horizon)
+    if space is not None:
+        est = estimate_memory(env, question, space=space, **options)
+        kind, horizon = space.kind, getattr(space, "horizon", None)
+    else:
+        kind = "tail" if tail else ("markov" if env.infinite and horizon is None else "tree")
+        if kind == "tree" and horizon is None:
+            horizon = int(env.horizon)
+        if kind == "tail" and horizon is None:
+            raise ValueError("tail=True needs horizon, the number of history-dependent periods before the Markov tail")
+        est = estimate_memory(env, question, kind=kind, horizon=horizon, **options)
+    what = f"for {question}" + (" by recursion" if options.get("method") == "recursion" else "")
+    check_memory(
+        est.bytes, memory_limit, f"{_space_words(env, kind, horizon)} is too large: {est.describe(what)}", advice
+    )
+    return space_for(env, space, horizon, MAX_MEMORY_LIMIT, tail=tail)

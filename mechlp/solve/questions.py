@@ -38,7 +38,7 @@ from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, question_space
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
@@ -69,10 +69,23 @@ def _solve(
     backend: str,
     memory_limit: int,
     solver_options: dict,
+    certify: bool = False,
+    exact: bool = False,
 ) -> Result:
     check_backend(backend)
     env = q.env
-    sp = space_for(env, space, horizon, memory_limit)
+    sp = question_space(
+        env,
+        question,
+        memory_limit,
+        space=space,
+        horizon=horizon,
+        ic=q.ic,
+        ir=q.ir,
+        budget=q.budget,
+        certify=certify,
+        exact=exact,
+    )
     options = {**q.to_dict(), "backend": backend}
     weights = None
     if q.ir == "ex_ante":
@@ -237,7 +250,17 @@ def minmax(
     check_choice("method", method, METHODS)
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
-        space = space_for(env, space, horizon, memory_limit, tail=True)
+        space = question_space(
+            env,
+            "minmax",
+            memory_limit,
+            space=space,
+            horizon=horizon,
+            tail=True,
+            method="lp" if method == "lp" else "recursion",
+            ic=q.ic,
+            ir=q.ir,
+        )
     check_backend(backend)
     if method == "auto":
         # LP solver options (time limits, HiGHS settings) ask for the LP; so do the options the recursion lacks
@@ -383,12 +406,24 @@ def feasibility(
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     budget = q.budget
     if tail:
-        space = space_for(env, space, horizon, memory_limit, tail=True)
+        space = question_space(
+            env,
+            "feasibility",
+            memory_limit,
+            space=space,
+            horizon=horizon,
+            tail=True,
+            ic=q.ic,
+            ir=q.ir,
+            budget=budget,
+            certify=certify,
+            exact=exact,
+        )
     if route == "auto":
         res = _from_structure(q, space, horizon, backend, memory_limit, minmax_result, certify, exact)
         if res is not None:
             return res
-    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options)
+    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options, certify, exact)
     res.diagnosis = {"route": "lp"}
     sp = res.space
     if res.status == "optimal":
@@ -410,6 +445,7 @@ def feasibility(
             outside_option=list(q.outside),
             limits=q.limits,
             backend=backend,
+            memory_limit=memory_limit,
             **solver_options,
         )
     if mm.surplus is None:
@@ -521,8 +557,25 @@ def _from_structure(
         and (space is None or mm.space is space)
         and (horizon is None or getattr(mm.space, "horizon", None) == horizon)
     )
+    if exact:  # the exact stage solves the margin LP, as large as the feasibility LP: refuse it here as there
+        space = question_space(
+            q.env,
+            "feasibility",
+            memory_limit,
+            space=space if space is not None else (mm.space if usable else None),
+            horizon=None if space is not None or usable else horizon,
+            ic=q.ic,
+            ir=q.ir,
+            budget=budget,
+            certify=certify,
+            exact=True,
+        )
+        horizon = None
     if not usable:
-        mm = _by_recursion(q, space, horizon, backend, memory_limit)
+        try:
+            mm = _by_recursion(q, space, horizon, backend, memory_limit)
+        except MemoryError:
+            return None  # the LP route refuses with its own estimate (the LP needs more than the recursion)
     if mm.status != "optimal" or mm.surplus is None or mm.mechanism is None:
         return None
     seconds = time.perf_counter() - t0

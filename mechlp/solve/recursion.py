@@ -88,12 +88,13 @@ from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, outside_options, parse_notion
 from mechlp.model.spaces import (
     DEFAULT_MEMORY_LIMIT,
+    MAX_MEMORY_LIMIT,
     HistoryTree,
     MarkovSpace,
     StateSpace,
     TreeWithTail,
     check_memory,
-    estimate_tree_size,
+    estimate_memory,
 )
 from mechlp.model.transfers import transfers_from_interim
 from mechlp.solve.result import Result
@@ -639,27 +640,14 @@ def _check_options(ic: str) -> str:
 
 
 def estimate_bytes(space_or_env: StateSpace | Environment, horizon: int | None = None, verify: bool = True) -> int:
-    """Peak bytes of :func:`minmax_result` on a history tree (recursion, transfers and, with ``verify``, the
-    independent verifier), predicted from the tree's size without building it.
-
-    Calibrated on 2x2 (``T = 10``: 258 MiB measured) and 3x3 (``T = 7``: 735 MiB) bilateral trade, on the
-    conservative side: the verifier dominates, at about ``(40 + 60 n)`` bytes per node for ``n`` agents.
-    """
+    """Peak bytes of :func:`solve` (``verify=False``) or :func:`minmax_result` (recursion, transfers and the
+    independent verifier) on a space or on the history tree / Markov space of ``env``, predicted without building
+    it: :func:`mechlp.model.spaces.estimate_memory` (questions ``"recursion"`` and ``"minmax"`` by recursion), the
+    one calibrated estimator (``benchmarks/memory.py``)."""
+    question = "minmax" if verify else "recursion"
     if isinstance(space_or_env, StateSpace):
-        env = space_or_env.env
-        n_hist, n_nodes = space_or_env.n_hist, space_or_env.n_nodes
-    else:
-        env = space_or_env
-        if horizon is None:
-            horizon = int(env.horizon)
-        est = estimate_tree_size(env, int(horizon))
-        n_hist, n_nodes = est.histories, est.nodes
-    n = env.n_agents
-    kmax = max(env.type_counts)
-    own = n_hist * sum(env.type_counts) * 8 * 3 + n_nodes * 8 * (3 + n)
-    if not verify:
-        return int(own + n_nodes * 8 * (2 + kmax))
-    return int(own + (40 + 60 * n) * n_nodes)
+        return estimate_memory(space_or_env.env, question, space=space_or_env, method="recursion").bytes
+    return estimate_memory(space_or_env, question, horizon=horizon, method="recursion").bytes
 
 
 def recursion_space(
@@ -676,14 +664,28 @@ def recursion_space(
 
     The LP size estimate of :class:`~mechlp.model.spaces.HistoryTree` does not apply to the recursion, so the tree
     is built without it. ``needs`` words the estimate in the message (``"<needs> about X GiB"``); ``advice`` follows
-    the limit (:func:`~mechlp.model.spaces.check_memory`); ``needs=""`` says only the size.
+    the limit (:func:`~mechlp.model.spaces.check_memory`); ``needs=""`` says only the size. The Markov space is
+    checked by :func:`_check_space` (its size does not depend on a horizon).
     """
     if env.infinite and horizon is None:
         return MarkovSpace(env)
     need = estimate_bytes(env, horizon, verify=verify)
     what = " ".join(filter(None, [needs, f"about {need / 2**30:.2f} GiB"]))
     check_memory(need, memory_limit, f"history tree with horizon {horizon or int(env.horizon)}: {what}", advice)
-    return HistoryTree(env, horizon, memory_limit=2**62)
+    return HistoryTree(env, horizon, memory_limit=MAX_MEMORY_LIMIT)
+
+
+def _check_space(space: StateSpace, memory_limit: int, verify: bool) -> None:
+    """Refuse a built space whose recursion (with ``verify``: plus transfers and the verifier) is predicted to need
+    more than ``memory_limit`` (:func:`estimate_bytes`), before the recursion allocates anything."""
+    need = estimate_bytes(space, verify=verify)
+    if space.kind == "markov":
+        where = f"Markov space with {space.env.n_profiles} profiles"
+    else:
+        where = f"{space.kind} space of horizon {space.horizon}"
+    what = "verifying the mechanism needs" if verify else "the recursion needs"
+    advice = "; mechlp.solve.recursion.solve gives Pi* at every state without a verified mechanism" if verify else ""
+    check_memory(need, memory_limit, f"{where}: {what} about {need / 2**30:.2f} GiB", advice)
 
 
 def solve(
@@ -742,6 +744,8 @@ def solve(
         raise TypeError(
             f"model must be an Environment, a HistoryTree, a MarkovSpace or a TreeWithTail, got {type(model).__name__}"
         )
+    if not isinstance(space, HistoryTree) or not isinstance(model, Environment):  # (the tree was checked above)
+        _check_space(space, memory_limit, verify=False)
     env = space.env
     outside = outside_options(outside_option, env)
     m = _Model(env, ic, outside)
@@ -1225,18 +1229,11 @@ def minmax_result(
             needs="recursion plus verification need",
             advice=" (raise memory_limit, or use mechlp.solve.recursion.solve for Pi* without a verified mechanism)",
         )
-    if isinstance(sp, MarkovSpace):
-        # the verifier gathers the children of every node: arrays of n_nodes x K floats, a few at a time
-        need = sp.n_nodes * env.n_profiles * 8 * 4
-        check_memory(
-            need,
-            memory_limit,
-            f"Markov space with {env.n_profiles} profiles: verifying the mechanism needs about {need / 2**30:.2f} GiB",
-            "; mechlp.solve.recursion.solve gives Pi* at every state without a verified mechanism",
-        )
+    if space is not None or isinstance(sp, MarkovSpace):  # (a tree built here was checked by recursion_space)
+        _check_space(sp, memory_limit, verify=True)
     options = {**q.to_dict(), "backend": "recursion", "method": "recursion"}
     t0 = time.perf_counter()
-    sol = solve(sp, ic=q.ic, outside_option=list(q.outside), max_iter=max_iter)
+    sol = solve(sp, ic=q.ic, outside_option=list(q.outside), max_iter=max_iter, memory_limit=memory_limit)
     seconds = time.perf_counter() - t0
     size = {"histories": sp.n_hist, "nodes": sp.n_nodes}
     timings = {"solve": seconds}
