@@ -82,7 +82,14 @@ from mechlp.backends.base import SolverOutput
 from mechlp.constraints.deviation import flow_gain, ic_pair_mask, kernel_gap
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer, space_size
-from mechlp.model.beliefs import joint_beliefs, marginal_beliefs, mixed_kernels, next_marginals, others_beliefs
+from mechlp.model.beliefs import (
+    joint_beliefs,
+    joint_transition,
+    marginal_beliefs,
+    mixed_kernels,
+    next_marginals,
+    others_beliefs,
+)
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, outside_options, parse_notion
@@ -1116,6 +1123,11 @@ def _exact_step(
     return np.linalg.solve(mat.reshape(n, n), rhs.reshape(-1)).reshape(n_ctx, k)
 
 
+#: Markov welfare values of at most this many profiles are one dense solve (the fixed point iterates about
+#: ``log(tol) / log(delta)`` times, tens of millions near ``delta = 1``).
+DIRECT_WELFARE_PROFILES = 2000
+
+
 def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
     r""":math:`W(h) = \sum_\theta P(\theta|h)[w(\theta) + \delta W(h\theta)]` at every history.
 
@@ -1136,6 +1148,8 @@ def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
             f1 = m.kernels[0][0]
             f2 = m.kernels[1][0] if len(m.counts) == 2 else np.ones((1, 1))
             wn = _solve_stein(f1, f2.T, w.reshape(f1.shape[0], f2.shape[0]), m.delta).reshape(-1)
+        elif k <= DIRECT_WELFARE_PROFILES:  # one dense solve (I - delta Q) W_n = w: no iteration count in 1/(1-delta)
+            wn = np.linalg.solve(np.eye(k) - m.delta * joint_transition(space.env), w)
         else:
             wn = w.copy()
             factor = m.delta / (1.0 - m.delta) if m.delta != 0.0 else 0.0
