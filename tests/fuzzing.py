@@ -1,4 +1,5 @@
-"""Helpers shared by the fuzzers: a time budget (fail instead of hanging) and the paths into a document."""
+"""Helpers shared by the fuzzers: a time budget (fail instead of hanging), the paths into a document, and the
+clean-stderr rule of the command line."""
 
 from __future__ import annotations
 
@@ -37,3 +38,13 @@ def paths(node, prefix=()):
     elif isinstance(node, list):
         for j, v in enumerate(node):
             yield from paths(v, (*prefix, j))
+
+
+def assert_clean_stderr(err: str, code: int) -> None:
+    """No traceback; warnings one line each (``mechlp: warning: ...``); an error is exactly one line, last."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("mechlp: warning: ")]
+    if code == 2:
+        assert len(lines) == 1 and lines[0].startswith("mechlp: error: "), err
+    else:
+        assert lines == [], err

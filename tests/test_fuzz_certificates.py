@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzing import assert_clean_stderr, time_budget
 from fuzzing import paths as _paths
-from fuzzing import time_budget
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -85,16 +85,6 @@ def _flags(question: dict) -> list[str]:
         else:
             out += [f"--{key.replace('_', '-')}", str(value)]
     return out
-
-
-def assert_clean_stderr(err: str, code: int) -> None:
-    """No traceback; warnings one line each (``mechlp: warning: ...``); an error is exactly one line, last."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("mechlp: warning: ")]
-    if code == 2:
-        assert len(lines) == 1 and lines[0].startswith("mechlp: error: "), err
-    else:
-        assert lines == [], err
 
 
 @cache

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fuzzing import assert_clean_stderr, time_budget
 from fuzzing import paths as _paths
-from fuzzing import time_budget
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -377,16 +377,6 @@ def assert_valid_environment(env: Environment) -> None:
         if ag.values is not None:
             assert np.isfinite(ag.values).all() and (np.diff(ag.values) > 0).all()
     assert np.isfinite(env.allocation).all() and np.abs(env.allocation.sum(axis=1) - 1).max() <= tol
-
-
-def assert_clean_stderr(err: str, code: int) -> None:
-    """No traceback; warnings one line each (``mechlp: warning: ...``); an error is exactly one line, last."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("mechlp: warning: ")]
-    if code == 2:
-        assert len(lines) == 1 and lines[0].startswith("mechlp: error: "), err
-    else:
-        assert lines == [], err
 
 
 def check_load(path: Path, sets: list[str] = ()) -> Environment | None:
