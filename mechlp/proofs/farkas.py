@@ -87,7 +87,7 @@ def _row_keys(rows: InterimRows, space: StateSpace) -> np.ndarray:
 
 
 def _support_solve(
-    space: StateSpace, nums: Numbers, rows_f: InterimRows, y_float: np.ndarray, build
+    space: StateSpace, rows_f: InterimRows, y_float: np.ndarray, build
 ) -> tuple[InterimRows, np.ndarray] | None:
     """The exact Farkas vertex on the float solution's support: ``A_S^T y_S = 0``, ``b_S^T y_S = 1``, ``y_S >= 0``.
 
@@ -262,12 +262,12 @@ def impossibility_certificate(
     if focus is not None:
         options["focus"] = space.describe_history(focus)
     nums = Numbers(env, exact=True)
-    small_numbers = nums.largest_denominator() <= AUTO_EXACT_DENOMINATOR
+    forced = exact is True
     if exact is None:
-        exact = small_numbers
+        exact = nums.largest_denominator() <= AUTO_EXACT_DENOMINATOR
     if exact:
-        found = _support_solve(space, nums, rows_f, y_float, lambda hs: build(nums, hs))
-        if found is None and (exact is True or np.unique(rows_f.cols).size <= AUTO_EXACT_COLUMNS):
+        found = _support_solve(space, rows_f, y_float, lambda hs: build(nums, hs))
+        if found is None and (forced or np.unique(rows_f.cols).size <= AUTO_EXACT_COLUMNS):
             rows_x = build(nums, None if focus is None else space.descendants([focus]))
             y = _repair(rows_x, _match(space, rows_x, rows_f, y_float), nums)
             found = None if y is None else (rows_x, y)

@@ -557,13 +557,15 @@ def _from_structure(
         and (space is None or mm.space is space)
         and (horizon is None or getattr(mm.space, "horizon", None) == horizon)
     )
+    if usable and space is None:
+        space, horizon = mm.space, None
     if exact:  # the exact stage solves the margin LP, as large as the feasibility LP: refuse it here as there
         space = question_space(
             q.env,
             "feasibility",
             memory_limit,
-            space=space if space is not None else (mm.space if usable else None),
-            horizon=None if space is not None or usable else horizon,
+            space=space,
+            horizon=None if space is not None else horizon,
             ic=q.ic,
             ir=q.ir,
             budget=budget,
