@@ -7,7 +7,10 @@ median of ``--repeat`` runs in this process:
 * ``certificate``: ``impossibility_certificate`` on the subtree of the lowest Pi*, with its float and exact checks;
 * ``answer``: ``feasibility(..., "interim")`` (route ``"auto"``: the whole answer, certificate included);
 * ``exact check``: ``check_impossibility(exact=True)`` of that certificate (A^T y = 0 over every transfer);
-* ``exact verify``: ``verify(exact=True)`` of the min-max mechanism (GMP rationals), up to ``--exact-verify-max``.
+* ``exact verify``: ``verify(exact=True)`` of the min-max mechanism (GMP rationals; identical subtrees merged,
+  so each (period, last profile) is evaluated once), up to ``--exact-verify-max``;
+* ``every history``: the same exact verify with merging switched off (``verifier.MERGE_SHARE = -1``), the cost for
+  a mechanism without repeated subtrees, up to ``--unmerged-max``.
 
 Ratios are against the recursion measured in the same run. Run: ``python benchmarks/proofs.py [--quick]``.
 """
@@ -21,6 +24,7 @@ import time
 import numpy as np
 
 import mechlp as ml
+from mechlp.audit import verifier
 from mechlp.audit.verifier import check_impossibility, verify
 from mechlp.model.question import Question
 from mechlp.proofs.farkas import impossibility_certificate
@@ -46,13 +50,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="horizons 6-8 (2x2) and 5-6 (3x2), one run each")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--exact-verify-max", type=int, default=9, help="largest 2x2 horizon for the exact verify")
+    ap.add_argument("--exact-verify-max", type=int, default=10, help="largest 2x2 horizon for the exact verify")
+    ap.add_argument("--unmerged-max", type=int, default=9, help="largest 2x2 horizon for the unmerged exact verify")
     args = ap.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
     horizons = {"usstp 2x2": (6, 7, 8) if args.quick else (8, 9, 10), "bilateral 3x2": (5, 6) if args.quick else (6, 7)}
     print(
         f"{'model':14} {'T':>3} {'nodes':>10} {'recursion':>10} {'certificate':>17} {'answer':>17} "
-        f"{'exact check':>17} {'exact verify':>17}"
+        f"{'exact check':>17} {'exact verify':>17} {'every history':>17}"
     )
     for name, env in models().items():
         q = Question.parse(env, budget="interim")
@@ -70,13 +75,20 @@ def main(argv=None) -> int:
             assert ans.status == "infeasible" and ans.certificate.ok
             t_chk, chk = _median(lambda cert=cert: check_impossibility(cert, exact=True), repeat)
             assert chk["ok"] and chk["nonzero"] == 0
+            ver = unmerged = f"{'-':>17}"
             if name == "usstp 2x2" and horizon <= args.exact_verify_max:
-                t_ver, _ = _median(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), 1)
+                t_ver, v = _median(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), repeat)
+                assert v.options.get("distinct_histories", sp.n_hist) < sp.n_hist, "nothing merged"
                 ver = f"{t_ver:8.2f}s {t_ver / t_rec:6.1f}x"
-            else:
-                ver = f"{'-':>17}"
+            if name == "usstp 2x2" and horizon <= args.unmerged_max:
+                share, verifier.MERGE_SHARE = verifier.MERGE_SHARE, -1.0
+                try:
+                    t_all, _ = _median(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), 1)
+                finally:
+                    verifier.MERGE_SHARE = share
+                unmerged = f"{t_all:8.2f}s {t_all / t_rec:6.1f}x"
             cells = [f"{t:8.2f}s {t / t_rec:6.1f}x" for t in (t_cert, t_ans, t_chk)]
-            print(f"{name:14} {horizon:>3} {sp.n_nodes:>10,} {t_rec:9.2f}s " + " ".join(cells) + " " + ver)
+            print(f"{name:14} {horizon:>3} {sp.n_nodes:>10,} {t_rec:9.2f}s " + " ".join(cells) + f" {ver} {unmerged}")
     return 0
 
 

@@ -301,11 +301,11 @@ def test_others_product_is_the_product_of_the_other_marginals_exactly():
 
 
 def test_interim_payments_of_a_single_agent_stay_exact():
-    """No other agents: P(theta_-i|h) is an empty product, one as a fraction, so payments stay fractions."""
+    """No other agents: P(theta_-i|h) is an empty product, one as a rational, so payments stay exact."""
     solo = Environment([Agent("solo", ["a", "b"], [0.5, 0.5], np.eye(2), [[0.0], [1.0]])], ["x"], 0.9, 2)
     space = HistoryTree(solo, 2)
     nums = Numbers(solo, exact=True)
     x = np.array([[Fraction(j, 7) for j in range(space.n_nodes)]], dtype=object)
     (xbar,) = interim_payments(space, x, marginal_beliefs(space, nums))
-    assert all(isinstance(v, Fraction) for v in xbar.reshape(-1))
+    assert all(isinstance(v, Fraction | Rational) for v in xbar.reshape(-1))
     assert np.all(xbar.reshape(-1) == x[0])  # node h*K + t is (h, t): the payment itself

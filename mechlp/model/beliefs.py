@@ -39,15 +39,14 @@ Continuation values
     the root.
 
 Every function works in floats (``nums=None``) or in the arithmetic of a :class:`~mechlp.model.exact.Numbers`
-(exact fractions with ``Numbers(env, exact=True)``), by one code path on numpy arrays (object arrays of
-:class:`~fractions.Fraction` in exact mode). Everything is vectorised over histories and nodes; Python loops run
-over agents and depth levels only.
+(exact fractions with ``Numbers(env, exact=True)``), by one code path on numpy arrays (object arrays of exact
+rationals, :data:`mechlp.model.exact.Rational`, in exact mode). Everything is vectorised over histories and nodes;
+Python loops run over agents and depth levels only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,8 +54,8 @@ import scipy.sparse.linalg as spla
 
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
-from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, solve_exact
-from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, TreeWithTail
+from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, Rational, solve_exact
+from mechlp.model.spaces import HistoryTree, MarkovSpace, MergedTree, StateSpace, TreeWithTail
 
 __all__ = [
     "mixed_kernels",
@@ -159,7 +158,7 @@ def independent_product(factors: Sequence[np.ndarray], n_rows: int) -> np.ndarra
     """
     if any(np.asarray(f).dtype == object for f in factors):
         out = np.empty((n_rows, 1), dtype=object)
-        out.fill(Fraction(1))
+        out.fill(Rational(1))
     else:
         out = np.ones((n_rows, 1))
     for f in factors:
@@ -324,14 +323,14 @@ def others_product(marginals: Sequence[np.ndarray], agent: int, env: Environment
     -------
     ndarray
         ``(n_rows, M)``, column ``m`` the others' profile in C order over the other agents; with ``env``,
-        ``(n_rows, K)`` with column ``s`` the probability of the others' part of profile ``s``. Fractions when the
+        ``(n_rows, K)`` with column ``s`` the probability of the others' part of profile ``s``. Rationals when the
         marginals are fractions (also for a single agent, where the product is empty and equal to one).
     """
     own = np.asarray(marginals[agent])
     n_rows = own.shape[0]
     out = independent_product([m for j, m in enumerate(marginals) if j != agent], n_rows)
     if len(marginals) == 1 and own.dtype == object:
-        out = np.full((n_rows, 1), Fraction(1), dtype=object)
+        out = np.full((n_rows, 1), Rational(1), dtype=object)
     if env is not None:
         return out[:, _others_index(env, agent)[1]]
     return out
@@ -445,7 +444,7 @@ def expected_continuation(
     r"""The expectation of next period's node values after each node, under truth-telling.
 
     .. math::
-       E[V \mid g] = \sum_{	heta'} P(	heta'|	heta_g)\, V(	ext{child}(g, 	heta')), \qquad 0 	ext{ where the game
+       E[V \mid g] = \sum_{\theta'} P(\theta'|\theta_g)\, V(\text{child}(g, \theta')), \qquad 0 \text{ where the game
        ends after } g
 
     (the continuation term of the recursion in :func:`continuation_values`, and of the transfers
@@ -488,7 +487,7 @@ def _markov_solve(space: StateSpace, nums: Numbers, q: np.ndarray, b: np.ndarray
         mat = -nums.delta * q
         mat[np.arange(k), np.arange(k)] = mat[np.arange(k), np.arange(k)] + 1
         eye = nums.zeros((k, k))
-        eye[np.arange(k), np.arange(k)] = Fraction(1)
+        eye[np.arange(k), np.arange(k)] = Rational(1)
         cached = (key, solve_exact(mat, eye).T)
         space._exact_inverse = cached
     return b @ cached[1].T
@@ -525,7 +524,8 @@ def continuation_values(
 
     Notes
     -----
-    On a tree the recursion runs backwards one depth level at a time. On a
+    On a tree (and a :class:`~mechlp.model.spaces.MergedTree`) the recursion runs backwards one depth level at a
+    time. On a
     :class:`~mechlp.model.spaces.MarkovSpace` every node leads to the state of its own profile, and on a
     :class:`~mechlp.model.spaces.TreeWithTail` the tail nodes ``(s, theta)`` lead to the tail state ``theta``, so
     :math:`V(s,\theta) = f(s,\theta) + \delta c(\theta)` with :math:`c = (I - \delta Q)^{-1} b`,
@@ -557,7 +557,7 @@ def continuation_values(
             out[:, nodes] = out[:, nodes] + delta * _next_expectation(space, q, out, nodes, zero)
         return out
 
-    if isinstance(space, HistoryTree):
+    if isinstance(space, HistoryTree | MergedTree):
         return backward(space.levels()[:-1])  # the last level has no continuation
     if isinstance(space, MarkovSpace | TreeWithTail):
         # In the Markov part the next state is the current profile: V(g) = f(g) + delta c(theta_g) with
@@ -645,7 +645,7 @@ def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers |
             tot[:, s_] = out[:, lo:][:, prof[lo:] == s_].sum(axis=1)
         if nums.exact:
             eye = nums.zeros((k, k))
-            eye[np.arange(k), np.arange(k)] = Fraction(1)
+            eye[np.arange(k), np.arange(k)] = Rational(1)
             z = tot @ _markov_solve(space, nums, q, eye).T  # rows of W M; _markov_solve of the unit rows is M^T
         else:
             z = np.linalg.solve((np.eye(k) - delta * q).T, tot.T).T

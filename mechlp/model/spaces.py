@@ -24,6 +24,10 @@ followed by ``K`` Markov states: history ``n_tree + s`` means "period ``T + 1`` 
 ``s``". The nodes of the tree's last period and of every tail state lead to the tail state of their own profile,
 so a mechanism is history dependent for ``T`` periods and stationary Markov afterwards.
 
+**MergedTree**: a ``HistoryTree`` whose histories with identical subtrees (same period, same last profile, same
+node data below) are merged into one (:func:`merge_identical_subtrees`); an acyclic graph with the tree's indexing
+scheme, used by the exact verifier to evaluate each distinct subtree once.
+
 Everything here is array arithmetic; there is no Python loop over nodes.
 """
 
@@ -42,6 +46,8 @@ __all__ = [
     "HistoryTree",
     "MarkovSpace",
     "TreeWithTail",
+    "MergedTree",
+    "merge_identical_subtrees",
     "SizeEstimate",
     "estimate_tree_size",
     "estimate_tail_size",
@@ -453,6 +459,105 @@ class TreeWithTail(StateSpace):
 
     def size(self) -> SizeEstimate:
         return self.estimate
+
+
+class MergedTree(StateSpace):
+    r"""A :class:`HistoryTree` with every set of histories whose subtrees are identical merged into one history.
+
+    Two tree histories are merged when they are in the same period, have the same last report profile, carry
+    the same node data (e.g. the same transfer bits) at their nodes, and their children are merged pairwise,
+    recursively to the last period. On such histories every quantity computed from the subtree (continuation
+    values, interim utilities, deviation payoffs, :math:`\Pi(h)`) is the same, and so are the beliefs
+    (:math:`P(\theta|h)` depends on the last profile only), so every constraint row takes the same value at all
+    of them. The merged histories form an acyclic graph with the usual indexing (``child_hist``,
+    ``hist_prev_profile``, ``hist_period``); its period ``t`` histories are ``levels()[t - 1]``.
+
+    Attributes
+    ----------
+    tree : HistoryTree
+        The tree merged.
+    classes : ndarray of int, shape (tree.n_hist,)
+        The merged history of each tree history (the root stays ``0``).
+    representative : ndarray of int, shape (n_hist,)
+        One tree history of each merged history (its smallest index).
+    """
+
+    kind = "merged"
+
+    def __init__(self, tree: HistoryTree, classes: np.ndarray, representative: np.ndarray, level_start: np.ndarray):
+        k = tree.env.n_profiles
+        self.env = tree.env
+        self.tree = tree
+        self.horizon = tree.horizon
+        self.classes = classes
+        self.representative = representative
+        self.level_start = level_start
+        self.n_hist = int(representative.size)
+        self.hist_prev_profile = tree.hist_prev_profile[representative]
+        self.hist_period = tree.hist_period[representative]
+        rep_nodes = (representative[:, None] * k + np.arange(k)).reshape(-1)
+        kids = tree.child_hist[rep_nodes]
+        self.child_hist = np.where(kids >= 0, classes[np.maximum(kids, 0)], -1)
+
+    @property
+    def representative_nodes(self) -> np.ndarray:
+        """``(n_nodes,)``: the tree node of every node of the merged histories."""
+        k = self.env.n_profiles
+        return (self.representative[:, None] * k + np.arange(k)).reshape(-1)
+
+    def levels(self) -> list[tuple[int, int]]:
+        """``[(first history, end history)]`` per period, root first."""
+        return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
+
+    def history_path(self, h: int) -> list[dict[str, str]]:
+        """The path of the representative tree history."""
+        return self.tree.history_path(int(self.representative[h]))
+
+    def describe_history(self, h: int) -> str:
+        return self.tree.describe_history(int(self.representative[h]))
+
+
+def merge_identical_subtrees(tree: HistoryTree, node_keys: np.ndarray) -> MergedTree:
+    """Merge the histories of ``tree`` whose subtrees carry identical ``node_keys`` (:class:`MergedTree`).
+
+    Parameters
+    ----------
+    tree : HistoryTree
+    node_keys : ndarray of int64, shape (n_nodes, m)
+        Data attached to every node (e.g. the bit patterns of the transfers); histories merge only when these
+        agree at every node of their subtrees.
+
+    Notes
+    -----
+    One ``numpy.unique`` over the rows ``(last profile, keys of the history's nodes, merged children)`` per
+    period, deepest first (each row compared as one byte string): linear in the nodes up to the sort, no Python
+    loop over histories.
+    """
+    if not isinstance(tree, HistoryTree):
+        raise TypeError(f"tree must be a HistoryTree, got {type(tree).__name__}")
+    keys = np.asarray(node_keys)
+    if keys.ndim != 2 or keys.shape[0] != tree.n_nodes or keys.dtype.kind not in "iu":
+        raise ValueError(f"node_keys must be an integer array of shape ({tree.n_nodes}, m), got {keys.shape}")
+    k = tree.env.n_profiles
+    levels = tree.levels()
+    local = np.zeros(tree.n_hist, dtype=np.int64)  # class within its period
+    firsts: list[np.ndarray] = []  # per period (deepest first): the first tree history of each class
+    for a, b in reversed(levels):  # periods, deepest first
+        n = b - a
+        parts = [tree.hist_prev_profile[a:b, None], keys[a * k : b * k].reshape(n, -1)]
+        kids = tree.child_hist[a * k : b * k]
+        if b < tree.n_hist:  # children are in the next period, already merged
+            parts.append(local[kids].reshape(n, k))
+        rows = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.int64)
+        rows = rows.view(np.dtype((np.void, rows.shape[1] * 8))).reshape(-1)  # one byte string per row
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        local[a:b] = inverse.reshape(-1)
+        firsts.append(first + a)
+    firsts.reverse()
+    sizes = np.array([f.size for f in firsts], dtype=np.int64)
+    level_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    classes = local + np.repeat(level_start[:-1], [b - a for a, b in levels])
+    return MergedTree(tree, classes, np.concatenate(firsts), level_start)
 
 
 def make_space(
