@@ -30,7 +30,8 @@ Models
     files); the ready-made models :func:`lamba_usstp`, :func:`yoon_binary`, :func:`yoon_k_type`,
     :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`.
 Workflows
-    :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`plot` (figures), :func:`to_latex`,
+    :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`split_minmax` (trees too large for memory, by
+    subtrees), :func:`plot` (figures), :func:`to_latex`,
     :func:`to_csv`, :func:`to_json` (exports).
 
 ``import mechlp`` loads neither cvxpy nor matplotlib: the cvxpy backend imports cvxpy when it is used, and
@@ -69,6 +70,7 @@ from mechlp.solve.result import Result
 from mechlp.solve.second_best import optimal_mechanism, second_best
 from mechlp.workflows.export import to_csv, to_json, to_latex
 from mechlp.workflows.sharing import ex_post_balance, share_surplus
+from mechlp.workflows.split import split_minmax
 from mechlp.workflows.sweep import load_sweep, sweep
 
 if TYPE_CHECKING:  # seen by type checkers and import-linter; loaded lazily at run time (matplotlib)
@@ -121,6 +123,7 @@ __all__ = [
     # workflows
     "sweep",
     "load_sweep",
+    "split_minmax",
     "plot",
     "to_latex",
     "to_csv",

@@ -109,6 +109,7 @@ from mechlp.solve.result import Result
 __all__ = [
     "Cycle",
     "RecursionSolution",
+    "Boundary",
     "solve",
     "minmax_result",
     "estimate_bytes",
@@ -303,6 +304,48 @@ class RecursionSolution(Answer):
         return (
             f"Pi*(root) = {pi[0]:.6g}, smallest Pi* = {pi[h]:.6g} at {self.space.describe_history(h)}; {self.message}"
         )
+
+
+@dataclass(frozen=True)
+class Boundary:
+    r"""Given values at the deepest level of a :class:`~mechlp.model.spaces.HistoryTree` (the roots of subtrees
+    solved apart, :mod:`mechlp.workflows.split`): :func:`solve` takes them instead of solving that level.
+
+    Pi* and the min-max utilities at a history depend on its subtree only (the recursion runs children first), so
+    the levels above a cut need from each subtree root exactly what the recursion reads from a child: its interim
+    utilities, its binding edges (for the pointwise-optimality check) and its welfare :math:`W`.
+
+    Attributes
+    ----------
+    interim_utilities : list of ndarray
+        Per agent ``(n_last, K_i)``: :math:`\bar U^*_i(t|h)` at the histories of the tree's last level, in order.
+    parents : list of ndarray
+        Per agent ``(n_last, K_i)``: the binding edges there (:attr:`RecursionSolution.parents`).
+    welfare : ndarray
+        ``(n_last,)``: :math:`W(h)` there (the whole continuation from ``h`` on, not one period).
+    """
+
+    interim_utilities: list[np.ndarray]
+    parents: list[np.ndarray]
+    welfare: np.ndarray
+
+    def check(self, space: StateSpace) -> None:
+        """``ValueError`` unless ``space`` is a history tree and every array has one row per last-level history."""
+        if not isinstance(space, HistoryTree):
+            raise ValueError(f"boundary needs a HistoryTree, got a {space.kind} space")
+        a, b = space.levels()[-1]
+        n = space.env.n_agents
+        for what, arrs in (("interim_utilities", self.interim_utilities), ("parents", self.parents)):
+            if len(arrs) != n:
+                raise ValueError(f"boundary.{what} has {len(arrs)} arrays; expected {n}, one per agent")
+            for i, (arr, ag) in enumerate(zip(arrs, space.env.agents, strict=True)):
+                if np.shape(arr) != (b - a, ag.n_types):
+                    raise ValueError(
+                        f"boundary.{what}[{i}] has shape {np.shape(arr)}; expected ({b - a}, {ag.n_types}) "
+                        "(last-level histories x types)"
+                    )
+        if np.shape(self.welfare) != (b - a,):
+            raise ValueError(f"boundary.welfare has shape {np.shape(self.welfare)}; expected ({b - a},)")
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -705,6 +748,7 @@ def solve(
     surplus: bool = True,
     check: bool = True,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    boundary: Boundary | None = None,
 ) -> RecursionSolution:
     r"""Min-max interim utilities and surplus :math:`\Pi^*(h)` at every history by backward recursion.
 
@@ -728,6 +772,9 @@ def solve(
         Run the pointwise-optimality check (module docstring).
     memory_limit : int
         Bytes; a history tree whose recursion (without verification) is predicted to need more is refused.
+    boundary : Boundary, optional
+        History tree only: the values at its last level, taken as given (not solved); the levels above are
+        solved backwards from them (:mod:`mechlp.workflows.split`).
 
     Returns
     -------
@@ -736,7 +783,7 @@ def solve(
     Raises
     ------
     ValueError
-        For an unsupported ``ic``, a bad ``outside_option`` or ``max_iter``.
+        For an unsupported ``ic``, a bad ``outside_option`` or ``max_iter``, a ``boundary`` of the wrong shapes.
     MemoryError
         When the tree is predicted not to fit in ``memory_limit``.
     """
@@ -753,6 +800,8 @@ def solve(
         )
     if not isinstance(space, HistoryTree) or not isinstance(model, Environment):  # (the tree was checked above)
         _check_space(space, memory_limit, verify=False)
+    if boundary is not None:
+        boundary.check(space)
     env = space.env
     outside = outside_options(outside_option, env)
     m = _Model(env, ic, outside)
@@ -762,10 +811,15 @@ def solve(
     parents = [np.full((space.n_hist, ad.k), -1, dtype=np.int16 if ad.k < 2**15 else np.int64) for ad in m.agents]
     markov = _markov_part(space)
     ok = True
+    if boundary is not None:
+        a, b = space.levels()[-1]
+        for i in range(env.n_agents):
+            ubar[i][a:b] = boundary.interim_utilities[i]
+            parents[i][a:b] = boundary.parents[i]
     if markov is not None:  # the stationary part first: the tree's last level leads into it
         ok = _solve_markov(m, space, sol, check, int(max_iter), *markov, ubar, parents)
     if ok:
-        ok = _solve_tree(m, space, sol, check, ubar, parents)
+        ok = _solve_tree(m, space, sol, check, ubar, parents, given_last=boundary is not None)
     if ok:
         sol.interim_utilities = ubar
         sol.parents = parents
@@ -774,7 +828,7 @@ def solve(
         return sol
     if surplus:
         t1 = time.perf_counter()
-        sol.welfare = _welfare(m, space)
+        sol.welfare = _welfare(m, space, None if boundary is None else boundary.welfare)
         sol.surplus = sol.welfare - sum(
             np.einsum("ht,ht->h", marg, sol.interim_utilities[ad.index])
             for ad, marg in zip(m.agents, marginal_beliefs(space), strict=True)
@@ -877,14 +931,23 @@ def _tree_levels(space: StateSpace) -> list[tuple[int, int]]:
     return space.levels() if isinstance(space, HistoryTree | TreeWithTail) else []
 
 
-def _solve_tree(m: _Model, space: StateSpace, sol: RecursionSolution, check: bool, ubar: list, parents: list) -> bool:
-    """Backward by depth level over the tree part (children first: the next level, or the tail states)."""
+def _solve_tree(
+    m: _Model,
+    space: StateSpace,
+    sol: RecursionSolution,
+    check: bool,
+    ubar: list,
+    parents: list,
+    given_last: bool = False,
+) -> bool:
+    """Backward by depth level over the tree part (children first: the next level, or the tail states);
+    ``given_last``: the last level's values are given (:class:`Boundary`), start one level above."""
     k = m.k
     levels = _tree_levels(space)
     n_lev = len(levels)
     tail = isinstance(space, TreeWithTail)
     min_coef = sol.min_coefficient
-    for depth in range(n_lev - 1, -1, -1):  # loop over depth levels, deepest first
+    for depth in range(n_lev - 1 - int(given_last), -1, -1):  # loop over depth levels, deepest first
         a, b = levels[depth]
         has_kids = depth < n_lev - 1 or tail
         kids = space.child_hist[a * k : b * k].reshape(b - a, k) if has_kids else None
@@ -1128,7 +1191,7 @@ def _exact_step(
 DIRECT_WELFARE_PROFILES = 2000
 
 
-def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
+def _welfare(m: _Model, space: StateSpace, given_last: np.ndarray | None = None) -> np.ndarray:
     r""":math:`W(h) = \sum_\theta P(\theta|h)[w(\theta) + \delta W(h\theta)]` at every history.
 
     Stationary states: node values :math:`W_n = w + \delta Q W_n`. With at most two agents and action-free
@@ -1136,7 +1199,8 @@ def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
     :math:`W_n = \delta F_1 W_n F_2^T + w` exactly (:func:`_solve_stein`); otherwise by fixed-point iteration
     with the structured product :meth:`_Model.apply_transition`, stopped by the a posteriori bound
     :math:`\frac{\delta}{1-\delta}\|W_n^{k+1} - W_n^k\| \le 10^{-14}(1 + \|W_n\|)`. Then
-    :math:`W(h) = P(\cdot|h) \cdot W_n`; tree levels backwards from their children.
+    :math:`W(h) = P(\cdot|h) \cdot W_n`; tree levels backwards from their children (``given_last``: the values
+    of the last tree level, :class:`Boundary`).
     """
     k = m.k
     w = m.flow.sum(axis=0)  # (K,)
@@ -1164,6 +1228,10 @@ def _welfare(m: _Model, space: StateSpace) -> np.ndarray:
         qw = m.apply_transition(wn)
         out[states] = np.where(prev < 0, prior @ wn, qw[np.maximum(prev, 0)])
     levels = _tree_levels(space)
+    if given_last is not None:
+        a, b = levels[-1]
+        out[a:b] = given_last
+        levels = levels[:-1]
     if levels:
         for a, b in reversed(levels):  # loop over depth levels, deepest first
             kids = space.child_hist[a * k : b * k].reshape(b - a, k)
