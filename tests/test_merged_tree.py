@@ -134,3 +134,19 @@ def test_merge_validation():
         merge_identical_subtrees(space, np.zeros((space.n_nodes, 1)))
     with pytest.raises(ValueError, match="node_keys must be an integer array of shape"):
         merge_identical_subtrees(space, np.zeros((3, 1), int))
+
+
+def test_verify_restricted_to_histories_partitions_the_rows(usstp_minmax):
+    mech = usstp_minmax.mechanism
+    n = mech.space.n_hist
+    full = verifier.verify(mech, budget="interim")
+    top = verifier.verify(mech, budget="interim", histories=np.arange(5))
+    rest = verifier.verify(mech, budget="interim", histories=np.arange(5, n))
+    for fam in full.n_rows:
+        assert top.n_rows[fam] + rest.n_rows[fam] == full.n_rows[fam]
+        assert max(top.max_violation[fam], rest.max_violation[fam]) == full.max_violation[fam]
+        assert top.n_binding[fam] + rest.n_binding[fam] == full.n_binding[fam]
+    assert all(v.history < 5 for rows in top.binding.values() for v in rows)
+    assert top.worst["ic"].history < 5 <= rest.worst["ic"].history
+    with pytest.raises(ValueError, match="histories must be in 0..340"):
+        verifier.verify(mech, histories=[n])

@@ -752,6 +752,19 @@ def _expand(block: _Block, merged: MergedTree) -> _Block:
     return _Block(block.family, expanded, describe, lambda f: np.asarray(f) // inner, block.key)
 
 
+def _restrict(block: _Block, keep: np.ndarray) -> _Block:
+    """The rows of ``block`` at the histories where ``keep`` (``(n_hist,)`` bool) is true."""
+    flat = block.slack.reshape(-1)
+    rows = np.flatnonzero(keep[block.hist_of(np.arange(flat.size))])
+    return _Block(
+        block.family,
+        flat[rows],
+        lambda f, s: block.describe(int(rows[int(f)]), s),
+        lambda f: block.hist_of(rows[np.asarray(f, dtype=np.int64)]),
+        block.key,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- verify
 def verify(
     mechanism: Mechanism,
@@ -764,6 +777,7 @@ def verify(
     exact: bool = False,
     max_denominator: int | None = None,
     question: Question | None = None,
+    histories: Sequence[int] | np.ndarray | None = None,
 ) -> Verification:
     r"""Re-evaluate every IC, IR and budget constraint of ``mechanism`` from its transfers.
 
@@ -817,6 +831,9 @@ def verify(
         and ``outside_option``: the solvers pass the object their builders used, so both read one parse. When it
         has transfer limits they are checked too, as the family ``"limits"`` (:math:`lo_i \le x_i(h, \theta)
         \le hi_i` at every node).
+    histories : array_like of int, optional
+        Check (and count) only the rows at these histories (default: every history). The rows are computed as
+        usual, from the whole space; e.g. :mod:`mechlp.workflows.split` checks the levels above a cut this way.
 
     Returns
     -------
@@ -863,6 +880,13 @@ def verify(
         families["limits"] = _limit_blocks(checked, nums, x, question.limits_lo, question.limits_hi)
     if merged is not None:
         families = {fam: [_expand(b, merged) for b in blocks] for fam, blocks in families.items()}
+    if histories is not None:
+        keep = np.zeros(space.n_hist, dtype=bool)
+        idx = np.asarray(histories, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= space.n_hist):
+            raise ValueError(f"histories must be in 0..{space.n_hist - 1}")
+        keep[idx] = True
+        families = {fam: [_restrict(b, keep) for b in blocks] for fam, blocks in families.items()}
 
     max_violation: dict[str, float] = {}
     exact_violation: dict[str, str] = {}

@@ -43,7 +43,7 @@ What is verified, and why it covers the whole mechanism
       periods whose last level's transfers are set to :math:`x_i = \sum_a p(a|\theta) v_i - U^{sub}_i(\theta)`,
       with :math:`U^{sub}_i` the subtree mechanism's own ex post utilities at its root nodes (from its transfers):
       there the utilities equal the whole mechanism's, and above it the transfers are the whole mechanism's, so
-      the rows at depths ``< d`` are the whole mechanism's rows, evaluated by the verifier's row code
+      the rows at depths ``< d`` are the whole mechanism's rows, evaluated by the verifier
       (:func:`_top_rows`). The collapsed last level's own rows are *not* the whole mechanism's (they lack the
       continuation) and are not counted; they are the subtree roots' rows, checked by the subtrees.
 
@@ -85,12 +85,12 @@ from typing import Any
 
 import numpy as np
 
-from mechlp.audit.verifier import _evaluate, verify
 from mechlp.audit.verifier import surplus as verifier_surplus
+from mechlp.audit.verifier import verify
 from mechlp.model import tolerances
 from mechlp.model.beliefs import continuation_values, expectation, next_marginals
 from mechlp.model.environment import Agent, Environment
-from mechlp.model.exact import Numbers
+from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT, HistoryTree, estimate_memory, space_counts
 from mechlp.model.transfers import transfers_from_interim
@@ -356,21 +356,18 @@ def _solve_subtree(task: _Task) -> SubtreeRecord:
 def _top_rows(
     space: HistoryTree, transfers: np.ndarray, outside: list[np.ndarray], end: int
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """Largest IC (Bayesian) and IR (interim) violation over the rows at histories ``< end`` of ``space``, by the
-    verifier's own row code (:func:`mechlp.audit.verifier._evaluate`; ``verify`` checks every history, and the
-    collapsed last level's rows are not rows of the whole mechanism). Returns (max violation, rows) per family."""
-    blocks = _evaluate(space, Numbers(space.env, exact=False), transfers, "bayesian", "interim", "none", outside)
-    worst: dict[str, float] = {}
-    rows: dict[str, int] = {}
-    for fam, fam_blocks in blocks.items():
-        lo, n = np.inf, 0
-        for b in fam_blocks:  # loop over agents and type pairs
-            flat = np.asarray(b.slack, dtype=float).reshape(-1)
-            keep = flat[b.hist_of(np.arange(flat.size)) < end]
-            if keep.size:
-                lo, n = min(lo, float(keep.min())), n + keep.size
-        worst[fam], rows[fam] = (max(0.0, -lo) if n else 0.0), n
-    return worst, rows
+    """Largest IC (Bayesian) and IR (interim) violation over the rows at histories ``< end`` of ``space``, by
+    :func:`mechlp.audit.verifier.verify` restricted to those histories (the collapsed last level's rows are not
+    rows of the whole mechanism). Returns (max violation, rows) per family."""
+    ver = verify(
+        Mechanism(space, transfers),
+        ic="bayesian",
+        ir="interim",
+        budget="none",
+        outside_option=[np.asarray(o, dtype=float) for o in outside],
+        histories=np.arange(end),
+    )
+    return dict(ver.max_violation), dict(ver.n_rows)
 
 
 # ---------------------------------------------------------------------------------------------- result
