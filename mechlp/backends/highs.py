@@ -169,3 +169,62 @@ def solve_arrays(
     return SolverOutput(
         status, str(model_status.name), message, x, obj, dual, time.perf_counter() - t0, "highs", col_dual
     )
+
+
+def solve_warm(
+    a,
+    row_lower,
+    row_upper,
+    col_lower,
+    col_upper,
+    cost,
+    *,
+    basis: highspy.HighsBasis | None = None,
+    start: np.ndarray | None = None,
+    **options,
+) -> tuple[SolverOutput, highspy.HighsBasis | None]:
+    """One HiGHS run of the LP of :func:`solve_arrays`, started from ``basis`` or from the primal point ``start``.
+
+    ``basis`` is the optimal basis an earlier call returned for an LP of the same shape (``Highs.setBasis``);
+    ``start`` a vector of column values (``Highs.setSolution``; HiGHS's crossover makes a basis of it). Neither
+    changes what an ``"optimal"`` answer means: the simplex proves optimality from wherever it starts. There are
+    no retries: a caller falls back to :func:`solve_arrays` on any other status.
+
+    Returns
+    -------
+    SolverOutput, HighsBasis or None
+        The answer and, when it is optimal, its basis (to start the next LP from).
+    """
+    t0 = time.perf_counter()
+    h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
+    if basis is not None:
+        h.setBasis(basis)
+    elif start is not None:
+        point = highspy.HighsSolution()
+        point.col_value = np.asarray(start, dtype=np.float64).tolist()
+        point.value_valid = True
+        h.setSolution(point)
+    h.run()
+    model_status = h.getModelStatus()
+    status = STATUS_MAP.get(model_status, "error")
+    x = obj = dual = col_dual = None
+    new_basis = None
+    if status == "optimal":
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value, dtype=float)
+        dual = np.asarray(sol.row_dual, dtype=float)
+        col_dual = np.asarray(sol.col_dual, dtype=float)
+        obj = float(h.getInfo().objective_function_value)
+        new_basis = h.getBasis()
+    out = SolverOutput(
+        status,
+        str(model_status.name),
+        h.modelStatusToString(model_status),
+        x,
+        obj,
+        dual,
+        time.perf_counter() - t0,
+        "highs",
+        col_dual,
+    )
+    return out, new_basis

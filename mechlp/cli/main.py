@@ -68,6 +68,7 @@ CRITICAL_OPTIONS = (
     "outside_option",
     "backend",
     "memory_limit",
+    "lp_scan",
 )
 
 
@@ -205,6 +206,7 @@ def _critical(args: argparse.Namespace, env, method: str) -> int:
         outside_option=args.outside_option,
         backend=args.backend,
         memory_limit=args.memory_limit,
+        lp_scan=getattr(args, "lp_scan", "confirm"),
     )
     print(f"model {env.name}: {env!r}")
     print(crit.report())

@@ -31,6 +31,7 @@ from mechlp.backends.base import BACKENDS
 from mechlp.catalog.io import toml_value
 from mechlp.model.answer import write_json
 from mechlp.model.question import NOTIONS, notion_names, parse_notion
+from mechlp.solve.critical import LP_SCANS
 
 __all__ = [
     "QUESTION_OPTIONS",
@@ -226,6 +227,11 @@ SPECS: dict[str, OptionSpec] = {
         "min-max solver: auto (the recursion when certified tight, else the LP), one LP, or the backward recursion "
         "(Lamba 2022, Lemma 6)",
         choices=("auto", "lp", "recursion"),
+    ),
+    "lp_scan": OptionSpec(
+        "with --method lp: confirm (the recursion scans, verified LPs confirm both ends of every bracket) or full "
+        "(an LP at every point)",
+        choices=LP_SCANS,
     ),
     "certify": OptionSpec("compute and verify a Farkas certificate for an infeasible answer"),
     "route": OptionSpec(

@@ -15,6 +15,11 @@ neighbouring evaluations :math:`d_1 < d_2` violate it when
 Sign changes that cancel between two grid points are invisible: refine the grid when the criterion is not
 monotone.
 
+:func:`confirm_scan` re-evaluates a scan's decisive points by a second (slower, more trusted) evaluation of the
+same criterion: both ends of every bracket, so the side of the threshold on each side of every reported critical
+value is established by the second evaluation alone; without a bracket, the ends of the grid and the grid point
+nearest the threshold. A scan is *confirmed* when every re-evaluation lands on the side the scan found.
+
 This is plain numerics on a callable, so it sits in the model layer where every user (constructions, solve)
 can import it.
 """
@@ -29,7 +34,15 @@ import numpy as np
 
 from mechlp.model import tolerances
 
-__all__ = ["Scan", "scan_and_bisect", "check_grid", "monotone_violations", "MAX_VIOLATIONS"]
+__all__ = [
+    "Confirmation",
+    "Scan",
+    "scan_and_bisect",
+    "check_grid",
+    "confirm_scan",
+    "monotone_violations",
+    "MAX_VIOLATIONS",
+]
 
 #: At most this many monotonicity violations are kept in :attr:`Scan.violations`.
 MAX_VIOLATIONS = 20
@@ -184,3 +197,82 @@ def scan_and_bisect(
     evals = sorted(seen.items())
     violations = monotone_violations(evals)
     return Scan(deltas, vals, brackets, crit, dirs, evals, not violations, violations[:MAX_VIOLATIONS])
+
+
+@dataclass
+class Confirmation:
+    """What :func:`confirm_scan` found: the second evaluation at the scan's decisive points.
+
+    Attributes
+    ----------
+    evaluations : list of (float, float)
+        ``(d, g(d))`` at every point re-evaluated, sorted by ``d``.
+    expected : list of bool
+        Per point, the side the scan found (``True``: ``f(d) >= threshold``).
+    disagreements : list of (float, float)
+        ``(d, g(d))`` where ``g`` lands on the other side of the threshold than the scan.
+    """
+
+    evaluations: list[tuple[float, float]]
+    expected: list[bool]
+    disagreements: list[tuple[float, float]]
+
+    @property
+    def confirmed(self) -> bool:
+        """Every re-evaluation is on the side of the threshold the scan found."""
+        return not self.disagreements
+
+
+def confirm_scan(
+    scan: Scan, g: Callable[[float], float], threshold: float = -tolerances.SURPLUS, stop_early: bool = True
+) -> Confirmation:
+    r"""Re-evaluate the decisive points of ``scan`` by ``g`` (module docstring).
+
+    The points are both ends :math:`a < b` of every bracket of ``scan`` (their sides are known: the bracket's
+    direction) or, when ``scan`` has no bracket, the first and last grid points and the grid point whose value is
+    nearest the threshold (``scan.values``; the grid value of largest :math:`f` when all are ``-inf``). A
+    bracket :math:`[a, b]` is confirmed when :math:`g(a)` and :math:`g(b)` lie on the sides of ``threshold`` that
+    ``scan`` found, so :math:`g` itself changes sign in :math:`[a, b]`.
+
+    Parameters
+    ----------
+    scan : Scan
+        From :func:`scan_and_bisect` on a criterion ``f`` with the same ``threshold``.
+    g : callable
+        ``d -> criterion`` (``-inf`` allowed, NaN not).
+    threshold : float
+    stop_early : bool
+        Stop at the first disagreement (default), leaving the remaining points unevaluated.
+
+    Returns
+    -------
+    Confirmation
+
+    Raises
+    ------
+    ValueError
+        For a NaN value of ``g``.
+    """
+    points: dict[float, bool] = {}
+    for (a, b), direction in zip(scan.brackets, scan.directions, strict=True):
+        ok_a = direction == "becomes infeasible"
+        points[float(a)] = ok_a
+        points[float(b)] = not ok_a
+    if not scan.brackets:
+        vals = np.asarray(scan.values, dtype=float)
+        finite = np.isfinite(vals)
+        near = int(np.argmin(np.where(finite, np.abs(vals - threshold), np.inf))) if finite.any() else 0
+        for c in sorted({0, near, vals.size - 1}):
+            points[float(scan.grid[c])] = bool(vals[c] >= threshold)
+    evals, expected, wrong = [], [], []
+    for d in sorted(points):
+        v = float(g(d))
+        if math.isnan(v):
+            raise ValueError(f"the criterion is NaN at delta = {d!r}")
+        evals.append((d, v))
+        expected.append(points[d])
+        if (v >= threshold) != points[d]:
+            wrong.append((d, v))
+            if stop_early:
+                break
+    return Confirmation(evals, expected, wrong)

@@ -17,6 +17,17 @@ points, and checks on all evaluations (grid and bisection points, sorted by :mat
 is non-decreasing (within ``tolerances.MONOTONE``); each violation is reported. Sign changes that cancel between
 two grid points are invisible: refine the grid when the criterion is not monotone.
 
+Two methods evaluate the criterion. ``method="recursion"`` answers every evaluation by the recursion (milliseconds
+each on a 5 x 5 Markov model). ``method="lp"`` rests the sign on each side of every reported critical value on a
+verified min-max LP answer. By default (``lp_scan="confirm"``) the recursion scans and bisects, then verified LPs
+at both ends of every bracket (:func:`mechlp.model.bisection.confirm_scan`) must land on the sides the recursion
+found; the other grid and bisection values stay the recursion's, each certified tight at every history
+(:attr:`mechlp.solve.recursion.RecursionSolution.pointwise_optimal`: then it is the LP's optimum too). Any
+disagreement, or any evaluation the recursion cannot certify, sends every evaluation to the LP
+(``lp_scan="full"``: one LP per grid and bisection point, each warm-started from the previous LP's optimal basis).
+The result says which evaluations were which (``scanned_by``, ``lp_evaluations``, ``how``); benchmarks/critical.py
+measures both methods against one evaluation of Pi*.
+
 :func:`interleaved_trade` builds the continuous-limit model of Athey and Miller (2007): buyer values and seller
 costs on interleaved ``K``-point grids of ``[0, 1]``, iid uniform types. Lamba (2022, footnote 24) notes that in
 the continuous-type iid model efficiency is sustainable for every :math:`\delta \ge 1/2`; the discrete critical
@@ -34,17 +45,22 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.backends.highs import solve_warm
+from mechlp.constraints.formulation import build_lp
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer
-from mechlp.model.bisection import Scan, scan_and_bisect
+from mechlp.model.bisection import Scan, confirm_scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
-from mechlp.model.question import check_choice, parse_notion
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, TreeWithTail
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.question import Question, check_choice, parse_notion
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, TreeWithTail, question_space
 from mechlp.solve import questions as design
 from mechlp.solve import recursion
+from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = [
     "BUDGETS",
+    "LP_SCANS",
     "METHODS",
     "CriticalDelta",
     "Scan",
@@ -55,6 +71,8 @@ __all__ = [
 
 BUDGETS: tuple[str, ...] = ("interim", "ex_ante", "ex_post")
 METHODS: tuple[str, ...] = ("recursion", "lp")
+#: How ``method="lp"`` scans: the recursion confirmed by LPs at the decisive points, or an LP at every point.
+LP_SCANS: tuple[str, ...] = ("confirm", "full")
 
 
 # ---------------------------------------------------------------------------------------------- critical delta
@@ -80,17 +98,33 @@ class CriticalDelta(Answer):
         every history (:attr:`mechlp.solve.recursion.RecursionSolution.pointwise_optimal`); there the criterion is
         that of an IC + IR mechanism, a lower bound. Re-run with ``method="lp"``.
     evaluations : int
+        All evaluations, recursion and LP.
     seconds : float
     message : str
+    scanned_by : str
+        ``"recursion"`` or ``"lp"``: the method whose values make up ``scan`` (grid, bisection, monotonicity).
+    lp_scan : str or None
+        ``method="lp"``: the ``lp_scan`` asked (``"confirm"`` or ``"full"``).
+    lp_evaluations : list of (float, float)
+        Every ``(delta, criterion)`` answered by a verified min-max LP, sorted by delta; with ``scanned_by ==
+        "recursion"`` and ``method="lp"`` these are the confirmations at both ends of every bracket.
+    recursion_evaluations : int
+        Evaluations by the recursion (the rest, ``len(lp_evaluations)``, are LPs).
+    how : str
+        ``method="lp"``: which evaluations were which, and why (also in ``message``).
+    parts : dict
+        Seconds spent per stage over all evaluations: ``space``, ``recursion``, ``lp_build``, ``lp_start``
+        (the recursion's mechanism as an LP start), ``lp_solve``, ``verify``.
     timings : dict
-        (property) ``{"scan": seconds}``.
+        (property) ``{"scan": seconds}`` (the stages are in ``parts``).
     size : dict
         (property) ``grid`` points and ``evaluations``.
 
     JSON (:meth:`to_dict`): the contract's keys plus ``budget``, ``method``, ``criterion``, ``grid``, ``values``
     (``"-inf"`` where IC fails), ``brackets``, ``critical``, ``directions``, ``monotone``, ``violations``,
     ``feasible_everywhere``, ``infeasible_everywhere``, ``ic_infeasible``, ``not_certified``, ``evaluations``,
-    ``seconds``.
+    ``seconds``, ``scanned_by``, ``lp_scan``, ``lp_evaluations`` (pairs), ``recursion_evaluations``, ``how``,
+    ``parts``.
     """
 
     budget: str
@@ -102,6 +136,12 @@ class CriticalDelta(Answer):
     evaluations: int = 0
     seconds: float = 0.0
     message: str = ""
+    scanned_by: str = ""
+    lp_scan: str | None = None
+    lp_evaluations: list[tuple[float, float]] = field(default_factory=list)
+    recursion_evaluations: int = 0
+    how: str = ""
+    parts: dict = field(default_factory=dict)
 
     verification = None
     certificate = None
@@ -142,6 +182,8 @@ class CriticalDelta(Answer):
             f"  grid of {s.grid.size} points on [{s.grid[0]:g}, {s.grid[-1]:g}], {self.evaluations} evaluations, "
             f"{self.seconds:.2f} s",
         ]
+        if self.how:
+            lines.append(f"  {self.how}")
         for (a, b), c, d in zip(s.brackets, s.critical, s.directions, strict=True):
             lines.append(f"  {d} at delta = {c:.10f}  (bracket [{a:.12f}, {b:.12f}])")
         if s.monotone:
@@ -175,6 +217,12 @@ class CriticalDelta(Answer):
             "not_certified": [float(d) for d in self.not_certified],
             "evaluations": int(self.evaluations),
             "seconds": float(self.seconds),
+            "scanned_by": self.scanned_by,
+            "lp_scan": self.lp_scan,
+            "lp_evaluations": [[float(d), num(v)] for d, v in self.lp_evaluations],
+            "recursion_evaluations": int(self.recursion_evaluations),
+            "how": self.how,
+            "parts": {k: float(v) for k, v in self.parts.items()},
         }
 
 
@@ -199,6 +247,217 @@ def _space_for(
     return recursion.recursion_space(env, horizon, memory_limit, verify=False, needs="")
 
 
+class _Undecided(ValueError):
+    """The recursion cannot decide at one discount factor (its message says why)."""
+
+
+def _start_vector(mechanism: Mechanism) -> np.ndarray:
+    """The LP columns ``(U, x, B)`` of :class:`~mechlp.lp.program.Variables` for ``mechanism``: a primal start."""
+    return np.concatenate(
+        [mechanism.utilities().reshape(-1), mechanism.transfers.reshape(-1), mechanism.designer_values()]
+    )
+
+
+class _Criterion:
+    r"""The criterion at one discount factor, by the recursion or by the verified min-max LP.
+
+    One object per :func:`critical_delta` call: it shares the space's index arrays between discount factors,
+    counts the evaluations of each method and adds up where the time goes (``parts``).
+
+    The LP (:meth:`by_lp`) is the min-max LP of :func:`mechlp.solve.questions.minmax` (``method="lp"``): the
+    same :func:`~mechlp.constraints.formulation.build_lp` rows and objective :math:`\sum_h \Pi(h)`, solved by HiGHS
+    with the backend's options, its mechanism verified by :func:`mechlp.solve.result.attach_verified`. Only the
+    start differs (:func:`mechlp.backends.highs.solve_warm`): HiGHS gets the previous LP's optimal basis
+    (``start="basis"``) or the recursion's mechanism at the same discount factor as a primal point
+    (``start="recursion"``, and for the first LP of a scan; HiGHS's crossover turns it into a basis).
+    The answer is HiGHS's own optimum either way (the simplex proves optimality from wherever it starts).
+    Any answer other than a verified optimum (infeasible, a solver error, a failed verification), and every
+    ``backend="cvxpy"`` evaluation, is re-solved cold by :func:`~mechlp.solve.questions.minmax` itself, whose
+    retries, Farkas certificate and statuses then decide.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[float], Environment],
+        budget: str,
+        horizon: int | None,
+        tail: bool,
+        ic: str,
+        outside_option: Any,
+        backend: str,
+        memory_limit: int,
+    ):
+        self.factory = factory
+        self.budget = budget
+        self.horizon, self.tail = horizon, tail
+        self.ic, self.outside_option, self.backend, self.memory_limit = ic, outside_option, backend, memory_limit
+        self.base: StateSpace | None = None
+        self.memory_checked = False
+        self.basis = None
+        self.ic_fail: dict[str, list[float]] = {"recursion": [], "lp": []}
+        self.uncertified: list[float] = []
+        self.lp_evaluations: list[tuple[float, float]] = []
+        self.count = {"recursion": 0, "lp": 0}
+        self.cold = 0  # LP evaluations answered by a cold minmax (the warm answer was not a verified optimum)
+        self.parts = dict.fromkeys(("space", "recursion", "lp_build", "lp_start", "lp_solve", "verify"), 0.0)
+
+    def _value(self, pi: np.ndarray) -> float:
+        return float(pi[0]) if self.budget == "ex_ante" else float(pi.min())
+
+    def _env_space(self, d: float) -> tuple[Environment, StateSpace]:
+        t0 = time.perf_counter()
+        env = self.factory(d)
+        if not isinstance(env, Environment):
+            raise TypeError(f"the factory returned {type(env).__name__} at delta = {d!r}, not an Environment")
+        sp = _space_for(env, self.base, self.horizon, self.tail, self.memory_limit)
+        if self.base is None:
+            self.base = sp
+        self.parts["space"] += time.perf_counter() - t0
+        return env, sp
+
+    def _recursion(self, sp: StateSpace) -> recursion.RecursionSolution:
+        t0 = time.perf_counter()
+        sol = recursion.solve(sp, ic=self.ic, outside_option=self.outside_option, memory_limit=self.memory_limit)
+        self.parts["recursion"] += time.perf_counter() - t0
+        return sol
+
+    def by_recursion(self, d: float, certified: bool = False) -> float:
+        """:math:`\\Pi^*` by :func:`mechlp.solve.recursion.solve` (``_Undecided`` when it cannot decide, and with
+        ``certified=True`` also when its answer is not certified tight)."""
+        self.count["recursion"] += 1
+        _, sp = self._env_space(d)
+        sol = self._recursion(sp)
+        if sol.status == "infeasible":
+            self.ic_fail["recursion"].append(d)
+            return -math.inf
+        if sol.status != "optimal":
+            raise _Undecided(f"the recursion cannot decide at delta = {d!r}: {sol.message}")
+        if not sol.pointwise_optimal:
+            self.uncertified.append(d)
+            if certified:
+                raise _Undecided(
+                    f"the recursion was not certified tight at delta = {d!r} (there its Pi* is only a lower bound)"
+                )
+        return self._value(sol.surplus)
+
+    def by_lp(self, d: float, start: str = "basis") -> float:
+        """:math:`\\Pi^*` by the verified min-max LP (class docstring); ``-inf`` where IC + IR is infeasible."""
+        self.count["lp"] += 1
+        env, sp = self._env_space(d)
+        pi = self._lp_surplus(env, sp, start) if self.backend == "highs" else None
+        if pi is None:
+            pi = self._minmax(env, sp, d)
+        if pi is None:
+            self.ic_fail["lp"].append(d)
+            value = -math.inf
+        else:
+            value = self._value(pi)
+        self.lp_evaluations.append((d, value))
+        return value
+
+    def _minmax(self, env: Environment, sp: StateSpace, d: float) -> np.ndarray | None:
+        self.cold += 1
+        t0 = time.perf_counter()
+        res = design.minmax(
+            env,
+            space=sp,
+            ic=self.ic,
+            outside_option=self.outside_option,
+            backend=self.backend,
+            memory_limit=self.memory_limit,
+            method="lp",
+        )
+        self.parts["lp_solve"] += time.perf_counter() - t0
+        if res.status == "infeasible":
+            return None
+        if res.status != "optimal":
+            raise ValueError(f"the min-max LP failed at delta = {d!r}: {res.status}: {res.message}")
+        return res.surplus
+
+    def _recursion_point(self, sp: StateSpace) -> np.ndarray | None:
+        """The recursion's mechanism as LP columns, or None when the recursion gives no IC + IR mechanism here."""
+        try:
+            sol = self._recursion(sp)
+        except (ValueError, MemoryError):  # a start is optional: the LP then starts cold
+            return None
+        t0 = time.perf_counter()
+        point = _start_vector(sol.mechanism()) if sol.status == "optimal" else None
+        self.parts["lp_start"] += time.perf_counter() - t0
+        return point
+
+    def _lp_surplus(self, env: Environment, sp: StateSpace, start: str) -> np.ndarray | None:
+        """The warm-started HiGHS answer, or None when it is not a verified optimum (then ``_minmax`` decides)."""
+        q = Question.parse(env, ic=self.ic, ir="interim", budget="none", outside_option=self.outside_option)
+        if not self.memory_checked:  # sizes do not depend on the discount factor: refuse once, before building
+            question_space(env, "minmax", self.memory_limit, space=sp, ic=q.ic, ir=q.ir, budget=q.budget)
+            self.memory_checked = True
+        t0 = time.perf_counter()
+        lp = build_lp(sp, q)
+        self.parts["lp_build"] += time.perf_counter() - t0
+        point = None
+        if start == "recursion" or self.basis is None:
+            point = self._recursion_point(sp)
+        t2 = time.perf_counter()
+        out, basis = solve_warm(
+            lp.A,
+            lp.row_lower,
+            lp.row_upper,
+            lp.col_lower,
+            lp.col_upper,
+            lp.cost,
+            basis=self.basis if point is None else None,
+            start=point,
+        )
+        self.parts["lp_solve"] += time.perf_counter() - t2
+        if out.status != "optimal":
+            return None
+        self.basis = basis
+        t3 = time.perf_counter()
+        res = lp_result(Result, "minmax", {**q.to_dict(), "backend": "highs"}, sp, lp, out, q, "highs")
+        cert = attach_verified(res, Mechanism(sp, lp.variables.split(out.x)["x"]), q)
+        self.parts["verify"] += time.perf_counter() - t3
+        return res.surplus if cert.ok else None
+
+
+def _confirmed_recursion_scan(
+    crit: _Criterion, lo: float, hi: float, tol: float, grid: int | Sequence[float] | np.ndarray
+) -> tuple[Scan | None, str]:
+    """The recursion's scan when verified LP answers confirm it (:func:`confirm_scan`), else None; and why."""
+    try:
+        scan = scan_and_bisect(lambda d: crit.by_recursion(d, certified=True), lo, hi, tol, grid)
+    except _Undecided as exc:
+        return None, str(exc)
+    n_rec = crit.count["recursion"]
+    conf = confirm_scan(scan, lambda d: crit.by_lp(d, "recursion"))
+    if not conf.confirmed:
+        d_bad, v_bad = conf.disagreements[0]
+        return None, f"the LP answer {v_bad:.6g} at delta = {d_bad:.12g} is on the other side than the recursion's"
+    where = "both ends of every bracket" if scan.brackets else "the grid ends and the grid point nearest zero"
+    return scan, (
+        f"scanned and bisected by the recursion ({n_rec} evaluations, each certified tight, so each equal to the "
+        f"LP optimum); the sign on each side confirmed by {len(conf.evaluations)} verified LP answers at {where}, "
+        "each warm-started from the recursion's mechanism"
+    )
+
+
+def _scan_by_lp(
+    crit: _Criterion, lo: float, hi: float, tol: float, grid: int | Sequence[float] | np.ndarray, lp_scan: str
+) -> tuple[Scan, str, str]:
+    """``method="lp"``: the scan, who made it (``"recursion"`` or ``"lp"``) and a sentence saying how."""
+    if lp_scan == "confirm":
+        scan, how = _confirmed_recursion_scan(crit, lo, hi, tol, grid)
+        if scan is not None:
+            return scan, "recursion", how
+        how = f"every evaluation by the verified LP, since {how}"
+    else:
+        how = "every evaluation by the verified LP"
+    n_before = crit.count["lp"]
+    scan = scan_and_bisect(lambda d: crit.by_lp(d, "basis"), lo, hi, tol, grid)
+    n_full = crit.count["lp"] - n_before
+    starts = "each warm-started from the previous LP's optimal basis, the first from the recursion's mechanism"
+    return scan, "lp", f"{how} ({n_full} LPs, {starts} when it has one)"
+
+
 def critical_delta(
     model: Environment | Callable[[float], Environment],
     budget: str = "interim",
@@ -214,6 +473,7 @@ def critical_delta(
     outside_option: Any = 0.0,
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    lp_scan: str = "confirm",
 ) -> CriticalDelta:
     r"""Critical discount factor(s) for implementing the environment's allocation under ``budget`` balance.
 
@@ -231,8 +491,9 @@ def critical_delta(
     tol : float
         Width of the final brackets (default ``1e-9``).
     method : {"recursion", "lp"}
-        :func:`mechlp.solve.recursion.solve` (fast; each answer checked for tightness) or
-        :func:`mechlp.solve.questions.minmax` (one LP per evaluation, verified).
+        ``"recursion"``: every evaluation by :func:`mechlp.solve.recursion.solve` (fast; each answer checked for
+        tightness). ``"lp"``: every sign the result rests on is a verified min-max LP answer (the LP of
+        :func:`mechlp.solve.questions.minmax`), as ``lp_scan`` says.
     grid : int or sequence of float
         Grid points scanned before bisection (default 41), or the points themselves.
     horizon, tail : optional
@@ -245,6 +506,16 @@ def critical_delta(
         LP backend for ``method="lp"``.
     memory_limit : int
         Bytes, for the space of each evaluation.
+    lp_scan : {"confirm", "full"}
+        With ``method="lp"``. ``"confirm"`` (default): scan and bisect with the recursion, then evaluate the LP at
+        both ends :math:`a < b` of every bracket (:func:`mechlp.model.bisection.confirm_scan`; without a bracket,
+        at the grid ends and the grid point nearest zero), each LP warm-started from the recursion's mechanism
+        at the same :math:`\delta`. The result stands when every LP answer is on the side the recursion found,
+        so the LP itself changes sign in every reported bracket; otherwise, and whenever the recursion is not
+        certified tight at every evaluation (then its :math:`\Pi^*` is only a lower bound) or cannot decide,
+        every evaluation is redone by the LP as with ``"full"``. ``"full"``: every grid and bisection point an
+        LP, each warm-started from the previous LP's optimal basis. ``scanned_by`` and ``lp_evaluations`` of
+        the result say which evaluations were which.
 
     Returns
     -------
@@ -253,13 +524,14 @@ def critical_delta(
     Raises
     ------
     ValueError
-        For an unknown ``budget`` or ``method``, a bad interval, ``tol`` or grid, or a failed evaluation
-        (a solver error, or a recursion that cannot decide: its message says so).
+        For an unknown ``budget``, ``method`` or ``lp_scan``, a bad interval, ``tol`` or grid, or a failed
+        evaluation (a solver error, or a recursion that cannot decide: its message says so).
     TypeError
         When ``model`` is neither an environment nor a callable.
     """
     budget = parse_notion("budget", budget, allowed=BUDGETS)
     check_choice("method", method, METHODS)
+    check_choice("lp_scan", lp_scan, LP_SCANS)
     if isinstance(model, Environment):
         base_env = model
 
@@ -277,42 +549,21 @@ def critical_delta(
         raise ValueError(f"need 0 <= lo < hi, got lo={lo!r}, hi={hi!r}")
     if tail and horizon is None:
         raise ValueError("tail=True needs horizon, the number of history-dependent periods before the Markov tail")
-    ic_fail: list[float] = []
-    uncertified: list[float] = []
-    spaces: dict[str, StateSpace] = {}
-    count = 0
-
-    def criterion(d: float) -> float:
-        nonlocal count
-        count += 1
-        env = factory(d)
-        if not isinstance(env, Environment):
-            raise TypeError(f"the factory returned {type(env).__name__} at delta = {d!r}, not an Environment")
-        sp = _space_for(env, spaces.get("base"), horizon, tail, memory_limit)
-        spaces.setdefault("base", sp)
-        if method == "recursion":
-            sol = recursion.solve(sp, ic=ic, outside_option=outside_option, memory_limit=memory_limit)
-            if sol.status == "infeasible":
-                ic_fail.append(d)
-                return -math.inf
-            if sol.status != "optimal":
-                raise ValueError(f"the recursion cannot decide at delta = {d!r}: {sol.message}")
-            if not sol.pointwise_optimal:
-                uncertified.append(d)
-            pi = sol.surplus
-        else:
-            res = design.minmax(env, space=sp, ic=ic, outside_option=outside_option, backend=backend)
-            if res.status == "infeasible":
-                ic_fail.append(d)
-                return -math.inf
-            if res.status != "optimal":
-                raise ValueError(f"the min-max LP failed at delta = {d!r}: {res.status}: {res.message}")
-            pi = res.surplus
-        return float(pi[0]) if budget == "ex_ante" else float(pi.min())
+    crit = _Criterion(factory, budget, horizon, tail, ic, outside_option, backend, memory_limit)
 
     t0 = time.perf_counter()
-    scan = scan_and_bisect(criterion, lo, hi, tol, grid)
+    if method == "recursion":
+        scan, scanned_by, how = scan_and_bisect(crit.by_recursion, lo, hi, tol, grid), "recursion", ""
+    else:
+        scan, scanned_by, how = _scan_by_lp(crit, lo, hi, tol, grid, lp_scan)
     seconds = time.perf_counter() - t0
+    if crit.cold:
+        how += (
+            f"; {crit.cold} LP evaluations answered by a cold minmax(method='lp') (the cvxpy backend, or a warm "
+            "HiGHS answer that was not a verified optimum, e.g. infeasible: then minmax's Farkas certificate decides)"
+        )
+    ic_fail = sorted(set(crit.ic_fail["recursion"] if scanned_by == "recursion" else []) | set(crit.ic_fail["lp"]))
+    uncertified = crit.uncertified if method == "recursion" else []
     crit_name = "Pi*(root)" if budget == "ex_ante" else "min_h Pi*(h)"
     if scan.feasible_everywhere:
         msg = f"feasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no critical delta there"
@@ -330,7 +581,25 @@ def critical_delta(
             f"; at {len(uncertified)} evaluated discount factors the recursion was not certified tight "
             "(use method='lp')"
         )
-    return CriticalDelta(budget, method, crit_name, scan, ic_fail, uncertified, count, seconds, msg)
+    if how:
+        msg += f"; {how}"
+    return CriticalDelta(
+        budget,
+        method,
+        crit_name,
+        scan,
+        ic_fail,
+        uncertified,
+        crit.count["recursion"] + crit.count["lp"],
+        seconds,
+        msg,
+        scanned_by,
+        lp_scan if method == "lp" else None,
+        sorted(crit.lp_evaluations),
+        crit.count["recursion"],
+        how,
+        dict(crit.parts),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- model
