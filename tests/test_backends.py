@@ -146,8 +146,10 @@ def test_farkas_certificate_with_both_backends(backend, calls):
     assert cert.gamma > 0
     assert "Farkas certificate verified in floats and exactly" in res.message
     assert {name for name, _ in calls} == {backend}
-    # the feasibility LP and the Farkas LP (variables: one per interim row); the min-max is the recursion's
-    assert len(calls) == 2
+    # a Markov space: the min-max is the recursion's and Pi* < 0, so only the Farkas LP over the interim rows
+    # (variables: one per row) is solved -- no feasibility LP (route "auto")
+    assert len(calls) == 1
+    assert res.diagnosis["route"] == "structure: a Farkas certificate over the interim rows"
 
 
 def test_farkas_certificates_agree_across_backends():

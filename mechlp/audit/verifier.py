@@ -89,7 +89,13 @@ from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, Rational, solve_e
 from mechlp.model.files import exact_number
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, outside_options, parse_notion
-from mechlp.model.spaces import HistoryTree, MergedTree, StateSpace, merge_identical_subtrees
+from mechlp.model.spaces import (
+    HistoryTree,
+    MergedTree,
+    StateSpace,
+    distinct_continuations,
+    merge_identical_subtrees,
+)
 
 __all__ = [
     "Violation",
@@ -356,6 +362,12 @@ def _deviation_terms(
     return _DeviationTerms(po, pidx, q_oth, kernels[i])
 
 
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct entries of an ``(H, M)`` index array and each entry's position among them (same shape)."""
+    uniq, at = np.unique(rows, return_inverse=True)
+    return uniq, at.reshape(rows.shape)
+
+
 def _ic_blocks(
     space: StateSpace,
     nums: Numbers,
@@ -378,7 +390,6 @@ def _ic_blocks(
     nxt = next_marginals(env, nums)
     alloc = nums.alloc
     child = np.asarray(space.child_hist)
-    node_prof = np.tile(np.arange(k), n_hist)
     nonterm = np.flatnonzero(child >= 0)
     blocks: list[_Block] = []
     for i, ag in enumerate(env.agents):
@@ -388,24 +399,80 @@ def _ic_blocks(
         terms = _deviation_terms(space, nums, i, kernels, nxt, marginals)
         po, pidx, q_oth, g_i = terms.po, terms.pidx, terms.q_oth, terms.g_i  # (H, M), (K_i, M), (K, M), kernels
         uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
-        # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends
-        cexp = nums.zeros((space.n_nodes, ki))
-        if nonterm.size and delta != 0.0:
-            kids = u[i].reshape(n_hist, k)[child[nonterm]]  # (n_nonterminal, K)
-            kids = _own_axis_first(kids, counts, i)  # (n_nonterminal, K_i, M)
-            cexp[nonterm] = np.einsum("ntm,nm->nt", kids, q_oth[node_prof[nonterm]])
+        # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends. It
+        # depends on a node only through (child history, profile): one row per distinct pair (on a tree one per
+        # node, on a Markov space one per profile), and row n_u (zero) for the nodes where the game ends.
+        uniq, inv = distinct_continuations(space, nonterm)
+        n_u = uniq.size
+        cexp_u = nums.zeros((n_u + 1, ki))
+        if n_u and delta != 0:
+            kids = _own_axis_first(u[i].reshape(n_hist, k)[uniq // k], counts, i)  # (n_u, K_i, M)
+            cexp_u[:n_u] = np.einsum("ntm,nm->nt", kids, q_oth[uniq % k])
             del kids
-        cexp = _own_axis_first(cexp.reshape(n_hist, k, ki), counts, i)  # (H, K_i reported, M, K_i next)
+        node_u = np.full(space.n_nodes, n_u, dtype=np.int64)
+        node_u[nonterm] = inv.reshape(-1)
+        node_u = _own_axis_first(node_u.reshape(n_hist, k), counts, i)  # (H, K_i reported, M)
+        m_of_prof = np.empty(k, dtype=np.int64)
+        m_of_prof[pidx.reshape(-1)] = np.tile(np.arange(pidx.shape[1]), ki)
+        m_of_row = np.append(m_of_prof[uniq % k], 0)  # others' part of each row's profile (0: the zero row)
+        distinct = n_u == nonterm.size  # a tree: gather per node; else per distinct row of each report
+        by_report: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # r -> _distinct_rows(node_u[:, r, :])
         val = nums.valuation[i]  # (K_i, A)
         pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
+        interim_terms = mode != "ex_post" and node_alloc is None
+        if interim_terms:
+            # Bayesian rows in interim terms, for every true type t at once per report r (others' beliefs do not
+            # depend on i's type): slack(h) = Ubar(t|h) - Ubar(r|h) - [E_r(flow of t) - E_r(flow of r)](h)
+            #   - delta sum_m P(m|h) sum_k cexp(h, (r, m), k) [G(k|(r,m), t) - G(k|(r,m), r)]
+            ubar_i = np.einsum("htm,hm->ht", uh, po)  # (H, K_i)
+            e_flow = np.einsum("hra,ta->hrt", np.einsum("hm,rma->hra", po, alloc[pidx]), val)  # (H, r, t)
+            cont_terms: dict[int, np.ndarray] = {}
+            for r in sorted({r for _, r in pairs}):  # loop over reported types
+                prof_r = pidx[r]
+                dk_all = g_i[prof_r, :, :] - g_i[prof_r, r, :][:, None, :]  # (M, K_i true, K_i next)
+                if distinct:
+                    cont_terms[r] = np.einsum("hm,hmk,mtk->ht", po, cexp_u[node_u[:, r, :]], dk_all)
+                elif bool((node_u[:, r, :] == node_u[:1, r, :]).all()):  # the same rows at every history (Markov)
+                    c_m = np.einsum("mk,mtk->mt", cexp_u[node_u[0, r, :]], dk_all)  # (M, K_i)
+                    cont_terms[r] = po @ c_m
+                else:
+                    if r not in by_report:
+                        by_report[r] = _distinct_rows(node_u[:, r, :])
+                    rows_r, at = by_report[r]
+                    c_u = np.einsum("uk,utk->ut", cexp_u[rows_r], dk_all[m_of_row[rows_r]])  # (rows, K_i)
+                    cont_terms[r] = np.einsum("hm,hmt->ht", po, c_u[at])
         for t, r in pairs:
+            if interim_terms:
+                slack = ubar_i[:, t] - ubar_i[:, r] - (e_flow[:, r, t] - e_flow[:, r, r]) - delta * cont_terms[r][:, t]
+
+                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
+                    h = int(f)
+                    return Violation(
+                        "ic",
+                        env.agents[i].name,
+                        h,
+                        space.describe_history(h),
+                        env.agents[i].types[t],
+                        env.agents[i].types[r],
+                        None,
+                        float(s),
+                    )
+
+                blocks.append(_Block("ic", slack, describe, lambda f: f, (i, t, r)))
+                continue
             prof_r = pidx[r]  # (M,) profiles (r, m)
             if node_alloc is None:
                 flow_dev = (alloc[prof_r] @ (val[t] - val[r]))[None, :]  # (1, M)
             else:  # p(a | h, (r, m)) at the node of the reported profile
                 flow_dev = node_alloc.reshape(n_hist, k, -1)[:, prof_r, :] @ (val[t] - val[r])  # (H, M)
             dk = g_i[prof_r, t, :] - g_i[prof_r, r, :]  # (M, K_i)
-            cont = np.einsum("hmk,mk->hm", cexp[:, r], dk)
+            if distinct:
+                cont = np.einsum("hmk,mk->hm", cexp_u[node_u[:, r, :]], dk)
+            else:
+                if r not in by_report:
+                    by_report[r] = _distinct_rows(node_u[:, r, :])
+                rows_r, at = by_report[r]
+                cont = np.einsum("uk,uk->u", cexp_u[rows_r], dk[m_of_row[rows_r]])[at]  # (H, M)
             pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev - delta * cont  # (H, M)
             if mode == "ex_post":
                 slack = pointwise

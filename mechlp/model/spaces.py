@@ -48,6 +48,7 @@ __all__ = [
     "TreeWithTail",
     "MergedTree",
     "merge_identical_subtrees",
+    "distinct_continuations",
     "SizeEstimate",
     "estimate_tree_size",
     "estimate_tail_size",
@@ -81,24 +82,6 @@ class SizeEstimate:
     def describe(self, purpose: str = "to build and solve") -> str:
         lp = f"{self.columns:,} columns, {self.rows:,} rows, {self.nonzeros:,} nonzeros, " if self.columns else ""
         return f"{self.histories:,} histories, {self.nodes:,} nodes, {lp}about {self.bytes / 2**30:.2f} GiB {purpose}"
-
-
-def _lp_size(env: Environment, n_hist: int, n_nodes: int, n_nonterminal: int) -> SizeEstimate:
-    """Rough size of the default LP (bayesian IC over all pairs, interim IR, interim budget)."""
-    n, k = env.n_agents, env.n_profiles
-    cols = (2 * n + 1) * n_nodes
-    ic_pairs = sum(ag.n_types * (ag.n_types - 1) for ag in env.agents)
-    rows = (n + 1) * n_nodes + n_hist * (ic_pairs + sum(ag.n_types for ag in env.agents) + 1)
-    nnz = n_nodes * (n * 2 + (n + 1)) + (n + 1) * n_nonterminal * k  # recursion
-    for i, ag in enumerate(env.agents):
-        m = env.others_count(i)
-        nnz += n_hist * ag.n_types * (ag.n_types - 1) * 2 * m  # IC: current-period entries
-        nnz += n_nonterminal // k * ag.n_types * (ag.n_types - 1) * m * k  # IC: child entries (upper bound)
-        nnz += n_hist * ag.n_types * m  # IR
-    nnz += n_nodes  # budget
-    # CSC/COO triplets (int32 + int32 + float64) x ~3 copies while building, plus solver's own copies.
-    mem = nnz * 16 * 4 + cols * 8 * 12 + rows * 8 * 12
-    return SizeEstimate(n_hist, n_nodes, cols, rows, int(nnz), int(mem))
 
 
 #: No space of more histories than this can be built on any machine; larger trees are refused before their size
@@ -461,6 +444,27 @@ class TreeWithTail(StateSpace):
         return self.estimate
 
 
+def distinct_continuations(space: StateSpace, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (child history, profile) pairs of ``nodes`` (all with a continuation) and each node's pair.
+
+    A node's continuation term -- the expectation of next period's values given the current profile -- depends
+    on the node only through this pair: on a tree every node has its own, on a Markov space the child is the
+    state of the profile, so there are only ``K``. Keys ``child * K + profile``, deduplicated by a table over
+    their range (linear, no sort). Returns ``(keys, inverse)`` with ``keys`` sorted and ``keys[inverse]`` the
+    nodes' keys.
+    """
+    k = space.env.n_profiles
+    idx = np.asarray(nodes, dtype=np.int64)
+    keys = np.asarray(space.child_hist)[idx] * k + idx % k
+    if keys.size and keys.min() < 0:
+        raise ValueError("distinct_continuations: every node must have a continuation (child_hist >= 0)")
+    seen = np.zeros(space.n_hist * k, dtype=bool)
+    seen[keys] = True
+    uniq = np.flatnonzero(seen)
+    pos = np.cumsum(seen) - 1
+    return uniq, pos[keys]
+
+
 class MergedTree(StateSpace):
     r"""A :class:`HistoryTree` with every set of histories whose subtrees are identical merged into one history.
 
@@ -629,7 +633,7 @@ def check_memory(need: int, memory_limit: int, what: str, advice: str = "") -> N
 LP_BYTES_PER_NONZERO = 250  # build_lp triplets and CSR/CSC, HiGHS's copy, presolve and factors
 LP_BYTES_PER_LINE = 550  # per row and per column: bounds, labels, HiGHS's row/column work arrays, the solution
 RECURSION_BYTES_PER_NODE = 160  # interim utilities, transfers (mechanism), the verifier's per-node arrays
-RECURSION_BYTES_PER_EDGE = 11  # the verifier's children gathers: one float per (node, next profile)
+RECURSION_BYTES_PER_EDGE = 11  # the verifier's children gathers: one float per (distinct continuation, profile)
 EXACT_BYTES_PER_NODE = 1200  # ``verify(exact=True)``: Fraction objects per node (utilities, payments, beliefs)
 EXACT_BYTES_PER_EDGE = 200  # exact continuation sums: Fractions per (node, next profile)
 CERTIFICATE_FILE_BYTES_PER_NODE = (
@@ -712,11 +716,19 @@ def _lp_bytes(cols: int, rows: int, nnz: int) -> int:
 
 
 def _verify_bytes(env: Environment, n_nodes: int, n_cont: int, exact: bool = False) -> int:
-    """The independent verifier (and, for the recursion, its own arrays): per node and per (node, next profile)."""
+    """The independent verifier (and, for the recursion, its own arrays): per node and per (distinct continuation,
+    next profile). ``n_cont``: the distinct (child history, profile) pairs whose continuations the verifier gathers
+    (:func:`_gathered`)."""
     edges = n_cont * env.n_profiles
     if exact:
         return EXACT_BYTES_PER_NODE * n_nodes + EXACT_BYTES_PER_EDGE * edges
     return RECURSION_BYTES_PER_NODE * n_nodes + RECURSION_BYTES_PER_EDGE * edges
+
+
+def _gathered(env: Environment, kind: str, n_cont: int) -> int:
+    """Distinct (child history, profile) pairs of a space: every continuing node on a tree (and, bounding it, a
+    tree with a tail), one per profile on a Markov space (a node's child is the state of its profile)."""
+    return env.n_profiles if kind == "markov" else n_cont
 
 
 def _lp_size(env: Environment, n_hist: int, n_nodes: int, n_cont: int) -> SizeEstimate:
@@ -749,7 +761,9 @@ def estimate_memory(
     (:func:`lp_counts`), plus ``FIXED_BYTES``:
 
     * ``"recursion"`` (``mechlp.solve.recursion.solve``) and ``"minmax"`` with ``method="recursion"``
-      (plus transfers and the verifier): ``RECURSION_BYTES_PER_NODE N + RECURSION_BYTES_PER_EDGE C K``;
+      (plus transfers and the verifier): ``RECURSION_BYTES_PER_NODE N + RECURSION_BYTES_PER_EDGE C K``, with
+      ``C`` here the distinct (child history, profile) pairs the verifier gathers: the continuing nodes of a tree,
+      ``K`` on a Markov space;
     * ``"minmax"`` (LP): ``max(LP_BYTES_PER_NONZERO nnz + LP_BYTES_PER_LINE (rows + cols), verifier)`` for the
       LP without budget rows;
     * ``"feasibility"``: the same for the LP with ``budget`` rows (it also solves the smaller min-max LP, one at a
@@ -779,24 +793,26 @@ def estimate_memory(
     if space is not None:
         n_hist, n_nodes = space.n_hist, space.n_nodes
         n_cont = int(np.count_nonzero(space.child_hist >= 0))
+        kind = space.kind
     else:
         if kind is None:
             kind = "markov" if env.infinite and horizon is None else "tree"
         if kind == "tree" and horizon is None:
             horizon = int(env.horizon)
         n_hist, n_nodes, n_cont = space_counts(env, kind, horizon)
+    gathered = _gathered(env, kind, n_cont)
     cols = rows = nnz = 0
     if question == "recursion" or (question == "minmax" and method == "recursion"):
-        need = _verify_bytes(env, n_nodes, n_cont)
+        need = _verify_bytes(env, n_nodes, gathered)
     elif question == "check":
-        need = CERTIFICATE_FILE_BYTES_PER_NODE * n_nodes + _verify_bytes(env, n_nodes, n_cont)
+        need = CERTIFICATE_FILE_BYTES_PER_NODE * n_nodes + _verify_bytes(env, n_nodes, gathered)
         if exact:
-            need += _verify_bytes(env, n_nodes, n_cont, exact=True)
+            need += _verify_bytes(env, n_nodes, gathered, exact=True)
     else:
         cols, rows, nnz = lp_counts(env, n_hist, n_nodes, n_cont, ic, ir, "none" if question == "minmax" else budget)
-        need = max(_lp_bytes(cols, rows, nnz), _verify_bytes(env, n_nodes, n_cont))
+        need = max(_lp_bytes(cols, rows, nnz), _verify_bytes(env, n_nodes, gathered))
         if question == "feasibility" and exact:  # the margin LP's mechanism, re-checked in fractions, on top
-            need += _verify_bytes(env, n_nodes, n_cont, exact=True)
+            need += _verify_bytes(env, n_nodes, gathered, exact=True)
     return SizeEstimate(n_hist, n_nodes, cols, rows, nnz, int(need + FIXED_BYTES))
 
 

@@ -40,11 +40,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mechlp.model.beliefs import joint_transition, others_product
+from mechlp.model.beliefs import joint_transition, marginal_beliefs, others_product
 from mechlp.model.exact import Numbers
-from mechlp.model.spaces import StateSpace
+from mechlp.model.spaces import StateSpace, distinct_continuations
 
-__all__ = ["transfers_from_interim", "interim_payments", "rebalance", "redistribute"]
+__all__ = ["transfers_from_interim", "interim_payments", "rebalance", "redistribute", "balanced_transfers"]
 
 
 def _check_per_agent(space: StateSpace, arrays: list[np.ndarray], name: str) -> None:
@@ -108,6 +108,14 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
         delta = nums.delta
         zeros = nums.zeros
     q_full = q.reshape(k, *env.type_counts)
+    # the continuation term depends on a node only through (child history, profile); gather once per distinct pair
+    # when they repeat (Markov spaces, tails), else per node
+    live_nodes = (np.arange(n_hist)[live][:, None] * k + np.arange(k)).reshape(-1)
+    live_nodes = live_nodes[np.asarray(space.child_hist)[live_nodes] >= 0]
+    uniq, inv = distinct_continuations(space, live_nodes)
+    repeated = None
+    if uniq.size < live_nodes.size and not ends.any():
+        repeated = (uniq, inv.reshape(kids_live.shape))
     x = zeros((n, space.n_nodes))
     for i in range(n):
         ubar = np.asarray(interim[i], dtype=float) if nums is None else np.asarray(interim[i])
@@ -115,7 +123,11 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
         xi[:] = flow[i][None, :] - ubar[:, types[:, i]]
         if kids_live.size:
             own_next = q_full.sum(axis=_other_axes(n, i))  # (K, K_i): P_i(t'|theta)
-            cont = np.einsum("hst,st->hs", ubar[kids_live], own_next)  # (H_live, K)
+            if repeated is None:
+                cont = np.einsum("hst,st->hs", ubar[kids_live], own_next)  # (H_live, K)
+            else:  # one row per distinct (child history, profile): a Markov space has K of them
+                uniq, inv = repeated
+                cont = np.einsum("ut,ut->u", ubar[uniq // k], own_next[uniq % k])[inv]
             if ends.any():
                 cont[ends] = 0 * cont[ends]
             xi[live] += delta * cont
@@ -221,3 +233,42 @@ def rebalance(space: StateSpace, transfers: np.ndarray, marginals: list[np.ndarr
     own = np.stack([xbar[i][:, types[:, i]] for i in range(env.n_agents)])  # (n, H, K): node h*K + s is (h, s)
     means = np.stack([(xbar[i] * marginals[i]).sum(axis=1) for i in range(env.n_agents)])  # (n, H)
     return redistribute(own, np.broadcast_to(means[:, :, None], own.shape)).reshape(env.n_agents, space.n_nodes)
+
+
+def balanced_transfers(
+    space: StateSpace, interim: list[np.ndarray], surplus: np.ndarray, nums: Numbers | None = None
+) -> np.ndarray:
+    r"""Ex post balanced transfers from interim utilities whose surplus :math:`\Pi(h)` is nonnegative.
+
+    The surplus is handed to the agents in equal shares at every history (Lamba 2022, Corollary 5),
+
+    .. math::
+       \bar U'_i(t|h) = \bar U_i(t|h) + \Pi(h)/n ,
+
+    which leaves every Bayesian IC row unchanged (a constant in the agent's own type at each history cancels
+    from the deviation gain), raises every interim IR row by :math:`\Pi(h)/n \ge 0` and makes :math:`\Pi'(h) = 0`;
+    the transfers that implement :math:`\bar U'` (:func:`transfers_from_interim`) are then rebalanced node by
+    node (:func:`rebalance`, Proposition 1), so :math:`\sum_i \hat x_i(h, \theta) = 0` at every node (exactly in
+    rationals, to rounding in floats).
+
+    Parameters
+    ----------
+    space : StateSpace
+    interim : list of ndarray
+        Per agent ``(n_hist, K_i)``: :math:`\bar U_i(t|h)`.
+    surplus : ndarray, shape (n_hist,)
+        :math:`\Pi(h)` of the mechanism with those interim utilities.
+    nums : Numbers, optional
+        The arithmetic (default floats); with exact numbers pass exact ``interim`` and ``surplus``.
+
+    Returns
+    -------
+    ndarray, shape (n_agents, n_nodes)
+    """
+    env = space.env
+    _check_per_agent(space, interim, "interim")
+    if np.shape(surplus) != (space.n_hist,):
+        raise ValueError(f"surplus has shape {np.shape(surplus)}; expected ({space.n_hist},) (one per history)")
+    share = np.asarray(surplus, dtype=object if nums is not None and nums.exact else float) / env.n_agents
+    shared = [u + share[:, None] for u in interim]
+    return rebalance(space, transfers_from_interim(space, shared, nums), marginal_beliefs(space, nums))

@@ -30,8 +30,6 @@ produced (the float verification still stands).
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -43,7 +41,7 @@ from mechlp.model.exact import Numbers, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
-from mechlp.model.transfers import rebalance, transfers_from_interim
+from mechlp.model.transfers import balanced_transfers, transfers_from_interim
 
 __all__ = ["exact_feasible_mechanism", "DEFAULT_MARGIN"]
 
@@ -109,9 +107,7 @@ def exact_feasible_mechanism(
         pi = -rows_x.b[rows_x.family == "budget"]  # W(h), one per history
         for i, m in enumerate(rows_x.marginals):
             pi = pi - (interim[i] * m).sum(axis=1)
-        share = Fraction(1, env.n_agents)
-        interim = [u + (pi * share)[:, None] for u in interim]  # Pi(h) = 0 exactly afterwards
-        x = rebalance(space, transfers_from_interim(space, interim, nums), rows_x.marginals)
+        x = balanced_transfers(space, interim, pi, nums)  # Pi(h) = 0 and sum_i x_i = 0 exactly
     else:
         x = transfers_from_interim(space, interim, nums)
     mech = Mechanism(space, x.astype(float), exact_transfers=x)

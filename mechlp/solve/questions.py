@@ -38,7 +38,8 @@ from mechlp.model.beliefs import joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, question_space
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, StateSpace, question_space
+from mechlp.model.transfers import balanced_transfers
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.solve.recursion import minmax_result
@@ -388,10 +389,14 @@ def feasibility(
         ``"auto"`` (default) answers from the min-max structure where it applies (Bayesian or local IC, interim
         IR, no transfer limits; :func:`_from_structure`): with :math:`\\Pi^*` certified tight at every history
         and :math:`\\Pi^* \\ge 0` where the budget notion needs it (interim: every history; ex ante: the root),
-        the min-max mechanism, which maximises every :math:`\\Pi(h)` at once, is the verified witness; with
-        :math:`\\Pi^*(h) < 0` somewhere (interim or ex post budget), a Farkas certificate on the subtree of the
-        lowest :math:`\\Pi^*` is the proof. No full LP is solved then; ``diagnosis["route"]`` says which was
-        used. Everything else, and ``route="lp"``, solves the feasibility LP.
+        the min-max mechanism, which maximises every :math:`\\Pi(h)` at once, is the verified witness (ex post
+        budget: with :math:`\\Pi^*` shared equally and the payments rebalanced node by node, Lamba 2022,
+        Corollary 5 and Proposition 1, :func:`mechlp.model.transfers.balanced_transfers`); with
+        :math:`\\Pi^*(h) < 0` somewhere (interim or ex post budget), a Farkas certificate is the proof: on a tree,
+        one on the subtree of the lowest :math:`\\Pi^*`; on a Markov space or a tree with a tail, one over the
+        interim rows (:func:`mechlp.proofs.farkas.impossibility_certificate`). No transfer LP is solved then;
+        ``diagnosis["route"]`` says which was used. Everything else, and ``route="lp"``, solves the feasibility
+        LP.
 
     Returns
     -------
@@ -542,9 +547,10 @@ def _from_structure(
     The min-max mechanism comes from ``mm`` when it answers the same constraints on the same space, else from
     the recursion (Lamba 2022, Lemma 6). Feasible: :math:`\Pi^*` tight at every history (``diagnosis
     ["tightness"]``) and nonnegative where the budget notion needs it, so the min-max mechanism meets the
-    budget; it is re-verified against the whole question. Infeasible: a verified Farkas certificate found on the
-    subtree of the lowest :math:`\Pi^*` (:func:`~mechlp.proofs.farkas.impossibility_certificate` with
-    ``subtree_only``); it proves impossibility whether or not :math:`\Pi^*` is tight.
+    budget (ex post: after :func:`~mechlp.model.transfers.balanced_transfers`); it is re-verified against the
+    whole question. Infeasible: a verified Farkas certificate (:func:`~mechlp.proofs.farkas.impossibility_certificate`:
+    on a tree only on the subtree of the lowest :math:`\Pi^*`, ``subtree_only``; elsewhere over the interim
+    rows); it proves impossibility whether or not :math:`\Pi^*` is tight.
     """
     budget = q.budget
     if q.has_limits or q.ir != "interim" or q.ic not in ("bayesian", "local") or budget not in _STRUCTURE_BUDGETS:
@@ -590,14 +596,20 @@ def _from_structure(
     options = {**q.to_dict(), "backend": backend}
     size = {"histories": sp.n_hist, "nodes": sp.n_nodes}
     res = Result("", "", "feasibility", options, sp, timings={"minmax": seconds}, size=size, question_spec=q)
-    if not worst and tight is True and budget in ("interim", "ex_ante"):
-        check = attach_verified(res, mm.mechanism, q)
+    if not worst and tight is True:
+        if budget == "ex_post":  # Lamba 2022, Cor. 5 and Prop. 1: share Pi*, then rebalance node by node
+            mech = mm.mechanism
+            witness = Mechanism(sp, balanced_transfers(sp, mech.interim_utilities(), mech.surplus()))
+            what = "the min-max mechanism with Pi* shared equally and rebalanced node by node (Lamba 2022, Prop. 1)"
+        else:
+            witness, what = mm.mechanism, "the min-max mechanism"
+        check = attach_verified(res, witness, q)
         if not check.ok:
             return None
         res.status = "optimal"
-        res.diagnosis = {**diagnosis, "route": "structure: the min-max mechanism (Pi* tight and >= 0) is the witness"}
+        res.diagnosis = {**diagnosis, "route": f"structure: {what} (Pi* tight and >= 0) is the witness"}
         res.message = (
-            f"feasible under {budget} budget balance{_scope_note(sp)}; the min-max mechanism is the witness "
+            f"feasible under {budget} budget balance{_scope_note(sp)}; {what} is the witness "
             f"(Pi* tight at every history: {(mm.diagnosis or {})['tightness']['by']}); mechanism verified"
         )
         if exact:
@@ -608,15 +620,18 @@ def _from_structure(
     if not worst or budget == "ex_ante" or not certify:
         return None
     t1 = time.perf_counter()
-    cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=True)
+    # a tree: the subtree of the lowest Pi* (else the LP route); Markov spaces and tails: the interim-row Farkas LP
+    subtree_only = isinstance(sp, HistoryTree)
+    cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=subtree_only)
     res.timings["certificate"] = time.perf_counter() - t1
     if cert is None or not cert.ok:
         return None
     w = worst[0]
     res.status = "infeasible"
     res.certificate = cert
-    res.surplus = pi
-    res.diagnosis = {**diagnosis, "route": f"structure: a Farkas certificate on the subtree of {cert.options['focus']}"}
+    focus = cert.options.get("focus")
+    scope = "over the interim rows" if focus is None else f"on the subtree of {focus}"
+    res.diagnosis = {**diagnosis, "route": f"structure: a Farkas certificate {scope}"}
     n_neg = len(np.flatnonzero(relevant < -tolerances.SURPLUS))
     where = (
         f"the most surplus any IC+IR mechanism can raise at {w['where']} is {w['value']:.6g} < 0 "
@@ -624,7 +639,7 @@ def _from_structure(
     )
     res.message = (
         f"infeasible under {budget} budget balance{_scope_note(sp)}: "
-        + (where if tight is True else f"a certificate on the subtree of {cert.options['focus']}")
+        + (where if tight is True else f"a certificate {scope}")
         + "; Farkas certificate verified "
         + ("in floats and exactly" if "exact" in cert.checks else "in floats")
     )
