@@ -194,13 +194,13 @@ def test_share_surplus_with_both_backends(rule, budget, usstp_minmax):
 
 def test_share_surplus_backend_reaches_the_beta_lp(usstp_minmax, calls):
     # the min-max result's backend is the default; an explicit backend overrides it
-    share_surplus(usstp_minmax["cvxpy"], "maxmin")
+    share_surplus(usstp_minmax["cvxpy"], "maxmin", beta_method="lp")
     assert [name for name, _ in calls] == ["cvxpy", "cvxpy"]  # the beta LP and its tie-break
     calls.clear()
-    share_surplus(usstp_minmax["cvxpy"], "maxmin", backend="highs")
+    share_surplus(usstp_minmax["cvxpy"], "maxmin", backend="highs", beta_method="lp")
     assert [name for name, _ in calls] == ["highs", "highs"]
     calls.clear()
-    share_surplus(lamba_usstp(0.8), "min-max-transfer", backend="cvxpy")
+    share_surplus(lamba_usstp(0.8), "min-max-transfer", backend="cvxpy", beta_method="lp")
     assert [name for name, _ in calls] == ["cvxpy"] * 2  # beta LP, tie-break (the min-max: the recursion)
 
 

@@ -15,7 +15,12 @@ Options
 ``--construction`` ``interim`` (default), ``shift`` or ``own``: how transfers are built from interim utilities.
 ``--markov``, ``--stationary``  restrict beta on history trees (automatic on the Markov space).
 ``--limit NAME=LO:HI``  transfer bounds for one agent (repeatable; leave a side empty for no bound).
-``--set KEY=VALUE``     model overrides, as in ``mechlp solve``; ``--horizon T`` solves on a history tree.
+``--set KEY=VALUE``     model overrides, as in ``mechlp solve``; ``--horizon T`` solves on a history tree
+                        (``--tail``: then a stationary Markov tail).
+``--method``       min-max solver, as ``share_surplus(method=...)``: ``auto`` (default; the recursion when it is
+                   certified tight), ``lp`` or ``recursion``.
+``--beta-method``  how the LP rules find beta: ``auto`` (default; per history / by depth level where the rule
+                   decomposes), ``structure`` or ``lp`` (the two-stage LP).
 
 Exit codes: 0 when a verified sharing was built; 1 when none exists (the min-max surplus is negative somewhere,
 or the transfer limits cannot be met); 2 for bad input (raised to the caller); 3 when the solver failed or the
@@ -38,6 +43,7 @@ from mechlp.cli.options import OptionSpec, add_command, add_options, save_json
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.solve.questions import minmax
 from mechlp.workflows.sharing import (
+    BETA_METHODS,
     BUDGETS,
     CONSTRUCTIONS,
     RULES,
@@ -51,8 +57,18 @@ __all__ = ["add_parsers", "share_payload", "share_report"]
 #: The Python function ``mechlp share`` mirrors, and the parameters it exposes (the min-max options
 #: ``horizon`` is passed on through ``**minmax_options``).
 SHARE_FUNCTIONS = (share_surplus,)
-SHARE_OPTIONS = ("rule", "budget", "construction", "markov", "stationary", "limits", "backend")
-MINMAX_OPTIONS = ("horizon",)
+SHARE_OPTIONS = (
+    "rule",
+    "budget",
+    "construction",
+    "markov",
+    "stationary",
+    "limits",
+    "backend",
+    "method",
+    "beta_method",
+)
+MINMAX_OPTIONS = ("horizon", "tail")
 MAX_ROWS = 40  # histories shown in the printed tables
 
 
@@ -83,7 +99,12 @@ def share_payload(res: SharingResult, budget_label: str) -> dict[str, Any]:
         "space": sp.kind,
         "discount": env.discount,
         "horizon": "infinite" if env.infinite else int(env.horizon),
-        "options": {"markov": res.options.get("markov"), "stationary": res.options.get("stationary")},
+        "options": {
+            "markov": res.options.get("markov"),
+            "stationary": res.options.get("stationary"),
+            "method": res.options.get("method"),
+            "beta_method": res.options.get("beta_method"),
+        },
     }
     limits = res.options.get("limits")
     if limits:
@@ -155,9 +176,11 @@ def _cmd_share(args: argparse.Namespace) -> int:
     if beta is not None and args.rule != "equal":
         raise ValueError("give either --rule or --beta, not both")
     rule: Any = beta if beta is not None else args.rule
-    kwargs: dict[str, Any] = {"backend": args.backend}
+    kwargs: dict[str, Any] = {"backend": args.backend, "method": args.method, "beta_method": args.beta_method}
     if args.horizon is not None:
         kwargs["horizon"] = args.horizon
+    if args.tail:
+        kwargs["tail"] = True
     try:
         res = share_surplus(
             env,
@@ -214,6 +237,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
             "construction": OptionSpec("how transfers are built from the shared utilities", choices=CONSTRUCTIONS),
             "markov": OptionSpec("beta depends on (period, last reports) only"),
             "stationary": OptionSpec("beta depends on the last reports only"),
+            "beta_method": OptionSpec(
+                "beta of maxmin / min-max-transfer: auto (per history or by depth level where the rule decomposes, "
+                "else the LP), structure, or lp (the two-stage LP)",
+                choices=BETA_METHODS,
+            ),
         },
         allowed={"budget": BUDGETS},
         help={"backend": "backend of the min-max LP and the sharing LPs (None: highs)"},

@@ -55,6 +55,12 @@ LP solvers and formulations
 ``TIE_BREAK_SLACK`` (1e-9, relative to the optimum)
     The tie-breaking second LP of the beta rules keeps the first stage's optimum up to this slack, so that
     round-off in the first stage cannot make it infeasible.
+``LEAST_SHARES`` (1e-10, relative)
+    The least-shares solve of the ``"min-max-transfer"`` sharing rule (``mechlp.workflows.sharing``): a share
+    system counts as feasible when every row holds within this tolerance; also the primal and dual feasibility
+    tolerances of its small tail LPs.
+``LEAST_SHARES_BISECTION`` (1e-13, relative)
+    Width at which the bisection on the largest payment of that rule stops.
 ``EXACT_MARGIN`` (1e-6)
     Default margin of :func:`mechlp.proofs.margins.exact_feasible_mechanism`: every row is tightened by it so
     that the float solution survives an exact re-check (rounding of the interim utilities is ~1e-16, far below;
@@ -141,6 +147,8 @@ HIGHS_SMALL_MATRIX_VALUE: float = 1e-12
 DUAL: float = 1e-7
 BETA: float = 1e-9
 TIE_BREAK_SLACK: float = 1e-9
+LEAST_SHARES: float = 1e-10
+LEAST_SHARES_BISECTION: float = 1e-13
 EXACT_MARGIN: float = 1e-6
 FARKAS_ZERO: float = 1e-13
 # dynamic programming, recursion and fixed points
@@ -177,6 +185,8 @@ __all__ = [
     "DUAL",
     "BETA",
     "TIE_BREAK_SLACK",
+    "LEAST_SHARES",
+    "LEAST_SHARES_BISECTION",
     "EXACT_MARGIN",
     "FARKAS_ZERO",
     "TIE",

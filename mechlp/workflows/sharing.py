@@ -116,13 +116,14 @@ from mechlp.model.question import agent_limits, check_choice, parse_notion
 from mechlp.model.spaces import StateSpace
 from mechlp.model.transfers import interim_payments as model_interim_payments
 from mechlp.model.transfers import rebalance, transfers_from_interim
-from mechlp.solve.questions import minmax
+from mechlp.solve.questions import METHODS, minmax
 from mechlp.solve.result import Result
 
 __all__ = [
     "RULES",
     "BUDGETS",
     "CONSTRUCTIONS",
+    "BETA_METHODS",
     "NegativeSurplusError",
     "SharingResult",
     "share_surplus",
@@ -138,6 +139,12 @@ __all__ = [
 RULES: tuple[str, ...] = ("equal", "designer", "maxmin", "min-max-transfer")
 BUDGETS: tuple[str, ...] = ("interim", "ex_post")
 CONSTRUCTIONS: tuple[str, ...] = ("interim", "shift", "own")
+#: How the beta of an LP rule is found: ``"auto"`` (per history / by depth level where the rule decomposes, else
+#: the LP), ``"structure"`` (the per-history solve, an error where it does not apply) or ``"lp"`` (one LP).
+BETA_METHODS: tuple[str, ...] = ("auto", "structure", "lp")
+#: ``beta_method="auto"`` solves ``"min-max-transfer"`` by least shares from this many nodes on (below, the LP is
+#: faster: the bisection's ~45 passes and small tail LPs cost ~0.5-1 s; benchmarks/sharing.py)
+AUTO_LEAST_SHARES_NODES = 20_000
 
 #: tolerance for validating user-given shares (simplex membership): :data:`mechlp.model.tolerances.BETA`
 BETA_TOL = tolerances.BETA
@@ -757,11 +764,14 @@ def _beta_lp(
     n, n_hist = ops.n, ops.h
     n_groups = int(groups.max()) + 1
     nb = n * n_groups
-    x0 = _transfers(ops, base, ubar_star, np.zeros((n, n_hist)), construction, budget, False).reshape(-1)
-    amap = _linear_map(ops, pi, groups, construction, budget)  # (n*N, nb)
     n_nodes = ops.node_hist.size
     lo_n = np.repeat(lo, n_nodes)
     hi_n = np.repeat(hi, n_nodes)
+    if rule == "min-max-transfer" or np.isfinite(lo_n).any() or np.isfinite(hi_n).any():
+        x0 = _transfers(ops, base, ubar_star, np.zeros((n, n_hist)), construction, budget, False).reshape(-1)
+        amap = _linear_map(ops, pi, groups, construction, budget)  # (n*N, nb)
+    else:  # maxmin without limits: no transfer rows (the (n*N, n*G) map is K times denser ex post)
+        x0 = amap = None
 
     # budget rows over groups: sum_i b_i(g) <= 1 or == 1
     budget_rows = sp.hstack([sp.identity(n_groups, format="csr")] * n, format="csr")
@@ -842,6 +852,245 @@ def _beta_lp(
     return "optimal", b[:, groups], value, msg
 
 
+# ------------------------------------------------------------------------------------------- per-history solves
+def _structure_applies(
+    space: StateSpace, rule: str, budget: str, construction: str, grouped: bool, limited: bool
+) -> str:
+    """Why the per-history solve of ``rule`` does not apply ("" when it does)."""
+    if rule == "min-max-transfer" and space.kind == "markov":
+        return "on the Markov space every history is a state and every state a child of all (the LP is small)"
+    if rule == "min-max-transfer" and space.env.discount == 0.0:
+        return "with discount 0 the shares do not reach the parent's payments (the LP is per node)"
+    if grouped:
+        return "beta is restricted to Markov/stationary groups of histories (markov=True or stationary=True)"
+    if rule == "maxmin":
+        return "transfer limits couple the histories" if limited else ""
+    if budget != "interim":
+        return "budget='ex_post' rebalances every node's payments with all the agents' interim payments"
+    if construction == "own":
+        return "construction='own' makes each payment an expectation over several children's shares"
+    return ""
+
+
+def _maxmin_water_filling(
+    ops: _Ops, pi: np.ndarray, ubar_star: list[np.ndarray], budget: str
+) -> tuple[np.ndarray, float]:
+    r"""The ``"maxmin"`` rule without limits, history by history in closed form (water-filling).
+
+    At each history the LP of the module docstring is :math:`\max m` s.t. :math:`m \le E_i + a_i`,
+    :math:`a \ge 0`, :math:`\sum_i a_i \le \Pi^*` (``= \Pi^*`` ex post), with :math:`E_i = E[\bar U^*_i|h]` and
+    :math:`a_i = \beta_i \Pi^*(h)`: nothing couples two histories. For :math:`\Pi^* > 0` the optimum is the
+    water level :math:`m^* = \min_j (\Pi^* + \sum_{l \le j} E_{(l)}) / j` (:math:`E_{(1)} \le \dots \le E_{(n)}`;
+    every partial sum is :math:`\ge \Pi^*` at its own level, with equality for the right :math:`j`), and
+    :math:`a_i = \max(0, m^* - E_i)` is the unique optimum (the lowest agents are raised to :math:`m^*` and use
+    the whole surplus). Where :math:`\Pi^*(h) \le 0` every :math:`\beta` gives the same :math:`m`, and the
+    LP's tie-break picks the equal split :math:`1/n`.
+
+    Returns
+    -------
+    beta : ndarray, shape (n, n_hist)
+    value : float
+        :math:`\sum_h m^*(h)` (the LP's first-stage optimum).
+    """
+    n = ops.n
+    e = np.stack([(ubar_star[i] * ops.margs[i]).sum(axis=1) for i in range(n)])  # (n, H)
+    pos = pi > 0.0
+    es = np.sort(e, axis=0)
+    level = np.min((pi[None, :] + np.cumsum(es, axis=0)) / np.arange(1, n + 1)[:, None], axis=0)
+    a = np.maximum(level[None, :] - e, 0.0)
+    beta = np.full((n, ops.h), 1.0 / n)
+    beta[:, pos] = a[:, pos] / pi[pos]
+    if budget == "ex_post":
+        beta = beta / beta.sum(axis=0, keepdims=True)
+    m = np.where(pos, level, e.min(axis=0) + (pi / n if budget == "ex_post" else 0.0) * (~pos))
+    return beta, float(m.sum())
+
+
+class _LeastShares:
+    r"""Least shares :math:`a \ge 0` with :math:`a_i(h) - \delta\, a_i(c(g)) \in [L_{ig}, U_{ig}]` at every node of
+    a history tree, with or without a Markov tail.
+
+    On the ``"interim"`` and ``"shift"`` constructions under the interim budget every final payment is
+    :math:`x_i(g) = x^0_i(g) - a_i(h(g)) + \delta\, a_i(c(g))` (:meth:`_Ops.increment`; :math:`x^0` at
+    :math:`a = 0`), so the bounds :math:`\max(-t, lo_i) \le x_i(g) \le \min(t, hi_i)` are *monotone*
+    two-variable inequalities (one positive, one negative coefficient), one agent at a time. Their solution
+    set is closed under componentwise minimum, so a feasible system has a least solution, which raising lower
+    bounds from :math:`a = 0` reaches:
+
+    .. math::
+       a_i(h) \ge L_{ig} + \delta\, a_i(c(g)) \ \text{(up)}, \qquad
+       a_i(c(g)) \ge (a_i(h) - U_{ig}) / \delta \ \text{(down)}.
+
+    The upper constraints :math:`\sum_i a_i(h) \le \Pi^*(h)` (the interim budget, :math:`0 \le \beta`,
+    :math:`\sum_i \beta_i \le 1`) are increasing in :math:`a`, so they hold somewhere iff they hold at the
+    least solution. On a tree one pass leaves-up and one pass root-down, depth level by depth level, gives the
+    least solution (each child history has one parent node, and a down push from :math:`h` cannot raise
+    :math:`h` again since :math:`L \le U`). With a tail, tree values are carried as max-plus affine functions
+    of the tail shares :math:`\tau`: :math:`a(h) = \max(c(h), \max_s D(h, s) + \delta^{T+1-p(h)} \tau(s))`
+    (every push keeps the gain :math:`\delta^{T+1-p}` of its level), so the tree's pushes into the tail are
+    difference constraints :math:`\tau(s) \ge W(s, s') + \tau(s')`, :math:`\tau(s) \ge B(s)`; with the tail's
+    own rows they form a ``K``-variable system whose least element is the minimiser of :math:`\sum_s \tau(s)`
+    (one small LP per agent). No loop over histories: each level is a handful of array operations.
+    """
+
+    def __init__(self, ops: _Ops, pi: np.ndarray):
+        space = ops.space
+        self.ops = ops
+        self.n, self.k, self.delta = ops.n, ops.k, float(ops.delta)
+        self.cap = np.maximum(pi, 0.0)
+        self.levels = space.levels()
+        self.tail = space.kind == "tail"
+        self.n_tree = int(self.levels[-1][1])
+        self.kt = self.k if self.tail else 0
+        period = np.asarray(space.hist_period)[: self.n_tree]
+        self.gain = self.delta ** (len(self.levels) + 1 - period) if self.tail else None
+
+    def _tail_lp(self, low, high, b_low, w, tol, backend):
+        """Least tail shares per agent (``(n, K)``) or None when infeasible."""
+        k, n, d = self.kt, self.n, self.delta
+        tails = np.arange(self.n_tree, self.ops.h)
+        nodes = (tails[:, None] * k + np.arange(k)[None, :]).reshape(-1)
+        s_of = np.repeat(np.arange(k), k)
+        th_of = np.tile(np.arange(k), k)
+        off = ~np.eye(k, dtype=bool)
+        out = np.zeros((n, k))
+        for i in range(n):  # agents only
+            wi = w[i]
+            if np.any(np.diag(wi) > tol):
+                return None
+            r, c = np.nonzero(off & np.isfinite(wi))
+            rows_w = sp.csr_matrix(
+                (
+                    np.concatenate([np.ones(r.size), -np.ones(r.size)]),
+                    (np.tile(np.arange(r.size), 2), np.concatenate([r, c])),
+                ),
+                shape=(r.size, k),
+            )
+            rows_t = sp.csr_matrix((np.ones(k * k), (np.arange(k * k), s_of)), shape=(k * k, k)) - sp.csr_matrix(
+                (np.full(k * k, d), (np.arange(k * k), th_of)), shape=(k * k, k)
+            )
+            a_mat = sp.vstack([rows_w, rows_t], format="csc")
+            rl = np.concatenate([wi[r, c], low[i, nodes]])
+            ru = np.concatenate([np.full(r.size, np.inf), high[i, nodes]])
+            col_lo = np.maximum(b_low[i], 0.0)
+            col_hi = self.cap[tails]
+            if np.any(col_lo > col_hi + tol):
+                return None
+            res = solve_arrays(
+                a_mat,
+                rl,
+                ru,
+                col_lo,
+                np.maximum(col_hi, col_lo),
+                np.ones(k),
+                backend,
+                primal_feasibility_tolerance=tolerances.LEAST_SHARES,
+                dual_feasibility_tolerance=tolerances.LEAST_SHARES,
+            )
+            if res.status != "optimal" or res.x is None:
+                return None
+            out[i] = res.x
+        return out
+
+    def solve(self, low: np.ndarray, high: np.ndarray, tol: float, backend: str = "highs") -> np.ndarray | None:
+        """Least solution for bounds ``low``/``high`` (n, N) on ``a(h) - delta a(c)`` (on ``a(h)`` where the game
+        ends), or None when there is none within the budget."""
+        if np.any(low > high + tol):
+            return None
+        n, k, kt, d = self.n, self.k, self.kt, self.delta
+        c = np.zeros((n, self.n_tree))
+        dd = np.full((n, self.n_tree, kt), -np.inf)
+        last = len(self.levels) - 1
+        for lev in range(last, -1, -1):  # leaves up
+            s, e = self.levels[lev]
+            m = e - s
+            lg = low[:, s * k : e * k].reshape(n, m, k)
+            if lev == last and self.tail:  # children are the tail states: L + delta tau(theta)
+                dd[:, s:e, :] = lg
+            elif lev == last:  # the game ends
+                c[:, s:e] = np.maximum(lg.max(axis=2), 0.0)
+            else:  # children are the histories s*k+1 ... e*k (child of node g is g + 1)
+                cc = c[:, s * k + 1 : e * k + 1].reshape(n, m, k)
+                c[:, s:e] = np.maximum((lg + d * cc).max(axis=2), 0.0)
+                if kt:
+                    dc = dd[:, s * k + 1 : e * k + 1].reshape(n, m, k, kt)
+                    dd[:, s:e, :] = (lg[..., None] + d * dc).max(axis=2)
+        for lev in range(last):  # root down, into the tree's own children
+            s, e = self.levels[lev]
+            m = e - s
+            ug = high[:, s * k : e * k].reshape(n, m, k)
+            ch = slice(s * k + 1, e * k + 1)
+            c[:, ch] = np.maximum(c[:, ch], ((c[:, s:e, None] - ug) / d).reshape(n, m * k))
+            if kt:
+                push = (dd[:, s:e, None, :] - ug[..., None]) / d
+                dd[:, ch, :] = np.maximum(dd[:, ch, :], push.reshape(n, m * k, kt))
+        a = np.zeros((n, self.ops.h))
+        if self.tail:
+            s, e = self.levels[last]
+            m = e - s
+            ug = high[:, s * k : e * k].reshape(n, m, k)  # node (h, theta) leads to tail state theta
+            b_low = ((c[:, s:e, None] - ug) / d).max(axis=1)  # (n, K)
+            w = ((dd[:, s:e, None, :] - ug[..., None]) / d).max(axis=1)  # (n, K theta, K s')
+            tau = self._tail_lp(low, high, b_low, w, tol, backend)
+            if tau is None:
+                return None
+            a[:, self.n_tree :] = tau
+            a[:, : self.n_tree] = np.maximum(c, (dd + self.gain[None, :, None] * tau[:, None, :]).max(axis=2))
+        else:
+            a[:, : self.n_tree] = c
+        ops = self.ops
+        diff = a[:, ops.node_hist] - np.where(ops.child >= 0, d * a[:, np.maximum(ops.child, 0)], 0.0)
+        viol = max(float((low - diff).max()), float((diff - high).max()), float((a.sum(axis=0) - self.cap).max()))
+        return a if viol <= tol else None
+
+
+def _min_max_transfer_levels(
+    ops: _Ops,
+    pi: np.ndarray,
+    ubar_star: list[np.ndarray],
+    base: np.ndarray,
+    construction: str,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    backend: str = "highs",
+) -> tuple[str, np.ndarray | None, float | None, str]:
+    r"""The ``"min-max-transfer"`` rule under the interim budget with the ``"interim"`` or ``"shift"``
+    construction, by least shares (:class:`_LeastShares`) and bisection on the bound :math:`t`.
+
+    Feasibility of :math:`\max |x| \le t` is monotone in :math:`t`, and for each :math:`t` the least shares
+    decide it; bisection finds the optimum :math:`t^*` to ``LEAST_SHARES_BISECTION`` relative. The LP's tie-break (keep
+    :math:`t \le t^* + \text{slack}`, minimise :math:`\sum \beta`) is the least solution at
+    :math:`t^* + \text{slack}` itself: it is below every other feasible point, so it minimises every increasing
+    function of :math:`\beta`. Returns status, beta (n, H), :math:`t^*`, message.
+    """
+    x0 = _transfers(ops, base, ubar_star, np.zeros((ops.n, ops.h)), construction, "interim", False)
+    solver = _LeastShares(ops, pi)
+    scale = max(1.0, float(np.abs(x0).max()), float(np.abs(pi).max()))
+    tol = tolerances.LEAST_SHARES * scale
+
+    def least(t: float) -> np.ndarray | None:
+        return solver.solve(x0 - np.minimum(t, hi)[:, None], x0 - np.maximum(-t, lo)[:, None], tol, backend)
+
+    a = least(np.inf)
+    if a is None:
+        return "infeasible", None, None, "no shares meet the transfer limits"
+    t_hi = float(np.abs(x0 + ops.increment(a)).max())
+    t_lo = 0.0
+    while t_hi - t_lo > tolerances.LEAST_SHARES_BISECTION * max(1.0, t_hi):
+        mid = 0.5 * (t_lo + t_hi)
+        if least(mid) is None:
+            t_lo = mid
+        else:
+            t_hi = mid
+    a = least(t_hi + tolerances.TIE_BREAK_SLACK * max(1.0, t_hi))
+    if a is None:
+        return "error", None, None, "least shares at the optimum failed"
+    pos = pi > 0.0
+    beta = np.zeros((ops.n, ops.h))
+    beta[:, pos] = np.clip(a[:, pos] / pi[pos], 0.0, 1.0)
+    return "optimal", beta, t_hi, "least shares by depth level, bisection on the largest |transfer|"
+
+
 # ------------------------------------------------------------------------------------------- main entry
 def share_surplus(
     source: Environment | Result,
@@ -854,6 +1103,8 @@ def share_surplus(
     limits: Mapping | None = None,
     base: Mechanism | None = None,
     backend: str | None = None,
+    method: str = "auto",
+    beta_method: str = "auto",
     **minmax_options: Any,
 ) -> SharingResult:
     r"""Share the min-max surplus :math:`\Pi^*(h)` by a rule :math:`\beta` and build a verified mechanism.
@@ -888,6 +1139,19 @@ def share_surplus(
         LP backend of the min-max LP (when ``source`` is an environment) and of the beta LPs of ``"maxmin"`` and
         ``"min-max-transfer"`` (:func:`mechlp.backends.solve_arrays`). Default: the backend of the min-max
         result (``"highs"`` when it has none, e.g. ``method="recursion"``).
+    method : {"auto", "lp", "recursion"}
+        Solver of the min-max surplus when ``source`` is an environment (:func:`mechlp.solve.questions.minmax`:
+        ``"auto"`` takes the recursion when it is certified tight at every history, else the LP).
+        ``options["method"]`` of the result names the one used.
+    beta_method : {"auto", "structure", "lp"}
+        How the beta of ``"maxmin"`` and ``"min-max-transfer"`` is found. ``"structure"``: ``"maxmin"`` without
+        transfer limits history by history in closed form (water-filling, :func:`_maxmin_water_filling`);
+        ``"min-max-transfer"`` under the interim budget with the ``"interim"`` or ``"shift"`` construction by
+        least shares, depth level by depth level, and bisection on the largest payment
+        (:func:`_min_max_transfer_levels`); neither with ``markov``/``stationary`` groups. ``"lp"``: the
+        two-stage LP (optimum, then the tie-break). ``"auto"``: the structure where it applies (for
+        ``"min-max-transfer"`` from :data:`AUTO_LEAST_SHARES_NODES` nodes on), else the LP.
+        ``options["beta_method"]`` of the result names the one used.
     **minmax_options
         Passed to :func:`mechlp.solve.questions.minmax` when ``source`` is an environment (``space``, ``horizon``,
         ``ic``, ...).
@@ -906,6 +1170,7 @@ def share_surplus(
     """
     budget = parse_notion("budget", budget, allowed=BUDGETS)
     construction = check_choice("construction", construction, CONSTRUCTIONS)
+    check_choice("beta_method", beta_method, BETA_METHODS)
     explicit = not isinstance(rule, str)
     if not explicit:
         check_choice("rule", rule, RULES)
@@ -915,11 +1180,14 @@ def share_surplus(
                 "balance forbids (the shares must sum to 1); use budget='interim'"
             )
     if isinstance(source, Result):
-        if minmax_options:
-            raise ValueError("minmax options are only accepted with an Environment source")
+        if minmax_options or method != "auto":
+            raise ValueError("minmax options (method, ...) are only accepted with an Environment source")
         mm = source
     elif isinstance(source, Environment):
-        mm = minmax(source, **minmax_options) if backend is None else minmax(source, backend=backend, **minmax_options)
+        check_choice("method", method, METHODS)
+        if backend is not None:
+            minmax_options["backend"] = backend
+        mm = minmax(source, method=method, **minmax_options)
     else:
         raise TypeError(f"source must be an Environment or a minmax Result, got {type(source).__name__}")
     if mm.question != "minmax" or mm.status != "optimal" or mm.mechanism is None or mm.surplus is None:
@@ -945,7 +1213,15 @@ def share_surplus(
     groups = _groups(space, markov, stationary)
     lo, hi = _limits(limits, env)
     ic = mm.options.get("ic", "bayesian")
-    options = {"markov": markov, "stationary": stationary, "limits": limits, "ic": ic}
+    mm_method = str((mm.diagnosis or {}).get("method", mm.options.get("method", "lp"))).split(" ")[0]
+    options = {
+        "markov": markov,
+        "stationary": stationary,
+        "limits": limits,
+        "ic": ic,
+        "method": mm_method,
+        "beta_method": "fixed",
+    }
     rule_name = "explicit" if explicit else rule
     objective = None
 
@@ -956,19 +1232,39 @@ def share_surplus(
     elif rule == "designer":
         beta = np.zeros((ops.n, ops.h))
     else:
-        status, beta_lp, objective, msg = _beta_lp(
-            ops,
-            rule,
-            budget,
-            construction,
-            pi,
-            ubar_star,
-            base.transfers,
-            groups,
-            lo,
-            hi,
-            mm.options.get("backend", "highs") if backend is None else backend,
-        )
+        limited = bool(np.isfinite(lo).any() or np.isfinite(hi).any())
+        why_not = _structure_applies(space, rule, budget, construction, bool(markov or stationary), limited)
+        if beta_method == "structure" and why_not:
+            raise ValueError(f"beta_method='structure' does not apply to rule {rule!r} here: {why_not}")
+        status = "lp"
+        lp_backend = mm.options.get("backend", "highs") if backend is None else backend
+        small = rule == "min-max-transfer" and space.n_nodes < AUTO_LEAST_SHARES_NODES
+        if beta_method == "structure" or (beta_method == "auto" and not why_not and not small):
+            if rule == "maxmin":
+                beta_lp, objective = _maxmin_water_filling(ops, pi, ubar_star, budget)
+                status, msg, options["beta_method"] = "optimal", "", "water-filling"
+            else:
+                status, beta_lp, objective, msg = _min_max_transfer_levels(
+                    ops, pi, ubar_star, base.transfers, construction, lo, hi, lp_backend
+                )
+                options["beta_method"] = "least-shares"
+                if status == "error" and beta_method == "auto":
+                    status = "lp"  # did not settle: the LP decides
+        if status == "lp":
+            options["beta_method"] = "lp"
+            status, beta_lp, objective, msg = _beta_lp(
+                ops,
+                rule,
+                budget,
+                construction,
+                pi,
+                ubar_star,
+                base.transfers,
+                groups,
+                lo,
+                hi,
+                mm.options.get("backend", "highs") if backend is None else backend,
+            )
         if status != "optimal" or beta_lp is None:
             what = "with the transfer limits" if np.isfinite(lo).any() or np.isfinite(hi).any() else ""
             return SharingResult(
@@ -1050,8 +1346,10 @@ def share_surplus(
         kept = 1.0 - beta.sum(axis=0)
         res.message = (
             f"{rule_name} sharing under {budget.replace('_', ' ')} budget balance ({where}): verified; "
-            f"largest |transfer| {res.max_abs_transfer:.6g}"
+            f"largest |transfer| {res.max_abs_transfer:.6g}; Pi* by the {mm_method}"
         )
+        if options["beta_method"] != "fixed":
+            res.message += f", beta by {options['beta_method']}"
         if budget == "interim":
             res.message += f"; the designer keeps between {kept.min():.3g} and {kept.max():.3g} of Pi*"
         else:
