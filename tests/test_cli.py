@@ -102,3 +102,10 @@ def test_no_solver_banner_reaches_the_output():
     )
     assert "HiGHS" not in out.stdout and "HiGHS" not in out.stderr
     assert "FEASIBLE" in out.stdout
+
+
+def test_critical_delta_refuses_method_auto(capsys):
+    code = main(["critical-delta", str(MODEL), "--method", "auto"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert "--method auto does not apply to the critical discount factor; use one of recursion, lp" in err[0]

@@ -46,6 +46,7 @@ from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
 from mechlp.model.question import Question
 from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
+from mechlp.solve.critical import METHODS as CRITICAL_METHODS
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
 
@@ -192,6 +193,11 @@ def _critical(args: argparse.Namespace, env, method: str) -> int:
     """Scan and bisect the discount factor (:func:`mechlp.solve.critical.critical_delta`)."""
     if args.budget not in CRITICAL_BUDGETS:
         raise ValueError(f"--budget must be one of {', '.join(CRITICAL_BUDGETS)} for the critical discount factor")
+    if method not in CRITICAL_METHODS:
+        raise ValueError(
+            f"--method {method} does not apply to the critical discount factor; "
+            f"use one of {', '.join(CRITICAL_METHODS)}"
+        )
     crit = critical_delta(
         env,
         args.budget,
@@ -326,10 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p, SOLVE_FUNCTIONS, [n for n in SOLVE_OPTIONS if n != "method"])
     p.add_argument(
         "--method",
-        choices=["lp", "recursion"],
+        choices=list(design.METHODS),
         default=None,
-        help="min-max solver: one LP (default for solve, as mechlp.minmax) or the backward recursion (default "
-        "for --critical-delta, as mechlp.critical_delta)",
+        help="min-max solver: auto (default for solve, as mechlp.minmax: the recursion when certified tight, else "
+        "the LP), lp, or recursion (default for --critical-delta, as mechlp.critical_delta, which takes recursion "
+        "or lp)",
     )
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     p.add_argument("--certificate", metavar="FILE", help="write a certificate file (mechanism or Farkas multipliers)")
