@@ -13,19 +13,20 @@ from mechlp.catalog.io import load_model
 from mechlp.cli.options import QUESTION_OPTIONS, OptionSpec, add_command, add_options, save_json
 from mechlp.constraints.allocation import ALLOCATION_IC_MODES
 from mechlp.model.answer import SCHEMA_VERSION
-from mechlp.solve.second_best import OBJECTIVES, SecondBestResult, second_best
+from mechlp.solve.second_best import FORMULATIONS, OBJECTIVES, ROWS, SecondBestResult, second_best
 
 __all__ = ["add_parsers", "second_best_payload"]
 
 #: The Python function ``mechlp second-best`` mirrors, and the parameters it exposes.
 SECOND_BEST_FUNCTIONS = (second_best,)
-SECOND_BEST_OPTIONS = ("objective", *QUESTION_OPTIONS)
+SECOND_BEST_OPTIONS = ("objective", *QUESTION_OPTIONS, "formulation", "rows")
 
 
 def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> dict[str, Any]:
     """The JSON answer of ``mechlp second-best``: ``schema_version``, ``model``, ``status``, ``message``,
     ``objective``, ``budget`` (as given on the command line), ``value``, ``first_best``, ``allocation`` (rows of
-    :meth:`SecondBestResult.allocation_table`), ``verification`` and ``dual_bound`` (``bound``, ``gap``, ``ok``)."""
+    :meth:`SecondBestResult.allocation_table`), ``verification``, ``dual_bound`` (``bound``, ``gap``, ``ok``) and
+    ``method`` (:attr:`SecondBestResult.method`: formulation, rows, rounds)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": res.env.name,
@@ -38,6 +39,7 @@ def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> d
         "allocation": res.allocation_table(),
         "verification": None if res.verification is None else res.verification.to_dict(),
         "dual_bound": None if res.dual is None else {"bound": res.dual.bound, "gap": res.dual.gap, "ok": res.dual.ok},
+        "method": res.method,
     }
 
 
@@ -68,7 +70,19 @@ def add_parsers(sub) -> None:
         p,
         SECOND_BEST_FUNCTIONS,
         SECOND_BEST_OPTIONS,
-        specs={"objective": OptionSpec("what the allocation maximises", choices=OBJECTIVES)},
+        specs={
+            "objective": OptionSpec("what the allocation maximises", choices=OBJECTIVES),
+            "formulation": OptionSpec(
+                "LP in interim utilities or over ex post utilities and transfers (auto: interim when the question "
+                "allows it)",
+                choices=FORMULATIONS,
+            ),
+            "rows": OptionSpec(
+                "IC rows by constraint generation from the adjacent misreports, or all at once (auto: generated "
+                "with the interim formulation)",
+                choices=ROWS,
+            ),
+        },
         allowed={"ic": ALLOCATION_IC_MODES},
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")

@@ -48,6 +48,9 @@ LP solvers and formulations
 ``DUAL`` (1e-7)
     Dual feasibility tolerance of :func:`mechlp.solve.second_best.dual_certificate` (residuals and sign
     violations above it fail): HiGHS's own dual feasibility tolerance.
+``SEPARATION`` (1e-9, relative: times ``1 + |lower bound|``)
+    Constraint generation of :func:`mechlp.solve.second_best.second_best` (``rows="generated"``) adds an IC row
+    left out of the LP when the solution violates it by more than this; it stops when no left-out row does.
 ``BETA`` (1e-9)
     A user-given sharing rule :math:`\beta` (:func:`mechlp.workflows.sharing.share_surplus`) lies in the simplex
     when its entries are ``>= -BETA``, its sums are within ``BETA`` of the bound, and a Markov/stationary
@@ -145,6 +148,7 @@ SAVINGS_SWEEP: float = 1e-15
 # LP solvers and formulations
 HIGHS_SMALL_MATRIX_VALUE: float = 1e-12
 DUAL: float = 1e-7
+SEPARATION: float = 1e-9
 BETA: float = 1e-9
 TIE_BREAK_SLACK: float = 1e-9
 LEAST_SHARES: float = 1e-10
@@ -183,6 +187,7 @@ __all__ = [
     "SAVINGS_SWEEP",
     "HIGHS_SMALL_MATRIX_VALUE",
     "DUAL",
+    "SEPARATION",
     "BETA",
     "TIE_BREAK_SLACK",
     "LEAST_SHARES",

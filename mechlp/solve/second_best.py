@@ -27,6 +27,29 @@ the independent verifier :func:`mechlp.audit.verifier.verify`, the efficient (fi
 and a dual certificate (:func:`dual_certificate`): the solver's row and column duals, the dual objective (an
 upper bound on the optimal value by weak duality) and float checks of dual feasibility.
 
+Rows and formulations (issue #12: the dense IC rows over all misreports dominate the solve)
+-------------------------------------------------------------------------------------------
+``formulation="interim"`` (the default ``"auto"`` picks it whenever the question allows: Bayesian IC, interim or
+ex ante IR, an interim, ex ante or no budget, no transfer limits) solves the same LP in interim utilities
+(:func:`mechlp.constraints.allocation.interim_allocation_program`, where its equivalence is proved); the
+transfers are then rebuilt by :func:`mechlp.constraints.allocation.lift_interim`. ``"ex_post"`` is the LP over
+``(U, x, B, p)`` of :func:`build_allocation_lp`.
+
+``rows="generated"`` (the default ``"auto"`` picks it with the interim formulation unless every agent has at
+most two types, where the local rows are all rows) is constraint generation: solve with the IC rows of adjacent
+misreports ``|t - r| = 1`` only (those that bind under FOSD kernels and monotone allocations, Lamba 2022 appendix
+9.1), evaluate every IC row at the solution, add the violated ones (by more than ``tolerances.SEPARATION``),
+re-solve, until none is violated. This is valid for every model: each LP is a relaxation of the full one, so its
+optimum is an upper bound, and the last solution satisfies every row of the full LP, so it is optimal for it (the
+dual certificate of the last LP, extended by zero multipliers on the rows left out, is dual feasible for the full
+LP with the same bound). It ends after finitely many rounds (each round adds at least one of finitely many rows);
+without the FOSD structure it only takes more rounds. Each round is a cold solve through
+:func:`mechlp.backends.solve_lp`: in interim utilities the local LP solves in a fraction of the full one's
+time, while over ``(U, x, B, p)`` the re-solves cost more than the rows they save, so ``"auto"`` imposes all rows
+there. ``rows="all"`` imposes every row at once; ``formulation="ex_post", rows="all"`` is the original path. The
+answer is verified by :func:`mechlp.audit.verifier.verify` over all misreports in every case, and
+:attr:`SecondBestResult.method` records the formulation, rows, rounds and row counts.
+
 Scope: on the Markov space (infinite horizon) the allocation is chosen per (previous report profile, current
 profile), i.e. among *Markov* mechanisms; on a history tree it is fully history dependent. The objective weighs
 nodes by their probability from the root, so the allocation at nodes of probability zero is arbitrary (but still
@@ -46,16 +69,20 @@ from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
 from mechlp.constraints.allocation import (
     ALLOCATION_IC_MODES,
+    InterimAllocationProgram,
     allocation_columns,
     allocation_extras,
     allocation_ic_blocks,
     allocation_recursion_blocks,
     check_action_free,
+    interim_allocation_program,
+    interim_reducible,
+    lift_interim,
     simplex_block,
 )
-from mechlp.lp.program import LinearProgram, Variables, assemble
+from mechlp.lp.program import LABEL_FIELDS, LinearProgram, RowLabels, Variables, assemble
 from mechlp.model import tolerances
-from mechlp.model.beliefs import continuation_values, joint_beliefs
+from mechlp.model.beliefs import continuation_values, joint_beliefs, marginal_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
@@ -63,7 +90,9 @@ from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
 from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = [
+    "FORMULATIONS",
     "OBJECTIVES",
+    "ROWS",
     "DualCertificate",
     "SecondBestResult",
     "build_allocation_lp",
@@ -75,6 +104,10 @@ __all__ = [
 ]
 
 OBJECTIVES = ("welfare", "gains_from_trade", "revenue")
+#: ``formulation`` of :func:`second_best` (module docstring).
+FORMULATIONS = ("auto", "interim", "ex_post")
+#: ``rows`` of :func:`second_best` (module docstring).
+ROWS = ("auto", "generated", "all")
 
 #: Dual feasibility tolerance of :func:`dual_certificate` (residuals and sign violations above it fail).
 DUAL_TOL = tolerances.DUAL
@@ -170,6 +203,93 @@ def build_allocation_lp(
         for i in range(env.n_agents):
             cost[variables.U(i, root)] -= w
     return assemble(variables, blocks, cost, lo, hi, started=started)
+
+
+def interim_cost(program: InterimAllocationProgram, objective: str = "welfare") -> np.ndarray:
+    r"""The cost of the interim program (HiGHS minimises): :math:`-W(\text{root})` for ``"welfare"`` /
+    ``"gains_from_trade"``, :math:`-\Pi(\text{root}) = -W(\text{root}) + \sum_i \sum_t P_i(t|\text{root})
+    \bar U_i(t|\text{root})` for ``"revenue"`` (Lamba 2022, eq. 4), as :func:`build_allocation_lp`."""
+    check_choice("objective", objective, OBJECTIVES)
+    cost = np.zeros(program.n_cols)
+    cost[program.w_offset] = -1.0
+    if objective == "revenue":
+        for i, ag in enumerate(program.space.env.agents):
+            cost[program.u_col(i, 0, np.arange(ag.n_types))] += marginal_beliefs(program.space)[i][0]
+    return cost
+
+
+def _restrict_lp(lp: LinearProgram, a_csr, keep: np.ndarray) -> LinearProgram:
+    """``lp`` with the rows ``keep`` (bool mask) only (``a_csr``: ``lp.A`` as CSR)."""
+    lab = lp.labels
+    labels = RowLabels(lab.families, *(getattr(lab, f)[keep] for f in ("family", *LABEL_FIELDS)))
+    return LinearProgram(
+        lp.variables,
+        a_csr[keep].tocsc(),
+        lp.row_lower[keep],
+        lp.row_upper[keep],
+        lp.col_lower,
+        lp.col_upper,
+        lp.cost,
+        labels,
+        lp.build_seconds,
+    )
+
+
+@dataclass
+class _Solved:
+    """What :func:`_solve_rows` hands back: the last solver output, the LP it solved, and the method record."""
+
+    out: SolverOutput
+    program: Any
+    method: dict
+    solve_seconds: float
+    separate_seconds: float
+
+
+def _solve_rows(
+    program: Any,
+    ic_mask: np.ndarray,
+    local_mask: np.ndarray,
+    rows: str,
+    restrict,
+    backend: str,
+    solver_options: dict,
+) -> _Solved:
+    """Solve ``program`` with every row (``rows="all"``) or by constraint generation (module docstring).
+
+    ``ic_mask`` marks the IC rows, ``local_mask`` the adjacent-misreport ones; ``restrict(keep)`` returns the
+    program with the rows ``keep``. Separation evaluates every IC row of ``program`` at the solution in one
+    sparse product.
+    """
+    n_ic = int(ic_mask.sum())
+    method = {"rows": rows, "rounds": 1, "ic_rows": n_ic, "ic_rows_all": n_ic, "added": []}
+    if rows == "all":
+        out = solve_lp(program, backend, **solver_options)
+        return _Solved(out, program, method, out.solve_seconds, 0.0)
+    a = program.A.tocsr()
+    ic_rows = np.flatnonzero(ic_mask)
+    a_ic = a[ic_rows]
+    lower_ic = program.row_lower[ic_rows]
+    keep = ~ic_mask | local_mask
+    solve_s = separate_s = 0.0
+    rounds = 0
+    while True:
+        sub = restrict(a, keep)
+        out = solve_lp(sub, backend, **solver_options)
+        rounds += 1
+        solve_s += out.solve_seconds
+        if out.status != "optimal":  # infeasible: so is the full LP (a relaxation); other statuses as they come
+            break
+        t0 = time.perf_counter()
+        slack = a_ic @ out.x - lower_ic
+        bad = ic_rows[(slack < -tolerances.SEPARATION * (1.0 + np.abs(lower_ic))) & ~keep[ic_rows]]
+        separate_s += time.perf_counter() - t0
+        method["added"].append(int(bad.size))
+        if not bad.size:
+            break
+        keep[bad] = True
+    method.update(rounds=rounds, ic_rows=int(keep[ic_rows].sum()))
+    return _Solved(out, sub, method, solve_s, separate_s)
 
 
 # ---------------------------------------------------------------------------------------------- duals
@@ -280,11 +400,17 @@ class SecondBestResult(Result):
     first_best : float
         Welfare of the efficient allocation (same units as ``value``: minus the status quo for gains from trade).
     dual : DualCertificate or None
-        HiGHS backend only.
+        HiGHS backend only; the certificate of the last LP solved (with generated rows, a valid bound for the
+        full LP: the multipliers of the rows left out are zero).
+    method : dict or None
+        How the LP was solved (module docstring): ``formulation`` (``"interim"`` or ``"ex_post"``), ``rows``
+        (``"generated"`` or ``"all"``), ``rounds`` (LPs solved), ``ic_rows`` (IC rows in the last LP),
+        ``ic_rows_all`` (IC rows of the full LP) and ``added`` (rows added after each round; the last is 0
+        when generation converged).
 
     JSON (:meth:`to_dict`): the keys of :class:`~mechlp.solve.result.Result` plus ``objective``, ``value``,
-    ``allocation`` (``(n_nodes, n_actions)``), ``welfare``, ``revenue``, ``first_best`` and ``dual`` (the
-    certificate's numbers, without the dual vectors).
+    ``allocation`` (``(n_nodes, n_actions)``), ``welfare``, ``revenue``, ``first_best``, ``dual`` (the
+    certificate's numbers, without the dual vectors) and ``method``.
     """
 
     objective: str = "welfare"
@@ -294,6 +420,7 @@ class SecondBestResult(Result):
     revenue: float | None = None
     first_best: float | None = None
     dual: DualCertificate | None = None
+    method: dict | None = None
 
     def _answer_fields(self) -> dict[str, Any]:
         out = super()._answer_fields()
@@ -319,6 +446,7 @@ class SecondBestResult(Result):
             revenue=self.revenue,
             first_best=self.first_best,
             dual=dual,
+            method=self.method,
         )
         return out
 
@@ -353,6 +481,8 @@ def second_best(
     ir: str = "interim",
     outside_option=0.0,
     limits=None,
+    formulation: str = "auto",
+    rows: str = "auto",
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     **solver_options,
@@ -371,6 +501,13 @@ def second_best(
     ic : {"bayesian", "ex_post"}
         All misreports (``"local"`` is refused).
     ir : {"interim", "ex_post", "ex_ante"}
+    formulation : {"auto", "interim", "ex_post"}
+        The LP in interim utilities or over ``(U, x, B, p)`` (module docstring); ``"auto"``: interim whenever the
+        question allows it. ``"interim"`` for a question without an interim form is a ``ValueError`` saying why.
+    rows : {"auto", "generated", "all"}
+        IC rows by constraint generation or all at once (module docstring); ``"auto"``: generated with the interim
+        formulation when some agent has more than two types, else all. ``formulation="ex_post", rows="all"`` is
+        the original path.
     outside_option, limits, backend, **solver_options
         As in :func:`mechlp.solve.questions.feasibility`.
 
@@ -378,40 +515,72 @@ def second_best(
     -------
     SecondBestResult
         ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
-        :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``.
+        :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``, ``method``.
     """
     check_choice("objective", objective, OBJECTIVES)
+    check_choice("formulation", formulation, FORMULATIONS)
+    check_choice("rows", rows, ROWS)
     check_backend(backend)
     space = space_for(env, space, horizon, memory_limit, tail=tail)
     q = _parse_question(env, {"ic": ic, "ir": ir, "budget": budget, "outside_option": outside_option, "limits": limits})
     ic, ir, budget = q.ic, q.ir, q.budget
-    lp = build_allocation_lp(space, q, objective=objective)
-    out = solve_lp(lp, backend, **solver_options)
-    options = {"objective": objective, **q.to_dict(), "backend": backend}
+    reason = interim_reducible(q)
+    if formulation == "interim" and reason is not None:
+        raise ValueError(f"formulation='interim' needs a question in interim utilities: {reason}")
+    form = formulation if formulation != "auto" else ("interim" if reason is None else "ex_post")
+    if rows == "auto":  # generation pays off in interim utilities only (benchmarks/second_best.py)
+        rows = "generated" if form == "interim" and max(env.type_counts) > 2 else "all"
+    if form == "interim":
+        lp = interim_allocation_program(space, q)
+        lp.cost = interim_cost(lp, objective)
+        ic_mask = lp.family == "ic"
+        local = ic_mask & (np.abs(lp.type - lp.misreport) == 1)
+        solved = _solve_rows(lp, ic_mask, local, rows, lambda a, keep: lp.restrict(keep), backend, solver_options)
+    else:
+        lp = build_allocation_lp(space, q, objective=objective)
+        lab = lp.labels
+        ic_mask = lab.family == lab.families.index("ic")
+        local = ic_mask & (np.abs(lab.type - lab.misreport) == 1)
+        solved = _solve_rows(
+            lp, ic_mask, local, rows, lambda a, keep: _restrict_lp(lp, a, keep), backend, solver_options
+        )
+    out, last = solved.out, solved.program
+    options = {"objective": objective, **q.to_dict(), "formulation": form, "rows": rows, "backend": backend}
     question = "optimal" if objective == "revenue" else "second_best"
-    res = lp_result(SecondBestResult, question, options, space, lp, out, q, backend)
+    res = lp_result(SecondBestResult, question, options, space, last, out, q, backend)
     res.objective = objective
+    res.method = {"formulation": form, **solved.method}
+    res.timings["solve"] = solved.solve_seconds
+    res.timings["separate"] = solved.separate_seconds
     fb, _ = efficient_welfare(space)
     shift = _status_quo_welfare(space) if objective == "gains_from_trade" else 0.0
     res.first_best = fb - shift
     if out.status != "optimal":
         return res
-    parts = lp.variables.split(out.x)
+    how = _method_text(res.method)
     n_act = env.n_actions
-    alloc = np.clip(parts["p"].reshape(space.n_nodes, n_act), 0.0, None)
-    alloc /= alloc.sum(axis=1, keepdims=True)
+    if form == "interim":
+        alloc = np.clip(last.allocation(out.x), 0.0, None)
+        alloc /= alloc.sum(axis=1, keepdims=True)
+        transfers = lift_interim(space, last.interim(out.x), alloc)
+    else:
+        parts = last.variables.split(out.x)
+        alloc = np.clip(parts["p"].reshape(space.n_nodes, n_act), 0.0, None)
+        alloc /= alloc.sum(axis=1, keepdims=True)
+        transfers = parts["x"]
     res.allocation = alloc
-    cert = attach_verified(res, Mechanism(space, parts["x"], allocation=alloc), q)
+    cert = attach_verified(res, Mechanism(space, transfers, allocation=alloc), q)
     res.welfare = welfare(space, alloc)
     res.revenue = float(res.surplus[0])
     res.value = res.revenue if objective == "revenue" else res.welfare - shift
     if backend == "highs":
-        res.dual = dual_certificate(lp, out, constant=shift)
+        res.dual = dual_certificate(last, out, constant=shift)
     scope = {"markov": "Markov mechanisms", "tail": "history dependent, then Markov"}.get(space.kind, "history tree")
     name = {"welfare": "welfare", "gains_from_trade": "gains from trade", "revenue": "revenue"}[objective]
     res.message = (
         f"optimal {name} = {res.value:.10g} ({scope}; first best {res.first_best:.10g}); "
         + (f"budget {budget}; " if budget != "none" else "")
+        + f"{how}; "
         + ("mechanism verified" if cert.ok else "VERIFICATION FAILED")
         + ("" if res.dual is None else "; " + res.dual.summary())
     )
@@ -421,6 +590,18 @@ def second_best(
     elif res.dual is not None and not res.dual.ok:
         res.message += "; WARNING: the dual certificate did not check"
     return res
+
+
+def _method_text(method: dict) -> str:
+    """``"interim formulation, IC rows generated: 4,011 of 18,180 in 4 rounds"`` (or ``"..., all 18,180 IC rows"``)."""
+    head = f"{method['formulation'].replace('_', ' ')} formulation"
+    if method["rows"] == "all":
+        return f"{head}, all {method['ic_rows_all']:,} IC rows"
+    n = method["rounds"]
+    return (
+        f"{head}, IC rows generated: {method['ic_rows']:,} of {method['ic_rows_all']:,} "
+        f"in {n} round{'s' if n != 1 else ''}"
+    )
 
 
 def optimal_mechanism(
