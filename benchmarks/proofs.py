@@ -12,6 +12,9 @@ median of ``--repeat`` runs in this process:
 * ``every history``: the same exact verify with merging switched off (``verifier.MERGE_SHARE = -1``), the cost for
   a mechanism without repeated subtrees, up to ``--unmerged-max``.
 
+Then, on Markov spaces (K x K trade up to 50 x 50, 3-agent public projects up to 10 values each): ``minmax`` with its
+verified mechanism and the ``feasibility`` answer from the structure (the ex post witness, or a certificate).
+
 Ratios are against the recursion measured in the same run. Run: ``python benchmarks/proofs.py [--quick]``.
 """
 
@@ -28,6 +31,7 @@ from mechlp.audit import verifier
 from mechlp.audit.verifier import check_impossibility, verify
 from mechlp.model.question import Question
 from mechlp.proofs.farkas import impossibility_certificate
+from mechlp.solve.critical import interleaved_trade
 
 
 def _median(fn, repeat: int) -> tuple[float, object]:
@@ -52,6 +56,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--exact-verify-max", type=int, default=10, help="largest 2x2 horizon for the exact verify")
     ap.add_argument("--unmerged-max", type=int, default=9, help="largest 2x2 horizon for the unmerged exact verify")
+    ap.add_argument("--no-markov", action="store_true", help="skip the Markov-space scale table")
     args = ap.parse_args(argv)
     repeat = 1 if args.quick else args.repeat
     horizons = {"usstp 2x2": (6, 7, 8) if args.quick else (8, 9, 10), "bilateral 3x2": (5, 6) if args.quick else (6, 7)}
@@ -89,7 +94,40 @@ def main(argv=None) -> int:
                 unmerged = f"{t_all:8.2f}s {t_all / t_rec:6.1f}x"
             cells = [f"{t:8.2f}s {t / t_rec:6.1f}x" for t in (t_cert, t_ans, t_chk)]
             print(f"{name:14} {horizon:>3} {sp.n_nodes:>10,} {t_rec:9.2f}s " + " ".join(cells) + f" {ver} {unmerged}")
+    if not args.no_markov:
+        markov_scale(args.quick, repeat)
     return 0
+
+
+def markov_models(quick: bool) -> dict:
+    """K x K interleaved-grid trade (persistence 0.5) and 3-agent public projects with K values each."""
+    out = {}
+    for k in (10, 30) if quick else (10, 30, 50):
+        out[f"trade {k}x{k}"] = (interleaved_trade(k, discount=0.9, persistence=0.5), ("ex_post",))
+    for k in (5,) if quick else (5, 10):
+        values = [list(np.linspace(0.1, 1.0, k) + 0.01 * j) for j in range(3)]
+        out[f"project 3x{k}"] = (ml.public_project(values=values, discount=0.9), ("ex_post",))
+    out["trade 10x10 d=0.3"] = (interleaved_trade(10, discount=0.3, persistence=0.5), ("interim",))
+    return out
+
+
+def markov_scale(quick: bool, repeat: int) -> None:
+    """Markov spaces: the min-max answer with its verified mechanism (``minmax``, method auto), then the
+    feasibility answer (structure route: the rebalanced witness, or a certificate over the interim rows)."""
+    print()
+    print(f"{'Markov model':18} {'profiles':>8} {'nodes':>10} {'minmax+verify':>14} {'feasibility':>12}  answer")
+    for name, (env, budgets) in markov_models(quick).items():
+        t_mm, mm = _median(lambda env=env: ml.minmax(env), repeat)
+        assert mm.status == "optimal" and mm.verification.ok
+        for budget in budgets:
+            t_f, res = _median(lambda env=env, budget=budget: ml.feasibility(env, budget), repeat)
+            assert res.status in ("optimal", "infeasible"), res.message
+            assert res.verification.ok if res.status == "optimal" else res.certificate.ok
+            sp = mm.space
+            print(
+                f"{name:18} {env.n_profiles:>8,} {sp.n_nodes:>10,} {t_mm:13.2f}s {t_f:11.2f}s  "
+                f"{budget}: {res.status} ({res.diagnosis['route'].split(' (')[0]})"
+            )
 
 
 if __name__ == "__main__":
