@@ -162,7 +162,7 @@ def test_positive_cycle_iid_markov_is_conclusive_persistent_is_not():
         ({"ic": "ex_post"}, "ic must be one of .* for the recursion"),
         ({"ir": "ex_ante"}, "needs ir='interim'"),
         ({"limits": {"buyer": (-1, 1)}}, "does not handle transfer limits"),
-        ({"time_limit": 10}, r"takes no solver options; got \['time_limit'\]"),
+        ({"presolve": "on"}, r"takes no solver options; got \['presolve'\]"),
         ({"max_iter": 0}, "max_iter must be a positive integer"),
     ],
 )

@@ -79,8 +79,9 @@ def test_minmax_auto_takes_the_recursion_only_when_it_is_certified_tight():
     assert auto.diagnosis["method"].startswith("recursion (auto") and lp.diagnosis["method"] == "lp"
     np.testing.assert_allclose(auto.surplus, lp.surplus, atol=1e-9)  # the recursion's Pi* is the LP's optimum
     assert auto.options["backend"] == "highs"
-    # LP solver options ask for the LP
-    assert minmax(env, time_limit=60.0).diagnosis["method"] == "lp"
+    # LP solver options ask for the LP; a time limit does not (it bounds LP solves; the recursion is linear)
+    assert minmax(env, presolve="on").diagnosis["method"] == "lp"
+    assert minmax(env, time_limit=60.0).diagnosis["method"].startswith("recursion (auto")
     # a model where the recursion is not certified tight: the LP answers
     for seed in range(16):
         env = random_bilateral(seed)
@@ -90,3 +91,21 @@ def test_minmax_auto_takes_the_recursion_only_when_it_is_certified_tight():
             break
     else:
         pytest.fail("no random model without certified tightness")
+
+
+def test_time_limit_gives_a_clean_status_and_phases_are_reported():
+    env = lamba_usstp(0.9, 0.3)
+    phases = []
+    res = feasibility(env, "interim", horizon=5, route="lp", time_limit=1e-6, progress=phases.append)
+    assert res.status == "time_limit" and res.certificate is None
+    assert phases[0] == "feasibility: LP"
+    phases.clear()
+    ok = feasibility(env, "interim", horizon=5, time_limit=60, progress=phases.append)
+    assert ok.status == "infeasible" and ok.certificate.ok
+    assert phases == ["min-max: recursion", "certificate: Farkas LP on the subtree of the lowest Pi*"]
+    with pytest.raises(ValueError, match="time_limit must be > 0 seconds"):
+        feasibility(env, "interim", time_limit=0)
+    with pytest.raises(TypeError, match="time_limit must be a number of seconds"):
+        minmax(env, time_limit="1")
+    with pytest.raises(TypeError, match="progress must be a bool or callable"):
+        minmax(env, progress="yes")

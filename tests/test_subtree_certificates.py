@@ -90,9 +90,9 @@ def test_a_subtree_without_a_certificate_falls_back_to_all_rows(tree5, monkeypat
     calls = []
     original = farkas._farkas_float
 
-    def first_fails(rows, backend="highs"):
+    def first_fails(rows, backend="highs", time_limit=None):
         calls.append(rows.n_rows)
-        return None if len(calls) == 1 else original(rows, backend)
+        return None if len(calls) == 1 else original(rows, backend, time_limit)
 
     monkeypatch.setattr(farkas, "_farkas_float", first_fails)
     q = Question.parse(space.env, budget="interim")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -54,7 +55,7 @@ _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_se
 
 #: ``mechlp solve`` mirrors these Python questions (options generated from their signatures).
 SOLVE_FUNCTIONS = (design.minmax, design.feasibility)
-SOLVE_OPTIONS = (*QUESTION_OPTIONS, "method", "certify", "exact", "route")
+SOLVE_OPTIONS = (*QUESTION_OPTIONS, "method", "certify", "exact", "route", "time_limit", "progress")
 #: ``mechlp critical-delta`` (and ``solve --critical-delta``) mirror :func:`mechlp.solve.critical.critical_delta`.
 CRITICAL_OPTIONS = (
     "budget",
@@ -270,9 +271,13 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         "horizon": args.horizon,
         "tail": args.tail,
     }
-    mm = design.minmax(env, method=args.method or "auto", **question)
+    started = time.perf_counter()
+    mm = design.minmax(
+        env, method=args.method or "auto", time_limit=args.time_limit, progress=args.progress, **question
+    )
     question.pop("horizon")
     question.pop("tail")
+    left = None if args.time_limit is None else max(1e-3, args.time_limit - (time.perf_counter() - started))
     # a certificate file carries a mechanism that passes an exact re-check (built with margin), when one exists
     exact = args.exact or bool(args.certificate)
     feas = design.feasibility(
@@ -283,6 +288,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         certify=args.certify,
         exact=exact,
         route=args.route,
+        time_limit=left,
+        progress=args.progress,
         **question,
     )
     payload = solve_payload(args.budget, feas, mm)

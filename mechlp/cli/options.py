@@ -234,6 +234,13 @@ SPECS: dict[str, OptionSpec] = {
         choices=LP_SCANS,
     ),
     "certify": OptionSpec("compute and verify a Farkas certificate for an infeasible answer"),
+    "time_limit": OptionSpec(
+        "seconds for the whole answer: every LP gets the time left; running out gives the status time_limit "
+        "(exit code 3, no proof either way)",
+        type=float,
+        metavar="SECONDS",
+    ),
+    "progress": OptionSpec("report each phase (min-max, certificate, LP, verification) on stderr as it starts"),
     "route": OptionSpec(
         "feasibility: auto (from the min-max structure where it applies, else the LP) or lp (always the LP)",
         choices=("auto", "lp"),

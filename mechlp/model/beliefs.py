@@ -49,6 +49,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -472,11 +473,16 @@ def expected_continuation(
 
 
 def _markov_solve(space: StateSpace, nums: Numbers, q: np.ndarray, b: np.ndarray) -> np.ndarray:
-    r"""``c`` with :math:`c = b + \delta Q c` for every row of ``b`` ``(m, K)``: a dense solve (floats) or the
-    exact inverse :math:`(I - \delta Q)^{-1}`, computed once per space and model numbers (cached on it)."""
+    r"""``c`` with :math:`c = b + \delta Q c` for every row of ``b`` ``(m, K)``: the LU factors of
+    :math:`I - \delta Q` (floats) or the exact inverse :math:`(I - \delta Q)^{-1}`, computed once per space and
+    model numbers (cached on it)."""
     k = q.shape[0]
-    if not nums.exact:
-        return np.linalg.solve(np.eye(k) - nums.delta * q, b.T).T
+    if not nums.exact:  # one LU factorisation per space and kernel (the verifier and the mechanism reuse it)
+        cached = getattr(space, "_float_lu", None)
+        if cached is None or cached[0] != nums.delta or not np.array_equal(cached[1], q):
+            cached = (nums.delta, np.array(q, copy=True), sla.lu_factor(np.eye(k) - nums.delta * q))
+            space._float_lu = cached
+        return sla.lu_solve(cached[2], b.T).T
     if k > EXACT_MARKOV_PROFILES:
         raise ValueError(
             f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"

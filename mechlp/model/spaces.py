@@ -455,6 +455,9 @@ def distinct_continuations(space: StateSpace, nodes: np.ndarray) -> tuple[np.nda
     """
     k = space.env.n_profiles
     idx = np.asarray(nodes, dtype=np.int64)
+    cached = getattr(space, "_distinct_continuations", None)  # (nodes, result): the verifier asks repeatedly
+    if cached is not None and cached[0].shape == idx.shape and np.array_equal(cached[0], idx):
+        return cached[1]
     keys = np.asarray(space.child_hist)[idx] * k + idx % k
     if keys.size and keys.min() < 0:
         raise ValueError("distinct_continuations: every node must have a continuation (child_hist >= 0)")
@@ -462,7 +465,9 @@ def distinct_continuations(space: StateSpace, nodes: np.ndarray) -> tuple[np.nda
     seen[keys] = True
     uniq = np.flatnonzero(seen)
     pos = np.cumsum(seen) - 1
-    return uniq, pos[keys]
+    out = (uniq, pos[keys])
+    space._distinct_continuations = (idx.copy(), out)
+    return out
 
 
 class MergedTree(StateSpace):

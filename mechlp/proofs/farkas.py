@@ -65,7 +65,7 @@ AUTO_EXACT_DENOMINATOR = 10**6
 AUTO_EXACT_COLUMNS = 2000
 
 
-def _farkas_float(rows: InterimRows, backend: str = "highs") -> np.ndarray | None:
+def _farkas_float(rows: InterimRows, backend: str = "highs", time_limit: float | None = None) -> np.ndarray | None:
     a = sp.csr_matrix((rows.vals.astype(float), (rows.rows, rows.cols)), shape=(rows.n_rows, rows.n_cols))
     used = np.unique(rows.cols)  # rows on part of a space touch part of the columns: the others are 0 = 0
     b = rows.b.astype(float)
@@ -74,7 +74,7 @@ def _farkas_float(rows: InterimRows, backend: str = "highs") -> np.ndarray | Non
     rhs = np.zeros(used.size + 1)
     rhs[-1] = 1.0
     m = rows.n_rows
-    out = solve_arrays(system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m), backend)
+    out = solve_arrays(system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m), backend, time_limit=time_limit)
     return out.x if out.status == "optimal" else None
 
 
@@ -199,6 +199,7 @@ def impossibility_certificate(
     question: Question | None = None,
     backend: str = "highs",
     subtree_only: bool = False,
+    time_limit: float | None = None,
 ) -> ImpossibilityCertificate | None:
     """Farkas multipliers proving that no mechanism satisfies IC, IR and ``budget`` on ``space``.
 
@@ -223,7 +224,8 @@ def impossibility_certificate(
     caller then answers by its own LP).
 
     ``backend`` (``"highs"`` or ``"cvxpy"``) solves the Farkas LP (:func:`mechlp.backends.solve_arrays`); the
-    certificate is checked the same way whichever backend found it.
+    certificate is checked the same way whichever backend found it. ``time_limit`` (seconds) bounds each Farkas
+    LP solve; a solve that runs out of time gives no certificate (``None``).
     """
     env = space.env
     q = question or Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
@@ -241,14 +243,14 @@ def impossibility_certificate(
     rows_f = y_float = None
     if focus is not None:
         rows_f = build(floats, space.descendants([focus]))
-        y_float = _farkas_float(rows_f, backend)
+        y_float = _farkas_float(rows_f, backend, time_limit)
         if y_float is None:
             focus = None
     if y_float is None and subtree_only:
         return None
     if y_float is None:
         rows_f = build(floats, None)
-        y_float = _farkas_float(rows_f, backend)
+        y_float = _farkas_float(rows_f, backend, time_limit)
     if y_float is None:
         return None
     y_float[y_float < tolerances.FARKAS_ZERO * y_float.max()] = 0.0

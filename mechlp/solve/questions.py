@@ -25,7 +25,9 @@ Infinite-horizon environments are solved on the Markov space: the answer is abou
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,6 +62,43 @@ def _scope_note(space: StateSpace) -> str:
         periods = f"{space.horizon} period" + ("s" if space.horizon != 1 else "")
         return f" (history dependent for {periods}, then stationary Markov)"
     return f" (history tree, {space.horizon} periods)"
+
+
+class _Clock:
+    """Wall-clock budget of one answer (``time_limit`` seconds, or none) and its phase reports (``progress``)."""
+
+    def __init__(self, time_limit: float | None, progress: bool | Callable[[str], None]):
+        if time_limit is not None:
+            if isinstance(time_limit, bool) or not isinstance(time_limit, int | float | np.integer | np.floating):
+                raise TypeError(f"time_limit must be a number of seconds, got {type(time_limit).__name__}")
+            if not time_limit > 0:
+                raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
+        if not isinstance(progress, bool) and not callable(progress):
+            raise TypeError(
+                f"progress must be a bool or callable (it receives each phase's name), got {type(progress).__name__}"
+            )
+        self.limit = None if time_limit is None else float(time_limit)
+        self.start = time.perf_counter()
+        self.progress = self._print if progress is True else (progress or None)
+
+    def _print(self, name: str) -> None:
+        sys.stderr.write(f"mechlp: {name} (at {time.perf_counter() - self.start:.1f} s)\n")
+        sys.stderr.flush()
+
+    def remaining(self) -> float | None:
+        """Seconds left (at least a millisecond, so that a solver called with it stops at once), or ``None``."""
+        if self.limit is None:
+            return None
+        return max(1e-3, self.limit - (time.perf_counter() - self.start))
+
+    def options(self, solver_options: dict) -> dict:
+        """``solver_options`` with the remaining time as the solver's ``time_limit``."""
+        left = self.remaining()
+        return solver_options if left is None else {**solver_options, "time_limit": left}
+
+    def phase(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress(name)
 
 
 def _solve(
@@ -206,6 +245,8 @@ def minmax(
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     method: str = "auto",
+    time_limit: float | None = None,
+    progress: bool | Callable[[str], None] = False,
     **solver_options,
 ) -> Result:
     r"""The min-max (tight) mechanism and the surplus :math:`\Pi^*(h)` at every history.
@@ -237,9 +278,17 @@ def minmax(
         :mod:`mechlp.solve.recursion` (Lamba 2022, Lemma 6; linear in the number of nodes), for Bayesian or local IC
         with interim IR and no transfer limits; the same verification, and ``diagnosis["recursion"]`` says
         whether the answer is certified tight at every history.
+    time_limit : float, optional
+        Seconds for the whole answer: every LP solve gets the time that is left, and one that runs out gives the
+        status ``"time_limit"``. The recursion (linear in the nodes) is not interrupted; a time limit does not
+        turn ``method="auto"`` into the LP.
+    progress : bool or callable
+        Report each phase as it starts (e.g. ``"min-max: recursion"``, ``"certificate: Farkas LP"``): ``True``
+        prints a line per phase with the elapsed time to standard error (``mechlp solve --progress``); a callable
+        receives the phase names. Default ``False``.
     **solver_options
-        Passed to the backend (e.g. ``time_limit``; HiGHS option names for ``"highs"``); with
-        ``method="recursion"`` only ``max_iter`` (Markov fixed point).
+        Passed to the backend (HiGHS option names for ``"highs"``); with ``method="recursion"`` only
+        ``max_iter`` (Markov fixed point).
 
     Returns
     -------
@@ -249,6 +298,7 @@ def minmax(
         balance, Lamba Theorem 1) and at the root (ex ante balance, Corollary 1).
     """
     check_choice("method", method, METHODS)
+    clock = _Clock(solver_options.pop("time_limit", time_limit), progress)
     q = Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     if tail:
         space = question_space(
@@ -266,6 +316,7 @@ def minmax(
     if method == "auto":
         # LP solver options (time limits, HiGHS settings) ask for the LP; so do the options the recursion lacks
         if not solver_options and q.ir == "interim" and q.ic in ("bayesian", "local") and not q.has_limits:
+            clock.phase("min-max: recursion")
             try:
                 rec = _by_recursion(q, space, horizon, backend, memory_limit)
             except MemoryError:
@@ -280,13 +331,18 @@ def minmax(
                 return rec
         method = "lp"
     if method == "recursion":
+        clock.phase("min-max: recursion")
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
     else:
-        res = _solve(q, "minmax", space, horizon, backend, memory_limit, solver_options)
+        clock.phase("min-max: LP")
+        res = _solve(q, "minmax", space, horizon, backend, memory_limit, clock.options(solver_options))
     if res.status == "infeasible" and method == "lp" and not q.has_limits:
         # IC + IR alone: the Farkas certificate over their rows proves it, or the answer is not backed (for the
         # efficient allocation IC and IR are always satisfiable; other allocations may fail IC)
-        res.certificate = impossibility_certificate(res.space, question=q, backend=backend)
+        clock.phase("certificate: Farkas LP")
+        res.certificate = impossibility_certificate(
+            res.space, question=q, backend=backend, time_limit=clock.remaining()
+        )
         if res.certificate is None or not res.certificate.ok:
             return _unbacked(
                 res, "the min-max LP (IC and IR, no budget rows) reports infeasible without a verified proof"
@@ -306,7 +362,7 @@ def minmax(
             "surplus at later histories is not determined (participation binds only at the start)"
         )
     elif res.status == "optimal":
-        tight = _tightness(res, q, method, backend, solver_options)
+        tight = _tightness(res, q, method, backend, clock.options(solver_options))
         res.diagnosis = {**(res.diagnosis or {}), "tightness": tight}
         head = (
             f"min-max surplus{_scope_note(sp)}: Pi*(root) = {pi[0]:.6g}, smallest Pi* = {pi[h_min]:.6g} at "
@@ -362,6 +418,8 @@ def feasibility(
     certify: bool = True,
     exact: bool = False,
     route: str = "auto",
+    time_limit: float | None = None,
+    progress: bool | Callable[[str], None] = False,
     **solver_options,
 ) -> Result:
     """Is the environment's allocation implementable with IC, IR and ``budget`` balance?
@@ -370,6 +428,9 @@ def feasibility(
     ----------
     env, space, horizon, tail, ic, ir, outside_option, limits, backend, memory_limit, **solver_options
         As in :func:`minmax`.
+    time_limit, progress
+        As in :func:`minmax`, for the whole answer (min-max, certificate, feasibility LP and diagnosis): each
+        LP gets the time left; when it runs out the status is ``"time_limit"`` (no proof either way).
     budget : {"interim", "ex_ante", "ex_post", "none", "savings"}
         The budget notion (Lamba 2022, Definitions 3-5; ``"savings"``: an intermediary that may carry past
         surplus forward, :mod:`mechlp.constraints.budget`). Default ``"interim"``.
@@ -408,6 +469,7 @@ def feasibility(
         it is empty and the answer rests on the LP and its Farkas certificate.
     """
     check_choice("route", route, ROUTES)
+    clock = _Clock(solver_options.pop("time_limit", time_limit), progress)
     q = Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option, limits=limits)
     budget = q.budget
     if tail:
@@ -425,10 +487,11 @@ def feasibility(
             exact=exact,
         )
     if route == "auto":
-        res = _from_structure(q, space, horizon, backend, memory_limit, minmax_result, certify, exact)
+        res = _from_structure(q, space, horizon, backend, memory_limit, minmax_result, certify, exact, clock)
         if res is not None:
             return res
-    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, solver_options, certify, exact)
+    clock.phase("feasibility: LP")
+    res = _solve(q, "feasibility", space, horizon, backend, memory_limit, clock.options(solver_options), certify, exact)
     res.diagnosis = {"route": "lp"}
     sp = res.space
     if res.status == "optimal":
@@ -442,6 +505,7 @@ def feasibility(
     mm = minmax_result
     same = mm is not None and mm.space is sp and mm.question_spec is not None and _same_constraints(mm.question_spec, q)
     if not same:
+        clock.phase("diagnosis: min-max")
         mm = minmax(
             env,
             space=sp,
@@ -451,6 +515,7 @@ def feasibility(
             limits=q.limits,
             backend=backend,
             memory_limit=memory_limit,
+            time_limit=clock.remaining(),
             **solver_options,
         )
     if mm.surplus is None:
@@ -461,7 +526,10 @@ def feasibility(
     res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min()), "route": "lp"}
     if res.status == "infeasible" and certify and not q.has_limits:
         t0 = time.perf_counter()
-        cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend)
+        clock.phase("certificate: Farkas LP")
+        cert = impossibility_certificate(
+            sp, question=q, minmax_surplus=pi, backend=backend, time_limit=clock.remaining()
+        )
         res.timings["certificate"] = time.perf_counter() - t0
         res.certificate = cert
     if res.status == "optimal" and exact and not q.has_limits:
@@ -540,6 +608,7 @@ def _from_structure(
     mm: Result | None,
     certify: bool,
     exact: bool,
+    clock: _Clock,
 ) -> Result | None:
     r"""Feasibility answered from the min-max structure, or ``None`` where it does not apply (see
     :func:`feasibility`, ``route``).
@@ -580,6 +649,7 @@ def _from_structure(
         )
         horizon = None
     if not usable:
+        clock.phase("min-max: recursion")
         try:
             mm = _by_recursion(q, space, horizon, backend, memory_limit)
         except MemoryError:
@@ -603,6 +673,7 @@ def _from_structure(
             what = "the min-max mechanism with Pi* shared equally and rebalanced node by node (Lamba 2022, Prop. 1)"
         else:
             witness, what = mm.mechanism, "the min-max mechanism"
+        clock.phase("verify the witness")
         check = attach_verified(res, witness, q)
         if not check.ok:
             return None
@@ -622,7 +693,10 @@ def _from_structure(
     t1 = time.perf_counter()
     # a tree: the subtree of the lowest Pi* (else the LP route); Markov spaces and tails: the interim-row Farkas LP
     subtree_only = isinstance(sp, HistoryTree)
-    cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=subtree_only)
+    clock.phase("certificate: Farkas LP on the subtree of the lowest Pi*" if subtree_only else "certificate: Farkas LP")
+    cert = impossibility_certificate(
+        sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=subtree_only, time_limit=clock.remaining()
+    )
     res.timings["certificate"] = time.perf_counter() - t1
     if cert is None or not cert.ok:
         return None
