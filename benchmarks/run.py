@@ -4,19 +4,20 @@
     python benchmarks/run.py --quick         # T = 5 and scale.py --quick, under a minute
     python benchmarks/run.py --horizon 7     # any horizon
     python benchmarks/run.py --no-scale      # the LP anchor only
+    python benchmarks/run.py --proofs        # then every issue-12 benchmark, each in its own process
 
 After the anchor, the scale benchmarks of issue #7 run (``benchmarks/scale.py``: the backward recursion against
 the LP paths on trees up to T = 10, Markov spaces up to 50 x 50 types, the continuous-limit critical delta).
 
 The instance is Lamba's (2022) USSTP (2x2 bilateral trade, alpha = 0.7, delta = 0.95) on the finite history
 tree, with bayesian IC, interim IR and ex ante budget balance, maximising the summed surplus (the LP that
-``design.feasibility(env, "ex_ante")`` solves). One LP is built once and handed to every solver path, so all
+``design.feasibility(env, "ex_ante", route="lp")`` solves). One LP is built once and handed to every solver path, so all
 paths solve the same matrices:
 
 * ``build``        ``build_lp(HistoryTree(env), budget="ex_ante")`` (median of ``--repeat`` runs);
 * ``bare highspy`` ``passModel`` on the raw CSC arrays + ``run`` written inline here: the baseline;
 * ``highs path``   ``mechlp.backends.solve_lp(lp, "highs")`` (includes its ``passModel`` and solution reads);
-* ``feasibility``  ``design.feasibility(env, "ex_ante")`` end to end, split into the timings its result
+* ``feasibility``  ``design.feasibility(env, "ex_ante", route="lp")`` end to end, split into the timings its result
   reports (build / solve / verify) and the min-max diagnosis LP that ``feasibility`` also solves;
 * ``cvxpy path``   ``mechlp.backends.solve_lp(lp, "cvxpy")`` (model construction + compile + HiGHS).
 
@@ -36,6 +37,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -190,7 +192,7 @@ def measure_instance(horizon: int, repeat: int, with_feasibility: bool, with_cvx
     del arrays, out
 
     if with_feasibility:
-        log(f"[{name}] design.feasibility(env, 'ex_ante') ...")
+        log(f"[{name}] design.feasibility(env, 'ex_ante', route='lp') ...")
         nested: list[dict] = []
         original = design.minmax
 
@@ -203,7 +205,7 @@ def measure_instance(horizon: int, repeat: int, with_feasibility: bool, with_cvx
         design.minmax = timed_minmax
         try:
             t0 = time.perf_counter()
-            res = design.feasibility(env, "ex_ante")
+            res = design.feasibility(env, "ex_ante", route="lp")
             total = time.perf_counter() - t0
         finally:
             design.minmax = original
@@ -348,6 +350,10 @@ def targets(main: dict) -> list[dict]:
     return out
 
 
+#: The issue-12 benchmarks (proofs, critical values, sharing, second best, trees by subtrees), run by ``--proofs``.
+PROOF_SCRIPTS = ("proofs.py", "critical.py", "sharing.py", "second_best.py", "split.py")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"small tree (T = {QUICK_HORIZON})")
@@ -357,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file (default %(default)s)")
     ap.add_argument("--strict", action="store_true", help="exit 2 when a performance target is missed")
     ap.add_argument("--no-scale", action="store_true", help="skip the scale benchmarks (benchmarks/scale.py)")
+    ap.add_argument(
+        "--proofs",
+        action="store_true",
+        help=f"also run {', '.join(PROOF_SCRIPTS)} (issue #12), each in a fresh process (with --quick: quick modes)",
+    )
     args = ap.parse_args(argv)
     horizon = args.horizon if args.horizon is not None else (QUICK_HORIZON if args.quick else FULL_HORIZON)
     if horizon < 1 or args.repeat < 1:
@@ -418,6 +429,16 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n# scale benchmarks (benchmarks/scale.py)\n")
         scale_code = scale.run(quick=args.quick)
+    proof_codes = {}
+    if args.proofs:
+        here = Path(__file__).resolve().parent
+        for script in PROOF_SCRIPTS:  # a fresh process each: their peak-memory numbers stay their own
+            print(f"\n# {script}\n", flush=True)
+            cmd = [sys.executable, str(here / script)] + (["--quick"] if args.quick else [])
+            proof_codes[script] = subprocess.run(cmd, check=False).returncode
+    if any(proof_codes.values()):
+        print(f"ERROR: benchmark scripts failed: {proof_codes}", file=sys.stderr)
+        return 1
     if not all(inst["objectives_agree"] for inst in instances):
         print("ERROR: objective values disagree:", [inst["objectives"] for inst in instances], file=sys.stderr)
         return 1
