@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import mechlp as ml  # noqa: E402
 from mechlp.model import tolerances  # noqa: E402
 from mechlp.model.bisection import scan_and_bisect  # noqa: E402
-from mechlp.model.environment import Environment, bilateral_trade  # noqa: E402
+from mechlp.model.environment import Environment  # noqa: E402
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT  # noqa: E402
 from mechlp.solve import questions as design  # noqa: E402
 from mechlp.solve import recursion  # noqa: E402
@@ -68,19 +68,6 @@ def old_lp(env: Environment, budget: str, grid: int = 41):
     return scan_and_bisect(old_lp_criterion(env, budget), 0.01, 0.99, TOL, grid)
 
 
-def non_fosd(k: int, seed: int = 0) -> Environment:
-    """Bilateral trade with ``k`` types per side and random (not FOSD) kernels, uniform priors."""
-    rng = np.random.default_rng(seed)
-    kernels = []
-    for _ in range(2):
-        w = rng.integers(1, 10, size=(k, k)).astype(float)
-        kernels.append(w / w.sum(axis=1, keepdims=True))
-    uni = np.full(k, 1.0 / k)
-    return bilateral_trade(
-        np.linspace(0.2, 1.0, k), np.linspace(0.0, 0.8, k), uni, uni, *kernels, 0.6, name=f"random_{k}x{k}"
-    )
-
-
 def models(quick: bool) -> list[tuple[str, Environment, str, bool]]:
     """``(name, env, budget, run the old LP in full)``."""
     out = [
@@ -88,7 +75,7 @@ def models(quick: bool) -> list[tuple[str, Environment, str, bool]]:
         ("interleaved K=5 iid interim", interleaved_trade(5), "interim", False),
         ("interleaved K=5 p=0.5 interim", interleaved_trade(5, persistence=0.5), "interim", False),
         ("interleaved K=5 p=0.5 ex_ante", interleaved_trade(5, persistence=0.5), "ex_ante", False),
-        ("random 3x3 (not FOSD) interim", non_fosd(3), "interim", not quick),
+        ("random 3x3 (not FOSD) interim", ml.random_trade(3), "interim", not quick),
     ]
     return out
 

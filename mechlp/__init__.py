@@ -28,7 +28,8 @@ Models
     :class:`Agent`, :class:`Environment`, :func:`bilateral_trade`; the spaces :class:`HistoryTree`,
     :class:`MarkovSpace`, :class:`TreeWithTail`; :class:`Mechanism`; :class:`Result`; :func:`load_model` (TOML
     files); the ready-made models :func:`lamba_usstp`, :func:`yoon_binary`, :func:`yoon_k_type`,
-    :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`.
+    :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`, :func:`random_trade` (random kernels,
+    generally not FOSD).
 Workflows
     :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`split_minmax` (trees too large for memory, by
     subtrees), :func:`plot` (figures), :func:`to_latex`,
@@ -52,6 +53,7 @@ from mechlp.catalog.examples import (
     lamba_usstp,
     license_auction,
     public_project,
+    random_trade,
     yoon_binary,
     yoon_k_type,
 )
@@ -120,6 +122,7 @@ __all__ = [
     "bv_scheduling",
     "license_auction",
     "public_project",
+    "random_trade",
     # workflows
     "sweep",
     "load_sweep",

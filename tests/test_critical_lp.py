@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mechlp.backends.highs import solve_arrays, solve_warm
-from mechlp.catalog.examples import lamba_usstp, public_project
+from mechlp.catalog.examples import lamba_usstp, public_project, random_trade
 from mechlp.cli import main
 from mechlp.constraints.formulation import build_lp
 from mechlp.model import tolerances
@@ -45,13 +45,7 @@ def old_lp_scan(env: Environment, budget: str, lo: float, hi: float, grid: int, 
 
 
 def non_fosd(k: int, seed: int = 0) -> Environment:
-    rng = np.random.default_rng(seed)
-    kernels = []
-    for _ in range(2):
-        w = rng.integers(1, 10, size=(k, k)).astype(float)
-        kernels.append(w / w.sum(axis=1, keepdims=True))
-    uni = np.full(k, 1.0 / k)
-    env = bilateral_trade(np.linspace(0.2, 1.0, k), np.linspace(0.0, 0.8, k), uni, uni, *kernels, 0.6)
+    env = random_trade(k, seed)
     assert not all(ag.is_fosd() for ag in env.agents)
     return env
 

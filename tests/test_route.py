@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import random_models
 
 from mechlp.catalog.examples import lamba_usstp
-from mechlp.model.environment import bilateral_trade
 from mechlp.solve.questions import feasibility, minmax
 
 
 def random_bilateral(seed: int):
-    rng = np.random.default_rng(seed)
-    kb, ks = [(2, 2), (2, 3), (3, 2)][seed % 3]
-
-    def kernel(k):
-        if seed % 2 == 0:  # persistent, FOSD
-            alpha = round(float(rng.uniform(0.0, 0.95)), 2)
-            return alpha * np.eye(k) + (1 - alpha) / k
-        w = rng.integers(1, 10, size=(k, k)).astype(float)
-        return w / w.sum(axis=1, keepdims=True)
-
-    values = np.round(np.sort(rng.uniform(0.0, 1.5, size=kb)), 2) + 0.01 * np.arange(kb)
-    costs = np.round(np.sort(rng.uniform(0.0, 1.5, size=ks)), 2) + 0.01 * np.arange(ks)
-    delta = round(float(rng.uniform(0.1, 0.95)), 2)
-    horizon = "infinite" if seed % 4 < 2 else 3
-    return bilateral_trade(values, costs, [1 / kb] * kb, [1 / ks] * ks, kernel(kb), kernel(ks), delta, horizon)
+    return random_models.random_bilateral(seed, "infinite" if seed % 4 < 2 else 3)
 
 
 def test_the_random_models_exercise_both_routes():

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import random_models
 
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli.share import add_parsers
 from mechlp.model import tolerances
 from mechlp.model.beliefs import marginal_beliefs
-from mechlp.model.environment import Agent, Environment, bilateral_trade
+from mechlp.model.environment import Agent, Environment
 from mechlp.solve.questions import minmax
 from mechlp.workflows.sharing import share_surplus
 
@@ -28,20 +29,7 @@ MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 
 def random_bilateral(seed: int, horizon) -> Environment:
     """2x2, 2x3 or 3x2 bilateral trade; even seeds FOSD-persistent kernels, odd seeds arbitrary (non-FOSD)."""
-    rng = np.random.default_rng(seed)
-    kb, ks = [(2, 2), (2, 3), (3, 2)][seed % 3]
-
-    def kernel(k):
-        if seed % 2 == 0:
-            alpha = round(float(rng.uniform(0.0, 0.95)), 2)
-            return alpha * np.eye(k) + (1 - alpha) / k
-        w = rng.integers(1, 10, size=(k, k)).astype(float)
-        return w / w.sum(axis=1, keepdims=True)
-
-    values = np.round(np.sort(rng.uniform(0.3, 1.5, size=kb)), 2) + 0.01 * np.arange(kb)
-    costs = np.round(np.sort(rng.uniform(0.0, 0.9, size=ks)), 2) + 0.01 * np.arange(ks)
-    delta = round(float(rng.uniform(0.2, 0.95)), 2)
-    return bilateral_trade(values, costs, [1 / kb] * kb, [1 / ks] * ks, kernel(kb), kernel(ks), delta, horizon)
+    return random_models.random_bilateral(seed, horizon, values=(0.3, 1.5), costs=(0.0, 0.9), delta=(0.2, 0.95))
 
 
 def random_three(seed: int, horizon) -> Environment:

@@ -368,6 +368,18 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, at.reshape(rows.shape)
 
 
+def _interim_ic_block(space: StateSpace, slack: np.ndarray, i: int, t: int, r: int) -> _Block:
+    """The Bayesian IC rows ``(H,)`` of agent ``i``, true type ``t``, report ``r``, named by history."""
+    env = space.env
+
+    def describe(f: int, s: float) -> Violation:
+        h = int(f)
+        ag = env.agents[i]
+        return Violation("ic", ag.name, h, space.describe_history(h), ag.types[t], ag.types[r], None, float(s))
+
+    return _Block("ic", slack, describe, lambda f: f, (i, t, r))
+
+
 def _ic_blocks(
     space: StateSpace,
     nums: Numbers,
@@ -444,21 +456,7 @@ def _ic_blocks(
         for t, r in pairs:
             if interim_terms:
                 slack = ubar_i[:, t] - ubar_i[:, r] - (e_flow[:, r, t] - e_flow[:, r, r]) - delta * cont_terms[r][:, t]
-
-                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
-                    h = int(f)
-                    return Violation(
-                        "ic",
-                        env.agents[i].name,
-                        h,
-                        space.describe_history(h),
-                        env.agents[i].types[t],
-                        env.agents[i].types[r],
-                        None,
-                        float(s),
-                    )
-
-                blocks.append(_Block("ic", slack, describe, lambda f: f, (i, t, r)))
+                blocks.append(_interim_ic_block(space, slack, i, t, r))
                 continue
             prof_r = pidx[r]  # (M,) profiles (r, m)
             if node_alloc is None:
@@ -474,41 +472,25 @@ def _ic_blocks(
                 rows_r, at = by_report[r]
                 cont = np.einsum("uk,uk->u", cexp_u[rows_r], dk[m_of_row[rows_r]])[at]  # (H, M)
             pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev - delta * cont  # (H, M)
-            if mode == "ex_post":
-                slack = pointwise
-                m_count = slack.shape[1]
+            if mode != "ex_post":
+                blocks.append(_interim_ic_block(space, np.einsum("hm,hm->h", po, pointwise), i, t, r))
+                continue
+            m_count = pointwise.shape[1]
 
-                def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
-                    h, m = divmod(int(f), m_count)
-                    return Violation(
-                        "ic",
-                        env.agents[i].name,
-                        h,
-                        f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
-                        env.agents[i].types[t],
-                        env.agents[i].types[r],
-                        _others_text(env, i, m),
-                        float(s),
-                    )
+            def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
+                h, m = divmod(int(f), m_count)
+                return Violation(
+                    "ic",
+                    env.agents[i].name,
+                    h,
+                    f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
+                    env.agents[i].types[t],
+                    env.agents[i].types[r],
+                    _others_text(env, i, m),
+                    float(s),
+                )
 
-                blocks.append(_Block("ic", slack, describe, lambda f, m_count=m_count: f // m_count, (i, t, r)))
-            else:
-                slack = np.einsum("hm,hm->h", po, pointwise)
-
-                def describe(f: int, s: float, i=i, t=t, r=r) -> Violation:
-                    h = int(f)
-                    return Violation(
-                        "ic",
-                        env.agents[i].name,
-                        h,
-                        space.describe_history(h),
-                        env.agents[i].types[t],
-                        env.agents[i].types[r],
-                        None,
-                        float(s),
-                    )
-
-                blocks.append(_Block("ic", slack, describe, lambda f: f, (i, t, r)))
+            blocks.append(_Block("ic", pointwise, describe, lambda f, m_count=m_count: f // m_count, (i, t, r)))
     return blocks
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "yoon_binary",
     "yoon_k_type",
     "public_project",
+    "random_trade",
     "CLASSIC_MODELS",
 ]
 
@@ -182,6 +183,46 @@ def public_project(
 
 
 # ---------------------------------------------------------------------------------------------- scheduling
+def random_trade(k: int, seed: int = 0, discount: float = 0.6, horizon: int | str = "infinite") -> Environment:
+    r"""Bilateral trade with ``k`` types per side and random kernels: a test bed where Lamba's FOSD assumption
+    generally fails.
+
+    Buyer values ``linspace(0.2, 1.0, k)``, seller costs ``linspace(0.0, 0.8, k)``, uniform priors, the efficient
+    rule; each kernel row is integer weights drawn uniformly from 1..9 (``numpy.random.default_rng(seed)``),
+    normalised. Check ``agent.is_fosd()`` before reading budget balance off :math:`\Pi^*` (the min-max answer
+    says whether :math:`\Pi^*` is certified tight).
+
+    Parameters
+    ----------
+    k : int
+        Types per side.
+    seed : int
+        Seed of the kernels.
+    discount : float
+    horizon : int or "infinite"
+
+    Returns
+    -------
+    Environment
+    """
+    rng = np.random.default_rng(seed)
+    kernels = []
+    for _ in range(2):  # buyer, seller
+        w = rng.integers(1, 10, size=(k, k)).astype(float)
+        kernels.append(w / w.sum(axis=1, keepdims=True))
+    uniform = np.full(k, 1.0 / k)
+    return bilateral_trade(
+        np.linspace(0.2, 1.0, k),
+        np.linspace(0.0, 0.8, k),
+        uniform,
+        uniform,
+        *kernels,
+        discount,
+        horizon,
+        name=f"random_{k}x{k}",
+    )
+
+
 def bv_scheduling(
     values: Sequence[float] = (4.0, 3.0, 2.0, 1.0),
     delta: float = 0.9,

@@ -65,7 +65,7 @@ from mechlp.constraints._common import AgentView
 from mechlp.constraints.accounting import recursion_blocks
 from mechlp.constraints.ic import ic_blocks
 from mechlp.constraints.interim import interim_rows
-from mechlp.lp.program import Block, Variables
+from mechlp.lp.program import Block, MatrixSizes, Variables
 from mechlp.model.beliefs import expected_continuation, joint_beliefs, others_beliefs
 from mechlp.model.exact import Numbers
 from mechlp.model.question import Question
@@ -229,7 +229,7 @@ def interim_reducible(question: Question) -> str | None:
 
 
 @dataclass
-class InterimAllocationProgram:
+class InterimAllocationProgram(MatrixSizes):
     r"""The interim LP with allocation variables (module docstring), ``min cost @ z`` s.t.
     ``row_lower <= A z <= row_upper``, ``col_lower <= z <= col_upper``.
 
@@ -255,18 +255,6 @@ class InterimAllocationProgram:
     w_offset: int
     p_offset: int
     build_seconds: float = 0.0
-
-    @property
-    def n_rows(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def n_cols(self) -> int:
-        return self.A.shape[1]
-
-    @property
-    def nnz(self) -> int:
-        return int(self.A.nnz)
 
     def restrict(self, keep: np.ndarray) -> InterimAllocationProgram:
         """The program with the rows ``keep`` (bool mask or indices) only; columns unchanged."""

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from mechlp.model.spaces import StateSpace
 
-__all__ = ["Variables", "Block", "RowLabels", "LinearProgram", "assemble"]
+__all__ = ["Variables", "Block", "RowLabels", "MatrixSizes", "LinearProgram", "assemble"]
 
 LABEL_FIELDS = ("agent", "hist", "node", "type", "misreport", "others")
 
@@ -115,19 +115,10 @@ class RowLabels:
         return out
 
 
-@dataclass
-class LinearProgram:
-    """An assembled LP in HiGHS's form (minimisation) with labelled rows."""
+class MatrixSizes:
+    """Rows, columns and nonzeros of a program whose sparse constraint matrix is its attribute ``A``."""
 
-    variables: Variables
-    A: sp.csc_matrix
-    row_lower: np.ndarray
-    row_upper: np.ndarray
-    col_lower: np.ndarray
-    col_upper: np.ndarray
-    cost: np.ndarray
-    labels: RowLabels
-    build_seconds: float = 0.0
+    A: sp.spmatrix
 
     @property
     def n_rows(self) -> int:
@@ -140,6 +131,21 @@ class LinearProgram:
     @property
     def nnz(self) -> int:
         return int(self.A.nnz)
+
+
+@dataclass
+class LinearProgram(MatrixSizes):
+    """An assembled LP in HiGHS's form (minimisation) with labelled rows."""
+
+    variables: Variables
+    A: sp.csc_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    cost: np.ndarray
+    labels: RowLabels
+    build_seconds: float = 0.0
 
 
 def assemble(
