@@ -22,7 +22,6 @@ to 2 x tol (exit code 1 otherwise). Run: ``python benchmarks/critical.py [--quic
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import median_seconds
 
 import mechlp as ml  # noqa: E402
 from mechlp.model import tolerances  # noqa: E402
@@ -80,15 +81,6 @@ def models(quick: bool) -> list[tuple[str, Environment, str, bool]]:
     return out
 
 
-def _median(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one run each; the old LP path estimated on 5x5 models")
@@ -106,13 +98,13 @@ def main(argv=None) -> int:
     )
     for name, env, budget, full_old in models(args.quick):
         sp = recursion.recursion_space(_rebuild(env, 0.5), None, DEFAULT_MEMORY_LIMIT, verify=False, needs="")
-        t_pi, _ = _median(lambda sp=sp: recursion.solve(sp), 5)
+        t_pi, _ = median_seconds(lambda sp=sp: recursion.solve(sp), 5)
         rows = []
         runs = [("recursion", {"method": "recursion"}), ("lp", {"method": "lp"})]
         if not args.no_full:
             runs.append(("lp full", {"method": "lp", "lp_scan": "full"}))
         for label, kw in runs:
-            secs, cd = _median(lambda kw=kw, env=env, budget=budget: critical_delta(env, budget, **kw), repeat)
+            secs, cd = median_seconds(lambda kw=kw, env=env, budget=budget: critical_delta(env, budget, **kw), repeat)
             n_lp = len(cd.lp_evaluations)
             evals = f"{cd.recursion_evaluations} rec + {n_lp} LP" if label != "recursion" else f"{cd.evaluations} rec"
             parts = ", ".join(f"{k} {v:.2f}" for k, v in cd.parts.items() if v >= 0.005)
@@ -125,7 +117,7 @@ def main(argv=None) -> int:
         else:  # minutes: (evaluations of the recursion's scan) x (median of 3 single evaluations)
             f = old_lp_criterion(env, budget, counter)
             cds = rows[0]
-            per, _ = _median(lambda f=f: f(0.5), 3)
+            per, _ = median_seconds(lambda f=f: f(0.5), 3)
             counter[0] = int(cds[1].split()[0])
             t_old, est, old_crit = per * counter[0], " est.", None
         rows.append(["old lp", f"{counter[0]} LP{est}", t_old, old_crit, ""])

@@ -21,10 +21,9 @@ Ratios are against the recursion measured in the same run. Run: ``python benchma
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import median_seconds
 
 import mechlp as ml
 from mechlp.audit import verifier
@@ -32,15 +31,6 @@ from mechlp.audit.verifier import check_impossibility, verify
 from mechlp.model.question import Question
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.solve.critical import interleaved_trade
-
-
-def _median(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def models():
@@ -67,28 +57,28 @@ def main(argv=None) -> int:
     for name, env in models().items():
         q = Question.parse(env, budget="interim")
         for horizon in horizons[name]:
-            t_rec, mm = _median(
+            t_rec, mm = median_seconds(
                 lambda env=env, horizon=horizon: ml.minmax(env, horizon=horizon, method="recursion"), repeat
             )
             sp = mm.space
-            t_cert, cert = _median(
+            t_cert, cert = median_seconds(
                 lambda sp=sp, q=q, mm=mm: impossibility_certificate(sp, question=q, minmax_surplus=mm.surplus),
                 repeat,
             )
             assert cert is not None and cert.ok and "exact" in cert.checks, "no exact certificate"
-            t_ans, ans = _median(lambda env=env, sp=sp: ml.feasibility(env, "interim", space=sp), repeat)
+            t_ans, ans = median_seconds(lambda env=env, sp=sp: ml.feasibility(env, "interim", space=sp), repeat)
             assert ans.status == "infeasible" and ans.certificate.ok
-            t_chk, chk = _median(lambda cert=cert: check_impossibility(cert, exact=True), repeat)
+            t_chk, chk = median_seconds(lambda cert=cert: check_impossibility(cert, exact=True), repeat)
             assert chk["ok"] and chk["nonzero"] == 0
             ver = unmerged = f"{'-':>17}"
             if name == "usstp 2x2" and horizon <= args.exact_verify_max:
-                t_ver, v = _median(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), repeat)
+                t_ver, v = median_seconds(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), repeat)
                 assert v.options.get("distinct_histories", sp.n_hist) < sp.n_hist, "nothing merged"
                 ver = f"{t_ver:8.2f}s {t_ver / t_rec:6.1f}x"
             if name == "usstp 2x2" and horizon <= args.unmerged_max:
                 share, verifier.MERGE_SHARE = verifier.MERGE_SHARE, -1.0
                 try:
-                    t_all, _ = _median(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), 1)
+                    t_all, _ = median_seconds(lambda mm=mm: verify(mm.mechanism, budget="none", exact=True), 1)
                 finally:
                     verifier.MERGE_SHARE = share
                 unmerged = f"{t_all:8.2f}s {t_all / t_rec:6.1f}x"
@@ -117,10 +107,10 @@ def markov_scale(quick: bool, repeat: int) -> None:
     print()
     print(f"{'Markov model':18} {'profiles':>8} {'nodes':>10} {'minmax+verify':>14} {'feasibility':>12}  answer")
     for name, (env, budgets) in markov_models(quick).items():
-        t_mm, mm = _median(lambda env=env: ml.minmax(env), repeat)
+        t_mm, mm = median_seconds(lambda env=env: ml.minmax(env), repeat)
         assert mm.status == "optimal" and mm.verification.ok
         for budget in budgets:
-            t_f, res = _median(lambda env=env, budget=budget: ml.feasibility(env, budget), repeat)
+            t_f, res = median_seconds(lambda env=env, budget=budget: ml.feasibility(env, budget), repeat)
             assert res.status in ("optimal", "infeasible"), res.message
             assert res.verification.ok if res.status == "optimal" else res.certificate.ok
             sp = mm.space

@@ -15,14 +15,14 @@ Exit code 1 if any objective differs by more than 1e-9 relative.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import median_seconds  # noqa: E402
 
 from mechlp.catalog.examples import lamba_usstp  # noqa: E402
 from mechlp.model.environment import bilateral_trade, renewal_matrix  # noqa: E402
@@ -49,17 +49,6 @@ def spaces(quick: bool):
     ]
 
 
-def timed(fn, repeat: int):
-    runs, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        runs.append(time.perf_counter() - t0)
-        if runs[-1] > SLOW:
-            break
-    return statistics.median(runs), out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -71,14 +60,14 @@ def main(argv=None) -> int:
     print("-" * (len(head) + 35))
     for name, env, space in spaces(args.quick):
         kw = {"space": space} if space is not None else {}
-        t_rec, rec = timed(lambda env=env, kw=kw: minmax(env, method="recursion", **kw), args.repeat)
+        t_rec, rec = median_seconds(lambda env=env, kw=kw: minmax(env, method="recursion", **kw), args.repeat, SLOW)
         for rule, budget in RULES:
 
             def run(bm, rule=rule, budget=budget, env=env, kw=kw):
                 return share_surplus(env, rule, budget=budget, beta_method=bm, **kw)
 
-            t_new, new = timed(lambda run=run: run("auto"), args.repeat)
-            t_old, old = timed(lambda run=run: run("lp"), args.repeat)
+            t_new, new = median_seconds(lambda run=run: run("auto"), args.repeat, SLOW)
+            t_old, old = median_seconds(lambda run=run: run("lp"), args.repeat, SLOW)
             assert new.status == old.status == "optimal", (new.message, old.message)
             d_a = float(np.abs((new.beta - old.beta) * new.pi_star).max())
             d_obj = 0.0 if new.objective is None else abs(new.objective - old.objective)

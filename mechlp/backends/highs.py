@@ -159,16 +159,19 @@ def solve_arrays(
                 note = f" (after a solver error; retried with {attempt})"
             break
     message = h.modelStatusToString(model_status) + note
-    x = obj = dual = col_dual = None
-    if status == "optimal":
-        sol = h.getSolution()
-        x = np.asarray(sol.col_value, dtype=float)
-        dual = np.asarray(sol.row_dual, dtype=float)
-        col_dual = np.asarray(sol.col_dual, dtype=float)
-        obj = float(h.getInfo().objective_function_value)
+    x, obj, dual, col_dual = _solution(h) if status == "optimal" else (None, None, None, None)
     return SolverOutput(
         status, str(model_status.name), message, x, obj, dual, time.perf_counter() - t0, "highs", col_dual
     )
+
+
+def _solution(h: highspy.Highs) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Column values, objective, row duals and column duals of a solved model."""
+    sol = h.getSolution()
+    x = np.asarray(sol.col_value, dtype=float)
+    dual = np.asarray(sol.row_dual, dtype=float)
+    col_dual = np.asarray(sol.col_dual, dtype=float)
+    return x, float(h.getInfo().objective_function_value), dual, col_dual
 
 
 def solve_warm(
@@ -207,15 +210,8 @@ def solve_warm(
     h.run()
     model_status = h.getModelStatus()
     status = STATUS_MAP.get(model_status, "error")
-    x = obj = dual = col_dual = None
-    new_basis = None
-    if status == "optimal":
-        sol = h.getSolution()
-        x = np.asarray(sol.col_value, dtype=float)
-        dual = np.asarray(sol.row_dual, dtype=float)
-        col_dual = np.asarray(sol.col_dual, dtype=float)
-        obj = float(h.getInfo().objective_function_value)
-        new_basis = h.getBasis()
+    x, obj, dual, col_dual = _solution(h) if status == "optimal" else (None, None, None, None)
+    new_basis = h.getBasis() if status == "optimal" else None
     out = SolverOutput(
         status,
         str(model_status.name),
