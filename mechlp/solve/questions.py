@@ -622,7 +622,14 @@ def _from_structure(
     t1 = time.perf_counter()
     # a tree: the subtree of the lowest Pi* (else the LP route); Markov spaces and tails: the interim-row Farkas LP
     subtree_only = isinstance(sp, HistoryTree)
-    cert = impossibility_certificate(sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=subtree_only)
+    cert = impossibility_certificate(
+        sp,
+        question=q,
+        minmax_surplus=pi,
+        backend=backend,
+        subtree_only=subtree_only,
+        interim_utilities=mm.interim_utilities,
+    )
     res.timings["certificate"] = time.perf_counter() - t1
     if cert is None or not cert.ok:
         return None
