@@ -16,6 +16,7 @@ from mechlp.backends import solve_arrays, solve_lp
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.constraints.formulation import build_lp
 from mechlp.model.spaces import MarkovSpace
+from mechlp.proofs import farkas
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax
 from mechlp.solve.questions import feasibility, minmax
@@ -137,8 +138,10 @@ def calls(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", BOTH)
-def test_farkas_certificate_with_both_backends(backend, calls):
+def test_farkas_certificate_with_both_backends(backend, calls, monkeypatch):
     """Interim balance fails on lamba_usstp(0.9, 0.8); the Farkas LP is solved with the question's backend."""
+    # the structured certificate (no LP at all) is tried first: switch it off to exercise the Farkas LP
+    monkeypatch.setattr(farkas, "structured_multipliers", lambda *args, **kwargs: None)
     res = feasibility(lamba_usstp(0.9, 0.8), "interim", backend=backend)
     assert res.status == "infeasible"
     cert = res.certificate

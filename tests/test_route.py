@@ -88,7 +88,7 @@ def test_time_limit_gives_a_clean_status_and_phases_are_reported():
     phases.clear()
     ok = feasibility(env, "interim", horizon=5, time_limit=60, progress=phases.append)
     assert ok.status == "infeasible" and ok.certificate.ok
-    assert phases == ["min-max: recursion", "certificate: Farkas LP on the subtree of the lowest Pi*"]
+    assert phases == ["min-max: recursion", "certificate: from the recursion's binding rows, else a Farkas LP"]
     with pytest.raises(ValueError, match="time_limit must be > 0 seconds"):
         feasibility(env, "interim", time_limit=0)
     with pytest.raises(TypeError, match="time_limit must be a number of seconds"):

@@ -647,8 +647,8 @@ def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers |
         # M = (I - delta Q)^{-1}, b(s) = sum_t Q[s, t] f(first + s*k + t).
         lo = 0 if isinstance(space, MarkovSpace) else first
         tot = nums.zeros((out.shape[0], k))
-        for s_ in range(k):  # loop over profiles
-            tot[:, s_] = out[:, lo:][:, prof[lo:] == s_].sum(axis=1)
+        for row in range(out.shape[0]):  # loop over the (few) weighted sums; one pass over the nodes each
+            np.add.at(tot[row], prof[lo:], out[row, lo:])
         if nums.exact:
             eye = nums.zeros((k, k))
             eye[np.arange(k), np.arange(k)] = Rational(1)

@@ -14,6 +14,11 @@ If a mechanism satisfied every row, ``L`` would be ``>= 0``: contradiction. In L
 
 How a certificate is made (:func:`impossibility_certificate`):
 
+0. with the min-max solution at hand (``minmax_surplus`` and ``interim_utilities`` or ``parents``), first the
+   *structured* certificate of :mod:`mechlp.proofs.structured`: the dual of the min-max problem at the history
+   of the lowest :math:`\Pi^*`, read off the binding edges matrix-free (no rows, no LP; ``options["method"]`` is
+   ``"structure"``). It is checked like any other; where it does not apply (``None``: e.g. kernels that are not
+   first-order stochastically dominant) or does not pass, the steps below (``options["method"] = "lp"``);
 1. choose the rows. On a history tree with interim budget and interim IR, first the *subtree* of the history
    with the lowest min-max surplus :math:`\Pi^*(h)` (Lamba 2022, Lemma 6: no IC + IR mechanism raises more than
    :math:`\Pi^*(h)` there when the lemma applies): the rows at a history involve only its nodes and its
@@ -53,6 +58,7 @@ from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.question import Question
 from mechlp.model.spaces import HistoryTree, StateSpace
+from mechlp.proofs.structured import labelled, structured_certificate, structured_multipliers
 
 __all__ = ["impossibility_certificate"]
 
@@ -80,10 +86,14 @@ def _farkas_float(rows: InterimRows, backend: str = "highs", time_limit: float |
 
 def _row_keys(rows: InterimRows, space: StateSpace) -> np.ndarray:
     """One integer label per row (family, agent, history, type, misreport), to match rows built twice."""
-    fam = np.searchsorted(np.array(["budget", "ic", "ir"]), rows.family)
+    return _label_keys(space, rows.family, rows.agent, rows.hist, rows.type, rows.misreport)
+
+
+def _label_keys(space: StateSpace, family, agent, hist, typ, misreport) -> np.ndarray:
+    fam = np.searchsorted(np.array(["budget", "ic", "ir"]), family)
     k_max = max(space.env.type_counts) + 1
     dims = (3, space.env.n_agents + 1, space.n_hist, k_max, k_max)
-    return np.ravel_multi_index((fam, rows.agent + 1, rows.hist, rows.type + 1, rows.misreport + 1), dims)
+    return np.ravel_multi_index((fam, agent + 1, hist, typ + 1, misreport + 1), dims)
 
 
 def _support_solve(
@@ -200,6 +210,8 @@ def impossibility_certificate(
     backend: str = "highs",
     subtree_only: bool = False,
     time_limit: float | None = None,
+    interim_utilities: list[np.ndarray] | None = None,
+    parents: list[np.ndarray] | None = None,
 ) -> ImpossibilityCertificate | None:
     """Farkas multipliers proving that no mechanism satisfies IC, IR and ``budget`` on ``space``.
 
@@ -226,6 +238,12 @@ def impossibility_certificate(
     ``backend`` (``"highs"`` or ``"cvxpy"``) solves the Farkas LP (:func:`mechlp.backends.solve_arrays`); the
     certificate is checked the same way whichever backend found it. ``time_limit`` (seconds) bounds each Farkas
     LP solve; a solve that runs out of time gives no certificate (``None``).
+
+    ``interim_utilities`` (the min-max utilities per agent, ``(n_hist, K_i)``, e.g. ``Result.interim_utilities``
+    of :func:`mechlp.solve.questions.minmax`) and optionally ``parents`` (the recursion's binding edges) together
+    with ``minmax_surplus`` enable the structured certificate (module docstring, step 0), tried first; it is
+    exact under the same rule as the LP's (rows rebuilt at its support's histories when they are few), else
+    checked in floats. ``options["method"]`` says which was used: ``"structure"`` or ``"lp"``.
     """
     env = space.env
     q = question or Question.parse(env, ic=ic, ir=ir, budget=budget, outside_option=outside_option)
@@ -239,6 +257,19 @@ def impossibility_certificate(
         return interim_rows(space, nums, ic, ir, rows_budget, outside, hists=hists)
 
     floats = Numbers(env, exact=False)
+    options = {
+        "ic": ic,
+        "ir": ir,
+        "budget": rows_budget,
+        "question_budget": budget,
+        "outside_option": outside,
+    }
+    if minmax_surplus is not None and (interim_utilities is not None or parents is not None):
+        mult = structured_multipliers(space, q, minmax_surplus, interim_utilities=interim_utilities, parents=parents)
+        if mult is not None:
+            cert = _structured(space, mult, options, exact, build, floats, minmax_surplus)
+            if cert.ok:
+                return cert
     focus = _focus(space, relaxed, minmax_surplus)
     rows_f = y_float = None
     if focus is not None:
@@ -254,15 +285,26 @@ def impossibility_certificate(
     if y_float is None:
         return None
     y_float[y_float < tolerances.FARKAS_ZERO * y_float.max()] = 0.0
-    options = {
-        "ic": ic,
-        "ir": ir,
-        "budget": rows_budget,
-        "question_budget": budget,
-        "outside_option": outside,
-    }
+    options["method"] = "lp"
     if focus is not None:
         options["focus"] = space.describe_history(focus)
+    hists = None if focus is None else space.descendants([focus])
+    return _exact_or_float(space, rows_f, y_float, hists, options, exact, build, minmax_surplus)
+
+
+def _exact_or_float(
+    space: StateSpace,
+    rows_f: InterimRows,
+    y_float: np.ndarray,
+    hists: np.ndarray | None,
+    options: dict,
+    exact: bool | None,
+    build,
+    minmax_surplus: np.ndarray | None,
+) -> ImpossibilityCertificate:
+    """Steps 3-4 of the module docstring for float multipliers ``y_float`` over ``rows_f`` (rows at ``hists``,
+    or all): the exact certificate when cheap, else the float one (checked in floats)."""
+    env = space.env
     nums = Numbers(env, exact=True)
     forced = exact is True
     if exact is None:
@@ -270,7 +312,7 @@ def impossibility_certificate(
     if exact:
         found = _support_solve(space, rows_f, y_float, lambda hs: build(nums, hs))
         if found is None and (forced or np.unique(rows_f.cols).size <= AUTO_EXACT_COLUMNS):
-            rows_x = build(nums, None if focus is None else space.descendants([focus]))
+            rows_x = build(nums, hists)
             y = _repair(rows_x, _match(space, rows_x, rows_f, y_float), nums)
             found = None if y is None else (rows_x, y)
         if found is not None:
@@ -304,3 +346,40 @@ def _match(space: StateSpace, rows_x: InterimRows, rows_f: InterimRows, y_float:
     pos = order[np.searchsorted(kx[order], _row_keys(rows_f, space))]
     y[pos] = to_fractions(y_float)
     return y
+
+
+def _structured(
+    space: StateSpace,
+    mult,
+    options: dict,
+    exact: bool | None,
+    build,
+    floats: Numbers,
+    minmax_surplus: np.ndarray,
+) -> ImpossibilityCertificate:
+    """The certificate of structured multipliers (:func:`mechlp.proofs.structured.structured_multipliers`).
+
+    When its support's histories carry at most ``AUTO_EXACT_COLUMNS`` own utilities (or ``exact=True``), the
+    rows there are built and the multipliers go through the exact steps 3-4 like the LP's; otherwise the
+    certificate is built directly in its own format (:func:`~mechlp.proofs.structured.structured_certificate`,
+    no rows) and checked in floats."""
+    opts = {**options, "method": "structure"}
+    if isinstance(space, HistoryTree):
+        opts["focus"] = space.describe_history(mult.focus)
+    lab = labelled(space, mult)
+    hists = np.unique(lab["hist"])
+    small = hists.size * sum(space.env.type_counts) <= AUTO_EXACT_COLUMNS
+    wants = exact is True or (
+        exact is None and Numbers(space.env, exact=True).largest_denominator() <= AUTO_EXACT_DENOMINATOR
+    )
+    if wants and (small or exact is True):
+        rows_f = build(floats, hists)
+        keys = _row_keys(rows_f, space)
+        order = np.argsort(keys)
+        want = _label_keys(space, lab["family"], lab["agent"], lab["hist"], lab["type"], lab["misreport"])
+        pos = np.searchsorted(keys[order], want)
+        if np.all(pos < keys.size) and np.all(keys[order][np.minimum(pos, keys.size - 1)] == want):
+            y_float = np.zeros(rows_f.n_rows)
+            y_float[order[pos]] = lab["value"]
+            return _exact_or_float(space, rows_f, y_float, hists, opts, exact, build, minmax_surplus)
+    return structured_certificate(space, mult, opts, minmax_surplus=minmax_surplus)

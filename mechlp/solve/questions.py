@@ -693,9 +693,15 @@ def _from_structure(
     t1 = time.perf_counter()
     # a tree: the subtree of the lowest Pi* (else the LP route); Markov spaces and tails: the interim-row Farkas LP
     subtree_only = isinstance(sp, HistoryTree)
-    clock.phase("certificate: Farkas LP on the subtree of the lowest Pi*" if subtree_only else "certificate: Farkas LP")
+    clock.phase("certificate: from the recursion's binding rows, else a Farkas LP")
     cert = impossibility_certificate(
-        sp, question=q, minmax_surplus=pi, backend=backend, subtree_only=subtree_only, time_limit=clock.remaining()
+        sp,
+        question=q,
+        minmax_surplus=pi,
+        backend=backend,
+        subtree_only=subtree_only,
+        time_limit=clock.remaining(),
+        interim_utilities=mm.interim_utilities,
     )
     res.timings["certificate"] = time.perf_counter() - t1
     if cert is None or not cert.ok:
