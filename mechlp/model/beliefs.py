@@ -472,17 +472,23 @@ def expected_continuation(
     return out[0] if vals.ndim == 1 else out
 
 
+def _markov_lu(space: StateSpace, delta: float, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""LU factors of :math:`I - \delta Q`, computed once per space and kernel (cached on it): the verifier, the
+    mechanism and the certificate check solve with it, and with its transpose, many times."""
+    cached = getattr(space, "_float_lu", None)
+    if cached is None or cached[0] != delta or not np.array_equal(cached[1], q):
+        cached = (delta, np.array(q, copy=True), sla.lu_factor(np.eye(q.shape[0]) - delta * q))
+        space._float_lu = cached
+    return cached[2]
+
+
 def _markov_solve(space: StateSpace, nums: Numbers, q: np.ndarray, b: np.ndarray) -> np.ndarray:
     r"""``c`` with :math:`c = b + \delta Q c` for every row of ``b`` ``(m, K)``: the LU factors of
     :math:`I - \delta Q` (floats) or the exact inverse :math:`(I - \delta Q)^{-1}`, computed once per space and
     model numbers (cached on it)."""
     k = q.shape[0]
-    if not nums.exact:  # one LU factorisation per space and kernel (the verifier and the mechanism reuse it)
-        cached = getattr(space, "_float_lu", None)
-        if cached is None or cached[0] != nums.delta or not np.array_equal(cached[1], q):
-            cached = (nums.delta, np.array(q, copy=True), sla.lu_factor(np.eye(k) - nums.delta * q))
-            space._float_lu = cached
-        return sla.lu_solve(cached[2], b.T).T
+    if not nums.exact:
+        return sla.lu_solve(_markov_lu(space, nums.delta, q), b.T).T
     if k > EXACT_MARKOV_PROFILES:
         raise ValueError(
             f"exact mode solves Markov spaces of at most {EXACT_MARKOV_PROFILES} profiles; this one has {k}"
@@ -654,7 +660,7 @@ def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers |
             eye[np.arange(k), np.arange(k)] = Rational(1)
             z = tot @ _markov_solve(space, nums, q, eye).T  # rows of W M; _markov_solve of the unit rows is M^T
         else:
-            z = np.linalg.solve((np.eye(k) - delta * q).T, tot.T).T
+            z = sla.lu_solve(_markov_lu(space, delta, q), tot.T, trans=1).T  # (I - delta Q)^T z^T = W^T
         out[:, first:] = out[:, first:] + (delta * z[:, :, None] * q[None, :, :]).reshape(out.shape[0], -1)
 
     if isinstance(space, HistoryTree):

@@ -33,6 +33,7 @@ Everything here is array arithmetic; there is no Python loop over nodes.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -195,13 +196,19 @@ class StateSpace:
     def n_nodes(self) -> int:
         return self.n_hist * self.env.n_profiles
 
-    @property
+    @functools.cached_property
     def node_profile(self) -> np.ndarray:
-        return np.tile(np.arange(self.env.n_profiles), self.n_hist)
+        """``(n_nodes,)`` profile of every node (read-only; computed once per space)."""
+        out = np.tile(np.arange(self.env.n_profiles), self.n_hist)
+        out.flags.writeable = False
+        return out
 
-    @property
+    @functools.cached_property
     def node_hist(self) -> np.ndarray:
-        return np.repeat(np.arange(self.n_hist), self.env.n_profiles)
+        """``(n_nodes,)`` history of every node (read-only; computed once per space)."""
+        out = np.repeat(np.arange(self.n_hist), self.env.n_profiles)
+        out.flags.writeable = False
+        return out
 
     def history_path(self, h: int) -> list[dict[str, str]]:
         """The report profiles leading to history ``h`` (oldest first), as ``{agent: label}`` dicts."""

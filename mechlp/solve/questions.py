@@ -710,7 +710,10 @@ def _from_structure(
     res.status = "infeasible"
     res.certificate = cert
     focus = cert.options.get("focus")
-    scope = "over the interim rows" if focus is None else f"on the subtree of {focus}"
+    if cert.options.get("method") == "structure":
+        scope = "built from the recursion's binding rows" + (f" below {focus}" if focus else "") + " (no LP)"
+    else:
+        scope = "over the interim rows" if focus is None else f"on the subtree of {focus}"
     res.diagnosis = {**diagnosis, "route": f"structure: a Farkas certificate {scope}"}
     n_neg = len(np.flatnonzero(relevant < -tolerances.SURPLUS))
     where = (
