@@ -351,7 +351,7 @@ def targets(main: dict) -> list[dict]:
 
 
 #: The issue-12 benchmarks (proofs, critical values, sharing, second best, trees by subtrees), run by ``--proofs``.
-PROOF_SCRIPTS = ("proofs.py", "critical.py", "sharing.py", "second_best.py", "split.py")
+PROOF_SCRIPTS = ("proofs.py", "structured.py", "critical.py", "sharing.py", "second_best.py", "split.py")
 
 
 def main(argv: list[str] | None = None) -> int:

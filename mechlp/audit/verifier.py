@@ -387,11 +387,13 @@ def _ic_blocks(
     mode: str,
     node_alloc: np.ndarray | None = None,
     marginals: list[np.ndarray] | None = None,
+    keys: set | None = None,
 ) -> list[_Block]:
     """IC rows for every agent and ordered type pair (adjacent pairs for ``mode == "local"``).
 
     ``node_alloc`` (``(n_nodes, n_actions)``, optional) replaces the per-profile allocation in the flow gain;
-    ``marginals``: :func:`marginal_beliefs` of ``space`` in ``nums``, when the caller has them.
+    ``marginals``: :func:`marginal_beliefs` of ``space`` in ``nums``, when the caller has them; ``keys``: only the
+    pairs ``(agent, type, misreport)`` in this set.
     """
     env = space.env
     counts = env.type_counts
@@ -406,7 +408,10 @@ def _ic_blocks(
     blocks: list[_Block] = []
     for i, ag in enumerate(env.agents):
         ki = ag.n_types
-        if ki < 2:
+        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
+        if keys is not None:
+            pairs = [(t, r) for t, r in pairs if (i, t, r) in keys]
+        if ki < 2 or not pairs:
             continue
         terms = _deviation_terms(space, nums, i, kernels, nxt, marginals)
         po, pidx, q_oth, g_i = terms.po, terms.pidx, terms.q_oth, terms.g_i  # (H, M), (K_i, M), (K, M), kernels
@@ -430,7 +435,6 @@ def _ic_blocks(
         distinct = n_u == nonterm.size  # a tree: gather per node; else per distinct row of each report
         by_report: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # r -> _distinct_rows(node_u[:, r, :])
         val = nums.valuation[i]  # (K_i, A)
-        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
         interim_terms = mode != "ex_post" and node_alloc is None
         if interim_terms:
             # Bayesian rows in interim terms, for every true type t at once per report r (others' beliefs do not
@@ -977,11 +981,13 @@ def _evaluate(
     outside: list[np.ndarray],
     signed_budget: bool = False,
     node_alloc: np.ndarray | None = None,
+    ic_keys: set | None = None,
 ) -> dict[str, list[_Block]]:
     """Every row's slack, by family, for ``transfers`` in ``nums``'s arithmetic (the verifier's core).
 
     ``node_alloc`` (``(n_nodes, n_actions)`` floats, optional): a node-dependent allocation used instead of the
     environment's per-profile rule (action-free kernels only; checked by :class:`~mechlp.model.mechanism.Mechanism`).
+    ``ic_keys`` (optional): only the IC blocks ``(agent, type, misreport)`` in this set (a certificate's support).
     """
     env = space.env
     k = env.n_profiles
@@ -1004,7 +1010,7 @@ def _evaluate(
     )
     out = [nums.array(o) for o in outside]
     families: dict[str, list[_Block]] = {
-        "ic": _ic_blocks(space, nums, u, ic, node_alloc, margs),
+        "ic": _ic_blocks(space, nums, u, ic, node_alloc, margs, ic_keys),
         "ir": _ir_blocks(space, u, ubar, out, ir),
     }
     if budget != "none":
@@ -1257,7 +1263,8 @@ class ImpossibilityCertificate:
 def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers: np.ndarray, outside) -> Any:
     """``L(x) = sum_r y_r slack_r(x)`` with the verifier's own slack evaluation."""
     opts = cert.options
-    fams = _evaluate(cert.space, nums, transfers, opts["ic"], opts["ir"], opts["budget"], outside)
+    keys = {key for key, y in cert.ic.items() if np.any(np.asarray(y, dtype=object) != 0)}
+    fams = _evaluate(cert.space, nums, transfers, opts["ic"], opts["ir"], opts["budget"], outside, ic_keys=keys)
     conv = (lambda a: a) if nums.exact else (lambda a: np.asarray(a, dtype=float))
     total = Rational(0) if nums.exact else 0.0
     for blk in fams["ic"]:
