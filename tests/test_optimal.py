@@ -54,7 +54,7 @@ import pytest
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.model.environment import Agent, Environment
 from mechlp.solve.questions import minmax
-from mechlp.solve.second_best import optimal_mechanism
+from mechlp.solve.second_best import optimal_mechanism, second_best
 
 TH_L, TH_H, MU, A_H, A_L, DELTA, T = 1.0, 2.0, 0.6, 0.9, 0.3, 0.9, 5
 
@@ -115,3 +115,46 @@ def test_two_agent_optimal_mechanism_beats_efficient_rule():
     assert res.value >= pi_eff - 1e-9
     assert res.dual.ok
     assert res.revenue == pytest.approx(res.value, abs=1e-12)
+
+
+def infinite_closed_form() -> float:
+    """Battaglini's revenue on the infinite horizon by the module docstring's formula with T -> infinity: the low
+    type is excluded on L^1..L^3 and served afterwards (the threshold 1.5 (6/7)^(t-1) falls below 1 at t = 4);
+    the series are summed until their terms are below 1e-18."""
+    ratio = (A_H - A_L) / (1 - A_L)
+    surplus, loss, rent, m, t = 0.0, 0.0, 0.0, MU, 1
+    while DELTA ** (t - 1) > 1e-18:
+        surplus += DELTA ** (t - 1) * (m * TH_H + (1 - m) * TH_L)
+        m = m * A_H + (1 - m) * A_L
+        if TH_L >= MU / (1 - MU) * (TH_H - TH_L) * ratio ** (t - 1):
+            rent += MU * (TH_H - TH_L) * (DELTA * (A_H - A_L)) ** (t - 1)
+        else:
+            loss += DELTA ** (t - 1) * (1 - MU) * (1 - A_L) ** (t - 1) * TH_L
+        t += 1
+    return surplus - loss - rent
+
+
+def test_infinite_horizon_optimum_is_history_dependent_by_default():
+    buyer = battaglini_env().agents[0]
+    env = Environment([buyer], ("no", "sell"), DELTA, "infinite")
+    res = optimal_mechanism(env, ir="ex_ante")
+    assert res.status == "optimal" and res.certificate.ok
+    assert res.space.kind == "tail"
+    assert res.value == pytest.approx(infinite_closed_form(), abs=1e-9)
+    search = res.method["tail_search"]
+    assert search["depth"] == 3 and search["depths"][0] == 0  # excluded on L^1..L^3: three periods of history
+    markov = optimal_mechanism(env, ir="ex_ante", tail=False)
+    assert search["values"][0] == pytest.approx(markov.value, abs=1e-12)
+    assert markov.value < res.value - 0.05  # the best Markov mechanism leaves revenue behind
+    assert all(b >= a - 1e-9 for a, b in zip(search["values"], search["values"][1:], strict=False))  # nested spaces
+    assert "best Markov value" in res.message and "heuristic" in res.message
+
+
+def test_tail_auto_needs_an_infinite_horizon_without_a_space():
+    with pytest.raises(ValueError, match="tail='auto' searches the depth of history dependence on an infinite"):
+        second_best(battaglini_env(), objective="revenue", tail="auto")
+    env = Environment([battaglini_env().agents[0]], ("no", "sell"), DELTA, "infinite")
+    with pytest.raises(ValueError, match="tail='auto' searches"):
+        second_best(env, objective="revenue", tail="auto", horizon=3)
+    with pytest.raises(ValueError, match="tail must be one of"):
+        second_best(env, objective="revenue", tail="deep")

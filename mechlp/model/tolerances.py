@@ -48,6 +48,10 @@ LP solvers and formulations
 ``DUAL`` (1e-7)
     Dual feasibility tolerance of :func:`mechlp.solve.second_best.dual_certificate` (residuals and sign
     violations above it fail): HiGHS's own dual feasibility tolerance.
+``TAIL_DEPTH_GAIN`` (1e-9, relative: times ``1 + |value|``)
+    ``tail="auto"`` of :func:`mechlp.solve.second_best.second_best` deepens the history-dependent part while a
+    depth raises the objective by more than this (a stopping rule, reported with the sequence; not a proof that
+    deeper histories add nothing).
 ``SEPARATION`` (1e-9, relative: times ``1 + |lower bound|``)
     Constraint generation of :func:`mechlp.solve.second_best.second_best` (``rows="generated"``) adds an IC row
     left out of the LP when the solution violates it by more than this; it stops when no left-out row does.
@@ -149,6 +153,7 @@ SAVINGS_SWEEP: float = 1e-15
 HIGHS_SMALL_MATRIX_VALUE: float = 1e-12
 DUAL: float = 1e-7
 SEPARATION: float = 1e-9
+TAIL_DEPTH_GAIN: float = 1e-9
 BETA: float = 1e-9
 TIE_BREAK_SLACK: float = 1e-9
 LEAST_SHARES: float = 1e-10
@@ -188,6 +193,7 @@ __all__ = [
     "HIGHS_SMALL_MATRIX_VALUE",
     "DUAL",
     "SEPARATION",
+    "TAIL_DEPTH_GAIN",
     "BETA",
     "TIE_BREAK_SLACK",
     "LEAST_SHARES",

@@ -476,7 +476,7 @@ def second_best(
     budget: str = "interim",
     space: StateSpace | None = None,
     horizon: int | None = None,
-    tail: bool = False,
+    tail: bool | str = False,
     ic: str = "bayesian",
     ir: str = "interim",
     outside_option=0.0,
@@ -498,6 +498,13 @@ def second_best(
     budget : {"ex_ante", "interim", "ex_post", "none", "savings"}
     space, horizon, tail, memory_limit
         As in :func:`mechlp.solve.questions.minmax` (Markov space for an infinite horizon by default).
+        ``tail="auto"`` (infinite horizon, no ``space`` or ``horizon``): solve on the Markov space, then on trees
+        with a Markov tail of depth ``T = 1, 2, ...`` (history dependent for ``T`` periods; each space nests the
+        previous one, so the value cannot fall) until ``TAIL_SEARCH_PATIENCE`` depths in a row raise it by at most
+        ``tolerances.TAIL_DEPTH_GAIN`` (relative), ``TAIL_SEARCH_MAX_DEPTH`` is reached or the next depth does not
+        fit ``memory_limit``; the answer is the first depth with the best value, and ``method["tail_search"]``
+        holds every depth's value (depth 0: the best Markov mechanism). The stopping rule is a heuristic, reported
+        as such: a deeper history could still gain.
     ic : {"bayesian", "ex_post"}
         All misreports (``"local"`` is refused).
     ir : {"interim", "ex_post", "ex_ante"}
@@ -521,6 +528,24 @@ def second_best(
     check_choice("formulation", formulation, FORMULATIONS)
     check_choice("rows", rows, ROWS)
     check_backend(backend)
+    if isinstance(tail, str):
+        check_choice("tail", tail, ("auto",))
+        return _tail_search(
+            env,
+            space=space,
+            horizon=horizon,
+            objective=objective,
+            budget=budget,
+            ic=ic,
+            ir=ir,
+            outside_option=outside_option,
+            limits=limits,
+            formulation=formulation,
+            rows=rows,
+            backend=backend,
+            memory_limit=memory_limit,
+            **solver_options,
+        )
     space = space_for(env, space, horizon, memory_limit, tail=tail)
     q = _parse_question(env, {"ic": ic, "ir": ir, "budget": budget, "outside_option": outside_option, "limits": limits})
     ic, ir, budget = q.ic, q.ir, q.budget
@@ -604,11 +629,59 @@ def _method_text(method: dict) -> str:
     )
 
 
+#: ``tail="auto"``: the deepest history-dependent part tried, and how many depths in a row without gain end it.
+TAIL_SEARCH_MAX_DEPTH = 12
+TAIL_SEARCH_PATIENCE = 2
+
+
+def _tail_search(env: Environment, *, space, horizon, **options) -> SecondBestResult:
+    """``second_best(..., tail="auto")``: the Markov answer, then tails of depth 1, 2, ... (see ``tail``)."""
+    if not env.infinite or space is not None or horizon is not None:
+        raise ValueError(
+            "tail='auto' searches the depth of history dependence on an infinite horizon; it takes no space or "
+            "horizon (give horizon=T with tail=True for one depth)"
+        )
+    best = second_best(env, **options)  # depth 0: the Markov space
+    if best.status != "optimal":
+        return best
+    depths, values = [0], [float(best.value)]
+    best_depth, stale, stop = 0, 0, f"reached depth {TAIL_SEARCH_MAX_DEPTH}"
+    for depth in range(1, TAIL_SEARCH_MAX_DEPTH + 1):  # loop over tail depths
+        try:
+            res = second_best(env, horizon=depth, tail=True, **options)
+        except MemoryError as exc:
+            stop = f"depth {depth} does not fit the memory limit ({exc})"
+            break
+        if res.status != "optimal":
+            stop = f"depth {depth} returned {res.status}"
+            break
+        depths.append(depth)
+        values.append(float(res.value))
+        if res.value > values[best_depth] + tolerances.TAIL_DEPTH_GAIN * (1.0 + abs(values[best_depth])):
+            best, best_depth, stale = res, len(values) - 1, 0
+        else:
+            stale += 1
+            if stale >= TAIL_SEARCH_PATIENCE:
+                stop = f"{stale} depths in a row added at most {tolerances.TAIL_DEPTH_GAIN:g} (relative)"
+                break
+    best.method = {
+        **(best.method or {}),
+        "tail_search": {"depths": depths, "values": values, "depth": depths[best_depth], "stopped": stop},
+    }
+    seq = ", ".join(f"{d}: {v:.6g}" for d, v in zip(depths, values, strict=True))
+    best.message += (
+        f"; history dependence searched by tail depth (0 = Markov): {seq}; answer at depth {depths[best_depth]} "
+        f"(best Markov value {values[0]:.6g}); stopped: {stop} -- a heuristic, deeper histories could still gain"
+    )
+    return best
+
+
 def optimal_mechanism(
     env: Environment,
     *,
     ir: str = "interim",
     budget: str = "none",
+    tail: bool | str = "auto",
     **kwargs,
 ) -> SecondBestResult:
     r"""Revenue-maximising dynamic mechanism (Yoon 2021, section 2; Battaglini 2005): :func:`second_best` with
@@ -623,6 +696,11 @@ def optimal_mechanism(
         ``"interim"`` (every period).
     budget : {"none", "ex_ante", "interim", "ex_post", "savings"}
         Default ``"none"``: the designer's revenue is the objective, not a constraint.
+    tail : bool or "auto"
+        Default ``"auto"``: on an infinite horizon without ``space`` or ``horizon``, the history-dependent optimum
+        found by deepening a tree with a Markov tail (:func:`second_best`, ``tail``; the best Markov value is in
+        the message and ``method["tail_search"]``); otherwise (finite horizon, or a space or horizon given) as
+        ``tail=False``. Revenue-optimal mechanisms are history dependent in general (Battaglini 2005).
     **kwargs
         The other keyword arguments of :func:`second_best` (``space``, ``horizon``, ``ic``, ``limits``, ...).
 
@@ -632,4 +710,6 @@ def optimal_mechanism(
         ``value`` is the revenue :math:`\Pi(\text{root})`; ``allocation``, the verified mechanism and the dual
         bound as in :func:`second_best`.
     """
-    return second_best(env, objective="revenue", ir=ir, budget=budget, **kwargs)
+    if tail == "auto" and (not env.infinite or kwargs.get("space") is not None or kwargs.get("horizon") is not None):
+        tail = False
+    return second_best(env, objective="revenue", ir=ir, budget=budget, tail=tail, **kwargs)
