@@ -150,3 +150,5 @@ def test_verify_restricted_to_histories_partitions_the_rows(usstp_minmax):
     assert top.worst["ic"].history < 5 <= rest.worst["ic"].history
     with pytest.raises(ValueError, match="histories must be in 0..340"):
         verifier.verify(mech, histories=[n])
+    with pytest.raises(TypeError, match="histories must be integer history indices"):
+        verifier.verify(mech, histories=[1.5])

@@ -935,7 +935,10 @@ def verify(
         families = {fam: [_expand(b, merged) for b in blocks] for fam, blocks in families.items()}
     if histories is not None:
         keep = np.zeros(space.n_hist, dtype=bool)
-        idx = np.asarray(histories, dtype=np.int64).reshape(-1)
+        idx = np.asarray(histories).reshape(-1)
+        if idx.size and idx.dtype.kind not in "iu":
+            raise TypeError(f"histories must be integer history indices, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= space.n_hist):
             raise ValueError(f"histories must be in 0..{space.n_hist - 1}")
         keep[idx] = True
