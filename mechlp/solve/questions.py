@@ -668,8 +668,9 @@ def _from_structure(
     res = Result("", "", "feasibility", options, sp, timings={"minmax": seconds}, size=size, question_spec=q)
     if not worst and tight is True:
         if budget == "ex_post":  # Lamba 2022, Cor. 5 and Prop. 1: share Pi*, then rebalance node by node
-            mech = mm.mechanism
-            witness = Mechanism(sp, balanced_transfers(sp, mech.interim_utilities(), mech.surplus()))
+            # the min-max answer's own interim utilities and Pi (verified with its mechanism), not recomputed
+            interim = mm.interim_utilities if mm.interim_utilities is not None else mm.mechanism.interim_utilities()
+            witness = Mechanism(sp, balanced_transfers(sp, interim, pi))
             what = "the min-max mechanism with Pi* shared equally and rebalanced node by node (Lamba 2022, Prop. 1)"
         else:
             witness, what = mm.mechanism, "the min-max mechanism"
