@@ -11,6 +11,7 @@ from mechlp.catalog.examples import (
     bv_scheduling_prices,
     lamba_usstp,
     license_auction,
+    public_project,
     yoon_binary,
     yoon_k_type,
 )
@@ -191,3 +192,39 @@ def test_policy_evaluation_without_storing_the_kernel(monkeypatch):
     krylov = efficient_values(env)
     assert np.max(np.abs(direct.values - krylov.values)) < 1e-10
     assert np.array_equal(direct.policy, krylov.policy) and krylov.residual < 1e-10
+
+
+def test_participation_is_checked_against_the_outside_values():
+    """Bergemann-Valimaki's IR is U_i >= O_i, the value of opting out while the planner runs the others' efficient
+    policy. Agent 3 dislikes the project (valuations -0.5, -0.2): its marginal contribution is negative, so IR
+    against 0 fails, while M_i >= O_i holds; O_i is recomputed here from its definition."""
+    env = public_project(values=((0.6, 1.2), (0.5, 1.1), (0.0, 0.3)), cost=1.5, persistence=0.0, discount=0.8)
+    res = dynamic_pivot(env)
+    assert res.ok and res.verification.options["outside_values"] == "per node"
+    assert res.values.marginal[:, 2].min() < -1.0  # negative marginal contribution
+    against_zero = verify(res.mechanism, ic="ex_post", ir="ex_post", budget="none")
+    assert against_zero.max_violation["ir"] > 1.0
+    # O_i by definition: the others' static efficient rule (actions do not move types), agent i's valuation of it
+    k, types = env.n_profiles, env.profile_types()
+    p = np.ones((k, k))
+    for j, ag in enumerate(env.agents):
+        kern = ag.kernel(env.n_actions)[0]
+        p = p * kern[types[:, j]][:, types[:, j]]
+    for i in range(3):
+        others = [j for j in range(3) if j != i]
+        build = sum(env.agents[j].valuation[types[:, j], 1] for j in others) > 0
+        reward = env.agents[i].valuation[types[:, i], build.astype(int)]
+        o_ref = np.linalg.solve(np.eye(k) - env.discount * p, reward)
+        np.testing.assert_allclose(res.values.outside[0, i], o_ref, atol=1e-12)
+    assert (res.values.marginal - res.values.outside).min() > -1e-12  # M_i >= O_i
+
+
+def test_outside_values_validation():
+    env = public_project(discount=0.8)
+    mech = dynamic_pivot(env).mechanism
+    with pytest.raises(ValueError, match="outside_values has shape"):
+        verify(mech, outside_values=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="outside_values must be finite"):
+        verify(mech, outside_values=np.full((3, mech.space.n_nodes), np.nan))
+    with pytest.raises(ValueError, match="give outside_option or outside_values, not both"):
+        verify(mech, outside_option=0.1, outside_values=np.zeros((3, mech.space.n_nodes)))

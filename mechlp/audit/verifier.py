@@ -222,6 +222,8 @@ class Verification:
             names = opts.get("agents") or [f"agent {i}" for i in range(len(outside))]
             parts = ", ".join(f"{nm} {[float(v) for v in o]}" for nm, o in zip(names, outside, strict=True))
             lines.append(f"  outside options (IR is checked against them): {parts}")
+        if opts.get("outside_values"):
+            lines.append("  IR is checked against outside values per node, O_i(h, theta)")
         if opts.get("limits"):
             parts = ", ".join(f"{nm} [{lo}, {hi}]" for nm, (lo, hi) in opts["limits"].items())
             lines.append(f"  transfer limits: {parts}")
@@ -260,6 +262,7 @@ class Verification:
                     if "distinct_histories" in self.options
                     else {}
                 ),
+                **({"outside_values": self.options["outside_values"]} if "outside_values" in self.options else {}),
                 "outside_option": [
                     [float(v) for v in np.asarray(o).ravel()] for o in self.options.get("outside_option", [])
                 ],
@@ -498,8 +501,41 @@ def _ic_blocks(
     return blocks
 
 
+def _ir_floors(
+    space: StateSpace,
+    nums: Numbers,
+    outside: list[np.ndarray],
+    mode: str,
+    outside_values: np.ndarray | None = None,
+    marginals: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """What each agent's IR rows must reach: per node (``ir="ex_post"``, ``(n_nodes,)``) or per history and type
+    (``(H, K_i)``; the root row only for ``"ex_ante"``), from the per-type outside options or, when given, the
+    per-node outside values :math:`O_i(h, \theta)` (their interim expectation for the interim rows)."""
+    env = space.env
+    types = _profile_types(env)
+    floors = []
+    for i in range(env.n_agents):
+        if outside_values is None:
+            per_type = nums.array(outside[i])
+            if mode == "ex_post":
+                floors.append(per_type[np.tile(types[:, i], space.n_hist)])
+            else:
+                floors.append(
+                    np.broadcast_to(per_type[None, :], (1 if mode == "ex_ante" else space.n_hist, per_type.size))
+                )
+            continue
+        o_i = to_fractions(outside_values[i]) if nums.exact else np.asarray(outside_values[i], dtype=float)
+        if mode == "ex_post":
+            floors.append(o_i)
+        else:
+            obar = interim_expectation(space, i, o_i, nums, marginals=marginals)
+            floors.append(obar[:1] if mode == "ex_ante" else obar)
+    return floors
+
+
 def _ir_blocks(
-    space: StateSpace, u: np.ndarray, ubar: list[np.ndarray], outside: list[np.ndarray], mode: str
+    space: StateSpace, u: np.ndarray, ubar: list[np.ndarray], floors: list[np.ndarray], mode: str
 ) -> list[_Block]:
     env = space.env
     k = env.n_profiles
@@ -508,8 +544,7 @@ def _ir_blocks(
     for i, ag in enumerate(env.agents):
         ki = ag.n_types
         if mode == "ex_post":
-            own = np.tile(types[:, i], space.n_hist)
-            slack = u[i] - outside[i][own]
+            slack = u[i] - floors[i]
 
             def describe(f: int, s: float, i=i) -> Violation:
                 h, prof = divmod(int(f), k)
@@ -527,7 +562,7 @@ def _ir_blocks(
             blocks.append(_Block("ir", slack, describe, lambda f: f // k, (i,)))
         else:
             rows = ubar[i] if mode == "interim" else ubar[i][:1]
-            slack = rows - outside[i][None, :]
+            slack = rows - floors[i]
 
             def describe(f: int, s: float, i=i, ki=ki) -> Violation:
                 h, t = divmod(int(f), ki)
@@ -831,6 +866,7 @@ def verify(
     max_denominator: int | None = None,
     question: Question | None = None,
     histories: Sequence[int] | np.ndarray | None = None,
+    outside_values: np.ndarray | None = None,
 ) -> Verification:
     r"""Re-evaluate every IC, IR and budget constraint of ``mechanism`` from its transfers.
 
@@ -884,6 +920,12 @@ def verify(
         and ``outside_option``: the solvers pass the object their builders used, so both read one parse. When it
         has transfer limits they are checked too, as the family ``"limits"`` (:math:`lo_i \le x_i(h, \theta)
         \le hi_i` at every node).
+    outside_values : ndarray, shape (n_agents, n_nodes), optional
+        Outside options that depend on the node, :math:`O_i(h, \theta)` (e.g. Bergemann and Valimaki's 2010
+        value of opting out while the planner runs the efficient policy without ``i``): IR rows then read
+        :math:`U_i(h, \theta) \ge O_i(h, \theta)` (``ir="ex_post"``) or :math:`\bar U_i(t|h) \ge E[O_i(h,
+        (t, \theta_{-i}))|h]` (``"interim"``; the root for ``"ex_ante"``), instead of ``outside_option`` (which
+        must then be zero).
     histories : array_like of int, optional
         Check (and count) only the rows at these histories (default: every history). The rows are computed as
         usual, from the whole space; e.g. :mod:`mechlp.workflows.split` checks the levels above a cut this way.
@@ -916,10 +958,22 @@ def verify(
     env = space.env
     nums = Numbers(env, exact=bool(exact))
     outside = list(question.outside)
+    if outside_values is not None:
+        outside_values = np.asarray(outside_values, dtype=float)
+        if outside_values.shape != (env.n_agents, space.n_nodes):
+            raise ValueError(
+                f"outside_values has shape {outside_values.shape}; expected ({env.n_agents}, {space.n_nodes}) "
+                "(agents x nodes)"
+            )
+        if not np.isfinite(outside_values).all():
+            raise ValueError("outside_values must be finite")
+        if any(np.any(np.asarray(o, dtype=float) != 0) for o in question.outside):
+            raise ValueError("give outside_option or outside_values, not both")
     node_alloc = getattr(mechanism, "allocation", None)
     if node_alloc is not None and exact:
         raise NotImplementedError("exact verification of a node-dependent allocation is not supported; use floats")
-    merged = _merge_for_exact(mechanism, budget, max_denominator) if exact else None
+    # merging reads only the transfers: not with per-node outside values
+    merged = _merge_for_exact(mechanism, budget, max_denominator) if exact and outside_values is None else None
     checked = space if merged is None else merged  # the space whose rows are evaluated
     if exact:
         x = mechanism.exact_transfers if max_denominator is None else None
@@ -928,7 +982,9 @@ def verify(
             x = to_fractions(floats, max_denominator)
     else:
         x = mechanism.transfers
-    families = _evaluate(checked, nums, x, ic, ir, budget, outside, node_alloc=node_alloc)
+    families = _evaluate(
+        checked, nums, x, ic, ir, budget, outside, node_alloc=node_alloc, outside_values=outside_values
+    )
     if question.has_limits:
         families["limits"] = _limit_blocks(checked, nums, x, question.limits_lo, question.limits_hi)
     if merged is not None:
@@ -970,6 +1026,7 @@ def verify(
         "exact": bool(exact),
         "max_denominator": max_denominator,
         **({"distinct_histories": checked.n_hist} if merged is not None else {}),
+        **({"outside_values": "per node"} if outside_values is not None else {}),
     }
     return Verification(ok, tol, max_violation, worst, binding, n_binding, n_rows, options, exact_violation)
 
@@ -985,12 +1042,15 @@ def _evaluate(
     signed_budget: bool = False,
     node_alloc: np.ndarray | None = None,
     ic_keys: set | None = None,
+    outside_values: np.ndarray | None = None,
 ) -> dict[str, list[_Block]]:
     """Every row's slack, by family, for ``transfers`` in ``nums``'s arithmetic (the verifier's core).
 
     ``node_alloc`` (``(n_nodes, n_actions)`` floats, optional): a node-dependent allocation used instead of the
     environment's per-profile rule (action-free kernels only; checked by :class:`~mechlp.model.mechanism.Mechanism`).
     ``ic_keys`` (optional): only the IC blocks ``(agent, type, misreport)`` in this set (a certificate's support).
+    ``outside_values`` (``(n_agents, n_nodes)``, optional): per-node outside values for the IR rows
+    (:func:`_ir_floors`) instead of ``outside``.
     """
     env = space.env
     k = env.n_profiles
@@ -1011,10 +1071,10 @@ def _evaluate(
         if ir != "ex_post"
         else []
     )
-    out = [nums.array(o) for o in outside]
+    floors = _ir_floors(space, nums, outside, ir, outside_values, margs)
     families: dict[str, list[_Block]] = {
         "ic": _ic_blocks(space, nums, u, ic, node_alloc, margs, ic_keys),
-        "ir": _ir_blocks(space, u, ubar, out, ir),
+        "ir": _ir_blocks(space, u, ubar, floors, ir),
     }
     if budget != "none":
         bel = joint_beliefs(space, nums, marginals=margs)

@@ -46,6 +46,7 @@ import numpy as np
 from mechlp.audit.verifier import Verification, verify
 from mechlp.constructions.dp import (
     DPSolution,
+    _evaluate,
     _expected_all,
     _rewards,
     efficient_values,
@@ -58,7 +59,14 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, StateSpace, space_for
 
-__all__ = ["PivotValues", "PivotResult", "pivot_values", "dynamic_pivot", "pivot_transfers_on_space"]
+__all__ = [
+    "PivotValues",
+    "PivotResult",
+    "pivot_values",
+    "dynamic_pivot",
+    "pivot_transfers_on_space",
+    "pivot_outside_on_space",
+]
 
 
 @dataclass
@@ -82,6 +90,11 @@ class PivotValues:
         :math:`m_i = \sum_a p(a|\theta) v_i(\theta_i, a) - z_i`.
     policy_minus : ndarray of int, shape (P, n, K)
         :math:`a^*_{-i}` at every full profile.
+    outside : ndarray, shape (P, n, K)
+        :math:`O_i`: agent :math:`i`'s expected discounted value when it opts out and the planner runs
+        :math:`a^*_{-i}` for the others (no transfers; Bergemann and Valimaki 2010, section 2), the outside option
+        of their periodic participation constraint. :math:`M_i \ge O_i` always (running :math:`a^*_{-i}` is one
+        policy of the full program).
     allocation_loss : float
         Largest shortfall :math:`\max_a Q(\theta, a) - \sum_a p(a|\theta) Q(\theta, a)` of the environment's
         allocation (0 when it is efficient).
@@ -97,6 +110,7 @@ class PivotValues:
     marginal: np.ndarray
     flow_marginal: np.ndarray
     policy_minus: np.ndarray
+    outside: np.ndarray
     allocation_loss: float
     full: DPSolution
     minus: list[DPSolution]
@@ -172,6 +186,7 @@ def pivot_values(
     w_minus = np.empty((p_len, n, k))
     z = np.empty((p_len, n, k))
     pol_minus = np.empty((p_len, n, k), dtype=np.int64)
+    outside = np.empty((p_len, n, k))
     own_flow = np.empty((n, k))
     minus: list[DPSolution] = []
     for i, ag in enumerate(env.agents):
@@ -197,21 +212,49 @@ def pivot_values(
             z[t, i] = term[rows, a_minus] - np.einsum("ka,ka->k", alloc, term)
             w_minus[t, i] = red_v[t][idx]
             pol_minus[t, i] = a_minus
+        outside[:, i] = _outside_values(env, pol_minus[:, i], v_own, full.finite)
     marginal = w[:, None, :] - w_minus
     flow = own_flow[None] - z
-    for arr in (w, w_minus, z, marginal, flow, pol_minus):
+    for arr in (w, w_minus, z, marginal, flow, pol_minus, outside):
         arr.setflags(write=False)
-    return PivotValues(w, w_minus, z, marginal, flow, pol_minus, loss, full, minus, fw, full.horizon)
+    return PivotValues(w, w_minus, z, marginal, flow, pol_minus, outside, loss, full, minus, fw, full.horizon)
+
+
+def _outside_values(env: Environment, policy: np.ndarray, v_own: np.ndarray, finite: bool) -> np.ndarray:
+    r"""``(P, K)``: :math:`O_i(\theta) = v_i(\theta_i, a^*_{-i}(\theta)) + \delta E[O_i(\theta') | \theta,
+    a^*_{-i}(\theta)]`, every agent's type moving under the action taken (policy evaluation; backwards over the
+    periods of a finite horizon)."""
+    k, na = env.n_profiles, env.n_actions
+    rows = np.arange(k)
+    kernels = [ag.kernel(na) for ag in env.agents]
+    counts = env.type_counts
+    if not finite:
+        return _evaluate(kernels, counts, policy[0], v_own[rows, policy[0]], env.discount, na)[None]
+    out = np.empty(policy.shape)
+    nxt = np.zeros(k)
+    for t in range(policy.shape[0] - 1, -1, -1):  # periods, last first
+        out[t] = v_own[rows, policy[t]] + env.discount * _expected_all(nxt, kernels, counts, na)[rows, policy[t]]
+        nxt = out[t]
+    return out
+
+
+def _on_space(space: StateSpace, per_profile: np.ndarray) -> np.ndarray:
+    """``(n, n_nodes)`` from a ``(P, n, K)`` array: each node takes the entry of its period and profile."""
+    if per_profile.shape[0] == 1:
+        period = np.zeros(space.n_nodes, dtype=np.int64)
+    else:
+        period = np.asarray(space.hist_period)[space.node_hist] - 1
+    return per_profile[period, :, space.node_profile].T
 
 
 def pivot_transfers_on_space(space: StateSpace, values: PivotValues) -> np.ndarray:
     """``(n, n_nodes)`` transfers: each node pays the pivot transfer of its period and profile."""
-    z = values.transfers  # (P, n, K)
-    if values.periods == 1:
-        period = np.zeros(space.n_nodes, dtype=np.int64)
-    else:
-        period = np.asarray(space.hist_period)[space.node_hist] - 1
-    return z[period, :, space.node_profile].T
+    return _on_space(space, values.transfers)
+
+
+def pivot_outside_on_space(space: StateSpace, values: PivotValues) -> np.ndarray:
+    """``(n, n_nodes)`` outside values :math:`O_i` (:attr:`PivotValues.outside`) at every node."""
+    return _on_space(space, values.outside)
 
 
 @dataclass
@@ -367,8 +410,9 @@ def dynamic_pivot(
         res.notes.append(f"infinite-horizon environment truncated to {space.horizon} periods (pivot of that game)")
     if check:
         t1 = time.perf_counter()
-        res.verification = verify(mech, ic="ex_post", ir="ex_post", budget="none")
-        res.verification_bayesian = verify(mech, ic="bayesian", ir="interim", budget="none")
+        outside = pivot_outside_on_space(space, vals)  # Bergemann-Valimaki's participation: U_i >= O_i
+        res.verification = verify(mech, ic="ex_post", ir="ex_post", budget="none", outside_values=outside)
+        res.verification_bayesian = verify(mech, ic="bayesian", ir="interim", budget="none", outside_values=outside)
         res.timings["verify"] = time.perf_counter() - t1
     pi0 = float(res.surplus[0])
     kind = "surplus" if pi0 >= 0 else "deficit"
