@@ -215,7 +215,7 @@ def test_randomised_allocation_mixes_action_free_kernels_exactly():
 
 def test_randomised_allocation_with_action_dependent_kernels_is_refused():
     env = random_env(0, counts=(2, 2), action_dependent=1)
-    object.__setattr__(env, "allocation", np.full((4, 2), 0.5))  # bypass the constructor's own check
+    object.__setattr__(env, "allocations", np.full((1, 4, 2), 0.5))  # bypass the constructor's own check
     with pytest.raises(NotImplementedError, match="agent 'a1' has an action-dependent kernel while the allocation"):
         mixed_kernels(env)
 

@@ -324,7 +324,8 @@ def test_environment_horizon_accepted_forms(horizon, expected):
 
 
 def test_environment_unknown_allocation_rule():
-    with pytest.raises(ValueError, match="allocation must be 'efficient' or a probability table, got 'fair'"):
+    rules = r"'efficient' \(or 'efficient_dynamic', 'efficient_myopic'\)"
+    with pytest.raises(ValueError, match=rf"allocation must be {rules} or a probability table, got 'fair'"):
         env(allocation="fair")
 
 

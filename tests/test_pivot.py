@@ -15,11 +15,11 @@ from mechlp.catalog.examples import (
     yoon_binary,
     yoon_k_type,
 )
-from mechlp.constructions.dp import efficient_environment, efficient_values, feasible_without
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.model.beliefs import joint_transition
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.policy import efficient_environment, efficient_values, feasible_without
 from mechlp.model.spaces import HistoryTree, MarkovSpace
 
 VALUES = (4.0, 3.0, 2.0, 1.0)
@@ -67,13 +67,18 @@ def test_dynamic_policy_differs_from_static_with_learning():
     means = np.stack([env.agents[i].valuation[env.profile_types()[:, i], i] for i in range(2)], axis=1)
     myopic = np.argmax(means, axis=1)
     assert np.count_nonzero(myopic != env.actions_by_profile()) > 0  # exploration: index != current mean
-    static = Environment(env.agents, env.actions, env.discount, "infinite", "efficient", meta=env.meta)
+    static = Environment(env.agents, env.actions, env.discount, "infinite", "efficient_myopic", meta=env.meta)
     with pytest.raises(ValueError, match="not dynamically efficient"):
         dynamic_pivot(static)
-    # finite horizon: the last period is myopic, earlier periods explore -> not one allocation per profile
-    fin = Environment(env.agents, env.actions, env.discount, 3, "efficient", meta=env.meta)
-    with pytest.raises(ValueError, match="depends on the period"):
-        efficient_environment(fin)
+    # "efficient" with learning is the dynamic policy
+    default = Environment(env.agents, env.actions, env.discount, "infinite", "efficient", meta=env.meta)
+    assert np.array_equal(default.allocation, env.allocation)
+    # finite horizon: the last period is myopic, earlier periods explore -> one allocation table per period
+    fin = Environment(env.agents, env.actions, env.discount, 3, "efficient_myopic", meta=env.meta)
+    per_period = efficient_environment(fin)
+    assert per_period.period_dependent and per_period.n_allocation_periods == 3
+    assert np.array_equal(np.argmax(per_period.allocation_at(3), axis=1), myopic)
+    assert np.count_nonzero(np.argmax(per_period.allocation_at(1), axis=1) != myopic) > 0
     last = efficient_environment(fin, period=3)
     assert np.array_equal(last.actions_by_profile(), myopic)
 
@@ -184,7 +189,7 @@ def test_pivot_on_bilateral_trade_is_yoon_transfers():
 
 def test_policy_evaluation_without_storing_the_kernel(monkeypatch):
     """The Krylov fallback (joint kernel too large to store) gives the same values as the sparse LU solve."""
-    import mechlp.constructions.dp as dp
+    import mechlp.model.policy as dp
 
     env = license_auction(2, 0.9, depth=3, priors=[(1, 1), (2, 2)])
     direct = efficient_values(env)

@@ -396,18 +396,58 @@ def _ic_blocks(
 
     ``node_alloc`` (``(n_nodes, n_actions)``, optional) replaces the per-profile allocation in the flow gain;
     ``marginals``: :func:`marginal_beliefs` of ``space`` in ``nums``, when the caller has them; ``keys``: only the
-    pairs ``(agent, type, misreport)`` in this set.
+    pairs ``(agent, type, misreport)`` in this set. With one allocation table per period the rows of each table's
+    histories are computed with that table (:func:`_ic_blocks_at`) and put together.
     """
+    n_tables = space.env.n_allocation_periods
+    if n_tables == 1:
+        return _ic_blocks_at(space, nums, u, mode, node_alloc, marginals, keys)
+    table = np.asarray(space.hist_table)
+    parts = []
+    for p in range(n_tables):  # loop over the allocation's period tables
+        hs = np.flatnonzero(table == p)
+        if hs.size:
+            parts.append((hs, _ic_blocks_at(space, nums, u, mode, node_alloc, marginals, keys, hs, p)))
+    blocks = []
+    for j, first in enumerate(parts[0][1]):  # the same blocks, in the same order, for every table
+        slack = np.empty((space.n_hist, *first.slack.shape[1:]), dtype=first.slack.dtype)
+        for hs, bl in parts:
+            slack[hs] = bl[j].slack
+        blocks.append(_Block(first.family, slack, first.describe, first.hist_of, first.key))
+    return blocks
+
+
+def _ic_blocks_at(
+    space: StateSpace,
+    nums: Numbers,
+    u: np.ndarray,
+    mode: str,
+    node_alloc: np.ndarray | None = None,
+    marginals: list[np.ndarray] | None = None,
+    keys: set | None = None,
+    hists: np.ndarray | None = None,
+    table: int = 0,
+) -> list[_Block]:
+    """:func:`_ic_blocks` at the histories ``hists`` (default all) whose period uses allocation table ``table``;
+    the blocks' slacks have one row per history of ``hists`` (describers take indices into the full space)."""
     env = space.env
     counts = env.type_counts
     k = env.n_profiles
     n_hist = space.n_hist
     delta = nums.delta
-    kernels = mixed_kernels(env, nums)
-    nxt = next_marginals(env, nums)
-    alloc = nums.alloc
+    band = slice(table * k, (table + 1) * k)  # this table's rows of the stacked period tables
+    kernels = [g[band] for g in mixed_kernels(env, nums)]
+    nxt = [m[band] for m in next_marginals(env, nums)]
+    alloc = nums.alloc[band]
     child = np.asarray(space.child_hist)
-    nonterm = np.flatnonzero(child >= 0)
+    if hists is None:
+        nonterm = np.flatnonzero(child >= 0)
+        n_sel = n_hist
+    else:
+        sel_nodes = (hists[:, None] * k + np.arange(k)).reshape(-1)
+        live_sel = child[sel_nodes] >= 0
+        nonterm = sel_nodes[live_sel]
+        n_sel = hists.size
     blocks: list[_Block] = []
     for i, ag in enumerate(env.agents):
         ki = ag.n_types
@@ -416,9 +456,10 @@ def _ic_blocks(
             pairs = [(t, r) for t, r in pairs if (i, t, r) in keys]
         if ki < 2 or not pairs:
             continue
-        terms = _deviation_terms(space, nums, i, kernels, nxt, marginals)
+        terms = _deviation_terms(space, nums, i, kernels, nxt, marginals, hists=hists)
         po, pidx, q_oth, g_i = terms.po, terms.pidx, terms.q_oth, terms.g_i  # (H, M), (K_i, M), (K, M), kernels
-        uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
+        u_i = u[i].reshape(n_hist, k)
+        uh = _own_axis_first(u_i if hists is None else u_i[hists], counts, i)  # (H, K_i, M)
         # cexp[g, tau'] = sum_{m'} q_oth[prof(g), m'] U_i(child(g), (tau', m')), zero where the game ends. It
         # depends on a node only through (child history, profile): one row per distinct pair (on a tree one per
         # node, on a Markov space one per profile), and row n_u (zero) for the nodes where the game ends.
@@ -429,9 +470,13 @@ def _ic_blocks(
             kids = _own_axis_first(u[i].reshape(n_hist, k)[uniq // k], counts, i)  # (n_u, K_i, M)
             cexp_u[:n_u] = np.einsum("ntm,nm->nt", kids, q_oth[uniq % k])
             del kids
-        node_u = np.full(space.n_nodes, n_u, dtype=np.int64)
-        node_u[nonterm] = inv.reshape(-1)
-        node_u = _own_axis_first(node_u.reshape(n_hist, k), counts, i)  # (H, K_i reported, M)
+        if hists is None:
+            node_u = np.full(space.n_nodes, n_u, dtype=np.int64)
+            node_u[nonterm] = inv.reshape(-1)
+        else:
+            node_u = np.full(n_sel * k, n_u, dtype=np.int64)
+            node_u[live_sel] = inv.reshape(-1)
+        node_u = _own_axis_first(node_u.reshape(n_sel, k), counts, i)  # (H, K_i reported, M)
         m_of_prof = np.empty(k, dtype=np.int64)
         m_of_prof[pidx.reshape(-1)] = np.tile(np.arange(pidx.shape[1]), ki)
         m_of_row = np.append(m_of_prof[uniq % k], 0)  # others' part of each row's profile (0: the zero row)
@@ -469,7 +514,8 @@ def _ic_blocks(
             if node_alloc is None:
                 flow_dev = (alloc[prof_r] @ (val[t] - val[r]))[None, :]  # (1, M)
             else:  # p(a | h, (r, m)) at the node of the reported profile
-                flow_dev = node_alloc.reshape(n_hist, k, -1)[:, prof_r, :] @ (val[t] - val[r])  # (H, M)
+                na_h = node_alloc.reshape(n_hist, k, -1)
+                flow_dev = (na_h if hists is None else na_h[hists])[:, prof_r, :] @ (val[t] - val[r])  # (H, M)
             dk = g_i[prof_r, t, :] - g_i[prof_r, r, :]  # (M, K_i)
             if distinct:
                 cont = np.einsum("hmk,mk->hm", cexp_u[node_u[:, r, :]], dk)
@@ -1056,9 +1102,11 @@ def _evaluate(
     k = env.n_profiles
     prof = np.tile(np.arange(k), space.n_hist)
     types = _profile_types(env)
-    if node_alloc is None:
+    if node_alloc is None:  # the environment's allocation: the table of each node's period (row space.node_key)
+        key_types = np.tile(types, (env.n_allocation_periods, 1))
+        key = np.asarray(space.node_key)
         flow = np.stack(
-            [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
+            [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][key_types[:, i]])[key] for i in range(env.n_agents)]
         )
     else:
         flow = np.stack(
@@ -1389,48 +1437,27 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     types = _profile_types(env)
     constant = nums.zeros((1,))[0]
     k = env.n_profiles
-    delta = nums.delta
     kernels = mixed_kernels(env, nums)
     nxt = next_marginals(env, nums)
-    child = np.asarray(space.child_hist)
     zeros = (lambda shape: np.zeros(shape, dtype=object)) if exact else nums.zeros  # int zeros: cheap to skip
     w_u = zeros((env.n_agents, space.n_nodes))
+    hist_table = np.asarray(space.hist_table)
+    bands = [slice(p * k, (p + 1) * k) for p in range(env.n_allocation_periods)]  # rows of each period table
+    kernels_p = [[g[band] for g in kernels] for band in bands]
+    nxt_p = [[m[band] for m in nxt] for band in bands]
     for (i, t, r), y_all in cert.ic.items():
         y_all = conv(y_all)
-        hs = np.flatnonzero(y_all != 0)
-        if hs.size == 0:
-            continue
-        terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
-        a = y_all[hs][:, None] * terms.po  # (n, M): y P(m|h)
-        flow_dev = nums.alloc[terms.pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
-        constant = constant - (a * flow_dev[None, :]).sum()  # the flow gain of the deviation, at x = 0
-        np.add.at(w_u[i], (hs[:, None] * k + terms.pidx[t][None, :]).reshape(-1), a.reshape(-1))
-        dev_nodes = hs[:, None] * k + terms.pidx[r][None, :]  # (n, M): the nodes of the reported profile
-        np.add.at(w_u[i], dev_nodes.reshape(-1), (-a).reshape(-1))
-        kids = child[dev_nodes]
-        live = kids >= 0
-        if delta == 0 or not live.any():
-            continue
-        prof_r = terms.pidx[r]  # (M,)
-        dk = terms.g_i[prof_r, t, :] - terms.g_i[prof_r, r, :]  # (M, K_i): own kernel gap
-        # coefficient on U_i(child, (tau', m')): -delta a(h, m) dk(m, tau') q_oth(prof_r[m], m'); it depends on
-        # (h, m) only through (child, m), so the weights a are summed per distinct pair first (on a Markov space
-        # the child is the state of the profile (r, m): M pairs instead of n M)
-        m_count = a.shape[1]
-        pair = (kids * m_count + np.arange(m_count)[None, :])[live]
-        uniq, inv = np.unique(pair, return_inverse=True)
-        a_u = zeros((uniq.size,))
-        np.add.at(a_u, inv.reshape(-1), a[live])
-        kid_u, m_u = np.divmod(uniq, m_count)
-        coef = -delta * a_u[:, None, None] * dk[m_u][:, :, None] * terms.q_oth[prof_r[m_u]][:, None, :]
-        target = kid_u[:, None, None] * k + terms.pidx[None, :, :]  # (pairs, K_i, M)
-        np.add.at(w_u[i], target.reshape(-1), coef.reshape(-1))
+        support = np.flatnonzero(y_all != 0)
+        for p in np.unique(hist_table[support]):  # loop over the allocation's period tables
+            hs = support[hist_table[support] == p]
+            args = (y_all, hs, kernels_p[p], nxt_p[p], nums.alloc[bands[p]], zeros)
+            constant = constant + _ic_adjoint(space, nums, w_u, (i, t, r), *args)
     for i, y_all in cert.ir.items():
         y_all = conv(y_all)  # (n_ir, K_i): every history, or the root only
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
             continue
-        terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
+        terms = _deviation_terms(space, nums, i, kernels_p[0], nxt_p[0], hists=hs)  # beliefs only
         a = y_all[hs][:, :, None] * terms.po[:, None, :]  # (n, K_i, M)
         constant = constant - (y_all[hs] * outside[i][None, :]).sum()  # IR: minus the outside option
         np.add.at(w_u[i], (hs[:, None, None] * k + terms.pidx[None, :, :]).reshape(-1), a.reshape(-1))
@@ -1447,11 +1474,59 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     live = np.flatnonzero((c_u != 0).any(axis=0) | (c_b[0] != 0))
     grad = zeros((env.n_agents, space.n_nodes))
     grad[:, live] = c_b[:, live] - c_u[:, live]
-    prof = live % k
+    key = np.asarray(space.node_key)[live]  # each node's row in the period tables
+    key_types = np.tile(types, (env.n_allocation_periods, 1))
     for i in range(env.n_agents):  # at x = 0: sum_g c_u(g) flow_i(g), flow_i(g) = sum_a p(a|theta_g) v_i(theta_i, a)
-        flow = np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])
-        constant = constant + (c_u[i, live] * flow[prof]).sum()
+        flow = np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][key_types[:, i]])
+        constant = constant + (c_u[i, live] * flow[key]).sum()
     return grad, constant
+
+
+def _ic_adjoint(
+    space: StateSpace,
+    nums: Numbers,
+    w_u: np.ndarray,
+    key: tuple[int, int, int],
+    y_all: np.ndarray,
+    hs: np.ndarray,
+    kernels: list[np.ndarray],
+    nxt: list[np.ndarray],
+    alloc: np.ndarray,
+    zeros: Callable,
+) -> Any:
+    """Add the IC rows ``key = (i, t, r)`` at ``hs`` (histories of one allocation table, whose kernels, next
+    marginals and allocation rows are given) to the utility weights ``w_u`` of :func:`_certificate_affine`;
+    return their part of ``L(0)`` (minus the deviation's flow gain)."""
+    i, t, r = key
+    k = space.env.n_profiles
+    delta = nums.delta
+    child = np.asarray(space.child_hist)
+    terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
+    a = y_all[hs][:, None] * terms.po  # (n, M): y P(m|h)
+    flow_dev = alloc[terms.pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
+    constant = -(a * flow_dev[None, :]).sum()  # the flow gain of the deviation, at x = 0
+    np.add.at(w_u[i], (hs[:, None] * k + terms.pidx[t][None, :]).reshape(-1), a.reshape(-1))
+    dev_nodes = hs[:, None] * k + terms.pidx[r][None, :]  # (n, M): the nodes of the reported profile
+    np.add.at(w_u[i], dev_nodes.reshape(-1), (-a).reshape(-1))
+    kids = child[dev_nodes]
+    live = kids >= 0
+    if delta == 0 or not live.any():
+        return constant
+    prof_r = terms.pidx[r]  # (M,)
+    dk = terms.g_i[prof_r, t, :] - terms.g_i[prof_r, r, :]  # (M, K_i): own kernel gap
+    # coefficient on U_i(child, (tau', m')): -delta a(h, m) dk(m, tau') q_oth(prof_r[m], m'); it depends on
+    # (h, m) only through (child, m), so the weights a are summed per distinct pair first (on a Markov space
+    # the child is the state of the profile (r, m): M pairs instead of n M)
+    m_count = a.shape[1]
+    pair = (kids * m_count + np.arange(m_count)[None, :])[live]
+    uniq, inv = np.unique(pair, return_inverse=True)
+    a_u = zeros((uniq.size,))
+    np.add.at(a_u, inv.reshape(-1), a[live])
+    kid_u, m_u = np.divmod(uniq, m_count)
+    coef = -delta * a_u[:, None, None] * dk[m_u][:, :, None] * terms.q_oth[prof_r[m_u]][:, None, :]
+    target = kid_u[:, None, None] * k + terms.pidx[None, :, :]  # (pairs, K_i, M)
+    np.add.at(w_u[i], target.reshape(-1), coef.reshape(-1))
+    return constant
 
 
 def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, seed: int = 0) -> dict:

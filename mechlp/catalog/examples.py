@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from mechlp.constructions.dp import efficient_environment
 from mechlp.model import tolerances
 from mechlp.model.environment import Agent, Environment, bilateral_trade, renewal_matrix
 
@@ -294,8 +293,8 @@ def bv_scheduling(
         "feasible_without": {nm: [a for a in actions if a != f"serve_{nm}"] for nm in names},
         "task_values": vals.tolist(),
     }
-    env = Environment(agents, actions, delta, horizon, "efficient", name="bv_scheduling", meta=meta)
-    return efficient_environment(env)
+    # "efficient" with action-dependent kernels is the dynamic efficient policy
+    return Environment(agents, actions, delta, horizon, "efficient", name="bv_scheduling", meta=meta)
 
 
 def bv_scheduling_prices(values: Sequence[float], delta: float) -> np.ndarray:
@@ -389,8 +388,8 @@ def license_auction(
         "beta_priors": [list(p) for p in pri],
         "depth": int(depth),
     }
-    env = Environment(agents, actions, delta, horizon, "efficient", name="license_auction", meta=meta)
-    return efficient_environment(env)
+    # "efficient" with learning kernels is the dynamic efficient policy (one table per period on a finite horizon)
+    return Environment(agents, actions, delta, horizon, "efficient", name="license_auction", meta=meta)
 
 
 # ---------------------------------------------------------------------------------------------- Yoon

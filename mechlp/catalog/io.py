@@ -114,11 +114,12 @@ _TOP_KEYS = ("model", "agents", "allocation")
 _MODEL_KEYS = ("name", "discount", "horizon")
 _AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition", "persistence")
 _ALLOCATION_KEYS = ("rule",)
+_RULES = ("efficient", "efficient_dynamic", "efficient_myopic")
 _KINDS = ("bilateral_trade", "general")
 _GENERAL_TOP_KEYS = ("model", "agents", "allocation", "actions")
 _GENERAL_MODEL_KEYS = ("name", "kind", "discount", "horizon", "actions")
 _GENERAL_AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition", "persistence", "valuation")
-_GENERAL_ALLOCATION_KEYS = ("rule", "table")
+_GENERAL_ALLOCATION_KEYS = ("rule", "table", "periods")
 _ROLES = ("buyer", "seller")
 _STRING_KEYS = ("name", "role")  # override values for these keys are taken verbatim unless quoted TOML
 
@@ -495,35 +496,58 @@ def _read_general_agent(table: Mapping[str, Any], idx: int, source: str, actions
 def _general_allocation(table: Mapping[str, Any], source: str, actions: list[str], counts: list[int]) -> Any:
     where = f"{source}: [allocation]"
     _unknown_keys(table, _GENERAL_ALLOCATION_KEYS, where)
-    if "table" not in table:
-        rule = table.get("rule", "efficient")
-        if rule != "efficient":
-            raise ValueError(f"{where}: key 'rule' must be \"efficient\" (or give 'table' instead), got {rule!r}")
-        return "efficient"
-    if table.get("rule", "table") not in ("table",):
-        raise ValueError(f"{where}: give either rule = \"efficient\" or 'table', not both")
-    rows = table["table"]
+    given = [key for key in ("table", "periods") if key in table]
+    if not given:
+        return _rule(table.get("rule", "efficient"), where)
+    if len(given) == 2:
+        raise ValueError(f"{where}: give either 'table' (every period) or 'periods' (one table per period), not both")
+    if "rule" in table:
+        raise ValueError(f"{where}: give either rule = \"{table['rule']}\" or '{given[0]}', not both")
+    if "table" in table:
+        return _allocation_rows(table["table"], f"{where}: key 'table'", actions, counts)
+    periods = table["periods"]
+    if not isinstance(periods, list) or not periods:
+        raise ValueError(
+            f"{where}: key 'periods' must be a non-empty array of tables (one per period), got {periods!r}"
+        )
+    return np.stack(
+        [
+            _allocation_rows(rows, f"{where}: key 'periods', period {t + 1}", actions, counts)
+            for t, rows in enumerate(periods)
+        ]
+    )
+
+
+def _rule(rule: Any, where: str) -> str:
+    if rule not in _RULES:
+        raise ValueError(
+            f"{where}: key 'rule' must be \"efficient\" (or give 'table' or 'periods'; the other rules are "
+            f"{', '.join(repr(r) for r in _RULES[1:])}), got {rule!r}"
+        )
+    return rule
+
+
+def _allocation_rows(rows: Any, where: str, actions: list[str], counts: list[int]) -> np.ndarray:
+    """One allocation table: an entry per type profile, an action label or probabilities over the actions."""
     n_prof = int(np.prod(counts))
     if not isinstance(rows, list) or len(rows) != n_prof:
         got = len(rows) if isinstance(rows, list) else repr(rows)
         raise ValueError(
-            f"{where}: key 'table' must be an array with one entry per type profile ({n_prof} = "
+            f"{where} must be an array with one entry per type profile ({n_prof} = "
             f"{' x '.join(str(c) for c in counts)}), got {got}"
         )
     out = np.zeros((n_prof, len(actions)))
     for r, entry in enumerate(rows):
         if isinstance(entry, str):
             if entry not in actions:
-                raise ValueError(
-                    f"{where}: key 'table': entry {r} names unknown action {entry!r}; actions are {actions}"
-                )
+                raise ValueError(f"{where}: entry {r} names unknown action {entry!r}; actions are {actions}")
             out[r, actions.index(entry)] = 1.0
         else:
-            probs = _numeric_array(entry, where, f"table[{r}]", (1,))
+            probs = _numeric_array(entry, where, f"entry {r}", (1,))
             if len(probs) != len(actions):
                 raise ValueError(
-                    f"{where}: key 'table': entry {r} has {len(probs)} probabilities; expected {len(actions)}, "
-                    f"one per action {actions}"
+                    f"{where}: entry {r} has {len(probs)} probabilities; expected {len(actions)}, one per action "
+                    f"{actions}"
                 )
             out[r] = probs
     return out
@@ -550,11 +574,13 @@ def _general_model(doc: Mapping[str, Any], source: str, default_name: str) -> En
     )
 
 
-def _located(source: str, build: Callable[[], Environment]) -> Environment:
-    """``build()``, with ``"<source>: "`` prepended to its ``ValueError`` / ``TypeError`` (same type), and
-    ``env.meta["source"]`` set."""
+def _located(source: str, build: Callable[[], Environment], rule: str = "efficient") -> Environment:
+    """``build()`` (with the allocation ``rule`` when it is not the default), with ``"<source>: "`` prepended to
+    its ``ValueError`` / ``TypeError`` (same type), and ``env.meta["source"]`` set."""
     try:
         env = build()
+        if rule != "efficient":
+            env = env.with_allocation(rule)
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from exc
     except TypeError as exc:
@@ -595,12 +621,7 @@ def model_from_dict(
     name, discount, horizon = _read_model_table(model, source, default_name)
     alloc = doc.get("allocation", {})
     _unknown_keys(alloc, _ALLOCATION_KEYS, f"{source}: [allocation]")
-    rule = alloc.get("rule", "efficient")
-    if rule != "efficient":
-        raise ValueError(
-            f"{source}: [allocation]: key 'rule' must be \"efficient\" "
-            f"(the only rule supported in model files for now), got {rule!r}"
-        )
+    rule = _rule(alloc.get("rule", "efficient"), f"{source}: [allocation]")
     agents = [_read_agent(t, j, source) for j, t in enumerate(doc["agents"])]
     if len(agents) != 2:
         raise ValueError(
@@ -633,6 +654,7 @@ def model_from_dict(
             seller_name=seller["name"],
             name=name,
         ),
+        rule,
     )
 
 

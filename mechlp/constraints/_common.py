@@ -33,19 +33,22 @@ class AgentView:
 
     @cached_property
     def flow_gain(self) -> np.ndarray:
-        r"""``(K_i, K_i, M)``: :math:`\sum_a p(a|r, m)\,[v_i(t, a) - v_i(r, a)]` indexed ``[t, r, m]``
-        (:func:`mechlp.constraints.deviation.flow_gain`)."""
+        r"""``(P, K_i, K_i, M)``: :math:`\sum_a p_p(a|r, m)\,[v_i(t, a) - v_i(r, a)]` indexed ``[p, t, r, m]``
+        for each period table ``p`` of the allocation (:func:`mechlp.constraints.deviation.flow_gain`)."""
         env = self.space.env
-        return flow_gain(env.allocation, env.agents[self.agent].valuation, self.prof)
+        alloc = env.allocations.reshape(-1, env.n_actions)
+        val = env.agents[self.agent].valuation
+        return np.stack([flow_gain(alloc, val, self.prof + p * env.n_profiles) for p in range(len(env.allocations))])
 
     def transition_gap(self, true_type: int, report: int) -> np.ndarray:
-        r"""``(M, K)``: :math:`P_{t}(\theta'|r, m) - P(\theta'|r, m)` at the reported profiles ``(r, m)``.
+        r"""``(P, M, K)``: :math:`P_{t}(\theta'|r, m) - P(\theta'|r, m)` at the reported profiles ``(r, m)``, for
+        each period table ``p`` of the allocation.
 
         The first law moves agent ``i`` on from the true type ``t``, the second from the report ``r``
         (:func:`mechlp.model.beliefs.joint_transition`).
         """
         env = self.space.env
-        rows = self.prof[report]
+        rows = self.prof[report][None, :] + env.n_profiles * np.arange(env.n_allocation_periods)[:, None]
         return joint_transition(env, deviator=self.agent, true_type=true_type)[rows] - joint_transition(env)[rows]
 
     def type_pairs(self, local: bool) -> list[tuple[int, int]]:

@@ -22,7 +22,7 @@ def _children(variables: Variables):
     k = space.env.n_profiles
     g = np.flatnonzero(space.child_hist >= 0)
     kids = (space.child_hist[g][:, None] * k + np.arange(k)).reshape(-1)
-    probs = joint_transition(space.env)[g % k].reshape(-1)
+    probs = joint_transition(space.env)[space.node_key[g]].reshape(-1)
     return np.repeat(g, k), kids, probs
 
 
@@ -36,7 +36,7 @@ def recursion_blocks(variables: Variables) -> list[Block]:
     par, kids, probs = _children(variables)
     keep = probs != 0
     par, kids, probs = par[keep], kids[keep], probs[keep]
-    flow = env.flow_values()[:, space.node_profile]  # (n, N)
+    flow = space.node_flow_values()  # (n, N)
 
     rows, cols, vals = [], [], []
     for i in range(env.n_agents):

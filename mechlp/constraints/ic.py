@@ -40,7 +40,9 @@ def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesia
             w = view.others_belief  # (n_hist, M)
             nodes_t = hists[:, None] * k + view.prof[t][None, :]
             nodes_r = hists[:, None] * k + view.prof[r][None, :]
-            gain = view.flow_gain[t, r]  # (M,)
+            table = space.hist_table  # (n_hist,): each history's period table
+            stationary = len(view.flow_gain) == 1
+            gain = view.flow_gain[0, t, r] if stationary else view.flow_gain[:, t, r][table]  # (M,) or (n_hist, M)
             if mode == "ex_post":
                 n_rows = n_hist * m_count
                 row_of = np.arange(n_rows, dtype=np.int64).reshape(n_hist, m_count)
@@ -57,7 +59,7 @@ def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesia
                 n_rows = n_hist
                 row_of = np.repeat(hists[:, None], m_count, axis=1)
                 weight = w
-                rhs = w @ gain
+                rhs = w @ gain if stationary else (w * gain).sum(axis=1)
                 labels = {"agent": i, "hist": hists, "type": t, "misreport": r}
             rows = [row_of.reshape(-1), row_of.reshape(-1)]
             cols = [variables.U(i, nodes_t).reshape(-1), variables.U(i, nodes_r).reshape(-1)]
@@ -67,7 +69,7 @@ def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesia
             has = child >= 0
             if delta != 0 and has.any():
                 hh, mm = np.nonzero(has)
-                coef = -delta * weight[hh, mm][:, None] * gap[mm]  # (E, K)
+                coef = -delta * weight[hh, mm][:, None] * (gap[0, mm] if stationary else gap[table[hh], mm])  # (E, K)
                 kid_cols = variables.U(i, child[hh, mm][:, None] * k + np.arange(k))
                 rows.append(np.repeat(row_of[hh, mm], k))
                 cols.append(kid_cols.reshape(-1))

@@ -117,6 +117,8 @@ def interim_rows(
     local = np.arange(n_rows_h)
     has_root = n_rows_h > 0 and hists[0] == 0
     types = np.stack(np.unravel_index(np.arange(k), counts), axis=1)
+    n_tables = env.n_allocation_periods  # one allocation table per period (1: stationary)
+    table = np.asarray(space.hist_table)[hists]  # (H,): each row's period table
     parts: list[tuple] = []  # (family, rows_local, cols, vals, b, agent, hist, type, misreport)
 
     def col(i, h, t):
@@ -127,9 +129,9 @@ def interim_rows(
         p_oth = others_beliefs(space, i, nums, hists=hists)  # (H, M)
         own = np.arange(counts[i])
         prof = env.profile_index(i, own[:, None], np.arange(m_count)[None, :])  # (K_i, M)
-        gains = flow_gain(nums.alloc, nums.valuation[i], prof)  # (K_i, K_i, M) [t, r, m]
+        gains = np.stack([flow_gain(nums.alloc, nums.valuation[i], prof + p * k) for p in range(n_tables)])
         for t, r in ic_pairs(counts[i], local=(ic == "local")):
-            gain = gains[t, r]  # (M,)
+            gain = gains[:, t, r][table]  # (H, M) [p, t, r, m]: the gain at each row's period
             rows = [local, local]
             cols = [col(i, hists, t), col(i, hists, r)]
             vals = [nums.ones((n_rows_h,)), -nums.ones((n_rows_h,))]
@@ -137,12 +139,14 @@ def interim_rows(
             child = np.asarray(space.child_hist)[nodes]
             hh, mm = np.nonzero(child >= 0)
             if hh.size:
-                gap = kernel_gap(nums.alloc, nums.kernels[i], prof, t, r)[0]  # (M, K_i)
-                coef = (-nums.delta) * p_oth[hh, mm][:, None] * gap[mm]  # (E, K_i)
+                gap = np.stack(
+                    [kernel_gap(nums.alloc, nums.kernels[i], prof + p * k, t, r)[0] for p in range(n_tables)]
+                )  # (P, M, K_i)
+                coef = (-nums.delta) * p_oth[hh, mm][:, None] * gap[table[hh], mm]  # (E, K_i)
                 rows.append(np.repeat(hh, counts[i]))
                 cols.append(col(i, np.repeat(child[hh, mm], counts[i]), np.tile(own, hh.size)))
                 vals.append(coef.reshape(-1))
-            b = p_oth @ gain
+            b = p_oth @ gains[0, t, r] if n_tables == 1 else (p_oth * gain).sum(axis=1)
             parts.append(("ic", rows, cols, vals, b, i, hists, t, r))
         ir_h = hists if ir == "interim" else hists[:1] if has_root else hists[:0]
         for t in range(counts[i]):
@@ -153,10 +157,11 @@ def interim_rows(
             )
     bh = hists if budget == "interim" else hists[:1] if has_root else hists[:0]
     if budget != "none" and bh.size:
+        key_types = np.tile(types, (n_tables, 1))  # rows of the stacked period tables
         welfare_flow = np.einsum(
-            "ka,ka->k", nums.alloc, sum(nums.valuation[i][types[:, i]] for i in range(env.n_agents))
+            "ka,ka->k", nums.alloc, sum(nums.valuation[i][key_types[:, i]] for i in range(env.n_agents))
         )
-        flow = welfare_flow[np.tile(np.arange(k), n_hist)][None, :]
+        flow = welfare_flow[np.asarray(space.node_key)][None, :]
         w_node = continuation_values(space, flow, nums, hists=None if sub is None else bh)[0].reshape(n_hist, k)
         w_hist = np.einsum("hk,hk->h", w_node[bh], joint_beliefs(space, nums, hists=bh))
         rows, cols, vals = [], [], []

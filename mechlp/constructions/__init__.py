@@ -18,7 +18,6 @@ from mechlp.constructions.team import TeamResult, balance_transfers, balanced_te
 __all__ += ["TeamResult", "balance_transfers", "balanced_team", "incentive_payments", "team_transfers"]
 
 # Bergemann-Välimäki (2010) dynamic pivot and Yoon (2015) lump-sum fees (issue #4, part a).
-from mechlp.constructions.dp import DPSolution, efficient_environment, efficient_values, feasible_without  # noqa: E402
 from mechlp.constructions.fees import (  # noqa: E402
     CriticalDiscount,
     FeeCondition,
@@ -28,6 +27,7 @@ from mechlp.constructions.fees import (  # noqa: E402
     lump_sum_fees,
 )
 from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values  # noqa: E402
+from mechlp.model.policy import DPSolution, efficient_environment, efficient_values, feasible_without  # noqa: E402
 
 __all__ += [
     "DPSolution",

@@ -43,18 +43,18 @@ __all__ = ["LambaClosedForm", "vcg_interim_utilities", "minmax_closed_form", "mi
 
 def _check_lamba_preconditions(env: Environment, what: str) -> None:
     """Raise ``ValueError`` naming the rule when Lamba's closed forms do not apply to ``env``."""
+    for ag in env.agents:  # first: with learning "efficient" is the dynamic policy, not "trade iff v > c"
+        if ag.action_dependent:
+            raise ValueError(
+                f"{what} needs action-independent kernels (Lamba 2022's types evolve exogenously); "
+                f"agent {ag.name!r} has one kernel per action"
+            )
     check_bilateral_trade(env, what)
     if not env.infinite:
         raise ValueError(
             f"{what} needs an infinite horizon (Lamba 2022's closed forms are stationary); "
             f"the environment has horizon {int(env.horizon)}"
         )
-    for ag in env.agents:
-        if ag.action_dependent:
-            raise ValueError(
-                f"{what} needs action-independent kernels (Lamba 2022's types evolve exogenously); "
-                f"agent {ag.name!r} has one kernel per action"
-            )
     common = np.intersect1d(env.agents[0].values, env.agents[1].values)
     if common.size or env.meta.get("disjoint_supports") is False:
         raise ValueError(

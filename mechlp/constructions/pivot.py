@@ -2,7 +2,7 @@ r"""The dynamic pivot mechanism of Bergemann and Välimäki (2010) for finite en
 
 Notation (Bergemann and Välimäki 2010, eqs. (1), (5)-(7); Yoon 2015, section 2.2). :math:`W` is the efficient
 social value and :math:`W_{-i}` the efficient value of the others when agent :math:`i` is excluded, with the
-efficient actions :math:`a^*(\theta)` and :math:`a^*_{-i}(\theta_{-i})` (:mod:`mechlp.constructions.dp`). Write
+efficient actions :math:`a^*(\theta)` and :math:`a^*_{-i}(\theta_{-i})` (:mod:`mechlp.model.policy`). Write
 :math:`C_{-i}(\theta, a) = \sum_{\theta'_{-i}} \prod_{j \ne i} F_j(\theta'_j|\theta_j, a) W_{-i}(\theta'_{-i})` for
 the others' expected continuation value after action :math:`a`. Agent :math:`i`'s payment to the designer
 (project convention: positive = the agent pays) at profile :math:`\theta` is
@@ -27,12 +27,12 @@ period: :math:`z_i^t(\theta)` uses :math:`W^{t+1}_{-i}` and :math:`W^{T+1} \equi
 period (depth level) at a time and placed on the history tree by each node's period.
 
 The planner's program without agent :math:`i` may have fewer actions
-(:func:`~mechlp.constructions.dp.feasible_without`): in bilateral trade no trade is possible without the buyer
+(:func:`~mechlp.model.policy.feasible_without`): in bilateral trade no trade is possible without the buyer
 or the seller, so :math:`W_{-i} \equiv 0` and the pivot pays each side the other's valuation on trade (Yoon 2021,
 section 3.3), running a deficit.
 
 The mechanism requires the environment's allocation to be efficient *dynamically*; :func:`dynamic_pivot` checks
-it against the Bellman equation and points to :func:`~mechlp.constructions.dp.efficient_environment` otherwise.
+it against the Bellman equation and points to :func:`~mechlp.model.policy.efficient_environment` otherwise.
 """
 
 from __future__ import annotations
@@ -44,7 +44,11 @@ from typing import Any
 import numpy as np
 
 from mechlp.audit.verifier import Verification, verify
-from mechlp.constructions.dp import (
+from mechlp.model import tolerances
+from mechlp.model.answer import VerifiedOnSpace
+from mechlp.model.environment import Environment
+from mechlp.model.mechanism import Mechanism
+from mechlp.model.policy import (
     DPSolution,
     _evaluate,
     _expected_all,
@@ -53,10 +57,6 @@ from mechlp.constructions.dp import (
     feasible_without,
     others_index,
 )
-from mechlp.model import tolerances
-from mechlp.model.answer import VerifiedOnSpace
-from mechlp.model.environment import Environment
-from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import HistoryTree, StateSpace, space_for
 
 __all__ = [
@@ -125,24 +125,29 @@ class PivotValues:
 def _check_allocation(env: Environment, full: DPSolution, tol: float) -> float:
     """Largest loss of the environment's allocation against the Bellman optimum; raise when above ``tol``."""
     q = full.q_values if full.finite else full.q_values[None]
-    alloc = np.asarray(env.allocation, dtype=float)
+    alloc = _period_allocations(env, q.shape[0])  # (P, K, A): the allocation of each period
     best = q.max(axis=2)  # (P, K)
-    used = alloc[None] > 0
+    used = alloc > 0
     # -inf never occurs here: the full program may take every action
     shortfall = np.where(used, best[:, :, None] - q, 0.0).max(axis=2)  # (P, K)
     loss = float(shortfall.max())
     if loss > tol:
         t, k = np.unravel_index(int(np.argmax(shortfall)), shortfall.shape)
-        act = [env.actions[a] for a in np.flatnonzero(alloc[k] > 0)]
+        act = [env.actions[a] for a in np.flatnonzero(alloc[t, k] > 0)]
         opt = env.actions[int(np.argmax(q[t, k]))]
         when = f" in period {t + 1}" if full.finite else ""
         raise ValueError(
             f"the environment's allocation is not dynamically efficient{when}: at profile {env.profile_labels(k)} "
             f"it plays {act} while {opt!r} is worth {loss:.6g} more (Bellman equation). The pivot mechanism "
-            "needs the efficient policy: use mechlp.constructions.dp.efficient_environment(env)"
-            + (" (finite horizon: only when the efficient policy is the same in every period)" if full.finite else "")
+            "needs the efficient policy: build the model with allocation='efficient_dynamic' (or "
+            "mechlp.model.policy.efficient_environment(env))"
         )
     return loss
+
+
+def _period_allocations(env: Environment, periods: int) -> np.ndarray:
+    """``(periods, K, A)``: the environment's allocation table of each period ``1..periods``."""
+    return np.stack([env.allocation_at(t + 1) for t in range(periods)]).astype(float)
 
 
 def pivot_values(
@@ -162,7 +167,7 @@ def pivot_values(
         Periods for a finite-horizon computation (default ``env.horizon``); an integer for an
         infinite-horizon environment computes the pivot of the truncated game.
     feasible : ndarray of bool, shape (n, A), optional
-        Actions of the program without each agent; default :func:`~mechlp.constructions.dp.feasible_without`.
+        Actions of the program without each agent; default :func:`~mechlp.model.policy.feasible_without`.
     check_tol : float
         Relative tolerance of the efficiency check (times ``max(1, max |W|)``).
 
@@ -178,7 +183,7 @@ def pivot_values(
     w = full.values if full.finite else full.values[None]  # (P, K)
     p_len, k = w.shape
     loss = _check_allocation(env, full, check_tol * max(1.0, float(np.max(np.abs(w)))))
-    alloc = np.asarray(env.allocation, dtype=float)
+    alloc_p = _period_allocations(env, p_len)  # (P, K, A)
     delta = env.discount
     types = env.profile_types()
     total = _rewards(env, tuple(range(n)))  # (K, A): sum_j v_j(theta_j, a)
@@ -187,7 +192,7 @@ def pivot_values(
     z = np.empty((p_len, n, k))
     pol_minus = np.empty((p_len, n, k), dtype=np.int64)
     outside = np.empty((p_len, n, k))
-    own_flow = np.empty((n, k))
+    own_flow = np.empty((p_len, n, k))
     minus: list[DPSolution] = []
     for i, ag in enumerate(env.agents):
         sol = efficient_values(env, exclude=i, feasible=fw[i], horizon=horizon)
@@ -200,8 +205,9 @@ def pivot_values(
         kernels = [env.agents[j].kernel(na) for j in others]
         v_own = ag.valuation[types[:, i]]  # (K, A)
         v_oth = total - v_own  # sum_{j != i} v_j(theta_j, a)
-        own_flow[i] = np.einsum("ka,ka->k", alloc, v_own)
+        own_flow[:, i] = np.einsum("pka,ka->pk", alloc_p, v_own)
         for t in range(p_len):  # periods (one for an infinite horizon)
+            alloc = alloc_p[t]
             if full.finite:
                 nxt = red_v[t + 1] if t + 1 < p_len else np.zeros(red_v.shape[1])
             else:
@@ -214,7 +220,7 @@ def pivot_values(
             pol_minus[t, i] = a_minus
         outside[:, i] = _outside_values(env, pol_minus[:, i], v_own, full.finite)
     marginal = w[:, None, :] - w_minus
-    flow = own_flow[None] - z
+    flow = own_flow - z
     for arr in (w, w_minus, z, marginal, flow, pol_minus, outside):
         arr.setflags(write=False)
     return PivotValues(w, w_minus, z, marginal, flow, pol_minus, outside, loss, full, minus, fw, full.horizon)
@@ -338,9 +344,9 @@ class PivotResult(VerifiedOnSpace):
         """Rows ``{"period", "profile", "action", "transfers": {agent: z}}`` (period ``None`` if stationary)."""
         env = self.env
         z = self.values.transfers
-        act = env.actions_by_profile()
         rows = []
         for t in range(self.values.periods):  # periods x profiles: a report, not a computation
+            act = np.argmax(env.allocation_at(t + 1), axis=1)
             for k in range(env.n_profiles):
                 rows.append(
                     {
@@ -366,13 +372,13 @@ def dynamic_pivot(
     ----------
     env : Environment
         Finite environment whose allocation is the (dynamically) efficient policy; kernels may depend on the
-        action (then build the environment with :func:`~mechlp.constructions.dp.efficient_environment`).
+        action (then build the environment with :func:`~mechlp.model.policy.efficient_environment`).
     space : StateSpace, optional
         Default: ``MarkovSpace(env)`` for an infinite horizon (the transfers are stationary), the history tree
         otherwise. A :class:`~mechlp.model.spaces.HistoryTree` of an infinite-horizon environment gives the pivot of
         the game truncated at the tree's horizon.
     feasible : ndarray of bool, shape (n, A), optional
-        Actions of the program without each agent (default :func:`~mechlp.constructions.dp.feasible_without`).
+        Actions of the program without each agent (default :func:`~mechlp.model.policy.feasible_without`).
     check : bool
         Run the independent verifier twice: ex post IC and IR, and Bayesian IC with interim IR (no budget
         rows). Disable only for models whose Markov space is too large to verify.

@@ -111,13 +111,13 @@ def mixed_kernels(env: Environment, nums: Numbers | None = None) -> list[np.ndar
         which histories do not record; :class:`~mechlp.model.environment.Environment` refuses this already).
     """
     nums = _numbers(env, nums)
-    k = env.n_profiles
+    k = env.n_allocation_periods * env.n_profiles
     out = []
     for ag, kern in zip(env.agents, nums.kernels, strict=True):
         if not ag.action_dependent:
             out.append(np.broadcast_to(kern[0], (k, *kern.shape[1:])))
             continue
-        if np.any(np.asarray(env.allocation).max(axis=1) < 1.0 - tolerances.PROBABILITY):
+        if np.any(np.asarray(env.allocations).max(axis=2) < 1.0 - tolerances.PROBABILITY):
             raise NotImplementedError(
                 f"agent {ag.name!r} has an action-dependent kernel while the allocation randomises; "
                 "beliefs would depend on realised actions, which histories do not record"
@@ -135,8 +135,8 @@ def next_marginals(env: Environment, nums: Numbers | None = None) -> list[np.nda
         Per agent ``j``, shape ``(K, K_j)``: row ``s`` is :math:`\sum_a p(a|s) F_j(\cdot|s_j, a)`, the belief
         :math:`P_j(\cdot|h)` at every history whose previous profile is ``s``.
     """
-    types = env.profile_types()
-    rows = np.arange(env.n_profiles)
+    types = np.tile(env.profile_types(), (env.n_allocation_periods, 1))
+    rows = np.arange(types.shape[0])
     return [g[rows, types[:, j]] for j, g in enumerate(mixed_kernels(env, nums))]
 
 
@@ -179,9 +179,9 @@ def joint_transition(
     next period's types after agent ``i`` of true type ``t`` reported :math:`s_i` (the one-shot deviation
     :math:`D_i` of docs/design.md section 4.4; the allocation is that of the *reported* profile).
     """
-    k = env.n_profiles
+    k = env.n_allocation_periods * env.n_profiles
     rows = np.arange(k)
-    types = env.profile_types()
+    types = np.tile(env.profile_types(), (env.n_allocation_periods, 1))
     factors = []
     for j, g in enumerate(mixed_kernels(env, nums)):
         own = types[:, j] if j != deviator else np.full(k, int(true_type))
@@ -214,7 +214,7 @@ def marginal_beliefs(
     """
     env = space.env
     nums = _numbers(env, nums)
-    prev = np.asarray(space.hist_prev_profile)[_hists(space, hists)]
+    prev = np.asarray(space.hist_prev_key)[_hists(space, hists)]
     root = prev < 0
     out = []
     for j, nxt in enumerate(next_marginals(env, nums)):
@@ -245,8 +245,8 @@ def joint_beliefs(
         margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
         return independent_product(margs, idx.size)
     nums = _numbers(env, nums)
-    prev = np.asarray(space.hist_prev_profile)[idx]
-    table = independent_product(next_marginals(env, nums), env.n_profiles)  # (K, K): P(theta'|s)
+    prev = np.asarray(space.hist_prev_key)[idx]
+    table = independent_product(next_marginals(env, nums), env.n_allocation_periods * env.n_profiles)  # P(theta'|s)
     out = table[np.maximum(prev, 0)]
     root = prev < 0
     if root.any():
@@ -425,7 +425,7 @@ def _next_expectation(space: StateSpace, q: np.ndarray, values: np.ndarray, node
     """``(m, len(nodes))``: the one-step expectation of ``values`` (m, n_nodes) under the kernel ``q``."""
     k = space.env.n_profiles
     child = np.asarray(space.child_hist)[nodes]
-    prof = nodes % k
+    prof = np.asarray(space.node_key)[nodes]  # the row of the node's kernel (profile, period table)
     out = np.empty((values.shape[0], nodes.size), dtype=values.dtype)
     out.fill(zero)
     live = np.flatnonzero(child >= 0)
@@ -549,8 +549,8 @@ def continuation_values(
     out = np.atleast_2d(np.array(flows, dtype=object if nums.exact else float, copy=True))
     k = env.n_profiles
     delta = nums.delta
-    q = joint_transition(env, nums)
-    prof = space.node_profile
+    q = joint_transition(env, nums)  # (P * K, K): rows space.node_key
+    prof = space.node_key
     zero = nums.zeros((1,))[0]
 
     sub = None
@@ -576,10 +576,12 @@ def continuation_values(
         # c = b + delta Q c, b(theta) = sum_theta' Q[theta, theta'] f(state of theta, theta'): a K x K system.
         first = k if isinstance(space, MarkovSpace) else space.n_tree * k  # first node of the Markov states
         f_next = out[:, first:].reshape(out.shape[0], k, k)  # [m, state theta, theta']
-        c = _markov_solve(space, nums, q, np.einsum("mst,st->ms", f_next, q))  # (m, K)
+        q_tail = q[-k:]  # the Markov part is stationary: the last period table (TreeWithTail checks it)
+        c = _markov_solve(space, nums, q_tail, np.einsum("mst,st->ms", f_next, q_tail))  # (m, K)
+        tail_prof = space.node_profile
         if isinstance(space, MarkovSpace):
-            return out + delta * c[:, prof]
-        out[:, first:] = out[:, first:] + delta * c[:, prof[first:]]
+            return out + delta * c[:, tail_prof]
+        out[:, first:] = out[:, first:] + delta * c[:, tail_prof[first:]]
         return backward(space.levels())
     if nums.exact:
         raise TypeError(
@@ -631,8 +633,8 @@ def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers |
     out = np.atleast_2d(np.array(w, dtype=object if nums.exact else float, copy=True))
     k = env.n_profiles
     delta = nums.delta
-    q = joint_transition(env, nums)
-    prof = space.node_profile
+    q = joint_transition(env, nums)  # (P * K, K): rows space.node_key
+    prof = space.node_key
     child = np.asarray(space.child_hist)
 
     def forward(levels: list[tuple[int, int]]) -> None:
@@ -652,16 +654,17 @@ def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers |
         # V(g) = f(g) + delta c(theta_g) for nodes g >= first (every node on a Markov space), c = M b,
         # M = (I - delta Q)^{-1}, b(s) = sum_t Q[s, t] f(first + s*k + t).
         lo = 0 if isinstance(space, MarkovSpace) else first
+        q_tail = q[-k:]  # the Markov part is stationary: the last period table (TreeWithTail checks it)
         tot = nums.zeros((out.shape[0], k))
         for row in range(out.shape[0]):  # loop over the (few) weighted sums; one pass over the nodes each
-            np.add.at(tot[row], prof[lo:], out[row, lo:])
+            np.add.at(tot[row], space.node_profile[lo:], out[row, lo:])
         if nums.exact:
             eye = nums.zeros((k, k))
             eye[np.arange(k), np.arange(k)] = Rational(1)
-            z = tot @ _markov_solve(space, nums, q, eye).T  # rows of W M; _markov_solve of the unit rows is M^T
+            z = tot @ _markov_solve(space, nums, q_tail, eye).T  # rows of W M; _markov_solve of unit rows is M^T
         else:
-            z = sla.lu_solve(_markov_lu(space, delta, q), tot.T, trans=1).T  # (I - delta Q)^T z^T = W^T
-        out[:, first:] = out[:, first:] + (delta * z[:, :, None] * q[None, :, :]).reshape(out.shape[0], -1)
+            z = sla.lu_solve(_markov_lu(space, delta, q_tail), tot.T, trans=1).T  # (I - delta Q)^T z^T = W^T
+        out[:, first:] = out[:, first:] + (delta * z[:, :, None] * q_tail[None, :, :]).reshape(out.shape[0], -1)
 
     if isinstance(space, HistoryTree):
         forward(space.levels()[:-1])

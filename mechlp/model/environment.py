@@ -27,10 +27,19 @@ from typing import Any
 import numpy as np
 
 from mechlp.model import tolerances
+from mechlp.model.policy import dynamic_policy_tables
 
-__all__ = ["renewal_matrix", "Agent", "Environment", "bilateral_trade", "INFINITE"]
+__all__ = ["renewal_matrix", "Agent", "Environment", "bilateral_trade", "INFINITE", "ALLOCATION_RULES"]
 
 INFINITE = math.inf
+
+#: Allocation rules by name (:class:`Environment`): ``"efficient"`` is the dynamic efficient policy when some
+#: kernel depends on the action and the myopic one otherwise (they coincide then).
+ALLOCATION_RULES = {
+    "efficient": "the efficient policy: efficient_dynamic when a kernel depends on the action, else efficient_myopic",
+    "efficient_dynamic": "maximises expected discounted welfare (backward induction or policy iteration)",
+    "efficient_myopic": "maximises this period's welfare only (ignores how the action moves the types)",
+}
 
 
 def _as_float_array(value: Any, argument: str) -> np.ndarray:
@@ -249,10 +258,22 @@ class Environment:
         :math:`\delta`. In ``[0, 1)`` for an infinite horizon, in ``[0, 1]`` for a finite one.
     horizon : int or "infinite"
         Number of periods :math:`T \ge 1`, or ``"infinite"`` (also ``math.inf``).
-    allocation : "efficient" or array_like, shape (n_profiles, n_actions)
-        The allocation rule :math:`p(a|\theta)` as a function of the current report profile. ``"efficient"``
-        picks, at every profile, the action maximising :math:`\sum_i v_i(\theta_i, a)`; ties go to the
-        action listed first (for bilateral trade: no trade when value equals cost).
+    allocation : str or array_like, shape (K, A) or (P, K, A)
+        The allocation rule :math:`p_t(a|\theta)` as a function of the current report profile (and the period).
+        A rule name of :data:`ALLOCATION_RULES`: ``"efficient_myopic"`` picks, at every profile, the action
+        maximising :math:`\sum_i v_i(\theta_i, a)` (ties to the action listed first: for bilateral trade, no trade
+        when value equals cost); ``"efficient_dynamic"`` maximises expected discounted welfare
+        (:func:`mechlp.model.policy.dynamic_policy_tables`: backward induction on a finite horizon, so it may
+        depend on the period; policy iteration on an infinite one); ``"efficient"`` (default) is the dynamic rule
+        when some kernel depends on the action and the myopic one otherwise (the two coincide then). Or a table
+        with one row per profile, or ``P`` such tables: one per period of a finite horizon (``P = T``), or, on an
+        infinite horizon, periods ``1..P`` with the last applying from period ``P`` on. Trailing repeated tables
+        are dropped (``P = 1`` means stationary).
+
+    Attributes
+    ----------
+    allocations : ndarray, shape (P, K, A)
+        The validated tables (read-only); :attr:`allocation` is the single table of a stationary allocation.
 
     Notes
     -----
@@ -265,7 +286,7 @@ class Environment:
     actions: tuple[str, ...]
     discount: float
     horizon: float
-    allocation: np.ndarray
+    allocations: np.ndarray
     name: str = "model"
     meta: dict = field(default_factory=dict)
 
@@ -339,7 +360,6 @@ class Environment:
             raise ValueError(f"discount must lie in [0, 1] for a finite horizon, got {disc:g}")
 
         counts = tuple(ag.n_types for ag in agents)
-        n_prof = int(np.prod(counts))
         object.__setattr__(self, "agents", agents)
         object.__setattr__(self, "actions", actions)
         object.__setattr__(self, "discount", disc)
@@ -347,34 +367,136 @@ class Environment:
         object.__setattr__(self, "name", str(name))
         object.__setattr__(self, "meta", dict(meta or {}))
 
-        # allocation
-        if isinstance(allocation, str):
-            if allocation != "efficient":
-                raise ValueError(f"allocation must be 'efficient' or a probability table, got {allocation!r}")
-            total = self._total_valuation(agents, counts, n_act)
-            best = np.argmax(total, axis=1)  # argmax returns the first maximiser: ties go to the first action
-            alloc = np.zeros((n_prof, n_act))
-            alloc[np.arange(n_prof), best] = 1.0
-        else:
-            alloc = _as_float_array(allocation, "allocation")
-            _check_stochastic(
-                alloc,
-                (n_prof, n_act),
-                "allocation",
-                "one row per type profile, one column per action",
-                lambda r: f"allocation row {r} (profile {self.profile_labels(r)})",
-            )
-        alloc.setflags(write=False)
-        object.__setattr__(self, "allocation", alloc)
+        # allocation: one (K, A) table per period, the last applying to every later period
+        tables, rule = self._allocation_tables(allocation, agents, counts, n_act, hor)
+        tables.setflags(write=False)
+        object.__setattr__(self, "allocations", tables)
+        if rule is not None:
+            self.meta["allocation_rule"] = rule
         if any(ag.action_dependent for ag in agents):
-            random_rows = np.flatnonzero(np.max(alloc, axis=1) < 1.0 - tolerances.PROBABILITY)
+            random_rows = np.argwhere(np.max(tables, axis=2) < 1.0 - tolerances.PROBABILITY)
             if random_rows.size:
-                r = int(random_rows[0])
+                t, r = (int(j) for j in random_rows[0])
                 raise ValueError(
-                    f"allocation row {r} (profile {self.profile_labels(r)}) randomises while a kernel "
-                    "depends on the action; histories would have to record realised actions, "
+                    f"allocation row {r} (profile {self.profile_labels(r)}){self._period_words(t)} randomises while "
+                    "a kernel depends on the action; histories would have to record realised actions, "
                     "which is not supported yet"
                 )
+
+    def _period_words(self, t: int) -> str:
+        return f" of period {t + 1}" if self.allocations.shape[0] > 1 else ""
+
+    def _allocation_tables(
+        self, allocation: Any, agents: tuple[Agent, ...], counts: tuple[int, ...], n_act: int, hor: float
+    ) -> tuple[np.ndarray, str | None]:
+        """``(P, K, A)`` tables of the allocation argument (validated) and the rule's description."""
+        n_prof = int(np.prod(counts))
+        if isinstance(allocation, str):
+            if allocation not in ALLOCATION_RULES:
+                raise ValueError(
+                    f"allocation must be 'efficient' (or {', '.join(repr(r) for r in list(ALLOCATION_RULES)[1:])}) "
+                    f"or a probability table, got {allocation!r}"
+                )
+            dynamic = allocation == "efficient_dynamic" or (
+                allocation == "efficient" and any(ag.action_dependent for ag in agents)
+            )
+            if dynamic and any(ag.action_dependent for ag in agents):
+                # the dynamic program reads the primitives set so far (agents, actions, discount, horizon)
+                return dynamic_policy_tables(self)
+            total = self._total_valuation(agents, counts, n_act)
+            best = np.argmax(total, axis=1)  # argmax returns the first maximiser: ties go to the first action
+            alloc = np.zeros((1, n_prof, n_act))
+            alloc[0, np.arange(n_prof), best] = 1.0
+            if allocation == "efficient_myopic":
+                return alloc, "efficient myopic (this period's welfare only)"
+            # kernels ignore the action: the continuation does not depend on it, so the myopic rule is dynamic
+            return alloc, None if allocation == "efficient" else "dynamic efficient (kernels ignore the action)"
+        alloc = _as_float_array(allocation, "allocation")
+        if alloc.ndim != 3 and alloc.shape != (n_prof, n_act):
+            raise ValueError(
+                f"allocation has shape {alloc.shape}; expected ({n_prof}, {n_act}) (one row per type profile, one "
+                "column per action)" + ("" if alloc.ndim == 2 else f" or (n_periods, {n_prof}, {n_act}) per period")
+            )
+        if alloc.ndim == 2:
+            alloc = alloc[None]
+        if alloc.shape[1:] != (n_prof, n_act):
+            raise ValueError(
+                f"allocation has shape {alloc.shape}; expected (n_periods, {n_prof}, {n_act}) (one table per period, "
+                "one row per type profile, one column per action)"
+            )
+        p_len = alloc.shape[0]
+        if p_len < 1:
+            raise ValueError("allocation has no period table")
+        if hor != INFINITE and p_len not in (1, int(hor)):
+            raise ValueError(
+                f"allocation has {p_len} period tables; expected 1 (the same in every period) or {int(hor)} "
+                "(one per period of the horizon)"
+            )
+        for t in range(p_len):
+            _check_rows(
+                alloc[t],
+                lambda r, t=t: (
+                    f"allocation row {r} (profile {self.profile_labels(r)})"
+                    + (f" of period {t + 1}" if p_len > 1 else "")
+                ),
+            )
+        last = p_len
+        while last > 1 and np.array_equal(alloc[last - 1], alloc[last - 2]):
+            last -= 1  # trailing repeats: the last table applies to every later period anyway
+        return np.array(alloc[:last], copy=True), None
+
+    @property
+    def allocation(self) -> np.ndarray:
+        r"""``(K, A)``: the allocation :math:`p(a|\theta)` when it does not depend on the period.
+
+        Raises
+        ------
+        ValueError
+            When it depends on the period (``allocations`` holds one table per period; computations that need
+            one table refuse such models through this).
+        """
+        if self.allocations.shape[0] > 1:
+            raise ValueError(
+                f"model {self.name!r}: the allocation depends on the period ({self.allocations.shape[0]} tables); "
+                "this computation needs one allocation per profile (a stationary allocation)"
+            )
+        return self.allocations[0]
+
+    @property
+    def n_allocation_periods(self) -> int:
+        """Number of period tables ``P`` in :attr:`allocations` (1: stationary)."""
+        return int(self.allocations.shape[0])
+
+    @property
+    def period_dependent(self) -> bool:
+        """True when the allocation changes with the period (more than one table)."""
+        return self.allocations.shape[0] > 1
+
+    def allocation_at(self, period: int) -> np.ndarray:
+        """``(K, A)``: the allocation in ``period`` (1-based; periods after the last table use the last)."""
+        if isinstance(period, bool) or not isinstance(period, int | np.integer) or period < 1:
+            raise ValueError(f"period must be a positive integer (1 is the first period), got {period!r}")
+        return self.allocations[min(int(period), self.allocations.shape[0]) - 1]
+
+    def require_stationary(self, what: str) -> None:
+        """Raise ``ValueError`` naming ``what`` when the allocation depends on the period."""
+        if self.period_dependent:
+            raise ValueError(
+                f"{what} needs an allocation that does not depend on the period; model {self.name!r} has "
+                f"{self.n_allocation_periods} period tables"
+            )
+
+    def with_allocation(self, allocation: Any, name: str | None = None, meta: dict | None = None) -> Environment:
+        """A copy with another allocation (a table, ``(P, K, A)`` tables or a rule name)."""
+        return Environment(
+            self.agents,
+            self.actions,
+            self.discount,
+            "infinite" if self.infinite else int(self.horizon),
+            allocation,
+            name=self.name if name is None else name,
+            meta={k: v for k, v in self.meta.items() if k != "allocation_rule"} if meta is None else meta,
+        )
 
     # ------------------------------------------------------------------ sizes and indexing
     @staticmethod
@@ -455,11 +577,21 @@ class Environment:
         return out
 
     def actions_by_profile(self) -> np.ndarray:
-        """Index of the (most likely) action at each profile; exact when the allocation is deterministic."""
+        """Index of the (most likely) action at each profile; exact when the allocation is deterministic
+        (stationary allocations only: :attr:`allocation`)."""
         return np.argmax(self.allocation, axis=1)
 
+    def period_flow_values(self) -> np.ndarray:
+        r"""``(P, n_agents, n_profiles)``: :math:`\sum_a p_t(a|\theta) v_i(\theta_i, a)` for each period table."""
+        types = self.profile_types()
+        return np.stack(
+            [np.einsum("pka,ka->pk", self.allocations, ag.valuation[types[:, i]]) for i, ag in enumerate(self.agents)],
+            axis=1,
+        )
+
     def flow_values(self) -> np.ndarray:
-        r"""``(n_agents, n_profiles)``: :math:`\sum_a p(a|\theta) v_i(\theta_i, a)` under truth-telling."""
+        r"""``(n_agents, n_profiles)``: :math:`\sum_a p(a|\theta) v_i(\theta_i, a)` under truth-telling
+        (stationary allocations; :meth:`period_flow_values` for one table per period)."""
         types = self.profile_types()
         return np.stack(
             [np.einsum("ka,ka->k", self.allocation, ag.valuation[types[:, i]]) for i, ag in enumerate(self.agents)]

@@ -113,7 +113,8 @@ class Numbers:
     def __init__(self, env: Environment, exact: bool):
         self.exact = exact
         conv = (lambda a: to_fractions(a, MODEL_DENOMINATOR)) if exact else (lambda a: np.asarray(a, dtype=float))
-        self.alloc = conv(env.allocation)
+        #: ``(P * K, A)``: the allocation tables stacked, row ``table * K + profile`` (``space.node_key``)
+        self.alloc = conv(env.allocations.reshape(-1, env.n_actions))
         self.priors = [conv(ag.prior) for ag in env.agents]
         self.kernels = [conv(ag.kernel(env.n_actions)) for ag in env.agents]
         self.valuation = [conv(ag.valuation) for ag in env.agents]

@@ -113,7 +113,7 @@ class Mechanism:
     def flow_values(self) -> np.ndarray:
         r"""``(n_agents, n_nodes)``: :math:`\sum_a p(a|g) v_i(\theta_{g,i}, a)` under this mechanism's allocation."""
         if self.allocation is None:
-            return self.env.flow_values()[:, self.space.node_profile]
+            return self.space.node_flow_values()
         types = self.env.profile_types()[self.space.node_profile]  # (N, n)
         return np.stack(
             [np.einsum("ga,ga->g", self.allocation, ag.valuation[types[:, i]]) for i, ag in enumerate(self.env.agents)]

@@ -39,18 +39,24 @@ def _general_to_dict(env: Environment) -> dict[str, Any]:
         agents.append(entry)
     counts = env.type_counts
     total = Environment._total_valuation(env.agents, counts, env.n_actions)
-    efficient = np.zeros_like(env.allocation)
-    efficient[np.arange(env.n_profiles), np.argmax(total, axis=1)] = 1.0
-    if np.array_equal(efficient, env.allocation):
-        allocation: dict[str, Any] = {"rule": "efficient"}
+    myopic = np.zeros((1, env.n_profiles, env.n_actions))
+    myopic[0, np.arange(env.n_profiles), np.argmax(total, axis=1)] = 1.0
+    tables = env.allocations
+
+    def rows(table: np.ndarray) -> list:
+        det = np.max(table, axis=1) == 1.0
+        return [
+            env.actions[int(np.argmax(row))] if d else [float(v) for v in row]
+            for row, d in zip(table, det, strict=True)
+        ]
+
+    if np.array_equal(myopic, tables):
+        # "efficient" reads back as the dynamic policy when kernels depend on the action: name the myopic rule then
+        allocation: dict[str, Any] = {"rule": "efficient_myopic" if env.action_dependent else "efficient"}
+    elif tables.shape[0] == 1:
+        allocation = {"table": rows(tables[0])}
     else:
-        det = np.max(env.allocation, axis=1) == 1.0
-        allocation = {
-            "table": [
-                env.actions[int(np.argmax(row))] if d else [float(v) for v in row]
-                for row, d in zip(env.allocation, det, strict=True)
-            ]
-        }
+        allocation = {"periods": [rows(t) for t in tables]}
     horizon: str | int = "infinite" if env.infinite else int(env.horizon)
     return {
         "model": {

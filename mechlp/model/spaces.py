@@ -210,6 +210,52 @@ class StateSpace:
         out.flags.writeable = False
         return out
 
+    @functools.cached_property
+    def hist_table(self) -> np.ndarray:
+        r"""``(n_hist,)``: the allocation table of each history's period, :math:`\min(t - 1, P - 1)` for
+        ``hist_period`` ``t`` and ``P`` tables (``env.allocations``); zeros for a stationary allocation."""
+        p_len = self.env.n_allocation_periods
+        out = np.minimum(np.asarray(self.hist_period) - 1, p_len - 1).astype(np.int64)
+        out.flags.writeable = False
+        return out
+
+    @functools.cached_property
+    def node_key(self) -> np.ndarray:
+        r"""``(n_nodes,)``: row of every node in the per-period tables of :mod:`mechlp.model.beliefs` and
+        ``env.allocations.reshape(P * K, A)``: ``table * K + profile``. Equal to :attr:`node_profile` (the same
+        array) for a stationary allocation."""
+        if self.env.n_allocation_periods == 1:
+            return self.node_profile
+        k = self.env.n_profiles
+        out = np.repeat(self.hist_table * k, k) + self.node_profile
+        out.flags.writeable = False
+        return out
+
+    @functools.cached_property
+    def hist_prev_key(self) -> np.ndarray:
+        """``(n_hist,)``: :attr:`node_key` of the node before each history (the key of its previous profile under
+        the allocation of the previous period), ``-1`` at the root. Equal to ``hist_prev_profile`` for a
+        stationary allocation."""
+        prev = np.asarray(self.hist_prev_profile)
+        if self.env.n_allocation_periods == 1:
+            return prev
+        p_len = self.env.n_allocation_periods
+        table = np.clip(np.asarray(self.hist_period) - 2, 0, p_len - 1)
+        out = np.where(prev < 0, -1, table * self.env.n_profiles + prev).astype(np.int64)
+        out.flags.writeable = False
+        return out
+
+    def node_allocation(self) -> np.ndarray:
+        """``(n_nodes, n_actions)``: the environment's allocation at every node (its period's table)."""
+        a = self.env.allocations
+        return a.reshape(-1, a.shape[2])[self.node_key]
+
+    def node_flow_values(self) -> np.ndarray:
+        r"""``(n_agents, n_nodes)``: :math:`\sum_a p_t(a|\theta_g) v_i(\theta_{g,i}, a)` at every node under
+        truth-telling, the allocation of the node's period."""
+        flows = self.env.period_flow_values()  # (P, n, K)
+        return flows.transpose(1, 0, 2).reshape(flows.shape[1], -1)[:, self.node_key]
+
     def history_path(self, h: int) -> list[dict[str, str]]:
         """The report profiles leading to history ``h`` (oldest first), as ``{agent: label}`` dicts."""
         raise NotImplementedError
@@ -328,6 +374,12 @@ class MarkovSpace(StateSpace):
                 f"MarkovSpace needs an infinite horizon; the environment has horizon {int(env.horizon)} "
                 "(use HistoryTree)"
             )
+        if env.period_dependent:
+            raise ValueError(
+                f"MarkovSpace needs an allocation that does not depend on the period; model {env.name!r} has "
+                f"{env.n_allocation_periods} period tables (use TreeWithTail with horizon >= "
+                f"{env.n_allocation_periods})"
+            )
         self.env = env
         k = env.n_profiles
         self.n_hist = 1 + k
@@ -391,6 +443,12 @@ class TreeWithTail(StateSpace):
                 "(use HistoryTree)"
             )
         horizon = _check_horizon(horizon)
+        if horizon < env.n_allocation_periods:
+            raise ValueError(
+                f"TreeWithTail after {horizon} periods: the allocation of model {env.name!r} changes until period "
+                f"{env.n_allocation_periods}, so the stationary tail must start later (horizon >= "
+                f"{env.n_allocation_periods})"
+            )
         est = estimate_tail_size(env, horizon)
         check_memory(
             est.bytes,

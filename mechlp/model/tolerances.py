@@ -79,7 +79,7 @@ LP solvers and formulations
 Dynamic programming, recursion and fixed points
 -----------------------------------------------
 ``TIE`` (1e-9, relative: times ``max |reward|``, and the horizon or ``1/(1-delta)``)
-    Q values within this of the maximum are ties (:mod:`mechlp.constructions.dp`); ties go to the first action,
+    Q values within this of the maximum are ties (:mod:`mechlp.model.policy`); ties go to the first action,
     as :class:`~mechlp.model.environment.Environment` does.
 ``BELLMAN_RESIDUAL`` (1e-9, relative: times ``max |reward| / (1 - delta)``)
     Policy iteration must end with a Bellman residual below ``1000 * tie tolerance + BELLMAN_RESIDUAL * scale``

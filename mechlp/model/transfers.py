@@ -97,17 +97,19 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
     ends = kids_live < 0  # nodes of such histories where the game ends (none on the spaces of mechlp)
     if ends.any():
         kids_live = np.maximum(kids_live, 0)
+    key_types = np.tile(types, (env.n_allocation_periods, 1))  # rows of the (P * K) period tables
     if nums is None:
-        flow = env.flow_values()  # (n, K)
+        flow = env.period_flow_values().transpose(1, 0, 2).reshape(n, -1)  # (n, P * K)
         q = joint_transition(env)
         delta = float(env.discount)
         zeros = np.zeros
     else:
-        flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]]) for i in range(n)])
+        flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][key_types[:, i]]) for i in range(n)])
         q = joint_transition(env, nums)
         delta = nums.delta
         zeros = nums.zeros
-    q_full = q.reshape(k, *env.type_counts)
+    q_full = q.reshape(q.shape[0], *env.type_counts)
+    keys = np.asarray(space.node_key).reshape(n_hist, k)  # each node's row in the period tables
     # the continuation term depends on a node only through (child history, profile); gather once per distinct pair
     # when they repeat (Markov spaces, tails), else per node
     live_nodes = (np.arange(n_hist)[live][:, None] * k + np.arange(k)).reshape(-1)
@@ -115,19 +117,23 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
     uniq, inv = distinct_continuations(space, live_nodes)
     repeated = None
     if uniq.size < live_nodes.size and not ends.any():
-        repeated = (uniq, inv.reshape(kids_live.shape))
+        key_of = np.empty(uniq.size, dtype=np.int64)
+        key_of[inv] = np.asarray(space.node_key)[live_nodes]  # the pair fixes the period: one key each
+        repeated = (uniq, inv.reshape(kids_live.shape), key_of)
     x = zeros((n, space.n_nodes))
     for i in range(n):
         ubar = np.asarray(interim[i], dtype=float) if nums is None else np.asarray(interim[i])
         xi = x[i].reshape(n_hist, k)  # a view: rows are histories, columns current profiles
-        xi[:] = flow[i][None, :] - ubar[:, types[:, i]]
+        xi[:] = flow[i][keys] - ubar[:, types[:, i]]
         if kids_live.size:
-            own_next = q_full.sum(axis=_other_axes(n, i))  # (K, K_i): P_i(t'|theta)
-            if repeated is None:
+            own_next = q_full.sum(axis=_other_axes(n, i))  # (P * K, K_i): P_i(t'|theta) per period table
+            if repeated is None and env.n_allocation_periods == 1:
                 cont = np.einsum("hst,st->hs", ubar[kids_live], own_next)  # (H_live, K)
+            elif repeated is None:
+                cont = np.einsum("hst,hst->hs", ubar[kids_live], own_next[keys[live]])
             else:  # one row per distinct (child history, profile): a Markov space has K of them
-                uniq, inv = repeated
-                cont = np.einsum("ut,ut->u", ubar[uniq // k], own_next[uniq % k])[inv]
+                uniq, inv, key_of = repeated
+                cont = np.einsum("ut,ut->u", ubar[uniq // k], own_next[key_of])[inv]
             if ends.any():
                 cont[ends] = 0 * cont[ends]
             xi[live] += delta * cont

@@ -44,7 +44,7 @@ from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, StateSpace, q
 from mechlp.model.transfers import balanced_transfers
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
-from mechlp.solve.recursion import minmax_result
+from mechlp.solve.recursion import minmax_result, structure_refusal
 from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
@@ -315,7 +315,14 @@ def minmax(
     check_backend(backend)
     if method == "auto":
         # LP solver options (time limits, HiGHS settings) ask for the LP; so do the options the recursion lacks
-        if not solver_options and q.ir == "interim" and q.ic in ("bayesian", "local") and not q.has_limits:
+        refusal = structure_refusal(env)
+        if (
+            refusal is None
+            and not solver_options
+            and q.ir == "interim"
+            and q.ic in ("bayesian", "local")
+            and not (q.has_limits)
+        ):
             clock.phase("min-max: recursion")
             try:
                 rec = _by_recursion(q, space, horizon, backend, memory_limit)
@@ -330,6 +337,9 @@ def minmax(
                 rec.options["backend"] = backend  # the backend of any LP asked later (sharing, feasibility)
                 return rec
         method = "lp"
+        why_lp = refusal
+    else:
+        why_lp = None
     if method == "recursion":
         clock.phase("min-max: recursion")
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
@@ -385,7 +395,7 @@ def minmax(
     if method == "recursion" and res.status == "optimal":
         res.message += "; " + res.solver.message
     res.diagnosis = {
-        "method": method,
+        "method": method if why_lp is None else f"lp (auto: {why_lp})",
         **(res.diagnosis or {}),
         "negative": _worst_histories(sp, pi),
         "min_surplus": float(pi[h_min]),
@@ -624,6 +634,8 @@ def _from_structure(
     budget = q.budget
     if q.has_limits or q.ir != "interim" or q.ic not in ("bayesian", "local") or budget not in _STRUCTURE_BUDGETS:
         return None
+    if structure_refusal(q.env) is not None:
+        return None  # the LP route answers (its diagnosis names the route)
     t0 = time.perf_counter()
     usable = (
         mm is not None

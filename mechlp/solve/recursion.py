@@ -107,6 +107,7 @@ from mechlp.model.transfers import transfers_from_interim
 from mechlp.solve.result import Result
 
 __all__ = [
+    "structure_refusal",
     "Cycle",
     "RecursionSolution",
     "Boundary",
@@ -1243,6 +1244,20 @@ def _welfare(m: _Model, space: StateSpace, given_last: np.ndarray | None = None)
 
 
 # ---------------------------------------------------------------------------------------------- Result
+def structure_refusal(env: Environment) -> str | None:
+    """Why the Lemma 6 recursion (and the structure routes built on it) does not apply to ``env``, or ``None``.
+
+    It works with one allocation per profile: an allocation that changes with the period is answered by the LP
+    (``route="auto"`` and ``method="auto"`` choose it and say so).
+    """
+    if env.period_dependent:
+        return (
+            f"the allocation depends on the period ({env.n_allocation_periods} tables); the recursion needs one "
+            "allocation per profile"
+        )
+    return None
+
+
 def minmax_result(
     env: Environment,
     *,
@@ -1289,6 +1304,9 @@ def minmax_result(
         )
     if not isinstance(env, Environment):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    refusal = structure_refusal(env)
+    if refusal is not None:
+        raise ValueError(f"method='recursion': {refusal}; use method='lp' (or 'auto')")
     q = question or Question.parse(env, ic=ic, ir=ir, budget="none", outside_option=outside_option, limits=limits)
     _check_options(q.ic)
     if q.ir != "interim":

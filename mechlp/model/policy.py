@@ -35,18 +35,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mechlp.model import tolerances
-from mechlp.model.environment import Environment
+
+
+class Environment(Protocol):
+    """What this module reads of a :class:`mechlp.model.environment.Environment` (a protocol: the environment
+    resolves its rule ``"efficient_dynamic"`` here, so this module cannot import it)."""
+
+    agents: Any
+    actions: Any
+    discount: float
+    horizon: float
+    type_counts: tuple[int, ...]
+    n_agents: int
+    n_actions: int
+    n_profiles: int
+
 
 __all__ = [
     "DPSolution",
     "efficient_values",
     "efficient_environment",
+    "dynamic_policy_tables",
     "feasible_without",
     "expected_next",
     "others_index",
@@ -361,7 +377,7 @@ def efficient_values(
     -------
     DPSolution
     """
-    if not isinstance(env, Environment):
+    if not all(hasattr(env, a) for a in ("agents", "actions", "type_counts", "discount", "horizon")):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
     n = env.n_agents
     ex = None if exclude is None else env.agent_index(exclude)
@@ -389,57 +405,64 @@ def efficient_values(
     return DPSolution(full_v, full_p, q, values, policy, included, mask, hor, residual, iters, ttol)
 
 
+def dynamic_policy_tables(env: Environment) -> tuple[np.ndarray, str]:
+    r"""The dynamic efficient policy as one-hot allocation tables, one per period (the rule ``"efficient_dynamic"``).
+
+    .. math::
+       p_t(a|\theta) = \mathbb{1}[a = a^*_t(\theta)], \qquad
+       a^*_t(\theta) = \arg\max_a \Big[\sum_j v_j(\theta_j, a) + \delta\, E[W^{t+1}(\theta') \mid \theta, a]\Big]
+
+    (backward induction on a finite horizon, policy iteration on an infinite one: :func:`efficient_values`; ties to
+    the first action).
+
+    Returns
+    -------
+    tables : ndarray, shape (P, K, A)
+        ``P = 1`` when the policy is the same in every period (always on an infinite horizon), else ``P = T``.
+    rule : str
+        How it was computed, for ``env.meta["allocation_rule"]`` and reports.
+    """
+    sol = efficient_values(env)
+    pol = sol.policy if sol.finite else sol.policy[None]
+    if sol.finite and bool(np.all(pol == pol[:1])):
+        pol = pol[:1]
+    tables = np.zeros((*pol.shape, env.n_actions))
+    np.put_along_axis(tables, pol[..., None], 1.0, axis=2)
+    if not sol.finite:
+        rule = "dynamic efficient (policy iteration)"
+    elif pol.shape[0] == 1:
+        rule = "dynamic efficient (backward induction; the same in every period)"
+    else:
+        rule = f"dynamic efficient (backward induction; depends on the period, {pol.shape[0]} tables)"
+    return tables, rule
+
+
 def efficient_environment(env: Environment, *, period: int | None = None, name: str | None = None) -> Environment:
-    r"""A copy of ``env`` whose allocation is the *dynamic* efficient policy (one action per profile).
+    r"""A copy of ``env`` whose allocation is the *dynamic* efficient policy (:func:`dynamic_policy_tables`).
 
     Parameters
     ----------
     env : Environment
     period : int, optional
-        Finite horizon only. :class:`~mechlp.model.environment.Environment` stores one allocation per profile, not
-        per period, so a finite-horizon policy that changes with the period cannot be represented. By
-        default this raises when that happens; with ``period=t`` the policy of period ``t`` is used for every
-        period (then the environment's allocation is efficient in period ``t`` only).
+        Finite horizon only: use the policy of period ``t`` (1-based) in every period (then the allocation is
+        efficient in period ``t`` only). By default the policy of each period is used in that period (an
+        environment with one allocation table per period when the policy changes with the period).
     name : str, optional
         Name of the new environment (default: ``env.name``).
 
     Returns
     -------
     Environment
-        Same agents, actions, discount, horizon and ``meta`` (plus ``meta["allocation_rule"]``); the
-        allocation is one-hot on the policy of :func:`efficient_values` (ties to the first action).
+        Same agents, actions, discount, horizon and ``meta`` (plus ``meta["allocation_rule"]``).
     """
-    sol = efficient_values(env)
-    pol = sol.policy
-    rule = "dynamic efficient (policy iteration)"
-    if sol.finite:
-        if period is not None:
-            if not 1 <= int(period) <= pol.shape[0]:
-                raise ValueError(f"period must lie in 1..{pol.shape[0]}, got {period}")
-            pol = pol[int(period) - 1]
-            rule = f"dynamic efficient in period {int(period)} (backward induction)"
-        else:
-            differs = np.flatnonzero(np.any(pol != pol[:1], axis=1))
-            if differs.size:
-                t = int(differs[0])
-                k = int(np.flatnonzero(pol[t] != pol[0])[0])
-                raise ValueError(
-                    f"the efficient policy depends on the period (profile {env.profile_labels(k)}: action "
-                    f"{env.actions[pol[0, k]]!r} in period 1, {env.actions[pol[t, k]]!r} in period {t + 1}); an "
-                    "Environment holds one allocation per profile, so pass period=t to use one period's policy"
-                )
-            pol = pol[0]
-            rule = "dynamic efficient (backward induction; the same in every period)"
-    alloc = np.zeros((env.n_profiles, env.n_actions))
-    alloc[np.arange(env.n_profiles), pol] = 1.0
+    tables, rule = dynamic_policy_tables(env)
+    if period is not None:
+        if env.infinite:
+            raise ValueError("period applies to a finite horizon only; the infinite-horizon policy is stationary")
+        if not 1 <= int(period) <= int(env.horizon):
+            raise ValueError(f"period must lie in 1..{int(env.horizon)}, got {period}")
+        tables = tables[min(int(period), tables.shape[0]) - 1]
+        rule = f"dynamic efficient in period {int(period)} (backward induction)"
     meta = dict(env.meta)
     meta["allocation_rule"] = rule
-    return Environment(
-        env.agents,
-        env.actions,
-        env.discount,
-        "infinite" if env.infinite else int(env.horizon),
-        alloc,
-        name=env.name if name is None else name,
-        meta=meta,
-    )
+    return env.with_allocation(tables, name=env.name if name is None else name, meta=meta)
