@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import brentq
 from test_optimal import DELTA, battaglini_env, closed_form, infinite_closed_form
@@ -291,3 +292,15 @@ def test_cli_pivot_with_a_negative_valuation_verifies_against_bv_outside_values(
     for family in ("ex_post", "bayesian"):
         ver = payload["verification"][family]
         assert ver["ok"] and ver["options"]["outside_values"] == "per node", family
+
+
+def test_cli_sweep_reads_per_agent_outside_options(tmp_path, capsys):
+    model = str(MODELS / "lamba_usstp.toml")
+    common = ["sweep", model, "--grid", "persistence=0.7", "--executor", "serial", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "a.csv")]) == 0
+    oo = "outside_option={buyer=0.03, seller=0.02}"
+    assert main([*common, "--option", oo, "--out", str(tmp_path / "b.csv")]) == 0
+    a, b = (pd.read_csv(tmp_path / f) for f in ("a.csv", "b.csv"))
+    assert b["pi_min"].iloc[0] == pytest.approx(a["pi_min"].iloc[0] - O_SUM, abs=1e-9)
+    assert main([*common, "--question", "fees", "--option", "outside_option=0.1"]) == 2
+    assert "'outside_option' does not apply to question 'fees'" in capsys.readouterr().err
