@@ -38,7 +38,7 @@ def _close(a: float, b: float) -> bool:
 
 QUESTIONS = [
     {"objective": "gains_from_trade", "budget": "interim"},
-    {"objective": "revenue", "budget": "none"},
+    {"objective": "revenue", "budget": "none", "tail": False},  # the Markov space (not the default tail search)
     {"objective": "welfare", "budget": "ex_ante"},
     {"objective": "welfare", "budget": "interim", "ir": "ex_ante", "outside_option": 0.05},
 ]

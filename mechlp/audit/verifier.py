@@ -361,7 +361,10 @@ def _deviation_terms(
     margs = None if marginals is None else (marginals if hists is None else [m[hists] for m in marginals])
     po = others_beliefs(space, i, nums, hists=hists, marginals=margs)
     pidx = _own_axis_first(np.arange(env.n_profiles)[None, :], env.type_counts, i)[0]
-    q_oth = independent_product([nxt[j] for j in others], env.n_profiles)
+    # one agent: no others, the product is a column of ones -- in this arithmetic (a float 1 would turn exact
+    # rationals into floating point)
+    k = env.n_profiles
+    q_oth = independent_product([nxt[j] for j in others], k) if others else nums.full((k, 1), 1)
     return _DeviationTerms(po, pidx, q_oth, kernels[i])
 
 

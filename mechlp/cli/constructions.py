@@ -92,13 +92,15 @@ def resolve_model(
 
 # ---------------------------------------------------------------------------------------------- payloads
 def _verification_dict(ver) -> dict | None:
-    """``ok``, ``options`` (``ic``, ``ir``, ``budget``) and ``max_violation`` of :meth:`Verification.to_dict`."""
+    """``ok``, ``options`` (``ic``, ``ir``, ``budget``, and ``outside_values: "per node"`` when IR was checked
+    against per-node outside values, as the pivot's against Bergemann-Valimaki's O_i) and ``max_violation`` of
+    :meth:`Verification.to_dict`."""
     if ver is None:
         return None
     d = ver.to_dict()
     return {
         "ok": d["ok"],
-        "options": {k: d["options"][k] for k in ("ic", "ir", "budget")},
+        "options": {k: d["options"][k] for k in ("ic", "ir", "budget", "outside_values") if k in d["options"]},
         "max_violation": d["max_violation"],
     }
 

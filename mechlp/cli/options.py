@@ -16,6 +16,10 @@ Value syntax on the command line
     ``NAME=LO:HI``, repeatable; a side may be empty (``seller=:0.5``).
 ``--memory-limit``
     Bytes, or a number with ``KiB``, ``MiB``, ``GiB`` (``8GiB``).
+``--tail`` (``mechlp second-best``)
+    Bare ``--tail`` or ``--tail on`` (with ``--horizon T``: history dependent for ``T`` periods, then a Markov
+    tail, as ``tail=True``), ``--tail auto`` (search the depth, ``tail="auto"``), ``--tail off``
+    (``tail=False``); absent: Python's default ``tail=None``. On the other commands ``--tail`` is an on/off flag.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "parse_outside_option",
     "parse_limit",
     "parse_bytes",
+    "parse_tail",
     "signature_default",
     "parse_assignments",
     "save_json",
@@ -131,6 +136,20 @@ def parse_bytes(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
+#: ``--tail`` words of ``mechlp second-best`` and the Python values they stand for.
+TAIL_WORDS = {"auto": "auto", "on": True, "off": False}
+
+
+def parse_tail(text: str) -> bool | str:
+    """``"auto"`` -> ``"auto"``, ``"on"`` -> True, ``"off"`` -> False (the ``tail`` of
+    :func:`mechlp.solve.second_best.second_best`)."""
+    word = text.strip().lower()
+    if word not in TAIL_WORDS:
+        words = ", ".join(TAIL_WORDS)
+        raise argparse.ArgumentTypeError(f"--tail must be one of {words} (or bare --tail), got {text!r}")
+    return TAIL_WORDS[word]
+
+
 def parse_assignments(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
     """``["alpha=0.9", "rule=maxmin"]`` -> ``{"alpha": 0.9, "rule": "maxmin"}``: repeated ``flag KEY=VALUE``
     arguments, each value read by :func:`mechlp.catalog.io.toml_value` (TOML, or the bare text).
@@ -193,6 +212,8 @@ class OptionSpec:
     metavar: str | None = None
     flag: str | None = None  # default: --name-with-dashes
     notion: str | None = None  # family of a notion option
+    nargs: str | None = None  # "?": the value may be left out, then ``const`` is stored
+    const: Any = None
 
 
 def _notion_help(family: str, names: Sequence[str] | None = None) -> str:
@@ -315,6 +336,9 @@ def add_options(
                 kwargs["choices"] = tuple(allowed.get(name) or spec.choices)
             if spec.metavar is not None:
                 kwargs["metavar"] = spec.metavar
+            if spec.nargs is not None:
+                kwargs["nargs"] = spec.nargs
+                kwargs["const"] = spec.const
         if name == "limits":
             kwargs["action"] = _Limits
         parser.add_argument(flag, **kwargs)

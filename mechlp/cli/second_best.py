@@ -2,6 +2,14 @@
 
 Prints the objective value against the first best, the allocation per history / state, the verification of the
 mechanism and the dual bound; ``--json`` writes the same. See :mod:`mechlp.solve.second_best`.
+
+History dependence (``--tail``, as ``tail`` of :func:`mechlp.solve.second_best.second_best`): without ``--tail``,
+``--objective revenue`` on an infinite horizon without ``--horizon`` searches the depth of history dependence
+(``--tail auto``: a tree of depth ``T = 1, 2, ...`` with a Markov tail, until the value stops moving) and prints
+every depth's value, the depth answered and the best Markov value beside it (JSON: ``method.tail_search``), since
+revenue-optimal mechanisms are history dependent in general (Battaglini 2005); the other objectives solve on the
+Markov space. ``--tail off`` asks for the best Markov mechanism; bare ``--tail`` (or ``--tail on``) with
+``--horizon T`` for ``T`` history-dependent periods, then a Markov tail.
 """
 
 from __future__ import annotations
@@ -10,7 +18,15 @@ import argparse
 from typing import Any
 
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import QUESTION_OPTIONS, OptionSpec, add_command, add_options, save_json
+from mechlp.cli.options import (
+    QUESTION_OPTIONS,
+    TAIL_WORDS,
+    OptionSpec,
+    add_command,
+    add_options,
+    parse_tail,
+    save_json,
+)
 from mechlp.constraints.allocation import ALLOCATION_IC_MODES
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.solve.second_best import FORMULATIONS, OBJECTIVES, ROWS, SecondBestResult, second_best
@@ -26,7 +42,9 @@ def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> d
     """The JSON answer of ``mechlp second-best``: ``schema_version``, ``model``, ``status``, ``message``,
     ``objective``, ``budget`` (as given on the command line), ``value``, ``first_best``, ``allocation`` (rows of
     :meth:`SecondBestResult.allocation_table`), ``verification``, ``dual_bound`` (``bound``, ``gap``, ``ok``) and
-    ``method`` (:attr:`SecondBestResult.method`: formulation, rows, rounds)."""
+    ``method`` (:attr:`SecondBestResult.method`: formulation, rows, rounds; after a search of the depth of history
+    dependence also ``tail_search``: ``depths``, ``values``, the answer's ``depth``, ``markov_value`` (depth 0)
+    and why it ``stopped``)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": res.env.name,
@@ -43,12 +61,33 @@ def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> d
     }
 
 
+def tail_search_lines(search: dict[str, Any]) -> list[str]:
+    """The printed report of a search of the depth of history dependence (``method["tail_search"]``): each depth's
+    value, the depth answered, the best Markov value beside it and why the search stopped."""
+    out = ["history dependence (tree of this many periods, then a Markov tail; depth 0 = Markov):"]
+    for d, v in zip(search["depths"], search["values"], strict=True):
+        mark = "  <- answer" if d == search["depth"] else ""
+        out.append(f"  depth {d:>2}: {v:.10g}{'  (best Markov)' if d == 0 else ''}{mark}")
+    out.append(
+        f"  answer at depth {search['depth']}: {search['values'][search['depths'].index(search['depth'])]:.10g}; "
+        f"best Markov value {search['markov_value']:.10g}"
+    )
+    out.append(f"  stopped: {search['stopped']} (a heuristic: deeper histories could still gain)")
+    return out
+
+
 def _cmd(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
+    if args.tail is True and args.horizon is None:
+        raise ValueError("--tail on needs --horizon T (history-dependent for T periods, then a Markov tail)")
     res = second_best(env, **{name: getattr(args, name) for name in SECOND_BEST_OPTIONS})
     print(f"model {env.name}: {env!r}")
     print(f"second best ({args.objective}, budget {args.budget}): {res.status}")
     print(f"  {res.message}")
+    search = (res.method or {}).get("tail_search")
+    if search is not None:
+        print()
+        print("\n".join(tail_search_lines(search)))
     if res.allocation is not None:
         print("\nallocation p(action | history, report profile):")
         for row in res.allocation_table():
@@ -76,6 +115,15 @@ def add_parsers(sub) -> None:
                 "LP in interim utilities or over ex post utilities and transfers (auto: interim when the question "
                 "allows it)",
                 choices=FORMULATIONS,
+            ),
+            "tail": OptionSpec(
+                "history dependence: auto (deepen a tree with a Markov tail until the value stops moving; every "
+                "depth is reported), on (bare --tail; with --horizon T: T periods, then a Markov tail) or off; "
+                "None (absent): auto for --objective revenue on an infinite horizon without --horizon, else off",
+                type=parse_tail,
+                metavar="{" + ",".join(TAIL_WORDS) + "}",
+                nargs="?",
+                const=True,
             ),
             "rows": OptionSpec(
                 "IC rows by constraint generation from the adjacent misreports, or all at once (auto: generated "

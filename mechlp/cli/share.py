@@ -17,6 +17,8 @@ Options
 ``--limit NAME=LO:HI``  transfer bounds for one agent (repeatable; leave a side empty for no bound).
 ``--set KEY=VALUE``     model overrides, as in ``mechlp solve``; ``--horizon T`` solves on a history tree
                         (``--tail``: then a stationary Markov tail).
+``--outside-option O``  reservation utilities, as in ``mechlp solve``: the min-max surplus is solved, and the
+                        shared mechanism's IR verified, against them (``share_surplus(outside_option=...)``).
 ``--method``       min-max solver, as ``share_surplus(method=...)``: ``auto`` (default; the recursion when it is
                    certified tight), ``lp`` or ``recursion``.
 ``--beta-method``  how the LP rules find beta: ``auto`` (default; per history / by depth level where the rule
@@ -68,7 +70,8 @@ SHARE_OPTIONS = (
     "method",
     "beta_method",
 )
-MINMAX_OPTIONS = ("horizon", "tail")
+#: Options of the min-max problem whose surplus is shared (``share_surplus(**minmax_options)``).
+MINMAX_OPTIONS = ("horizon", "tail", "outside_option")
 MAX_ROWS = 40  # histories shown in the printed tables
 
 
@@ -104,6 +107,7 @@ def share_payload(res: SharingResult, budget_label: str) -> dict[str, Any]:
             "stationary": res.options.get("stationary"),
             "method": res.options.get("method"),
             "beta_method": res.options.get("beta_method"),
+            "outside_option": res.minmax.options.get("outside_option", 0.0),
         },
     }
     limits = res.options.get("limits")
@@ -181,6 +185,8 @@ def _cmd_share(args: argparse.Namespace) -> int:
         kwargs["horizon"] = args.horizon
     if args.tail:
         kwargs["tail"] = True
+    if args.outside_option != 0.0:  # the min-max surplus and the verification's IR rows are against it
+        kwargs["outside_option"] = args.outside_option
     try:
         res = share_surplus(
             env,

@@ -51,7 +51,11 @@ answer is verified by :func:`mechlp.audit.verifier.verify` over all misreports i
 :attr:`SecondBestResult.method` records the formulation, rows, rounds and row counts.
 
 Scope: on the Markov space (infinite horizon) the allocation is chosen per (previous report profile, current
-profile), i.e. among *Markov* mechanisms; on a history tree it is fully history dependent. The objective weighs
+profile), i.e. among *Markov* mechanisms; on a history tree it is fully history dependent. Revenue-optimal
+mechanisms are history dependent in general (Battaglini 2005), so ``objective="revenue"`` on an infinite horizon
+(no ``space`` or ``horizon`` given) searches the depth of history dependence by default (``tail=None`` resolves to
+``tail="auto"``, :func:`second_best`) and reports the best Markov value beside the answer; the other objectives
+default to the Markov space. The objective weighs
 nodes by their probability from the root, so the allocation at nodes of probability zero is arbitrary (but still
 IC: every row is imposed at every history). Kernels that depend on the action are refused.
 """
@@ -96,6 +100,7 @@ __all__ = [
     "DualCertificate",
     "SecondBestResult",
     "build_allocation_lp",
+    "default_tail",
     "dual_certificate",
     "efficient_welfare",
     "optimal_mechanism",
@@ -476,7 +481,7 @@ def second_best(
     budget: str = "interim",
     space: StateSpace | None = None,
     horizon: int | None = None,
-    tail: bool | str = False,
+    tail: bool | str | None = None,
     ic: str = "bayesian",
     ir: str = "interim",
     outside_option=0.0,
@@ -503,8 +508,11 @@ def second_best(
         previous one, so the value cannot fall) until ``TAIL_SEARCH_PATIENCE`` depths in a row raise it by at most
         ``tolerances.TAIL_DEPTH_GAIN`` (relative), ``TAIL_SEARCH_MAX_DEPTH`` is reached or the next depth does not
         fit ``memory_limit``; the answer is the first depth with the best value, and ``method["tail_search"]``
-        holds every depth's value (depth 0: the best Markov mechanism). The stopping rule is a heuristic, reported
-        as such: a deeper history could still gain.
+        holds every depth's value (depth 0: the best Markov mechanism, also ``markov_value``). The stopping rule
+        is a heuristic, reported as such: a deeper history could still gain. ``tail=True`` with ``horizon=T``:
+        history dependent for ``T`` periods, then a Markov tail. Default ``None``: ``"auto"`` when
+        ``objective="revenue"`` on an infinite horizon with neither ``space`` nor ``horizon`` (revenue-optimal
+        mechanisms are history dependent in general, Battaglini 2005; issue #13), else ``False``.
     ic : {"bayesian", "ex_post"}
         All misreports (``"local"`` is refused).
     ir : {"interim", "ex_post", "ex_ante"}
@@ -528,6 +536,8 @@ def second_best(
     check_choice("formulation", formulation, FORMULATIONS)
     check_choice("rows", rows, ROWS)
     check_backend(backend)
+    if tail is None:
+        tail = default_tail(env, objective, space, horizon)
     if isinstance(tail, str):
         check_choice("tail", tail, ("auto",))
         return _tail_search(
@@ -634,6 +644,14 @@ TAIL_SEARCH_MAX_DEPTH = 12
 TAIL_SEARCH_PATIENCE = 2
 
 
+def default_tail(env: Environment, objective: str, space: StateSpace | None, horizon: int | None) -> bool | str:
+    """What ``tail=None`` means in :func:`second_best`: ``"auto"`` (search the depth of history dependence) for
+    ``objective="revenue"`` on an infinite horizon when neither ``space`` nor ``horizon`` is given, else ``False``
+    (the Markov space on an infinite horizon, the full tree on a finite one)."""
+    infinite = bool(getattr(env, "infinite", False))  # a non-Environment is refused by space_for
+    return "auto" if objective == "revenue" and infinite and space is None and horizon is None else False
+
+
 def _tail_search(env: Environment, *, space, horizon, **options) -> SecondBestResult:
     """``second_best(..., tail="auto")``: the Markov answer, then tails of depth 1, 2, ... (see ``tail``)."""
     if not env.infinite or space is not None or horizon is not None:
@@ -641,7 +659,7 @@ def _tail_search(env: Environment, *, space, horizon, **options) -> SecondBestRe
             "tail='auto' searches the depth of history dependence on an infinite horizon; it takes no space or "
             "horizon (give horizon=T with tail=True for one depth)"
         )
-    best = second_best(env, **options)  # depth 0: the Markov space
+    best = second_best(env, tail=False, **options)  # depth 0: the Markov space
     if best.status != "optimal":
         return best
     depths, values = [0], [float(best.value)]
@@ -666,7 +684,13 @@ def _tail_search(env: Environment, *, space, horizon, **options) -> SecondBestRe
                 break
     best.method = {
         **(best.method or {}),
-        "tail_search": {"depths": depths, "values": values, "depth": depths[best_depth], "stopped": stop},
+        "tail_search": {
+            "depths": depths,
+            "values": values,
+            "depth": depths[best_depth],
+            "markov_value": values[0],
+            "stopped": stop,
+        },
     }
     seq = ", ".join(f"{d}: {v:.6g}" for d, v in zip(depths, values, strict=True))
     best.message += (

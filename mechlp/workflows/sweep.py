@@ -711,6 +711,7 @@ def evaluate_point(
     """Evaluate one point as :func:`sweep` would, in this process, and return its row as a dict."""
     grid = _check_grid({k: [v] for k, v in params.items()})
     _check_question(question)
+    _check_options(question, options)
     task = _make_task(model, grid, question, _check_budget(question, budget), options)
     return _run_point(task, {k: v[0] for k, v in grid.items()})
 
@@ -721,6 +722,23 @@ def _check_question(question: Any) -> None:
             raise ValueError(f"unknown question {question!r}; questions are {QUESTIONS} (or a callable)")
     elif not callable(question):
         raise TypeError(f"question must be one of {QUESTIONS} or a callable, got {type(question).__name__}")
+
+
+def _check_options(question: Any, options: Mapping | None) -> None:
+    """Refuse, before any work, an option that question ``"fees"`` (:func:`lump_sum_fees`, no ``**kwargs``) does not
+    take; the other built-in questions pass their options on to the min-max problem."""
+    if question != "fees" or not options:
+        return
+    params = inspect.signature(lump_sum_fees).parameters
+    for key in options:
+        if key == "outside_option":
+            raise ValueError(
+                "options: 'outside_option' does not apply to question 'fees': Yoon's lump-sum fees are checked "
+                "against participation 0 and the dynamic pivot against Bergemann-Valimaki's outside values O_i; "
+                "reservation utilities are options of the questions 'minmax', 'feasible' and 'share'"
+            )
+        if key not in params or key in ("env", "mode"):
+            raise ValueError(f"options: {key!r} is not an option of question 'fees' (lump_sum_fees)")
 
 
 # ---------------------------------------------------------------------------------------------- CSV store
@@ -1193,6 +1211,7 @@ def sweep(
     t_start = time.perf_counter()
     g = _check_grid(grid)
     _check_question(question)
+    _check_options(question, options)
     bud = _check_budget(question, budget)
     _check_executor(executor, workers)
     if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1):
