@@ -1106,11 +1106,7 @@ def _evaluate(
     prof = np.tile(np.arange(k), space.n_hist)
     types = _profile_types(env)
     if node_alloc is None:  # the environment's allocation: the table of each node's period (row space.node_key)
-        key_types = np.tile(types, (env.n_allocation_periods, 1))
-        key = np.asarray(space.node_key)
-        flow = np.stack(
-            [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][key_types[:, i]])[key] for i in range(env.n_agents)]
-        )
+        flow = nums.flows()[:, np.asarray(space.node_key)]
     else:
         flow = np.stack(
             [np.einsum("ga,ga->g", node_alloc, nums.valuation[i][types[prof, i]]) for i in range(env.n_agents)]
@@ -1437,7 +1433,6 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     exact = nums.exact
     conv = (lambda a: np.asarray(a, dtype=object)) if exact else (lambda a: np.asarray(a, dtype=float))
     outside = [nums.array(o) for o in outside_options(cert.options.get("outside_option", 0.0), env)]
-    types = _profile_types(env)
     constant = nums.zeros((1,))[0]
     k = env.n_profiles
     kernels = mixed_kernels(env, nums)
@@ -1478,10 +1473,9 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     grad = zeros((env.n_agents, space.n_nodes))
     grad[:, live] = c_b[:, live] - c_u[:, live]
     key = np.asarray(space.node_key)[live]  # each node's row in the period tables
-    key_types = np.tile(types, (env.n_allocation_periods, 1))
+    flows = nums.flows()
     for i in range(env.n_agents):  # at x = 0: sum_g c_u(g) flow_i(g), flow_i(g) = sum_a p(a|theta_g) v_i(theta_i, a)
-        flow = np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][key_types[:, i]])
-        constant = constant + (c_u[i, live] * flow[key]).sum()
+        constant = constant + (c_u[i, live] * flows[i][key]).sum()
     return grad, constant
 
 

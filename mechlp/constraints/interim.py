@@ -116,7 +116,6 @@ def interim_rows(
     n_rows_h = hists.size
     local = np.arange(n_rows_h)
     has_root = n_rows_h > 0 and hists[0] == 0
-    types = np.stack(np.unravel_index(np.arange(k), counts), axis=1)
     n_tables = env.n_allocation_periods  # one allocation table per period (1: stationary)
     table = np.asarray(space.hist_table)[hists]  # (H,): each row's period table
     parts: list[tuple] = []  # (family, rows_local, cols, vals, b, agent, hist, type, misreport)
@@ -157,11 +156,7 @@ def interim_rows(
             )
     bh = hists if budget == "interim" else hists[:1] if has_root else hists[:0]
     if budget != "none" and bh.size:
-        key_types = np.tile(types, (n_tables, 1))  # rows of the stacked period tables
-        welfare_flow = np.einsum(
-            "ka,ka->k", nums.alloc, sum(nums.valuation[i][key_types[:, i]] for i in range(env.n_agents))
-        )
-        flow = welfare_flow[np.asarray(space.node_key)][None, :]
+        flow = nums.flows().sum(axis=0)[np.asarray(space.node_key)][None, :]  # welfare at every node
         w_node = continuation_values(space, flow, nums, hists=None if sub is None else bh)[0].reshape(n_hist, k)
         w_hist = np.einsum("hk,hk->h", w_node[bh], joint_beliefs(space, nums, hists=bh))
         rows, cols, vals = [], [], []

@@ -81,6 +81,7 @@ from mechlp.model.beliefs import continuation_values, expectation, interim_expec
 from mechlp.model.environment import Environment
 from mechlp.model.exact import Numbers
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.policy import efficient_values
 from mechlp.model.spaces import HistoryTree, MarkovSpace, StateSpace, space_for
 from mechlp.model.transfers import redistribute
 
@@ -110,9 +111,8 @@ def team_transfers(space: StateSpace) -> np.ndarray:
     ndarray, shape (n_agents, n_nodes)
         Payments to the designer (negative: the designer pays).
     """
-    flow = space.env.flow_values()  # (n, K): w_j(theta)
-    others = flow.sum(axis=0, keepdims=True) - flow  # sum_{j != i} w_j
-    return -others[:, space.node_profile]
+    flow = space.node_flow_values()  # (n, N): w_j(theta) under the allocation of the node's period
+    return -(flow.sum(axis=0, keepdims=True) - flow)  # minus sum_{j != i} w_j
 
 
 def incentive_payments(space: StateSpace, transfers: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -238,10 +238,8 @@ def _exact_balanced_team(space: StateSpace) -> tuple[np.ndarray, list[np.ndarray
     """
     env = space.env
     nums = Numbers(env, exact=True)
-    n = env.n_agents
-    types = env.profile_types()
-    flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[j][types[:, j]]) for j in range(n)])
-    to_agent = (flow.sum(axis=0)[None, :] - flow)[:, space.node_profile]  # team transfers to each agent
+    flow = nums.flows()  # (n, P * K)
+    to_agent = (flow.sum(axis=0)[None, :] - flow)[:, space.node_key]  # team transfers to each agent
     gamma, g_nodes = _gamma(space, nums, to_agent)
     x = redistribute(-g_nodes)  # exact: division of fractions by the integer n - 1
     return x, gamma
@@ -398,22 +396,36 @@ class TeamResult(VerifiedOnSpace):
 
 # ---------------------------------------------------------------------------------------------- main entry
 def _check_efficient(env: Environment) -> None:
-    """Raise ``ValueError`` when the allocation does not maximise flow welfare at some profile."""
+    """Raise ``ValueError`` when the allocation is not efficient at some profile (and period): it must maximise
+    flow welfare when kernels ignore the action, and expected discounted welfare (the Bellman equation,
+    :func:`mechlp.model.policy.efficient_values`) when they depend on it."""
     types = env.profile_types()
     total = np.zeros((env.n_profiles, env.n_actions))
     for i, ag in enumerate(env.agents):
         total += ag.valuation[types[:, i]]
-    best = total.max(axis=1)
-    got = np.einsum("ka,ka->k", env.allocation, total)
-    scale = max(1.0, float(np.max(np.abs(total))))
-    bad = np.flatnonzero(got < best - tolerances.FLOW_EFFICIENCY * scale)
-    if bad.size:
-        k = int(bad[0])
-        raise ValueError(
-            f"the team mechanism needs the efficient allocation; at profile {k} {env.profile_labels(k)} the "
-            f"allocation's expected welfare is {got[k]:.6g} < {best[k]:.6g}. To balance another IC mechanism "
-            "use mechlp.constructions.team.balance_transfers"
-        )
+    if env.action_dependent:
+        sol = efficient_values(env, horizon=None if env.infinite else int(env.horizon))
+        q = sol.q_values if sol.finite else sol.q_values[None]  # (P, K, A): welfare now plus continuation
+        what = "expected discounted welfare"
+    else:
+        q = total[None]
+        what = "expected welfare"
+    periods = q.shape[0] if env.action_dependent else env.n_allocation_periods
+    for t in range(periods):  # periods (one when stationary)
+        alloc = env.allocation_at(t + 1)
+        qt = q[min(t, q.shape[0] - 1)]
+        best = qt.max(axis=1)
+        got = np.einsum("ka,ka->k", alloc, np.where(alloc > 0, qt, 0.0))
+        scale = max(1.0, float(np.max(np.abs(qt))))
+        bad = np.flatnonzero(got < best - tolerances.FLOW_EFFICIENCY * scale)
+        if bad.size:
+            k = int(bad[0])
+            when = f" in period {t + 1}" if periods > 1 else ""
+            raise ValueError(
+                f"the team mechanism needs the efficient allocation; at profile {k} {env.profile_labels(k)}{when} "
+                f"the allocation's {what} is {got[k]:.6g} < {best[k]:.6g}. To balance another IC mechanism "
+                "use mechlp.constructions.team.balance_transfers"
+            )
 
 
 def balanced_team(

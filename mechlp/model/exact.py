@@ -118,6 +118,8 @@ class Numbers:
         self.priors = [conv(ag.prior) for ag in env.agents]
         self.kernels = [conv(ag.kernel(env.n_actions)) for ag in env.agents]
         self.valuation = [conv(ag.valuation) for ag in env.agents]
+        #: ``(P * K, n_agents)``: the type of every agent in each row of the stacked period tables
+        self.key_types = np.tile(env.profile_types(), (env.n_allocation_periods, 1))
         self.delta = _fraction(env.discount, MODEL_DENOMINATOR) if exact else float(env.discount)
         if exact:
             self._check_sums(env)
@@ -146,6 +148,13 @@ class Numbers:
                     fix(kern[a, r], f"transition row {r} (action {a}) of agent {ag.name!r}")
         for r in range(self.alloc.shape[0]):
             fix(self.alloc[r], f"allocation row {r}")
+
+    def flows(self) -> np.ndarray:
+        r"""``(n_agents, P * K)``: :math:`\sum_a p_t(a|\theta) v_i(\theta_i, a)` for every row ``t * K + \theta`` of
+        the stacked period tables (``space.node_key`` picks each node's row), in this arithmetic."""
+        return np.stack(
+            [np.einsum("ka,ka->k", self.alloc, val[self.key_types[:, i]]) for i, val in enumerate(self.valuation)]
+        )
 
     def largest_denominator(self) -> int:
         """Largest denominator among the model's numbers (1 for floats): a gauge of exact-arithmetic cost."""

@@ -97,14 +97,13 @@ def transfers_from_interim(space: StateSpace, interim: list[np.ndarray], nums: N
     ends = kids_live < 0  # nodes of such histories where the game ends (none on the spaces of mechlp)
     if ends.any():
         kids_live = np.maximum(kids_live, 0)
-    key_types = np.tile(types, (env.n_allocation_periods, 1))  # rows of the (P * K) period tables
     if nums is None:
         flow = env.period_flow_values().transpose(1, 0, 2).reshape(n, -1)  # (n, P * K)
         q = joint_transition(env)
         delta = float(env.discount)
         zeros = np.zeros
     else:
-        flow = np.stack([np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][key_types[:, i]]) for i in range(n)])
+        flow = nums.flows()  # (n, P * K)
         q = joint_transition(env, nums)
         delta = nums.delta
         zeros = nums.zeros
