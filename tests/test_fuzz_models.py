@@ -376,7 +376,7 @@ def assert_valid_environment(env: Environment) -> None:
         assert (ag.transition >= 0).all() and np.abs(ag.transition.sum(axis=-1) - 1).max() <= tol
         if ag.values is not None:
             assert np.isfinite(ag.values).all() and (np.diff(ag.values) > 0).all()
-    assert np.isfinite(env.allocation).all() and np.abs(env.allocation.sum(axis=1) - 1).max() <= tol
+    assert np.isfinite(env.allocations).all() and np.abs(env.allocations.sum(axis=2) - 1).max() <= tol
 
 
 def check_load(path: Path, sets: list[str] = ()) -> Environment | None:

@@ -604,8 +604,13 @@ class Environment:
     def __repr__(self) -> str:
         hor = "infinite" if self.infinite else str(int(self.horizon))
         ags = ", ".join(f"{a.name}[{a.n_types}]" for a in self.agents)
+        rule = self.meta.get("allocation_rule")
+        if rule is None and self.period_dependent:
+            rule = f"{self.n_allocation_periods} period tables"
+        extra = "" if rule is None else f", allocation: {rule}"
         return (
-            f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount!r}, T={hor})"
+            f"Environment({self.name!r}: agents {ags}, actions {list(self.actions)}, delta={self.discount!r}, "
+            f"T={hor}{extra})"
         )
 
 
