@@ -268,12 +268,16 @@ def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
     """Yoon's interim slack at the root and after every previous profile (per period for a finite horizon)."""
     n = env.n_agents
     counts = env.type_counts
-    joint = joint_transition(env)  # (K, K) beliefs after each previous profile
-    marg = next_marginals(env)  # (K, K_j): beliefs about j after each profile
+    joint_all = joint_transition(env)  # (P * K, K) beliefs after each previous profile, per allocation table
+    marg_all = next_marginals(env)  # (P * K, K_j): beliefs about j after each profile
+    k = env.n_profiles
     roots = [ag.prior[None, :] for ag in env.agents]
     out = []
     periods = pv.periods
     for t in range(periods):  # periods (one when stationary)
+        table = min(max(t - 1, 0), env.n_allocation_periods - 1)  # beliefs in period t + 1 follow period t's table
+        band = slice(table * k, (table + 1) * k)
+        joint, marg = joint_all[band], [m[band] for m in marg_all]  # the table of the previous period
         surplus_flow = pv.W[t] - pv.marginal[t].sum(axis=0)
         if t == 0:
             lows = sum(_interim_over_others(pv.marginal[0][i], counts, i, roots).min(axis=1) for i in range(n))

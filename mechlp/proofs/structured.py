@@ -323,10 +323,13 @@ def structured_multipliers(
     Returns
     -------
     StructuredMultipliers or None
-        ``None`` when the construction does not apply: no history with :math:`\Pi^* < 0`, other constraints
+        ``None`` when the construction does not apply: an allocation that depends on the period, no history with
+        :math:`\Pi^* < 0`, other constraints
         than the ones above, no binding forest, a negative multiplier (kernels not first-order stochastically
         dominant, or another binding shape), or no fixed point; the Farkas LP then answers.
     """
+    if space.env.period_dependent:
+        return None  # the binding trees and fixed points are per profile; the Farkas LP answers
     relaxed = question.certifying()
     if relaxed is None or relaxed.ic not in ("bayesian", "local") or relaxed.ir != "interim":
         return None
