@@ -18,6 +18,7 @@ through the public ``node_hist`` / ``node_profile`` arrays with ``env.profile_ty
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -71,7 +72,7 @@ class Reference:
             return list(self.priors[j])
         s = h[-1]
         period_of_s = len(h) - 1  # 0-based period of the node whose report profile is s
-        out = [0.0] * self.counts[j]
+        out = [0] * self.counts[j]
         for a, pa in self.policy[period_of_s][s].items():
             for tj in range(self.counts[j]):
                 out[tj] += pa * self.kernels[j][a][s[j]][tj]
@@ -81,7 +82,7 @@ class Reference:
         marg = [self.marginal(h, j) for j in range(self.n)]
         bel = {}
         for theta in self.profiles:
-            p = 1.0
+            p = 1
             for j in range(self.n):
                 p *= marg[j][theta[j]]
             bel[theta] = p
@@ -93,7 +94,7 @@ class Reference:
         others = [j for j in range(self.n) if j != i]
         out = {}
         for m in itertools.product(*[range(self.counts[j]) for j in others]):
-            p = 1.0
+            p = 1
             for j, mj in zip(others, m, strict=True):
                 p *= marg[j][mj]
             out[m] = p
@@ -105,7 +106,7 @@ class Reference:
 
     def next_prob(self, theta_now, a, theta_next, true_i=None, i=None):
         """``P(theta_next | theta_now, a)``; agent ``i``'s next type drawn from ``true_i`` instead when given."""
-        p = 1.0
+        p = 1
         for j in range(self.n):
             src = true_i if (i is not None and j == i) else theta_now[j]
             p *= self.kernels[j][a][src][theta_next[j]]
@@ -124,7 +125,7 @@ class Reference:
                     val = -x[i][node]
                     for a, pa in self.policy[t][theta].items():
                         flow = self.vals[i][theta[i]][a]
-                        cont = 0.0
+                        cont = 0
                         if t + 1 < self.T:
                             for nxt in self.profiles:
                                 cont += self.next_prob(theta, a, nxt) * U[i][(h + (theta,), nxt)]
@@ -144,7 +145,7 @@ class Reference:
         s = self.insert(i, r, m)
         val = -x[i][(h, s)]
         for a, pa in self.policy[t][s].items():
-            cont = 0.0
+            cont = 0
             if t + 1 < self.T:
                 for nxt in self.profiles:
                     cont += self.next_prob(s, a, nxt, true_i=t_true, i=i) * U[i][(h + (s,), nxt)]
@@ -167,7 +168,7 @@ class Reference:
                     for r in range(self.counts[i]):
                         if r == t_true:
                             continue
-                        dev = 0.0
+                        dev = 0
                         for m, p in pm.items():
                             d = self.deviation(U, x, i, h, t_true, r, m)
                             dev += p * d
@@ -382,8 +383,8 @@ def test_reference_matches_mechlp_on_period_dependent_tree(counts, seed):
     out_flat = flat.rows(idx.transfers(x))
     diff = max(abs(a[0] - b[0]) for fam in ("ic", "ir", "budget") for a, b in zip(out[fam], out_flat[fam], strict=True))
     assert diff > 1e-3
-    env_flat = Environment(env.agents, env.actions, env.discount, env.horizon, allocation=env.allocation_at(1))
-    assert not env_flat.period_dependent
+    env_flat = Environment(env.agents, env.actions, env.discount, env.horizon, allocation=env.allocation_at(1)[None])
+    assert not env_flat.period_dependent  # a (1, K, A) array: P == 1
     space_flat = HistoryTree(env_flat)
     idx_flat = Index(space_flat, env_flat)
     assert idx_flat.node == idx.node
@@ -472,6 +473,41 @@ def test_feasible_period_dependent_model_agrees_with_the_reference():
     assert _linprog_status(A, b) == 0  # feasible
     slack = ref.slack_vector(idx.transfers(np.asarray(res.mechanism.transfers)))
     assert slack.min() >= -1e-7
+
+
+EXACT_SEED = 17  # efficient_dynamic, 3 periods, feasible with a margin: an exactly feasible mechanism exists
+
+
+def _exact(ref):
+    """The reference in rationals: every model number of the short-decimal models read as the fraction written."""
+
+    def q(v):
+        return Fraction(v).limit_denominator(1000)
+
+    return Reference(
+        [[q(p) for p in prior] for prior in ref.priors],
+        [[[[q(p) for p in row] for row in kern] for kern in kernels] for kernels in ref.kernels],
+        [[[q(v) for v in row] for row in val] for val in ref.vals],
+        [{theta: {a: q(p) for a, p in dist.items()} for theta, dist in pol.items()} for pol in ref.policy],
+        q(ref.delta),
+        ref.T,
+    )
+
+
+def test_exact_feasible_mechanism_passes_the_reference_in_rationals():
+    env, ref = _certificate_model(EXACT_SEED)
+    assert env.period_dependent and env.action_dependent
+    _check_efficient_tables(env, ref)
+    res = mechlp.feasibility(env, "interim", exact=True)
+    assert res.status == "optimal"
+    mech = res.exact_mechanism
+    assert mech is not None and res.exact_check.ok
+    idx = Index(mech.space, env)
+    xq = [{key: Fraction(mech.exact_transfers[i, g]) for key, g in idx.node.items()} for i in range(env.n_agents)]
+    out = _exact(ref).rows(xq)
+    for fam in ("ic", "ir", "budget"):
+        assert all(isinstance(row[0], Fraction) for row in out[fam])
+        assert min(row[0] for row in out[fam]) >= 0, fam
 
 
 def test_ic_ir_infeasible_random_tables_certificate_and_reference():
