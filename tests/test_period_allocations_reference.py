@@ -196,14 +196,17 @@ def _stochastic(rng, k, decimals):
     return w / w.sum()
 
 
-def random_model(seed, counts=(2, 2), horizon=3, n_actions=2, decimals=False, rule=None):
-    """Agent 0's kernel depends on the action; one random deterministic table per period, all different (or the
-    environment's rule ``rule``, e.g. ``"efficient_dynamic"``). ``decimals``: every model number a short decimal."""
+def random_model(seed, counts=(2, 2), horizon=3, n_actions=2, decimals=False, rule=None, dependent=(0,)):
+    """A random model whose agents in ``dependent`` have kernels that depend on the action.
+
+    One random deterministic table per period, all different (or the environment's rule ``rule``, e.g.
+    ``"efficient_dynamic"``). ``decimals``: every model number a short decimal.
+    """
     rng = np.random.default_rng(seed)
     priors, kernels, vals, agents = [], [], [], []
     for i, k in enumerate(counts):
         prior = _stochastic(rng, k, decimals)
-        if i == 0:
+        if i in dependent:
             trans = np.array([[_stochastic(rng, k, decimals) for _ in range(k)] for _ in range(n_actions)])
         else:
             one = np.array([_stochastic(rng, k, decimals) for _ in range(k)])
@@ -217,7 +220,7 @@ def random_model(seed, counts=(2, 2), horizon=3, n_actions=2, decimals=False, ru
                 f"ag{i}",
                 [f"t{z}" for z in range(k)],
                 prior,
-                trans if i == 0 else trans[0],
+                trans if i in dependent else trans[0],
                 val,
             )
         )
@@ -389,6 +392,15 @@ def test_reference_matches_mechlp_on_period_dependent_tree(counts, seed):
     idx_flat = Index(space_flat, env_flat)
     assert idx_flat.node == idx.node
     _compare(env_flat, space_flat, flat, idx_flat, x)
+
+
+def test_reference_matches_mechlp_three_actions_both_kernels_action_dependent():
+    env, ref = random_model(7, counts=(2, 3), horizon=3, n_actions=3, dependent=(0, 1))
+    assert env.period_dependent and env.action_dependent
+    space = HistoryTree(env)
+    idx = Index(space, env)
+    x = np.random.default_rng(7).normal(size=(env.n_agents, space.n_nodes))
+    _compare(env, space, ref, idx, x)
 
 
 # ----------------------------------------------------------------------------------------------------------------
