@@ -537,17 +537,13 @@ def test_ic_ir_infeasible_random_tables_certificate_and_reference():
     assert check_impossibility(mm.certificate, exact=True)["ok"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="feasibility() returns 'unverified' (no certificate) when IC + IR alone are infeasible: it returns at "
-    "`mm.surplus is None` before computing a certificate, though minmax() has a verified one (any allocation, "
-    "not specific to period tables)",
-)
 def test_feasibility_certifies_ic_ir_infeasible_models():
+    """When IC + IR alone fail, feasibility answers with its own verified certificate (it returned 'unverified')."""
     env, _ = _certificate_model(IC_INFEASIBLE_SEED, rule=None)
     res = mechlp.feasibility(env, "interim")
     assert res.status == "infeasible"
     assert res.certificate is not None and res.certificate.ok
+    assert check_impossibility(res.certificate, exact=True)["ok"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -528,7 +528,16 @@ def feasibility(
             time_limit=clock.remaining(),
             **solver_options,
         )
-    if mm.surplus is None:
+    if mm.surplus is None:  # IC and IR alone fail (no min-max surplus): the Farkas LP over the question's rows
+        if res.status == "infeasible" and certify and not q.has_limits:
+            t0 = time.perf_counter()
+            clock.phase("certificate: Farkas LP")
+            res.certificate = impossibility_certificate(sp, question=q, backend=backend, time_limit=clock.remaining())
+            res.timings["certificate"] = time.perf_counter() - t0
+            if res.certificate is not None and res.certificate.ok:
+                res.message += (
+                    "; IC and IR alone cannot be met (min-max: " + mm.status + "); Farkas certificate verified"
+                )
         return _infeasible_needs_proof(res, q, certify)
     pi = mm.surplus
     relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
