@@ -140,11 +140,21 @@ def solve_payload(budget: str, feas: Result, mm: Result) -> dict:
     return out
 
 
+def _allocation_words(env) -> str:
+    """How the report names the model's allocation: its rule when it has one, else efficient or not."""
+    rule = env.meta.get("allocation_rule")
+    if rule:
+        return f"allocation ({rule})"
+    if not env.action_dependent and np.array_equal(env.allocations, env.with_allocation("efficient").allocations):
+        return "efficient allocation"
+    return "the model's allocation"
+
+
 def _report(payload: dict, feas: Result, mm: Result) -> str:
     env = mm.env
     lines = [f"model {env.name}: {env!r}"]
     verdict = payload["status"].upper()
-    lines.append(f"efficient allocation under {payload['budget']} budget balance: {verdict}")
+    lines.append(f"{_allocation_words(env)} under {payload['budget']} budget balance: {verdict}")
     lines.append(f"  {feas.message}")
     if mm.surplus is not None:
         lines.append("")
