@@ -211,3 +211,26 @@ def test_pivot_and_team_on_the_period_model_are_verified():
     myopic = env.with_allocation("efficient_myopic")
     with pytest.raises(ValueError, match=r"the team mechanism needs the efficient allocation; .* in period 1"):
         balanced_team(myopic)
+
+
+# ---------------------------------------------------------------------------------------------- random learning models
+@pytest.mark.parametrize("seed", [0, 1, 6, 7, 10, 11])
+def test_random_learning_pivot_on_a_finite_horizon_is_verified(seed):
+    """Random per-action kernels (skewed, so learning matters; non-FOSD; valuations of any sign), 3 types each,
+    T = 3: the dynamic efficient policy changes with the period at these seeds, and its pivot is verified ex post
+    against Bergemann-Valimaki's outside values (before, such models were refused)."""
+    rng = np.random.default_rng(seed)
+
+    def dist(*shape):
+        m = rng.uniform(0.05, 1.0, size=shape) ** 3
+        return m / m.sum(axis=-1, keepdims=True)
+
+    types = ["t0", "t1", "t2"]
+    agents = [Agent(f"a{j}", types, dist(3), dist(2, 3, 3), rng.normal(size=(3, 2))) for j in range(2)]
+    env = Environment(agents, ["x", "y"], 0.9, 3)
+    assert env.period_dependent
+    res = dynamic_pivot(env)
+    assert res.ok, res.message
+    assert res.values.periods == 3
+    with pytest.raises(ValueError, match=r"not dynamically efficient in period"):
+        dynamic_pivot(env.with_allocation(env.allocation_at(3)))  # the last period's (myopic) policy throughout
