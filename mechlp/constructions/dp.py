@@ -174,6 +174,7 @@ def _rewards(env: Environment, included: Sequence[int]) -> np.ndarray:
 
 
 def _kernels(env: Environment, included: Sequence[int]) -> list[np.ndarray]:
+    env.require_independent("the dynamic programme of the efficient policy (the agents' own kernels)")
     return [env.agents[j].kernel(env.n_actions) for j in included]
 
 

@@ -43,6 +43,7 @@ __all__ = ["LambaClosedForm", "vcg_interim_utilities", "minmax_closed_form", "mi
 
 def _check_lamba_preconditions(env: Environment, what: str) -> None:
     """Raise ``ValueError`` naming the rule when Lamba's closed forms do not apply to ``env``."""
+    env.require_independent(what)
     check_bilateral_trade(env, what)
     if not env.infinite:
         raise ValueError(
