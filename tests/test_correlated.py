@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,10 @@ from mechlp.model.transfers import rebalance
 from mechlp.proofs.margins import exact_feasible_mechanism
 from mechlp.proofs.structured import structured_multipliers
 from mechlp.solve import recursion
+from mechlp.solve.intermediate import intermediate_minmax
 from mechlp.solve.questions import feasibility, minmax
+from mechlp.solve.second_best import optimal_mechanism, second_best
+from mechlp.workflows.sharing import ex_post_balance, share_surplus
 from mechlp.workflows.split import subtree_environment
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "bilateral_correlated.toml"
@@ -509,3 +513,39 @@ def test_static_vcg_and_team_transfers_stay_correct(corr):
     sp = MarkovSpace(corr)
     assert verify(discrete_vcg(sp), ic="ex_post", ir="ex_post", budget="none").ok
     assert verify(Mechanism(sp, team_transfers(sp)), ic="ex_post", ir="ex_post", budget="none").ok
+
+
+def test_second_best_is_refused(corr):
+    with pytest.raises(ValueError, match=r"second_best \(the interim allocation program\) assumes types independent"):
+        second_best(corr)
+
+
+def test_optimal_mechanism_is_refused(corr):
+    with pytest.raises(ValueError, match="second_best .* assumes types independent"):
+        optimal_mechanism(corr)
+
+
+def test_intermediate_mechanism_is_refused(corr):
+    with pytest.raises(ValueError, match="intermediate mechanism .* assumes types independent"):
+        intermediate_minmax(correlated_usstp(0.5, horizon=2))
+
+
+def test_sharing_is_refused(corr):
+    with pytest.raises(ValueError, match="share_surplus .* assumes types independent"):
+        share_surplus(corr)
+
+
+def test_ex_post_balance_is_refused(corr):
+    mech = minmax(corr).mechanism
+    with pytest.raises(ValueError, match=r"ex_post_balance \(Lamba 2022, Proposition 1\) assumes"):
+        ex_post_balance(mech)
+
+
+def test_exact_numbers_hold_the_joint_kernel():
+    env = load_model(MODEL_FILE)
+    nums = Numbers(env, exact=True)
+    assert nums.joint.shape == (2, 4, 4)
+    assert all(sum(row) == 1 for row in nums.joint.reshape(-1, 4))
+    assert nums.joint[1, 0, 0] == Fraction(119, 200)  # 0.595 read as written
+    assert nums.largest_denominator() >= 200
+    assert Numbers(env, exact=False).joint.dtype == float

@@ -788,6 +788,7 @@ def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
         ic in ("bayesian", "local")
         and ir in ("interim", "ex_ante")
         and space.env.n_agents >= 2
+        and not space.env.correlated  # the rearrangement keeps interim utilities only with independent types
         and bool(np.all(joint_beliefs(space) > 0))
     )
 
