@@ -234,26 +234,29 @@ def test_correlation_sweep_full_extraction():
 
 # ---------------------------------------------------------------------------------------------- by hand
 def test_bayesian_ic_slack_by_hand():
-    """Buyer's IC at the root and at a period-2 history of a 2-period correlated tree, from the definition."""
-    joint = coupled_kernel(F, G, 0.6)
+    """Buyer's IC at the root and at a period-2 history of a 2-period correlated tree, from the definition.
+
+    The joint kernel depends on the action (independent after no trade, coupled after trade), so the deviation's
+    law -- the row of the profile (true type, others) under the action of the *reported* profile -- is tested.
+    """
+    joint = np.stack([np.kron(F, G), coupled_kernel(F, G, 0.6)])  # [action, profile, next profile]
     env = bilateral_trade([0.2, 1.0], [0.1, 0.7], [0.5, 0.5], [0.4, 0.6], F, G, 0.9, 2, joint_transition=joint)
     tree = HistoryTree(env, 2)
     res = minmax(env, space=tree)
     x = res.mechanism.transfers  # (2, n_nodes)
     k, delta = 4, 0.9
-    val_b = np.array([[0.0, 0.2], [0.0, 1.0]])  # buyer v(type, action)
-    val_s = np.array([[0.0, -0.1], [0.0, -0.7]])
-    act = np.array([[1 if [0.2, 1.0][v] > [0.1, 0.7][c] else 0 for c in range(2)] for v in range(2)]).reshape(-1)
+    values, costs = [0.2, 1.0], [0.1, 0.7]
+    val_b = np.array([[0.0, v] for v in values])  # buyer v(type, action)
+    act = np.array([1 if values[v] > costs[c] else 0 for v in range(2) for c in range(2)])  # efficient rule
     flow_b = np.array([val_b[p // 2, act[p]] for p in range(k)])
-    assert flow_b.shape == (4,) and val_s.shape == (2, 2)
     child = np.asarray(tree.child_hist)
-    # U_buyer by backward recursion with the joint kernel (leaves: no continuation)
+    # U_buyer by backward recursion with the joint kernel of the realised action (leaves: no continuation)
     u = np.zeros(tree.n_nodes)
-    for g in range(tree.n_nodes - 1, -1, -1):
+    for g in range(tree.n_nodes - 1, -1, -1):  # a handful of nodes: a plain loop is the point here
         p = g % k
         cont = 0.0
         if child[g] >= 0:
-            cont = sum(joint[p, q] * u[child[g] * k + q] for q in range(k))
+            cont = sum(joint[act[p], p, q] * u[child[g] * k + q] for q in range(k))
         u[g] = flow_b[p] - x[0, g] + delta * cont
     prior = np.kron([0.5, 0.5], [0.4, 0.6])
     t, r = 1, 0  # v_H reports v_L
@@ -263,21 +266,24 @@ def test_bayesian_ic_slack_by_hand():
         total = 0.0
         for c in range(2):
             truth, lie = t * 2 + c, r * 2 + c
-            dev = u[h * k + lie] + (val_b[t, act[lie]] - val_b[r, act[lie]])
-            if child[h * k + lie] >= 0:  # the buyer's type moves on from the TRUE type: row (t, c)
-                dev += delta * sum((joint[truth, q] - joint[lie, q]) * u[child[h * k + lie] * k + q] for q in range(k))
+            a = act[lie]  # the allocation follows the report
+            dev = u[h * k + lie] + (val_b[t, a] - val_b[r, a])
+            if child[h * k + lie] >= 0:  # the buyer's type moves on from the TRUE type: row (t, c), action a
+                dev += delta * sum(
+                    (joint[a, truth, q] - joint[a, lie, q]) * u[child[h * k + lie] * k + q] for q in range(k)
+                )
             total += cond[c] * (u[h * k + truth] - dev)
         return total
 
-    h2 = int(child[0 * k + 2])  # after the profile (v_H, c_L): belief = joint row 2
-    by_hand = {0: slack(0, prior), h2: slack(h2, joint[2])}
+    h2 = int(child[0 * k + 2])  # after the profile (v_H, c_L), a trade: belief = row 2 of the trade kernel
+    by_hand = {0: slack(0, prior), h2: slack(h2, joint[1, 2])}
     fams = _evaluate(tree, Numbers(env, exact=False), x, "bayesian", "interim", "none", [np.zeros(2), np.zeros(2)])
     block = next(b for b in fams["ic"] if b.key == (0, t, r))
     for h, value in by_hand.items():
         assert value >= -1e-9
         assert abs(block.slack[h] - value) <= 1e-10, h
     # the conditioning matters: with the unconditional belief about the seller the slack is different
-    marg = joint[2].reshape(2, 2).sum(axis=0)
+    marg = joint[1, 2].reshape(2, 2).sum(axis=0)
     wrong = sum(
         marg[c] * (u[h2 * k + t * 2 + c] - u[h2 * k + r * 2 + c] - (val_b[t, act[c]] - val_b[r, act[c]]))
         for c in range(2)
@@ -549,3 +555,22 @@ def test_exact_numbers_hold_the_joint_kernel():
     assert nums.joint[1, 0, 0] == Fraction(119, 200)  # 0.595 read as written
     assert nums.largest_denominator() >= 200
     assert Numbers(env, exact=False).joint.dtype == float
+
+
+def test_coupled_kernel_correlation_is_checked():
+    with pytest.raises(ValueError, match=r"correlation must lie in \[0, 1\], got 1.5"):
+        coupled_kernel(F, G, 1.5)
+
+
+def test_coupled_kernel_keeps_the_marginals():
+    joint = coupled_kernel(F, G, 0.7).reshape(2, 2, 2, 2)  # [x, y, x', y']
+    np.testing.assert_allclose(joint.sum(axis=3), np.broadcast_to(F[:, None, :], (2, 2, 2)), atol=1e-15)
+    np.testing.assert_allclose(joint.sum(axis=2), np.broadcast_to(G[None, :, :], (2, 2, 2)), atol=1e-15)
+    np.testing.assert_allclose(coupled_kernel(F, G, 0.0), np.kron(F, G), atol=1e-15)
+    # full coupling from (x1, y1): both stay low with probability min(0.7, 0.6)
+    assert abs(coupled_kernel(F, G, 1.0)[0, 0] - 0.6) < 1e-15
+
+
+def test_feasibility_message_names_the_lp_route(corr):
+    res = feasibility(corr, "interim")
+    assert "correlated types" in res.message and res.diagnosis["route"] == "lp"

@@ -599,6 +599,8 @@ def feasibility(
             f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "
             f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
         )
+    if why_lp is not None:
+        res.message += "; solved by the LP (correlated types: Lamba's Lemma 6 structure does not apply)"
     return _infeasible_needs_proof(res, q, certify)
 
 
