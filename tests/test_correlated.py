@@ -95,11 +95,19 @@ def learning(horizon) -> Environment:
     return Environment([buyer, s], base.actions, base.discount, horizon, "efficient", "learn", dict(base.meta))
 
 
+def absorbing(horizon) -> Environment:
+    """Bilateral trade where the low buyer type is absorbing: own types of probability zero at some histories
+    (their beliefs about the others fall back to the others' marginal, as in the product formula)."""
+    fb = np.array([[1.0, 0.0], [0.3, 0.7]])
+    return bilateral_trade([0.2, 1.0], [0.1, 0.7], [0.5, 0.5], [0.4, 0.6], fb, G, 0.9, horizon=horizon)
+
+
 def project(horizon) -> Environment:
     return public_project(values=((0.2, 1.0), (0.3, 0.8), (0.1, 1.2)), horizon=horizon, discount=0.8)
 
 
 CASES = {
+    "absorbing": absorbing,
     "bilateral": bilateral,
     "learning": learning,
     "project": project,
