@@ -30,6 +30,13 @@ One-shot deviation (true type :math:`t` reports :math:`r` at :math:`h`; others t
     The child node records the *report* :math:`r`; the agent's own type moves on from the *true* type
     :math:`t`. There is no continuation term at the last period of a finite horizon.
 
+Correlated types (``env.correlated``: a ``joint_transition`` :math:`P(\theta'|\theta, a)` over profiles)
+    :math:`P(\theta_{-i}|h)` becomes :math:`P(\theta_{-i}|t, h) = P((t, \theta_{-i})|h) / P_i(t|h)`, conditioned on
+    the true type (:func:`mechlp.model.beliefs.conditional_beliefs`), in the interim utility and the deviation,
+    and the deviation's continuation is :math:`\sum_{\theta'} [\sum_a p(a|r, \theta_{-i})
+    (P(\theta'|(t, \theta_{-i}), a) - P(\theta'|(r, \theta_{-i}), a))] U_i(\text{child}, \theta')`
+    (:func:`_correlated_ic_blocks`).
+
 Constraint families (Lamba 2022, Definitions 1-5 and 7; every row is written ``slack = lhs - rhs >= 0``)
     * ``ic="bayesian"`` (Definition 1): :math:`\bar U_i(t|h) - D_i(r; t|h)` for all ``h`` and ``t != r``.
     * ``ic="ex_post"`` (within-period, Definition 7): the bracket above pointwise in :math:`\theta_{-i}`.
@@ -73,11 +80,13 @@ import numpy as np
 
 from mechlp.model import tolerances
 from mechlp.model.beliefs import (
+    conditional_beliefs,
     continuation_adjoint,
     continuation_values,
     independent_product,
     interim_expectation,
     joint_beliefs,
+    joint_transition,
     marginal_beliefs,
     mixed_kernels,
     next_marginals,
@@ -434,6 +443,8 @@ def _ic_blocks_at(
     """:func:`_ic_blocks` at the histories ``hists`` (default all) whose period uses allocation table ``table``;
     the blocks' slacks have one row per history of ``hists`` (describers take indices into the full space)."""
     env = space.env
+    if env.correlated:
+        return _correlated_ic_blocks(space, nums, u, mode, node_alloc, keys)
     counts = env.type_counts
     k = env.n_profiles
     n_hist = space.n_hist
@@ -1435,22 +1446,24 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     outside = [nums.array(o) for o in outside_options(cert.options.get("outside_option", 0.0), env)]
     constant = nums.zeros((1,))[0]
     k = env.n_profiles
-    kernels = mixed_kernels(env, nums)
+    kernels = None if env.correlated else mixed_kernels(env, nums)
     nxt = next_marginals(env, nums)
     zeros = (lambda shape: np.zeros(shape, dtype=object)) if exact else nums.zeros  # int zeros: cheap to skip
     w_u = zeros((env.n_agents, space.n_nodes))
+    if env.correlated:  # the same weights with beliefs conditioned on the own type (_correlated_weights)
+        constant = _correlated_weights(cert, nums, outside, w_u, conv)
     hist_table = np.asarray(space.hist_table)
     bands = [slice(p * k, (p + 1) * k) for p in range(env.n_allocation_periods)]  # rows of each period table
-    kernels_p = [[g[band] for g in kernels] for band in bands]
+    kernels_p = [[] if kernels is None else [g[band] for g in kernels] for band in bands]
     nxt_p = [[m[band] for m in nxt] for band in bands]
-    for (i, t, r), y_all in cert.ic.items():
+    for (i, t, r), y_all in ({} if env.correlated else cert.ic).items():
         y_all = conv(y_all)
         support = np.flatnonzero(y_all != 0)
         for p in np.unique(hist_table[support]):  # loop over the allocation's period tables
             hs = support[hist_table[support] == p]
             args = (y_all, hs, kernels_p[p], nxt_p[p], nums.alloc[bands[p]], zeros)
             constant = constant + _ic_adjoint(space, nums, w_u, (i, t, r), *args)
-    for i, y_all in cert.ir.items():
+    for i, y_all in ({} if env.correlated else cert.ir).items():
         y_all = conv(y_all)  # (n_ir, K_i): every history, or the root only
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
@@ -1634,6 +1647,129 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
         "nonzero": int(nonzero.size),
         "worst": worst,
     } | base
+
+
+# ---------------------------------------------------------------------------------------------- correlated types
+def _correlated_ic_blocks(
+    space: StateSpace,
+    nums: Numbers,
+    u: np.ndarray,
+    mode: str,
+    node_alloc: np.ndarray | None = None,
+    keys: set | None = None,
+) -> list[_Block]:
+    r"""IC rows with correlated types (module docstring): for true ``t`` and report ``r`` at history ``h``,
+
+    .. math::
+       \text{pointwise}(h, m) = U_i(h, (t, m)) - U_i(h, (r, m)) - \sum_a p(a|r, m)[v_i(t, a) - v_i(r, a)]
+         - \delta \sum_{\theta'} [Q_t(\theta'|r, m) - Q(\theta'|r, m)]\, U_i(\text{child}(h, (r, m)), \theta'),
+
+    :math:`Q_t(\cdot|r, m) = \sum_a p(a|r, m) P(\cdot|(t, m), a)`; the Bayesian row is
+    :math:`\sum_m P(m|t, h)\, \text{pointwise}(h, m)`, the ex post rows are the pointwise ones."""
+    env = space.env
+    counts = env.type_counts
+    k = env.n_profiles
+    n_hist = space.n_hist
+    delta = nums.delta
+    alloc = nums.alloc
+    child = np.asarray(space.child_hist)
+    q = joint_transition(env, nums)  # (K, K): truthful law of the next profile
+    blocks: list[_Block] = []
+    for i, ag in enumerate(env.agents):
+        ki = ag.n_types
+        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
+        if keys is not None:
+            pairs = [(t, r) for t, r in pairs if (i, t, r) in keys]
+        if ki < 2 or not pairs:
+            continue
+        pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]  # (K_i, M)
+        cond = conditional_beliefs(space, i, nums)  # (H, K_i, M): P(m|t, h)
+        uh = _own_axis_first(u[i].reshape(n_hist, k), counts, i)  # (H, K_i, M)
+        val = nums.valuation[i]
+        q_dev: dict[int, np.ndarray] = {}
+        for t, r in pairs:
+            if t not in q_dev:
+                q_dev[t] = joint_transition(env, nums, deviator=i, true_type=t)
+            prof_r = pidx[r]  # (M,) profiles (r, m)
+            if node_alloc is None:
+                flow_dev = (alloc[prof_r] @ (val[t] - val[r]))[None, :]  # (1, M)
+            else:
+                flow_dev = node_alloc.reshape(n_hist, k, -1)[:, prof_r, :] @ (val[t] - val[r])  # (H, M)
+            nodes = np.arange(n_hist)[:, None] * k + prof_r[None, :]  # (H, M)
+            kids = child[nodes]
+            cont = nums.zeros(kids.shape)
+            hh, mm = np.nonzero(kids >= 0)
+            if hh.size and delta != 0:
+                gap = q_dev[t][prof_r] - q[prof_r]  # (M, K)
+                nxt_u = u[i][kids[hh, mm][:, None] * k + np.arange(k)[None, :]]  # (E, K)
+                cont[hh, mm] = np.einsum("ek,ek->e", nxt_u, gap[mm])
+            pointwise = uh[:, t, :] - uh[:, r, :] - flow_dev - delta * cont  # (H, M)
+            if mode != "ex_post":
+                blocks.append(_interim_ic_block(space, np.einsum("hm,hm->h", cond[:, t, :], pointwise), i, t, r))
+                continue
+            m_count = pointwise.shape[1]
+
+            def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
+                h, m = divmod(int(f), m_count)
+                return Violation(
+                    "ic",
+                    env.agents[i].name,
+                    h,
+                    f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
+                    env.agents[i].types[t],
+                    env.agents[i].types[r],
+                    _others_text(env, i, m),
+                    float(s),
+                )
+
+            blocks.append(_Block("ic", pointwise, describe, lambda f, m_count=m_count: f // m_count, (i, t, r)))
+    return blocks
+
+
+def _correlated_weights(
+    cert: ImpossibilityCertificate, nums: Numbers, outside: list[np.ndarray], w_u: np.ndarray, conv
+) -> Any:
+    r"""Add the IC and IR rows' weights on the utilities to ``w_u`` (in place) with correlated types, and return
+    their constant part at ``x = 0`` (see :func:`certificate_coefficients`; :math:`P(m|h)` becomes
+    :math:`P(m|t, h)` and the continuation weight at the child node ``(c, \theta')`` is
+    :math:`-\delta\, y P(m|t, h) [Q_t(\theta'|r, m) - Q(\theta'|r, m)]`, :func:`_correlated_ic_blocks`)."""
+    space = cert.space
+    env = space.env
+    k = env.n_profiles
+    delta = nums.delta
+    child = np.asarray(space.child_hist)
+    q = joint_transition(env, nums)
+    constant = nums.zeros((1,))[0]
+    for (i, t, r), y_all in cert.ic.items():
+        y_all = conv(y_all)
+        hs = np.flatnonzero(y_all != 0)
+        if hs.size == 0:
+            continue
+        pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]  # (K_i, M)
+        a = y_all[hs][:, None] * conditional_beliefs(space, i, nums, hists=hs)[:, t, :]  # (n, M): y P(m|t, h)
+        flow_dev = nums.alloc[pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
+        constant = constant - (a * flow_dev[None, :]).sum()
+        np.add.at(w_u[i], (hs[:, None] * k + pidx[t][None, :]).reshape(-1), a.reshape(-1))
+        dev_nodes = hs[:, None] * k + pidx[r][None, :]  # (n, M)
+        np.add.at(w_u[i], dev_nodes.reshape(-1), (-a).reshape(-1))
+        kids = child[dev_nodes]
+        hh, mm = np.nonzero(kids >= 0)
+        if delta == 0 or hh.size == 0:
+            continue
+        gap = joint_transition(env, nums, deviator=i, true_type=t)[pidx[r]] - q[pidx[r]]  # (M, K)
+        coef = -delta * a[hh, mm][:, None] * gap[mm]  # (E, K)
+        target = kids[hh, mm][:, None] * k + np.arange(k)[None, :]
+        np.add.at(w_u[i], target.reshape(-1), coef.reshape(-1))
+    for i, y_all in cert.ir.items():
+        y_all = conv(y_all)  # (n_ir, K_i)
+        hs = np.flatnonzero((y_all != 0).any(axis=1))
+        if hs.size == 0:
+            continue
+        pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]
+        a = y_all[hs][:, :, None] * conditional_beliefs(space, i, nums, hists=hs)  # (n, K_i, M)
+        constant = constant - (y_all[hs] * outside[i][None, :]).sum()
+        np.add.at(w_u[i], (hs[:, None, None] * k + pidx[None, :, :]).reshape(-1), a.reshape(-1))
+    return constant
 
 
 # ---------------------------------------------------------------------------------------------- intermediate

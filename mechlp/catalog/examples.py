@@ -18,6 +18,9 @@ r"""Ready-made environments from the papers, for tests, notebooks and quick star
     :math:`\alpha` by default). The binary case has the critical discount :math:`1/(3 - 2\alpha)`.
 ``public_project``
     Three agents and a public project, for the balanced team mechanism (Athey and Segal 2013).
+``correlated_usstp``, ``coupled_kernel``
+    Lamba's USSTP with the buyer's and the seller's next types positively correlated (a joint kernel with the
+    USSTP marginals; correlation 0 is the USSTP itself), the bundled ``models/bilateral_correlated.toml``.
 
 Every factory takes the discount factor as ``delta``, so ``lambda d: factory(..., delta=d)`` is an
 ``env_factory`` for :func:`mechlp.constructions.fees.critical_discount`. ``CLASSIC_MODELS`` maps names to
@@ -44,6 +47,8 @@ __all__ = [
     "yoon_k_type",
     "public_project",
     "random_trade",
+    "coupled_kernel",
+    "correlated_usstp",
     "CLASSIC_MODELS",
 ]
 
@@ -82,6 +87,83 @@ def lamba_usstp(alpha: float = 0.7, delta: float = 0.95, horizon: int | str = "i
         buyer_types=("v_L", "v_H"),
         seller_types=("c_L", "c_H"),
         name="lamba_usstp",
+    )
+
+
+def coupled_kernel(kernel_a: Any, kernel_b: Any, correlation: float) -> np.ndarray:
+    r"""A kernel over the profiles of two agents with given marginal kernels and positively dependent next types.
+
+    From profile :math:`(x, y)` the next profile is drawn from the mixture
+
+    .. math::
+       P(\cdot|x, y) = (1 - \rho)\, F_a(\cdot|x) \otimes F_b(\cdot|y) + \rho\, C(\cdot|x, y),
+
+    where :math:`C` is the comonotone (maximally positively dependent) coupling of :math:`F_a(\cdot|x)` and
+    :math:`F_b(\cdot|y)`, the law with joint c.d.f. :math:`\min(F_a(\le x'|x), F_b(\le y'|y))` (both agents' next
+    types from one uniform draw). Both marginals are :math:`F_a` and :math:`F_b` for every :math:`\rho`, so the
+    agents' own kernels stay consistent; :math:`\rho = 0` is the product (independent types).
+
+    Parameters
+    ----------
+    kernel_a, kernel_b : array_like, shapes (K_a, K_a) and (K_b, K_b)
+        Row-stochastic kernels of the two agents.
+    correlation : float
+        :math:`\rho \in [0, 1]`.
+
+    Returns
+    -------
+    ndarray, shape (K_a K_b, K_a K_b)
+        Rows and columns in C order (agent ``a`` first), as ``Environment(joint_transition=...)`` reads them.
+    """
+    fa, fb = np.asarray(kernel_a, dtype=float), np.asarray(kernel_b, dtype=float)
+    rho = float(correlation)
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"correlation must lie in [0, 1], got {correlation!r}")
+    ka, kb = fa.shape[0], fb.shape[0]
+    ca = np.cumsum(fa, axis=1)[:, None, :, None]  # (x, ., x', .)
+    cb = np.cumsum(fb, axis=1)[None, :, None, :]  # (., y, ., y')
+    cdf = np.minimum(ca, cb)  # (x, y, x', y'): min of the marginal c.d.f.s
+    pad = np.zeros((ka, kb, ka + 1, kb + 1))
+    pad[:, :, 1:, 1:] = cdf
+    comonotone = pad[:, :, 1:, 1:] - pad[:, :, :-1, 1:] - pad[:, :, 1:, :-1] + pad[:, :, :-1, :-1]
+    product = fa[:, None, :, None] * fb[None, :, None, :]
+    out = (1.0 - rho) * product + rho * comonotone
+    out[np.abs(out) < tolerances.PROBABILITY * 1e-3] = 0.0  # rounding of the differences, not probabilities
+    return out.reshape(ka * kb, ka * kb)
+
+
+def correlated_usstp(
+    correlation: float = 0.5,
+    alpha: float = 0.7,
+    delta: float = 0.95,
+    horizon: int | str = "infinite",
+    after_trade_only: bool = False,
+) -> Environment:
+    r"""Lamba's USSTP (:func:`lamba_usstp`) with correlated next types.
+
+    ``joint_transition`` is :func:`coupled_kernel` of the two renewal kernels with ``correlation`` :math:`\rho`
+    (0: the USSTP itself, through the correlated code path); with ``after_trade_only`` one kernel per action:
+    the product after ``no_trade`` and the coupled kernel after ``trade`` (trading reveals a common shock). The
+    agents' own kernels are the renewal kernels (the marginals) either way. The bundled
+    ``models/bilateral_correlated.toml`` is ``correlated_usstp(0.5, after_trade_only=True)``.
+    """
+    kern = renewal_matrix(2, alpha)
+    joint = coupled_kernel(kern, kern, correlation)
+    if after_trade_only:
+        joint = np.stack([np.kron(kern, kern), joint])
+    return bilateral_trade(
+        [0.05, 1.0],
+        [0.0, 0.95],
+        [0.5, 0.5],
+        [0.5, 0.5],
+        kern,
+        kern,
+        delta,
+        horizon,
+        buyer_types=("v_L", "v_H"),
+        seller_types=("c_L", "c_H"),
+        name="bilateral_correlated",
+        joint_transition=joint,
     )
 
 

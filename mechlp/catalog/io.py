@@ -70,6 +70,23 @@ General schema
     # slowest, the last agent's fastest), each an action label or a list of probabilities over `actions`:
     # table = ["reject", "reject", "build", ...]
 
+Correlated types (both schemas)
+-------------------------------
+An optional top-level table gives a kernel over type *profiles* (``Environment(joint_transition=...)``, Yoon
+2015's general model; ``env.correlated``). The profile order is stated and checked: C order over the agents as
+listed (the first agent's type varies slowest), each profile written as its type labels joined by ``", "``.
+
+.. code-block:: toml
+
+    [joint_transition]
+    profiles = ["v_L, c_L", "v_L, c_H", "v_H, c_L", "v_H, c_H"]   # required: the order of rows and columns
+    matrix = [[0.5, 0.1, 0.1, 0.3], ...]    # row = current profile, column = next profile; rows sum to 1
+    # or one matrix per action, keyed by action label (general schema; bilateral: no_trade, trade):
+    # matrix = { no_trade = [[...], ...], trade = [[...], ...] }
+
+With it an agent's ``transition`` / ``persistence`` may be omitted; when given it must be the marginal of the
+joint kernel (checked). The first-period prior stays the product of the agents' priors.
+
 Unknown keys and tables are errors (they are usually typos). Every error names the file, the table and
 the key, e.g. ``models/x.toml: [[agents]] #2 ('seller'): missing key 'values'``; validation errors of
 :mod:`mechlp.model.environment` are re-raised with the file name prepended.
@@ -110,13 +127,14 @@ MAX_MODEL_BYTES = 16 << 20
 
 __all__ = ["load_model", "model_from_dict", "dump_model_toml", "apply_overrides", "toml_value"]
 
-_TOP_KEYS = ("model", "agents", "allocation")
+_TOP_KEYS = ("model", "agents", "allocation", "joint_transition")
 _MODEL_KEYS = ("name", "discount", "horizon")
 _AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition", "persistence")
 _ALLOCATION_KEYS = ("rule",)
 _RULES = ("efficient", "efficient_dynamic", "efficient_myopic")
 _KINDS = ("bilateral_trade", "general")
-_GENERAL_TOP_KEYS = ("model", "agents", "allocation", "actions")
+_GENERAL_TOP_KEYS = ("model", "agents", "allocation", "actions", "joint_transition")
+_JOINT_KEYS = ("profiles", "matrix")
 _GENERAL_MODEL_KEYS = ("name", "kind", "discount", "horizon", "actions")
 _GENERAL_AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition", "persistence", "valuation")
 _GENERAL_ALLOCATION_KEYS = ("rule", "table", "periods")
@@ -225,6 +243,10 @@ def _check_structure(doc: Any, source: str) -> None:
         raise ValueError(f"{source}: 'agents' must be an array of tables [[agents]], got {agents!r}")
     if "allocation" in doc and not isinstance(doc["allocation"], Mapping):
         raise ValueError(f"{source}: 'allocation' must be a table [allocation], got {doc['allocation']!r}")
+    if "joint_transition" in doc and not isinstance(doc["joint_transition"], Mapping):
+        raise ValueError(
+            f"{source}: 'joint_transition' must be a table [joint_transition], got {_shown(doc['joint_transition'])}"
+        )
 
 
 def _agent_name(table: Mapping[str, Any]) -> Any:
@@ -375,7 +397,7 @@ def _read_model_table(table: Mapping[str, Any], source: str, default_name: str) 
     return name, float(discount), horizon
 
 
-def _read_agent(table: Mapping[str, Any], idx: int, source: str) -> dict[str, Any]:
+def _read_agent(table: Mapping[str, Any], idx: int, source: str, joint: bool = False) -> dict[str, Any]:
     where = _agent_where(source, idx, table)
     _unknown_keys(table, _AGENT_KEYS, where)
     for key in ("role", "values", "prior"):
@@ -394,8 +416,8 @@ def _read_agent(table: Mapping[str, Any], idx: int, source: str) -> dict[str, An
     if not values:
         raise ValueError(f"{where}: key 'values' is empty; an agent needs at least one type")
     prior = _numeric_array(table["prior"], where, "prior", (1,))
-    transition = _renewal_or(table, where, len(values))
-    if transition is None:
+    transition = _renewal_or(table, where, len(values), joint)
+    if transition is None and "transition" in table:
         transition = _numeric_array(table["transition"], where, "transition", (2, 3))
     return {
         "name": name,
@@ -407,14 +429,17 @@ def _read_agent(table: Mapping[str, Any], idx: int, source: str) -> dict[str, An
     }
 
 
-def _renewal_or(table: Mapping[str, Any], where: str, n_types: int) -> Any:
+def _renewal_or(table: Mapping[str, Any], where: str, n_types: int, joint: bool = False) -> Any:
     """The renewal kernel when the agent table gives ``persistence``; ``None`` when it gives ``transition``.
 
-    Exactly one of the two keys must be present (errors name the table).
+    Exactly one of the two keys must be present (errors name the table); with ``joint`` (the model has a
+    ``[joint_transition]``) neither is needed (``None``).
     """
     has_t, has_p = "transition" in table, "persistence" in table
     if has_t and has_p:
         raise ValueError(f"{where}: give exactly one of 'transition' and 'persistence', not both")
+    if not has_t and not has_p and joint:
+        return None
     if not has_t and not has_p:
         raise ValueError(f"{where}: missing key 'transition' (or 'persistence' for a renewal kernel)")
     if has_t:
@@ -453,7 +478,9 @@ def _by_action(value: Any, where: str, key: str, actions: list[str]) -> dict[str
     return dict(value)
 
 
-def _read_general_agent(table: Mapping[str, Any], idx: int, source: str, actions: list[str]) -> Agent:
+def _read_general_agent(
+    table: Mapping[str, Any], idx: int, source: str, actions: list[str], joint: bool = False
+) -> Agent:
     where = _agent_where(source, idx, table)
     _unknown_keys(table, _GENERAL_AGENT_KEYS, where)
     for key in ("types", "prior", "valuation"):
@@ -468,8 +495,10 @@ def _read_general_agent(table: Mapping[str, Any], idx: int, source: str, actions
     types = _label_list(table["types"], where, "types")
     values = None if "values" not in table else _numeric_array(table["values"], where, "values", (1,))
     prior = _numeric_array(table["prior"], where, "prior", (1,))
-    transition: Any = _renewal_or(table, where, len(types))
-    if transition is None and isinstance(table["transition"], Mapping):
+    transition: Any = _renewal_or(table, where, len(types), joint)
+    if transition is None and "transition" not in table:
+        pass  # a [joint_transition] moves the types
+    elif transition is None and isinstance(table["transition"], Mapping):
         per_action = _by_action(table["transition"], where, "transition", actions)
         transition = [
             _numeric_array(per_action[a], where, f"transition.{a}", (2,))
@@ -565,13 +594,61 @@ def _general_model(doc: Mapping[str, Any], source: str, default_name: str) -> En
     name, discount, horizon = _read_model_table(
         {k: v for k, v in table.items() if k in _MODEL_KEYS}, source, default_name
     )
-    agents = [_read_general_agent(t, j, source, actions) for j, t in enumerate(doc["agents"])]
+    joint = "joint_transition" in doc
+    agents = [_read_general_agent(t, j, source, actions, joint) for j, t in enumerate(doc["agents"])]
     if not agents:
         raise ValueError(f"{source}: [[agents]]: no agent tables; a model needs at least one agent")
     alloc = _general_allocation(doc.get("allocation", {}), source, actions, [a.n_types for a in agents])
-    return _located(
-        source, lambda: Environment(agents, actions, discount, horizon, alloc, name=name, meta={"kind": "general"})
-    )
+    profiles, matrix = _read_joint(doc, source, actions)
+
+    def build() -> Environment:
+        env = Environment(
+            agents, actions, discount, horizon, alloc, name=name, meta={"kind": "general"}, joint_transition=matrix
+        )
+        _check_profile_order(env, profiles)
+        return env
+
+    return _located(source, build)
+
+
+def _read_joint(doc: Mapping[str, Any], source: str, actions: Sequence[str]) -> tuple[list[str] | None, Any]:
+    """``(profiles, matrix)`` of the ``[joint_transition]`` table, or ``(None, None)`` without one."""
+    if "joint_transition" not in doc:
+        return None, None
+    table = doc["joint_transition"]
+    where = f"{source}: [joint_transition]"
+    _unknown_keys(table, _JOINT_KEYS, where)
+    for key in _JOINT_KEYS:
+        if key not in table:
+            raise ValueError(f"{where}: missing key {key!r}")
+    profiles = _label_list(table["profiles"], where, "profiles")
+    if isinstance(table["matrix"], Mapping):
+        per_action = _by_action(table["matrix"], where, "matrix", list(actions))
+        return profiles, [_numeric_array(per_action[a], where, f"matrix.{a}", (2,)) for a in actions]
+    return profiles, _numeric_array(table["matrix"], where, "matrix", (2,))
+
+
+def profile_label(env: Environment, k: int) -> str:
+    """Profile ``k`` as model files write it: the agents' type labels joined by ``", "`` (C order)."""
+    return ", ".join(env.profile_labels(k).values())
+
+
+def _check_profile_order(env: Environment, profiles: list[str] | None) -> None:
+    """The ``profiles`` key of ``[joint_transition]`` must list the profiles in C order over agents."""
+    if profiles is None:
+        return
+    want = [profile_label(env, k) for k in range(env.n_profiles)]
+    if len(profiles) != len(want):
+        raise ValueError(
+            f"[joint_transition]: key 'profiles' has {len(profiles)} entries; expected {len(want)}, one per type "
+            "profile"
+        )
+    for k, (got, exp) in enumerate(zip(profiles, want, strict=True)):
+        if got != exp:
+            raise ValueError(
+                f"[joint_transition]: key 'profiles': entry {k} is {got!r}; expected {exp!r} (C order over "
+                "agents: the first agent's type varies slowest; labels joined by ', ')"
+            )
 
 
 def _located(source: str, build: Callable[[], Environment], rule: str = "efficient") -> Environment:
@@ -622,7 +699,8 @@ def model_from_dict(
     alloc = doc.get("allocation", {})
     _unknown_keys(alloc, _ALLOCATION_KEYS, f"{source}: [allocation]")
     rule = _rule(alloc.get("rule", "efficient"), f"{source}: [allocation]")
-    agents = [_read_agent(t, j, source) for j, t in enumerate(doc["agents"])]
+    joint = "joint_transition" in doc
+    agents = [_read_agent(t, j, source, joint) for j, t in enumerate(doc["agents"])]
     if len(agents) != 2:
         raise ValueError(
             f"{source}: [[agents]]: found {len(agents)} agent table(s); model files describe bilateral trade "
@@ -637,9 +715,10 @@ def model_from_dict(
         )
     buyer = agents[roles.index("buyer")]
     seller = agents[roles.index("seller")]
-    return _located(
-        source,
-        lambda: bilateral_trade(
+    profiles, matrix = _read_joint(doc, source, ("no_trade", "trade"))
+
+    def build() -> Environment:
+        env = bilateral_trade(
             buyer["values"],
             seller["values"],
             buyer["prior"],
@@ -653,9 +732,12 @@ def model_from_dict(
             buyer_name=buyer["name"],
             seller_name=seller["name"],
             name=name,
-        ),
-        rule,
-    )
+            joint_transition=matrix,
+        )
+        _check_profile_order(env, profiles)
+        return env
+
+    return _located(source, build, rule)
 
 
 def load_model(path: str | Path, overrides: Mapping[str, Any] | Sequence[str] = ()) -> Environment:
@@ -749,4 +831,7 @@ def dump_model_toml(env: Environment) -> str:
         lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in ag.items()]
     lines += ["", "[allocation]"]
     lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc["allocation"].items()]
+    if "joint_transition" in doc:
+        lines += ["", "[joint_transition]"]
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc["joint_transition"].items()]
     return "\n".join(lines) + "\n"

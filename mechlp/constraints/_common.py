@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from mechlp.constraints.deviation import flow_gain, ic_pairs
-from mechlp.model.beliefs import joint_transition, others_beliefs
+from mechlp.model.beliefs import conditional_beliefs, joint_transition, others_beliefs
 from mechlp.model.spaces import StateSpace
 
 
@@ -18,8 +18,12 @@ class AgentView:
     ----------
     prof : ndarray (K_i, M)
         Profile index of (own type ``t``, others' profile ``m``); ``M = prod_{j != i} K_j``.
-    others_belief : ndarray (n_hist, M)
-        :math:`P(\theta_{-i} = m | h)` (:func:`mechlp.model.beliefs.others_beliefs`).
+    others_belief : ndarray (n_hist, M) or None
+        :math:`P(\theta_{-i} = m | h)` (:func:`mechlp.model.beliefs.others_beliefs`); ``None`` with correlated
+        types, where the belief depends on the own type (:meth:`belief`).
+    conditional : ndarray (n_hist, K_i, M) or None
+        With correlated types: :math:`P(\theta_{-i} = m | \theta_i = t, h)`
+        (:func:`mechlp.model.beliefs.conditional_beliefs`).
     """
 
     def __init__(self, space: StateSpace, agent: int):
@@ -29,7 +33,13 @@ class AgentView:
         self.n_types = env.agents[agent].n_types
         self.n_others = env.others_count(agent)
         self.prof = env.profile_index(agent, np.arange(self.n_types)[:, None], np.arange(self.n_others)[None, :])
-        self.others_belief = others_beliefs(space, agent)
+        self.others_belief = None if env.correlated else others_beliefs(space, agent)
+        self.conditional = conditional_beliefs(space, agent) if env.correlated else None
+
+    def belief(self, true_type: int) -> np.ndarray:
+        r"""``(n_hist, M)``: the belief of agent ``i`` of type ``t`` about the others, :math:`P(m|t, h)` (the same
+        for every ``t`` with independent types)."""
+        return self.others_belief if self.conditional is None else self.conditional[:, true_type, :]
 
     @cached_property
     def flow_gain(self) -> np.ndarray:

@@ -7,7 +7,10 @@ For agent ``i``, history ``h``, true type ``t`` and report ``r != t`` (others tr
    - \delta \sum_{m} P(m|h) \sum_{\theta'} [P_t(\theta'|r,m) - P(\theta'|r,m)]\, U_i((h,(r,m))\theta')
    \;\ge\; \sum_m P(m|h) \sum_a p(a|r,m) [v_i(t,a) - v_i(r,a)]
 
-with :math:`\bar U_i(t|h) = \sum_m P(m|h) U_i(h,(t,m))` and ``m`` the others' profile. The child node records
+with :math:`\bar U_i(t|h) = \sum_m P(m|h) U_i(h,(t,m))` and ``m`` the others' profile. With correlated types
+(``env.correlated``) :math:`P(m|h)` is :math:`P(m|t, h)`, conditioned on the true type, and :math:`P_t(\theta'|r, m)`
+is the joint kernel's row at ``(t, m)`` under the allocation of ``(r, m)``
+(:func:`mechlp.model.beliefs.joint_transition`). The child node records
 the report ``r``; agent ``i``'s type moves on from ``t`` (:math:`P_t`).
 
 Modes: ``"bayesian"`` (interim, the default), ``"ex_post"`` (within-period ex post: one row per ``m``, weights 1),
@@ -37,7 +40,7 @@ def ic_blocks(variables: Variables, views: list[AgentView], mode: str = "bayesia
         i = view.agent
         m_count = view.n_others
         for t, r in view.type_pairs(local=(mode == "local")):
-            w = view.others_belief  # (n_hist, M)
+            w = view.belief(t)  # (n_hist, M): P(m|t, h) (the same for every t with independent types)
             nodes_t = hists[:, None] * k + view.prof[t][None, :]
             nodes_r = hists[:, None] * k + view.prof[r][None, :]
             table = space.hist_table  # (n_hist,): each history's period table

@@ -42,7 +42,7 @@ def ir_blocks(
         m = view.n_others
         for t in range(view.n_types):
             nodes = hists[:, None] * k + view.prof[t][None, :]
-            w = view.others_belief[hists]
+            w = view.belief(t)[hists]
             blocks.append(
                 Block(
                     "ir",

@@ -165,6 +165,7 @@ def _interim_over_others(
 def zero_rent_types(env: Environment, values: PivotValues, tol: float = tolerances.ZERO_RENT) -> dict[str, list[int]]:
     """Per agent, indices of types that are absorbing under every action and have :math:`M_i = 0` for every
     :math:`\\theta_{-i}` and period (Bergemann and Välimäki 2010, Assumption 1(i), generalised)."""
+    env.require_independent("zero-rent types of the pivot")
     out: dict[str, list[int]] = {}
     types = env.profile_types()
     scale = max(1.0, float(np.max(np.abs(values.W))))
@@ -200,6 +201,7 @@ def fee_condition(
     -------
     FeeCondition
     """
+    env.require_independent("Yoon's (2015) lump-sum fee condition")
     check_choice("worst_over", worst_over, WORST_OVER)
     pv = pivot_values(env) if values is None else values
     n = env.n_agents
@@ -410,6 +412,7 @@ def lump_sum_fees(
     -------
     FeeResult
     """
+    env.require_independent("Yoon's (2015) lump-sum fees")
     mode = parse_notion("budget", mode, allowed=MODES, argument="mode")
     check_choice("split", split, SPLITS)
     if mode == "interim" and split != "tight":

@@ -49,6 +49,7 @@ def _check_lamba_preconditions(env: Environment, what: str) -> None:
                 f"{what} needs action-independent kernels (Lamba 2022's types evolve exogenously); "
                 f"agent {ag.name!r} has one kernel per action"
             )
+    env.require_independent(what)
     check_bilateral_trade(env, what)
     if not env.infinite:
         raise ValueError(

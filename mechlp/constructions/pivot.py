@@ -175,6 +175,7 @@ def pivot_values(
     -------
     PivotValues
     """
+    env.require_independent("the dynamic pivot (Bergemann and Valimaki 2010)")
     n, na = env.n_agents, env.n_actions
     fw = feasible_without(env) if feasible is None else np.asarray(feasible, dtype=bool)
     if fw.shape != (n, na):
@@ -392,6 +393,7 @@ def dynamic_pivot(
     ValueError
         When the allocation is not dynamically efficient (message names the profile and period).
     """
+    env.require_independent("the dynamic pivot (Bergemann and Valimaki 2010)")
     space = space_for(env, space)
     horizon = space.horizon if isinstance(space, HistoryTree) else None
     t0 = time.perf_counter()

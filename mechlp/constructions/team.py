@@ -139,6 +139,7 @@ def incentive_payments(space: StateSpace, transfers: np.ndarray) -> tuple[list[n
     gamma_nodes : ndarray, shape (n_agents, n_nodes)
         :math:`\gamma_j(h_g, \theta_{g,j})` at every node ``g``.
     """
+    space.env.require_independent("the Athey-Segal incentive payments")
     env = space.env
     x = np.asarray(transfers, dtype=float)
     if x.shape != (env.n_agents, space.n_nodes):
@@ -490,6 +491,7 @@ def balanced_team(
     """
     if not isinstance(env, Environment):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+    env.require_independent("the balanced team mechanism (Athey and Segal 2013)")
     if env.n_agents < 2:
         raise ValueError("the balanced team mechanism needs at least two agents")
     if space is not None and horizon is not None:

@@ -67,6 +67,7 @@ __all__ = [
     "joint_beliefs",
     "others_beliefs",
     "others_product",
+    "conditional_beliefs",
     "reach_probabilities",
     "interim_expectation",
     "expectation",
@@ -109,7 +110,10 @@ def mixed_kernels(env: Environment, nums: Numbers | None = None) -> list[np.ndar
     NotImplementedError
         When an action-dependent kernel meets a randomised allocation (beliefs would depend on realised actions,
         which histories do not record; :class:`~mechlp.model.environment.Environment` refuses this already).
+    ValueError
+        When ``env.correlated``: an agent's own kernel is not defined then (use :func:`joint_transition`).
     """
+    _refuse_correlated(env, "mixed_kernels (each agent's own kernel under the allocation)")
     nums = _numbers(env, nums)
     k = env.n_allocation_periods * env.n_profiles
     out = []
@@ -133,8 +137,11 @@ def next_marginals(env: Environment, nums: Numbers | None = None) -> list[np.nda
     -------
     list of ndarray
         Per agent ``j``, shape ``(K, K_j)``: row ``s`` is :math:`\sum_a p(a|s) F_j(\cdot|s_j, a)`, the belief
-        :math:`P_j(\cdot|h)` at every history whose previous profile is ``s``.
+        :math:`P_j(\cdot|h)` at every history whose previous profile is ``s``. With correlated types
+        (``env.correlated``) the marginals of the rows of :func:`joint_transition`.
     """
+    if env.correlated:
+        return _correlated_next_marginals(env, nums)
     types = np.tile(env.profile_types(), (env.n_allocation_periods, 1))
     rows = np.arange(types.shape[0])
     return [g[rows, types[:, j]] for j, g in enumerate(mixed_kernels(env, nums))]
@@ -178,7 +185,14 @@ def joint_transition(
     With ``deviator=i`` and ``true_type=t``, agent ``i``'s factor is :math:`G_i(s'_i|t; s)` instead: the law of
     next period's types after agent ``i`` of true type ``t`` reported :math:`s_i` (the one-shot deviation
     :math:`D_i` of docs/design.md section 4.4; the allocation is that of the *reported* profile).
+
+    With correlated types (``env.correlated``) the kernel is the environment's ``joint_transition`` under the
+    allocation, :math:`P(s'|s) = \sum_a p(a|s) P(s'|s, a)`, and the deviation's law is the row of the profile
+    ``(t, s_{-i})`` under the allocation of the reported ``s``, :math:`\sum_a p(a|s) P(\cdot|(t, s_{-i}), a)`
+    (:func:`_correlated_transition`).
     """
+    if env.correlated:
+        return _correlated_transition(env, nums, deviator, true_type)
     k = env.n_allocation_periods * env.n_profiles
     rows = np.arange(k)
     types = np.tile(env.profile_types(), (env.n_allocation_periods, 1))
@@ -210,9 +224,12 @@ def marginal_beliefs(
     Returns
     -------
     list of ndarray
-        Per agent ``j``, shape ``(len(hists), K_j)``.
+        Per agent ``j``, shape ``(len(hists), K_j)``. With correlated types, the marginals of
+        :func:`joint_beliefs`.
     """
     env = space.env
+    if env.correlated:
+        return _correlated_marginals(space, nums, hists)
     nums = _numbers(env, nums)
     prev = np.asarray(space.hist_prev_key)[_hists(space, hists)]
     root = prev < 0
@@ -238,9 +255,14 @@ def joint_beliefs(
     Without it, when there are more histories than profiles, the rows are gathered from the ``(K, K)`` table of
     the truthful kernel (the belief after profile ``s`` is its row ``s``; the prior's product at the root): one
     lookup per history instead of one product.
+
+    With correlated types (``env.correlated``; ``marginals`` is then ignored) the row of :func:`joint_transition`
+    at the previous profile, and the product of the priors at the root.
     """
     idx = _hists(space, hists)
     env = space.env
+    if env.correlated:
+        return _correlated_joint_beliefs(space, nums, idx)
     if marginals is not None or idx.size <= env.n_profiles:
         margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
         return independent_product(margs, idx.size)
@@ -297,7 +319,14 @@ def others_beliefs(
         ``(len(hists), M)`` with ``M = prod_{j != i} K_j`` and column ``m`` the others' profile in C order over the
         other agents (:meth:`Environment.profile_index`); with ``per_profile=True``, ``(len(hists), K)`` with
         column ``s`` the probability of the others' part of profile ``s``.
+
+    Raises
+    ------
+    ValueError
+        When ``space.env.correlated``: the belief then depends on agent ``i``'s own type
+        (:func:`conditional_beliefs`).
     """
+    _refuse_correlated(space.env, "others_beliefs (the others' types independent of the agent's own)")
     idx = _hists(space, hists)
     margs = marginal_beliefs(space, nums, idx) if marginals is None else marginals
     return others_product(margs, agent, space.env if per_profile else None)
@@ -396,7 +425,14 @@ def interim_expectation(
     Returns
     -------
     ndarray, shape (n_hist, K_i)
+
+    Notes
+    -----
+    With correlated types (``env.correlated``) the belief is conditioned on the own type,
+    :math:`P(\theta_{-i}|\theta_i, h)` (:func:`conditional_beliefs`); ``marginals`` is then ignored.
     """
+    if space.env.correlated:
+        return _correlated_interim(space, agent, values, nums)
     prof, _ = _others_index(space.env, agent)
     vals = np.asarray(values).reshape(space.n_hist, space.env.n_profiles)[:, prof]  # (H, K_i, M)
     return np.einsum("htm,hm->ht", vals, others_beliefs(space, agent, nums, marginals=marginals))
@@ -686,3 +722,127 @@ def continuation_adjoint(space: StateSpace, weights: np.ndarray, nums: Numbers |
         lu = spla.splu((sp.identity(n, format="csc") - delta * m).tocsc())
         out = np.stack([lu.solve(v, trans="T") for v in out])
     return out[0] if w.ndim == 1 else out
+
+
+# ---------------------------------------------------------------------------------------------- correlated types
+# With a joint kernel over profiles (env.correlated; docs/design.md section 4.6) the public functions above
+# dispatch here: P(theta'|s) = sum_a p(a|s) P(theta'|s, a) (a deviation of agent i of true type t: the row of
+# (t, s_-i) under the allocation of s), beliefs are its rows, marginals are summed out of them, and agent i's
+# belief about the others is conditioned on its own type (conditional_beliefs). The independence-only functions
+# (mixed_kernels, others_beliefs) refuse.
+def _refuse_correlated(env: Environment, what: str) -> None:
+    """Refuse an independence-only computation on a correlated environment (``env.correlated``;
+    :meth:`~mechlp.model.environment.Environment.require_independent`)."""
+    env.require_independent(f"{what} (use joint_transition, joint_beliefs or conditional_beliefs)")
+
+
+def _correlated_transition(
+    env: Environment, nums: Numbers | None, deviator: int | None = None, true_type: int | None = None
+) -> np.ndarray:
+    r"""``(K, K)``: :math:`\sum_a p(a|s) P(\cdot|\tilde s, a)` per reported profile ``s``, with :math:`\tilde s = s`,
+    or :math:`\tilde s = (t, s_{-i})` for the deviation of agent ``i = deviator`` of true type ``t``."""
+    nums = _numbers(env, nums)
+    k = env.n_profiles
+    src = np.arange(k)
+    if deviator is not None:
+        types = env.profile_types().copy()
+        types[:, deviator] = int(true_type)
+        src = np.ravel_multi_index(tuple(types.T), env.type_counts)
+    kern = nums.joint  # (A, K, K)
+    out = None
+    for a in range(kern.shape[0]):  # loop over actions
+        term = nums.alloc[:, a][:, None] * kern[a][src]
+        out = term if out is None else out + term
+    return out
+
+
+def _correlated_next_marginals(env: Environment, nums: Numbers | None) -> list[np.ndarray]:
+    """Per agent ``j``, ``(K, K_j)``: the marginal of agent ``j``'s next type in each row of the joint kernel."""
+    q = _correlated_transition(env, nums)
+    return _profile_marginals(env, q)
+
+
+def _profile_marginals(env: Environment, joint: np.ndarray) -> list[np.ndarray]:
+    """Per agent ``j``, the marginals ``(n, K_j)`` of ``joint`` ``(n, K)`` (profiles in C order over agents)."""
+    n, counts = joint.shape[0], env.type_counts
+    full = joint.reshape(n, *counts)
+    out = []
+    for j in range(env.n_agents):  # loop over agents
+        axes = tuple(1 + a for a in range(env.n_agents) if a != j)
+        out.append(full.sum(axis=axes) if axes else full.copy())
+    return out
+
+
+def _correlated_joint_beliefs(space: StateSpace, nums: Numbers | None, idx: np.ndarray) -> np.ndarray:
+    r"""``(len(idx), K)``: :math:`P(\theta|h)`, the joint kernel's row at the previous profile (prior at the root)."""
+    env = space.env
+    nums = _numbers(env, nums)
+    prev = np.asarray(space.hist_prev_profile)[idx]
+    table = _correlated_transition(env, nums)
+    out = table[np.maximum(prev, 0)]
+    root = prev < 0
+    if root.any():
+        out[root] = independent_product([p[None, :] for p in nums.priors], 1)[0]
+    return out
+
+
+def _correlated_marginals(
+    space: StateSpace, nums: Numbers | None, hists: Sequence[int] | np.ndarray | None
+) -> list[np.ndarray]:
+    """Per agent, ``(len(hists), K_j)``: the marginals of :func:`_correlated_joint_beliefs`."""
+    return _profile_marginals(space.env, _correlated_joint_beliefs(space, nums, _hists(space, hists)))
+
+
+def conditional_beliefs(
+    space: StateSpace,
+    agent: int,
+    nums: Numbers | None = None,
+    hists: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    r"""Agent ``i``'s belief about the others' current types given its own type, at each history.
+
+    .. math::
+       P(\theta_{-i}|\theta_i, h) = \frac{P(\theta|h)}{P_i(\theta_i|h)}, \qquad
+       P_i(\theta_i|h) = \sum_{\theta_{-i}} P(\theta|h),
+
+    with :math:`P(\theta|h)` from :func:`joint_beliefs`. Where the own type has probability zero at ``h`` the
+    ratio is undefined; the others' marginal :math:`P(\theta_{-i}|h) = \sum_{\theta_i} P(\theta|h)` is used
+    there (with independent types both are the product :math:`\prod_{j \ne i} P_j(\theta_j|h)` of
+    :func:`others_beliefs`, so the product special case is reproduced exactly). Works for any environment.
+
+    Parameters
+    ----------
+    space : StateSpace
+    agent : int
+    nums : Numbers, optional
+    hists : array_like of int, optional
+        Histories to compute (default: all).
+
+    Returns
+    -------
+    ndarray, shape (len(hists), K_i, M)
+        ``[h, t, m]``, ``m`` the others' profile in C order over the other agents (:meth:`Environment.profile_index`).
+    """
+    env = space.env
+    nums = _numbers(env, nums)
+    idx = _hists(space, hists)
+    if not env.correlated:
+        oth = others_beliefs(space, agent, nums, hists=idx)
+        return np.broadcast_to(oth[:, None, :], (idx.size, env.agents[agent].n_types, oth.shape[1])).copy()
+    prof, _ = _others_index(env, agent)
+    joint = _correlated_joint_beliefs(space, nums, idx)[:, prof]  # (H, K_i, M): P((t, m)|h)
+    own = joint.sum(axis=2)  # (H, K_i)
+    others = joint.sum(axis=1)  # (H, M)
+    out = others[:, None, :].repeat(own.shape[1], axis=1)  # the fallback where P_i(t|h) = 0
+    pos = own > 0
+    hh, tt = np.nonzero(pos)
+    if hh.size:
+        out[hh, tt] = joint[hh, tt] / own[hh, tt][:, None]
+    return out
+
+
+def _correlated_interim(space: StateSpace, agent: int, values: np.ndarray, nums: Numbers | None) -> np.ndarray:
+    r""":math:`\sum_{\theta_{-i}} P(\theta_{-i}|\theta_i, h) X(h, (\theta_i, \theta_{-i}))`, ``(n_hist, K_i)``."""
+    prof, _ = _others_index(space.env, agent)
+    vals = np.asarray(values).reshape(space.n_hist, space.env.n_profiles)[:, prof]  # (H, K_i, M)
+    return np.einsum("htm,htm->ht", vals, conditional_beliefs(space, agent, nums))

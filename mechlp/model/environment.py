@@ -6,7 +6,9 @@ Notation follows docs/design.md section 4.1 (the project's conventions: docs/des
   and a Markov kernel :math:`F_i(\theta'|\theta, a)` (one row-stochastic matrix, or one per action);
 * types are independent across agents, so the joint kernel of the type *profile* is the product
   :math:`P(\theta'|\theta, a) = \prod_i F_i(\theta_i'|\theta_i, a)` (this kernel under the allocation, and the
-  beliefs it implies, are computed in :mod:`mechlp.model.beliefs`);
+  beliefs it implies, are computed in :mod:`mechlp.model.beliefs`) -- unless the environment is given a
+  ``joint_transition`` :math:`P(\theta'|\theta, a)` over type profiles (correlated types, Yoon 2015's general
+  model; ``env.correlated``, docs/design.md section 4.6);
 * a finite action set :math:`A`, valuations :math:`v_i(\theta_i, a)` and an allocation rule
   :math:`p(a|\theta)` (here a function of the current report profile);
 * a common discount factor :math:`\delta` and a horizon :math:`T` (an integer, or ``"infinite"``).
@@ -97,6 +99,70 @@ def _check_stochastic(
     _check_rows(mat, row_name)
 
 
+def _check_joint_transition(env: Environment, joint: Any) -> np.ndarray | None:
+    r"""Validate ``joint_transition`` of ``env`` (allocation and agents set): shape ``(K, K)`` or ``(A, K, K)``,
+    every row a probability vector, and every agent's own ``transition`` (when given) its marginal,
+    :math:`\sum_{\theta'_{-i}} P(\theta'|\theta, a) = F_i(\theta'_i|\theta_i, a)`. Returns the read-only array,
+    or ``None`` (product kernels: every agent must then have its own ``transition``)."""
+    if joint is None:
+        for j, ag in enumerate(env.agents):
+            if ag.transition is None:
+                raise ValueError(
+                    f"transition of agent {ag.name!r} (agents[{j}]) is None; give it, or the environment's "
+                    "joint_transition over type profiles"
+                )
+        return None
+    k, n_act = env.n_profiles, env.n_actions
+    arr = _as_float_array(joint, "joint_transition")
+    if arr.ndim == 2:
+        _check_stochastic(
+            arr,
+            (k, k),
+            "joint_transition",
+            "one row and one column per type profile, C order over agents",
+            lambda r: f"joint_transition row {r} (profile {env.profile_labels(r)})",
+        )
+    elif arr.ndim == 3:
+        if arr.shape != (n_act, k, k):
+            raise ValueError(
+                f"joint_transition has shape {arr.shape}; expected ({n_act}, {k}, {k}) (one matrix per action, "
+                "one row and one column per type profile, C order over agents)"
+            )
+        for a in range(n_act):
+            _check_rows(
+                arr[a], lambda r, a=a: f"joint_transition row {r} (profile {env.profile_labels(r)}) for action {a}"
+            )
+    else:
+        raise ValueError(
+            f"joint_transition has {arr.ndim} dimensions; expected a ({k}, {k}) matrix or an ({n_act}, {k}, {k}) "
+            "stack over type profiles"
+        )
+    stack = arr if arr.ndim == 3 else arr[None]
+    counts = env.type_counts
+    for i, ag in enumerate(env.agents):
+        if ag.transition is None:
+            continue
+        # marginal of agent i's next type: (A, K, K_i)
+        marg = np.moveaxis(stack.reshape(stack.shape[0], k, *counts), 2 + i, -1)
+        marg = marg.reshape(stack.shape[0], k, -1, counts[i]).sum(axis=2)
+        own = env.profile_types()[:, i]
+        kern = ag.kernel(stack.shape[0] if not ag.action_dependent else n_act)
+        if kern.shape[0] != marg.shape[0]:  # an action-dependent agent kernel against one joint matrix
+            marg = np.broadcast_to(marg, (kern.shape[0], *marg.shape[1:]))
+        gap = np.abs(marg - kern[:, own, :])
+        bad = np.argwhere(gap > tolerances.PROBABILITY)
+        if bad.size:
+            a, r, j = (int(v) for v in bad[0])
+            raise ValueError(
+                f"transition of agent {ag.name!r} is not the marginal of joint_transition: at profile {r} "
+                f"({env.profile_labels(r)}), action {a}, next type {ag.types[j]!r} the joint kernel gives "
+                f"{marg[a, r, j]:.12g} and the agent's kernel {kern[a, own[r], j]:.12g}; give transition=None "
+                "for an agent whose own type does not follow a Markov chain of its own"
+            )
+    arr.setflags(write=False)
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class Agent:
     r"""One agent: an ordered type set with a Markov type process and a valuation table.
@@ -109,9 +175,11 @@ class Agent:
         Type labels, in the order of ``values`` (ascending).
     prior : array_like, shape (K,)
         First-period distribution :math:`f_i^0`.
-    transition : array_like, shape (K, K) or (|A|, K, K)
+    transition : array_like, shape (K, K) or (|A|, K, K), or None
         Row-stochastic kernel :math:`F_i(\theta'|\theta)`, or one kernel per action when types respond
-        to the allocation (learning). Row ``theta``, column ``theta'``.
+        to the allocation (learning). Row ``theta``, column ``theta'``. ``None`` only for an agent of an
+        :class:`Environment` with a ``joint_transition`` (correlated types), whose own type then need not follow a
+        Markov chain of its own.
     valuation : array_like, shape (K, |A|)
         :math:`v_i(\theta_i, a)`. Checked against the environment's actions by :class:`Environment`.
     values : array_like, shape (K,), optional
@@ -156,8 +224,10 @@ class Agent:
             )
         _check_distribution(prior_arr, f"prior of agent {name!r}")
 
-        trans = _as_float_array(transition, f"transition of agent {name!r}")
-        if trans.ndim == 2:
+        trans = None if transition is None else _as_float_array(transition, f"transition of agent {name!r}")
+        if trans is None:
+            pass  # only with the environment's joint_transition (checked by Environment)
+        elif trans.ndim == 2:
             _check_stochastic(
                 trans,
                 (k, k),
@@ -229,17 +299,32 @@ class Agent:
     @property
     def action_dependent(self) -> bool:
         """True when the kernel depends on the action (one matrix per action)."""
-        return self.transition.ndim == 3
+        return self.transition is not None and self.transition.ndim == 3
 
     def kernel(self, n_actions: int) -> np.ndarray:
-        """The kernel as an ``(n_actions, K, K)`` stack (a single matrix is repeated)."""
+        """The kernel as an ``(n_actions, K, K)`` stack (a single matrix is repeated).
+
+        Raises
+        ------
+        ValueError
+            When the agent has no kernel of its own (``transition=None``: its types move with the environment's
+            ``joint_transition``).
+        """
+        if self.transition is None:
+            raise ValueError(
+                f"agent {self.name!r} has no transition of its own: its types move with the environment's "
+                "joint_transition (correlated types)"
+            )
         if self.transition.ndim == 3:
             return self.transition
         return np.broadcast_to(self.transition, (n_actions, *self.transition.shape))
 
     def is_fosd(self) -> bool:
         r"""First-order stochastic dominance of every kernel: :math:`\sum_{k\ge j} F(k|\theta)`
-        is non-decreasing in :math:`\theta` for every threshold ``j`` (types in ascending order)."""
+        is non-decreasing in :math:`\theta` for every threshold ``j`` (types in ascending order). ``False`` for an
+        agent without a kernel of its own (``transition=None``)."""
+        if self.transition is None:
+            return False
         kern = self.transition if self.transition.ndim == 3 else self.transition[None]
         upper = np.cumsum(kern[:, :, ::-1], axis=2)[:, :, ::-1]  # P(theta' >= j | theta)
         return bool(np.all(np.diff(upper, axis=1) >= -tolerances.PROBABILITY))
@@ -270,6 +355,16 @@ class Environment:
         infinite horizon, periods ``1..P`` with the last applying from period ``P`` on. Trailing repeated tables
         are dropped (``P = 1`` means stationary).
 
+    joint_transition : array_like, shape (n_profiles, n_profiles) or (n_actions, n_profiles, n_profiles), optional
+        A kernel :math:`P(\theta'|\theta)` over type *profiles* (rows and columns in C order over agents, as
+        :meth:`profile_types`), or one per action. Given, types may be correlated across agents (Yoon 2015's
+        general model; ``env.correlated`` is True) and every belief comes from it (:mod:`mechlp.model.beliefs`:
+        agent ``i``'s belief about the others is conditioned on its own type). Every row must be a probability
+        vector. An agent's own ``transition`` may then be ``None``; when given, it must be the marginal of this
+        kernel, :math:`\sum_{\theta'_{-i}} P(\theta'|\theta, a) = F_i(\theta'_i|\theta_i, a)` at every profile
+        and action (it is then used only by code that asks for it, never for beliefs). The first-period prior
+        stays the product of the agents' priors. ``None`` (default): the product of the agents' kernels, as before.
+
     Attributes
     ----------
     allocations : ndarray, shape (P, K, A)
@@ -289,6 +384,7 @@ class Environment:
     allocations: np.ndarray
     name: str = "model"
     meta: dict = field(default_factory=dict)
+    joint_transition: np.ndarray | None = None
 
     def __init__(
         self,
@@ -299,6 +395,7 @@ class Environment:
         allocation: Any = "efficient",
         name: str = "model",
         meta: dict | None = None,
+        joint_transition: Any = None,
     ) -> None:
         agents = tuple(agents)
         if not agents:
@@ -367,13 +464,19 @@ class Environment:
         object.__setattr__(self, "name", str(name))
         object.__setattr__(self, "meta", dict(meta or {}))
 
+        object.__setattr__(self, "joint_transition", _check_joint_transition(self, joint_transition))
         # allocation: one (K, A) table per period, the last applying to every later period
         tables, rule = self._allocation_tables(allocation, agents, counts, n_act, hor)
         tables.setflags(write=False)
         object.__setattr__(self, "allocations", tables)
         if rule is not None:
             self.meta["allocation_rule"] = rule
-        if any(ag.action_dependent for ag in agents):
+        if self.correlated and tables.shape[0] > 1:
+            raise ValueError(
+                "an allocation that depends on the period with a joint_transition (correlated types) is not "
+                "supported yet; give one allocation table"
+            )
+        if self.action_dependent:
             random_rows = np.argwhere(np.max(tables, axis=2) < 1.0 - tolerances.PROBABILITY)
             if random_rows.size:
                 t, r = (int(j) for j in random_rows[0])
@@ -397,10 +500,8 @@ class Environment:
                     f"allocation must be 'efficient' (or {', '.join(repr(r) for r in list(ALLOCATION_RULES)[1:])}) "
                     f"or a probability table, got {allocation!r}"
                 )
-            dynamic = allocation == "efficient_dynamic" or (
-                allocation == "efficient" and any(ag.action_dependent for ag in agents)
-            )
-            if dynamic and any(ag.action_dependent for ag in agents):
+            dynamic = allocation == "efficient_dynamic" or (allocation == "efficient" and self.action_dependent)
+            if dynamic and self.action_dependent:
                 # the dynamic program reads the primitives set so far (agents, actions, discount, horizon)
                 return dynamic_policy_tables(self)
             total = self._total_valuation(agents, counts, n_act)
@@ -496,6 +597,7 @@ class Environment:
             allocation,
             name=self.name if name is None else name,
             meta={k: v for k, v in self.meta.items() if k != "allocation_rule"} if meta is None else meta,
+            joint_transition=self.joint_transition,
         )
 
     # ------------------------------------------------------------------ sizes and indexing
@@ -530,7 +632,36 @@ class Environment:
 
     @property
     def action_dependent(self) -> bool:
-        return any(ag.action_dependent for ag in self.agents)
+        joint = self.joint_transition is not None and self.joint_transition.ndim == 3
+        return joint or any(ag.action_dependent for ag in self.agents)
+
+    @property
+    def correlated(self) -> bool:
+        """True when the environment has a ``joint_transition`` over type profiles (types may be correlated;
+        beliefs then come from the joint kernel, :mod:`mechlp.model.beliefs`)."""
+        return self.joint_transition is not None
+
+    def require_independent(self, what: str) -> None:
+        """Refuse ``what`` (a computation that assumes types independent across agents) on a correlated
+        environment: ``ValueError`` naming it; nothing when ``not self.correlated``."""
+        if self.correlated:
+            raise ValueError(
+                f"{what} assumes types independent across agents, but environment {self.name!r} has a "
+                "joint_transition (correlated types); the generic LP (minmax, feasibility, verify) handles it"
+            )
+
+    def profile_kernel(self) -> np.ndarray:
+        r"""``(n_actions, K, K)``: the kernel over type profiles :math:`P(\theta'|\theta, a)` per action -- the
+        ``joint_transition`` (a single matrix repeated), or the product :math:`\prod_i F_i(\theta'_i|\theta_i, a)`
+        of the agents' kernels (C order over agents) when there is none."""
+        if self.joint_transition is not None:
+            jt = self.joint_transition
+            return jt if jt.ndim == 3 else np.broadcast_to(jt, (self.n_actions, *jt.shape))
+        out = np.ones((self.n_actions, 1, 1))
+        for ag in self.agents:
+            kern = ag.kernel(self.n_actions)
+            out = np.einsum("axy,auv->axuyv", out, kern).reshape(self.n_actions, out.shape[1] * kern.shape[1], -1)
+        return out
 
     def agent_index(self, agent: int | str) -> int:
         """Index of an agent given by position or name."""
@@ -628,6 +759,7 @@ def bilateral_trade(
     buyer_name: str = "buyer",
     seller_name: str = "seller",
     name: str = "bilateral_trade",
+    joint_transition: Any = None,
 ) -> Environment:
     r"""Repeated bilateral trade (Lamba 2022, section 2) with the efficient rule.
 
@@ -644,8 +776,9 @@ def bilateral_trade(
         The buyer's valuations :math:`\mathcal V` and the seller's costs :math:`\mathcal C`, strictly increasing.
     buyer_prior, seller_prior : sequence of float
         First-period type distributions (non-negative, summing to 1).
-    buyer_transition, seller_transition : array_like
-        Row-stochastic Markov kernels ``F(theta'|theta)`` (rows and columns in the order of the values).
+    buyer_transition, seller_transition : array_like or None
+        Row-stochastic Markov kernels ``F(theta'|theta)`` (rows and columns in the order of the values); ``None``
+        with a ``joint_transition``.
     discount : float
         The common discount factor :math:`\delta`.
     horizon : int or "infinite"
@@ -654,11 +787,15 @@ def bilateral_trade(
         Type labels; default ``v1, v2, ...`` and ``c1, c2, ...``.
     buyer_name, seller_name, name : str
         Agent and environment names.
+    joint_transition : array_like, optional
+        A kernel over (buyer, seller) type profiles, buyer first (:class:`Environment`): correlated types.
 
     Returns
     -------
     Environment
-        Two agents (buyer first), actions ``("no_trade", "trade")`` and the efficient rule.
+        Two agents (buyer first), actions ``("no_trade", "trade")`` and the rule "trade iff v > c" (``"efficient"``;
+        named ``"efficient_myopic"`` when a kernel depends on the action, where the dynamic policy may differ:
+        ``env.with_allocation("efficient_dynamic")``).
     """
     bv = _as_float_array(buyer_values, "buyer_values")
     sc = _as_float_array(seller_costs, "seller_costs")
@@ -689,14 +826,17 @@ def bilateral_trade(
         role="seller",
     )
     disjoint = not bool(np.intersect1d(bv, sc).size)
+    learning = buyer.action_dependent or seller.action_dependent or np.ndim(joint_transition) == 3
     return Environment(
         [buyer, seller],
         ("no_trade", "trade"),
         discount,
         horizon,
-        "efficient",
+        # trade iff v > c: also when kernels depend on the action (then it is the myopic rule, by name)
+        "efficient_myopic" if learning else "efficient",
         name=name,
         meta={"kind": "bilateral_trade", "disjoint_supports": disjoint},
+        joint_transition=joint_transition,
     )
 
 

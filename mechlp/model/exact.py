@@ -116,7 +116,10 @@ class Numbers:
         #: ``(P * K, A)``: the allocation tables stacked, row ``table * K + profile`` (``space.node_key``)
         self.alloc = conv(env.allocations.reshape(-1, env.n_actions))
         self.priors = [conv(ag.prior) for ag in env.agents]
-        self.kernels = [conv(ag.kernel(env.n_actions)) for ag in env.agents]
+        # an agent of a correlated environment may have no kernel of its own (None here)
+        self.kernels = [None if ag.transition is None else conv(ag.kernel(env.n_actions)) for ag in env.agents]
+        #: ``(A, K, K)`` kernel over type profiles when the environment is correlated (``env.joint_transition``)
+        self.joint = conv(np.array(env.profile_kernel())) if env.correlated else None
         self.valuation = [conv(ag.valuation) for ag in env.agents]
         #: ``(P * K, n_agents)``: the type of every agent in each row of the stacked period tables
         self.key_types = np.tile(env.profile_types(), (env.n_allocation_periods, 1))
@@ -143,11 +146,14 @@ class Numbers:
 
         for ag, prior, kern in zip(env.agents, self.priors, self.kernels, strict=True):
             fix(prior, f"prior of agent {ag.name!r}")
-            for a in range(kern.shape[0]):  # loops over actions and types of the inputs
+            for a in range(0 if kern is None else kern.shape[0]):  # loops over actions and types of the inputs
                 for r in range(kern.shape[1]):
                     fix(kern[a, r], f"transition row {r} (action {a}) of agent {ag.name!r}")
         for r in range(self.alloc.shape[0]):
             fix(self.alloc[r], f"allocation row {r}")
+        for a in range(0 if self.joint is None else self.joint.shape[0]):  # loops over the inputs' rows
+            for r in range(self.joint.shape[1]):
+                fix(self.joint[a, r], f"joint_transition row {r} (action {a})")
 
     def flows(self) -> np.ndarray:
         r"""``(n_agents, P * K)``: :math:`\sum_a p_t(a|\theta) v_i(\theta_i, a)` for every row ``t * K + \theta`` of
@@ -160,7 +166,8 @@ class Numbers:
         """Largest denominator among the model's numbers (1 for floats): a gauge of exact-arithmetic cost."""
         if not self.exact:
             return 1
-        arrays = [self.alloc, *self.priors, *self.kernels, *self.valuation, np.array([self.delta], dtype=object)]
+        kernels = [kern for kern in self.kernels if kern is not None] + ([] if self.joint is None else [self.joint])
+        arrays = [self.alloc, *self.priors, *kernels, *self.valuation, np.array([self.delta], dtype=object)]
         return max(int(v.denominator) for a in arrays for v in a.reshape(-1))
 
     def full(self, shape: tuple[int, ...], value: int) -> np.ndarray:

@@ -57,6 +57,8 @@ class Environment(Protocol):
     n_actions: int
     n_profiles: int
 
+    def profile_kernel(self) -> np.ndarray: ...
+
 
 __all__ = [
     "DPSolution",
@@ -190,6 +192,7 @@ def _rewards(env: Environment, included: Sequence[int]) -> np.ndarray:
 
 
 def _kernels(env: Environment, included: Sequence[int]) -> list[np.ndarray]:
+    env.require_independent("the dynamic programme of the efficient policy (the agents' own kernels)")
     return [env.agents[j].kernel(env.n_actions) for j in included]
 
 
@@ -297,7 +300,16 @@ def _solve(
     na = env.n_actions
     delta = env.discount
     reward = _rewards(env, included) if included else np.zeros((1, na))
-    kernels = _kernels(env, included)
+    if getattr(env, "joint_transition", None) is not None:
+        # correlated types: the profile is one Markov chain with the joint kernel (one "agent" of K states)
+        if len(included) != env.n_agents:
+            raise ValueError(
+                "the value of the others without one agent needs types independent across agents (their profile is "
+                "not a Markov chain on its own under a joint_transition)"
+            )
+        kernels, counts = [np.asarray(env.profile_kernel(), dtype=float)], (env.n_profiles,)
+    else:
+        kernels = _kernels(env, included)
     masked = np.where(feasible[None, :], reward, -np.inf)
     scale = max(1.0, float(np.max(np.abs(reward))))
     if np.isfinite(horizon):

@@ -31,10 +31,11 @@ def _general_to_dict(env: Environment) -> dict[str, Any]:
         if ag.values is not None:
             entry["values"] = [float(v) for v in ag.values]
         entry["prior"] = [float(v) for v in ag.prior]
-        kern = np.asarray(ag.transition, dtype=float)
-        entry["transition"] = (
-            {a: kern[j].tolist() for j, a in enumerate(env.actions)} if ag.action_dependent else kern.tolist()
-        )
+        if ag.transition is not None:
+            kern = np.asarray(ag.transition, dtype=float)
+            entry["transition"] = (
+                {a: kern[j].tolist() for j, a in enumerate(env.actions)} if ag.action_dependent else kern.tolist()
+            )
         entry["valuation"] = {a: [float(v) for v in ag.valuation[:, j]] for j, a in enumerate(env.actions)}
         agents.append(entry)
     counts = env.type_counts
@@ -68,7 +69,20 @@ def _general_to_dict(env: Environment) -> dict[str, Any]:
         },
         "agents": agents,
         "allocation": allocation,
+        **_joint_to_dict(env),
     }
+
+
+def _joint_to_dict(env: Environment) -> dict[str, Any]:
+    """``{"joint_transition": {"profiles": [...], "matrix": ...}}`` for a correlated environment, else ``{}``:
+    the profiles in C order, each its type labels joined by ``", "``; the matrix keyed by action label when it
+    has one per action (the reader, :func:`mechlp.catalog.io.model_from_dict`, checks the order)."""
+    if env.joint_transition is None:
+        return {}
+    jt = np.asarray(env.joint_transition, dtype=float)
+    profiles = [", ".join(env.profile_labels(k).values()) for k in range(env.n_profiles)]
+    matrix: Any = {a: jt[j].tolist() for j, a in enumerate(env.actions)} if jt.ndim == 3 else jt.tolist()
+    return {"joint_transition": {"profiles": profiles, "matrix": matrix}}
 
 
 def model_to_dict(env: Environment) -> dict[str, Any]:
@@ -87,8 +101,9 @@ def model_to_dict(env: Environment) -> dict[str, Any]:
     dict
         Plain Python data (str, float, int, lists, dicts): ``{"model": ..., "agents": [...], "allocation": ...}``.
         Kernels are always written as explicit ``transition`` matrices (one per action, keyed by action label,
-        when they depend on the action); the allocation as ``rule = "efficient"`` when it equals the efficient
-        rule, else as a ``table``.
+        when they depend on the action; none for an agent without a kernel of its own), a correlated
+        environment's kernel over profiles as ``joint_transition`` (``profiles`` and ``matrix``); the
+        allocation as ``rule = "efficient"`` when it equals the efficient rule, else as a ``table``.
     """
     if not _is_bilateral(env):
         return _general_to_dict(env)
@@ -96,19 +111,20 @@ def model_to_dict(env: Environment) -> dict[str, Any]:
     for ag in env.agents:
         if ag.values is None:  # pragma: no cover - bilateral_trade always sets values
             raise ValueError(f"agent {ag.name!r} has no numeric values")
-        agents.append(
-            {
-                "name": ag.name,
-                "role": ag.role,
-                "types": list(ag.types),
-                "values": [float(v) for v in ag.values],
-                "prior": [float(v) for v in ag.prior],
-                "transition": np.asarray(ag.transition, dtype=float).tolist(),
-            }
-        )
+        entry = {
+            "name": ag.name,
+            "role": ag.role,
+            "types": list(ag.types),
+            "values": [float(v) for v in ag.values],
+            "prior": [float(v) for v in ag.prior],
+        }
+        if ag.transition is not None:
+            entry["transition"] = np.asarray(ag.transition, dtype=float).tolist()
+        agents.append(entry)
     horizon: str | int = "infinite" if env.infinite else int(env.horizon)
     return {
         "model": {"name": env.name, "discount": float(env.discount), "horizon": horizon},
         "agents": agents,
         "allocation": {"rule": "efficient"},
+        **_joint_to_dict(env),
     }

@@ -40,11 +40,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from mechlp.model.beliefs import joint_transition, marginal_beliefs, others_product
+from mechlp.model.beliefs import expected_continuation, joint_transition, marginal_beliefs, others_product
 from mechlp.model.exact import Numbers
 from mechlp.model.spaces import StateSpace, distinct_continuations
 
-__all__ = ["transfers_from_interim", "interim_payments", "rebalance", "redistribute", "balanced_transfers"]
+__all__ = [
+    "transfers_from_interim",
+    "transfers_from_utilities",
+    "interim_payments",
+    "rebalance",
+    "redistribute",
+    "balanced_transfers",
+]
 
 
 def _check_per_agent(space: StateSpace, arrays: list[np.ndarray], name: str) -> None:
@@ -57,6 +64,49 @@ def _check_per_agent(space: StateSpace, arrays: list[np.ndarray], name: str) -> 
             raise ValueError(
                 f"{name}[{i}] has shape {np.shape(arr)}; expected ({space.n_hist}, {k_i}) (histories x own types)"
             )
+
+
+def _refuse_correlated(space: StateSpace, what: str) -> None:
+    """Refuse the independence-only rebalancing on a correlated environment."""
+    if space.env.correlated:
+        raise ValueError(
+            f"{what} keeps interim payments only when types are independent across agents, but environment "
+            f"{space.env.name!r} has a joint_transition (correlated types); ex post budget balance is answered by "
+            "the LP"
+        )
+
+
+def transfers_from_utilities(space: StateSpace, utilities: np.ndarray, nums: Numbers | None = None) -> np.ndarray:
+    r"""``(n_agents, n_nodes)`` transfers that implement given ex post utilities :math:`U_i(h, \theta)`.
+
+    .. math::
+       x_i(g) = \text{flow}_i(\theta_g) - U_i(g) + \delta\, E[U_i \mid g]
+
+    (the recursion of Lamba 2022, eq. 3, solved for :math:`x`; :func:`mechlp.model.beliefs.expected_continuation`,
+    zero where the game ends). Valid for every environment, also with correlated types.
+
+    Parameters
+    ----------
+    space : StateSpace
+    utilities : ndarray, shape (n_agents, n_nodes)
+        Floats, or fractions with an exact ``nums``.
+    nums : Numbers, optional
+
+    Returns
+    -------
+    ndarray, shape (n_agents, n_nodes)
+    """
+    env = space.env
+    u = np.asarray(utilities)
+    if u.shape != (env.n_agents, space.n_nodes):
+        raise ValueError(f"utilities has shape {u.shape}; expected {(env.n_agents, space.n_nodes)} (agents x nodes)")
+    nums = Numbers(env, exact=False) if nums is None else nums
+    types = env.profile_types()
+    prof = np.tile(np.arange(env.n_profiles), space.n_hist)
+    flow = np.stack(
+        [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
+    )
+    return flow - u + nums.delta * expected_continuation(space, u, nums)
 
 
 def _other_axes(n: int, i: int) -> tuple[int, ...]:
@@ -157,7 +207,14 @@ def interim_payments(space: StateSpace, transfers: np.ndarray, marginals: list[n
     -------
     list of ndarray
         Per agent ``(n_hist, K_i)``, defined for every own type (also those of probability zero at ``h``).
+
+    Raises
+    ------
+    ValueError
+        With correlated types (``env.correlated``): the others' belief then depends on the own type, and
+        Lamba's rebalancing (which keeps these payments) assumes independence.
     """
+    _refuse_correlated(space, "interim_payments")
     _check_per_agent(space, marginals, "marginals")
     env = space.env
     n, k = env.n_agents, env.n_profiles
@@ -231,6 +288,7 @@ def rebalance(space: StateSpace, transfers: np.ndarray, marginals: list[np.ndarr
         With fewer than two agents, or arrays of the wrong shapes.
     """
     env = space.env
+    _refuse_correlated(space, "rebalance (Lamba 2022, Proposition 1)")
     if env.n_agents < 2:
         raise ValueError(f"ex post budget balance needs at least two agents; the environment has {env.n_agents}")
     xbar = interim_payments(space, transfers, marginals)

@@ -36,6 +36,11 @@ How a certificate is made (:func:`impossibility_certificate`):
    ``-P_i(t|h)``, so raising a history's budget multiplier and then the IR multipliers zeroes every residual
    while keeping ``y >= 0``; ``gamma`` moves by the size of the noise.
 
+With correlated types (``env.correlated``, docs/design.md section 4.6) the rows are the same labelled rows written in
+ex post utilities (:func:`mechlp.constraints.interim.interim_rows`), the structured certificate of step 0 does not
+apply, and the repair of step 4 seldom succeeds (an IR row then weights several utilities); the exact vertex of
+step 3 is the exact route.
+
 The result is verified independently by :func:`mechlp.audit.verifier.check_impossibility` (floats or exact),
 which evaluates ``L`` with the verifier's own constraint code. Certificates are available for Bayesian or local
 IC with interim or ex ante participation; for ex post budget balance the interim certificate is returned, which

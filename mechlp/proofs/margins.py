@@ -41,7 +41,7 @@ from mechlp.model.exact import Numbers, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import StateSpace
-from mechlp.model.transfers import balanced_transfers, transfers_from_interim
+from mechlp.model.transfers import balanced_transfers, transfers_from_interim, transfers_from_utilities
 
 __all__ = ["exact_feasible_mechanism", "DEFAULT_MARGIN"]
 
@@ -75,6 +75,11 @@ def exact_feasible_mechanism(
         return None, f"exact feasibility certificates need ic bayesian/local and ir interim/ex_ante (got {ic}, {ir})"
     if budget not in ("interim", "ex_ante", "ex_post", "none"):
         return None, f"exact feasibility certificates support budget interim/ex_ante/ex_post/none (got {budget})"
+    if env.correlated and budget == "ex_post":
+        return None, (
+            "exact feasibility certificates for ex post budget balance rebalance interim payments (Lamba 2022, "
+            "Prop. 1), which needs independent types; this environment is correlated"
+        )
     outside = list(q.outside)
     rows_budget = "interim" if budget == "ex_post" else budget
     rows = interim_rows(space, Numbers(env, exact=False), ic, ir, rows_budget, outside)
@@ -98,6 +103,11 @@ def exact_feasible_mechanism(
         return None, f"no mechanism satisfies every row with margin {margin:g} ({out.message})"
     z = out.x
     nums = Numbers(env, exact=True)
+    if env.correlated:  # the columns are ex post utilities U_i(h, theta) (mechlp.constraints.interim)
+        u = to_fractions(z.reshape(env.n_agents, space.n_nodes))
+        x = transfers_from_utilities(space, u, nums)
+        mech = Mechanism(space, x.astype(float), exact_transfers=x)
+        return mech, verify(mech, question=q.replace(ic="bayesian") if ic == "local" else q, exact=True)
     interim = []
     for i, m in enumerate(rows.marginals):
         hh, tt = np.meshgrid(np.arange(m.shape[0]), np.arange(m.shape[1]), indexing="ij")

@@ -170,9 +170,12 @@ def binding_parents(
     A row is tight when its slack :math:`\bar U_i(t|h) - \bar U_i(r|h) - c_i(t, r|h)` (IR:
     :math:`\bar U_i(t|h) - o_i(t)`) is at most ``tolerances.TIGHT * (1 + |U|)``; ties go to adjacent reports,
     then participation, then the nearest report. ``None`` when some type has no tight row or the chosen rows
-    have a cycle (then they are not the longest-path tree of a min-max solution).
+    have a cycle (then they are not the longest-path tree of a min-max solution), and with correlated types
+    (``env.correlated``: the rows are not difference constraints in interim utilities).
     """
     env = space.env
+    if env.correlated:
+        return None
     nums = Numbers(env, exact=False)
     hists = np.arange(space.n_hist) if hists is None else np.asarray(hists, dtype=np.int64)
     stat_idx, stat_row = _stationary(space)
@@ -330,6 +333,8 @@ def structured_multipliers(
     """
     if space.env.period_dependent:
         return None  # the binding trees and fixed points are per profile; the Farkas LP answers
+    if space.env.correlated:  # the construction reads interim-utility rows, which need independent types
+        return None
     relaxed = question.certifying()
     if relaxed is None or relaxed.ic not in ("bayesian", "local") or relaxed.ir != "interim":
         return None

@@ -231,6 +231,7 @@ def intermediate_feasibility(
     IntermediateResult
         ``status`` ``"optimal"`` (feasible, mechanism verified) or the solver's status, with a message.
     """
+    env.require_independent("the intermediate mechanism (SignalSpace beliefs)")
     sp = _signal_space(env, space, horizon, memory_limit)
     weights = np.zeros(sp.tree.n_hist)
     weights[0] = 1.0
@@ -283,6 +284,7 @@ def intermediate_minmax(
     IntermediateResult
         With ``best`` and ``bounded`` per designer history and the root LP's mechanism, verified.
     """
+    env.require_independent("the intermediate mechanism (SignalSpace beliefs)")
     sp = _signal_space(env, space, horizon, memory_limit)
     n_hist = sp.tree.n_hist
     hs = np.arange(n_hist) if histories is None else np.asarray(histories, dtype=np.int64)

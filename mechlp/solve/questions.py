@@ -44,7 +44,7 @@ from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, StateSpace, q
 from mechlp.model.transfers import balanced_transfers
 from mechlp.proofs.farkas import impossibility_certificate
 from mechlp.proofs.margins import exact_feasible_mechanism
-from mechlp.solve.recursion import minmax_result, structure_refusal
+from mechlp.solve.recursion import minmax_result, refuse_correlated, structure_refusal
 from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = ["minmax", "feasibility", "solve", "QUESTIONS", "METHODS"]
@@ -162,6 +162,7 @@ def _tightness(res: Result, q: Question, method: str, backend: str, solver_optio
     env, sp, pi = res.env, res.space, res.surplus
     theorem = (
         env.meta.get("kind") == "bilateral_trade"
+        and not env.correlated  # Lemma 6 assumes independent types
         and env.n_agents == 2
         and not env.action_dependent
         and all(ag.is_fosd() for ag in env.agents)
@@ -277,7 +278,9 @@ def minmax(
         ``"lp"``: one LP maximising :math:`\sum_h \Pi(h)`. ``"recursion"``: the backward recursion of
         :mod:`mechlp.solve.recursion` (Lamba 2022, Lemma 6; linear in the number of nodes), for Bayesian or local IC
         with interim IR and no transfer limits; the same verification, and ``diagnosis["recursion"]`` says
-        whether the answer is certified tight at every history.
+        whether the answer is certified tight at every history. With correlated types (``env.correlated``) the
+        recursion does not apply: ``"auto"`` solves the LP and says why (``diagnosis["method_reason"]``, the
+        message), ``"recursion"`` raises ValueError.
     time_limit : float, optional
         Seconds for the whole answer: every LP solve gets the time that is left, and one that runs out gives the
         status ``"time_limit"``. The recursion (linear in the nodes) is not interrupted; a time limit does not
@@ -308,21 +311,19 @@ def minmax(
             space=space,
             horizon=horizon,
             tail=True,
-            method="lp" if method == "lp" else "recursion",
+            method="lp" if method == "lp" or env.correlated else "recursion",
             ic=q.ic,
             ir=q.ir,
         )
     check_backend(backend)
+    if method == "recursion":
+        refuse_correlated(env)
+    refusal = structure_refusal(env)  # why the recursion does not apply (None: it does)
+    why_lp = f"auto: {refusal}" if method == "auto" and refusal is not None else None
     if method == "auto":
         # LP solver options (time limits, HiGHS settings) ask for the LP; so do the options the recursion lacks
-        refusal = structure_refusal(env)
-        if (
-            refusal is None
-            and not solver_options
-            and q.ir == "interim"
-            and q.ic in ("bayesian", "local")
-            and not (q.has_limits)
-        ):
+        recursion_ok = not solver_options and q.ir == "interim" and q.ic in ("bayesian", "local") and not q.has_limits
+        if recursion_ok and refusal is None:
             clock.phase("min-max: recursion")
             try:
                 rec = _by_recursion(q, space, horizon, backend, memory_limit)
@@ -337,9 +338,6 @@ def minmax(
                 rec.options["backend"] = backend  # the backend of any LP asked later (sharing, feasibility)
                 return rec
         method = "lp"
-        why_lp = refusal
-    else:
-        why_lp = None
     if method == "recursion":
         clock.phase("min-max: recursion")
         res = minmax_result(env, space=space, horizon=horizon, memory_limit=memory_limit, question=q, **solver_options)
@@ -394,8 +392,11 @@ def minmax(
             res.message = f"{head}; {verdict} if Pi* is tight at every history, which is {tight['by']}"
     if method == "recursion" and res.status == "optimal":
         res.message += "; " + res.solver.message
+    if why_lp is not None:
+        res.message += f"; solved by the LP ({refusal}: the Lemma 6 recursion does not apply)"
     res.diagnosis = {
-        "method": method if why_lp is None else f"lp (auto: {why_lp})",
+        "method": method,
+        **({"method_reason": why_lp} if why_lp is not None else {}),
         **(res.diagnosis or {}),
         "negative": _worst_histories(sp, pi),
         "min_surplus": float(pi[h_min]),
@@ -467,7 +468,8 @@ def feasibility(
         one on the subtree of the lowest :math:`\\Pi^*`; on a Markov space or a tree with a tail, one over the
         interim rows (:func:`mechlp.proofs.farkas.impossibility_certificate`). No transfer LP is solved then;
         ``diagnosis["route"]`` says which was used. Everything else, and ``route="lp"``, solves the feasibility
-        LP.
+        LP. With correlated types (``env.correlated``) the structure does not apply (Lamba's Lemma 6 assumes
+        independent types): ``"auto"`` solves the LP and ``diagnosis["route_reason"]`` says why.
 
     Returns
     -------
@@ -496,13 +498,17 @@ def feasibility(
             certify=certify,
             exact=exact,
         )
-    if route == "auto":
+    # correlated types: the structure routes read Lamba's recursion, which assumes independent types
+    refusal = structure_refusal(env)
+    why_lp = f"auto: {refusal}" if route == "auto" and refusal is not None else None
+    if route == "auto" and refusal is None:
         res = _from_structure(q, space, horizon, backend, memory_limit, minmax_result, certify, exact, clock)
         if res is not None:
             return res
     clock.phase("feasibility: LP")
     res = _solve(q, "feasibility", space, horizon, backend, memory_limit, clock.options(solver_options), certify, exact)
-    res.diagnosis = {"route": "lp"}
+    reason = {"route_reason": why_lp} if why_lp is not None else {}
+    res.diagnosis = {"route": "lp", **reason}
     sp = res.space
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance{_scope_note(sp)}; mechanism verified"
@@ -542,7 +548,13 @@ def feasibility(
     pi = mm.surplus
     relevant = pi[:1] if budget in ("ex_ante", "savings") else pi
     worst = _worst_histories(sp, relevant)
-    res.diagnosis = {"minmax_surplus": pi, "negative": worst, "min_surplus": float(relevant.min()), "route": "lp"}
+    res.diagnosis = {
+        "minmax_surplus": pi,
+        "negative": worst,
+        "min_surplus": float(relevant.min()),
+        "route": "lp",
+        **reason,
+    }
     if res.status == "infeasible" and certify and not q.has_limits:
         t0 = time.perf_counter()
         clock.phase("certificate: Farkas LP")
@@ -598,6 +610,8 @@ def feasibility(
             f"; WARNING: the min-max surplus predicts {'feasible' if predicted_feasible else 'infeasible'} "
             f"(smallest Pi* = {float(relevant.min()):.3g}), which disagrees with the LP"
         )
+    if why_lp is not None:
+        res.message += f"; solved by the LP ({refusal}: Lamba's Lemma 6 structure does not apply)"
     return _infeasible_needs_proof(res, q, certify)
 
 
@@ -789,6 +803,7 @@ def _savings_equals_ex_ante(space: StateSpace, ic: str, ir: str) -> bool:
         ic in ("bayesian", "local")
         and ir in ("interim", "ex_ante")
         and space.env.n_agents >= 2
+        and not space.env.correlated  # the rearrangement keeps interim utilities only with independent types
         and bool(np.all(joint_beliefs(space) > 0))
     )
 

@@ -64,6 +64,10 @@ The answer is returned as interim utilities per agent ``(n_hist, K_i)`` and :mat
 answer exactly like an LP answer (:func:`minmax_result`, used by :func:`mechlp.solve.questions.minmax` with
 ``method="recursion"``).
 
+Correlated types (``env.correlated``) are refused (:func:`refuse_correlated`): the rows above use that agent
+``i``'s belief about the others does not depend on its own type and that the others' kernels sum out of the
+continuation, which fails with a joint kernel; :func:`mechlp.solve.questions.minmax` then uses the LP.
+
 Everything is array arithmetic: Python loops run over depth levels, agents, types (Bellman-Ford rounds),
 actions, fixed-point iterations and the distinct shapes of binding trees -- never over histories or nodes.
 """
@@ -680,6 +684,23 @@ def _optimality_terms(
 
 
 # ---------------------------------------------------------------------------------------------- solve
+#: Why the recursion does not apply to correlated types (``env.correlated``): named by every refusal and by the
+#: routes of :mod:`mechlp.solve.questions` that pick the LP instead.
+CORRELATED_REASON = (
+    "correlated types (a joint_transition): agent i's belief about the others depends on its own type and the "
+    "deviation's continuation on the others' next types, so the IC rows are not difference constraints in the "
+    "interim utilities and Lamba's Lemma 6 recursion (pointwise tightness) does not apply"
+)
+
+
+def refuse_correlated(env: Environment) -> None:
+    """Refuse the recursion on a correlated environment (:data:`CORRELATED_REASON`)."""
+    if env.correlated:
+        raise ValueError(
+            f"method='recursion' needs types independent across agents; {CORRELATED_REASON}; use method='lp'"
+        )
+
+
 def _check_options(ic: str) -> str:
     try:
         return parse_notion("ic", ic, allowed=IC_MODES)
@@ -799,6 +820,7 @@ def solve(
         raise TypeError(
             f"model must be an Environment, a HistoryTree, a MarkovSpace or a TreeWithTail, got {type(model).__name__}"
         )
+    refuse_correlated(space.env)
     if not isinstance(space, HistoryTree) or not isinstance(model, Environment):  # (the tree was checked above)
         _check_space(space, memory_limit, verify=False)
     if boundary is not None:
@@ -1255,6 +1277,8 @@ def structure_refusal(env: Environment) -> str | None:
             f"the allocation depends on the period ({env.n_allocation_periods} tables); the recursion needs one "
             "allocation per profile"
         )
+    if env.correlated:
+        return f"types are correlated across agents ({CORRELATED_REASON})"
     return None
 
 

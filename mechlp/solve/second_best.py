@@ -532,6 +532,7 @@ def second_best(
         ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
         :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``, ``method``.
     """
+    env.require_independent("second_best (the interim allocation program)")
     check_choice("objective", objective, OBJECTIVES)
     check_choice("formulation", formulation, FORMULATIONS)
     check_choice("rows", rows, ROWS)

@@ -380,6 +380,7 @@ def ex_post_balance(mechanism: Mechanism, *, tol: float = tolerances.FEASIBILITY
     ValueError
         Fewer than two agents, or a history with :math:`|\Pi_t(h)| > tol` (named in the message).
     """
+    mechanism.space.env.require_independent("ex_post_balance (Lamba 2022, Proposition 1)")
     ops = _Ops(mechanism.space)
     if ops.n < 2:
         raise ValueError(f"ex post budget balance needs at least two agents; the environment has {ops.n}")
@@ -1179,6 +1180,9 @@ def share_surplus(
                 "rule 'designer' leaves all the surplus with the designer (beta = 0), which ex post budget "
                 "balance forbids (the shares must sum to 1); use budget='interim'"
             )
+    if isinstance(source, Environment | Result):
+        src_env = source if isinstance(source, Environment) else source.env
+        src_env.require_independent("share_surplus (shares of Pi* kept by interim payments)")
     if isinstance(source, Result):
         if minmax_options or method != "auto":
             raise ValueError("minmax options (method, ...) are only accepted with an Environment source")

@@ -115,8 +115,9 @@ def subtree_environment(env: Environment, profile: int, horizon: int) -> Environ
     Raises
     ------
     ValueError
-        For ``profile`` outside ``0..K-1`` or ``horizon < 1``.
+        For ``profile`` outside ``0..K-1`` or ``horizon < 1``, and with correlated types (``env.correlated``).
     """
+    env.require_independent("subtree_environment (the beliefs after a cut as the agents' own priors)")
     k = env.n_profiles
     if isinstance(profile, bool) or not isinstance(profile, int | np.integer) or not 0 <= profile < k:
         raise ValueError(f"profile must be an integer in 0..{k - 1}, got {profile!r}")

@@ -549,7 +549,7 @@ def _surplus_columns(res: Any, pi: np.ndarray) -> dict[str, Any]:
 def _fee_pv(env: Environment, name: str, fee: Mapping[str, Any]) -> float | None:
     """Value at the start of an agent's fee stream: ``z1 + delta * prior_o @ (I - delta G)^{-1} z``."""
     other = env.agents[env.agent_index(fee["other"])]
-    if other.action_dependent:
+    if other.action_dependent or env.correlated:  # Lamba's fee stream follows the other's own kernel
         return None
     z = np.array([fee["by_state"][lab] for lab in other.types])
     g = np.asarray(other.transition, dtype=float)
