@@ -56,7 +56,7 @@ import scipy.sparse.linalg as spla
 from mechlp.model import tolerances
 from mechlp.model.environment import Environment
 from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, Rational, solve_exact
-from mechlp.model.spaces import HistoryTree, MarkovSpace, MergedTree, StateSpace, TreeWithTail
+from mechlp.model.spaces import ActionTree, HistoryTree, MarkovSpace, MergedTree, StateSpace, TreeWithTail
 
 __all__ = [
     "mixed_kernels",
@@ -74,6 +74,8 @@ __all__ = [
     "expected_continuation",
     "continuation_values",
     "continuation_adjoint",
+    "action_tree_beliefs",
+    "action_reach",
 ]
 
 
@@ -846,3 +848,57 @@ def _correlated_interim(space: StateSpace, agent: int, values: np.ndarray, nums:
     prof, _ = _others_index(space.env, agent)
     vals = np.asarray(values).reshape(space.n_hist, space.env.n_profiles)[:, prof]  # (H, K_i, M)
     return np.einsum("htm,htm->ht", vals, conditional_beliefs(space, agent, nums))
+
+
+# ---------------------------------------------------------------------------------------------- realised actions
+def action_tree_beliefs(space: ActionTree, nums: Numbers | None = None) -> list[np.ndarray]:
+    r"""Each agent's belief about its current type at every history of an :class:`~mechlp.model.spaces.ActionTree`.
+
+    .. math::
+       P_j(\theta_j|h) = f_j^0(\theta_j) \text{ at the root}, \qquad
+       P_j(\theta_j|h) = F_j(\theta_j|s_j, a) \text{ after the report profile } s \text{ and the action } a
+
+    (the history records the realised action, so no mixing over the allocation; the joint belief is the
+    product, :func:`independent_product`). Independent types only.
+
+    Returns
+    -------
+    list of ndarray
+        Per agent ``j``, shape ``(n_hist, K_j)``, in the arithmetic of ``nums`` (floats by default).
+    """
+    env = space.env
+    env.require_independent("beliefs on an ActionTree")
+    nums = _numbers(env, nums)
+    prev = np.asarray(space.hist_prev_profile)
+    act = np.asarray(space.hist_prev_action)
+    root = prev < 0
+    types = env.profile_types()
+    out = []
+    for j, kern in enumerate(nums.kernels):  # kern: (A, K_j, K_j) (repeated when it ignores the action)
+        kern = np.broadcast_to(kern, (env.n_actions, *kern.shape[1:])) if kern.shape[0] == 1 else kern
+        m = nums.zeros((space.n_hist, env.agents[j].n_types))
+        m[root] = nums.priors[j]
+        m[~root] = kern[act[~root], types[prev[~root], j]]
+        out.append(m)
+    return out
+
+
+def action_reach(space: ActionTree, allocation: np.ndarray) -> np.ndarray:
+    r"""``(n_hist,)``: :math:`\pi(h) = \prod_t p(a_t|g_t)`, the probability that the allocation takes the actions
+    recorded in ``h`` at its nodes (whatever was reported there; 1 at the root). A history with
+    :math:`\pi(h) = 0` is never reached, whatever anybody reports, so its rows are vacuous.
+
+    Parameters
+    ----------
+    allocation : ndarray, shape (n_nodes, n_actions)
+        :math:`p(a|g)` (floats or exact fractions).
+    """
+    p = np.asarray(allocation)
+    out = np.empty(space.n_hist, dtype=p.dtype)
+    out[0] = p.dtype.type(1) if p.dtype != object else Rational(1)
+    na = space.n_actions
+    for a, b in space.levels()[1:]:  # depth levels only
+        h = np.arange(a, b)
+        g, act = np.divmod(h - 1, na)
+        out[a:b] = out[g // space.env.n_profiles] * p[g, act]
+    return out

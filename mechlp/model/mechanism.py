@@ -25,10 +25,16 @@ from typing import Any
 import numpy as np
 
 from mechlp.model import tolerances
-from mechlp.model.beliefs import continuation_values, expectation, interim_expectation
-from mechlp.model.spaces import StateSpace
+from mechlp.model.beliefs import (
+    action_tree_beliefs,
+    continuation_values,
+    expectation,
+    independent_product,
+    interim_expectation,
+)
+from mechlp.model.spaces import ActionTree, StateSpace
 
-__all__ = ["Mechanism", "agent_array"]
+__all__ = ["Mechanism", "ActionMechanism", "agent_array"]
 
 
 def agent_array(space: StateSpace, value: Any, what: str, per: str = "node") -> np.ndarray:
@@ -135,3 +141,77 @@ class Mechanism:
         r"""Per agent ``i``, an array ``(n_hist, K_i)`` of :math:`\bar U_i(\theta_i|h)`."""
         u = self.utilities()
         return [interim_expectation(self.space, i, u[i]) for i in range(self.env.n_agents)]
+
+
+class ActionMechanism:
+    r"""A mechanism on an :class:`~mechlp.model.spaces.ActionTree`: a node allocation and node transfers.
+
+    .. math::
+       U_i(g) = \sum_a p(a|g) \Big[v_i(\theta_{g,i}, a) + \delta \sum_{\theta'} P(\theta'|\theta_g, a)\,
+                U_i(\text{child}(g, a), \theta')\Big] - x_i(g),
+       \qquad P(\theta'|\theta, a) = \prod_j F_j(\theta'_j|\theta_j, a)
+
+    Parameters
+    ----------
+    space : ActionTree
+    allocation : array_like, shape (n_nodes, n_actions)
+        :math:`p(a|g)`, every row a distribution (to ``tolerances.PROBABILITY``; clipped and renormalised).
+    transfers : array_like, shape (n_agents, n_nodes)
+        Payments to the designer at every node (before the action is drawn).
+    """
+
+    def __init__(self, space: ActionTree, allocation: Any, transfers: Any):
+        if not isinstance(space, ActionTree):
+            raise TypeError(f"space must be an ActionTree, got {type(space).__name__}")
+        env = space.env
+        p = np.asarray(allocation, dtype=float)
+        if p.shape != (space.n_nodes, env.n_actions):
+            raise ValueError(
+                f"allocation has shape {p.shape}; expected {(space.n_nodes, env.n_actions)} (nodes x actions)"
+            )
+        tol = tolerances.PROBABILITY
+        bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -tol, axis=1) | (np.abs(p.sum(1) - 1) > tol))
+        if bad.size:
+            raise ValueError(f"allocation row of node {int(bad[0])} is not a probability distribution: {p[bad[0]]}")
+        p = np.clip(p, 0.0, None)
+        p = p / p.sum(axis=1, keepdims=True)
+        x = np.asarray(transfers, dtype=float)
+        if x.shape != (env.n_agents, space.n_nodes):
+            raise ValueError(
+                f"transfers has shape {x.shape}; expected {(env.n_agents, space.n_nodes)} (agents x nodes)"
+            )
+        bad = np.argwhere(~np.isfinite(x))
+        if bad.size:
+            raise ValueError(f"transfers is not finite for agent {env.agents[bad[0][0]].name!r} at node {bad[0][1]}")
+        for arr in (p, x):
+            arr.setflags(write=False)
+        self.space, self.env, self.allocation, self.transfers = space, env, p, x
+
+    def flow_values(self) -> np.ndarray:
+        r"""``(n_agents, n_nodes)``: :math:`\sum_a p(a|g) v_i(\theta_{g,i}, a)`."""
+        types = self.env.profile_types()[np.tile(np.arange(self.env.n_profiles), self.space.n_hist)]
+        return np.stack(
+            [np.einsum("ga,ga->g", self.allocation, ag.valuation[types[:, i]]) for i, ag in enumerate(self.env.agents)]
+        )
+
+    def _values(self, flows: np.ndarray) -> np.ndarray:
+        """Backward recursion of ``flows`` ``(m, n_nodes)`` on the tree, one depth level at a time."""
+        space, env = self.space, self.env
+        k, na, delta = env.n_profiles, env.n_actions, env.discount
+        out = np.array(flows, dtype=float, copy=True)
+        joint = independent_product(action_tree_beliefs(space), space.n_hist)  # (H, K): P(theta|h)
+        for a, b in reversed(space.levels()[:-1]):  # depth levels, deepest first
+            nodes = np.arange(a * k, b * k)
+            kids = space.child_hist[nodes]  # (N, A)
+            cont = out[:, (kids[:, :, None] * k + np.arange(k)).reshape(-1)].reshape(out.shape[0], nodes.size, na, k)
+            ev = np.einsum("mnak,nak->mna", cont, joint[kids])  # E[V(child(g, a), .)]
+            out[:, nodes] += delta * np.einsum("na,mna->mn", self.allocation[nodes], ev)
+        return out
+
+    def utilities(self) -> np.ndarray:
+        """Ex post utilities ``U[i, g]``."""
+        return self._values(self.flow_values() - self.transfers)
+
+    def designer_values(self) -> np.ndarray:
+        """``B[g]``: expected discounted payments from node ``g`` on."""
+        return self._values(self.transfers.sum(axis=0, keepdims=True))[0]

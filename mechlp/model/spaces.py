@@ -43,6 +43,7 @@ from mechlp.model.environment import Environment
 from mechlp.model.question import parse_notion
 
 __all__ = [
+    "ActionTree",
     "StateSpace",
     "HistoryTree",
     "MarkovSpace",
@@ -507,6 +508,90 @@ class TreeWithTail(StateSpace):
 
     def size(self) -> SizeEstimate:
         return self.estimate
+
+
+class ActionTree:
+    r"""The history tree whose histories record the realised actions: histories are sequences of (report profile,
+    action) pairs, for kernels that depend on the action together with a randomised allocation (Yoon 2021,
+    section 2: :math:`F_2(\theta_2|\theta_1, a_1)`), where beliefs depend on the action realised.
+
+    Not a :class:`StateSpace`: a node has one child history per action. History ``h`` owns the nodes
+    ``h*K .. h*K + K - 1`` (node ``g``: profile ``g % K``, history ``g // K``); the history after node ``g`` and
+    action ``a`` is ``1 + g*A + a`` (``child_hist[g, a]``, ``-1`` in the last period), so the histories of period
+    ``t`` are ``[level_start[t-1], level_start[t])`` with ``(K A)^(t-1)`` of them. The beliefs at ``h`` depend on
+    its previous profile and action only (:func:`mechlp.model.beliefs.action_tree_beliefs`).
+
+    Parameters
+    ----------
+    env : Environment
+        A finite environment (or ``horizon``); its allocation is not used: a mechanism on this space carries
+        its own node allocation ``(n_nodes, A)``.
+    horizon : int, optional
+        Number of periods (default ``env.horizon``).
+    memory_limit : int
+        Bytes; the space is refused when its node count times a conservative 2 KiB per node exceeds it.
+    """
+
+    kind = "action_tree"
+
+    def __init__(self, env: Environment, horizon: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if horizon is None:
+            if env.infinite:
+                raise ValueError("horizon is required for an ActionTree when the environment's horizon is infinite")
+            horizon = int(env.horizon)
+        horizon = _check_horizon(horizon)
+        k, na = env.n_profiles, env.n_actions
+        n_hist = _tree_histories(k * na, horizon)
+        check_memory(
+            n_hist * k * 2048,
+            memory_limit,
+            f"action tree with horizon {horizon} is too large: {n_hist:,} histories of {k} profiles and {na} actions",
+            " (raise memory_limit or lower horizon)",
+        )
+        self.env = env
+        self.horizon = int(horizon)
+        self.n_actions = na
+        self.n_hist = n_hist
+        self.level_start = np.concatenate([[0], np.cumsum([(k * na) ** t for t in range(self.horizon)])]).astype(
+            np.int64
+        )
+        self.hist_period = np.repeat(np.arange(1, self.horizon + 1), np.diff(self.level_start)).astype(np.int64)
+        h = np.arange(n_hist, dtype=np.int64)
+        self.hist_prev_profile = np.where(h == 0, -1, ((h - 1) // na) % k).astype(np.int64)
+        self.hist_prev_action = np.where(h == 0, -1, (h - 1) % na).astype(np.int64)
+        g = np.arange(n_hist * k, dtype=np.int64)
+        terminal = g >= self.level_start[-2] * k
+        self.child_hist = np.where(terminal[:, None], -1, 1 + g[:, None] * na + np.arange(na)[None, :])
+        for arr in (self.level_start, self.hist_period, self.hist_prev_profile, self.hist_prev_action, self.child_hist):
+            arr.flags.writeable = False
+
+    @property
+    def n_profiles(self) -> int:
+        return self.env.n_profiles
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_hist * self.env.n_profiles
+
+    def levels(self) -> list[tuple[int, int]]:
+        """``[(first history, end history)]`` per period, root first."""
+        return [(int(a), int(b)) for a, b in zip(self.level_start[:-1], self.level_start[1:], strict=True)]
+
+    def history_path(self, h: int) -> list[tuple[dict[str, str], str]]:
+        """The (report profile, action) pairs leading to history ``h``, oldest first."""
+        k, na = self.env.n_profiles, self.n_actions
+        out = []
+        while h > 0:
+            g, a = divmod(h - 1, na)
+            out.append((self.env.profile_labels(g % k), self.env.actions[a]))
+            h = g // k
+        return out[::-1]
+
+    def describe_history(self, h: int) -> str:
+        path = self.history_path(h)
+        if not path:
+            return "root (period 1)"
+        return " -> ".join("(" + ", ".join(p.values()) + f"; {a})" for p, a in path)
 
 
 def distinct_continuations(space: StateSpace, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
