@@ -31,6 +31,7 @@ from mechlp.constructions.fees import critical_discount, fee_condition, lump_sum
 from mechlp.constructions.pivot import pivot_outside_on_space, pivot_values
 from mechlp.model.environment import Agent, Environment
 from mechlp.model.mechanism import Mechanism
+from mechlp.model.spaces import HistoryTree
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -194,3 +195,20 @@ def test_condition_fails_only_because_of_the_neighbours_outside_value():
         with_root_fees(res, against_zero), ic="bayesian", ir="interim", budget="ex_ante", outside_values=outside
     )
     assert ver.max_violation["ir"] == pytest.approx(o3, abs=1e-10) and ver.worst["ir"].agent == "neighbour"
+
+
+@pytest.mark.parametrize("which", ["disliked_project", "neighbour"])
+def test_interim_condition_with_outside_values_matches_the_fee_mechanism_on_a_tree(which, tmp_path):
+    """Finite horizon (the game truncated at 3 periods, O_i per period): the DP-only interim condition (root, then
+    period x previous profile) equals the smallest surplus of the verified fee mechanism on the history tree."""
+    if which == "neighbour":
+        env = trade_with_neighbour(0.7, 0.5, 0.2)
+    else:
+        path = tmp_path / "project.toml"
+        path.write_text(NEGATIVE_PROJECT)
+        env = load_model(str(path))
+    res = lump_sum_fees(env, "interim", space=HistoryTree(env, 3))
+    assert res.verification.max_violation["ir"] < 1e-12 and res.verification.max_violation["ic"] < 1e-12
+    assert res.verification_ex_post.max_violation["ic"] < 1e-12
+    assert res.condition.interim_slack.min() == pytest.approx(res.surplus.min(), abs=1e-12)
+    assert res.status == ("feasible" if which == "disliked_project" else "infeasible")
