@@ -372,3 +372,43 @@ def test_arguments_are_validated():
         verify_realised(mech, tol=-1.0)
     with pytest.raises(TypeError, match="mech must be an ActionMechanism"):
         surplus_realised(object())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_agrees_with_floats_on_random_mechanisms(seed):
+    mech = _random_mechanism(seed, 3)
+    for ic, ir, budget in (("bayesian", "interim", "interim"), ("ex_post", "ex_post", "ex_post")):
+        fl = verify_realised(mech, ic=ic, ir=ir, budget=budget)
+        ex = verify_realised(mech, ic=ic, ir=ir, budget=budget, exact=True)
+        assert ex.options["reachable_histories"] == fl.options["reachable_histories"]
+        for fam in fl.max_violation:
+            assert float(Fraction(ex.exact_violation[fam])) == pytest.approx(fl.max_violation[fam], abs=1e-12)
+            assert ex.n_rows[fam] == fl.n_rows[fam]
+            assert (ex.worst[fam].history, ex.worst[fam].agent, ex.worst[fam].type) == (
+                fl.worst[fam].history,
+                fl.worst[fam].agent,
+                fl.worst[fam].type,
+            )
+
+
+def test_one_agent_brute_force_and_exact():
+    """One agent (no others: P(m|h) is a column of ones, in the exact arithmetic too)."""
+    rng = np.random.default_rng(11)
+    ag = Agent(
+        "solo", ["lo", "hi"], [0.3, 0.7], np.stack([_rows(rng, 2, 2) for _ in range(2)]), [[0.0, 0.4], [0.1, 0.9]]
+    )
+    env = Environment([ag], ["x", "y"], 0.9, 3, [[1.0, 0.0], [0.0, 1.0]], name="solo")
+    space = ActionTree(env)
+    p = _rows(rng, space.n_nodes, 2)
+    p[::4] = [0.0, 1.0]
+    mech = ActionMechanism(space, p, rng.normal(scale=0.3, size=(1, space.n_nodes)))
+    brute = _Brute(mech)
+    for ic, ir in (("bayesian", "interim"), ("ex_post", "ex_post")):
+        ref = brute.rows(ic, ir, "interim")
+        ver = verify_realised(mech, ic=ic, ir=ir)
+        ex = verify_realised(mech, ic=ic, ir=ir, exact=True)
+        for fam, rows in ref.items():
+            best = min(rows, key=lambda row: row[0])
+            assert ver.worst[fam].slack == pytest.approx(best[0], abs=1e-12)
+            assert ver.worst[fam].history == best[1]
+            assert float(Fraction(ex.exact_violation[fam])) == pytest.approx(max(0.0, -best[0]), abs=1e-12)

@@ -83,6 +83,8 @@ def _allocation(mech: ActionMechanism, nums: Numbers) -> np.ndarray:
     if not nums.exact:
         return p
     q = to_fractions(p, MODEL_DENOMINATOR)
+    tiny = (p > 0) & (q == 0)  # a positive entry stays positive (exactly as its float): the same reached histories
+    q[tiny] = to_fractions(p[tiny])
     rows = np.arange(q.shape[0])
     big = np.argmax(p, axis=1)
     q[rows, big] = q[rows, big] + (1 - q.sum(axis=1))
@@ -142,7 +144,11 @@ class _Parts:
                 continue
             kern = nums.kernels[j]  # (A, K_j, K_j)
             facs.append(np.swapaxes(kern[:, self.types[:, j], :], 0, 1).reshape(k * na, -1))  # (K A, K_j)
-        return independent_product(facs, k * na).reshape(k, na, -1)
+        return self.product(facs, k * na).reshape(k, na, -1)
+
+    def product(self, factors: list[np.ndarray], n_rows: int) -> np.ndarray:
+        """:func:`independent_product` in this arithmetic (no factors: a column of ones, exact when exact)."""
+        return independent_product(factors, n_rows) if factors else self.nums.ones((n_rows, 1))
 
     def deviation(self, i: int) -> np.ndarray:
         r"""``(n_nodes, K_i)``: :math:`D_i` at node ``g`` (the reported profile) for every true type ``t``."""
@@ -182,7 +188,7 @@ def _ic_blocks(parts: _Parts, mode: str) -> list[_Block]:
             continue
         pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]  # (K_i, M) profile of (own, m)
         others = [parts.margs[j][hs] for j in range(env.n_agents) if j != i]
-        po = independent_product(others, nr)  # (R, M): P(m|h)
+        po = parts.product(others, nr)  # (R, M): P(m|h)
         uh = _own_axis_first(parts.u[i][nodes].reshape(nr, k), env.type_counts, i)  # (R, K_i, M)
         dev = parts.deviation(i)[nodes].reshape(nr, k, ki)[:, pidx, :]  # (R, K_i reported, M, K_i true)
         for t in range(ki):  # loops over type pairs
@@ -227,7 +233,8 @@ def _ir_blocks(parts: _Parts, mode: str, outside: list[np.ndarray]) -> list[_Blo
 
             def describe(f: int, s: float, i=i) -> Violation:
                 h, prof = divmod(int(f), k)
-                other = int(np.ravel_multi_index(tuple(np.delete(parts.types[prof], i)), _others_counts(env, i)))
+                rest = tuple(int(v) for v in np.delete(parts.types[prof], i))
+                other = int(np.ravel_multi_index(rest, _others_counts(env, i))) if rest else 0
                 return Violation(
                     "ir",
                     env.agents[i].name,
@@ -243,7 +250,7 @@ def _ir_blocks(parts: _Parts, mode: str, outside: list[np.ndarray]) -> list[_Blo
             continue
         nodes = (hs[:, None] * k + np.arange(k)).reshape(-1)
         others = [parts.margs[j][hs] for j in range(env.n_agents) if j != i]
-        po = independent_product(others, nr)  # (R, M)
+        po = parts.product(others, nr)  # (R, M)
         uh = _own_axis_first(parts.u[i][nodes].reshape(nr, k), env.type_counts, i)  # (R, K_i, M)
         slack = (uh * po[:, None, :]).sum(axis=2) - o[None, :]  # (R, K_i)
         ki = ag.n_types
@@ -260,7 +267,7 @@ def _ir_blocks(parts: _Parts, mode: str, outside: list[np.ndarray]) -> list[_Blo
 
 
 def _others_counts(env, i: int) -> tuple[int, ...]:
-    return tuple(c for j, c in enumerate(env.type_counts) if j != i) or (1,)
+    return tuple(c for j, c in enumerate(env.type_counts) if j != i)
 
 
 def _budget_blocks(parts: _Parts, mode: str) -> list[_Block]:
