@@ -370,6 +370,12 @@ def test_arguments_are_validated():
         verify_realised(mech, budget="savings")
     with pytest.raises(ValueError, match="tol must be a finite number"):
         verify_realised(mech, tol=-1.0)
+    with pytest.raises(TypeError, match="tol must be a number"):
+        verify_realised(mech, tol="0.1")
+    with pytest.raises(ValueError, match="histories must be in 0..8"):
+        verify_realised(mech, histories=[9])
+    with pytest.raises(TypeError, match="histories must be integer history indices"):
+        verify_realised(mech, histories=[0.5])
     with pytest.raises(TypeError, match="mech must be an ActionMechanism"):
         surplus_realised(object())
 
