@@ -29,18 +29,20 @@ Rows (``slack = lhs - rhs >= 0``; Lamba 2022, Definitions 1-5 and 7)
     * ``ic="bayesian"``: :math:`\sum_m P(m|h) [U_i(h, (t, m)) - D_i(r, m; t|h)]` at every reached history,
       agent and ``t != r``; ``"ex_post"``: the bracket per :math:`m`.
     * ``ir="interim"``: :math:`\sum_m P(m|h) U_i(h, (t, m)) - o_i(t)` at every reached history and type;
-      ``"ex_post"``: :math:`U_i(g) - o_i(\theta_{g,i})` at every node; ``"ex_ante"``: the interim rows at the root.
+      ``"ex_post"``: :math:`U_i(g) - o_i(\theta_{g,i})` at every node of a reached history; ``"ex_ante"``: the
+      interim rows at the root.
     * ``budget="interim"``: :math:`\Pi(h) = \sum_\theta P(\theta|h) B(h, \theta)` at every reached history;
-      ``"ex_ante"``: :math:`\Pi(\text{root})`; ``"ex_post"``: :math:`-|\sum_i x_i(g)|` at every node;
+      ``"ex_ante"``: :math:`\Pi(\text{root})`; ``"ex_post"``: :math:`-|\sum_i x_i(g)|` at every node of a reached
+      history;
       ``"none"``: skipped.
 
 Reach
     :math:`\pi(h) = \prod_t p(a_t|g_t)` along ``h`` (:func:`mechlp.model.beliefs.action_reach`). A history with
     :math:`\pi(h) = 0` records an action that the allocation never takes at that node *whatever is reported
     there* (the report moves the node, and the recorded node is the one reached), so no play of the mechanism
-    reaches it: its interim rows constrain nothing and are skipped. Its values still enter nothing above
-    either, since every continuation is weighted by :math:`p(a|g) = 0`. The pointwise rows (ex post IR,
-    ex post budget) are properties of the tables and are checked at every node.
+    reaches it: its rows constrain nothing and are skipped, the pointwise ones (ex post IR, ex post budget)
+    included. Its values enter nothing above either, since every continuation into it is weighted by
+    :math:`p(a|g) = 0`.
 
 Vectorised over nodes and histories; Python loops run over agents, type pairs, actions and depth levels only.
 """
@@ -228,11 +230,12 @@ def _ir_blocks(parts: _Parts, mode: str, outside: list[np.ndarray]) -> list[_Blo
     blocks: list[_Block] = []
     for i, ag in enumerate(env.agents):  # loop over agents
         o = nums.array(outside[i])
-        if mode == "ex_post":
-            slack = parts.u[i] - o[parts.types[parts.prof, i]]
+        if mode == "ex_post":  # every node of a reached history (the others are never played)
+            nodes = (parts.reached[:, None] * k + np.arange(k)).reshape(-1)
+            slack = parts.u[i][nodes] - o[parts.types[parts.prof[nodes], i]]
 
-            def describe(f: int, s: float, i=i) -> Violation:
-                h, prof = divmod(int(f), k)
+            def describe(f: int, s: float, i=i, nodes=nodes) -> Violation:
+                h, prof = divmod(int(nodes[int(f)]), k)
                 rest = tuple(int(v) for v in np.delete(parts.types[prof], i))
                 other = int(np.ravel_multi_index(rest, _others_counts(env, i))) if rest else 0
                 return Violation(
@@ -246,7 +249,7 @@ def _ir_blocks(parts: _Parts, mode: str, outside: list[np.ndarray]) -> list[_Blo
                     float(s),
                 )
 
-            blocks.append(_Block("ir", slack, describe, lambda f: np.asarray(f) // k, (i,)))
+            blocks.append(_Block("ir", slack, describe, lambda f, nodes=nodes: nodes[np.asarray(f)] // k, (i,)))
             continue
         nodes = (hs[:, None] * k + np.arange(k)).reshape(-1)
         others = [parts.margs[j][hs] for j in range(env.n_agents) if j != i]
@@ -275,15 +278,16 @@ def _budget_blocks(parts: _Parts, mode: str) -> list[_Block]:
     k = env.n_profiles
     if mode == "none":
         return []
-    if mode == "ex_post":
-        slack = -np.abs(parts.x.sum(axis=0))
+    if mode == "ex_post":  # every node of a reached history (the others are never played)
+        nodes = (parts.reached[:, None] * k + np.arange(k)).reshape(-1)
+        slack = -np.abs(parts.x.sum(axis=0)[nodes])
 
         def describe(f: int, s: float) -> Violation:
-            h, prof = divmod(int(f), k)
+            h, prof = divmod(int(nodes[int(f)]), k)
             where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)}"
             return Violation("budget", None, h, where, None, None, None, float(s))
 
-        return [_Block("budget", slack, describe, lambda f: np.asarray(f) // k)]
+        return [_Block("budget", slack, describe, lambda f: nodes[np.asarray(f)] // k)]
     hs = parts.reached if mode == "interim" else np.zeros(1, dtype=np.int64)
     pi = parts.surplus()[hs]
 
