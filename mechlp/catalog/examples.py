@@ -410,11 +410,12 @@ def _beta_agent(name: str, own_action: int, n_actions: int, a0: float, b0: float
     index = {st: j for j, st in enumerate(states)}
     k = len(states)
     mean = np.array([(a0 + s) / (a0 + b0 + s + f) for s, f in states])
+    fail = np.array([(b0 + f) / (a0 + b0 + s + f) for s, f in states])  # not 1 - mean: equal odds, equal floats
     learn = np.zeros((k, k))
     for j, (s, f) in enumerate(states):  # loop over an agent's own type set
         if s + f < depth:
             learn[j, index[(s + 1, f)]] = mean[j]
-            learn[j, index[(s, f + 1)]] = 1.0 - mean[j]
+            learn[j, index[(s, f + 1)]] = fail[j]
         else:
             learn[j, j] = 1.0  # truncation: the posterior stops moving (still a martingale)
     kernel = np.stack([learn if a == own_action else np.eye(k) for a in range(n_actions)])
