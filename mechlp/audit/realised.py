@@ -50,7 +50,6 @@ Vectorised over nodes and histories; Python loops run over agents, type pairs, a
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -62,8 +61,7 @@ from mechlp.audit.verifier import (
     _others_text,
     _own_axis_first,
     _profile_text,
-    _restrict,
-    _summarise,
+    _verdict,
 )
 from mechlp.model import tolerances
 from mechlp.model.beliefs import action_reach, action_tree_beliefs, independent_product
@@ -375,32 +373,9 @@ def verify_realised(
     families = {"ic": _ic_blocks(parts, ic), "ir": _ir_blocks(parts, ir, outside)}
     if budget != "none":
         families["budget"] = _budget_blocks(parts, budget)
-    if histories is not None:
-        idx = np.asarray(histories).reshape(-1)
-        if idx.size and idx.dtype.kind not in "iu":
-            raise TypeError(f"histories must be integer history indices, got dtype {idx.dtype}")
-        idx = idx.astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= mech.space.n_hist):
-            raise ValueError(f"histories must be in 0..{mech.space.n_hist - 1}")
-        keep = np.zeros(mech.space.n_hist, dtype=bool)
-        keep[idx] = True
-        families = {fam: [_restrict(b, keep) for b in blocks] for fam, blocks in families.items()}
-    max_violation: dict[str, float] = {}
-    exact_violation: dict[str, str] = {}
-    worst: dict[str, Violation | None] = {}
-    binding: dict[str, list[Violation]] = {}
-    n_binding: dict[str, int] = {}
-    n_rows: dict[str, int] = {}
-    bind_tol = 0.0 if exact else tolerances.BINDING
-    for fam, blocks in families.items():
-        mv, w, bind, nb, nrow = _summarise(blocks, bind_tol)
-        max_violation[fam], worst[fam], binding[fam], n_binding[fam], n_rows[fam] = float(mv), w, bind, nb, nrow
-        if exact:
-            exact_violation[fam] = str(Fraction(mv))
-    if exact:
-        ok = all(Fraction(v) == 0 for v in exact_violation.values())
-    else:
-        ok = all(v <= tol for v in max_violation.values())
+    ok, max_violation, worst, binding, n_binding, n_rows, exact_violation = _verdict(
+        families, mech.space.n_hist, histories, exact, tol
+    )
     options = {
         "ic": ic,
         "ir": ir,

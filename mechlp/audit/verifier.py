@@ -383,6 +383,28 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, at.reshape(rows.shape)
 
 
+def _ex_post_ic_block(space: StateSpace, slack: np.ndarray, i: int, t: int, r: int, pidx: np.ndarray) -> _Block:
+    """The ex post IC rows ``(H, M)`` of agent ``i``, true type ``t``, report ``r``, named by history and the
+    others' profile ``m`` (``pidx[t, m]`` the true profile)."""
+    env = space.env
+    m_count = slack.shape[1]
+
+    def describe(f: int, s: float) -> Violation:
+        h, m = divmod(int(f), m_count)
+        return Violation(
+            "ic",
+            env.agents[i].name,
+            h,
+            f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
+            env.agents[i].types[t],
+            env.agents[i].types[r],
+            _others_text(env, i, m),
+            float(s),
+        )
+
+    return _Block("ic", slack, describe, lambda f: f // m_count, (i, t, r))
+
+
 def _interim_ic_block(space: StateSpace, slack: np.ndarray, i: int, t: int, r: int) -> _Block:
     """The Bayesian IC rows ``(H,)`` of agent ``i``, true type ``t``, report ``r``, named by history."""
     env = space.env
@@ -542,22 +564,7 @@ def _ic_blocks_at(
             if mode != "ex_post":
                 blocks.append(_interim_ic_block(space, np.einsum("hm,hm->h", po, pointwise), i, t, r))
                 continue
-            m_count = pointwise.shape[1]
-
-            def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
-                h, m = divmod(int(f), m_count)
-                return Violation(
-                    "ic",
-                    env.agents[i].name,
-                    h,
-                    f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
-                    env.agents[i].types[t],
-                    env.agents[i].types[r],
-                    _others_text(env, i, m),
-                    float(s),
-                )
-
-            blocks.append(_Block("ic", pointwise, describe, lambda f, m_count=m_count: f // m_count, (i, t, r)))
+            blocks.append(_ex_post_ic_block(space, pointwise, i, t, r, pidx))
     return blocks
 
 
@@ -1049,17 +1056,39 @@ def verify(
         families["limits"] = _limit_blocks(checked, nums, x, question.limits_lo, question.limits_hi)
     if merged is not None:
         families = {fam: [_expand(b, merged) for b in blocks] for fam, blocks in families.items()}
+    ok, max_violation, worst, binding, n_binding, n_rows, exact_violation = _verdict(
+        families, space.n_hist, histories, exact, tol
+    )
+    options = {
+        "ic": ic,
+        "ir": ir,
+        "budget": budget,
+        "outside_option": [o.tolist() for o in outside],
+        "limits": question.limits,
+        "agents": [ag.name for ag in env.agents],
+        "exact": bool(exact),
+        "max_denominator": max_denominator,
+        **({"distinct_histories": checked.n_hist} if merged is not None else {}),
+        **({"outside_values": "per node"} if outside_values is not None else {}),
+    }
+    return Verification(ok, tol, max_violation, worst, binding, n_binding, n_rows, options, exact_violation)
+
+
+def _verdict(
+    families: dict[str, list[_Block]], n_hist: int, histories: Any, exact: bool, tol: float
+) -> tuple[bool, dict, dict, dict, dict, dict, dict]:
+    """Every family's rows summarised (at ``histories`` only, when given): ``(ok, max_violation, worst, binding,
+    n_binding, n_rows, exact_violation)`` of a :class:`Verification`; ``ok`` needs exact zeros in exact mode."""
     if histories is not None:
-        keep = np.zeros(space.n_hist, dtype=bool)
+        keep = np.zeros(n_hist, dtype=bool)
         idx = np.asarray(histories).reshape(-1)
         if idx.size and idx.dtype.kind not in "iu":
             raise TypeError(f"histories must be integer history indices, got dtype {idx.dtype}")
         idx = idx.astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= space.n_hist):
-            raise ValueError(f"histories must be in 0..{space.n_hist - 1}")
+        if idx.size and (idx.min() < 0 or idx.max() >= n_hist):
+            raise ValueError(f"histories must be in 0..{n_hist - 1}")
         keep[idx] = True
         families = {fam: [_restrict(b, keep) for b in blocks] for fam, blocks in families.items()}
-
     max_violation: dict[str, float] = {}
     exact_violation: dict[str, str] = {}
     worst: dict[str, Violation | None] = {}
@@ -1076,19 +1105,7 @@ def verify(
         ok = all(Fraction(v) == 0 for v in exact_violation.values())
     else:
         ok = all(v <= tol for v in max_violation.values())
-    options = {
-        "ic": ic,
-        "ir": ir,
-        "budget": budget,
-        "outside_option": [o.tolist() for o in outside],
-        "limits": question.limits,
-        "agents": [ag.name for ag in env.agents],
-        "exact": bool(exact),
-        "max_denominator": max_denominator,
-        **({"distinct_histories": checked.n_hist} if merged is not None else {}),
-        **({"outside_values": "per node"} if outside_values is not None else {}),
-    }
-    return Verification(ok, tol, max_violation, worst, binding, n_binding, n_rows, options, exact_violation)
+    return ok, max_violation, worst, binding, n_binding, n_rows, exact_violation
 
 
 def _evaluate(
@@ -1707,22 +1724,7 @@ def _correlated_ic_blocks(
             if mode != "ex_post":
                 blocks.append(_interim_ic_block(space, np.einsum("hm,hm->h", cond[:, t, :], pointwise), i, t, r))
                 continue
-            m_count = pointwise.shape[1]
-
-            def describe(f: int, s: float, i=i, t=t, r=r, m_count=m_count, pidx=pidx) -> Violation:
-                h, m = divmod(int(f), m_count)
-                return Violation(
-                    "ic",
-                    env.agents[i].name,
-                    h,
-                    f"{space.describe_history(h)}, profile {_profile_text(env, pidx[t, m])}",
-                    env.agents[i].types[t],
-                    env.agents[i].types[r],
-                    _others_text(env, i, m),
-                    float(s),
-                )
-
-            blocks.append(_Block("ic", pointwise, describe, lambda f, m_count=m_count: f // m_count, (i, t, r)))
+            blocks.append(_ex_post_ic_block(space, pointwise, i, t, r, pidx))
     return blocks
 
 
