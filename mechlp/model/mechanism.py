@@ -37,7 +37,7 @@ from mechlp.model.spaces import ActionTree, StateSpace
 __all__ = ["Mechanism", "ActionMechanism", "agent_array"]
 
 
-def agent_array(space: StateSpace, value: Any, what: str, per: str = "node") -> np.ndarray:
+def agent_array(space: StateSpace | ActionTree, value: Any, what: str, per: str = "node") -> np.ndarray:
     """``value`` as a finite float array with one row per agent and one column per node (``per="node"``) or per
     history (``per="history"``) of ``space``.
 
@@ -58,17 +58,19 @@ def agent_array(space: StateSpace, value: Any, what: str, per: str = "node") -> 
     return a
 
 
-def _check_node_allocation(space: StateSpace, allocation) -> np.ndarray:
+def _check_node_allocation(space: StateSpace | ActionTree, allocation, learning_ok: bool = False) -> np.ndarray:
     """Validate a node allocation: shape ``(n_nodes, n_actions)``, finite, rows distributions
-    (to ``tolerances.PROBABILITY``)."""
+    (to ``tolerances.PROBABILITY``; clipped and renormalised, read-only). On a :class:`StateSpace` the kernels
+    must ignore the action (``learning_ok`` on an :class:`ActionTree`, whose histories record it)."""
     env = space.env
     p = np.asarray(allocation, dtype=float)
     shape = (space.n_nodes, env.n_actions)
     if p.shape != shape:
         raise ValueError(f"allocation has shape {p.shape}; expected {shape} (nodes x actions)")
-    if env.action_dependent:
+    if env.action_dependent and not learning_ok:
         raise ValueError(
-            "a node-dependent allocation needs kernels that ignore the action (beliefs would depend on it)"
+            "a node-dependent allocation needs kernels that ignore the action (beliefs would depend on it); "
+            "with learning kernels use an ActionTree and ActionMechanism (histories record the realised actions)"
         )
     tol = tolerances.PROBABILITY
     bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -tol, axis=1) | (np.abs(p.sum(1) - 1) > tol))
@@ -164,27 +166,9 @@ class ActionMechanism:
         if not isinstance(space, ActionTree):
             raise TypeError(f"space must be an ActionTree, got {type(space).__name__}")
         env = space.env
-        p = np.asarray(allocation, dtype=float)
-        if p.shape != (space.n_nodes, env.n_actions):
-            raise ValueError(
-                f"allocation has shape {p.shape}; expected {(space.n_nodes, env.n_actions)} (nodes x actions)"
-            )
-        tol = tolerances.PROBABILITY
-        bad = np.flatnonzero(~np.all(np.isfinite(p), axis=1) | np.any(p < -tol, axis=1) | (np.abs(p.sum(1) - 1) > tol))
-        if bad.size:
-            raise ValueError(f"allocation row of node {int(bad[0])} is not a probability distribution: {p[bad[0]]}")
-        p = np.clip(p, 0.0, None)
-        p = p / p.sum(axis=1, keepdims=True)
-        x = np.asarray(transfers, dtype=float)
-        if x.shape != (env.n_agents, space.n_nodes):
-            raise ValueError(
-                f"transfers has shape {x.shape}; expected {(env.n_agents, space.n_nodes)} (agents x nodes)"
-            )
-        bad = np.argwhere(~np.isfinite(x))
-        if bad.size:
-            raise ValueError(f"transfers is not finite for agent {env.agents[bad[0][0]].name!r} at node {bad[0][1]}")
-        for arr in (p, x):
-            arr.setflags(write=False)
+        p = _check_node_allocation(space, allocation, learning_ok=True)
+        x = agent_array(space, transfers, "transfers")
+        x.setflags(write=False)
         self.space, self.env, self.allocation, self.transfers = space, env, p, x
 
     def flow_values(self) -> np.ndarray:
