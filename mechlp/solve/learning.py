@@ -46,11 +46,12 @@ Bayesian IC (``"ic"``), agent :math:`i`, true type :math:`t`, report :math:`r`, 
     depend on the agent's belief about it).
 IR (``"ir"``)
     interim :math:`\sum_m P(m|h)\, \tilde U_i(h, (t, m)) \ge \pi(h)\, O_i(t)` at every history; ex post
-    :math:`\tilde U_i(g) \ge \pi(h)\, O_i(\theta_{g,i})`; ex ante :math:`\sum_\theta P(\theta|\text{root})\,
-    \tilde U_i(\text{root}, \theta) \ge \sum_t f^0_i(t)\, O_i(t)`.
+    :math:`\tilde U_i(g) \ge \pi(h)\, O_i(\theta_{g,i})`; ex ante: the interim rows at the root only (the
+    project's convention, :mod:`mechlp.constraints.ir`: participation decided once, in period 1, knowing the
+    first type).
 budget (``"budget"``)
     interim :math:`\sum_\theta P(\theta|h)\, \tilde B(h, \theta) \ge 0` at every history; ex ante at the root
-    only; ex post :math:`\tilde B(g) \ge 0`.
+    only; ex post :math:`\sum_i \tilde x_i(g) = 0` (balance at every node, :mod:`mechlp.constraints.budget`).
 objective (root, :math:`\pi = 1`)
     welfare :math:`\sum_\theta P(\theta|\text{root}) [\sum_i \tilde U_i + \tilde B](\text{root}, \theta)`
     (transfers cancel), revenue :math:`\sum_\theta P(\theta|\text{root})\, \tilde B(\text{root}, \theta)`,
@@ -59,7 +60,8 @@ objective (root, :math:`\pi = 1`)
 Exactness. Every mechanism on the tree gives a feasible point (scale its rows by :math:`\pi(h)`), with the same
 objective (:math:`\pi = 1` at the root). Conversely, from a feasible point recover
 :math:`p(a|g) = q(g, a)/\pi(h)` and :math:`x_i(g) = \tilde x_i(g)/\pi(h)` where :math:`\pi(h) > 0` (elsewhere
-:math:`p` uniform and :math:`x = 0`: those histories are never reached). The recursions give
+the first action and :math:`x = 0`, the status quo: those histories are never reached, so their rows are vacuous,
+but a check of pointwise rows at every node, e.g. ex post IR, then meets no trade and no payment). The recursions give
 :math:`\tilde U = \pi U` and :math:`\tilde B = \pi B` for the recovered mechanism *when the scaled transfers
 vanish below every unreached history*; then each row at a reached history is the recovered mechanism's unscaled
 row times :math:`\pi(h) > 0`, and a row at :math:`\pi(h) = 0` reads :math:`0 \ge 0` (vacuous). Without that
@@ -67,7 +69,10 @@ condition the LP may place transfers at histories it never reaches (:math:`q = 0
 which no mechanism does: the LP value is then the supremum over mechanisms (approached by taking those actions
 with a vanishing probability and a correspondingly large transfer), not attained. ``transfer_bound=M`` imposes
 :math:`|\tilde x_i(g)| \le M\,\pi(h)` (the scaled form of :math:`|x_i| \le M`), which rules this out exactly;
-without it the answer is checked (``status="not_attained"`` when the recovered mechanism fails the rows).
+without it the answer is checked, and when the recovered mechanism fails the rows the LP is re-solved with
+:math:`|x_i| \le` ``RETRY_TRANSFER_BOUND`` :math:`(1 + T \max|v|)`: the unbounded LP is a relaxation of every
+mechanism, so a verified bounded answer of the same value is optimal among all mechanisms
+(``method["unbounded_optimal"]``); otherwise the message reports the unattained supremum.
 
 Verification: the recovered mechanism is re-checked by :func:`mechlp.audit.realised.verify_realised` when that
 independent verifier is available; otherwise by evaluating the LP's scaled rows at the mechanism's own scaled
@@ -103,6 +108,9 @@ __all__ = ["LEARNING_OBJECTIVES", "LearningProgram", "LearningResult", "build_le
 LEARNING_OBJECTIVES = ("welfare", "gains_from_trade", "revenue")
 LEARNING_IR = ("interim", "ex_post", "ex_ante")
 LEARNING_BUDGETS = ("interim", "ex_ante", "ex_post", "none")
+#: When the LP without ``transfer_bound`` is not attained, :func:`second_best_learning` re-solves with
+#: :math:`|x_i| \le` this factor times :math:`1 + \max|v| \cdot T` (module docstring).
+RETRY_TRANSFER_BOUND = 100.0
 
 
 @dataclass
@@ -305,24 +313,23 @@ def build_learning_lp(
                 v.append(-delta * pm[:hist_inner, :, None, None] * w)
                 rows.add("ic", nh, *_flat(r, c, v), 0.0, np.inf)
         # IR
-        if ir == "interim":
+        if ir in ("interim", "ex_ante"):
+            hi_ = hists if ir == "interim" else hists[:1]
             for t in range(ag.n_types):
                 rows.pi_term(
                     "ir",
-                    hists,
+                    hi_,
                     -outside[i][t],
                     0.0,
                     np.inf,
-                    hists[:, None] + np.zeros((1, prof.shape[1]), dtype=np.int64),
-                    cu(i, hists[:, None] * k + prof[t]),
-                    pm,
+                    hi_[:, None] + np.zeros((1, prof.shape[1]), dtype=np.int64),
+                    cu(i, hi_[:, None] * k + prof[t]),
+                    pm[hi_],
                 )
         elif ir == "ex_post":
             rows.pi_term(
                 "ir", node_hist, -outside[i][types[node_prof, i]], 0.0, np.inf, np.arange(nn), cu(i, nodes), 1.0
             )
-        else:
-            rows.add("ir", 1, np.zeros(k), cu(i, np.arange(k)), joint[0], float(marg[i][0] @ outside[i]), np.inf)
     if budget in ("interim", "ex_ante"):
         hb = hists if budget == "interim" else hists[:1]
         rows.add(
@@ -334,8 +341,8 @@ def build_learning_lp(
             0.0,
             np.inf,
         )
-    elif budget == "ex_post":
-        rows.add("budget", nn, nodes, cb(nodes), 1.0, 0.0, np.inf)
+    elif budget == "ex_post":  # sum_i xt_i(g) = 0: pi(h) times the balance of every node
+        rows.add("budget", nn, np.tile(nodes, n), np.concatenate([cx(i, nodes) for i in range(n)]), 1.0, 0.0, 0.0)
     if transfer_bound is not None:
         for i in range(n):
             rows.pi_term("transfer_bound", node_hist, -transfer_bound, -np.inf, 0.0, np.arange(nn), cx(i, nodes), 1.0)
@@ -398,9 +405,9 @@ def revenue_learning(mech: ActionMechanism) -> float:
 
 def recover_mechanism(program: LearningProgram, z: np.ndarray) -> tuple[ActionMechanism, np.ndarray]:
     r"""``(mechanism, reach)`` from an LP point: :math:`p = q/\pi`, :math:`x = \tilde x/\pi` where
-    :math:`\pi(h) > \text{tolerances.PROBABILITY}`; elsewhere ``p`` uniform and ``x = 0`` (never reached)."""
+    :math:`\pi(h) > \text{tolerances.PROBABILITY}`; elsewhere the first action and ``x = 0`` (never reached)."""
     space = program.space
-    k, na = space.env.n_profiles, space.n_actions
+    k = space.env.n_profiles
     parts = program.split(z)
     q = np.clip(parts["q"], 0.0, None)
     pi = np.empty(space.n_hist)
@@ -408,7 +415,8 @@ def recover_mechanism(program: LearningProgram, z: np.ndarray) -> tuple[ActionMe
     pi[1:] = q.reshape(-1)[: space.n_hist - 1]
     pi_node = np.repeat(pi, k)
     reached = pi_node > tolerances.PROBABILITY
-    p = np.full_like(q, 1.0 / na)
+    p = np.zeros_like(q)
+    p[:, 0] = 1.0  # the status quo where nothing is reached
     p[reached] = q[reached] / q[reached].sum(axis=1, keepdims=True)
     x = np.zeros_like(parts["xt"])
     x[:, reached] = parts["xt"][:, reached] / pi_node[reached]
@@ -434,7 +442,8 @@ class LearningResult:
     ----------
     status : str
         ``"optimal"`` (solved and the recovered mechanism passed the check), ``"not_attained"`` (solved, but the
-        recovered mechanism fails a row: the LP placed transfers at unreached histories, module docstring),
+        recovered mechanism fails a row: the LP placed transfers at unreached histories, module docstring; without
+        ``transfer_bound`` the re-solve with a bound is returned instead, ``method["relaxation_value"]``),
         ``"verification_failed"``, or the solver's status (``"infeasible"``, ...).
     value : float or None
         The objective recomputed from the recovered mechanism (``lp_value`` is the solver's).
@@ -548,12 +557,50 @@ def second_best_learning(
         f"{res.first_best:.10g}; LP {res.lp_value:.10g}); budget {budget}, IR {ir}; "
         f"{prog.n_rows:,} rows x {prog.n_cols:,} columns"
     )
+    rows_ok = min(slack.values()) >= -tol * (1.0 + abs(res.value))
     if not ok or gap > tol * (1.0 + abs(res.lp_value)):
-        res.status = "not_attained" if verify_realised is None or not ok else "verification_failed"
+        # the LP rows fail at the mechanism's own point: the LP used transfers at unreached histories (a supremum);
+        # they hold but the verifier (or the value) disagrees: a defect to report
+        res.status = "not_attained" if not rows_ok or gap > tol * (1.0 + abs(res.lp_value)) else "verification_failed"
         res.message += (
-            f"; the recovered mechanism fails the rows (min slack {min(slack.values()):.3g}, value gap {gap:.3g}): "
-            "the LP value is a supremum over mechanisms (transfers at unreached histories); give transfer_bound"
+            f"; the recovered mechanism fails the check (min LP-row slack {min(slack.values()):.3g}, value gap "
+            f"{gap:.3g})"
+            + (
+                ": the LP value is a supremum over mechanisms (transfers at unreached histories); give transfer_bound"
+                if res.status == "not_attained"
+                else f"; {getattr(res.certificate, 'summary', lambda: '')()}"
+            )
         )
     else:
         res.message += f"; mechanism verified ({method['verifier']})"
+    if res.status == "not_attained" and transfer_bound is None:
+        # re-solve with |x| <= M (exact: no transfers at unreached histories). The first LP is a relaxation of
+        # every mechanism, so a verified answer of the bounded LP with the same value is optimal among all.
+        vmax = max(float(np.abs(ag.valuation).max()) for ag in env.agents)
+        bound = RETRY_TRANSFER_BOUND * (1.0 + vmax * space.horizon)
+        again = second_best_learning(
+            env,
+            objective=objective,
+            budget=budget,
+            ir=ir,
+            outside_option=outside_option,
+            horizon=space.horizon,
+            transfer_bound=bound,
+            backend=backend,
+            memory_limit=memory_limit,
+            **solver_options,
+        )
+        again.method["relaxation_value"] = res.lp_value
+        if again.status == "optimal":
+            same = again.value >= res.lp_value - tol * (1.0 + abs(res.lp_value))
+            again.message += (
+                f"; re-solved with |x| <= {bound:g} after the unbounded LP placed transfers at unreached histories: "
+                + (
+                    "the same value, so optimal among all mechanisms"
+                    if same
+                    else f"the unbounded supremum {res.lp_value:.10g} is not attained (optimal for |x| <= {bound:g})"
+                )
+            )
+            again.method["unbounded_optimal"] = bool(same)
+        return again
     return res
