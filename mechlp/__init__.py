@@ -22,11 +22,13 @@ Classic constructions
     :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2013),
     :func:`minmax_closed_form` (Lamba 2022, eqs. 8-9 and section 6.1).
 Certificates
-    :func:`verify` (the independent checker), :func:`check_impossibility` (Farkas certificates),
+    :func:`verify` (the independent checker; :func:`verify_realised` on histories that record realised actions),
+    :func:`check_impossibility` (Farkas certificates),
     :func:`check_certificate` (certificate files).
 Models
     :class:`Agent`, :class:`Environment`, :func:`bilateral_trade`; the spaces :class:`HistoryTree`,
-    :class:`MarkovSpace`, :class:`TreeWithTail`; :class:`Mechanism`; :class:`Result`; :func:`load_model` (TOML
+    :class:`MarkovSpace`, :class:`TreeWithTail`, :class:`ActionTree` (histories with realised actions);
+    :class:`Mechanism`, :class:`ActionMechanism`; :class:`Result`; :func:`load_model` (TOML
     files); the ready-made models :func:`lamba_usstp`, :func:`yoon_binary`, :func:`yoon_k_type`,
     :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`, :func:`random_trade` (random kernels,
     generally not FOSD).
@@ -47,6 +49,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mechlp.audit.certfile import check_certificate
+from mechlp.audit.realised import verify_realised
 from mechlp.audit.verifier import check_impossibility, verify
 from mechlp.catalog.examples import (
     bv_scheduling,
@@ -63,8 +66,8 @@ from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
 from mechlp.model.environment import Agent, Environment, bilateral_trade
-from mechlp.model.mechanism import Mechanism
-from mechlp.model.spaces import HistoryTree, MarkovSpace, TreeWithTail
+from mechlp.model.mechanism import ActionMechanism, Mechanism
+from mechlp.model.spaces import ActionTree, HistoryTree, MarkovSpace, TreeWithTail
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax, lamba_double_star
 from mechlp.solve.questions import feasibility, minmax
@@ -104,6 +107,7 @@ __all__ = [
     "minmax_closed_form",
     # certificates
     "verify",
+    "verify_realised",
     "check_impossibility",
     "check_certificate",
     # models
@@ -114,6 +118,8 @@ __all__ = [
     "MarkovSpace",
     "TreeWithTail",
     "Mechanism",
+    "ActionTree",
+    "ActionMechanism",
     "Result",
     "load_model",
     "lamba_usstp",

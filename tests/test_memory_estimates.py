@@ -104,7 +104,8 @@ def test_estimate_grows_with_horizon_and_types(question, options):
 
 
 def test_estimator_arguments():
-    with pytest.raises(ValueError, match=r"question must be one of \('recursion', 'minmax', 'feasibility', 'check'\)"):
+    questions = r"\('recursion', 'minmax', 'feasibility', 'check', 'verify'\)"
+    with pytest.raises(ValueError, match=rf"question must be one of {questions}"):
         estimate_memory(LAMBA, "welfare", horizon=3)
     with pytest.raises(ValueError, match="kind must be 'tree', 'markov' or 'tail', got 'ring'"):
         space_counts(LAMBA, "ring", 3)

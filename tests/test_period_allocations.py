@@ -235,3 +235,11 @@ def test_random_learning_pivot_on_a_finite_horizon_is_verified(seed):
     assert res.values.periods == 3
     with pytest.raises(ValueError, match=r"not dynamically efficient in period"):
         dynamic_pivot(env.with_allocation(env.allocation_at(3)))  # the last period's (myopic) policy throughout
+
+
+def test_pivot_cli_on_the_licence_auction_with_three_periods(capsys):
+    """The issue's command (it raised: one allocation per profile; then the tree was sized for an LP the pivot
+    never builds). The pivot's space is sized for the verifier only."""
+    assert main(["pivot", "license_auction", "--param", "horizon=3"]) == 0
+    out = capsys.readouterr().out
+    assert "depends on the period, 3 tables" in out and "verified" in out

@@ -244,7 +244,6 @@ def _correlated_rows(
         sub = hists if isinstance(space, HistoryTree) else None
     n_rows_h = hists.size
     has_root = n_rows_h > 0 and hists[0] == 0
-    types = np.stack(np.unravel_index(np.arange(k), counts), axis=1)
     child_all = np.asarray(space.child_hist)
     q = joint_transition(env, nums)
     parts: list[tuple] = []
@@ -283,10 +282,7 @@ def _correlated_rows(
             )
     bh = hists if budget == "interim" else hists[:1] if has_root else hists[:0]
     if budget != "none" and bh.size:
-        welfare_flow = np.einsum(
-            "ka,ka->k", nums.alloc, sum(nums.valuation[i][types[:, i]] for i in range(env.n_agents))
-        )
-        flow = welfare_flow[np.tile(np.arange(k), n_hist)][None, :]
+        flow = nums.flows().sum(axis=0)[np.asarray(space.node_key)][None, :]  # welfare at every node
         w_node = continuation_values(space, flow, nums, hists=None if sub is None else bh)[0].reshape(n_hist, k)
         bel = joint_beliefs(space, nums, hists=bh)  # (n, K)
         w_hist = np.einsum("hk,hk->h", w_node[bh], bel)

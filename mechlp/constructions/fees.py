@@ -6,10 +6,27 @@ history is (Lamba 2022, eq. 4) :math:`\Pi^{piv}(h) = E[W | h] - \sum_i E[M_i | h
 A *lump-sum fee* does not depend on the payer's own reports, so it leaves every incentive constraint intact
 and only shifts participation and budget.
 
+Participation against the outside values :math:`O_i`
+    Bergemann and Välimäki (2010, section 2) let agent :math:`i` opt out after any history; its outside value
+    :math:`O_i(\theta)` is what it gets when the planner runs the efficient policy :math:`a^*_{-i}` for the others
+    (:attr:`~mechlp.constructions.pivot.PivotValues.outside`), and the pivot satisfies :math:`M_i \ge O_i` at
+    every node. The fee mechanism is held to the same constraint: agent :math:`i`'s interim participation at
+    history :math:`h` reads :math:`\bar U_i(\theta_i|h) \ge \bar O_i(\theta_i|h) = E[O_i(\theta_i, \theta_{-i})
+    | h]`, and it is verified so (``verify(..., outside_values=O)``). A fee is therefore bounded by agent
+    :math:`i`'s smallest participation *slack* :math:`\bar U^{piv}_i - \bar O_i`, not by its smallest payoff.
+    Yoon (2015, section 2.2) normalises the autarky payoffs to zero; in bilateral trade without the buyer or the
+    seller no trade happens, so :math:`O_i \equiv 0` and every number below is Yoon's. Where an agent's
+    outside value is not zero (it values the others' choices, e.g. a public project it dislikes) the fees
+    differ from "the worst-off payoff": an agent with negative payoffs can still pay a positive fee when it is
+    better off inside than out, and an agent that enjoys the others' choices for free pays less.
+
 Ex ante fees (Yoon 2015, condition (*))
     One fee per agent, paid in the first period whatever the reports. The largest fee agent :math:`i` accepts
-    is the expected payoff of its worst-off initial type,
-    :math:`L_i = \min_{\theta_i} \bar U_i^{piv}(\theta_i | \text{root})`, so ex ante budget balance is reachable iff
+    is the participation slack of its worst-off initial type,
+    :math:`L_i = \min_{\theta_i} [\bar U_i^{piv}(\theta_i | \text{root}) - \bar O_i(\theta_i | \text{root})]`
+    (Yoon's :math:`\inf_{\theta_i} \sum_t \delta^t x_{i|\theta_i}^T P^t m_i` when :math:`O_i = 0`); later
+    histories are untouched by the fee, and there :math:`\bar U^{piv}_i \ge \bar O_i` already. So ex ante budget
+    balance is reachable iff
 
     .. math:: \text{slack} = \sum_i L_i + \Pi^{piv}(\text{root}) \ge 0
               \quad\Longleftrightarrow\quad \text{deficit} \le \sum_i L_i .
@@ -21,31 +38,34 @@ Ex ante fees (Yoon 2015, condition (*))
     (``"support"``); the default ``"all"`` takes it over every type, because the independent verifier checks
     interim participation for every type, whatever its probability. The two agree whenever every type has
     positive prior probability (all of Yoon's examples). With ``"support"`` and a zero-probability type whose
-    payoff is below the fee, the fee mechanism fails the verifier at exactly those rows, and the result says so.
+    slack is below the fee, the fee mechanism fails the verifier at exactly those rows, and the result says so.
 
 Interim fees (Yoon 2015, section 3)
     Yoon's interim condition asks, after every history, that the expected deficit from there on be covered by
-    the worst-off types' continuation payoffs: :math:`\Pi^{piv}(h) + \sum_i L_i(h) \ge 0` with
-    :math:`L_i(h) = \min_{\theta_i} \bar U_i^{piv}(\theta_i|h)`. It is implemented with per-history fees: the
-    expected discounted fees from :math:`h` on are :math:`\Phi_i(h) = L_i(h)`, collected as the flow
+    the worst-off types' continuation slacks: :math:`\Pi^{piv}(h) + \sum_i L_i(h) \ge 0` with
+    :math:`L_i(h) = \min_{\theta_i} [\bar U_i^{piv}(\theta_i|h) - \bar O_i(\theta_i|h)]`. It is implemented
+    with per-history fees: the expected discounted fees from :math:`h` on are :math:`\Phi_i(h) = L_i(h)`,
+    collected as the flow
 
     .. math:: F_i(h) = \Phi_i(h) - \delta \sum_\theta P(\theta|h)\, \Phi_i(\text{child}(h, \theta)),
 
     charged at every node of :math:`h` (zero continuation after the last period). When no kernel depends on the
-    action, :math:`\bar U^{piv}_i(\cdot|h)` depends on the history only through the others' last reports (and
-    the period), so :math:`\Phi_i` is a function of the *others'* reports only: the fees are type-independent,
-    agent :math:`i` cannot move them, and ex post IC is preserved. Agent :math:`i`'s interim utility at
-    :math:`h` becomes :math:`\bar U^{piv}_i(\theta_i|h) - L_i(h) \ge 0` and :math:`\Pi(h) = \Pi^{piv}(h) +
-    \sum_i L_i(h)`, so interim IR holds everywhere and interim budget balance holds iff Yoon's condition does.
+    action, :math:`\bar U^{piv}_i(\cdot|h)` and :math:`\bar O_i(\cdot|h)` depend on the history only through the
+    others' last reports (and the period), so :math:`\Phi_i` is a function of the *others'* reports only: the
+    fees are type-independent, agent :math:`i` cannot move them, and ex post IC is preserved. Agent :math:`i`'s
+    interim utility at :math:`h` becomes :math:`\bar U^{piv}_i(\theta_i|h) - L_i(h) \ge \bar O_i(\theta_i|h)` and
+    :math:`\Pi(h) = \Pi^{piv}(h) + \sum_i L_i(h)`, so interim IR against :math:`O_i` holds everywhere and interim
+    budget balance holds iff Yoon's condition does.
     The minimum is over *all* own types (not the support at :math:`h`): with a support that depends on the
     agent's own last report the fee would depend on it too. With full-support kernels the two coincide.
 
 Diverse preferences
-    An absorbing type whose marginal contribution is zero whatever the others' types (Bergemann and Välimäki
-    2010, Assumption 1(i): zero value, absorbing) has worst-off payoff zero forever. When every agent has such a
-    type among the types that count (its prior's support for ``worst_over="support"``), :math:`\sum_i L_i = 0`
-    and balance is possible only if the pivot has no deficit, for every discount factor (Yoon 2015, section
-    2.3; Yoon 2021, Theorem 6). The condition reports such types and says so.
+    An absorbing type whose rent :math:`M_i - O_i` is zero whatever the others' types (Bergemann and Välimäki
+    2010, Assumption 1(i): zero value, absorbing, so :math:`M_i = O_i = 0`) has participation slack zero
+    forever. When every agent has such a type among the types that count (its prior's support for
+    ``worst_over="support"``), :math:`\sum_i L_i = 0` and balance is possible only if the pivot has no deficit,
+    for every discount factor (Yoon 2015, section 2.3; Yoon 2021, Theorem 6). The condition reports such types
+    and says so.
 
 :func:`critical_discount` scans the slack over a grid of discount factors (it does not assume monotonicity),
 then bisects every bracket where its sign changes.
@@ -61,10 +81,16 @@ from typing import Any
 import numpy as np
 
 from mechlp.audit.verifier import Verification, verify
-from mechlp.constructions.pivot import PivotResult, PivotValues, dynamic_pivot, pivot_values
+from mechlp.constructions.pivot import (
+    PivotResult,
+    PivotValues,
+    dynamic_pivot,
+    pivot_outside_on_space,
+    pivot_values,
+)
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer, VerifiedOnSpace
-from mechlp.model.beliefs import expectation, joint_transition, next_marginals, others_product
+from mechlp.model.beliefs import expectation, interim_expectation, joint_transition, next_marginals, others_product
 from mechlp.model.bisection import scan_and_bisect
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
@@ -100,21 +126,29 @@ class FeeCondition:
     worst_over : str
         ``"all"`` types or the prior's ``"support"`` (see the module docstring).
     worst_payoff : ndarray, shape (n,)
-        :math:`L_i`: the smallest root payoff over those types.
+        :math:`L_i = \min_{\theta_i} [\bar U^{piv}_i(\theta_i|\text{root}) - \bar O_i(\theta_i|\text{root})]`
+        over those types: the largest fee agent :math:`i` accepts (its smallest participation slack against
+        Bergemann and Välimäki's outside value; the smallest root payoff when :math:`O_i = 0`, Yoon's (*)).
     worst_type : list of str
         The label of that type per agent.
+    root_outside : list of ndarray
+        Per agent, :math:`\bar O_i(\theta_i|\text{root}) = E[O_i(\theta_i, \theta_{-i})]` under the prior for
+        every type (:attr:`~mechlp.constructions.pivot.PivotValues.outside`; zero in Yoon's trade models).
     slack : float
         :math:`\sum_i L_i - \text{deficit}`; ex ante balance is reachable iff ``slack >= -tolerances.SURPLUS``.
     feasible : bool
     interim_slack : ndarray or None
-        With ``interim=True``: :math:`\Pi^{piv}(h) + \sum_i \min_{\theta_i} \bar U_i^{piv}(\theta_i|h)` per
-        history class — ``[root, after profile 0, ..., after profile K-1]`` for an infinite horizon, and
-        ``[root, (period 2, after profile 0), ...]`` (period-major) for a finite one.
+        With ``interim=True``: :math:`\Pi^{piv}(h) + \sum_i \min_{\theta_i} [\bar U_i^{piv}(\theta_i|h) -
+        \bar O_i(\theta_i|h)]` per history class — ``[root, after profile 0, ..., after profile K-1]`` for an
+        infinite horizon, and ``[root, (period 2, after profile 0), ...]`` (period-major) for a finite one.
     interim_feasible : bool or None
     zero_rent : dict
-        ``{agent: [type labels]}``: absorbing types with zero marginal contribution (see the module docstring).
+        ``{agent: [type labels]}``: absorbing types with zero rent :math:`M_i - O_i` (see the module docstring).
     diverse_preferences : bool
         Every agent has such a type among the types that count (then :math:`\sum_i L_i = 0`).
+    has_outside : bool
+        Some outside value :math:`O_i(\theta)` (any period, profile) differs from zero by more than
+        ``tolerances.ZERO_RENT`` times :math:`\max(1, \max |W|)`; when False the numbers are Yoon's.
     message : str
     """
 
@@ -131,6 +165,8 @@ class FeeCondition:
     interim_slack: np.ndarray | None = None
     interim_feasible: bool | None = None
     message: str = ""
+    root_outside: list[np.ndarray] = field(default_factory=list)
+    has_outside: bool = False
 
     def to_dict(self) -> dict:
         out = {
@@ -138,10 +174,15 @@ class FeeCondition:
             "worst_over": self.worst_over,
             "worst_payoff": {ag.name: float(v) for ag, v in zip(self.env.agents, self.worst_payoff, strict=True)},
             "worst_type": {ag.name: t for ag, t in zip(self.env.agents, self.worst_type, strict=True)},
+            "worst_outside": {
+                ag.name: float(o[ag.types.index(t)])
+                for ag, t, o in zip(self.env.agents, self.worst_type, self.root_outside, strict=True)
+            },
             "slack": float(self.slack),
             "feasible": bool(self.feasible),
             "zero_rent_types": self.zero_rent,
             "diverse_preferences": bool(self.diverse_preferences),
+            "outside_values": bool(self.has_outside),
             "message": self.message,
         }
         if self.interim_slack is not None:
@@ -163,8 +204,9 @@ def _interim_over_others(
 
 
 def zero_rent_types(env: Environment, values: PivotValues, tol: float = tolerances.ZERO_RENT) -> dict[str, list[int]]:
-    """Per agent, indices of types that are absorbing under every action and have :math:`M_i = 0` for every
-    :math:`\\theta_{-i}` and period (Bergemann and Välimäki 2010, Assumption 1(i), generalised)."""
+    """Per agent, indices of types that are absorbing under every action and have zero rent
+    :math:`M_i - O_i = 0` for every :math:`\\theta_{-i}` and period (Bergemann and Välimäki 2010, Assumption
+    1(i), generalised; :math:`O_i` is :attr:`PivotValues.outside`, zero for a zero-value type)."""
     env.require_independent("zero-rent types of the pivot")
     out: dict[str, list[int]] = {}
     types = env.profile_types()
@@ -173,7 +215,7 @@ def zero_rent_types(env: Environment, values: PivotValues, tol: float = toleranc
         kern = ag.kernel(env.n_actions)
         diag = np.diagonal(kern, axis1=1, axis2=2)  # (A, K_i)
         absorbing = np.all(diag >= 1.0 - tolerances.PROBABILITY, axis=0)
-        m = np.abs(values.marginal[:, i, :]).max(axis=0)  # (K,) over periods
+        m = np.abs(values.marginal[:, i, :] - values.outside[:, i, :]).max(axis=0)  # (K,) over periods
         zero = np.ones(ag.n_types, dtype=bool)
         np.logical_and.at(zero, types[:, i], m <= tol * scale)
         out[ag.name] = [int(t) for t in np.flatnonzero(absorbing & zero)]
@@ -184,6 +226,11 @@ def fee_condition(
     env: Environment, *, interim: bool = False, worst_over: str = "all", values: PivotValues | None = None
 ) -> FeeCondition:
     r"""Evaluate Yoon's condition (*) for the pivot mechanism of ``env`` (no mechanism is built).
+
+    The fee bound of agent :math:`i` is its worst-off type's participation slack against Bergemann and
+    Välimäki's outside value, :math:`L_i = \min_{\theta_i} E[M_i - O_i | \text{root}, \theta_i]`, and the
+    condition reads :math:`\sum_i L_i \ge -\Pi^{piv}(\text{root})` (module docstring). With :math:`O_i = 0`
+    (Yoon's bilateral trade) it is Yoon's (*) verbatim.
 
     Parameters
     ----------
@@ -209,15 +256,18 @@ def fee_condition(
     prior = env.prior_profile()
     w1 = pv.W[0]
     m1 = pv.marginal[0]  # (n, K)
+    o1 = pv.outside[0]  # (n, K): Bergemann-Valimaki's O_i
     pi_root = float(prior @ (w1 - m1.sum(axis=0)))
     priors = [ag.prior[None, :] for ag in env.agents]
     root_pay = [_interim_over_others(m1[i], counts, i, priors)[0] for i in range(n)]
+    root_out = [_interim_over_others(o1[i], counts, i, priors)[0] for i in range(n)]
     worst = np.empty(n)
     worst_type = []
     for i, ag in enumerate(env.agents):
         support = np.flatnonzero(ag.prior > 0) if worst_over == "support" else np.arange(ag.n_types)
-        t = int(support[np.argmin(root_pay[i][support])])
-        worst[i] = root_pay[i][t]
+        rent = root_pay[i] - root_out[i]  # participation slack against O_i (the payoff itself when O_i = 0)
+        t = int(support[np.argmin(rent[support])])
+        worst[i] = rent[t]
         worst_type.append(ag.types[t])
     slack = float(worst.sum() + pi_root)
     feasible = slack >= -tolerances.SURPLUS
@@ -236,13 +286,17 @@ def fee_condition(
         feasible=bool(feasible),
         zero_rent=zr,
         diverse_preferences=bool(diverse),
+        root_outside=root_out,
+        has_outside=bool(np.max(np.abs(pv.outside)) > tolerances.ZERO_RENT * max(1.0, float(np.max(np.abs(pv.W))))),
     )
     if interim:
         cond.interim_slack = _interim_slack(env, pv)
         cond.interim_feasible = bool(cond.interim_slack.min() >= -tolerances.SURPLUS)
     verdict = "holds" if feasible else "FAILS"
+    bound = "worst-off participation slacks" if cond.has_outside else "worst-off payoffs"
+    what = bound + (" (pivot payoff minus the outside value O_i)" if cond.has_outside else "")
     msg = (
-        f"Yoon's condition (*) {verdict}: pivot deficit {-pi_root:.6g} vs worst-off payoffs "
+        f"Yoon's condition (*) {verdict}: pivot deficit {-pi_root:.6g} vs {what} "
         + " + ".join(f"{ag.name}[{t}] {v:.6g}" for ag, t, v in zip(env.agents, worst_type, worst, strict=True))
         + f" = {worst.sum():.6g}; slack {slack:.6g}"
     )
@@ -251,7 +305,7 @@ def fee_condition(
         msg += (
             f"; every agent has an absorbing zero-rent type {where} ("
             + ", ".join(f"{k}: {v}" for k, v in zr.items() if v)
-            + "): diverse preferences (Bergemann-Välimäki 2010, Assumption 1(i)) make the worst-off payoffs zero, "
+            + f"): diverse preferences (Bergemann-Välimäki 2010, Assumption 1(i)) make the {bound} zero, "
             + (
                 "so lump-sum fees cannot cover the deficit, whatever the discount factor (Yoon 2015, section 2.3; "
                 "Yoon 2021, Theorem 6)"
@@ -267,7 +321,8 @@ def fee_condition(
 
 
 def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
-    """Yoon's interim slack at the root and after every previous profile (per period for a finite horizon)."""
+    r"""Yoon's interim slack :math:`\Pi^{piv}(h) + \sum_i \min_{\theta_i} E[M_i - O_i | h, \theta_i]` at the root and
+    after every previous profile (per period for a finite horizon)."""
     n = env.n_agents
     counts = env.type_counts
     joint_all = joint_transition(env)  # (P * K, K) beliefs after each previous profile, per allocation table
@@ -281,11 +336,12 @@ def _interim_slack(env: Environment, pv: PivotValues) -> np.ndarray:
         band = slice(table * k, (table + 1) * k)
         joint, marg = joint_all[band], [m[band] for m in marg_all]  # the table of the previous period
         surplus_flow = pv.W[t] - pv.marginal[t].sum(axis=0)
+        rent = pv.marginal[t] - pv.outside[t]  # (n, K): M_i - O_i, the participation slack at every node
         if t == 0:
-            lows = sum(_interim_over_others(pv.marginal[0][i], counts, i, roots).min(axis=1) for i in range(n))
+            lows = sum(_interim_over_others(rent[i], counts, i, roots).min(axis=1) for i in range(n))
             out.append(np.atleast_1d(env.prior_profile() @ surplus_flow + lows))
         if periods == 1 or t > 0:
-            lows = sum(_interim_over_others(pv.marginal[t][i], counts, i, marg).min(axis=1) for i in range(n))
+            lows = sum(_interim_over_others(rent[i], counts, i, marg).min(axis=1) for i in range(n))
             out.append(joint @ surplus_flow + lows)
     return np.concatenate(out)
 
@@ -306,16 +362,20 @@ class FeeResult(VerifiedOnSpace):
         ``"ex_ante"``: shape ``(n,)``, the first-period fee per agent. ``"interim"``: shape ``(n, n_hist)``, the
         flow fee :math:`F_i(h)` charged at every node of history ``h``.
     fee_values : ndarray or None
-        ``"interim"``: :math:`\Phi_i(h) = L_i(h)`, the expected discounted fees from ``h`` on.
+        ``"interim"``: :math:`\Phi_i(h) = L_i(h) = \min_{\theta_i} [\bar U^{piv}_i(\theta_i|h) -
+        \bar O_i(\theta_i|h)]`, the expected discounted fees from ``h`` on.
     condition : FeeCondition
     pivot : PivotResult
     mechanism : Mechanism
     surplus : ndarray
         :math:`\Pi(h)` of the fee mechanism at every history.
     verification : Verification
-        ``verify(mechanism, ic="bayesian", ir="interim", budget=mode)``.
+        ``verify(mechanism, ic="bayesian", ir="interim", budget=mode, outside_values=O)`` with Bergemann and
+        Välimäki's outside values :math:`O_i` at every node
+        (:func:`~mechlp.constructions.pivot.pivot_outside_on_space`; zero in Yoon's trade models).
     verification_ex_post : Verification
-        ``verify(mechanism, ic="ex_post", ir="interim", budget=mode)`` (fees do not touch ex post IC).
+        ``verify(mechanism, ic="ex_post", ir="interim", budget=mode, outside_values=O)`` (fees do not touch ex
+        post IC).
     message : str
     certificate : Verification
         (property) ``verification``.
@@ -389,8 +449,13 @@ def lump_sum_fees(
     space: StateSpace | None = None,
     pivot: PivotResult | None = None,
 ) -> FeeResult:
-    r"""The dynamic pivot with Yoon's lump-sum fees, verified with Bayesian and ex post IC, interim IR and
-    ``mode`` budget balance.
+    r"""The dynamic pivot with Yoon's lump-sum fees, verified with Bayesian and ex post IC, interim IR against
+    Bergemann and Välimäki's outside values :math:`O_i` and ``mode`` budget balance.
+
+    Each fee is the largest the agent accepts: its worst-off type's participation slack
+    :math:`\min_{\theta_i} [\bar U^{piv}_i(\theta_i|h) - \bar O_i(\theta_i|h)]` (at the root ex ante, at every
+    history for ``"interim"``; module docstring). With :math:`O_i = 0` (Yoon's trade models) this is the
+    worst-off payoff of Yoon (2015), condition (*).
 
     Parameters
     ----------
@@ -399,7 +464,7 @@ def lump_sum_fees(
         First-period fees (Yoon 2015, condition (*)) or per-history fees (Yoon 2015, section 3; needs kernels
         that do not depend on the action, as in Yoon 2015, so that fees cannot be moved by own reports).
     split : {"tight", "balanced"}
-        ``"ex_ante"`` only: charge the worst-off payoffs :math:`L_i` (largest surplus) or :math:`L_i -
+        ``"ex_ante"`` only: charge the worst-off slacks :math:`L_i` (largest surplus) or :math:`L_i -
         \text{slack}/n` (zero expected surplus). ``"interim"`` always charges :math:`L_i(h)`.
     worst_over : {"all", "support"}
         ``"ex_ante"`` only: types over which :math:`L_i` is taken (module docstring).
@@ -427,6 +492,7 @@ def lump_sum_fees(
     sp_ = piv.space
     n = env.n_agents
     cond = fee_condition(env, interim=(mode == "interim"), worst_over=worst_over, values=piv.values)
+    outside = pivot_outside_on_space(sp_, piv.values)  # (n, n_nodes): O_i at every node (B-V participation)
     x = piv.mechanism.transfers.copy()
     notes: list[str] = []
     fee_values = None
@@ -440,7 +506,9 @@ def lump_sum_fees(
             short = [
                 f"{ag.name}[{ag.types[t]}]"
                 for i, ag in enumerate(env.agents)
-                for t in np.flatnonzero((ag.prior == 0) & (cond.root_payoffs[i] < fees[i] - tolerances.FEASIBILITY))
+                for t in np.flatnonzero(
+                    (ag.prior == 0) & (cond.root_payoffs[i] - cond.root_outside[i] < fees[i] - tolerances.FEASIBILITY)
+                )
             ]
             if short:
                 notes.append(
@@ -455,7 +523,8 @@ def lump_sum_fees(
                 "agent's report moves the others' type distribution and, through it, its own future fees"
             )
         ubar = piv.mechanism.interim_utilities()
-        phi = np.stack([u.min(axis=1) for u in ubar])  # (n, n_hist): L_i(h) over all own types
+        obar = [interim_expectation(sp_, i, outside[i]) for i in range(n)]  # E[O_i | h, theta_i]
+        phi = np.stack([(u - o).min(axis=1) for u, o in zip(ubar, obar, strict=True)])  # (n, n_hist): L_i(h)
         child = np.asarray(sp_.child_hist)
         phi_child = np.where(child[None, :] >= 0, phi[:, np.maximum(child, 0)], 0.0)  # (n, n_nodes)
         fees = phi - env.discount * expectation(sp_, phi_child)
@@ -465,8 +534,8 @@ def lump_sum_fees(
     surplus = mech.surplus()
     timings["fees"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    ver = verify(mech, ic="bayesian", ir="interim", budget=mode)
-    ver_xp = verify(mech, ic="ex_post", ir="interim", budget=mode)
+    ver = verify(mech, ic="bayesian", ir="interim", budget=mode, outside_values=outside)
+    ver_xp = verify(mech, ic="ex_post", ir="interim", budget=mode, outside_values=outside)
     timings["verify"] = time.perf_counter() - t2
     cond_ok = cond.feasible if mode == "ex_ante" else bool(cond.interim_feasible)
     if not cond_ok:

@@ -57,7 +57,7 @@ from mechlp.model.policy import (
     feasible_without,
     others_index,
 )
-from mechlp.model.spaces import HistoryTree, StateSpace, space_for
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, StateSpace, question_space
 
 __all__ = [
     "PivotValues",
@@ -394,7 +394,8 @@ def dynamic_pivot(
         When the allocation is not dynamically efficient (message names the profile and period).
     """
     env.require_independent("the dynamic pivot (Bergemann and Valimaki 2010)")
-    space = space_for(env, space)
+    # the pivot builds no LP: the space is sized for the verifier only
+    space = question_space(env, "verify", DEFAULT_MEMORY_LIMIT, space=space, advice=" (use a shorter horizon)")
     horizon = space.horizon if isinstance(space, HistoryTree) else None
     t0 = time.perf_counter()
     vals = pivot_values(env, horizon=horizon, feasible=feasible)

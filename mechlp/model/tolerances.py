@@ -119,7 +119,7 @@ Constructions and scans
     The team mechanism (:mod:`mechlp.constructions.team`) accepts the allocation as efficient when its expected
     flow welfare is at most this below the best action's at every profile (a direct comparison of sums).
 ``ZERO_RENT`` (1e-9, relative to ``max |W|``)
-    A marginal contribution :math:`M_i` at most this counts as zero in
+    A rent :math:`M_i - O_i` (marginal contribution minus outside value) at most this counts as zero in
     :func:`mechlp.constructions.fees.zero_rent_types` (Bergemann and Välimäki 2010, Assumption 1(i)).
 ``DISCOUNT_GAP`` (1e-6)
     An infinite-horizon problem with :math:`1 - \delta` below this is ill-conditioned: continuation values

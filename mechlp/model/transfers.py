@@ -101,11 +101,7 @@ def transfers_from_utilities(space: StateSpace, utilities: np.ndarray, nums: Num
     if u.shape != (env.n_agents, space.n_nodes):
         raise ValueError(f"utilities has shape {u.shape}; expected {(env.n_agents, space.n_nodes)} (agents x nodes)")
     nums = Numbers(env, exact=False) if nums is None else nums
-    types = env.profile_types()
-    prof = np.tile(np.arange(env.n_profiles), space.n_hist)
-    flow = np.stack(
-        [np.einsum("ka,ka->k", nums.alloc, nums.valuation[i][types[:, i]])[prof] for i in range(env.n_agents)]
-    )
+    flow = nums.flows()[:, np.asarray(space.node_key)]  # each node's period table
     return flow - u + nums.delta * expected_continuation(space, u, nums)
 
 

@@ -733,9 +733,10 @@ def _check_options(question: Any, options: Mapping | None) -> None:
     for key in options:
         if key == "outside_option":
             raise ValueError(
-                "options: 'outside_option' does not apply to question 'fees': Yoon's lump-sum fees are checked "
-                "against participation 0 and the dynamic pivot against Bergemann-Valimaki's outside values O_i; "
-                "reservation utilities are options of the questions 'minmax', 'feasible' and 'share'"
+                "options: 'outside_option' does not apply to question 'fees': Yoon's lump-sum fees, like the dynamic "
+                "pivot, are checked against Bergemann-Valimaki's outside values O_i (the value of opting out while "
+                "the others' efficient policy runs); reservation utilities are options of the questions 'minmax', "
+                "'feasible' and 'share'"
             )
         if key not in params or key in ("env", "mode"):
             raise ValueError(f"options: {key!r} is not an option of question 'fees' (lump_sum_fees)")
