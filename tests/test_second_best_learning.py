@@ -211,8 +211,6 @@ def test_learning_revenue_ex_ante(horizon):
 
 
 def test_verify_realised_accepts_the_answers():
-    if learning.verify_realised is None:
-        pytest.skip("mechlp.audit.realised.verify_realised is not on this branch yet (branch realver)")
     env = _trade(LEARN_BUYER, F_SELLER, 2)
     res = second_best_learning(env)
     assert res.method["verifier"] == "verify_realised" and res.certificate.ok

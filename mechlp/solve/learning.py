@@ -74,10 +74,11 @@ without it the answer is checked, and when the recovered mechanism fails the row
 mechanism, so a verified bounded answer of the same value is optimal among all mechanisms
 (``method["unbounded_optimal"]``); otherwise the message reports the unattained supremum.
 
-Verification: the recovered mechanism is re-checked by :func:`mechlp.audit.realised.verify_realised` when that
-independent verifier is available; otherwise by evaluating the LP's scaled rows at the mechanism's own scaled
-quantities (:math:`q = \pi p`, :math:`\tilde U = \pi U`, ... computed from the mechanism by
-:class:`~mechlp.model.mechanism.ActionMechanism`), marked in :attr:`LearningResult.method`.
+Verification: the recovered mechanism is re-checked by the independent verifier
+:func:`mechlp.audit.realised.verify_realised` (``certificate``); the LP's scaled rows are also evaluated at the
+mechanism's own scaled quantities (:math:`q = \pi p`, :math:`\tilde U = \pi U`, ... computed by
+:class:`~mechlp.model.mechanism.ActionMechanism`; ``method["min_slack"]``), which tells an unattained relaxation
+(those rows fail) from a defect (they hold, the verifier objects: ``"verification_failed"``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from mechlp.audit.realised import verify_realised
 from mechlp.backends import solve_arrays
 from mechlp.backends.base import check_backend
 from mechlp.model import tolerances
@@ -97,11 +99,6 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import ActionMechanism
 from mechlp.model.question import check_choice, outside_options
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, ActionTree
-
-try:  # the independent verifier of realised-action mechanisms (branch realver); merged by the lead
-    from mechlp.audit.realised import verify_realised
-except ImportError:  # pragma: no cover - until it lands, the LP rows are evaluated at the mechanism instead
-    verify_realised = None
 
 __all__ = ["LEARNING_OBJECTIVES", "LearningProgram", "LearningResult", "build_learning_lp", "second_best_learning"]
 
@@ -453,7 +450,7 @@ class LearningResult:
     reach : ndarray (n_hist,) or None
         :math:`\\pi(h)` of the answer.
     method : dict
-        ``verifier`` (``"verify_realised"`` or ``"lp_rows"``), ``min_slack`` per row family, LP sizes.
+        ``verifier`` (``"verify_realised"``), ``min_slack`` (the LP rows at the answer, per family), LP sizes.
     """
 
     status: str
@@ -537,19 +534,15 @@ def second_best_learning(
     res.welfare = welfare_learning(mech)
     res.revenue = revenue_learning(mech)
     res.value = res.revenue if objective == "revenue" else res.welfare - shift
-    # ---- verification: the independent verifier when available (branch realver), else the LP rows at the
-    # mechanism's own scaled point (pi p, pi U, pi x, pi B)
+    # ---- verification: the independent verifier, and the LP rows at the mechanism's own scaled point
+    # (pi p, pi U, pi x, pi B), which tell an unattained relaxation from a defect
     slack = prog.min_slack(scaled_point(prog, mech))
     method["min_slack"] = slack
     tol = tolerances.FEASIBILITY
-    if verify_realised is not None:
-        cert = verify_realised(mech, ic="bayesian", ir=ir, budget=budget, outside_option=outside_option)
-        res.certificate = cert
-        method["verifier"] = "verify_realised"
-        ok = bool(cert.ok)
-    else:
-        method["verifier"] = "lp_rows"
-        ok = min(slack.values()) >= -tol * (1.0 + abs(res.value))
+    cert = verify_realised(mech, ic="bayesian", ir=ir, budget=budget, outside_option=outside_option)
+    res.certificate = cert
+    method["verifier"] = "verify_realised"
+    ok = bool(cert.ok)
     gap = abs(res.value - res.lp_value)
     name = {"welfare": "welfare", "gains_from_trade": "gains from trade", "revenue": "revenue"}[objective]
     res.message = (
@@ -568,7 +561,7 @@ def second_best_learning(
             + (
                 ": the LP value is a supremum over mechanisms (transfers at unreached histories); give transfer_bound"
                 if res.status == "not_attained"
-                else f"; {getattr(res.certificate, 'summary', lambda: '')()}"
+                else "; " + cert.summary()
             )
         )
     else:
