@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mechlp.backends import solve_arrays
+from mechlp.cli.second_best import second_best_payload
 from mechlp.model.beliefs import action_reach
 from mechlp.model.environment import bilateral_trade
 from mechlp.model.mechanism import ActionMechanism
@@ -260,3 +261,15 @@ def test_unattained_relaxation_is_resolved_with_a_transfer_bound():
     assert abs(res.value - res.method["relaxation_value"]) < 1e-8
     assert np.abs(res.mechanism.transfers).max() <= learning.RETRY_TRANSFER_BOUND * (1 + 3.0 * 2) + 1e-9
     assert min(realised_slacks(res.mechanism, ir="ex_ante", budget="ex_ante").values()) >= -1e-7
+
+
+def test_cli_payload_of_a_learning_answer():
+    """The ``second-best`` command's JSON payload reads a learning answer: the allocation table lists the reached
+    histories (with their reach), the verification is verify_realised's."""
+    res = second_best(_trade(LEARN_BUYER, F_SELLER, 2))
+    payload = second_best_payload(res, "welfare", "interim")
+    assert payload["status"] == "optimal" and payload["dual_bound"] is None
+    assert payload["verification"]["ok"] is True
+    reached = int((res.reach > 1e-9).sum())
+    assert len(payload["allocation"]) == reached * 4
+    assert all(abs(sum(row["p"].values()) - 1) < 1e-12 and row["reach"] > 0 for row in payload["allocation"])

@@ -467,9 +467,41 @@ class LearningResult:
     method: dict = field(default_factory=dict)
     certificate: Any = field(default=None, repr=False)
 
+    #: no dual certificate yet (the fields the ``second-best`` command reads)
+    dual: Any = None
+
     @property
     def allocation(self) -> np.ndarray | None:
         return None if self.mechanism is None else self.mechanism.allocation
+
+    @property
+    def env(self) -> Environment | None:
+        return None if self.space is None else self.space.env
+
+    @property
+    def verification(self) -> Any:
+        """The :func:`mechlp.audit.realised.verify_realised` answer (``certificate``)."""
+        return self.certificate
+
+    def allocation_table(self, histories=None) -> list[dict]:
+        r"""``[{"history", "where", "profile", "reach", "p": {action: prob}}]`` for the given histories (default:
+        the reached ones, :math:`\pi(h) > 0`)."""
+        if self.mechanism is None:
+            return []
+        env, space = self.space.env, self.space
+        k = env.n_profiles
+        hs = np.flatnonzero(self.reach > tolerances.PROBABILITY) if histories is None else histories
+        return [
+            {
+                "history": int(h),
+                "where": space.describe_history(int(h)),
+                "profile": env.profile_labels(s),
+                "reach": float(self.reach[int(h)]),
+                "p": dict(zip(env.actions, map(float, self.allocation[int(h) * k + s]), strict=True)),
+            }
+            for h in hs
+            for s in range(k)
+        ]
 
 
 def second_best_learning(
