@@ -91,8 +91,8 @@ def test_refusals():
     with pytest.raises(ValueError, match="local IC"):
         second_best(env, ic="local")
     learn = Agent("a", ["l", "h"], [0.5, 0.5], [np.eye(2), [[0.5, 0.5], [0.5, 0.5]]], [[0, 1], [0, 2]])
-    learn_env = Environment([learn], ("no", "yes"), 0.9, 2)
-    with pytest.raises(ValueError, match="ignore the action"):
+    learn_env = Environment([learn], ("no", "yes"), 0.9, "infinite")  # finite learning models: realised-action LP
+    with pytest.raises(ValueError, match="depend on the action.*infinite horizon is refused; give horizon"):
         second_best(learn_env, budget="none")
 
 

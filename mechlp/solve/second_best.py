@@ -57,7 +57,11 @@ mechanisms are history dependent in general (Battaglini 2005), so ``objective="r
 ``tail="auto"``, :func:`second_best`) and reports the best Markov value beside the answer; the other objectives
 default to the Markov space. The objective weighs
 nodes by their probability from the root, so the allocation at nodes of probability zero is arbitrary (but still
-IC: every row is imposed at every history). Kernels that depend on the action are refused.
+IC: every row is imposed at every history). Kernels that depend on the action (learning models) are solved on the
+tree of histories that record the realised actions (:func:`mechlp.solve.learning.second_best_learning`: the LP
+in occupation measures) when the horizon is finite or ``horizon`` is given; on an infinite horizon without
+``horizon`` they are refused (the realised-action tree has no Markov space: beliefs depend on the last action, and
+the history count grows as :math:`(KA)^T`).
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
+from mechlp.solve.learning import LearningResult, second_best_learning
 from mechlp.solve.result import Result, attach_verified, lp_result
 
 __all__ = [
@@ -491,13 +496,16 @@ def second_best(
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     **solver_options,
-) -> SecondBestResult:
+) -> SecondBestResult | LearningResult:
     r"""Choose allocation and transfers to maximise ``objective`` subject to IC, IR, ``budget`` and ``limits``.
 
     Parameters
     ----------
     env : Environment
-        Its own allocation rule is ignored; no kernel may depend on the action (``ValueError`` otherwise).
+        Its own allocation rule is ignored. When a kernel depends on the action (a learning model), the answer is
+        :func:`mechlp.solve.learning.second_best_learning` on the tree of histories that record the realised
+        actions (a :class:`~mechlp.solve.learning.LearningResult`; finite horizon or ``horizon`` given, Bayesian
+        IC, no ``limits`` or ``space``; an infinite horizon without ``horizon`` is a ``ValueError`` saying why).
     objective : {"welfare", "gains_from_trade", "revenue"}
         See the module docstring.
     budget : {"ex_ante", "interim", "ex_post", "none", "savings"}
@@ -532,8 +540,23 @@ def second_best(
         ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
         :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``, ``method``.
     """
-    env.require_independent("second_best (the interim allocation program)")
     check_choice("objective", objective, OBJECTIVES)
+    if env.action_dependent:
+        return _learning(
+            env,
+            objective,
+            budget,
+            space,
+            horizon,
+            ic,
+            ir,
+            outside_option,
+            limits,
+            backend,
+            memory_limit,
+            solver_options,
+        )
+    env.require_independent("second_best (the interim allocation program)")
     check_choice("formulation", formulation, FORMULATIONS)
     check_choice("rows", rows, ROWS)
     check_backend(backend)
@@ -628,6 +651,42 @@ def second_best(
     return res
 
 
+def _learning(
+    env, objective, budget, space, horizon, ic, ir, outside_option, limits, backend, memory_limit, solver_options
+) -> LearningResult:
+    """:func:`second_best` for kernels that depend on the action: the realised-action LP
+    (:func:`mechlp.solve.learning.second_best_learning`), or a ``ValueError`` saying why not."""
+    dependent = [ag.name for ag in env.agents if ag.action_dependent] or ["the joint kernel"]
+    if env.infinite and horizon is None:
+        raise ValueError(
+            f"the kernels of {dependent} depend on the action (a learning model): allocation variables then need "
+            "histories that record the realised action, a tree of (profiles x actions)^T histories with no Markov "
+            "space, so an infinite horizon is refused; give horizon=T (kernels that ignore the action have a "
+            "Markov space)"
+        )
+    if space is not None:
+        raise ValueError(
+            f"the kernels of {dependent} depend on the action: give horizon, not space (the "
+            "realised-action tree is built from the horizon)"
+        )
+    if ic != "bayesian" or limits is not None:
+        raise ValueError(
+            f"the kernels of {dependent} depend on the action: the realised-action LP supports "
+            f"ic='bayesian' and no limits; got ic={ic!r}, limits={limits!r}"
+        )
+    return second_best_learning(
+        env,
+        objective=objective,
+        budget=budget,
+        ir=ir,
+        outside_option=outside_option,
+        horizon=horizon,
+        backend=backend,
+        memory_limit=memory_limit,
+        **solver_options,
+    )
+
+
 def _method_text(method: dict) -> str:
     """``"interim formulation, IC rows generated: 4,011 of 18,180 in 4 rounds"`` (or ``"..., all 18,180 IC rows"``)."""
     head = f"{method['formulation'].replace('_', ' ')} formulation"
@@ -708,14 +767,14 @@ def optimal_mechanism(
     budget: str = "none",
     tail: bool | str = "auto",
     **kwargs,
-) -> SecondBestResult:
+) -> SecondBestResult | LearningResult:
     r"""Revenue-maximising dynamic mechanism (Yoon 2021, section 2; Battaglini 2005): :func:`second_best` with
     ``objective="revenue"`` (designer revenue :math:`\Pi(\text{root})`), IC, IR and by default no budget rows.
 
     Parameters
     ----------
     env : Environment
-        Its own allocation rule is ignored; no kernel may depend on the action.
+        Its own allocation rule is ignored; kernels that depend on the action as in :func:`second_best`.
     ir : {"interim", "ex_post", "ex_ante"}
         Use ``"ex_ante"`` for Battaglini's setting (participation decided once, at the start). Default
         ``"interim"`` (every period).
@@ -735,6 +794,8 @@ def optimal_mechanism(
         ``value`` is the revenue :math:`\Pi(\text{root})`; ``allocation``, the verified mechanism and the dual
         bound as in :func:`second_best`.
     """
-    if tail == "auto" and (not env.infinite or kwargs.get("space") is not None or kwargs.get("horizon") is not None):
+    if tail == "auto" and (
+        not env.infinite or env.action_dependent or kwargs.get("space") is not None or kwargs.get("horizon") is not None
+    ):
         tail = False
     return second_best(env, objective="revenue", ir=ir, budget=budget, tail=tail, **kwargs)
