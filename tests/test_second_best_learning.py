@@ -5,11 +5,14 @@ evaluation written here (loops over histories: unscaled rows at every reached hi
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mechlp.backends import solve_arrays
+from mechlp.cli import main
 from mechlp.cli.second_best import second_best_payload
 from mechlp.model.beliefs import action_reach
 from mechlp.model.environment import bilateral_trade
@@ -273,3 +276,16 @@ def test_cli_payload_of_a_learning_answer():
     reached = int((res.reach > 1e-9).sum())
     assert len(payload["allocation"]) == reached * 4
     assert all(abs(sum(row["p"].values()) - 1) < 1e-12 and row["reach"] > 0 for row in payload["allocation"])
+
+
+def test_bundled_learning_model_from_the_command_line(tmp_path, capsys):
+    """models/learning_trade.toml (the buyer learns by trading, T = 3): second best and the revenue-optimal
+    mechanism answered on the realised-action tree and verified by verify_realised, from the model file."""
+    model = str(Path(__file__).resolve().parents[1] / "models" / "learning_trade.toml")
+    for objective in ("welfare", "revenue"):
+        out = tmp_path / f"{objective}.json"
+        assert main(["second-best", model, "--objective", objective, "--json", str(out)]) == 0
+        payload = json.loads(out.read_text())
+        assert payload["status"] == "optimal" and payload["verification"]["ok"]
+        assert payload["value"] <= payload["first_best"] + 1e-9
+    capsys.readouterr()
