@@ -93,6 +93,7 @@ import scipy.sparse as sp
 from mechlp.audit.realised import verify_realised
 from mechlp.backends import solve_arrays
 from mechlp.backends.base import check_backend
+from mechlp.lp.program import MatrixSizes
 from mechlp.model import tolerances
 from mechlp.model.beliefs import action_reach, action_tree_beliefs, independent_product
 from mechlp.model.environment import Environment
@@ -111,7 +112,7 @@ RETRY_TRANSFER_BOUND = 100.0
 
 
 @dataclass
-class LearningProgram:
+class LearningProgram(MatrixSizes):
     """The scaled LP on an :class:`~mechlp.model.spaces.ActionTree` (HiGHS form: ``min cost @ z`` s.t.
     ``row_lower <= A z <= row_upper``, ``col_lower <= z <= col_upper``).
 
@@ -128,14 +129,6 @@ class LearningProgram:
     cost: np.ndarray
     family: np.ndarray
     build_seconds: float = 0.0
-
-    @property
-    def n_rows(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def n_cols(self) -> int:
-        return self.A.shape[1]
 
     def split(self, z: np.ndarray) -> dict[str, np.ndarray]:
         """``{"q": (N, A), "Ut": (n, N), "xt": (n, N), "Bt": (N,)}``."""
@@ -551,7 +544,7 @@ def second_best_learning(
         if objective == "gains_from_trade"
         else 0.0
     )
-    method = {"rows": prog.n_rows, "cols": prog.n_cols, "nnz": int(prog.A.nnz), "build_seconds": prog.build_seconds}
+    method = {"rows": prog.n_rows, "cols": prog.n_cols, "nnz": prog.nnz, "build_seconds": prog.build_seconds}
     out = solve_arrays(
         prog.A, prog.row_lower, prog.row_upper, prog.col_lower, prog.col_upper, prog.cost, backend, **solver_options
     )
