@@ -74,6 +74,11 @@ def lamba_usstp(alpha: float = 0.7, delta: float = 0.95, horizon: int | str = "i
     Environment
         Bilateral trade (:func:`mechlp.model.environment.bilateral_trade`) named ``"lamba_usstp"``.
     """
+    return _usstp(alpha, delta, horizon, "lamba_usstp")
+
+
+def _usstp(alpha: float, delta: float, horizon: int | str, name: str, joint_transition=None) -> Environment:
+    """Lamba's USSTP values, costs, priors and renewal kernels; with ``joint_transition``, correlated."""
     kern = renewal_matrix(2, alpha)
     return bilateral_trade(
         [0.05, 1.0],
@@ -86,7 +91,8 @@ def lamba_usstp(alpha: float = 0.7, delta: float = 0.95, horizon: int | str = "i
         horizon,
         buyer_types=("v_L", "v_H"),
         seller_types=("c_L", "c_H"),
-        name="lamba_usstp",
+        name=name,
+        joint_transition=joint_transition,
     )
 
 
@@ -151,20 +157,7 @@ def correlated_usstp(
     joint = coupled_kernel(kern, kern, correlation)
     if after_trade_only:
         joint = np.stack([np.kron(kern, kern), joint])
-    return bilateral_trade(
-        [0.05, 1.0],
-        [0.0, 0.95],
-        [0.5, 0.5],
-        [0.5, 0.5],
-        kern,
-        kern,
-        delta,
-        horizon,
-        buyer_types=("v_L", "v_H"),
-        seller_types=("c_L", "c_H"),
-        name="bilateral_correlated",
-        joint_transition=joint,
-    )
+    return _usstp(alpha, delta, horizon, "bilateral_correlated", joint_transition=joint)
 
 
 DEFAULT_VALUES: tuple[tuple[float, float], ...] = ((0.2, 1.0), (0.3, 0.8), (0.1, 1.2))
