@@ -179,3 +179,24 @@ def test_cli_solve_with_the_recursion(tmp_path, capsys):
     assert code == 0 and payload["status"] == "feasible"
     assert payload["ex_ante_surplus"] == pytest.approx(4.733871, abs=1e-6)
     assert math.floor(payload["fees"]["buyer"]["first"] * 1000) == 218
+
+
+# ---------------------------------------------------------------------------------------------- any parameter
+def test_critical_persistence_is_lambas_corollary_3(tmp_path):
+    """Lamba (2022), Corollary 3: on the USSTP at delta = 0.95 interim balance fails above persistence
+    0.94578523 (the issue's value); from the command line, varying any --set key of the model file."""
+    out = tmp_path / "crit.json"
+    model = str(Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml")
+    argv = ["critical-delta", model, "--parameter", "persistence", "--lo", "0.5", "--hi", "0.99", "--json", str(out)]
+    assert main(argv) == 0
+    crit = json.loads(out.read_text())["critical_delta"]
+    assert crit["parameter"] == "persistence" and crit["directions"] == ["becomes infeasible"]
+    assert crit["critical"][0] == pytest.approx(0.94578523, abs=1e-7)
+    assert crit["non_increasing"] is True and crit["monotone"] is False
+
+
+def test_critical_parameter_needs_a_callable_model():
+    with pytest.raises(ValueError, match=r"varying 'persistence' needs model as a callable value -> Environment"):
+        critical_delta(lamba_usstp(0.7, 0.95), parameter="persistence")
+    res = critical_delta(lambda p: lamba_usstp(p, 0.95), lo=0.5, hi=0.99, grid=9, parameter="persistence")
+    assert "at persistence = 0.94578" in res.message and "delta" not in res.report().split("\n", 1)[1]

@@ -41,14 +41,14 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
-from mechlp.cli.options import QUESTION_OPTIONS, SCAN_OPTIONS, add_command, add_options, save_json
+from mechlp.cli.options import QUESTION_OPTIONS, SCAN_OPTIONS, OptionSpec, add_command, add_options, save_json
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
 from mechlp.model.question import Question
 from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
+from mechlp.solve.critical import DISCOUNT_NAMES, critical_delta
 from mechlp.solve.critical import METHODS as CRITICAL_METHODS
-from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
 
 _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best]
@@ -71,6 +71,7 @@ CRITICAL_OPTIONS = (
     "backend",
     "memory_limit",
     "lp_scan",
+    "parameter",
 )
 
 
@@ -209,8 +210,16 @@ def _critical(args: argparse.Namespace, env, method: str) -> int:
             f"--method {method} does not apply to the critical discount factor; "
             f"use one of {', '.join(CRITICAL_METHODS)}"
         )
+    parameter = getattr(args, "parameter", "delta")
+    model = env
+    if parameter not in DISCOUNT_NAMES:
+        sets = list(args.set or [])
+
+        def model(value: float):
+            return load_model(args.model, [*sets, f"{parameter}={value!r}"])
+
     crit = critical_delta(
-        env,
+        model,
         args.budget,
         args.lo,
         args.hi,
@@ -224,6 +233,7 @@ def _critical(args: argparse.Namespace, env, method: str) -> int:
         backend=args.backend,
         memory_limit=args.memory_limit,
         lp_scan=getattr(args, "lp_scan", "confirm"),
+        parameter=parameter,
     )
     print(f"model {env.name}: {env!r}")
     print(crit.report())
@@ -371,7 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the discount factors where a budget notion becomes (in)feasible: grid scan, then bisection",
     )
     _model_arguments(cd)
-    add_options(cd, (critical_delta,), CRITICAL_OPTIONS, allowed={"budget": CRITICAL_BUDGETS})
+    add_options(
+        cd,
+        (critical_delta,),
+        CRITICAL_OPTIONS,
+        allowed={"budget": CRITICAL_BUDGETS},
+        specs={
+            "parameter": OptionSpec(
+                "what is varied: delta (the discount factor), or any --set key of the model file, e.g. persistence "
+                "(Lamba 2022, Corollary 3); the model is rebuilt at every value"
+            )
+        },
+    )
     cd.add_argument("--json", metavar="FILE", help="write the answer as JSON")
     cd.set_defaults(func=_cmd_critical_delta)
     c = add_command(sub, "check", help="re-check a certificate file against a model, without re-solving")

@@ -82,6 +82,12 @@ class Scan:
     violations: list[tuple[float, float, float, float]]
 
     @property
+    def non_increasing(self) -> bool:
+        """The criterion never rises over ``evaluations`` (:func:`monotone_violations` of the negated values is
+        empty): monotone the other way, as a criterion in persistence is (Lamba 2022, Corollary 3)."""
+        return not monotone_violations([(d, -v) for d, v in self.evaluations])
+
+    @property
     def feasible_everywhere(self) -> bool:
         """No sign change, and every grid value is at least ``-tolerances.SURPLUS``."""
         return not self.brackets and bool(np.all(self.values >= -tolerances.SURPLUS))

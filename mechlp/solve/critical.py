@@ -76,6 +76,11 @@ LP_SCANS: tuple[str, ...] = ("confirm", "full")
 
 
 # ---------------------------------------------------------------------------------------------- critical delta
+#: Names of the discount factor for ``critical_delta(parameter=...)``, the default (an :class:`Environment` model
+#: varies it; any other parameter needs a callable model).
+DISCOUNT_NAMES = ("delta", "discount")
+
+
 @dataclass
 class CriticalDelta(Answer):
     r"""Critical discount factor(s) for efficiency under one budget notion (see :func:`critical_delta`; result
@@ -142,6 +147,7 @@ class CriticalDelta(Answer):
     recursion_evaluations: int = 0
     how: str = ""
     parts: dict = field(default_factory=dict)
+    parameter: str = "delta"
 
     verification = None
     certificate = None
@@ -175,8 +181,10 @@ class CriticalDelta(Answer):
     def report(self) -> str:
         """Readable lines: the verdict, every bracket, the monotonicity check and caveats."""
         s = self.scan
+        p = self.parameter
+        what = "critical discount factor" if p in DISCOUNT_NAMES else f"critical value of {p}"
         lines = [
-            f"critical discount factor for efficiency under {self.budget} budget balance "
+            f"{what} for efficiency under {self.budget} budget balance "
             f"(criterion {self.criterion} >= 0, Lamba 2022 Theorem 1 / Corollary 1; method {self.method}):",
             f"  {self.message}",
             f"  grid of {s.grid.size} points on [{s.grid[0]:g}, {s.grid[-1]:g}], {self.evaluations} evaluations, "
@@ -185,13 +193,15 @@ class CriticalDelta(Answer):
         if self.how:
             lines.append(f"  {self.how}")
         for (a, b), c, d in zip(s.brackets, s.critical, s.directions, strict=True):
-            lines.append(f"  {d} at delta = {c:.10f}  (bracket [{a:.12f}, {b:.12f}])")
+            lines.append(f"  {d} at {p} = {c:.10f}  (bracket [{a:.12f}, {b:.12f}])")
         if s.monotone:
-            lines.append("  the criterion is non-decreasing in delta over every evaluation")
+            lines.append(f"  the criterion is non-decreasing in {p} over every evaluation")
+        elif s.non_increasing:
+            lines.append(f"  the criterion is non-increasing in {p} over every evaluation")
         else:
-            lines.append(f"  the criterion is NOT monotone in delta ({len(s.violations)} decreases listed):")
+            lines.append(f"  the criterion is NOT monotone in {p} ({len(s.violations)} decreases listed):")
             for d1, v1, d2, v2 in s.violations[:5]:
-                lines.append(f"    {v1:.6g} at delta = {d1:.6g} > {v2:.6g} at delta = {d2:.6g}")
+                lines.append(f"    {v1:.6g} at {p} = {d1:.6g} > {v2:.6g} at {p} = {d2:.6g}")
         return "\n".join(lines)
 
     def _answer_fields(self) -> dict[str, Any]:
@@ -223,6 +233,8 @@ class CriticalDelta(Answer):
             "recursion_evaluations": int(self.recursion_evaluations),
             "how": self.how,
             "parts": {k: float(v) for k, v in self.parts.items()},
+            "parameter": self.parameter,
+            "non_increasing": bool(s.non_increasing),
         }
 
 
@@ -286,7 +298,9 @@ class _Criterion:
         outside_option: Any,
         backend: str,
         memory_limit: int,
+        name: str = "delta",
     ):
+        self.name = name  # the parameter varied, in messages
         self.factory = factory
         self.budget = budget
         self.horizon, self.tail = horizon, tail
@@ -308,7 +322,7 @@ class _Criterion:
         t0 = time.perf_counter()
         env = self.factory(d)
         if not isinstance(env, Environment):
-            raise TypeError(f"the factory returned {type(env).__name__} at delta = {d!r}, not an Environment")
+            raise TypeError(f"the factory returned {type(env).__name__} at {self.name} = {d!r}, not an Environment")
         sp = _space_for(env, self.base, self.horizon, self.tail, self.memory_limit)
         if self.base is None:
             self.base = sp
@@ -331,12 +345,13 @@ class _Criterion:
             self.ic_fail["recursion"].append(d)
             return -math.inf
         if sol.status != "optimal":
-            raise _Undecided(f"the recursion cannot decide at delta = {d!r}: {sol.message}")
+            raise _Undecided(f"the recursion cannot decide at {self.name} = {d!r}: {sol.message}")
         if not sol.pointwise_optimal:
             self.uncertified.append(d)
             if certified:
                 raise _Undecided(
-                    f"the recursion was not certified tight at delta = {d!r} (there its Pi* is only a lower bound)"
+                    f"the recursion was not certified tight at {self.name} = {d!r} "
+                    "(there its Pi* is only a lower bound)"
                 )
         return self._value(sol.surplus)
 
@@ -371,7 +386,7 @@ class _Criterion:
         if res.status == "infeasible":
             return None
         if res.status != "optimal":
-            raise ValueError(f"the min-max LP failed at delta = {d!r}: {res.status}: {res.message}")
+            raise ValueError(f"the min-max LP failed at {self.name} = {d!r}: {res.status}: {res.message}")
         return res.surplus
 
     def _recursion_point(self, sp: StateSpace) -> np.ndarray | None:
@@ -431,7 +446,8 @@ def _confirmed_recursion_scan(
     conf = confirm_scan(scan, lambda d: crit.by_lp(d, "recursion"))
     if not conf.confirmed:
         d_bad, v_bad = conf.disagreements[0]
-        return None, f"the LP answer {v_bad:.6g} at delta = {d_bad:.12g} is on the other side than the recursion's"
+        where = f"{crit.name} = {d_bad:.12g}"
+        return None, f"the LP answer {v_bad:.6g} at {where} is on the other side than the recursion's"
     where = "both ends of every bracket" if scan.brackets else "the grid ends and the grid point nearest zero"
     return scan, (
         f"scanned and bisected by the recursion ({n_rec} evaluations, each certified tight, so each equal to the "
@@ -474,6 +490,7 @@ def critical_delta(
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     lp_scan: str = "confirm",
+    parameter: str = "delta",
 ) -> CriticalDelta:
     r"""Critical discount factor(s) for implementing the environment's allocation under ``budget`` balance.
 
@@ -506,6 +523,10 @@ def critical_delta(
         LP backend for ``method="lp"``.
     memory_limit : int
         Bytes, for the space of each evaluation.
+    parameter : str
+        What ``model`` varies, for messages and the result (``CriticalDelta.parameter``): ``"delta"`` (default,
+        also ``"discount"``); any other name (e.g. ``"persistence"``: Lamba 2022, Corollary 3) needs a callable
+        ``model`` (value -> Environment), and ``lo`` may then be negative.
     lp_scan : {"confirm", "full"}
         With ``method="lp"``. ``"confirm"`` (default): scan and bisect with the recursion, then evaluate the LP at
         both ends :math:`a < b` of every bracket (:func:`mechlp.model.bisection.confirm_scan`; without a bracket,
@@ -532,6 +553,14 @@ def critical_delta(
     budget = parse_notion("budget", budget, allowed=BUDGETS)
     check_choice("method", method, METHODS)
     check_choice("lp_scan", lp_scan, LP_SCANS)
+    if not isinstance(parameter, str) or not parameter:
+        raise TypeError(f"parameter must be a non-empty string (the name of what is varied), got {parameter!r}")
+    discount = parameter in DISCOUNT_NAMES
+    if isinstance(model, Environment) and not discount:
+        raise ValueError(
+            f"varying {parameter!r} needs model as a callable value -> Environment (an Environment only says how to "
+            "vary its discount factor); on the command line: mechlp critical-delta MODEL --parameter KEY, any --set key"
+        )
     if isinstance(model, Environment):
         base_env = model
 
@@ -545,11 +574,13 @@ def critical_delta(
     for name, v in (("lo", lo), ("hi", hi)):
         if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
             raise ValueError(f"{name} must be a finite number, got {v!r}")
-    if not 0.0 <= lo < hi:
+    if discount and not 0.0 <= lo < hi:
         raise ValueError(f"need 0 <= lo < hi, got lo={lo!r}, hi={hi!r}")
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
     if tail and horizon is None:
         raise ValueError("tail=True needs horizon, the number of history-dependent periods before the Markov tail")
-    crit = _Criterion(factory, budget, horizon, tail, ic, outside_option, backend, memory_limit)
+    crit = _Criterion(factory, budget, horizon, tail, ic, outside_option, backend, memory_limit, parameter)
 
     t0 = time.perf_counter()
     if method == "recursion":
@@ -566,14 +597,16 @@ def critical_delta(
     uncertified = crit.uncertified if method == "recursion" else []
     crit_name = "Pi*(root)" if budget == "ex_ante" else "min_h Pi*(h)"
     if scan.feasible_everywhere:
-        msg = f"feasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no critical delta there"
+        msg = f"feasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no critical {parameter} there"
     elif scan.infeasible_everywhere:
-        msg = f"infeasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no discount factor there works"
+        msg = f"infeasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no value of {parameter} there works"
     else:
-        parts = [f"{d} at delta = {c:.10f}" for d, c in zip(scan.directions, scan.critical, strict=True)]
+        parts = [f"{d} at {parameter} = {c:.10f}" for d, c in zip(scan.directions, scan.critical, strict=True)]
         msg = (f"{len(parts)} sign changes: " if len(parts) > 1 else "") + "; ".join(parts)
-    if not scan.monotone:
-        msg += f"; the criterion is NOT monotone in delta ({len(scan.violations)} decreases found)"
+    if not scan.monotone and scan.non_increasing:
+        msg += f"; the criterion is non-increasing in {parameter}"
+    elif not scan.monotone:
+        msg += f"; the criterion is NOT monotone in {parameter} ({len(scan.violations)} decreases found)"
     if ic_fail:
         msg += f"; IC itself fails at {len(ic_fail)} evaluated discount factors"
     if uncertified:
@@ -599,6 +632,7 @@ def critical_delta(
         crit.count["recursion"],
         how,
         dict(crit.parts),
+        parameter,
     )
 
 
