@@ -200,3 +200,14 @@ def test_critical_parameter_needs_a_callable_model():
         critical_delta(lamba_usstp(0.7, 0.95), parameter="persistence")
     res = critical_delta(lambda p: lamba_usstp(p, 0.95), lo=0.5, hi=0.99, grid=9, parameter="persistence")
     assert "at persistence = 0.94578" in res.message and "delta" not in res.report().split("\n", 1)[1]
+
+
+def test_solve_critical_key_is_critical_delta_with_that_parameter(tmp_path, capsys):
+    model = str(Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml")
+    out = tmp_path / "crit.json"
+    assert main(["solve", model, "--critical", "persistence", "--lo", "0.5", "--hi", "0.99", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["critical_delta"]["critical"][0] == pytest.approx(0.94578523, abs=1e-7)
+    assert main(["solve", model, "--critical", "persistence", "--critical-delta"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["solve", model, "--critical", "no_such_key"]) == 2
+    assert "no_such_key" in capsys.readouterr().err

@@ -277,7 +277,11 @@ def _recheck_command(args: argparse.Namespace, feas: Result) -> str:
 def _cmd_solve(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     budget = args.budget
-    if args.critical_delta:  # the same as `mechlp critical-delta`, whose default solver is the recursion
+    if args.critical_delta and args.critical is not None:
+        raise ValueError("give --critical-delta or --critical KEY, not both (--critical delta is --critical-delta)")
+    if args.critical is not None:  # `mechlp critical-delta --parameter KEY`
+        args.parameter = args.critical
+    if args.critical_delta or args.critical is not None:  # as `mechlp critical-delta` (default solver: recursion)
         return _critical(args, env, args.method or "recursion")
     if args.tail and args.horizon is None:
         raise ValueError("--tail needs --horizon T (history-dependent for T periods, then a Markov tail)")
@@ -372,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: scan and bisect the discount factor where the --budget notion becomes (in)feasible "
         "(the same as `mechlp critical-delta`)",
+    )
+    p.add_argument(
+        "--critical",
+        metavar="KEY",
+        help="instead: scan and bisect any --set key of the model (e.g. persistence) where the --budget notion "
+        "becomes (in)feasible (the same as `mechlp critical-delta --parameter KEY`)",
     )
     add_options(p, (critical_delta,), SCAN_OPTIONS)
     p.set_defaults(func=_cmd_solve)
