@@ -383,6 +383,13 @@ def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, at.reshape(rows.shape)
 
 
+def _type_pairs(i: int, ki: int, mode: str, keys: set | None) -> list[tuple[int, int]]:
+    """Agent ``i``'s IC pairs ``(t, r)``, ``t != r`` (adjacent only for ``mode == "local"``), restricted to
+    ``keys`` ``(agent, type, misreport)`` when given (the verifier's own list: it does not read the builders')."""
+    pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
+    return pairs if keys is None else [(t, r) for t, r in pairs if (i, t, r) in keys]
+
+
 def _ex_post_ic_block(space: StateSpace, slack: np.ndarray, i: int, t: int, r: int, pidx: np.ndarray) -> _Block:
     """The ex post IC rows ``(H, M)`` of agent ``i``, true type ``t``, report ``r``, named by history and the
     others' profile ``m`` (``pidx[t, m]`` the true profile)."""
@@ -487,10 +494,8 @@ def _ic_blocks_at(
     blocks: list[_Block] = []
     for i, ag in enumerate(env.agents):
         ki = ag.n_types
-        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
-        if keys is not None:
-            pairs = [(t, r) for t, r in pairs if (i, t, r) in keys]
-        if ki < 2 or not pairs:
+        pairs = _type_pairs(i, ki, mode, keys)
+        if not pairs:
             continue
         terms = _deviation_terms(space, nums, i, kernels, nxt, marginals, hists=hists)
         po, pidx, q_oth, g_i = terms.po, terms.pidx, terms.q_oth, terms.g_i  # (H, M), (K_i, M), (K, M), kernels
@@ -1694,10 +1699,8 @@ def _correlated_ic_blocks(
     blocks: list[_Block] = []
     for i, ag in enumerate(env.agents):
         ki = ag.n_types
-        pairs = [(t, r) for t in range(ki) for r in range(ki) if t != r and (mode != "local" or abs(t - r) == 1)]
-        if keys is not None:
-            pairs = [(t, r) for t, r in pairs if (i, t, r) in keys]
-        if ki < 2 or not pairs:
+        pairs = _type_pairs(i, ki, mode, keys)
+        if not pairs:
             continue
         pidx = _own_axis_first(np.arange(k)[None, :], counts, i)[0]  # (K_i, M)
         cond = conditional_beliefs(space, i, nums)  # (H, K_i, M): P(m|t, h)

@@ -181,37 +181,7 @@ def interim_rows(
             vals.append(-margs[i][bh].reshape(-1))
         parts.append(("budget", rows, cols, vals, -w_hist, -1, bh, -1, -1))
 
-    all_rows, all_cols, all_vals, all_b = [], [], [], []
-    fam, ag_l, h_l, t_l, r_l = [], [], [], [], []
-    offset = 0
-    for family, rows, cols, vals, b, i, hs, t, r in parts:
-        n_r = int(np.asarray(b).shape[0])
-        all_rows.append(np.concatenate(rows) + offset)
-        all_cols.append(np.concatenate(cols))
-        all_vals.append(np.concatenate(vals))
-        all_b.append(np.asarray(b))
-        fam += [family] * n_r
-        ag_l.append(np.full(n_r, i))
-        h_l.append(np.asarray(hs))
-        t_l.append(np.full(n_r, t))
-        r_l.append(np.full(n_r, r))
-        offset += n_r
-    vals = np.concatenate(all_vals)
-    keep = np.array([v != 0 for v in vals]) if vals.dtype == object else vals != 0
-    return InterimRows(
-        n_cols,
-        [int(o) for o in offsets[:-1]],
-        np.concatenate(all_rows)[keep],
-        np.concatenate(all_cols)[keep],
-        vals[keep],
-        np.concatenate(all_b),
-        np.array(fam),
-        np.concatenate(ag_l),
-        np.concatenate(h_l),
-        np.concatenate(t_l),
-        np.concatenate(r_l),
-        margs,
-    )
+    return _assemble(parts, n_cols, [int(o) for o in offsets[:-1]], margs)
 
 
 def _correlated_rows(
