@@ -33,7 +33,8 @@ Models
     :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`, :func:`random_trade` (random kernels,
     generally not FOSD).
 Workflows
-    :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`split_minmax` (trees too large for memory, by
+    :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`feasibility_boundary`, :func:`load_boundary`
+    (feasibility regions with exact boundaries: every critical value along each grid line), :func:`split_minmax` (trees too large for memory, by
     subtrees), :func:`plot` (figures), :func:`to_latex`,
     :func:`to_csv`, :func:`to_json` (exports).
 
@@ -76,6 +77,7 @@ from mechlp.solve.second_best import optimal_mechanism, second_best
 from mechlp.workflows.export import to_csv, to_json, to_latex
 from mechlp.workflows.sharing import ex_post_balance, share_surplus
 from mechlp.workflows.split import split_minmax
+from mechlp.workflows.boundary import feasibility_boundary, load_boundary
 from mechlp.workflows.sweep import load_sweep, sweep
 
 if TYPE_CHECKING:  # seen by type checkers and import-linter; loaded lazily at run time (matplotlib)
@@ -132,6 +134,8 @@ __all__ = [
     # workflows
     "sweep",
     "load_sweep",
+    "feasibility_boundary",
+    "load_boundary",
     "split_minmax",
     "plot",
     "to_latex",

@@ -17,7 +17,13 @@ Exit codes: 0 every point answered (status ``ok``), 2 bad input (an ``--out`` fi
 3 some or every point not answered (status ``failed`` or ``error``: the last line says how many), 130
 interrupted (Ctrl-C: the workers are stopped and one line says how many rows the file keeps).
 
-``add_parsers(subparsers)`` registers both commands; :func:`main` runs them standalone.
+``mechlp boundary MODEL --x KEY=START:STOP:NUM [--y discount] [--budget B ...] [--question minmax|fees]
+[--set KEY=VALUE ...] [--lo --hi --grid --tol --method] [--workers N] [--out FILE.csv] [--plot FIG.png]``
+    The feasibility region's boundary (:func:`mechlp.workflows.boundary.feasibility_boundary`): on every line
+    ``KEY = value``, every critical value of ``--y`` by scan and bisection; prints one line per line and budget,
+    writes the frame (``--out``, read back by ``mechlp plot``) and draws the region (``--plot``).
+
+``add_parsers(subparsers)`` registers the three commands; :func:`main` runs them standalone.
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ from pathlib import Path
 from typing import Any
 
 from mechlp.catalog.io import load_model
-from mechlp.cli.options import add_command, parse_assignments, signature_default
+from mechlp.cli.options import add_command, add_options, parse_assignments, signature_default
 from mechlp.solve import questions as design
 from mechlp.workflows import plots
+from mechlp.workflows.boundary import QUESTIONS as BOUNDARY_QUESTIONS
+from mechlp.workflows.boundary import feasibility_boundary
 from mechlp.workflows.sweep import ANSWER_META, EXECUTORS, QUESTIONS, SweepInterrupted, parse_grid_spec, sweep
 
 __all__ = ["add_parsers", "main", "parse_options"]
 
-PLOT_KINDS = ("surplus", "feasibility", "fees", "tree", "states")
+PLOT_KINDS = plots.KINDS
 SUMMARY_ROWS = 40
 
 
@@ -145,8 +153,49 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_boundary(args: argparse.Namespace) -> int:
+    key, values = parse_grid_spec(args.x)
+    fixed = parse_assignments(args.set, "--set") if args.set else None
+    t0 = time.perf_counter()
+    frame = feasibility_boundary(
+        args.model,
+        key,
+        values,
+        args.y,
+        budget=args.budget,
+        question=args.question,
+        fixed=fixed,
+        lo=args.lo,
+        hi=args.hi,
+        grid=args.grid,
+        tol=args.tol,
+        method=args.method,
+        horizon=args.horizon,
+        tail=args.tail,
+        ic=args.ic,
+        outside_option=args.outside_option,
+        worst_over=args.worst_over,
+        workers=args.workers,
+        out=args.out,
+    )
+    print(
+        f"boundary of {args.model} ({args.question}): critical {args.y} on {len(values)} lines of {key}, "
+        f"{', '.join(dict.fromkeys(frame['budget']))}; {time.perf_counter() - t0:.2f} s"
+    )
+    for _, row in frame.iterrows():
+        ivs = " u ".join(f"[{a:.8f}, {b:.8f}]" for a, b in row["intervals"]) or "none"
+        note = "" if row["monotone"] else f" (criterion not monotone in {args.y}: refine --grid)"
+        print(f"  {key} = {row[key]:g}, {row['budget']}: feasible {args.y} in {ivs}{note}")
+    if args.out:
+        print(f"wrote {args.out}")
+    if args.plot:
+        plots.plot(frame, "boundary", path=args.plot, overlay=args.overlay, title=args.title)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``sweep`` and ``plot`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    """Register ``sweep``, ``plot`` and ``boundary`` on ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     default = functools.partial(signature_default, (sweep,))
     s = add_command(
         subparsers,
@@ -219,6 +268,46 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--horizon", type=int, default=None, help="TOML model: solve on a history tree of T periods")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="TOML model: override an entry")
     p.set_defaults(func=_cmd_plot)
+
+    b = add_command(
+        subparsers,
+        "boundary",
+        help="feasibility region with exact boundaries: every critical value along each grid line",
+        description=(
+            "On every line KEY = value of --x, find every critical value of --y (scan and bisection) where the "
+            "question's budget notion becomes (in)feasible; the region's edges are these curves, not grid cells."
+        ),
+    )
+    bdefault = functools.partial(signature_default, (feasibility_boundary,))
+    b.add_argument("model", help="TOML model file, or a built-in model (lamba_usstp, yoon_binary, ...)")
+    b.add_argument("--x", required=True, metavar="KEY=START:STOP:NUM", help="the grid lines (or KEY=V1,V2,...)")
+    b.add_argument("--y", default=bdefault("y"), metavar="KEY", help="the key scanned and bisected on each line")
+    b.add_argument(
+        "--budget",
+        nargs="+",
+        metavar="BUDGET",
+        default=list(bdefault("budget")),
+        help="minmax: interim, ex_ante, ex_post; fees: ex_ante, interim",
+    )
+    b.add_argument("--question", choices=BOUNDARY_QUESTIONS, default=bdefault("question"), help="the criterion")
+    b.add_argument("--set", action="append", metavar="KEY=VALUE", help="hold a model key fixed (repeatable)")
+    add_options(b, (feasibility_boundary,), ("lo", "hi", "tol", "grid", "method", "horizon", "tail", "ic"))
+    add_options(b, (feasibility_boundary,), ("outside_option",))
+    b.add_argument(
+        "--worst-over",
+        dest="worst_over",
+        choices=("all", "support"),
+        default=bdefault("worst_over"),
+        help="fees: types over which Yoon's worst-off payoff is taken",
+    )
+    b.add_argument("--workers", type=int, default=bdefault("workers"), help="worker processes (1: this process)")
+    b.add_argument(
+        "--out", metavar="FILE", default=bdefault("out"), help="CSV file of the boundary (mechlp plot reads it)"
+    )
+    b.add_argument("--plot", metavar="FIG", default=None, help="draw the region (.png, .pdf or .svg)")
+    b.add_argument("--overlay", choices=["yoon"], default=None, help="with --plot: draw delta = 1/(3 - 2 alpha)")
+    b.add_argument("--title", default=None, help="with --plot: figure title")
+    b.set_defaults(func=_cmd_boundary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

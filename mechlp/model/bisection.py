@@ -40,6 +40,7 @@ __all__ = [
     "scan_and_bisect",
     "check_grid",
     "confirm_scan",
+    "feasible_intervals",
     "monotone_violations",
     "MAX_VIOLATIONS",
 ]
@@ -88,6 +89,11 @@ class Scan:
         return not monotone_violations([(d, -v) for d, v in self.evaluations])
 
     @property
+    def feasible_intervals(self) -> list[tuple[float, float]]:
+        """The feasible ranges of the parameter on the grid (:func:`feasible_intervals`)."""
+        return feasible_intervals(self.grid, self.critical, self.directions, self.feasible_everywhere)
+
+    @property
     def feasible_everywhere(self) -> bool:
         """No sign change, and every grid value is at least ``-tolerances.SURPLUS``."""
         return not self.brackets and bool(np.all(self.values >= -tolerances.SURPLUS))
@@ -96,6 +102,31 @@ class Scan:
     def infeasible_everywhere(self) -> bool:
         """No sign change, and every grid value is below ``-tolerances.SURPLUS``."""
         return not self.brackets and bool(np.all(~(self.values >= -tolerances.SURPLUS)))
+
+
+def feasible_intervals(
+    grid: Sequence[float] | np.ndarray,
+    critical: Sequence[float],
+    directions: Sequence[str],
+    feasible_everywhere: bool,
+) -> list[tuple[float, float]]:
+    """The ranges of the parameter on ``[grid[0], grid[-1]]`` where the criterion is feasible, read off a scan:
+    the sign changes (``critical``, with their ``directions``) are the inner ends, the ends of the grid the outer
+    ones; without a sign change the whole grid or nothing (``feasible_everywhere``)."""
+    first, last = float(grid[0]), float(grid[-1])
+    if not len(critical):
+        return [(first, last)] if feasible_everywhere else []
+    out: list[tuple[float, float]] = []
+    start = first if directions[0] == "becomes infeasible" else None
+    for c, d in zip(critical, directions, strict=True):
+        if d == "becomes feasible":
+            start = float(c)
+        elif start is not None:
+            out.append((start, float(c)))
+            start = None
+    if start is not None:
+        out.append((start, last))
+    return out
 
 
 def check_grid(lo: float, hi: float, grid: int | Sequence[float] | np.ndarray) -> np.ndarray:

@@ -34,18 +34,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from mechlp.model import tolerances
 from mechlp.model.mechanism import Mechanism
 from mechlp.solve.figures import MAX_TREE_HISTORIES, draw, new_figure, save_figure
 from mechlp.solve.result import Result
+from mechlp.workflows.boundary import HEADER as BOUNDARY_HEADER
+from mechlp.workflows.boundary import load_boundary
 from mechlp.workflows.sweep import grid_keys, load_sweep
 
 __all__ = ["KINDS", "plot", "plot_result", "yoon_frontier"]
 
-KINDS = ("surplus", "feasibility", "fees", "tree", "states")
+KINDS = ("surplus", "feasibility", "boundary", "fees", "tree", "states")
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 _REGION_COLORS = {"ex_ante": "#9ecae1", "interim": "#3182bd", "ex_post": "#08519c", "lump_sum": "#fdae6b"}
 
@@ -61,6 +65,10 @@ def _frame(data: Any) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, str | os.PathLike):
+        if os.path.isfile(data):
+            with open(data) as fh:
+                if fh.readline().startswith(BOUNDARY_HEADER):
+                    return load_boundary(data)
         return load_sweep(data)
     raise TypeError(f"expected a sweep DataFrame or the path of a sweep CSV, got {type(data).__name__}")
 
@@ -218,15 +226,7 @@ def _plot_feasibility(df: pd.DataFrame, x, y, columns, overlay, title) -> Figure
         (marks,) = ax.plot(bad[x], bad[y], "x", color="k", ms=4, label="error / failed")
         handles.append(marks)
     if overlay is not None:
-        xx = np.linspace(xs.min(), xs.max(), 200)
-        if overlay == "yoon":
-            yy, lab = yoon_frontier(xx), "Yoon (2021): δ = 1/(3 − 2α)"
-        elif callable(overlay):
-            yy, lab = np.asarray(overlay(xx), dtype=float), getattr(overlay, "__name__", "overlay")
-        else:
-            raise ValueError(f"overlay must be 'yoon', a callable x -> y or None, got {overlay!r}")
-        (line,) = ax.plot(xx, yy, color="k", lw=2, label=lab)
-        handles.append(line)
+        handles.append(_overlay(ax, overlay, xs))
     ax.set_xlim(xs.min() - _half(xs), xs.max() + _half(xs))
     ax.set_ylim(ys.min() - _half(ys), ys.max() + _half(ys))
     ax.set_xlabel(x)
@@ -237,13 +237,76 @@ def _plot_feasibility(df: pd.DataFrame, x, y, columns, overlay, title) -> Figure
     return fig
 
 
+def _overlay(ax, overlay, xs: np.ndarray):
+    xx = np.linspace(xs.min(), xs.max(), 200)
+    if overlay == "yoon":
+        yy, lab = yoon_frontier(xx), "Yoon (2021): δ = 1/(3 − 2α)"
+    elif callable(overlay):
+        yy, lab = np.asarray(overlay(xx), dtype=float), getattr(overlay, "__name__", "overlay")
+    else:
+        raise ValueError(f"overlay must be 'yoon', a callable x -> y or None, got {overlay!r}")
+    (line,) = ax.plot(xx, yy, color="k", lw=1.2, ls="--", label=lab)
+    return line
+
+
+_HATCHES = ("", "///", "\\\\", "xx")
+
+
+def _plot_boundary(df: pd.DataFrame, overlay, title) -> Figure:
+    """Regions between the critical-value curves of :func:`mechlp.workflows.boundary.feasibility_boundary`: on
+    each line ``x = const`` the feasible intervals of ``y``, filled between neighbouring lines, one colour (and
+    hatch, so nested regions stay visible) per budget; the computed critical values are marked."""
+    x, y = df.attrs.get("x"), df.attrs.get("y")
+    if x is None or y is None or x not in df or "intervals" not in df:
+        raise ValueError("a boundary plot needs the frame of mechlp.feasibility_boundary (or its CSV file)")
+    fig = new_figure(5.6, 4.6)
+    ax = fig.subplots()
+    handles = []
+    xs_all = np.sort(df[x].unique().astype(float))
+    for j, budget in enumerate(dict.fromkeys(df["budget"])):
+        part = df[df["budget"] == budget].sort_values(x)
+        xs = part[x].to_numpy(dtype=float)
+        ivs = list(part["intervals"])
+        color = _REGION_COLORS.get(budget, _COLORS[j % len(_COLORS)])
+        hatch = _HATCHES[j % len(_HATCHES)]
+        for k in range(max((len(iv) for iv in ivs), default=0)):
+            low = np.array([iv[k][0] if len(iv) > k else np.nan for iv in ivs])
+            high = np.array([iv[k][1] if len(iv) > k else np.nan for iv in ivs])
+            ax.fill_between(
+                xs,
+                low,
+                high,
+                where=np.isfinite(low),
+                facecolor=color,
+                alpha=0.55,
+                hatch=hatch,
+                edgecolor="white" if not hatch else color,
+                lw=0,
+            )
+        crit = list(part["critical"])
+        for k in range(max((len(c) for c in crit), default=0)):
+            ck = np.array([c[k] if len(c) > k else np.nan for c in crit])
+            ax.plot(xs, ck, color=color, lw=1.4, marker="o", ms=2.5)
+        handles.append(Patch(facecolor=color, alpha=0.55, hatch=hatch, label=f"feasible: {budget.replace('_', ' ')}"))
+    handles.append(Patch(facecolor="white", edgecolor="0.5", label="infeasible"))
+    handles.append(Line2D([], [], color="0.3", marker="o", ms=2.5, lw=1.4, label=f"critical {y} (bisection)"))
+    if overlay is not None:
+        handles.append(_overlay(ax, overlay, xs_all))
+    ax.set_xlim(xs_all.min(), xs_all.max()) if xs_all.size > 1 else None
+    ax.set_ylim(df.attrs.get("lo", 0.0), df.attrs.get("hi", 1.0))
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def _half(v: np.ndarray) -> float:
     return float(np.min(np.diff(v))) / 2 if v.size > 1 else 0.05
 
 
-def _single(color: str):
-    from matplotlib.colors import ListedColormap
-
+def _single(color: str) -> ListedColormap:
     return ListedColormap([color])
 
 
@@ -297,6 +360,8 @@ def plot(
     if isinstance(data, Result | Mechanism):
         return draw(data, kind, path=path, title=title, max_histories=max_histories)
     df = _filter(_frame(data), where)
+    if kind is None and "intervals" in df:
+        kind = "boundary"
     if kind is None:
         question = df.attrs.get("question") or (str(df["question"].iloc[0]) if "question" in df and len(df) else "")
         kind = {"minmax": "surplus", "feasible": "feasibility", "fees": "feasibility"}.get(question)
@@ -304,7 +369,7 @@ def plot(
             raise ValueError(f"cannot choose a plot kind for question {question!r}: pass kind=...")
     if kind in ("tree", "states"):
         raise ValueError(f"kind {kind!r} needs a Result (e.g. mechlp.minmax(env, horizon=2)), not a sweep")
-    if "status" in df and kind != "feasibility":
+    if "status" in df and kind not in ("feasibility", "boundary"):
         df = df[df["status"] == "ok"]
         if df.empty:
             raise ValueError("no point of the sweep has status 'ok'")
@@ -312,6 +377,8 @@ def plot(
         fig = _plot_surplus(df, x, panel, columns, title)
     elif kind == "fees":
         fig = _plot_fees(df, x, panel, columns, title, agent)
+    elif kind == "boundary":
+        fig = _plot_boundary(df, overlay, title)
     else:
         fig = _plot_feasibility(df, x, y, columns, overlay, title)
     return save_figure(fig, path)

@@ -147,6 +147,7 @@ __all__ = [
     "EXECUTORS",
     "sweep",
     "evaluate_point",
+    "environment_builder",
     "grid_points",
     "parse_grid_spec",
     "load_sweep",
@@ -499,6 +500,13 @@ def _make_task(model: Any, grid: dict[str, list], question: Any, budget: Any, op
                 f"model {name}() does not take the grid key(s) {bad}; its parameters are {params}"
             ) from None
     return _with_identity(_Task(f"{name}()", factory=model, question=question, budget=budget, options=opts))
+
+
+def environment_builder(model: Any, example: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Environment]:
+    """``params -> Environment`` for ``model`` as :func:`sweep` reads it (a TOML path with override keys, a
+    built-in model name, or a callable taking the keys as keyword arguments), checked once on the keys of
+    ``example``; the builder is picklable, so it can be sent to worker processes."""
+    return _make_task(model, {k: [v] for k, v in example.items()}, "minmax", None, None).environment
 
 
 def _check_budget(question: Any, budget: Any) -> Any:
