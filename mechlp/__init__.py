@@ -34,7 +34,8 @@ Models
     generally not FOSD).
 Workflows
     :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`feasibility_boundary`, :func:`load_boundary`
-    (feasibility regions with exact boundaries: every critical value along each grid line), :func:`split_minmax` (trees too large for memory, by
+    (feasibility regions with exact boundaries: every critical value along each grid line),
+    :func:`split_minmax` (trees too large for memory, by
     subtrees), :func:`plot` (figures), :func:`to_latex`,
     :func:`to_csv`, :func:`to_json` (exports).
 
@@ -74,10 +75,10 @@ from mechlp.solve.intermediate import intermediate_feasibility, intermediate_min
 from mechlp.solve.questions import feasibility, minmax
 from mechlp.solve.result import Result
 from mechlp.solve.second_best import optimal_mechanism, second_best
+from mechlp.workflows.boundary import feasibility_boundary, load_boundary
 from mechlp.workflows.export import to_csv, to_json, to_latex
 from mechlp.workflows.sharing import ex_post_balance, share_surplus
 from mechlp.workflows.split import split_minmax
-from mechlp.workflows.boundary import feasibility_boundary, load_boundary
 from mechlp.workflows.sweep import load_sweep, sweep
 
 if TYPE_CHECKING:  # seen by type checkers and import-linter; loaded lazily at run time (matplotlib)
