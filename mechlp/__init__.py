@@ -36,7 +36,8 @@ Workflows
     :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`feasibility_boundary`, :func:`load_boundary`
     (feasibility regions with exact boundaries: every critical value along each grid line),
     :func:`split_minmax` (trees too large for memory, by
-    subtrees), :func:`plot` (figures), :func:`to_latex`,
+    subtrees), :func:`plot` (figures), :func:`report` (one self-contained HTML page
+    per model: every answer with its proof status), :func:`to_latex`,
     :func:`to_csv`, :func:`to_json` (exports).
 
 ``import mechlp`` loads neither cvxpy nor matplotlib: the cvxpy backend imports cvxpy when it is used, and
@@ -83,11 +84,12 @@ from mechlp.workflows.sweep import load_sweep, sweep
 
 if TYPE_CHECKING:  # seen by type checkers and import-linter; loaded lazily at run time (matplotlib)
     from mechlp.workflows.plots import plot
+    from mechlp.workflows.report import report
 
 __version__ = "0.1.0"
 
 #: Names loaded on first access, with the module that defines them (they import matplotlib).
-_LAZY: dict[str, str] = {"plot": "mechlp.workflows.plots"}
+_LAZY: dict[str, str] = {"plot": "mechlp.workflows.plots", "report": "mechlp.workflows.report"}
 
 __all__ = [
     # questions
@@ -139,6 +141,7 @@ __all__ = [
     "load_boundary",
     "split_minmax",
     "plot",
+    "report",
     "to_latex",
     "to_csv",
     "to_json",
