@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mechlp.backends import set_solver_log, solver_log
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
 from mechlp.constructions.lamba import minmax_closed_form
@@ -109,3 +110,16 @@ def test_critical_delta_refuses_method_auto(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1
     assert "--method auto does not apply to the critical discount factor; use one of recursion, lp" in err[0]
+
+
+def test_verbose_shows_the_solver_log_and_only_then():
+    cmd = [sys.executable, "-m", "mechlp.cli", "--verbose", "solve", str(MODEL), "--budget", "ex_post", "--route", "lp"]
+    loud = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "HiGHS" in loud.stdout  # HiGHS's own log (its output_flag on)
+    assert "FEASIBLE" in loud.stdout
+
+
+def test_set_solver_log_takes_a_bool():
+    with pytest.raises(TypeError, match="set_solver_log takes True or False"):
+        set_solver_log("yes")
+    assert solver_log() is False

@@ -9,6 +9,9 @@ through here, so ``backend="cvxpy"`` reaches every one of them. No other module 
 Each backend returns a :class:`SolverOutput` and maps native statuses through its own ``STATUS_MAP``. Project
 statuses (documented in :mod:`mechlp.solve.result`): ``optimal``, ``infeasible``, ``unbounded``,
 ``time_limit``, ``error``.
+
+Solvers are quiet: HiGHS's banner and log and cvxpy's output are off unless :func:`set_solver_log` turns them on
+(``mechlp --verbose COMMAND``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import numpy as np
 
 from mechlp.backends import cvxpy as cvxpy_backend
 from mechlp.backends import highs as highs_backend
-from mechlp.backends.base import BACKENDS, SolverOutput, check_backend
+from mechlp.backends.base import BACKENDS, SolverOutput, check_backend, set_solver_log, solver_log
 from mechlp.lp.program import LinearProgram
 
-__all__ = ["SolverOutput", "solve_arrays", "solve_lp", "BACKENDS"]
+__all__ = ["SolverOutput", "solve_arrays", "solve_lp", "BACKENDS", "set_solver_log", "solver_log"]
 
 _SOLVERS = {"highs": highs_backend.solve_arrays, "cvxpy": cvxpy_backend.solve_arrays}
 

@@ -12,6 +12,22 @@ STATUSES = ("optimal", "infeasible", "unbounded", "time_limit", "error")
 BACKENDS = ("highs", "cvxpy")
 
 
+_SOLVER_LOG = {"on": False}
+
+
+def set_solver_log(on: bool) -> None:
+    """Show (``True``) or hide (``False``, the default) the solvers' own logs for every later solve: HiGHS's
+    ``output_flag`` and cvxpy's ``verbose``. ``mechlp --verbose COMMAND`` sets it for one command."""
+    if not isinstance(on, bool):
+        raise TypeError(f"set_solver_log takes True or False, got {on!r}")
+    _SOLVER_LOG["on"] = on
+
+
+def solver_log() -> bool:
+    """Whether solver logs are shown (:func:`set_solver_log`)."""
+    return _SOLVER_LOG["on"]
+
+
 def check_backend(backend: str) -> None:
     """``ValueError`` naming the choices when ``backend`` is not one of :data:`BACKENDS`
     (:func:`mechlp.model.question.check_choice`)."""

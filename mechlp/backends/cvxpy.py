@@ -14,7 +14,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from mechlp.backends.base import SolverOutput
+from mechlp.backends.base import SolverOutput, solver_log
 
 #: native cvxpy problem status (the values of cvxpy's status constants, checked by a test) -> project status.
 #: "Inaccurate" answers are passed on as optimal/infeasible:
@@ -71,7 +71,7 @@ def solve_arrays(
         cons.append(a[le] @ z <= hi[le])
     prob = cp.Problem(cp.Minimize(np.asarray(cost, dtype=float) @ z), cons)
     chosen = solver or ("HIGHS" if "HIGHS" in cp.installed_solvers() else None)
-    kwargs = dict(options)
+    kwargs = {"verbose": solver_log(), **options}
     if time_limit is not None and chosen == "HIGHS":
         kwargs["time_limit"] = float(time_limit)
     try:

@@ -15,7 +15,7 @@ import time
 import highspy
 import numpy as np
 
-from mechlp.backends.base import SolverOutput
+from mechlp.backends.base import SolverOutput, solver_log
 from mechlp.model import tolerances
 
 _S = highspy.HighsModelStatus
@@ -104,7 +104,7 @@ def highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **opt
     ``a`` is converted to CSC; the arrays go to ``Highs.passModel`` as they are (int32 indices, float64 values).
     """
     h = new_highs()
-    for key, value in {**DEFAULT_OPTIONS, **options}.items():
+    for key, value in {**DEFAULT_OPTIONS, "output_flag": solver_log(), **options}.items():
         h.setOptionValue(key, value)
     a = a.tocsc()
     n_row, n_col = a.shape

@@ -35,6 +35,7 @@ import numpy as np
 
 from mechlp.audit.certfile import certificate_payload, check_certificate
 from mechlp.audit.certfile import write_json as write_certificate
+from mechlp.backends import set_solver_log
 from mechlp.catalog.io import load_model
 from mechlp.cli import constructions as cli_constructions
 from mechlp.cli import report as cli_report
@@ -358,6 +359,9 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
+    parser.add_argument(
+        "--verbose", action="store_true", default=False, help="show the LP solvers' own logs (HiGHS, cvxpy) on stdout"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = add_command(sub, "solve", help="min-max surplus, fees and feasibility of the model's allocation")
     _model_arguments(p)
@@ -450,6 +454,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_solver_log(bool(getattr(args, "verbose", False)))
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return _run(args)
