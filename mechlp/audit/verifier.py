@@ -1476,7 +1476,7 @@ class ImpossibilityCertificate:
                     side = LIMIT_SIDES.index(m["side"])
                     lo, hi = agent_limits(opts.get("limits"), env)
                     if not np.isfinite((lo if side == 0 else hi)[i]):
-                        raise ValueError(f"a {m['side']} limit row for {m['agent']!r}, whose {m['side']} side is open")
+                        raise ValueError(f"a row on the {m['side']} limit of {m['agent']!r}, which is open")
                     cert._limit_array((i, side))[node_of(m, h)] = value
                     continue
                 t = env.agents[i].types.index(m["type"])
@@ -1484,7 +1484,7 @@ class ImpossibilityCertificate:
                     if opts["ir"] == "ex_post":
                         g = node_of(m, h)
                         if int(env.profile_types()[g % k, i]) != t:
-                            raise ValueError(f"type {m['type']!r} is not agent {m['agent']!r}'s type in 'profile'")
+                            raise ValueError(f"type {m['type']!r} is not the type of {m['agent']!r} in 'profile'")
                         ir[i][g] = value
                         continue
                     if ir[i].shape[0] == 1 and h != 0:

@@ -545,7 +545,10 @@ def feasibility(
             res.timings["certificate"] = time.perf_counter() - t0
             if res.certificate is not None and res.certificate.ok:
                 res.message += (
-                    "; IC and IR alone cannot be met (min-max: " + mm.status + "); Farkas certificate verified"
+                    f"; IC and IR{' and the transfer limits' if q.has_limits else ''} alone cannot be met (min-max: "
+                    + mm.status
+                    + "); Farkas certificate verified "
+                    + ("in floats and exactly" if "exact" in res.certificate.checks else "in floats")
                 )
         return _infeasible_needs_proof(res, q, certify)
     pi = mm.surplus
@@ -576,6 +579,10 @@ def feasibility(
     if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, q.ic, q.ir):
         predicted_feasible = None  # Pi*(root) >= 0 is necessary, sufficient only in the case of the helper
     tight = (mm.diagnosis or {}).get("tightness", {}).get("tight")
+    if budget == "ex_post" and q.pointwise:
+        # Pi* >= 0 gives ex post balance by rebalancing node by node (Lamba 2022, Prop. 1), which keeps interim
+        # utilities only: with ex post IC or IR or limits, Pi* predicts nothing about ex post balance
+        predicted_feasible = None
     if tight is not True and budget != "none":
         # Lamba's Theorem 1 / Corollary 1 read feasibility off Pi* only when one mechanism maximises every Pi(h)
         # (the LP maximises their sum): without that, Pi* predicts nothing and the answer rests on the LP's proof
