@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from mechlp.audit.certfile import FORMAT, certificate_payload, check_certificate, question_hash
+from mechlp.audit.certfile import FORMAT, check_certificate, question_hash
 from mechlp.audit.verifier import ImpossibilityCertificate, certificate_coefficients, check_impossibility
 from mechlp.backends import solve_lp
 from mechlp.catalog.examples import lamba_usstp
