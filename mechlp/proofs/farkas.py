@@ -19,12 +19,13 @@ How a certificate is made (:func:`impossibility_certificate`):
    of the lowest :math:`\Pi^*`, read off the binding edges matrix-free (no rows, no LP; ``options["method"]`` is
    ``"structure"``). It is checked like any other; where it does not apply (``None``: e.g. kernels that are not
    first-order stochastically dominant) or does not pass, the steps below (``options["method"] = "lp"``);
-1. choose the rows. On a history tree with interim budget and interim IR, first the *subtree* of the history
-   with the lowest min-max surplus :math:`\Pi^*(h)` (Lamba 2022, Lemma 6: no IC + IR mechanism raises more than
-   :math:`\Pi^*(h)` there when the lemma applies): the rows at a history involve only its nodes and its
-   children's, so the rows of a subtree are closed and a certificate over them is one for the whole tree, found
-   at the cost of the subtree (``focus`` in the certificate's options names it). When that subproblem has no
-   certificate (the lemma's assumptions fail, or the impossibility needs rows elsewhere), all rows are used;
+1. choose the rows. On a history tree with interim or ex post budget and interim or ex post IR, first the
+   *subtree* of the history with the lowest min-max surplus :math:`\Pi^*(h)` (Lamba 2022, Lemma 6: no IC + IR
+   mechanism raises more than :math:`\Pi^*(h)` there when the lemma applies): the rows at a history involve
+   only its nodes and its children's, so the rows of a subtree are closed and a certificate over them is one
+   for the whole tree, found at the cost of the subtree (``focus`` in the certificate's options names it). When
+   that subproblem has no certificate (the lemma's assumptions fail, or the impossibility needs rows
+   elsewhere), all rows are used;
 2. build those interim rows in floats and solve the Farkas LP ``min 1^T y`` s.t. ``A^T y = 0``, ``b^T y = 1``,
    ``y >= 0`` with the chosen backend (:func:`mechlp.backends.solve_arrays`; our own LP, so presolve cannot
    hide the ray);
@@ -41,11 +42,22 @@ ex post utilities (:func:`mechlp.constraints.interim.interim_rows`), the structu
 apply, and the repair of step 4 seldom succeeds (an IR row then weights several utilities); the exact vertex of
 step 3 is the exact route.
 
+Pointwise rows (ex post IC or IR, transfer limits; :attr:`Question.pointwise`) and ex post budget rows next to
+them are not rows in interim utilities: the rows are then those of
+:func:`mechlp.constraints.interim.utility_rows`, in ex post utilities :math:`U_i(h, \theta)` (the transfers,
+and with them the recursion rows of the generic formulation, eliminated; a limit or ex post budget row touches
+the utilities of one node and its children), in either arithmetic. The ex post budget rows are equalities: their
+multipliers are free (split ``y = y+ - y-`` in the Farkas LP), so the exact support solve checks the sign of the
+other multipliers only; the repair of step 4 applies where every column has an IR row (ex post IR), otherwise
+the support solve is the exact route.
+
 The result is verified independently by :func:`mechlp.audit.verifier.check_impossibility` (floats or exact),
-which evaluates ``L`` with the verifier's own constraint code. Certificates are available for Bayesian or local
-IC with interim or ex ante participation; for ex post budget balance the interim certificate is returned, which
-is a valid proof because ex post balance implies interim balance (Lamba 2022, section 3.4); for savings balance
-the ex ante certificate, valid because savings implies :math:`\Pi(\text{root}) \ge 0`
+which evaluates ``L`` with the verifier's own constraint code. Certificates are available for every IC, IR and
+budget notion and transfer limits (:meth:`Question.certifying`; with correlated types not for pointwise rows).
+For ex post budget balance with interim rows otherwise, the interim certificate is returned, which is a valid
+proof because ex post balance implies interim balance, and complete because the two are then equivalent
+(Lamba 2022, section 3.4, Proposition 1); with a pointwise row the ex post budget rows themselves. For savings
+balance the ex ante certificate, valid because savings implies :math:`\Pi(\text{root}) \ge 0`
 (:mod:`mechlp.constraints.budget`).
 """
 
@@ -166,8 +178,8 @@ def _focus(space: StateSpace, relaxed: Question, minmax_surplus: np.ndarray | No
     if (
         not isinstance(space, HistoryTree)
         or minmax_surplus is None
-        or relaxed.budget != "interim"
-        or relaxed.ir != "interim"
+        or relaxed.budget not in ("interim", "ex_post")  # budget rows (and IR rows) at every history
+        or relaxed.ir not in ("interim", "ex_post")
     ):
         return None
     pi = np.asarray(minmax_surplus, dtype=float)
@@ -244,8 +256,9 @@ def impossibility_certificate(
     ``question`` (a :class:`~mechlp.model.question.Question`) replaces ``ic``, ``ir``, ``budget`` and
     ``outside_option``. The multipliers are over the rows of its certifying relaxation
     (:meth:`Question.certifying`: ex post budget balance is certified by the interim rows, savings by the ex
-    ante row). Returns ``None`` when the question has no certifying relaxation (ex post IC or IR, transfer
-    limits, no budget rows) or the relaxation is feasible.
+    ante row; pointwise rows and ex post budget rows next to them by themselves, in ex post utilities). Returns
+    ``None`` when the question has no certifying relaxation (correlated types with a pointwise row) or the
+    relaxation is feasible.
     The returned certificate is exact (fractions) and has been checked by
     :func:`mechlp.audit.verifier.check_impossibility` in floats and in exact arithmetic; its ``verification``
     records both. ``minmax_surplus`` (``Pi*`` per history) is used for the plain-language summary.
