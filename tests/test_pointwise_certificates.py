@@ -162,6 +162,13 @@ def test_section_7_1_at_low_delta_is_certified_by_ex_post_rows():
     assert _generic_lp_status(MarkovSpace(env), q) == "infeasible"
 
 
+def test_section_7_1_on_a_tree_is_found_on_the_subtree_of_the_lowest_pi_star():
+    env = lamba_usstp(0.9, 0.3, horizon=4)
+    res = design.feasibility(env, "ex_post", ic="ex_post", ir="ex_post")
+    _assert_certified(res, "ex_post", "ex_post", "ex_post")
+    assert res.certificate.options["focus"] not in (None, "root (period 1)")  # a subtree below the root
+
+
 def test_the_certificate_on_a_two_period_tree(static):
     """Ex post IC at outside option -0.3 on the 2-period tree (infeasible; Bayesian IC feasible)."""
     env = lamba_usstp(0.7, 0.95, horizon=2)
