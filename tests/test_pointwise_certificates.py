@@ -2,7 +2,7 @@
 
 Each question below is infeasible while the same question without the option is feasible (with a verified
 mechanism); the infeasibility is also confirmed independently: by an LP written here from the model's numbers
-(the one-period cases) and by the generic formulation solved with the other backend (cvxpy).
+(the one-period cases) and by the generic formulation solved with the other backend (cvxpy with Clarabel).
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def _static_lp_feasible(ic: str, ir: str, outside: float) -> bool:
 
 
 def _generic_lp_status(space, question: Question) -> str:
-    """The generic formulation (recursion rows, transfers as variables) solved with the other backend."""
-    return solve_lp(build_lp(space, question), backend="cvxpy").status
+    """The generic formulation (recursion rows, transfers as variables) solved with the other backend and another
+    algorithm (cvxpy with Clarabel, an interior-point solver; HiGHS is the default)."""
+    return solve_lp(build_lp(space, question), backend="cvxpy", solver="CLARABEL").status
 
 
 def _assert_certified(res, ic: str, ir: str, budget: str) -> None:
@@ -298,3 +299,19 @@ def test_a_negative_multiplier_on_an_inequality_row_fails_and_budget_rows_take_e
     cert.budget[g] = -cert.budget[g]  # allowed sign, but the coefficients no longer cancel
     res = check_impossibility(cert, exact=True)
     assert not res["ok"] and res["nonzero"] > 0
+
+
+def test_an_ex_post_ic_row_with_malformed_others_is_refused(static):
+    res = design.feasibility(static, "ex_post", ic="ex_post", outside_option=-0.1)
+    doc = json.loads(json.dumps(res.certificate.to_dict()))
+    j = next(j for j, m in enumerate(doc["multipliers"]) if m["family"] == "ic")
+    doc["multipliers"][j]["others"] = {"nobody": "v_L"}
+    with pytest.raises(ValueError, match=rf"multiplier #{j} .*'others' must name the type of every other agent"):
+        ImpossibilityCertificate.from_dict(doc, HistoryTree(static, 1))
+
+
+def test_stated_limits_that_differ_from_the_question_are_refused(tmp_path):
+    doc = json.loads(_written(tmp_path, SETS_C, "c.json").read_text())
+    doc["options"]["limits"] = {"seller": [-0.3, None]}
+    ok, report = check_certificate(load_model(MODEL), doc)
+    assert not ok and "limits: the file says {'seller': [-0.3, None]}, its question needs" in report

@@ -1779,7 +1779,7 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     where = (
         ""
         if worst is None
-        else f"; largest at {worst['agent']}'s transfer after {worst['where']}, profile {worst['profile']}: "
+        else f"; largest at {worst['agent']}'s transfer at {worst['where']}, profile {worst['profile']}: "
         f"{float(Fraction(worst['coefficient'])):.3g}"
     )
     if exact:
