@@ -18,7 +18,7 @@ import scipy.optimize
 from mechlp.audit.certfile import FORMAT, check_certificate, question_hash
 from mechlp.audit.verifier import ImpossibilityCertificate, certificate_coefficients, check_impossibility
 from mechlp.backends import solve_lp
-from mechlp.catalog.examples import lamba_usstp
+from mechlp.catalog.examples import correlated_usstp, lamba_usstp
 from mechlp.catalog.io import load_model
 from mechlp.cli import main
 from mechlp.constraints.formulation import build_lp
@@ -315,3 +315,45 @@ def test_stated_limits_that_differ_from_the_question_are_refused(tmp_path):
     doc["options"]["limits"] = {"seller": [-0.3, None]}
     ok, report = check_certificate(load_model(MODEL), doc)
     assert not ok and "limits: the file says {'seller': [-0.3, None]}, its question needs" in report
+
+
+# ---------------------------------------------------------------------------------------------- correlated types
+@pytest.mark.parametrize(("ic", "ir"), [("ex_post", "interim"), ("bayesian", "ex_post")])
+def test_correlated_pointwise_rows_are_certified(ic, ir):
+    """The USSTP with correlated next types (correlation 0.5), one period, outside option -0.1, ex post balance:
+    Bayesian IC with interim IR is feasible, ex post IC or ex post IR is not."""
+    env = correlated_usstp(0.5, 0.7, 0.95, horizon=1)
+    assert design.feasibility(env, "ex_post", outside_option=-0.1).status == "optimal"
+    res = design.feasibility(env, "ex_post", ic=ic, ir=ir, outside_option=-0.1)
+    _assert_certified(res, ic, ir, "ex_post")
+    q = Question.parse(env, ic=ic, ir=ir, budget="ex_post", outside_option=-0.1)
+    assert _generic_lp_status(HistoryTree(env, 1), q) == "infeasible"
+
+
+def test_correlated_ex_post_balance_is_certified_where_the_interim_rows_are_feasible():
+    """Two periods, outside option -0.1: interim balance is feasible, ex post balance is not (rebalancing does not
+    keep interim utilities with correlated types); the certificate is over the ex post budget rows."""
+    env = correlated_usstp(0.5, 0.7, 0.95, horizon=2)
+    assert design.feasibility(env, "interim", outside_option=-0.1).status == "optimal"
+    res = design.feasibility(env, "ex_post", outside_option=-0.1)
+    _assert_certified(res, "bayesian", "interim", "ex_post")
+    q = Question.parse(env, budget="ex_post", outside_option=-0.1)
+    assert _generic_lp_status(HistoryTree(env, 2), q) == "infeasible"
+
+
+def test_an_interim_budget_certificate_still_proves_a_correlated_ex_post_question(tmp_path):
+    """Files of format 1 certified a correlated ex post question over the interim budget rows: still a proof
+    (ex post balance implies interim balance), so still read; the same multipliers fail on a weaker claim."""
+    env = correlated_usstp(0.5, 0.7, 0.95, horizon=1)
+    res = design.feasibility(env, "interim", outside_option=-0.05)
+    assert res.status == "infeasible" and res.certificate.options["budget"] == "interim"
+    doc = json.loads(json.dumps(res.certificate.to_dict()))
+    doc["options"]["question_budget"] = "ex_post"
+    file = {"question": {"budget": "ex_post", "outside_option": -0.05}, "space": "tree", "horizon": 1, **doc}
+    ok, report = check_certificate(env, file, exact=True)
+    assert ok, report
+    assert "multipliers over the rows of: IC bayesian, IR interim (outside option -0.05), budget interim" in report
+    file["question"]["outside_option"] = -0.1
+    file["options"]["outside_option"] = [[-0.1, -0.1], [-0.1, -0.1]]
+    ok, report = check_certificate(env, file, exact=True)
+    assert not ok and "FAILED" in report

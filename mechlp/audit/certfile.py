@@ -320,7 +320,10 @@ def check_certificate(
     (:meth:`mechlp.model.question.Question.from_dict`), never from the labels it attaches to its proof: a
     mechanism is verified against that question; Farkas multipliers are evaluated on the rows of the question's
     certifying relaxation (:meth:`Question.certifying`), and options stated next to the multipliers must agree
-    with those rows. The report states the whole question, outside options and limits included.
+    with those rows. One choice is left to the file: for an ex post budget question certified by ex post
+    budget rows, multipliers stated over interim budget rows are read on those (ex post balance implies
+    interim balance, so they prove it too; files of format 1 certified correlated ex post questions so). The
+    report states the whole question, outside options and limits included.
 
     Parameters
     ----------
@@ -413,11 +416,16 @@ def check_certificate(
         rel = q.certifying()
         if rel is None:
             return False, (
-                f"an impossibility certificate cannot prove this question ({q.describe()}): mechlp certifies "
-                "no question with correlated types and ex post IC or IR or transfer limits"
+                f"an impossibility certificate cannot prove this question ({q.describe()}): it has no certifying "
+                "relaxation (Question.certifying)"
             )
+        stated = doc.get("options")
+        if rel.budget == "ex_post" and isinstance(stated, dict) and stated.get("budget") == "interim":
+            # ex post balance implies interim balance: interim budget rows are a relaxation of every ex post
+            # question (files written before pointwise rows and correlated types got the ex post rows use them)
+            rel = Question(env, rel.ic, rel.ir, "interim", rel.outside, rel.limits_lo, rel.limits_hi)
         rows = _row_options(rel, q.budget)
-        mismatch = _row_mismatch(doc.get("options"), rows, env)
+        mismatch = _row_mismatch(stated, rows, env)
         if mismatch:
             return False, "the multipliers' stated rows do not match the certificate's question: " + "; ".join(mismatch)
         cert = ImpossibilityCertificate.from_dict({**doc, "options": rows}, space)

@@ -1886,12 +1886,15 @@ def _correlated_weights(
     q = joint_transition(env, nums)
     constant = nums.zeros((1,))[0]
     for (i, t, r), y_all in cert.ic.items():
-        y_all = conv(y_all)
-        hs = np.flatnonzero(y_all != 0)
+        y_all = conv(y_all)  # (n_hist,), or (n_hist, M) for ex post rows (one per others' profile)
+        hs = np.flatnonzero(y_all != 0 if y_all.ndim == 1 else (y_all != 0).any(axis=1))
         if hs.size == 0:
             continue
         pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]  # (K_i, M)
-        a = y_all[hs][:, None] * conditional_beliefs(space, i, nums, hists=hs)[:, t, :]  # (n, M): y P(m|t, h)
+        if y_all.ndim == 2:  # an ex post row weighs its own node with y(h, m)
+            a = y_all[hs]
+        else:
+            a = y_all[hs][:, None] * conditional_beliefs(space, i, nums, hists=hs)[:, t, :]  # (n, M): y P(m|t, h)
         flow_dev = nums.alloc[pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
         constant = constant - (a * flow_dev[None, :]).sum()
         np.add.at(w_u[i], (hs[:, None] * k + pidx[t][None, :]).reshape(-1), a.reshape(-1))
@@ -1905,8 +1908,14 @@ def _correlated_weights(
         coef = -delta * a[hh, mm][:, None] * gap[mm]  # (E, K)
         target = kids[hh, mm][:, None] * k + np.arange(k)[None, :]
         np.add.at(w_u[i], target.reshape(-1), coef.reshape(-1))
+    types = _profile_types(env)
     for i, y_all in cert.ir.items():
-        y_all = conv(y_all)  # (n_ir, K_i)
+        y_all = conv(y_all)  # (n_ir, K_i); (n_nodes,) for ex post IR
+        if y_all.ndim == 1:  # ex post IR: U_i(g) - o_i(theta_{g,i}) >= 0 at every node g
+            g = np.flatnonzero(y_all != 0)
+            constant = constant - (y_all[g] * outside[i][types[g % k, i]]).sum()
+            w_u[i, g] = w_u[i, g] + y_all[g]
+            continue
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
             continue

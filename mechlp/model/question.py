@@ -422,17 +422,16 @@ class Question:
 
         Each notion is replaced by its ``certified_by`` (``NOTIONS``), with one exception: ex post budget
         balance is certified by the interim rows only when every other row is interim (Bayesian or local IC,
-        interim or ex ante IR, no limits), where the two are equivalent (rebalancing node by node keeps interim
-        utilities: Lamba 2022, Proposition 1); with a pointwise row (:attr:`pointwise`) the ex post budget rows
-        themselves are used, since the question may be infeasible only with them. With correlated types a
-        pointwise row gets no certificate (``None``: the verifier's adjoint for correlated types covers interim
-        rows only). With no budget rows the certificate is over the IC, IR and limit rows alone."""
+        interim or ex ante IR, no limits) and types are independent, where the two are equivalent (rebalancing
+        node by node keeps interim utilities: Lamba 2022, Proposition 1); with a pointwise row
+        (:attr:`pointwise`) or correlated types the ex post budget rows themselves are used, since the question
+        may be infeasible only with them. With no budget rows the
+        certificate is over the IC, IR and limit rows alone. ``None`` when a notion has no ``certified_by``
+        (none has today)."""
         ic, ir, budget = (self.notion(f).certified_by for f in FAMILIES)
         if ic is None or ir is None or budget is None:
             return None
-        if self.pointwise and self.env.correlated:
-            return None
-        if self.pointwise and self.budget == "ex_post":
+        if self.budget == "ex_post" and (self.pointwise or self.env.correlated):
             budget = "ex_post"
         return Question(self.env, ic, ir, budget, self.outside, self.limits_lo, self.limits_hi)
 

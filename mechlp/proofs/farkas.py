@@ -53,10 +53,12 @@ the support solve is the exact route.
 
 The result is verified independently by :func:`mechlp.audit.verifier.check_impossibility` (floats or exact),
 which evaluates ``L`` with the verifier's own constraint code. Certificates are available for every IC, IR and
-budget notion and transfer limits (:meth:`Question.certifying`; with correlated types not for pointwise rows).
-For ex post budget balance with interim rows otherwise, the interim certificate is returned, which is a valid
-proof because ex post balance implies interim balance, and complete because the two are then equivalent
-(Lamba 2022, section 3.4, Proposition 1); with a pointwise row the ex post budget rows themselves. For savings
+budget notion and transfer limits (:meth:`Question.certifying`), with independent or correlated types (the
+verifier's correlated adjoint, ``_correlated_weights``, reads ex post IC and IR multipliers too).
+For ex post budget balance with interim rows otherwise and independent types, the interim certificate is
+returned, which is a valid proof because ex post balance implies interim balance, and complete because the two
+are then equivalent (Lamba 2022, section 3.4, Proposition 1); with a pointwise row or correlated types the ex
+post budget rows themselves. For savings
 balance the ex ante certificate, valid because savings implies :math:`\Pi(\text{root}) \ge 0`
 (:mod:`mechlp.constraints.budget`).
 """
@@ -257,8 +259,7 @@ def impossibility_certificate(
     ``outside_option``. The multipliers are over the rows of its certifying relaxation
     (:meth:`Question.certifying`: ex post budget balance is certified by the interim rows, savings by the ex
     ante row; pointwise rows and ex post budget rows next to them by themselves, in ex post utilities). Returns
-    ``None`` when the question has no certifying relaxation (correlated types with a pointwise row) or the
-    relaxation is feasible.
+    ``None`` when the question has no certifying relaxation or the relaxation is feasible.
     The returned certificate is exact (fractions) and has been checked by
     :func:`mechlp.audit.verifier.check_impossibility` in floats and in exact arithmetic; its ``verification``
     records both. ``minmax_surplus`` (``Pi*`` per history) is used for the plain-language summary.

@@ -453,8 +453,8 @@ def feasibility(
     certify : bool
         For an infeasible answer, compute Farkas multipliers over the labelled constraints
         (:func:`mechlp.proofs.farkas.impossibility_certificate`), verified in floats and exactly; stored in
-        ``result.certificate``. Available for every IC, IR and budget notion and transfer limits (with correlated
-        types not for ex post IC or IR or limits; :meth:`Question.certifying`). The Farkas LP is
+        ``result.certificate``. Available for every IC, IR and budget notion and transfer limits
+        (:meth:`Question.certifying`). The Farkas LP is
         solved with ``backend``.
     exact : bool
         For a feasible answer, also build a mechanism that satisfies every row exactly
@@ -782,17 +782,14 @@ _STRUCTURE_BUDGETS = ("interim", "ex_ante", "ex_post")
 def _infeasible_needs_proof(res: Result, q: Question, certify: bool) -> Result:
     """``"infeasible"`` stands only with a verified impossibility certificate; otherwise the answer is
     ``"unverified"`` (or ``"ill_conditioned"``) and the message says why: no certificate was asked for
-    (``certify=False``), none exists yet for the options (:meth:`Question.certifying` is ``None``: correlated
-    types with a pointwise row), none was found, or it did not verify. The LP's claim stays in the message."""
+    (``certify=False``), none exists for the options (:meth:`Question.certifying` is ``None``), none was
+    found, or it did not verify. The LP's claim stays in the message."""
     if res.status != "infeasible" or (res.certificate is not None and res.certificate.ok):
         return res
     if not certify:
         why = "no impossibility certificate was asked for (certify=False)"
     elif q.certifying() is None:
-        why = (
-            "mechlp has no impossibility certificate for these options yet (correlated types with ex post IC or "
-            f"IR or transfer limits: {q.describe()})"
-        )
+        why = f"mechlp has no impossibility certificate for these options yet ({q.describe()})"
     elif res.certificate is None:
         why = "no Farkas certificate was found"
     else:
