@@ -183,10 +183,11 @@ def test_transfer_limits_are_respected_or_infeasible():
     assert res.status == "optimal"
     assert res.mechanism.transfers.min() >= -2.0 - 1e-9 and res.mechanism.transfers.max() <= 2.0 + 1e-9
     tight = design.feasibility(env, "interim", limits={"buyer": (0.0, 0.01)})
-    # no certificate exists yet for transfer limits: the LP's "infeasible" is not passed on as an answer
-    assert tight.status == "unverified" and tight.certificate is None
-    assert "no impossibility certificate for these options yet" in tight.message
-    assert "the solver said" in tight.message
+    # the LP's "infeasible" is passed on with its verified certificate over the IC, IR and limit rows
+    assert tight.status == "infeasible" and tight.certificate.ok and "exact" in tight.certificate.checks
+    assert tight.certificate.limits
+    unproved = design.feasibility(env, "interim", limits={"buyer": (0.0, 0.01)}, certify=False)
+    assert unproved.status == "unverified" and "certify=False" in unproved.message
     quick = design.feasibility(lamba_usstp(0.9, 0.3), "interim", certify=False)
     assert quick.status == "unverified" and "certify=False" in quick.message
 

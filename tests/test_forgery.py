@@ -70,12 +70,16 @@ def test_forged_budget_in_the_question_is_rejected(env, interim_impossibility, b
         check_certificate(env, doc, exact=True, question=asked)
 
 
-def test_a_question_without_a_certifying_relaxation_is_refused(env, interim_impossibility):
+def test_interim_multipliers_relabelled_as_an_ex_post_question_are_refused(env, interim_impossibility):
     doc = json.loads(json.dumps(interim_impossibility))
     doc["question"]["ic"] = "ex_post"
     doc.pop("question_sha256")
     ok, report = check_certificate(env, doc)
-    assert not ok and "an impossibility certificate cannot prove this question" in report
+    assert not ok and "ic: the file says 'bayesian', its question needs 'ex_post'" in report
+    # without the stated rows, the multipliers are read on the ex post IC rows, one per others' profile
+    no_rows = {k: v for k, v in doc.items() if k != "options"}
+    with pytest.raises(ValueError, match=r"multiplier #\d+ .* is not valid for this model: 'others'"):
+        check_certificate(env, no_rows)
     doc["question"].update(ic="bayesian", budget="none")  # IC + IR alone: the interim multipliers do not fit
     ok, report = check_certificate(env, doc)
     assert not ok and "budget: the file says 'interim', its question needs 'none'" in report

@@ -233,10 +233,27 @@ def test_certifying_relaxations(env):
     assert rel(budget="ex_post") == ("bayesian", "interim", "interim")
     assert rel(budget="savings") == ("bayesian", "interim", "ex_ante")
     assert rel(ic="local", ir="ex_ante", budget="ex_ante") == ("local", "ex_ante", "ex_ante")
-    assert rel(ic="ex_post") is None
-    assert rel(ir="ex_post") is None
+    assert rel(ic="ex_post") == ("ex_post", "interim", "interim")  # pointwise rows are their own relaxation
+    assert rel(ir="ex_post") == ("bayesian", "ex_post", "interim")
     assert rel(budget="none") == ("bayesian", "interim", "none")  # IC and IR rows alone
-    assert rel(limits={"buyer": (0, None)}) is None
+    q = Question.parse(env, limits={"buyer": (0, None)}).certifying()
+    assert (q.ic, q.ir, q.budget, q.limits) == ("bayesian", "interim", "interim", {"buyer": (0.0, None)})
+    # with a pointwise row, ex post balance is certified by its own rows (interim rows are no longer equivalent)
+    assert rel(ir="ex_post", budget="ex_post") == ("bayesian", "ex_post", "ex_post")
+    assert rel(ic="ex_post", budget="ex_post") == ("ex_post", "interim", "ex_post")
+    assert Question.parse(env, budget="ex_post", limits={"buyer": (0, None)}).certifying().budget == "ex_post"
+    assert rel(ic="ex_post", ir="ex_post", budget="savings") == ("ex_post", "ex_post", "ex_ante")
+
+
+def test_correlated_ex_post_balance_is_certified_by_its_own_rows():
+    """With correlated types rebalancing node by node does not keep interim utilities: interim budget rows are
+    not equivalent to ex post ones, so the ex post rows are used."""
+    from mechlp.catalog.examples import correlated_usstp
+
+    env = correlated_usstp()
+    assert Question.parse(env, budget="ex_post").certifying().budget == "ex_post"
+    assert Question.parse(env, budget="interim").certifying().budget == "interim"
+    assert Question.parse(env, ic="ex_post").certifying().ic == "ex_post"
 
 
 def test_certificate_files_write_one_spelling_and_read_both(tmp_path):

@@ -1,6 +1,7 @@
 """Certificate files: JSON that can be re-checked later without re-solving (``mechlp check``).
 
-A file (``"format": "mechlp-certificate/1"``) holds the model (the TOML schema as a dict, with a SHA-256 of its
+A file (``"format": "mechlp-certificate/2"``, :data:`FORMAT`; version 1 files, without the rows of ex post IC, IR,
+budget and limits, are read too) holds the model (the TOML schema as a dict, with a SHA-256 of its
 canonical JSON), the question as :meth:`mechlp.model.question.Question.to_dict` writes it (``ic``, ``ir``,
 ``budget``, ``outside_option``, ``limits``, in the written spellings; read back strictly by
 :meth:`~mechlp.model.question.Question.from_dict`: unknown keys or notions are errors, missing keys take their
@@ -48,7 +49,21 @@ from mechlp.model.spaces import (
     estimate_memory,
 )
 
-__all__ = ["model_hash", "question_hash", "certificate_payload", "check_certificate", "read_mechanism"]
+#: The format written; :data:`FORMATS` are read. Version 2 adds the rows of ex post IC, IR and budget and of
+#: transfer limits to the multipliers (keys ``others``, ``profile``, ``side``; family ``limits``; ``options.limits``);
+#: a version-1 file is a version-2 file without them.
+FORMAT = "mechlp-certificate/2"
+FORMATS = ("mechlp-certificate/1", FORMAT)
+
+__all__ = [
+    "FORMAT",
+    "FORMATS",
+    "model_hash",
+    "question_hash",
+    "certificate_payload",
+    "check_certificate",
+    "read_mechanism",
+]
 
 
 def model_hash(env: Environment) -> str:
@@ -66,13 +81,16 @@ def question_hash(model_sha256: str, question: dict) -> str:
 
 def _row_options(rel: Question, question_budget: str) -> dict:
     """The options of the rows an impossibility certificate for ``rel`` is made of (its certifying relaxation)."""
-    return {
+    out = {
         "ic": rel.ic,
         "ir": rel.ir,
         "budget": rel.budget,
         "question_budget": question_budget,
         "outside_option": [o.tolist() for o in rel.outside],
     }
+    if rel.has_limits:
+        out["limits"] = {name: list(pair) for name, pair in (rel.limits or {}).items()}
+    return out
 
 
 def _row_mismatch(stated: Any, rows: dict, env: Environment) -> list[str]:
@@ -86,6 +104,8 @@ def _row_mismatch(stated: Any, rows: dict, env: Environment) -> list[str]:
         for key in ("ic", "ir", "budget", "question_budget")
         if key in stated and stated.get(key) != rows[key]
     ]
+    if stated.get("limits") != rows.get("limits") and ("limits" in stated or "limits" in rows):
+        out.append(f"limits: the file says {stated.get('limits')!r}, its question needs {rows.get('limits')!r}")
     if "outside_option" in stated:
         try:
             given = Question.parse(env, outside_option=stated["outside_option"]).outside
@@ -139,7 +159,7 @@ def certificate_payload(result: Any, exact: bool = False) -> dict:
         )
     question = spec.to_dict()
     base = {
-        "format": "mechlp-certificate/1",
+        "format": FORMAT,
         "model": model_to_dict(env),
         "model_sha256": model_hash(env),
         "question": question,
@@ -300,7 +320,10 @@ def check_certificate(
     (:meth:`mechlp.model.question.Question.from_dict`), never from the labels it attaches to its proof: a
     mechanism is verified against that question; Farkas multipliers are evaluated on the rows of the question's
     certifying relaxation (:meth:`Question.certifying`), and options stated next to the multipliers must agree
-    with those rows. The report states the whole question, outside options and limits included.
+    with those rows. One choice is left to the file: for an ex post budget question certified by ex post
+    budget rows, multipliers stated over interim budget rows are read on those (ex post balance implies
+    interim balance, so they prove it too; files of format 1 certified correlated ex post questions so). The
+    report states the whole question, outside options and limits included.
 
     Parameters
     ----------
@@ -345,6 +368,8 @@ def check_certificate(
         if not isinstance(doc, dict):
             raise ValueError("certificate: the file must hold a JSON object")
     lines = []
+    if "format" in doc and doc["format"] not in FORMATS:
+        raise ValueError(f"certificate: 'format' must be one of {FORMATS}, got {doc['format']!r}")
     want = doc.get("model_sha256")
     have = model_hash(env)
     if want is not None and want != have:
@@ -391,11 +416,16 @@ def check_certificate(
         rel = q.certifying()
         if rel is None:
             return False, (
-                f"an impossibility certificate cannot prove this question ({q.describe()}): mechlp certifies "
-                "impossibility only for Bayesian or local IC, interim or ex ante IR, a budget notion and no limits"
+                f"an impossibility certificate cannot prove this question ({q.describe()}): it has no certifying "
+                "relaxation (Question.certifying)"
             )
+        stated = doc.get("options")
+        if rel.budget == "ex_post" and isinstance(stated, dict) and stated.get("budget") == "interim":
+            # ex post balance implies interim balance: interim budget rows are a relaxation of every ex post
+            # question (files written before pointwise rows and correlated types got the ex post rows use them)
+            rel = Question(env, rel.ic, rel.ir, "interim", rel.outside, rel.limits_lo, rel.limits_hi)
         rows = _row_options(rel, q.budget)
-        mismatch = _row_mismatch(doc.get("options"), rows, env)
+        mismatch = _row_mismatch(stated, rows, env)
         if mismatch:
             return False, "the multipliers' stated rows do not match the certificate's question: " + "; ".join(mismatch)
         cert = ImpossibilityCertificate.from_dict({**doc, "options": rows}, space)

@@ -97,7 +97,7 @@ from mechlp.model.environment import Environment
 from mechlp.model.exact import EXACT_MARKOV_PROFILES, Numbers, Rational, solve_exact, to_fractions
 from mechlp.model.files import exact_number
 from mechlp.model.mechanism import Mechanism
-from mechlp.model.question import Question, outside_options, parse_notion
+from mechlp.model.question import Question, agent_limits, outside_options, parse_notion
 from mechlp.model.spaces import (
     HistoryTree,
     MergedTree,
@@ -850,7 +850,7 @@ def _limit_blocks(
     k = env.n_profiles
     blocks = []
     for i in range(env.n_agents):
-        for side, bound, sign in (("lower", lo[i], 1), ("upper", hi[i], -1)):
+        for j, (side, bound, sign) in enumerate((("lower", lo[i], 1), ("upper", hi[i], -1))):
             if not np.isfinite(bound):
                 continue
             b = nums.array([float(bound)])[0]
@@ -861,7 +861,7 @@ def _limit_blocks(
                 where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)} ({side} limit {bound:g})"
                 return Violation("limits", env.agents[i].name, h, where, None, None, None, float(s))
 
-            blocks.append(_Block("limits", slack, describe, lambda f: f // k, (i,)))
+            blocks.append(_Block("limits", slack, describe, lambda f: f // k, (i, j)))  # side j: 0 lower, 1 upper
     return blocks
 
 
@@ -1163,34 +1163,52 @@ def _evaluate(
 
 
 # ---------------------------------------------------------------------------------------------- impossibility
+def _object_zeros(shape) -> np.ndarray:
+    """An object array of int zeros (dense multiplier arrays are mostly zeros, cheap to compare and convert)."""
+    arr = np.empty(shape, dtype=object)
+    arr.fill(0)
+    return arr
+
+
+#: The sides of a transfer limit, as certificate files write them (index 0: ``x - lo >= 0``, 1: ``hi - x >= 0``).
+LIMIT_SIDES = ("lower", "upper")
+
+
 @dataclass
 class ImpossibilityCertificate:
-    r"""Farkas multipliers proving that no mechanism on ``space`` satisfies IC, IR and the budget rows.
+    r"""Farkas multipliers proving that no mechanism on ``space`` satisfies IC, IR, the budget rows and limits.
 
     Sign convention (see :mod:`mechlp.proofs.farkas`): with every constraint written ``slack_r >= 0``,
     :math:`\sum_r y_r\,\text{slack}_r(\text{mechanism}) = -\gamma` for *every* mechanism, with ``y >= 0`` and
-    ``gamma > 0``; a mechanism satisfying all rows would make the left side ``>= 0``.
+    ``gamma > 0``; a mechanism satisfying all rows would make the left side ``>= 0``. Ex post budget rows are
+    equalities :math:`\sum_i x_i(g) = 0`: their multipliers have either sign.
 
     Attributes
     ----------
     space : StateSpace
     options : dict
-        ``ic``, ``ir``, ``budget`` (the rows used), ``question_budget`` (the notion asked about) and
-        ``outside_option``.
+        ``ic``, ``ir``, ``budget`` (the rows used), ``question_budget`` (the notion asked about),
+        ``outside_option`` and, for rows with transfer limits, ``limits`` (``{agent: [lo, hi]}``, ``None`` open).
     gamma : Fraction
         :math:`\gamma = b^T y`.
     ic : dict
-        ``(agent, type, misreport) -> (n_hist,)`` multipliers (fractions) on the IC rows.
+        ``(agent, type, misreport) -> (n_hist,)`` multipliers (fractions) on the IC rows; ``(n_hist, M)``, one per
+        others' profile ``m``, for ex post IC rows.
     ir : dict
-        ``agent -> (n_ir_hist, K_i)`` multipliers on the IR rows (``n_ir_hist`` is 1 for ex ante IR).
+        ``agent -> (n_ir_hist, K_i)`` multipliers on the IR rows (``n_ir_hist`` is 1 for ex ante IR);
+        ``(n_nodes,)``, one per node, for ex post IR rows.
     budget : ndarray
-        Multipliers on the budget rows :math:`\Pi(h) \ge 0` (one per history, or the root only).
+        Multipliers on the budget rows :math:`\Pi(h) \ge 0` (one per history, or the root only); for ex post
+        rows one per node, of either sign, on :math:`\sum_i x_i(g) = 0`.
     exact_repaired : bool
         Whether the float multipliers were repaired to satisfy :math:`A^T y = 0` exactly.
     checks : dict
         ``"float"`` and ``"exact"`` results of :func:`check_impossibility` (filled by the generator).
     minmax_surplus : ndarray or None
         :math:`\Pi^*` per history, for the summary.
+    limits : dict
+        ``(agent, side) -> (n_nodes,)`` multipliers on the transfer limits (``side`` 0: :math:`x_i(g) - lo_i \ge
+        0`, 1: :math:`hi_i - x_i(g) \ge 0`; :data:`LIMIT_SIDES`).
     """
 
     space: StateSpace
@@ -1202,35 +1220,70 @@ class ImpossibilityCertificate:
     exact_repaired: bool = False
     checks: dict = field(default_factory=dict)
     minmax_surplus: np.ndarray | None = None
+    limits: dict = field(default_factory=dict)
+
+    @staticmethod
+    def _empty(space: StateSpace, options: Mapping) -> tuple[dict, np.ndarray]:
+        """Zero IR and budget multiplier arrays in the shapes of ``options``' rows."""
+        env = space.env
+        ir_opt, b_opt = options["ir"], options["budget"]
+        ir = {
+            i: _object_zeros(
+                (space.n_nodes,) if ir_opt == "ex_post" else (space.n_hist if ir_opt == "interim" else 1, ag.n_types)
+            )
+            for i, ag in enumerate(env.agents)
+        }
+        n_b = space.n_nodes if b_opt == "ex_post" else space.n_hist if b_opt == "interim" else 1
+        return ir, _object_zeros(n_b)
+
+    def _ic_array(self, key: tuple[int, int, int]) -> np.ndarray:
+        if key not in self.ic:
+            m = self.space.env.others_count(key[0])
+            self.ic[key] = _object_zeros(
+                (self.space.n_hist, m) if self.options["ic"] == "ex_post" else self.space.n_hist
+            )
+        return self.ic[key]
+
+    def _limit_array(self, key: tuple[int, int]) -> np.ndarray:
+        if key not in self.limits:
+            self.limits[key] = _object_zeros(self.space.n_nodes)
+        return self.limits[key]
 
     @classmethod
     def from_rows(cls, space, rows, y, gamma, options, exact_repaired=False, minmax_surplus=None, check_exact=True):
-        """Sort multipliers of labelled interim rows (:class:`mechlp.constraints.interim.InterimRows`) by row."""
-        env = space.env
-        zero = 0  # an int: dense multiplier arrays are mostly zeros, cheap to compare and convert
-        ic: dict = {}
-        ir: dict = {}
-        n_ir = space.n_hist if options["ir"] == "interim" else 1
-        n_b = space.n_hist if options["budget"] == "interim" else 1
-        budget = np.empty(n_b, dtype=object)
-        budget.fill(zero)
-        for i, ag in enumerate(env.agents):
-            arr = np.empty((n_ir, ag.n_types), dtype=object)
-            arr.fill(zero)
-            ir[i] = arr
+        """Sort multipliers of labelled rows (:class:`mechlp.constraints.interim.InterimRows`) by row."""
+        ir, budget = cls._empty(space, options)
+        cert = cls(space, dict(options), Fraction(gamma), {}, ir, budget, exact_repaired, {}, minmax_surplus)
+        y = np.asarray(y, dtype=object)
         fam = rows.family
         sel = np.flatnonzero(fam == "ic")
-        for key in {(int(rows.agent[r]), int(rows.type[r]), int(rows.misreport[r])) for r in sel}:
-            arr = np.empty(space.n_hist, dtype=object)
-            arr.fill(zero)
-            ic[key] = arr
-        for r in sel:  # one assignment per row of a small certificate table
-            ic[(int(rows.agent[r]), int(rows.type[r]), int(rows.misreport[r]))][int(rows.hist[r])] = y[r]
-        for r in np.flatnonzero(fam == "ir"):
-            ir[int(rows.agent[r])][int(rows.hist[r]) if n_ir > 1 else 0, int(rows.type[r])] = y[r]
-        for r in np.flatnonzero(fam == "budget"):
-            budget[int(rows.hist[r]) if n_b > 1 else 0] = y[r]
-        cert = cls(space, dict(options), Fraction(gamma), ic, ir, budget, exact_repaired, {}, minmax_surplus)
+        for key in sorted(
+            {
+                (int(a), int(t), int(r))
+                for a, t, r in zip(*(rows.agent[sel], rows.type[sel], rows.misreport[sel]), strict=True)
+            }
+        ):
+            mine = sel[(rows.agent[sel] == key[0]) & (rows.type[sel] == key[1]) & (rows.misreport[sel] == key[2])]
+            arr = cert._ic_array(key)
+            if arr.ndim == 2:
+                arr[rows.hist[mine], rows.others[mine]] = y[mine]
+            else:
+                arr[rows.hist[mine]] = y[mine]
+        for i in range(space.env.n_agents):  # loop over agents
+            mine = np.flatnonzero((fam == "ir") & (rows.agent == i))
+            if ir[i].ndim == 1:
+                ir[i][rows.node[mine]] = y[mine]
+            else:
+                ir[i][rows.hist[mine] if ir[i].shape[0] > 1 else 0, rows.type[mine]] = y[mine]
+            for side in (0, 1):
+                mine = np.flatnonzero((fam == "limits") & (rows.agent == i) & (rows.side == side))
+                if mine.size:
+                    cert._limit_array((i, side))[rows.node[mine]] = y[mine]
+        mine = np.flatnonzero(fam == "budget")
+        if options["budget"] == "ex_post":
+            budget[rows.node[mine]] = y[mine]
+        elif mine.size:
+            budget[rows.hist[mine] if budget.size > 1 else np.zeros(mine.size, dtype=np.int64)] = y[mine]
         cert.checks["float"] = check_impossibility(cert, exact=False)
         if check_exact:
             cert.checks["exact"] = check_impossibility(cert, exact=True)
@@ -1241,43 +1294,68 @@ class ImpossibilityCertificate:
         """True when every check that was run holds (the float check always runs; the exact one when asked)."""
         return bool(self.checks) and all(bool(c.get("ok")) for c in self.checks.values())
 
+    def _per_history(self, arr: np.ndarray, by_node: bool) -> np.ndarray:
+        """``|multipliers|`` summed per history (``(n_hist,)`` floats) of an array indexed by history first, or
+        by node when ``by_node``."""
+        k = self.space.env.n_profiles
+        a = np.abs(np.asarray(arr, dtype=float))
+        if by_node:
+            return a.reshape(-1, k).sum(axis=1)
+        return a.reshape(a.shape[0], -1).sum(axis=1)
+
     def weight_by_history(self) -> dict[int, float]:
-        """Total multiplier weight (budget, IC and IR rows) per history, for the summary."""
-        w: dict[int, float] = {}
+        """Total multiplier weight (budget, IC, IR and limit rows; absolute values) per history, for the summary."""
+        n = self.space.n_hist
+        w = np.zeros(n)
         for arr in self.ic.values():
-            for h in np.flatnonzero(arr != 0):
-                w[int(h)] = w.get(int(h), 0.0) + float(arr[h])
+            w += self._per_history(arr, False)
         for arr in self.ir.values():
-            for h in np.flatnonzero((arr != 0).any(axis=1)):
-                w[int(h)] = w.get(int(h), 0.0) + float(arr[h].sum())
-        for h in np.flatnonzero(self.budget != 0):
-            w[int(h)] = w.get(int(h), 0.0) + float(self.budget[h])
-        return w
+            per = self._per_history(arr, arr.ndim == 1)
+            w[: per.size] += per
+        for arr in self.limits.values():
+            w += self._per_history(arr, True)
+        per = self._per_history(self.budget, self.options["budget"] == "ex_post")
+        w[: per.size] += per
+        return {int(h): float(w[h]) for h in np.flatnonzero(w != 0)}
+
+    def _budget_by_history(self) -> np.ndarray:
+        """Budget weight per history (``|z|`` summed over a history's nodes for ex post rows)."""
+        by_node = self.options["budget"] == "ex_post"
+        if not by_node:
+            return np.asarray(self.budget, dtype=float)
+        return self._per_history(self.budget, True)
 
     def summary(self) -> str:
         sp = self.space
         opts = self.options
         n_ic = sum(int(np.count_nonzero(a != 0)) for a in self.ic.values())
         n_ir = sum(int(np.count_nonzero(a != 0)) for a in self.ir.values())
-        hb = [int(h) for h in np.flatnonzero(self.budget != 0)]
-        note = {
-            "ex_post": " (certified with interim rows: ex post balance implies them)",
-            "savings": " (certified with the ex ante row: savings balance implies it)",
-        }.get(opts["question_budget"], "")
+        n_lim = sum(int(np.count_nonzero(a != 0)) for a in self.limits.values())
+        b_w = self._budget_by_history()
+        hb = [int(h) for h in np.flatnonzero(b_w != 0)]
+        n_b = int(np.count_nonzero(self.budget != 0))
+        certified_by = {"interim": "interim rows: ex post balance implies them", "ex_ante": "the ex ante row"}
+        note = ""
+        if opts["question_budget"] != opts["budget"] and opts["question_budget"] in ("ex_post", "savings"):
+            which = certified_by.get(opts["budget"], opts["budget"] + " rows")
+            note = (
+                f" (certified with {which}"
+                + ("" if opts["budget"] == "interim" else ": savings balance implies it")
+                + ")"
+            )
+        limits = "" if not opts.get("limits") else f" and transfer limits {opts['limits']}"
         lines = [
-            f"impossible: no mechanism satisfies IC ({opts['ic']}), IR ({opts['ir']}) and "
-            f"{opts['question_budget']} budget balance{note}",
+            f"impossible: no mechanism satisfies IC ({opts['ic']}), IR ({opts['ir']}), "
+            f"{opts['question_budget']} budget balance{note}{limits}",
         ]
         if opts.get("focus"):
             lines.append(f"  found on the subtree of {opts['focus']} (its rows involve no other history)")
-        lines += [
-            f"  Farkas multipliers: {len(hb)} budget rows, {n_ic} IC rows, {n_ir} IR rows; "
-            f"gamma = {float(self.gamma):.6g}",
-        ]
-        order = sorted(hb, key=lambda h: -float(self.budget[h]))
+        parts = f"{n_b} budget rows, {n_ic} IC rows, {n_ir} IR rows" + (f", {n_lim} limit rows" if self.limits else "")
+        lines += [f"  Farkas multipliers: {parts}; gamma = {float(self.gamma):.6g}"]
+        order = sorted(hb, key=lambda h: -float(b_w[h]))
         for h in order[:5]:
             where = sp.describe_history(h)
-            text = f"  budget row at {where}: weight {float(self.budget[h]):.6g}"
+            text = f"  budget rows at {where}: weight {float(b_w[h]):.6g}"
             if self.minmax_surplus is not None:
                 text += f"; the most surplus any IC+IR mechanism can raise there is Pi* = {self.minmax_surplus[h]:.6g}"
             lines.append(text)
@@ -1290,47 +1368,57 @@ class ImpossibilityCertificate:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """JSON-ready: options, gamma and every nonzero multiplier as an exact fraction string with its labels."""
+        """JSON-ready: options, gamma and every nonzero multiplier as an exact fraction string with its labels.
+
+        Rows at a node (ex post IR and budget, limits) carry ``profile`` (``{agent: type label}``), ex post IC
+        rows ``others`` (the other agents' labels), limit rows ``side`` (``"lower"`` / ``"upper"``)."""
         env = self.space.env
         sp = self.space
+        k = env.n_profiles
         mult = []
+
+        def entry(family: str, h: int, value: Any, **labels: Any) -> dict:
+            return {
+                "family": family,
+                **labels,
+                "history": int(h),
+                "where": sp.describe_history(int(h)),
+                "value": str(value),
+                "value_float": float(value),
+            }
+
         for (i, t, r), arr in sorted(self.ic.items()):
-            for h in np.flatnonzero(arr != 0):
-                mult.append(
-                    {
-                        "family": "ic",
-                        "agent": env.agents[i].name,
-                        "history": int(h),
-                        "where": sp.describe_history(int(h)),
-                        "type": env.agents[i].types[t],
-                        "misreport": env.agents[i].types[r],
-                        "value": str(arr[h]),
-                        "value_float": float(arr[h]),
-                    }
-                )
+            ag = env.agents[i]
+            labels = {"agent": ag.name, "type": ag.types[t], "misreport": ag.types[r]}
+            if arr.ndim == 2:
+                for h, m in zip(*np.nonzero(arr != 0), strict=True):
+                    prof = env.profile_labels(int(env.profile_index(i, t, np.asarray(m))))
+                    others = {name: lab for name, lab in prof.items() if name != ag.name}
+                    mult.append(entry("ic", h, arr[h, m], **labels, others=others))
+            else:
+                mult += [entry("ic", h, arr[h], **labels) for h in np.flatnonzero(arr != 0)]
         for i, arr in sorted(self.ir.items()):
-            for h, t in zip(*np.nonzero(arr != 0), strict=True):
-                mult.append(
-                    {
-                        "family": "ir",
-                        "agent": env.agents[i].name,
-                        "history": int(h),
-                        "where": sp.describe_history(int(h)),
-                        "type": env.agents[i].types[int(t)],
-                        "value": str(arr[h, t]),
-                        "value_float": float(arr[h, t]),
-                    }
-                )
-        for h in np.flatnonzero(self.budget != 0):
-            mult.append(
-                {
-                    "family": "budget",
-                    "history": int(h),
-                    "where": sp.describe_history(int(h)),
-                    "value": str(self.budget[h]),
-                    "value_float": float(self.budget[h]),
+            ag = env.agents[i]
+            if arr.ndim == 1:
+                for g in np.flatnonzero(arr != 0):
+                    prof = env.profile_labels(int(g % k))
+                    mult.append(entry("ir", g // k, arr[g], agent=ag.name, type=prof[ag.name], profile=prof))
+            else:
+                for h, t in zip(*np.nonzero(arr != 0), strict=True):
+                    mult.append(entry("ir", h, arr[h, t], agent=ag.name, type=ag.types[int(t)]))
+        for (i, side), arr in sorted(self.limits.items()):
+            for g in np.flatnonzero(arr != 0):
+                labels = {
+                    "agent": env.agents[i].name,
+                    "side": LIMIT_SIDES[side],
+                    "profile": env.profile_labels(int(g % k)),
                 }
-            )
+                mult.append(entry("limits", g // k, arr[g], **labels))
+        if self.options["budget"] == "ex_post":
+            for g in np.flatnonzero(self.budget != 0):
+                mult.append(entry("budget", g // k, self.budget[g], profile=env.profile_labels(int(g % k))))
+        else:
+            mult += [entry("budget", h, self.budget[h]) for h in np.flatnonzero(self.budget != 0)]
         opts = dict(self.options)
         opts["outside_option"] = [[float(v) for v in np.asarray(o).ravel()] for o in opts.get("outside_option", [])]
         return {
@@ -1350,20 +1438,21 @@ class ImpossibilityCertificate:
         """Rebuild a certificate on ``space`` from :meth:`to_dict` output (labels are matched by name)."""
         env = space.env
         opts = dict(d["options"])
+        k = env.n_profiles
         names = {ag.name: i for i, ag in enumerate(env.agents)}
-        zero = 0  # an int: dense multiplier arrays are mostly zeros, cheap to compare and convert
-        n_ir = space.n_hist if opts["ir"] == "interim" else 1
-        n_b = space.n_hist if opts["budget"] == "interim" else 1
-        ic: dict = {}
-        ir = {}
-        for i, ag in enumerate(env.agents):
-            arr = np.empty((n_ir, ag.n_types), dtype=object)
-            arr.fill(zero)
-            ir[i] = arr
-        budget = np.empty(n_b, dtype=object)
-        budget.fill(zero)
+        ir, budget = cls._empty(space, opts)
+        cert = cls(space, opts, Fraction(0), {}, ir, budget, bool(d.get("exact_repaired", False)))
         if not isinstance(d.get("multipliers"), list) or "gamma" not in d:
             raise ValueError("certificate: an impossibility certificate needs a list 'multipliers' and 'gamma'")
+
+        def node_of(m: Mapping, h: int) -> int:
+            """The node of a row at a node: its history and ``profile`` ``{agent: label}`` (every agent)."""
+            prof = m["profile"]
+            if not isinstance(prof, Mapping) or sorted(prof) != sorted(names):
+                raise ValueError(f"'profile' must name the type of every agent {sorted(names)}, got {prof!r}")
+            idx = [env.agents[i].types.index(prof[ag.name]) for i, ag in enumerate(env.agents)]
+            return h * k + int(np.ravel_multi_index(tuple(idx), env.type_counts))
+
         for j, m in enumerate(d["multipliers"]):
             try:
                 value = exact_number(m["value"], "value")
@@ -1372,42 +1461,64 @@ class ImpossibilityCertificate:
                 if not 0 <= h < space.n_hist:
                     raise ValueError(f"history {h} outside 0..{space.n_hist - 1}")
                 if fam == "budget":
-                    if n_b == 1 and h != 0:
+                    if opts["budget"] == "ex_post":
+                        budget[node_of(m, h)] = value
+                        continue
+                    if budget.size == 1 and h != 0:
                         raise ValueError(
                             f"budget row at history {h}, but the rows of this question ({opts['budget']} budget) "
                             "have one budget row, at the root"
                         )
-                    budget[h if n_b > 1 else 0] = value
+                    budget[h if budget.size > 1 else 0] = value
                     continue
                 i = names[m["agent"]]
+                if fam == "limits":
+                    side = LIMIT_SIDES.index(m["side"])
+                    lo, hi = agent_limits(opts.get("limits"), env)
+                    if not np.isfinite((lo if side == 0 else hi)[i]):
+                        raise ValueError(f"a row on the {m['side']} limit of {m['agent']!r}, which is open")
+                    cert._limit_array((i, side))[node_of(m, h)] = value
+                    continue
                 t = env.agents[i].types.index(m["type"])
                 if fam == "ir":
-                    if n_ir == 1 and h != 0:
+                    if opts["ir"] == "ex_post":
+                        g = node_of(m, h)
+                        if int(env.profile_types()[g % k, i]) != t:
+                            raise ValueError(f"type {m['type']!r} is not the type of {m['agent']!r} in 'profile'")
+                        ir[i][g] = value
+                        continue
+                    if ir[i].shape[0] == 1 and h != 0:
                         raise ValueError(
                             f"IR row at history {h}, but the rows of this question ({opts['ir']} IR) are at the root"
                         )
-                    ir[i][h if n_ir > 1 else 0, t] = value
+                    ir[i][h if ir[i].shape[0] > 1 else 0, t] = value
                 elif fam == "ic":
                     r = env.agents[i].types.index(m["misreport"])
-                    arr = ic.get((i, t, r))
-                    if arr is None:
-                        arr = np.empty(space.n_hist, dtype=object)
-                        arr.fill(zero)
-                        ic[(i, t, r)] = arr
-                    arr[h] = value
+                    arr = cert._ic_array((i, t, r))
+                    if arr.ndim == 2:
+                        oth = m["others"]
+                        other = [a for a in env.agents if a.name != m["agent"]]
+                        if not isinstance(oth, Mapping) or sorted(oth) != sorted(a.name for a in other):
+                            raise ValueError(f"'others' must name the type of every other agent, got {oth!r}")
+                        idx = tuple(a.types.index(oth[a.name]) for a in other)
+                        arr[h, int(np.ravel_multi_index(idx, tuple(a.n_types for a in other))) if other else 0] = value
+                    else:
+                        arr[h] = value
                 else:
                     raise ValueError(f"unknown family {fam!r}")
             except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
                 raise ValueError(f"certificate multiplier #{j} ({m!r}) is not valid for this model: {exc}") from None
-        gamma = exact_number(d["gamma"], "certificate: gamma")
-        return cls(space, opts, gamma, ic, ir, budget, bool(d.get("exact_repaired", False)))
+        cert.gamma = exact_number(d["gamma"], "certificate: gamma")
+        return cert
 
 
 def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers: np.ndarray, outside) -> Any:
     """``L(x) = sum_r y_r slack_r(x)`` with the verifier's own slack evaluation."""
     opts = cert.options
     keys = {key for key, y in cert.ic.items() if np.any(np.asarray(y, dtype=object) != 0)}
-    fams = _evaluate(cert.space, nums, transfers, opts["ic"], opts["ir"], opts["budget"], outside, ic_keys=keys)
+    fams = _evaluate(
+        cert.space, nums, transfers, opts["ic"], opts["ir"], opts["budget"], outside, signed_budget=True, ic_keys=keys
+    )
     conv = (lambda a: a) if nums.exact else (lambda a: np.asarray(a, dtype=float))
     total = Rational(0) if nums.exact else 0.0
     for blk in fams["ic"]:
@@ -1418,6 +1529,12 @@ def _certificate_value(cert: ImpossibilityCertificate, nums: Numbers, transfers:
         total = total + (conv(cert.ir[blk.key[0]]) * blk.slack).sum()
     if "budget" in fams:
         total = total + (conv(cert.budget) * fams["budget"][0].slack).sum()
+    if cert.limits:
+        lo, hi = agent_limits(opts.get("limits"), cert.space.env)
+        for blk in _limit_blocks(cert.space, nums, transfers, lo, hi):
+            y = cert.limits.get(blk.key)
+            if y is not None:
+                total = total + (conv(y) * blk.slack).sum()
     return total
 
 
@@ -1479,14 +1596,21 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     kernels_p = [[] if kernels is None else [g[band] for g in kernels] for band in bands]
     nxt_p = [[m[band] for m in nxt] for band in bands]
     for (i, t, r), y_all in ({} if env.correlated else cert.ic).items():
-        y_all = conv(y_all)
-        support = np.flatnonzero(y_all != 0)
+        y_all = conv(y_all)  # (n_hist,), or (n_hist, M) for ex post IC rows (one per others' profile)
+        support = np.flatnonzero(y_all != 0 if y_all.ndim == 1 else (y_all != 0).any(axis=1))
         for p in np.unique(hist_table[support]):  # loop over the allocation's period tables
             hs = support[hist_table[support] == p]
             args = (y_all, hs, kernels_p[p], nxt_p[p], nums.alloc[bands[p]], zeros)
             constant = constant + _ic_adjoint(space, nums, w_u, (i, t, r), *args)
+    types = _profile_types(env)
     for i, y_all in ({} if env.correlated else cert.ir).items():
-        y_all = conv(y_all)  # (n_ir, K_i): every history, or the root only
+        y_all = conv(y_all)  # (n_ir, K_i): every history, or the root only; (n_nodes,) for ex post IR
+        if y_all.ndim == 1:  # ex post IR: U_i(g) - o_i(theta_{g,i}) >= 0 at every node g
+            g = np.flatnonzero(y_all != 0)
+            own = types[g % k, i]
+            constant = constant - (y_all[g] * outside[i][own]).sum()
+            w_u[i, g] = w_u[i, g] + y_all[g]
+            continue
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
             continue
@@ -1498,6 +1622,18 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     c_b = zeros((1, space.n_nodes))
     y_b = conv(cert.budget)
     hs = np.flatnonzero(y_b != 0)
+    direct = zeros((env.n_agents, space.n_nodes))  # rows on the transfers themselves: ex post budget, limits
+    if cert.options["budget"] == "ex_post":  # sum_i x_i(g) = 0, multiplier z(g) of either sign
+        direct[:, hs] = direct[:, hs] + y_b[hs][None, :]
+        hs = hs[:0]
+    lo, hi = agent_limits(cert.options.get("limits"), env)
+    for (i, side), y_l in cert.limits.items():  # x_i(g) - lo_i >= 0 (side 0), hi_i - x_i(g) >= 0 (side 1)
+        y_l = conv(y_l)
+        g = np.flatnonzero(y_l != 0)
+        bound = nums.array([float(lo[i] if side == 0 else hi[i])])[0]
+        sign = 1 if side == 0 else -1
+        direct[i, g] = direct[i, g] + sign * y_l[g]
+        constant = constant - sign * bound * y_l[g].sum()
     if hs.size and cert.options["budget"] != "none":
         w_b = zeros((1, space.n_nodes))
         bel = joint_beliefs(space, nums, hists=hs)  # (n, K)
@@ -1505,8 +1641,8 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
         c_b = continuation_adjoint(space, w_b, nums)  # coefficients of sum_i x_i in sum w_B B
     # only nonzero entries are touched: exact work follows the support
     live = np.flatnonzero((c_u != 0).any(axis=0) | (c_b[0] != 0))
-    grad = zeros((env.n_agents, space.n_nodes))
-    grad[:, live] = c_b[:, live] - c_u[:, live]
+    grad = direct
+    grad[:, live] = grad[:, live] + c_b[:, live] - c_u[:, live]
     key = np.asarray(space.node_key)[live]  # each node's row in the period tables
     flows = nums.flows()
     for i in range(env.n_agents):  # at x = 0: sum_g c_u(g) flow_i(g), flow_i(g) = sum_a p(a|theta_g) v_i(theta_i, a)
@@ -1534,7 +1670,8 @@ def _ic_adjoint(
     delta = nums.delta
     child = np.asarray(space.child_hist)
     terms = _deviation_terms(space, nums, i, kernels, nxt, hists=hs)
-    a = y_all[hs][:, None] * terms.po  # (n, M): y P(m|h)
+    # (n, M): y P(m|h) for a Bayesian row; an ex post row (one per others' profile m) has its own y and weight 1
+    a = y_all[hs][:, None] * terms.po if y_all.ndim == 1 else y_all[hs]
     flow_dev = alloc[terms.pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
     constant = -(a * flow_dev[None, :]).sum()  # the flow gain of the deviation, at x = 0
     np.add.at(w_u[i], (hs[:, None] * k + terms.pidx[t][None, :]).reshape(-1), a.reshape(-1))
@@ -1601,10 +1738,13 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     env = space.env
     nums = Numbers(env, exact=exact)
     outside = outside_options(cert.options.get("outside_option", 0.0), env)
-    signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + [cert.budget]
+    signs = [a for a in cert.ic.values()] + list(cert.ir.values()) + list(cert.limits.values())
+    if cert.options["budget"] != "ex_post":  # ex post budget rows are equalities: either sign
+        signs.append(cert.budget)
     base = {"probes": 0, "method": "adjoint", "exact": exact}
     if any(bool(np.any(np.asarray(arr, dtype=object) < 0)) for arr in signs):
         return {"ok": False, "message": "a multiplier is negative", "L0": None, "max_deviation": None} | base
+    signs.append(cert.budget)  # every multiplier counts in the size of the terms
     coef, l_adjoint = _certificate_affine(cert, nums)
     nonzero = np.flatnonzero(coef.reshape(-1) != 0)
     coef_float = np.zeros(coef.shape)
@@ -1639,7 +1779,7 @@ def check_impossibility(cert: ImpossibilityCertificate, exact: bool = False, see
     where = (
         ""
         if worst is None
-        else f"; largest at {worst['agent']}'s transfer after {worst['where']}, profile {worst['profile']}: "
+        else f"; largest at {worst['agent']}'s transfer at {worst['where']}, profile {worst['profile']}: "
         f"{float(Fraction(worst['coefficient'])):.3g}"
     )
     if exact:
@@ -1746,12 +1886,15 @@ def _correlated_weights(
     q = joint_transition(env, nums)
     constant = nums.zeros((1,))[0]
     for (i, t, r), y_all in cert.ic.items():
-        y_all = conv(y_all)
-        hs = np.flatnonzero(y_all != 0)
+        y_all = conv(y_all)  # (n_hist,), or (n_hist, M) for ex post rows (one per others' profile)
+        hs = np.flatnonzero(y_all != 0 if y_all.ndim == 1 else (y_all != 0).any(axis=1))
         if hs.size == 0:
             continue
         pidx = _own_axis_first(np.arange(k)[None, :], env.type_counts, i)[0]  # (K_i, M)
-        a = y_all[hs][:, None] * conditional_beliefs(space, i, nums, hists=hs)[:, t, :]  # (n, M): y P(m|t, h)
+        if y_all.ndim == 2:  # an ex post row weighs its own node with y(h, m)
+            a = y_all[hs]
+        else:
+            a = y_all[hs][:, None] * conditional_beliefs(space, i, nums, hists=hs)[:, t, :]  # (n, M): y P(m|t, h)
         flow_dev = nums.alloc[pidx[r]] @ (nums.valuation[i][t] - nums.valuation[i][r])  # (M,)
         constant = constant - (a * flow_dev[None, :]).sum()
         np.add.at(w_u[i], (hs[:, None] * k + pidx[t][None, :]).reshape(-1), a.reshape(-1))
@@ -1765,8 +1908,14 @@ def _correlated_weights(
         coef = -delta * a[hh, mm][:, None] * gap[mm]  # (E, K)
         target = kids[hh, mm][:, None] * k + np.arange(k)[None, :]
         np.add.at(w_u[i], target.reshape(-1), coef.reshape(-1))
+    types = _profile_types(env)
     for i, y_all in cert.ir.items():
-        y_all = conv(y_all)  # (n_ir, K_i)
+        y_all = conv(y_all)  # (n_ir, K_i); (n_nodes,) for ex post IR
+        if y_all.ndim == 1:  # ex post IR: U_i(g) - o_i(theta_{g,i}) >= 0 at every node g
+            g = np.flatnonzero(y_all != 0)
+            constant = constant - (y_all[g] * outside[i][types[g % k, i]]).sum()
+            w_u[i, g] = w_u[i, g] + y_all[g]
+            continue
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
             continue

@@ -34,9 +34,11 @@ An impossibility certificate (Farkas multipliers, :mod:`mechlp.proofs.farkas`) i
 question that every mechanism of the asked question also satisfies, so a proof that the relaxed question is
 infeasible proves the asked one infeasible: ex post budget balance implies :math:`\Pi(h) = 0 \ge 0`
 (interim), a savings account that never goes negative implies :math:`\Pi(\text{root}) \ge 0` (ex ante).
-``Notion.certified_by`` names that relaxation, or is ``None`` when no certificate is generated. Without budget
-rows (``"none"``) the certificate is over the IC and IR rows alone (IC infeasibility of a non-implementable
-allocation).
+``Notion.certified_by`` names that relaxation, or is ``None`` when no certificate is generated. Ex post IC and
+IR rows and transfer limits are their own relaxation (certified in ex post utilities,
+:func:`mechlp.constraints.interim.utility_rows`); with any of them an ex post budget is certified by its own
+rows too (:meth:`Question.certifying`). Without budget rows (``"none"``) the certificate is over the IC, IR
+and limit rows alone (IC infeasibility of a non-implementable allocation).
 """
 
 from __future__ import annotations
@@ -102,13 +104,13 @@ NOTIONS: dict[str, dict[str, Notion]] = {
     "ic": _family(
         "ic",
         ("bayesian", "no profitable one-shot misreport given the belief about the others (interim)", "bayesian"),
-        ("ex_post", "no profitable one-shot misreport whatever the others' current types", None),
+        ("ex_post", "no profitable one-shot misreport whatever the others' current types", "ex_post"),
         ("local", "Bayesian IC against adjacent misreports only (re-verified against all misreports)", "local"),
     ),
     "ir": _family(
         "ir",
         ("interim", "expected continuation utility >= outside option at every history and type", "interim"),
-        ("ex_post", "continuation utility >= outside option at every node", None),
+        ("ex_post", "continuation utility >= outside option at every node", "ex_post"),
         ("ex_ante", "expected utility >= outside option at the start only", "ex_ante"),
     ),
     "budget": _family(
@@ -403,12 +405,34 @@ class Question:
     def notion(self, family: str) -> Notion:
         return NOTIONS[family][getattr(self, family)]
 
+    @property
+    def pointwise(self) -> bool:
+        """Whether the question has rows that hold node by node (ex post IC or IR, transfer limits): rows that
+        interim utilities do not determine."""
+        return self.ic == "ex_post" or self.ir == "ex_post" or self.has_limits
+
+    @property
+    def ex_post_rows(self) -> bool:
+        """Whether the rows of this question need ex post utilities (:func:`mechlp.constraints.interim.utility_rows`):
+        pointwise rows (:attr:`pointwise`) or ex post budget rows."""
+        return self.pointwise or self.budget == "ex_post"
+
     def certifying(self) -> Question | None:
-        """The certifying relaxation (module docstring), or ``None`` when no certificate is generated (ex post
-        IC or IR, transfer limits). With no budget rows the certificate is over the IC and IR rows alone."""
+        """The certifying relaxation (module docstring), or ``None`` when no certificate is generated.
+
+        Each notion is replaced by its ``certified_by`` (``NOTIONS``), with one exception: ex post budget
+        balance is certified by the interim rows only when every other row is interim (Bayesian or local IC,
+        interim or ex ante IR, no limits) and types are independent, where the two are equivalent (rebalancing
+        node by node keeps interim utilities: Lamba 2022, Proposition 1); with a pointwise row
+        (:attr:`pointwise`) or correlated types the ex post budget rows themselves are used, since the question
+        may be infeasible only with them. With no budget rows the
+        certificate is over the IC, IR and limit rows alone. ``None`` when a notion has no ``certified_by``
+        (none has today)."""
         ic, ir, budget = (self.notion(f).certified_by for f in FAMILIES)
-        if ic is None or ir is None or budget is None or self.has_limits:
+        if ic is None or ir is None or budget is None:
             return None
+        if self.budget == "ex_post" and (self.pointwise or self.env.correlated):
+            budget = "ex_post"
         return Question(self.env, ic, ir, budget, self.outside, self.limits_lo, self.limits_hi)
 
     def to_dict(self) -> dict[str, Any]:

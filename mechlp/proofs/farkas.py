@@ -19,12 +19,13 @@ How a certificate is made (:func:`impossibility_certificate`):
    of the lowest :math:`\Pi^*`, read off the binding edges matrix-free (no rows, no LP; ``options["method"]`` is
    ``"structure"``). It is checked like any other; where it does not apply (``None``: e.g. kernels that are not
    first-order stochastically dominant) or does not pass, the steps below (``options["method"] = "lp"``);
-1. choose the rows. On a history tree with interim budget and interim IR, first the *subtree* of the history
-   with the lowest min-max surplus :math:`\Pi^*(h)` (Lamba 2022, Lemma 6: no IC + IR mechanism raises more than
-   :math:`\Pi^*(h)` there when the lemma applies): the rows at a history involve only its nodes and its
-   children's, so the rows of a subtree are closed and a certificate over them is one for the whole tree, found
-   at the cost of the subtree (``focus`` in the certificate's options names it). When that subproblem has no
-   certificate (the lemma's assumptions fail, or the impossibility needs rows elsewhere), all rows are used;
+1. choose the rows. On a history tree with interim or ex post budget and interim or ex post IR, first the
+   *subtree* of the history with the lowest min-max surplus :math:`\Pi^*(h)` (Lamba 2022, Lemma 6: no IC + IR
+   mechanism raises more than :math:`\Pi^*(h)` there when the lemma applies): the rows at a history involve
+   only its nodes and its children's, so the rows of a subtree are closed and a certificate over them is one
+   for the whole tree, found at the cost of the subtree (``focus`` in the certificate's options names it). When
+   that subproblem has no certificate (the lemma's assumptions fail, or the impossibility needs rows
+   elsewhere), all rows are used;
 2. build those interim rows in floats and solve the Farkas LP ``min 1^T y`` s.t. ``A^T y = 0``, ``b^T y = 1``,
    ``y >= 0`` with the chosen backend (:func:`mechlp.backends.solve_arrays`; our own LP, so presolve cannot
    hide the ray);
@@ -41,11 +42,24 @@ ex post utilities (:func:`mechlp.constraints.interim.interim_rows`), the structu
 apply, and the repair of step 4 seldom succeeds (an IR row then weights several utilities); the exact vertex of
 step 3 is the exact route.
 
+Pointwise rows (ex post IC or IR, transfer limits; :attr:`Question.pointwise`) and ex post budget rows next to
+them are not rows in interim utilities: the rows are then those of
+:func:`mechlp.constraints.interim.utility_rows`, in ex post utilities :math:`U_i(h, \theta)` (the transfers,
+and with them the recursion rows of the generic formulation, eliminated; a limit or ex post budget row touches
+the utilities of one node and its children), in either arithmetic. The ex post budget rows are equalities: their
+multipliers are free (split ``y = y+ - y-`` in the Farkas LP), so the exact support solve checks the sign of the
+other multipliers only; the repair of step 4 applies where every column has an IR row (ex post IR), otherwise
+the support solve is the exact route.
+
 The result is verified independently by :func:`mechlp.audit.verifier.check_impossibility` (floats or exact),
-which evaluates ``L`` with the verifier's own constraint code. Certificates are available for Bayesian or local
-IC with interim or ex ante participation; for ex post budget balance the interim certificate is returned, which
-is a valid proof because ex post balance implies interim balance (Lamba 2022, section 3.4); for savings balance
-the ex ante certificate, valid because savings implies :math:`\Pi(\text{root}) \ge 0`
+which evaluates ``L`` with the verifier's own constraint code. Certificates are available for every IC, IR and
+budget notion and transfer limits (:meth:`Question.certifying`), with independent or correlated types (the
+verifier's correlated adjoint, ``_correlated_weights``, reads ex post IC and IR multipliers too).
+For ex post budget balance with interim rows otherwise and independent types, the interim certificate is
+returned, which is a valid proof because ex post balance implies interim balance, and complete because the two
+are then equivalent (Lamba 2022, section 3.4, Proposition 1); with a pointwise row or correlated types the ex
+post budget rows themselves. For savings
+balance the ex ante certificate, valid because savings implies :math:`\Pi(\text{root}) \ge 0`
 (:mod:`mechlp.constraints.budget`).
 """
 
@@ -58,7 +72,7 @@ import scipy.sparse as sp
 
 from mechlp.audit.verifier import ImpossibilityCertificate
 from mechlp.backends import solve_arrays
-from mechlp.constraints.interim import InterimRows, interim_rows
+from mechlp.constraints.interim import InterimRows, interim_rows, utility_rows
 from mechlp.model import tolerances
 from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.question import Question
@@ -85,20 +99,41 @@ def _farkas_float(rows: InterimRows, backend: str = "highs", time_limit: float |
     rhs = np.zeros(used.size + 1)
     rhs[-1] = 1.0
     m = rows.n_rows
-    out = solve_arrays(system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m), backend, time_limit=time_limit)
-    return out.x if out.status == "optimal" else None
+    free = rows.free  # equality rows (ex post budget): y of either sign, y = y+ - y- with cost |y|
+    if not free.any():
+        out = solve_arrays(
+            system, rhs, rhs, np.zeros(m), np.full(m, np.inf), np.ones(m), backend, time_limit=time_limit
+        )
+        return out.x if out.status == "optimal" else None
+    fr = np.flatnonzero(free)
+    system = sp.hstack([system, -system[:, fr]]).tocsc()
+    n = m + fr.size
+    out = solve_arrays(system, rhs, rhs, np.zeros(n), np.full(n, np.inf), np.ones(n), backend, time_limit=time_limit)
+    if out.status != "optimal":
+        return None
+    y = out.x[:m].copy()
+    y[fr] -= out.x[m:]
+    return y
 
 
 def _row_keys(rows: InterimRows, space: StateSpace) -> np.ndarray:
-    """One integer label per row (family, agent, history, type, misreport), to match rows built twice."""
-    return _label_keys(space, rows.family, rows.agent, rows.hist, rows.type, rows.misreport)
+    """One integer label per row (family and :data:`~mechlp.constraints.interim.LABELS`), to match rows built
+    twice."""
+    k = space.env.n_profiles
+    prof = np.where(rows.node >= 0, rows.node % k, -1)  # a node row's profile (its history is ``hist``)
+    return _label_keys(
+        space, rows.family, rows.agent, rows.hist, rows.type, rows.misreport, rows.others, prof, rows.side
+    )
 
 
-def _label_keys(space: StateSpace, family, agent, hist, typ, misreport) -> np.ndarray:
-    fam = np.searchsorted(np.array(["budget", "ic", "ir"]), family)
+def _label_keys(space: StateSpace, family, agent, hist, typ, misreport, others=-1, prof=-1, side=-1) -> np.ndarray:
+    fam = np.searchsorted(np.array(["budget", "ic", "ir", "limits"]), family)
     k_max = max(space.env.type_counts) + 1
-    dims = (3, space.env.n_agents + 1, space.n_hist, k_max, k_max)
-    return np.ravel_multi_index((fam, agent + 1, hist, typ + 1, misreport + 1), dims)
+    k = space.env.n_profiles + 1
+    dims = (4, space.env.n_agents + 1, space.n_hist, k_max, k_max, k, k, 3)
+    labels = (fam, agent + 1, hist, typ + 1, misreport + 1, np.asarray(others) + 1, np.asarray(prof) + 1)
+    labels = np.broadcast_arrays(*labels, np.asarray(side) + 1)
+    return np.ravel_multi_index(tuple(labels), dims)
 
 
 def _support_solve(
@@ -109,7 +144,7 @@ def _support_solve(
     The support's rows are rebuilt exactly (``build(hists)``: :func:`interim_rows` at the support's histories),
     so the cost follows the support, not the space. Returns the exact rows and ``y`` over them, or ``None``.
     """
-    support = np.flatnonzero(y_float > 0)
+    support = np.flatnonzero(y_float != 0)
     if support.size == 0 or support.size > SUPPORT_SOLVE_ROWS:
         return None
     rows = build(np.unique(rows_f.hist[support]))
@@ -132,7 +167,7 @@ def _support_solve(
     rhs.fill(Fraction(0))
     rhs[-1] = Fraction(1)
     ys = solve_consistent(mat, rhs)
-    if ys is None or any(v < 0 for v in ys):
+    if ys is None or any(v < 0 for v, free in zip(ys, rows.free[support], strict=True) if not free):
         return None
     y = np.empty(rows.n_rows, dtype=object)
     y.fill(Fraction(0))
@@ -145,8 +180,8 @@ def _focus(space: StateSpace, relaxed: Question, minmax_surplus: np.ndarray | No
     if (
         not isinstance(space, HistoryTree)
         or minmax_surplus is None
-        or relaxed.budget != "interim"
-        or relaxed.ir != "interim"
+        or relaxed.budget not in ("interim", "ex_post")  # budget rows (and IR rows) at every history
+        or relaxed.ir not in ("interim", "ex_post")
     ):
         return None
     pi = np.asarray(minmax_surplus, dtype=float)
@@ -162,7 +197,7 @@ def _repair(rows: InterimRows, y: np.ndarray, nums: Numbers) -> np.ndarray | Non
     ir_rows = np.flatnonzero(rows.family == "ir")
     ir_cols = rows.cols[np.isin(rows.rows, ir_rows)]
     ir_of_col[ir_cols] = rows.rows[np.isin(rows.rows, ir_rows)]
-    budget_rows = np.flatnonzero(rows.family == "budget")
+    budget_rows = np.flatnonzero((rows.family == "budget") & ~rows.free)
     budget_of_hist = {int(rows.hist[r]): int(r) for r in budget_rows}
     col_hist = np.empty(rows.n_cols, dtype=np.int64)
     col_prob = np.empty(rows.n_cols, dtype=object)
@@ -197,7 +232,7 @@ def _repair(rows: InterimRows, y: np.ndarray, nums: Numbers) -> np.ndarray | Non
             return None
         y[ir_of_col[neg]] = y[ir_of_col[neg]] - res[neg]
         res = rows.transpose_times(y, nums)
-    if any(v != 0 for v in res) or any(v < 0 for v in y):
+    if any(v != 0 for v in res) or any(v < 0 for v in y[~rows.free]):
         return None
     return y
 
@@ -223,8 +258,8 @@ def impossibility_certificate(
     ``question`` (a :class:`~mechlp.model.question.Question`) replaces ``ic``, ``ir``, ``budget`` and
     ``outside_option``. The multipliers are over the rows of its certifying relaxation
     (:meth:`Question.certifying`: ex post budget balance is certified by the interim rows, savings by the ex
-    ante row). Returns ``None`` when the question has no certifying relaxation (ex post IC or IR, transfer
-    limits, no budget rows) or the relaxation is feasible.
+    ante row; pointwise rows and ex post budget rows next to them by themselves, in ex post utilities). Returns
+    ``None`` when the question has no certifying relaxation or the relaxation is feasible.
     The returned certificate is exact (fractions) and has been checked by
     :func:`mechlp.audit.verifier.check_impossibility` in floats and in exact arithmetic; its ``verification``
     records both. ``minmax_surplus`` (``Pi*`` per history) is used for the plain-language summary.
@@ -257,8 +292,11 @@ def impossibility_certificate(
         return None
     ic, ir, budget, rows_budget = relaxed.ic, relaxed.ir, q.budget, relaxed.budget
     outside = list(q.outside)
+    limits = (relaxed.limits_lo, relaxed.limits_hi)
 
     def build(nums: Numbers, hists: np.ndarray | None) -> InterimRows:
+        if relaxed.ex_post_rows:  # ex post IC / IR / budget rows or limits: the rows in ex post utilities
+            return utility_rows(space, nums, ic, ir, rows_budget, outside, limits=limits, hists=hists)
         return interim_rows(space, nums, ic, ir, rows_budget, outside, hists=hists)
 
     floats = Numbers(env, exact=False)
@@ -269,6 +307,8 @@ def impossibility_certificate(
         "question_budget": budget,
         "outside_option": outside,
     }
+    if relaxed.has_limits:
+        options["limits"] = {name: list(pair) for name, pair in (relaxed.limits or {}).items()}
     if minmax_surplus is not None and (interim_utilities is not None or parents is not None):
         mult = structured_multipliers(space, q, minmax_surplus, interim_utilities=interim_utilities, parents=parents)
         if mult is not None:
@@ -289,7 +329,7 @@ def impossibility_certificate(
         y_float = _farkas_float(rows_f, backend, time_limit)
     if y_float is None:
         return None
-    y_float[y_float < tolerances.FARKAS_ZERO * y_float.max()] = 0.0
+    y_float[np.abs(y_float) < tolerances.FARKAS_ZERO * np.abs(y_float).max()] = 0.0
     options["method"] = "lp"
     if focus is not None:
         options["focus"] = space.describe_history(focus)

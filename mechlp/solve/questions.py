@@ -344,9 +344,9 @@ def minmax(
     else:
         clock.phase("min-max: LP")
         res = _solve(q, "minmax", space, horizon, backend, memory_limit, clock.options(solver_options))
-    if res.status == "infeasible" and method == "lp" and not q.has_limits:
-        # IC + IR alone: the Farkas certificate over their rows proves it, or the answer is not backed (for the
-        # efficient allocation IC and IR are always satisfiable; other allocations may fail IC)
+    if res.status == "infeasible" and method == "lp":
+        # IC + IR (and limits) alone: the Farkas certificate over their rows proves it, or the answer is not backed
+        # (for the efficient allocation IC and IR are always satisfiable without limits; others may fail IC)
         clock.phase("certificate: Farkas LP")
         res.certificate = impossibility_certificate(
             res.space, question=q, backend=backend, time_limit=clock.remaining()
@@ -355,7 +355,9 @@ def minmax(
             return _unbacked(
                 res, "the min-max LP (IC and IR, no budget rows) reports infeasible without a verified proof"
             )
-        res.message += "; Farkas certificate over the IC and IR rows verified"
+        res.message += (
+            "; Farkas certificate over the IC and IR rows" + (" and limits" if q.has_limits else "") + " verified"
+        )
         return res
     if res.surplus is None:
         return res
@@ -451,7 +453,8 @@ def feasibility(
     certify : bool
         For an infeasible answer, compute Farkas multipliers over the labelled constraints
         (:func:`mechlp.proofs.farkas.impossibility_certificate`), verified in floats and exactly; stored in
-        ``result.certificate``. Available for Bayesian/local IC with interim/ex ante IR. The Farkas LP is
+        ``result.certificate``. Available for every IC, IR and budget notion and transfer limits
+        (:meth:`Question.certifying`). The Farkas LP is
         solved with ``backend``.
     exact : bool
         For a feasible answer, also build a mechanism that satisfies every row exactly
@@ -535,14 +538,17 @@ def feasibility(
             **solver_options,
         )
     if mm.surplus is None:  # IC and IR alone fail (no min-max surplus): the Farkas LP over the question's rows
-        if res.status == "infeasible" and certify and not q.has_limits:
+        if res.status == "infeasible" and certify:
             t0 = time.perf_counter()
             clock.phase("certificate: Farkas LP")
             res.certificate = impossibility_certificate(sp, question=q, backend=backend, time_limit=clock.remaining())
             res.timings["certificate"] = time.perf_counter() - t0
             if res.certificate is not None and res.certificate.ok:
                 res.message += (
-                    "; IC and IR alone cannot be met (min-max: " + mm.status + "); Farkas certificate verified"
+                    f"; IC and IR{' and the transfer limits' if q.has_limits else ''} alone cannot be met (min-max: "
+                    + mm.status
+                    + "); Farkas certificate verified "
+                    + ("in floats and exactly" if "exact" in res.certificate.checks else "in floats")
                 )
         return _infeasible_needs_proof(res, q, certify)
     pi = mm.surplus
@@ -555,7 +561,7 @@ def feasibility(
         "route": "lp",
         **reason,
     }
-    if res.status == "infeasible" and certify and not q.has_limits:
+    if res.status == "infeasible" and certify:
         t0 = time.perf_counter()
         clock.phase("certificate: Farkas LP")
         cert = impossibility_certificate(
@@ -573,6 +579,10 @@ def feasibility(
     if budget == "savings" and not worst and not _savings_equals_ex_ante(sp, q.ic, q.ir):
         predicted_feasible = None  # Pi*(root) >= 0 is necessary, sufficient only in the case of the helper
     tight = (mm.diagnosis or {}).get("tightness", {}).get("tight")
+    if budget == "ex_post" and q.pointwise:
+        # Pi* >= 0 gives ex post balance by rebalancing node by node (Lamba 2022, Prop. 1), which keeps interim
+        # utilities only: with ex post IC or IR or limits, Pi* predicts nothing about ex post balance
+        predicted_feasible = None
     if tight is not True and budget != "none":
         # Lamba's Theorem 1 / Corollary 1 read feasibility off Pi* only when one mechanism maximises every Pi(h)
         # (the LP maximises their sum): without that, Pi* predicts nothing and the answer rests on the LP's proof
@@ -593,7 +603,7 @@ def feasibility(
             )
         else:
             res.message = f"infeasible under {budget} budget balance{_scope_note(sp)}"
-        if certify and not q.has_limits:
+        if certify:
             cert = res.certificate
             if cert is None:
                 res.message += "; no Farkas certificate for these options"
@@ -772,17 +782,14 @@ _STRUCTURE_BUDGETS = ("interim", "ex_ante", "ex_post")
 def _infeasible_needs_proof(res: Result, q: Question, certify: bool) -> Result:
     """``"infeasible"`` stands only with a verified impossibility certificate; otherwise the answer is
     ``"unverified"`` (or ``"ill_conditioned"``) and the message says why: no certificate was asked for
-    (``certify=False``), none exists yet for the options (ex post IC or IR, transfer limits), none was found, or
-    it did not verify. The LP's claim stays in the message."""
+    (``certify=False``), none exists for the options (:meth:`Question.certifying` is ``None``), none was
+    found, or it did not verify. The LP's claim stays in the message."""
     if res.status != "infeasible" or (res.certificate is not None and res.certificate.ok):
         return res
     if not certify:
         why = "no impossibility certificate was asked for (certify=False)"
-    elif q.has_limits or q.certifying() is None:
-        why = (
-            "mechlp has no impossibility certificate for these options yet (ex post IC or IR, transfer limits: "
-            f"{q.describe()})"
-        )
+    elif q.certifying() is None:
+        why = f"mechlp has no impossibility certificate for these options yet ({q.describe()})"
     elif res.certificate is None:
         why = "no Farkas certificate was found"
     else:
