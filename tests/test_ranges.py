@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import mechlp as ml
 from mechlp.backends import solve_objectives
 from mechlp.catalog.examples import bv_diverse
+from mechlp.cli.main import main
 from mechlp.constraints.formulation import build_lp
 from mechlp.constructions.groves import groves, groves_terms
 from mechlp.constructions.pivot import exit_nodes, pivot_outside_on_space, pivot_values
@@ -337,3 +338,25 @@ def test_groves_term_of_the_wrong_shape_is_refused():
     env = ml.lamba_usstp(alpha=0.7, delta=0.95)
     with pytest.raises(ValueError, match=r"h\[0\] has shape \(3,\)"):
         groves(env, h=[np.zeros(3), np.zeros(3)])
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def test_cli_transfer_ranges_writes_the_table_and_the_answer(tmp_path, capsys):
+    csv, js = tmp_path / "r.csv", tmp_path / "r.json"
+    argv = ["transfer-ranges", "bv_diverse", "--param", "steps=1", "--param", "horizon=2", "--outside-values", "pivot"]
+    rc = main([*argv, "--efficient-exit", "--agents", "diverse", "--csv", str(csv), "--json", str(js)])
+    assert rc == 0
+    assert "NOT unique" in capsys.readouterr().out
+    rec = read_result(js)
+    assert rec.kind == "RangeResult" and csv.read_text().startswith("agent,node,history")
+
+
+def test_cli_transfer_ranges_refuses_too_many_lps_in_one_line(capsys):
+    assert main(["transfer-ranges", "bv_diverse", "--param", "steps=8", "--max-lps", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "exceed max_lps=100" in err and err.count("\n") == 1
+
+
+def test_cli_groves_clarke_is_verified(capsys):
+    assert main(["groves", "bv_diverse", "--h", "clarke"]) == 0
+    assert "ex post IC verified" in capsys.readouterr().out
