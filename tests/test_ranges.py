@@ -360,3 +360,65 @@ def test_cli_transfer_ranges_refuses_too_many_lps_in_one_line(capsys):
 def test_cli_groves_clarke_is_verified(capsys):
     assert main(["groves", "bv_diverse", "--h", "clarke"]) == 0
     assert "ex post IC verified" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------- Yoon Theorem 4
+def _welfare(env) -> np.ndarray:
+    """``W(theta)`` by value iteration, written here: the myopic efficient action (no kernel depends on it)."""
+    types = env.profile_types()
+    vals = sum(ag.valuation[types[:, i]] for i, ag in enumerate(env.agents))  # (K, A): total flow value
+    flow = vals.max(axis=1)
+    kernel = np.ones((env.n_profiles, env.n_profiles))
+    for i, ag in enumerate(env.agents):
+        kernel *= ag.transition[types[:, i]][:, types[:, i]]
+    w = np.zeros(env.n_profiles)
+    for _ in range(2000):  # value iteration to machine precision (delta = 0.9)
+        w = flow + env.discount * kernel @ w
+    return w
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_property_a_defect_shrinks_with_the_grid_yoon_theorem_4(steps):
+    """Yoon (2021), Theorem 4 with Lemma 1: on an unrestricted domain every periodic ex post IC mechanism with the
+    efficient policy is a Groves mechanism, i.e. has Property A, ``U_i(theta) - U_i(tb, theta_-i) = W(theta) -
+    W(tb, theta_-i)``. On the finite grid the defect of Property A ranges over an interval that contains 0 and
+    has the width of the grid's gap (a single-action type against the zero type), or the gap carried by the
+    persistent type, gap / (1 - delta rho): it vanishes as the grid refines."""
+    env = bv_diverse(steps, DELTA)
+    space = MarkovSpace(env)
+    q = Question.parse(env, ic="ex_post", ir="ex_ante", budget="none", outside_option=-1e3)  # IR inert
+    lp = build_lp(space, q)
+    w = _welfare(env)
+    labels = env.agents[0].types
+    rows, pairs = [], []
+    for t in ("a:1", "P"):
+        for o in (0, 1):
+            g, gb = env.profile_index(0, labels.index(t), o), env.profile_index(0, labels.index("zero"), o)
+            c = np.zeros(lp.n_cols)
+            c[lp.variables.U(0, g)], c[lp.variables.U(0, gb)] = 1.0, -1.0  # at the root: nodes g, gb
+            rows += [c, -c]
+            pairs.append((t, w[g] - w[gb]))
+    out = solve_objectives(lp, sp.csr_matrix(np.array(rows)))
+    assert all(s == "optimal" for s in out.status)
+    gap = 1.0 / steps
+    for j, (t, dw) in enumerate(pairs):
+        lo, hi = out.objective[2 * j] - dw, -out.objective[2 * j + 1] - dw
+        assert lo <= 1e-9 and hi >= -1e-9  # Groves (defect 0) is in the range
+        assert hi - lo == pytest.approx(gap if t == "a:1" else gap / (1 - DELTA * RHO), abs=1e-7)
+
+
+@pytest.mark.parametrize("h", ["zero", "clarke", "random"])
+def test_groves_members_have_no_property_a_defect(h):
+    env = bv_diverse(2, DELTA)
+    space = MarkovSpace(env)
+    if h == "random":
+        rng = np.random.default_rng(1)
+        h = [rng.normal(size=(space.n_hist, env.others_count(i))) for i in range(env.n_agents)]
+    g = groves(env, space, h=h)
+    assert g.status == "verified"
+    u = g.mechanism.utilities()
+    w = _welfare(env)[space.node_profile]
+    for i in range(env.n_agents):  # U_i - W does not depend on agent i's own type: Property A
+        per = (u[i] - w).reshape(space.n_hist, env.n_profiles)
+        idx = env.profile_index(i, np.arange(env.type_counts[i])[:, None], np.arange(env.others_count(i))[None])
+        np.testing.assert_allclose(per[:, idx], per[:, idx[:1]].repeat(env.type_counts[i], axis=1), atol=1e-9)
