@@ -170,6 +170,8 @@ def test_ranges_on_the_diverse_tree_are_the_grid_version_of_theorem_2(steps, hor
             extra = DELTA * RHO * sum(F[o][p] * d[t + 1][p] for p in "LH")
             assert (row.lower, row.upper) == pytest.approx((lo, hi + extra), abs=1e-7)
         assert row.lower - 1e-7 <= row.reference <= row.upper + 1e-7  # the pivot's payment is C[o]
+        assert row.lower_bound <= row.lower + 1e-7 and row.upper <= row.upper_bound + 1e-7  # dual bounds
+        assert (row.lower_bound, row.upper_bound) == pytest.approx((row.lower, row.upper), abs=1e-6)
         assert row.reference == pytest.approx(C[o], abs=1e-12)
     # the two witnesses are verified, differ where the range is widest and keep efficient exit
     wc = res.witness_coordinate
@@ -218,6 +220,7 @@ def test_unique_payments_are_reported_unique():
     res = transfer_ranges(env, limits={"diverse": (0, 0), "other": (0, 0)})
     assert res.status == "optimal" and res.unique is True and res.witnesses is None
     assert np.all(res.lower == 0) and np.all(res.upper == 0)
+    assert np.abs(res.lower_bound).max() <= 1e-9 and np.abs(res.upper_bound).max() <= 1e-9  # duals enclose 0
     assert res.node_unique().all()
     assert "every payment is unique" in res.message
 

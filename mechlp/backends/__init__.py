@@ -76,7 +76,14 @@ def solve_lp(lp: LinearProgram, backend: str = "highs", **options) -> SolverOutp
 
 
 def solve_objectives(
-    lp: LinearProgram, costs, backend: str = "highs", *, keep=(), time_limit: float | None = None, **options
+    lp: LinearProgram,
+    costs,
+    backend: str = "highs",
+    *,
+    keep=(),
+    time_limit: float | None = None,
+    on_optimal=None,
+    **options,
 ) -> BatchOutput:
     """Minimise each row of ``costs`` (a sparse ``(m, n_cols)`` matrix) over the feasible set of ``lp``.
 
@@ -84,6 +91,7 @@ def solve_objectives(
     (:func:`mechlp.backends.highs.solve_objectives`); ``"cvxpy"`` solves one LP per objective with
     :func:`solve_arrays`. ``keep`` lists the objectives whose primal solution is returned; ``time_limit`` is for
     the whole batch (objectives not reached are ``"skipped"``). An infeasible set stops the batch.
+    ``on_optimal(k, out)`` is called with the :class:`SolverOutput` of every objective solved to optimality.
     """
     check_backend(backend)
     if backend == "highs":
@@ -96,6 +104,7 @@ def solve_objectives(
             costs,
             keep=keep,
             time_limit=time_limit,
+            on_optimal=on_optimal,
             **options,
         )
     t0 = time.perf_counter()
@@ -113,6 +122,8 @@ def solve_objectives(
             objective[k] = out.objective
             if k in keep:
                 kept[k] = out.x
+            if on_optimal is not None:
+                on_optimal(k, out)
         if out.status == "infeasible":
             break
     return BatchOutput(status, objective, kept, time.perf_counter() - t0, 0, backend)

@@ -237,6 +237,7 @@ def solve_objectives(
     *,
     keep=(),
     time_limit: float | None = None,
+    on_optimal=None,
     **options,
 ) -> BatchOutput:
     r"""Minimise each row of ``costs`` over one feasible set, on one HiGHS instance, warm from the last basis.
@@ -257,6 +258,9 @@ def solve_objectives(
         Objectives whose primal solution is returned (``BatchOutput.x``).
     time_limit : float, optional
         Seconds for the whole batch; objectives not reached are ``"skipped"``.
+    on_optimal : callable, optional
+        Called as ``on_optimal(k, out)`` with a :class:`SolverOutput` (primal values, row and column duals) for
+        every objective ``k`` solved to optimality (e.g. to check a dual bound without keeping every solution).
     **options
         HiGHS option names.
 
@@ -299,11 +303,15 @@ def solve_objectives(
             out = solve_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
             st, x = out.status, out.x
             objective[k] = np.nan if out.objective is None else out.objective
+            if st == "optimal" and on_optimal is not None:
+                on_optimal(k, out)
             h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
         elif st == "optimal":
             objective[k] = float(info.objective_function_value)
-            if k in keep:
-                x = np.asarray(h.getSolution().col_value, dtype=float)
+            if k in keep or on_optimal is not None:
+                x, obj, dual, col_dual = _solution(h)
+                if on_optimal is not None:
+                    on_optimal(k, SolverOutput(st, "kOptimal", "Optimal", x, obj, dual, 0.0, "highs", col_dual))
         status[k] = st
         if st == "optimal" and k in keep and x is not None:
             kept[k] = x

@@ -14,9 +14,10 @@ ranged agent's payment there is, the question when every ranged coordinate is. A
 witness mechanisms, the minimiser and the maximiser of its widest coordinate (for an unbounded one, the
 minimiser and maximiser with that payment held within one unit of a feasible value), each passed through the
 independent verifier (:func:`mechlp.audit.verifier.verify`) with the same parsed question: two verified
-mechanisms whose payments differ prove non-uniqueness. A unique verdict rests on the solver's optimality of each
-LP (float duals, HiGHS's tolerances), as the second best's dual bound does; the feasible mechanism found first is
-verified too.
+mechanisms whose payments differ prove non-uniqueness. A unique verdict is proved by weak duality: the solver's
+duals of each LP, checked in floats (:func:`mechlp.solve.second_best.dual_certificate`, as for the second best),
+bound every feasible payment from below and above, and the bounds must enclose one point; otherwise the answer is
+``"unverified"``. The feasible mechanism found first is verified too.
 
 Options beyond the question, both from Bergemann and Välimäki (2010):
 
@@ -58,6 +59,7 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, StateSpace, estimate_memory, question_space
+from mechlp.solve.second_best import dual_certificate
 
 __all__ = ["RangeResult", "transfer_ranges", "DEFAULT_MAX_LPS"]
 
@@ -83,12 +85,18 @@ class RangeResult(Answer):
     lower, upper : ndarray, shape (n_agents, n_nodes)
         :math:`\min x_i(g)` and :math:`\max x_i(g)` (``-inf`` / ``inf`` when unbounded, NaN where not ranged).
     ranged : ndarray of bool, shape (n_agents, n_nodes)
+    lower_bound, upper_bound : ndarray, shape (n_agents, n_nodes) or None
+        Outer bounds from the solver's duals, checked in floats (weak duality,
+        :func:`mechlp.solve.second_best.dual_certificate`): every mechanism satisfying the rows pays between
+        them. A unique verdict needs them to enclose one point.
     exit : ndarray of bool, shape (n_agents, n_nodes) or None
         Coordinates fixed to 0 by efficient exit (``efficient_exit=True``).
     reference : ndarray, shape (n_agents, n_nodes) or None
         The dynamic pivot's payments (when the allocation is dynamically efficient).
     unique : bool or None
-        Every ranged coordinate unique (``None`` unless every LP was solved).
+        ``True``: every ranged coordinate unique, proved by the dual bounds; ``False``: some coordinate is not,
+        proved by the two verified witnesses; ``None``: not every LP was solved, or the LPs say unique but some
+        dual bound does not check (status ``"unverified"``).
     unique_agents : dict
         Agent name -> whether all its ranged coordinates are unique.
     mechanism : Mechanism or None
@@ -122,6 +130,8 @@ class RangeResult(Answer):
     options: dict
     exit: np.ndarray | None = None
     reference: np.ndarray | None = None
+    lower_bound: np.ndarray | None = None
+    upper_bound: np.ndarray | None = None
     unique: bool | None = None
     unique_agents: dict = field(default_factory=dict)
     mechanism: Mechanism | None = None
@@ -153,8 +163,9 @@ class RangeResult(Answer):
 
     def ranges_frame(self) -> pd.DataFrame:
         """One row per agent and node: ``agent``, ``node``, ``history``, ``where``, ``profile``, ``type`` (the
-        agent's own type), ``lower``, ``upper``, ``width``, ``unique``, ``exit`` and ``reference`` (the pivot's
-        payment, NaN without it); fixed (exit) and ranged coordinates only."""
+        agent's own type), ``lower``, ``upper``, ``width``, ``lower_bound``, ``upper_bound`` (the dual bounds),
+        ``unique``, ``exit`` and ``reference`` (the pivot's payment, NaN without it); fixed (exit) and ranged
+        coordinates only."""
         env = self.space.env
         k = env.n_profiles
         show = self.ranged | (self.exit if self.exit is not None else False)
@@ -181,6 +192,8 @@ class RangeResult(Answer):
                 "lower": lo,
                 "upper": hi,
                 "width": hi - lo,
+                "lower_bound": self.lower_bound[agent, node] if self.lower_bound is not None else np.nan,
+                "upper_bound": self.upper_bound[agent, node] if self.upper_bound is not None else np.nan,
                 "unique": self.unique_mask()[agent, node] | ex,
                 "exit": ex,
                 "reference": ref,
@@ -387,7 +400,17 @@ def transfer_ranges(
     rows = np.arange(1, m)
     costs = sp.csr_matrix((np.tile([1.0, -1.0], cols.size), (rows, np.repeat(cols, 2))), shape=(m, var.n_cols))
     timings["build"] = lp.build_seconds
-    batch = solve_objectives(lp, costs, backend, keep=[0], time_limit=time_limit)
+    bounds = np.full(m, np.nan)  # weak-duality lower bound of each minimisation (second_best.dual_certificate)
+    dual_ok = np.zeros(m, dtype=bool)
+
+    def _bound(k: int, out) -> None:
+        if k == 0:
+            return
+        cert = dual_certificate(dataclasses.replace(lp, cost=costs[k].toarray().ravel()), out)
+        bounds[k] = -cert.bound  # g(y, d) <= min over the rows
+        dual_ok[k] = cert.ok
+
+    batch = solve_objectives(lp, costs, backend, keep=[0], time_limit=time_limit, on_optimal=_bound)
     timings["solve"] = batch.solve_seconds
     n, nn = env.n_agents, space.n_nodes
     lower = np.full((n, nn), np.nan)
@@ -396,10 +419,18 @@ def transfer_ranges(
     st_min, st_max = batch.status[1::2], batch.status[2::2]
     lo = np.where(st_min == "optimal", batch.objective[1::2], np.where(st_min == "unbounded", -np.inf, np.nan))
     hi = np.where(st_max == "optimal", -batch.objective[2::2], np.where(st_max == "unbounded", np.inf, np.nan))
+    # outer bounds from the duals: min x >= g_min, max x <= -g_max (infinite where the LP is unbounded)
+    lo_b = np.where(st_min == "unbounded", -np.inf, bounds[1::2])
+    hi_b = np.where(st_max == "unbounded", np.inf, -bounds[2::2])
+    certified = (dual_ok[1::2] | (st_min == "unbounded")) & (dual_ok[2::2] | (st_max == "unbounded"))
+    lower_bound = np.full((n, nn), np.nan)
+    upper_bound = np.full((n, nn), np.nan)
     if coords.size:
         lower[coords[:, 0], coords[:, 1]] = lo
         upper[coords[:, 0], coords[:, 1]] = hi
         ranged[coords[:, 0], coords[:, 1]] = True
+        lower_bound[coords[:, 0], coords[:, 1]] = lo_b
+        upper_bound[coords[:, 0], coords[:, 1]] = hi_b
     if exit_mask is not None:
         lower[exit_mask] = 0.0
         upper[exit_mask] = 0.0
@@ -423,6 +454,8 @@ def transfer_ranges(
         options,
         exit=exit_mask,
         reference=reference,
+        lower_bound=lower_bound,
+        upper_bound=upper_bound,
         solver={"status_counts": counts, "iterations": batch.iterations, "backend": batch.backend},
         timings=timings,
         size=size,
@@ -445,10 +478,16 @@ def transfer_ranges(
     res.mechanism = Mechanism(space, var.split(batch.x[0])["x"])
     res.verification = _verify(res.mechanism, q, ov)
     uniq = _unique(lo, hi)
-    res.unique = bool(uniq.all())
+    proved = certified & _unique(lo_b, hi_b)  # the dual bounds enclose a point
     res.unique_agents = {env.agents[i].name: bool(uniq[coords[:, 0] == i].all()) for i in who}
-    if not res.unique:
+    if not uniq.all():
+        res.unique = False
         _witnesses(res, lp, coords, lo, hi, batch.x[0], backend, q, ov, exit_mask)
+    elif proved.all():
+        res.unique = True
+    else:  # the LPs say unique, but some dual bound does not check
+        res.unique = None
+        res.status = "unverified"
     timings["verify"] = time.perf_counter() - t_ver
     checks = [res.verification] + list(res.witness_verifications or ())
     if not all(v.ok for v in checks) or _exit_violation(res) > 0:
@@ -518,8 +557,13 @@ def _message(res: RangeResult, coords, lo, hi) -> str:
     head += f"; {res.space.kind} space, {res.space.n_hist:,} histories): {n_c:,} payments ranged"
     if fixed:
         head += f", {fixed:,} fixed at 0 by efficient exit"
+    if res.unique is None:
+        return head + (
+            "; the LPs find every payment unique, but some dual bound does not check (unverified: see "
+            "lower_bound / upper_bound)"
+        )
     if res.unique:
-        text = head + "; every payment is unique"
+        text = head + "; every payment is unique (proved by the dual bounds)"
         if res.reference is not None:
             dev = np.abs(lo - res.reference[coords[:, 0], coords[:, 1]])
             text += f" (largest distance from the dynamic pivot's {float(np.max(dev, initial=0.0)):.3g})"
