@@ -293,6 +293,8 @@ def solve_objectives(
             h.changeColsCost(int(both.size), both, np.concatenate([np.zeros(gone.size), vals]))
         prev = idx
         h.run()
+        if k == 0:  # later runs start from this basis: presolve would only rebuild what the basis already has
+            h.setOptionValue("presolve", "off")
         info = h.getInfo()
         iterations += int(info.simplex_iteration_count)
         st = STATUS_MAP.get(h.getModelStatus(), "error")
