@@ -539,7 +539,7 @@ def _witnesses(res, lp, coords, lo, hi, start, backend, q, ov, exit_mask) -> Non
         "node": g,
         "history": g // k,
         "where": res.space.describe_history(g // k),
-        "profile": env.profile_labels(g % k),
+        "profile": "(" + ", ".join(env.profile_labels(g % k).values()) + ")",
         "lower": float(lo[j]),
         "upper": float(hi[j]),
         "witness_values": [float(mm.transfers[i, g]) + 0.0 for mm in mechs],  # + 0.0: no "-0"
