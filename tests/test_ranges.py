@@ -425,3 +425,18 @@ def test_groves_members_have_no_property_a_defect(h):
         per = (u[i] - w).reshape(space.n_hist, env.n_profiles)
         idx = env.profile_index(i, np.arange(env.type_counts[i])[:, None], np.arange(env.others_count(i))[None])
         np.testing.assert_allclose(per[:, idx], per[:, idx[:1]].repeat(env.type_counts[i], axis=1), atol=1e-9)
+
+
+def test_a_witness_pushed_past_its_range_fails_the_verifier():
+    """The ends of a range are tight: the maximiser paying a little more there (or the minimiser a little less),
+    every other payment unchanged, is no longer a mechanism that satisfies the rows (the independent check)."""
+    env = bv_diverse(2, DELTA, horizon=2)
+    res = transfer_ranges(env, outside_values="pivot", efficient_exit=True, agents=["diverse"])
+    wc = res.witness_coordinate
+    i, g = [ag.name for ag in env.agents].index(wc["agent"]), wc["node"]
+    o = pivot_outside_on_space(res.space, pivot_values(env, horizon=2))
+    for w, step in zip(res.witnesses, (-1e-3, 1e-3), strict=True):
+        x = w.transfers.copy()
+        x[i, g] += step
+        ver = ml.verify(ml.Mechanism(res.space, x), ic="ex_post", ir="ex_post", budget="none", outside_values=o)
+        assert not ver.ok
