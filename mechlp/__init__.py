@@ -20,7 +20,11 @@ Questions (each answer re-verified independently before it is returned)
 Classic constructions
     :func:`dynamic_pivot` (Bergemann and Välimäki 2010), :func:`lump_sum_fees`, :func:`fee_condition`,
     :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2013),
-    :func:`minmax_closed_form` (Lamba 2022, eqs. 8-9 and section 6.1).
+    :func:`minmax_closed_form` (Lamba 2022, eqs. 8-9 and section 6.1), :func:`groves` (the dynamic Groves family:
+    team mechanism, pivot, any distribution term; Yoon 2021, Definition 1 and Theorem 3).
+Characterisation
+    :func:`transfer_ranges` (the smallest and largest payment at every node over the mechanisms satisfying a
+    question's rows, a uniqueness verdict and two verified witnesses; Bergemann and Välimäki 2010, Theorem 2).
 Certificates
     :func:`verify` (the independent checker; :func:`verify_realised` on histories that record realised actions),
     :func:`check_impossibility` (Farkas certificates),
@@ -30,7 +34,8 @@ Models
     :class:`MarkovSpace`, :class:`TreeWithTail`, :class:`ActionTree` (histories with realised actions);
     :class:`Mechanism`, :class:`ActionMechanism`; :class:`Result`; :func:`load_model` (TOML
     files); the ready-made models :func:`lamba_usstp`, :func:`yoon_binary`, :func:`yoon_k_type`,
-    :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`, :func:`random_trade` (random kernels,
+    :func:`bv_scheduling`, :func:`license_auction`, :func:`public_project`, :func:`bv_diverse` (diverse
+    preferences), :func:`random_trade` (random kernels,
     generally not FOSD).
 Workflows
     :func:`sweep`, :func:`load_sweep` (parameter grids), :func:`feasibility_boundary`, :func:`load_boundary`
@@ -55,6 +60,7 @@ from mechlp.audit.certfile import check_certificate
 from mechlp.audit.realised import verify_realised
 from mechlp.audit.verifier import check_impossibility, verify
 from mechlp.catalog.examples import (
+    bv_diverse,
     bv_scheduling,
     lamba_usstp,
     license_auction,
@@ -65,6 +71,7 @@ from mechlp.catalog.examples import (
 )
 from mechlp.catalog.io import load_model
 from mechlp.constructions.fees import critical_discount, fee_condition, lump_sum_fees
+from mechlp.constructions.groves import groves
 from mechlp.constructions.lamba import minmax_closed_form
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
@@ -74,6 +81,7 @@ from mechlp.model.spaces import ActionTree, HistoryTree, MarkovSpace, TreeWithTa
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax, lamba_double_star
 from mechlp.solve.questions import feasibility, minmax
+from mechlp.solve.ranges import transfer_ranges
 from mechlp.solve.result import Result
 from mechlp.solve.second_best import optimal_mechanism, second_best
 from mechlp.workflows.boundary import feasibility_boundary, load_boundary
@@ -110,6 +118,9 @@ __all__ = [
     "critical_discount",
     "balanced_team",
     "minmax_closed_form",
+    "groves",
+    # characterisation
+    "transfer_ranges",
     # certificates
     "verify",
     "verify_realised",
@@ -133,6 +144,7 @@ __all__ = [
     "bv_scheduling",
     "license_auction",
     "public_project",
+    "bv_diverse",
     "random_trade",
     # workflows
     "sweep",

@@ -10,10 +10,12 @@ import pytest
 from mechlp.audit.certfile import check_certificate
 from mechlp.cli.main import build_parser
 from mechlp.constructions.fees import critical_discount, lump_sum_fees
+from mechlp.constructions.groves import groves
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.questions import feasibility, minmax
+from mechlp.solve.ranges import transfer_ranges
 from mechlp.solve.second_best import second_best
 from mechlp.workflows.sharing import share_surplus
 from mechlp.workflows.sweep import sweep
@@ -49,6 +51,8 @@ COMMANDS = {
     "fees": ((lump_sum_fees, critical_discount), {}),
     "team": ((balanced_team,), {}),
     "sweep": ((sweep,), {}),
+    "transfer-ranges": ((transfer_ranges,), {}),
+    "groves": ((groves,), {"h": "only the named terms zero and clarke; an array term is a Python object"}),
 }
 
 

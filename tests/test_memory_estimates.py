@@ -104,7 +104,7 @@ def test_estimate_grows_with_horizon_and_types(question, options):
 
 
 def test_estimator_arguments():
-    questions = r"\('recursion', 'minmax', 'feasibility', 'check', 'verify'\)"
+    questions = r"\('recursion', 'minmax', 'feasibility', 'check', 'verify', 'ranges'\)"
     with pytest.raises(ValueError, match=rf"question must be one of {questions}"):
         estimate_memory(LAMBA, "welfare", horizon=3)
     with pytest.raises(ValueError, match="kind must be 'tree', 'markov' or 'tail', got 'ring'"):

@@ -48,3 +48,30 @@ class SolverOutput:
     backend: str
     #: reduced costs (HiGHS ``col_dual``: ``cost - A^T row_dual``) when the backend reports them
     col_dual: np.ndarray | None = None
+
+
+@dataclass
+class BatchOutput:
+    """What a backend returns for many objectives over one feasible set (:func:`mechlp.backends.solve_objectives`).
+
+    Attributes
+    ----------
+    status : ndarray of str, shape (m,)
+        Project status of each objective (``optimal``, ``unbounded``, ``infeasible``, ``time_limit``, ``error``;
+        ``"skipped"`` for objectives not reached before the time limit or after the set was found infeasible).
+    objective : ndarray, shape (m,)
+        Optimal value of each objective (NaN unless ``optimal``).
+    x : dict
+        Objective index -> primal solution, for the indices asked for in ``keep`` that were solved to optimality.
+    solve_seconds : float
+    iterations : int
+        Simplex iterations over all objectives (0 when the backend does not report them).
+    backend : str
+    """
+
+    status: np.ndarray
+    objective: np.ndarray
+    x: dict
+    solve_seconds: float
+    iterations: int
+    backend: str

@@ -14,8 +14,9 @@ import time
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
-from mechlp.backends.base import SolverOutput, solver_log
+from mechlp.backends.base import BatchOutput, SolverOutput, solver_log
 from mechlp.model import tolerances
 
 _S = highspy.HighsModelStatus
@@ -224,3 +225,98 @@ def solve_warm(
         col_dual,
     )
     return out, new_basis
+
+
+def solve_objectives(
+    a,
+    row_lower,
+    row_upper,
+    col_lower,
+    col_upper,
+    costs,
+    *,
+    keep=(),
+    time_limit: float | None = None,
+    on_optimal=None,
+    **options,
+) -> BatchOutput:
+    r"""Minimise each row of ``costs`` over one feasible set, on one HiGHS instance, warm from the last basis.
+
+    The LP :math:`\{z : l_r \le A z \le u_r,\ l_c \le z \le u_c\}` is passed once (``passModel``); for each
+    objective ``c_k`` (row ``k`` of ``costs``) only the changed costs are sent (``changeColsCost``: the previous
+    objective's nonzeros are zeroed, the new ones set) and ``run`` restarts the simplex from the basis of the
+    previous optimum, which stays primal feasible when only the costs change. An objective whose run ends in a
+    solver error is solved again from scratch by :func:`solve_arrays` (with its retries).
+
+    Parameters
+    ----------
+    a, row_lower, row_upper, col_lower, col_upper
+        As for :func:`solve_arrays`.
+    costs : scipy.sparse matrix or ndarray, shape (m, n)
+        One objective per row (minimised; maximise ``c`` as ``-c``).
+    keep : iterable of int
+        Objectives whose primal solution is returned (``BatchOutput.x``).
+    time_limit : float, optional
+        Seconds for the whole batch; objectives not reached are ``"skipped"``.
+    on_optimal : callable, optional
+        Called as ``on_optimal(k, out)`` with a :class:`SolverOutput` (primal values, row and column duals) for
+        every objective ``k`` solved to optimality (e.g. to check a dual bound without keeping every solution).
+    **options
+        HiGHS option names.
+
+    Returns
+    -------
+    BatchOutput
+    """
+    t0 = time.perf_counter()
+    c = sp.csr_matrix(costs)
+    m, n_col = c.shape
+    status = np.full(m, "skipped", dtype=object)
+    objective = np.full(m, np.nan)
+    kept: dict[int, np.ndarray] = {}
+    keep = {int(k) for k in keep}
+    h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, np.zeros(n_col), **options)
+    iterations = 0
+    prev = np.zeros(0, dtype=np.int32)
+    for k in range(m):  # objectives, one warm re-solve each
+        if time_limit is not None:
+            left = time_limit - (time.perf_counter() - t0)
+            if left <= 0:
+                break
+            h.setOptionValue("time_limit", float(left))
+        lo, hi = c.indptr[k], c.indptr[k + 1]
+        idx = c.indices[lo:hi].astype(np.int32)
+        vals = c.data[lo:hi].astype(np.float64)
+        gone = np.setdiff1d(prev, idx).astype(np.int32)
+        both = np.concatenate([gone, idx])
+        if both.size:
+            h.changeColsCost(int(both.size), both, np.concatenate([np.zeros(gone.size), vals]))
+        prev = idx
+        h.run()
+        if k == 0:  # later runs start from this basis: presolve would only rebuild what the basis already has
+            h.setOptionValue("presolve", "off")
+        info = h.getInfo()
+        iterations += int(info.simplex_iteration_count)
+        st = STATUS_MAP.get(h.getModelStatus(), "error")
+        x = None
+        if st in ("error", "infeasible_or_unbounded"):  # from scratch, with the retries of solve_arrays
+            cost = np.zeros(n_col)
+            cost[idx] = vals
+            out = solve_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
+            st, x = out.status, out.x
+            objective[k] = np.nan if out.objective is None else out.objective
+            if st == "optimal" and on_optimal is not None:
+                on_optimal(k, out)
+            h = highs_from_arrays(a, row_lower, row_upper, col_lower, col_upper, cost, **options)
+        elif st == "optimal":
+            objective[k] = float(info.objective_function_value)
+            if k in keep or on_optimal is not None:
+                x, obj, dual, col_dual = _solution(h)
+                if on_optimal is not None:
+                    on_optimal(k, SolverOutput(st, "kOptimal", "Optimal", x, obj, dual, 0.0, "highs", col_dual))
+        status[k] = st
+        if st == "optimal" and k in keep and x is not None:
+            kept[k] = x
+        if st == "infeasible":  # the feasible set is empty: every other objective too
+            break
+    return BatchOutput(status, objective, kept, time.perf_counter() - t0, iterations, "highs")

@@ -16,6 +16,11 @@ r"""Ready-made environments from the papers, for tests, notebooks and quick star
     Repeated bilateral trade of Yoon (2021), section 3.3: buyer values and seller costs in one grid
     :math:`\{v_1 < \dots < v_K\}`, trade iff :math:`\theta_s < \theta_b`, Markov kernels (symmetric persistence
     :math:`\alpha` by default). The binary case has the critical discount :math:`1/(3 - 2\alpha)`.
+``bv_diverse``
+    A finite version of Bergemann and Välimäki's (2010) Assumption 1 (diverse preferences) for one agent: an
+    absorbing zero-value type, for each of two public actions the types that value only it at each point of a
+    grid (and move to the zero type for sure), and one persistent type; the other agent has two Markov types
+    and no diverse preferences. For transfer ranges and the uniqueness of the dynamic pivot (their Theorem 2).
 ``public_project``
     Three agents and a public project, for the balanced team mechanism (Athey and Segal 2013).
 ``correlated_usstp``, ``coupled_kernel``
@@ -46,6 +51,7 @@ __all__ = [
     "yoon_binary",
     "yoon_k_type",
     "public_project",
+    "bv_diverse",
     "random_trade",
     "coupled_kernel",
     "correlated_usstp",
@@ -565,7 +571,80 @@ def yoon_binary(
     )
 
 
+def bv_diverse(
+    steps: int = 4,
+    delta: float = 0.9,
+    *,
+    diverse: bool = True,
+    persistence: float = 0.7,
+    other_values: Sequence[float] = (0.3, 0.8),
+    other_transition: Any = ((0.7, 0.3), (0.4, 0.6)),
+    horizon: int | str = "infinite",
+) -> Environment:
+    r"""A finite model with Bergemann and Välimäki's (2010) diverse preferences (Assumption 1) for one agent.
+
+    Two public actions ``("a", "b")``. Agent ``"diverse"`` has the types
+
+    * ``"zero"``: :math:`v(a) = v(b) = 0`, absorbing (Assumption 1(i));
+    * ``"a:x"`` and ``"b:x"`` for every ``x`` in the grid :math:`\{1/s, 2/s, \dots, 1\}` (``s = steps``): value
+      ``x`` for that action only, and the next type is ``"zero"`` for sure, whatever the action (Assumption
+      1(ii), on a grid instead of every :math:`x \ge 0`);
+    * ``"P"``: :math:`v(a) = 1`, :math:`v(b) = 0`, staying ``"P"`` with probability ``persistence`` and
+      otherwise moving to ``"zero"``.
+
+    Agent ``"other"`` has types ``("L", "H")`` with :math:`v(a) = 0` and :math:`v(b)` = ``other_values`` and the
+    Markov kernel ``other_transition``: no zero type and no single-action types, so it has no diverse
+    preferences. Priors are uniform; no kernel depends on the action, so the myopic efficient allocation is
+    dynamically efficient (ties to ``"a"``). With ``diverse=False`` agent ``"diverse"`` keeps only ``"zero"`` and
+    ``"P"`` (Assumption 1(ii) fails for both agents).
+
+    The dynamic pivot charges ``"a:x"`` the externality :math:`c = v_{other}(b)` when :math:`x > c`, else
+    nothing; ``"b:x"`` never changes the decision and pays nothing.
+
+    Parameters
+    ----------
+    steps : int
+        Grid points per action (``>= 1``).
+    delta : float
+    diverse : bool
+    persistence : float
+        Probability that ``"P"`` stays.
+    other_values : pair of float
+        ``v(b)`` of ``"L"`` and ``"H"`` (choose values off the grid to see the grid's gap).
+    other_transition : 2 x 2 array_like
+    horizon : int or "infinite"
+
+    Returns
+    -------
+    Environment
+        Named ``"bv_diverse"``; ``meta["grid"]`` holds the grid.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not 0.0 <= persistence <= 1.0:
+        raise ValueError(f"persistence must lie in [0, 1], got {persistence!r}")
+    grid = np.arange(1, int(steps) + 1) / int(steps) if diverse else np.zeros(0)
+    labels = ["zero", *(f"a:{x:g}" for x in grid), *(f"b:{x:g}" for x in grid), "P"]
+    k = len(labels)
+    valuation = np.zeros((k, 2))
+    valuation[1 : 1 + grid.size, 0] = grid
+    valuation[1 + grid.size : 1 + 2 * grid.size, 1] = grid
+    valuation[-1, 0] = 1.0
+    kernel = np.zeros((k, k))
+    kernel[:-1, 0] = 1.0  # zero is absorbing; the single-action types exit
+    kernel[-1, -1] = persistence
+    kernel[-1, 0] = 1.0 - persistence
+    diverse_agent = Agent("diverse", labels, np.full(k, 1.0 / k), kernel, valuation)
+    ov = np.asarray(other_values, dtype=float)
+    if ov.shape != (2,):
+        raise ValueError(f"other_values must be two numbers (L, H), got {other_values!r}")
+    other = Agent("other", ["L", "H"], [0.5, 0.5], other_transition, np.stack([np.zeros(2), ov], axis=1))
+    meta = {"kind": "diverse preferences", "grid": grid.tolist(), "diverse": bool(diverse)}
+    return Environment([diverse_agent, other], ["a", "b"], delta, horizon, "efficient", name="bv_diverse", meta=meta)
+
+
 CLASSIC_MODELS: dict[str, Callable[..., Environment]] = {
+    "bv_diverse": bv_diverse,
     "bv_scheduling": bv_scheduling,
     "license_auction": license_auction,
     "yoon_binary": yoon_binary,

@@ -38,6 +38,7 @@ from mechlp.audit.certfile import write_json as write_certificate
 from mechlp.backends import set_solver_log
 from mechlp.catalog.io import load_model
 from mechlp.cli import constructions as cli_constructions
+from mechlp.cli import ranges as cli_ranges
 from mechlp.cli import report as cli_report
 from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
@@ -53,7 +54,7 @@ from mechlp.solve.critical import DISCOUNT_NAMES, critical_delta
 from mechlp.solve.critical import METHODS as CRITICAL_METHODS
 from mechlp.solve.result import Result
 
-_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best, cli_report]
+_SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best, cli_ranges, cli_report]
 
 #: ``mechlp solve`` mirrors these Python questions (options generated from their signatures).
 SOLVE_FUNCTIONS = (design.minmax, design.feasibility)

@@ -44,13 +44,15 @@ def build_lp(
     question: Question | None = None,
     *,
     weights: np.ndarray | None = None,
+    outside_values: np.ndarray | None = None,
     **options,
 ) -> LinearProgram:
     """Assemble recursion + IC + IR + budget rows, transfer bounds and the surplus objective on ``space``.
 
     ``question`` is the parsed :class:`~mechlp.model.question.Question`; without it, ``options`` (``ic``,
     ``ir``, ``budget``, ``outside_option``, ``limits``, as for :meth:`Question.parse`) are parsed here, with
-    ``budget="none"`` unless given.
+    ``budget="none"`` unless given. ``outside_values`` (``(n_agents, n_nodes)``) are outside options that depend
+    on the node, added to the question's per-type options in the IR rows (:func:`mechlp.constraints.ir.ir_blocks`).
     """
     started = time.perf_counter()
     env = space.env
@@ -61,7 +63,14 @@ def build_lp(
     views = [AgentView(space, i) for i in range(env.n_agents)]
     blocks = recursion_blocks(variables)
     blocks += ic_blocks(variables, views, q.ic)
-    blocks += ir_blocks(variables, views, list(q.outside), q.ir)
+    if outside_values is not None:
+        outside_values = np.asarray(outside_values, dtype=float)
+        if outside_values.shape != (env.n_agents, space.n_nodes):
+            raise ValueError(
+                f"outside_values has shape {outside_values.shape}; expected ({env.n_agents}, {space.n_nodes}) "
+                "(agents x nodes)"
+            )
+    blocks += ir_blocks(variables, views, list(q.outside), q.ir, outside_values)
     blocks += budget_blocks(variables, q.budget)
     lo, hi = transfer_bounds(variables, q.limits)
     # Coefficients below HiGHS's small_matrix_value are dropped; say so instead of letting the verifier find out.

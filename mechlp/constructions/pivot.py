@@ -46,6 +46,7 @@ import numpy as np
 from mechlp.audit.verifier import Verification, verify
 from mechlp.model import tolerances
 from mechlp.model.answer import VerifiedOnSpace
+from mechlp.model.beliefs import joint_transition
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.policy import (
@@ -66,6 +67,7 @@ __all__ = [
     "dynamic_pivot",
     "pivot_transfers_on_space",
     "pivot_outside_on_space",
+    "exit_nodes",
 ]
 
 
@@ -262,6 +264,66 @@ def pivot_transfers_on_space(space: StateSpace, values: PivotValues) -> np.ndarr
 def pivot_outside_on_space(space: StateSpace, values: PivotValues) -> np.ndarray:
     """``(n, n_nodes)`` outside values :math:`O_i` (:attr:`PivotValues.outside`) at every node."""
     return _on_space(space, values.outside)
+
+
+def exit_nodes(space: StateSpace, values: PivotValues, tol: float = tolerances.EXIT) -> np.ndarray:
+    r"""``(n, n_nodes)`` bool: where Bergemann and Välimäki's (2010) efficient exit sets agent ``i``'s payment to 0.
+
+    Their Definition 1: agent :math:`i` is *irrelevant* at a node of period :math:`\tau` when the probability
+    that :math:`i` affects the efficient decision in any period :math:`t \ge \tau` is zero,
+    :math:`\Pr(\{\theta_t : a^*_t(\theta_t) \ne a^*_{-i,t}(\theta_t)\} | \theta_\tau) = 0`, and a
+    mechanism with efficient exit makes no payment to or from :math:`i` there. With ties the decision without
+    :math:`i` is read as a set: :math:`i` does not affect the decision at :math:`\theta` when the environment's
+    action is optimal for the others' program, i.e. the pivot's externality :math:`z_i(\theta) = Q_{-i}(\theta,
+    a^*_{-i}) - Q_{-i}(\theta, a^*) \ge 0` is zero (within ``tol`` times ``max(1, max |W|)``) and every action the
+    allocation uses is available without :math:`i` (:attr:`PivotValues.feasible_without`). Irrelevance is
+    that at the node's profile and at every profile reached afterwards with positive probability under the
+    efficient allocation: a greatest fixed point over profiles (infinite horizon; iterated, at most ``K``
+    rounds) or a backward pass over the periods (finite horizon). It depends on the node's period and profile
+    only (types are Markov, the efficient allocation depends on the current profile).
+
+    Parameters
+    ----------
+    space : StateSpace
+    values : PivotValues
+        :func:`pivot_values` of ``space.env`` (with ``horizon`` the tree's for a truncated tree).
+    tol : float
+        Relative tolerance of "zero externality".
+
+    Returns
+    -------
+    ndarray of bool, shape (n_agents, n_nodes)
+    """
+    env = space.env
+    k = env.n_profiles
+    scale = tol * max(1.0, float(np.max(np.abs(values.W))))
+    # (P, n, K): i changes the decision at this period and profile -- the action is not optimal for the others'
+    # program, or not even available to it (feasible_without: in bilateral trade nothing trades without a side)
+    used = _period_allocations(env, values.periods) > 0  # (P, K, A)
+    unavailable = (used[:, None, :, :] & ~values.feasible_without[None, :, None, :]).any(axis=3)
+    relevant_now = (np.abs(values.transfers) > scale) | unavailable
+    q = np.asarray(joint_transition(env), dtype=float) > 0  # (P_alloc * K, K): positive-probability successors
+    p_alloc = env.n_allocation_periods
+    p_len = values.periods
+    if p_len == 1:
+        rel = relevant_now[0]  # (n, K)
+        succ = q[:k] if p_alloc == 1 else q[(p_alloc - 1) * k :]
+        for _ in range(k):  # rounds of the fixed point: relevance spreads back along positive transitions
+            new = rel | ((succ[None, :, :] & rel[:, None, :]).any(axis=2))
+            if np.array_equal(new, rel):
+                break
+            rel = new
+        per = rel[None]
+    else:
+        per = np.empty_like(relevant_now)
+        nxt = np.zeros(relevant_now.shape[1:], dtype=bool)
+        for t in range(p_len - 1, -1, -1):  # periods, last first
+            table = min(t, p_alloc - 1)
+            succ = q[table * k : (table + 1) * k]
+            later = (succ[None, :, :] & nxt[:, None, :]).any(axis=2) if t < p_len - 1 else nxt
+            per[t] = relevant_now[t] | later
+            nxt = per[t]
+    return ~_on_space(space, per.astype(float)).astype(bool)
 
 
 @dataclass

@@ -796,7 +796,7 @@ CERTIFICATE_FILE_BYTES_PER_NODE = (
 )
 FIXED_BYTES = 2 * 2**20  # modules imported on first use, allocator arenas
 #: Questions :func:`estimate_memory` predicts.
-ESTIMATED_QUESTIONS = ("recursion", "minmax", "feasibility", "check", "verify")
+ESTIMATED_QUESTIONS = ("recursion", "minmax", "feasibility", "check", "verify", "ranges")
 
 
 def space_counts(env: Environment, kind: str, horizon: int | None = None) -> tuple[int, int, int]:
@@ -928,6 +928,8 @@ def estimate_memory(
       time); with ``exact``, plus the exact stage ``EXACT_BYTES_PER_NODE N + EXACT_BYTES_PER_EDGE C K``. ``certify``
       adds nothing: the Farkas LP is smaller than the feasibility LP, and its certificate is re-checked in fractions
       only on small spaces (``mechlp.proofs.farkas.AUTO_EXACT_COLUMNS``);
+    * ``"ranges"`` (:func:`mechlp.solve.ranges.transfer_ranges`): the feasibility LP with ``budget`` rows (one
+      solver instance re-solved for every objective; the number of LPs is checked separately);
     * ``"verify"`` (a given mechanism checked by the float verifier: the pivot, the team mechanism): the verifier
       only, as for the recursion;
     * ``"check"`` (``check_certificate``, ``mechlp check``): ``CERTIFICATE_FILE_BYTES_PER_NODE N`` for the file's
@@ -936,7 +938,7 @@ def estimate_memory(
     Parameters
     ----------
     env : Environment
-    question : {"recursion", "minmax", "feasibility", "check", "verify"}
+    question : {"recursion", "minmax", "feasibility", "check", "verify", "ranges"}
     space : StateSpace, optional
         A built space (its counts are used); else ``kind`` and ``horizon`` describe it (``kind`` defaults to
         ``"markov"`` for an infinite horizon without ``horizon``, else ``"tree"``).

@@ -121,6 +121,14 @@ Constructions and scans
 ``ZERO_RENT`` (1e-9, relative to ``max |W|``)
     A rent :math:`M_i - O_i` (marginal contribution minus outside value) at most this counts as zero in
     :func:`mechlp.constructions.fees.zero_rent_types` (Bergemann and Välimäki 2010, Assumption 1(i)).
+``EXIT`` (1e-9, relative to ``max |W|``)
+    Bergemann and Välimäki's (2010) efficient exit (:func:`mechlp.constructions.pivot.exit_nodes`): the
+    environment's action counts as optimal for the others' program (agent ``i`` does not affect the decision) when
+    the pivot's externality :math:`z_i` is at most this.
+``RANGE_UNIQUE`` (1e-6, relative: times ``max(1, |lower|, |upper|)``)
+    A payment range :math:`[\min x_i(g), \max x_i(g)]` of :func:`mechlp.solve.ranges.transfer_ranges` counts as
+    one point ("unique") when its width is at most this: ten times the LP's feasibility tolerance, since each end
+    is an LP optimum accurate to about ``FEASIBILITY`` times the size of the duals.
 ``DISCOUNT_GAP`` (1e-6)
     An infinite-horizon problem with :math:`1 - \delta` below this is ill-conditioned: continuation values
     scale like :math:`1/(1-\delta)`, so the solvers' absolute tolerances (``FEASIBILITY``) fall below the rounding
@@ -175,6 +183,8 @@ WELFARE_FIXED_POINT: float = 1e-14
 DYNAMIC_EFFICIENCY: float = 1e-7
 FLOW_EFFICIENCY: float = 1e-12
 ZERO_RENT: float = 1e-9
+EXIT: float = 1e-9
+RANGE_UNIQUE: float = 1e-6
 DISCOUNT_GAP: float = 1e-6
 BISECTION_WIDTH: float = 1e-9
 MONOTONE: float = 1e-9
@@ -213,6 +223,8 @@ __all__ = [
     "DYNAMIC_EFFICIENCY",
     "FLOW_EFFICIENCY",
     "ZERO_RENT",
+    "EXIT",
+    "RANGE_UNIQUE",
     "DISCOUNT_GAP",
     "BISECTION_WIDTH",
     "MONOTONE",
