@@ -17,7 +17,7 @@ r"""Ready-made environments from the papers, for tests, notebooks and quick star
     :math:`\{v_1 < \dots < v_K\}`, trade iff :math:`\theta_s < \theta_b`, Markov kernels (symmetric persistence
     :math:`\alpha` by default). The binary case has the critical discount :math:`1/(3 - 2\alpha)`.
 ``public_project``
-    Three agents and a public project, for the balanced team mechanism (Athey and Segal 2013).
+    Three agents and a public project, for the balanced team mechanism (Athey and Segal 2007).
 ``correlated_usstp``, ``coupled_kernel``
     Lamba's USSTP with the buyer's and the seller's next types positively correlated (a joint kernel with the
     USSTP marginals; correlation 0 is the USSTP itself), the bundled ``models/bilateral_correlated.toml``.
