@@ -19,7 +19,7 @@ Questions (each answer re-verified independently before it is returned)
     Corollaries 4-5 and Proposition 1).
 Classic constructions
     :func:`dynamic_pivot` (Bergemann and Välimäki 2010), :func:`lump_sum_fees`, :func:`fee_condition`,
-    :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2013),
+    :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2007),
     :func:`minmax_closed_form` (Lamba 2022, eqs. 8-9 and section 6.1), :func:`groves` (the dynamic Groves family:
     team mechanism, pivot, any distribution term; Yoon 2021, Definition 1 and Theorem 3).
 Characterisation

@@ -154,3 +154,9 @@ def test_every_mention_of_design_md_in_the_package_is_a_section_pointer():
                 line = text.count("\n", 0, m.start()) + 1
                 bare.append(f"{path.relative_to(ROOT)}:{line}")
     assert not bare, "write 'docs/design.md section N':\n" + "\n".join(bare)
+
+
+@pytest.mark.parametrize("page", ["docs/exit_codes.md", "docs/model_schema.md"])
+def test_the_python_blocks_of_the_reference_pages_run(page):
+    """The exit-code and model-schema pages state their facts as code too (they need no model files)."""
+    assert run_blocks(page, (ROOT / page).read_text(encoding="utf-8"), {}) >= 1

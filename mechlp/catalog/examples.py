@@ -22,7 +22,7 @@ r"""Ready-made environments from the papers, for tests, notebooks and quick star
     grid (and move to the zero type for sure), and one persistent type; the other agent has two Markov types
     and no diverse preferences. For transfer ranges and the uniqueness of the dynamic pivot (their Theorem 2).
 ``public_project``
-    Three agents and a public project, for the balanced team mechanism (Athey and Segal 2013).
+    Three agents and a public project, for the balanced team mechanism (Athey and Segal 2007).
 ``correlated_usstp``, ``coupled_kernel``
     Lamba's USSTP with the buyer's and the seller's next types positively correlated (a joint kernel with the
     USSTP marginals; correlation 0 is the USSTP itself), the bundled ``models/bilateral_correlated.toml``.

@@ -87,6 +87,15 @@ listed (the first agent's type varies slowest), each profile written as its type
 With it an agent's ``transition`` / ``persistence`` may be omitted; when given it must be the marginal of the
 joint kernel (checked). The first-period prior stays the product of the agents' priors.
 
+JSON Schema
+-----------
+Both schemas are also written as a JSON Schema (draft-07), shipped as ``mechlp/catalog/model.schema.json``
+(:data:`MODEL_SCHEMA`, read by :func:`model_schema`), for editors that validate TOML against a schema and for
+other tools; ``tests/test_model_schema.py`` validates every bundled model and every TOML block of the docs against
+it, and checks that the schema and this loader reject the same typo'd keys. The loader does not need it (no
+``jsonschema`` at run time) and checks more: lengths that must match the number of types or profiles, rows that
+sum to 1, values strictly increasing, action labels as table keys.
+
 Unknown keys and tables are errors (they are usually typos). Every error names the file, the table and
 the key, e.g. ``models/x.toml: [[agents]] #2 ('seller'): missing key 'values'``; validation errors of
 :mod:`mechlp.model.environment` are re-raised with the file name prepended.
@@ -109,6 +118,7 @@ taken as a bare string (``horizon=infinite``). Setting ``persistence`` on an age
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
 import tomllib
@@ -125,7 +135,18 @@ from mechlp.model.serialize import model_to_dict
 #: Largest model file read (bytes): model files are small tables.
 MAX_MODEL_BYTES = 16 << 20
 
-__all__ = ["load_model", "model_from_dict", "dump_model_toml", "apply_overrides", "toml_value"]
+__all__ = [
+    "MODEL_SCHEMA",
+    "load_model",
+    "model_from_dict",
+    "dump_model_toml",
+    "apply_overrides",
+    "toml_value",
+    "model_schema",
+]
+
+#: The JSON Schema of model files (both schemas of the module docstring), shipped with the package.
+MODEL_SCHEMA = Path(__file__).with_name("model.schema.json")
 
 _TOP_KEYS = ("model", "agents", "allocation", "joint_transition")
 _MODEL_KEYS = ("name", "discount", "horizon")
@@ -140,6 +161,18 @@ _GENERAL_AGENT_KEYS = ("name", "role", "types", "values", "prior", "transition",
 _GENERAL_ALLOCATION_KEYS = ("rule", "table", "periods")
 _ROLES = ("buyer", "seller")
 _STRING_KEYS = ("name", "role")  # override values for these keys are taken verbatim unless quoted TOML
+
+
+def model_schema() -> dict[str, Any]:
+    """The JSON Schema (draft-07) of model files, parsed from :data:`MODEL_SCHEMA`.
+
+    Returns
+    -------
+    dict
+        Validate a parsed model document with e.g. ``jsonschema.Draft7Validator(model_schema())``
+        (``jsonschema`` is in the ``dev`` extra; :func:`load_model` does not use it).
+    """
+    return json.loads(MODEL_SCHEMA.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -13,8 +13,10 @@ factory of :mod:`mechlp.catalog.examples` (``bv_scheduling``, ``license_auction`
 ``yoon_k_type``, ``lamba_usstp``) with keyword arguments given as ``--param key=value`` (values parsed as TOML,
 e.g. ``--param alpha=0.9 --param values=[3,2,1]``). Nothing is evaluated or imported from the command line.
 
-Exit codes, as for ``mechlp solve``: 0 when the question was answered (feasible or infeasible), 2 for bad
-input, 3 when a mechanism failed the independent verification.
+Exit codes (:mod:`mechlp.cli.exits`): 0 for an answer: the pivot verified (periodic ex post IC, and IR against
+Bergemann and Välimäki's outside values; whether it is also IR against the outside option 0 is part of the
+answer, not a failure), the fee condition holding or failing, or a construction built with ``--no-check``
+(status ``not_verified``); 2 for bad input; 3 when a mechanism failed the independent verification.
 
 Wiring: :func:`mechlp.cli.main.build_parser` calls :func:`add_parsers` with its sub-parser collection; every command
 sets ``func`` to a handler ``args -> exit code``.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import load_model
+from mechlp.cli.exits import exit_code
 from mechlp.cli.options import SCAN_OPTIONS, OptionSpec, add_command, add_options, parse_assignments, save_json
 from mechlp.constructions.fees import MODES, SPLITS, WORST_OVER, critical_discount, lump_sum_fees
 from mechlp.constructions.pivot import dynamic_pivot
@@ -234,7 +237,7 @@ def _cmd_pivot(args: argparse.Namespace) -> int:
     payload = pivot_payload(res)
     print(_pivot_report(res))
     save_json(args.json, payload)
-    return 3 if payload["status"] == "verification_failed" else 0
+    return exit_code(payload["status"])  # verified / not_verified 0, verification_failed 3
 
 
 def _cmd_fees(args: argparse.Namespace) -> int:
@@ -249,7 +252,7 @@ def _cmd_fees(args: argparse.Namespace) -> int:
     payload = fees_payload(res, crit)
     print(_fees_report(res, crit))
     save_json(args.json, payload)
-    return 3 if res.status == "verification_failed" else 0
+    return exit_code(res.status)  # feasible / infeasible (condition (*) decides) 0, verification_failed 3
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

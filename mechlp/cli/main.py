@@ -16,10 +16,12 @@ whether the allocation is implementable under the chosen budget notion. It print
 
 ``check`` re-checks a certificate file (:mod:`mechlp.audit.certfile`) against a model without re-solving.
 
-Exit codes: 0 when the question was answered (feasible *or* infeasible, each with its verified proof) or a
-certificate holds, 1 when a certificate does not hold (or answers another question), 2 for bad input (one line,
-never a traceback), 3 when the solver failed, a solution did not pass the independent verification or an answer
-is not backed by a proof (``unverified``, ``ill_conditioned``), 4 for an internal error, 130 when interrupted.
+Exit codes (one table for every command, :data:`mechlp.cli.exits.EXIT_CODES`, shown by ``mechlp --help`` and in
+``docs/exit_codes.md``): 0 for any answer, yes or no (feasible *or* infeasible, each with its verified proof; a
+certificate that holds), 1 when a certificate does not hold (or answers another question), 2 for bad input (one
+line, never a traceback), 3 when no answer could be produced or proved (the solver failed, a solution did not pass
+the independent verification, an answer no proof backs: ``unverified``, ``ill_conditioned``), 4 for an internal
+error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from mechlp.cli import second_best as cli_second_best
 from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
+from mechlp.cli.exits import BAD_INPUT, CERTIFICATE_FAILS, INTERNAL, INTERRUPTED, OK, SolverFailure, epilog, exit_code
 from mechlp.cli.options import QUESTION_OPTIONS, SCAN_OPTIONS, OptionSpec, add_command, add_options, save_json
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
@@ -330,7 +333,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         if doc["kind"] == "mechanism" and not doc["exact"]:
             print(f"the certificate is float-only (no exactly feasible mechanism: {feas.exact_check})")
         print(f"wrote certificate {args.certificate} (re-check: {_recheck_command(args, feas)})")
-    return 0 if payload["status"] in ("feasible", "infeasible") else 3
+    return exit_code(payload["status"])  # feasible / infeasible (each proved) 0; any other status 3
 
 
 #: ``mechlp check`` pins the question it checks, with ``solve``'s defaults (a file answering another is refused).
@@ -345,7 +348,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     )
     print(report)
     print("certificate HOLDS" if ok else "certificate does NOT hold")
-    return 0 if ok else 1
+    return OK if ok else CERTIFICATE_FAILS
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
@@ -359,7 +362,12 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mechlp", description="Dynamic mechanism design with linear programming.")
+    parser = argparse.ArgumentParser(
+        prog="mechlp",
+        description="Dynamic mechanism design with linear programming.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--verbose", action="store_true", default=False, help="show the LP solvers' own logs (HiGHS, cvxpy) on stdout"
     )
@@ -467,19 +475,22 @@ def _run(args: argparse.Namespace) -> int:
         return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         sys.stderr.close()
-        return 0
+        return OK
     except KeyboardInterrupt:
         print("mechlp: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except SolverFailure as exc:  # the input was fine; no answer (exit 3)
+        print(f"mechlp: no answer: {_one_line(exc)}", file=sys.stderr)
+        return exit_code("error")
     except (ValueError, TypeError, OSError, MemoryError, OverflowError) as exc:
         print(f"mechlp: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except RecursionError:
         print("mechlp: error: the input is nested too deeply", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - the CLI prints one line for any input, never a traceback
         print(f"mechlp: internal error ({type(exc).__name__}): {_one_line(exc)} -- please report it", file=sys.stderr)
-        return 4
+        return INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

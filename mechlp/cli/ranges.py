@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from mechlp.cli.constructions import TABLE_LIMIT, _model_args, resolve_model
+from mechlp.cli.exits import exit_code
 from mechlp.cli.options import OptionSpec, add_command, add_options, save_json
 from mechlp.constructions.groves import NAMED_TERMS, groves
 from mechlp.solve.ranges import transfer_ranges
@@ -117,9 +118,7 @@ def _cmd_ranges(args: argparse.Namespace) -> int:
         res.ranges_frame().to_csv(args.csv, index=False)
         print(f"\nwrote {args.csv}")
     save_json(args.json, res)
-    if res.status == "optimal":
-        return 0
-    return 1 if res.status == "unverified" else 3
+    return exit_code(res.status)
 
 
 def _cmd_groves(args: argparse.Namespace) -> int:
@@ -130,7 +129,7 @@ def _cmd_groves(args: argparse.Namespace) -> int:
         print()
         print(res.verification.summary())
     save_json(args.json, res)
-    return 3 if res.status == "verification_failed" else 0
+    return exit_code(res.status)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:

@@ -10,6 +10,9 @@ every depth's value, the depth answered and the best Markov value beside it (JSO
 revenue-optimal mechanisms are history dependent in general (Battaglini 2005); the other objectives solve on the
 Markov space. ``--tail off`` asks for the best Markov mechanism; bare ``--tail`` (or ``--tail on``) with
 ``--horizon T`` for ``T`` history-dependent periods, then a Markov tail.
+
+Exit codes (:mod:`mechlp.cli.exits`): 0 for ``optimal`` or ``infeasible`` (each with its proof), 2 for bad input,
+3 for any other status (no answer a proof backs).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 from typing import Any
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.exits import exit_code
 from mechlp.cli.options import (
     QUESTION_OPTIONS,
     TAIL_WORDS,
@@ -99,7 +103,7 @@ def _cmd(args: argparse.Namespace) -> int:
         print("\n".join("  " + s for s in res.certificate.summary().splitlines()))
     if args.json:  # the allocation table is built only when asked for
         save_json(args.json, second_best_payload(res, args.objective, args.budget))
-    return 0 if res.status in ("optimal", "infeasible") else 3
+    return exit_code(res.status)  # optimal / infeasible 0, any status no proof backs 3
 
 
 def add_parsers(sub) -> None:

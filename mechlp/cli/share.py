@@ -24,9 +24,10 @@ Options
 ``--beta-method``  how the LP rules find beta: ``auto`` (default; per history / by depth level where the rule
                    decomposes), ``structure`` or ``lp`` (the two-stage LP).
 
-Exit codes: 0 when a verified sharing was built; 1 when none exists (the min-max surplus is negative somewhere,
-or the transfer limits cannot be met); 2 for bad input (raised to the caller); 3 when the solver failed or the
-mechanism did not pass the verification.
+Exit codes (:mod:`mechlp.cli.exits`): 0 for an answer: a verified sharing was built, none exists (the min-max
+surplus is negative somewhere, Lamba 2022, Theorem 1), or the rule's transfers break the transfer limits (the
+violation is named); 2 for bad input (raised to the caller); 3 when the solver failed, an LP for the shares
+reported "infeasible" (no certificate backs it), or the mechanism did not pass the verification.
 
 ``add_parsers(subparsers)`` registers the subcommand on an existing ``argparse`` sub-parser collection (the
 ``mechlp`` entry point, :func:`mechlp.cli.main.build_parser`, wires it in).
@@ -36,11 +37,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.exits import NOT_ANSWERED, OK, exit_code
 from mechlp.cli.options import OptionSpec, add_command, add_options, save_json
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.solve.questions import minmax
@@ -212,13 +215,16 @@ def _cmd_share(args: argparse.Namespace) -> int:
                 "failing_histories": exc.negative,
             },
         )
-        return 1
+        return OK  # an answer: no budget-balanced sharing exists (Lamba 2022, Theorem 1)
     payload = share_payload(res, args.budget)
     print(share_report(res, args.budget))
     save_json(args.json, payload)
-    if res.success:
-        return 0
-    return 1 if res.status == "infeasible" else 3
+    if res.status == "infeasible" and res.mechanism is None:  # the beta LP's own "infeasible": no certificate
+        print(
+            "mechlp: no answer: the LP for the shares reports infeasible, and no certificate backs it", file=sys.stderr
+        )
+        return NOT_ANSWERED
+    return exit_code(res.status)  # optimal, or a rule whose transfers break the limits: 0; failures 3
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

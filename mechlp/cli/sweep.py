@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.exits import BAD_INPUT, NOT_ANSWERED, SolverFailure
 from mechlp.cli.options import add_command, add_options, parse_assignments, signature_default
 from mechlp.solve import questions as design
 from mechlp.workflows import plots
@@ -129,7 +130,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         env = load_model(src, args.set or [])
         res = design.minmax(env, horizon=args.horizon) if args.horizon else design.minmax(env)
         if res.status != "optimal":
-            raise ValueError(f"the min-max LP did not solve: {res.message}")
+            raise SolverFailure(f"the min-max LP did not solve: {res.message}")
         plots.plot(res, kind, path=args.out, title=args.title or f"min-max mechanism: {env.name}")
     else:
         if args.set or args.horizon:
@@ -317,9 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except SolverFailure as exc:
+        print(f"mechlp: no answer: {exc}", file=sys.stderr)
+        return NOT_ANSWERED
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"mechlp: error: {exc}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

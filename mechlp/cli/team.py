@@ -8,9 +8,9 @@ With ``--horizon T`` the mechanism is built on the history tree of ``T`` periods
 model uses its own horizon's tree and an infinite-horizon model the stationary Markov form (Athey and Segal
 2007, eq. (6.1); exact for the infinite horizon).
 
-Exit codes (the convention of :mod:`mechlp.cli`): 0 when IC and ex post budget balance verify (IR is reported
-but not promised by this mechanism), 3 when they do not, 2 for bad input (raised as ``ValueError`` etc. and
-mapped by :func:`mechlp.cli.main`).
+Exit codes (:mod:`mechlp.cli.exits`): 0 when IC and ex post budget balance verify (IR is reported but not
+promised by this mechanism: an answer either way) or with ``--no-check`` (status ``not_verified``), 3 when they do
+not verify, 2 for bad input (raised as ``ValueError`` etc. and mapped by :func:`mechlp.cli.main`).
 
 The parser is mounted by :func:`add_parsers` on an existing ``argparse`` subparsers object.
 """
@@ -18,9 +18,11 @@ The parser is mounted by :func:`add_parsers` on an existing ``argparse`` subpars
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from mechlp.catalog.io import load_model
+from mechlp.cli.exits import exit_code
 from mechlp.cli.options import add_command, add_options, save_json
 from mechlp.constructions.team import TeamResult, balanced_team
 from mechlp.model.answer import SCHEMA_VERSION
@@ -154,7 +156,10 @@ def _cmd_team(args: argparse.Namespace) -> int:
     print(team_report(result))
     if args.json:
         save_json(args.json, team_payload(result))
-    return 0 if result.ok else 3
+    code = exit_code(result.status)  # verified (IR reported, not promised) / not_verified 0, verification_failed 3
+    if code:  # the report above shows IC, IR and the budget residual; say why there is no answer
+        print(f"mechlp: no answer: {result.message}", file=sys.stderr)
+    return code
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -491,7 +491,7 @@ def balanced_team(
     """
     if not isinstance(env, Environment):
         raise TypeError(f"env must be an Environment, got {type(env).__name__}")
-    env.require_independent("the balanced team mechanism (Athey and Segal 2013)")
+    env.require_independent("the balanced team mechanism (Athey and Segal 2007)")
     if env.n_agents < 2:
         raise ValueError("the balanced team mechanism needs at least two agents")
     if space is not None and horizon is not None:

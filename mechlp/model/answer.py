@@ -116,12 +116,19 @@ __all__ = [
     "space_size",
     "VerifiedOnSpace",
     "CertifiedOnSpace",
+    "SolverFailure",
 ]
 
 #: Version of the JSON documents written by :meth:`Answer.to_dict` and the command line's ``--json``.
 #: 2: notions in their written spelling (``"ex_ante"``); 1 (mechlp 0.1) wrote the CLI spelling (``"ex-ante"``)
 #: in ``mechlp solve --json``. :func:`read_result` reads both.
 SCHEMA_VERSION = 2
+
+
+class SolverFailure(RuntimeError):
+    """A solver gave no answer where a computation needed one (e.g. a min-max LP inside a scan): not bad input.
+    The command line exits 3 for it (:mod:`mechlp.cli.exits`), where a ``ValueError`` (bad input) exits 2."""
+
 
 #: Every status string an answer can have (module docstring).
 STATUSES: tuple[str, ...] = (

@@ -175,13 +175,14 @@ class Agent:
         Type labels, in the order of ``values`` (ascending).
     prior : array_like, shape (K,)
         First-period distribution :math:`f_i^0`.
-    transition : array_like, shape (K, K) or (|A|, K, K), or None
+    transition : array_like, shape (K, K) or (A, K, K), or None
         Row-stochastic kernel :math:`F_i(\theta'|\theta)`, or one kernel per action when types respond
         to the allocation (learning). Row ``theta``, column ``theta'``. ``None`` only for an agent of an
         :class:`Environment` with a ``joint_transition`` (correlated types), whose own type then need not follow a
         Markov chain of its own.
-    valuation : array_like, shape (K, |A|)
-        :math:`v_i(\theta_i, a)`. Checked against the environment's actions by :class:`Environment`.
+    valuation : array_like, shape (K, A)
+        :math:`v_i(\theta_i, a)`. Checked against the actions by
+        :class:`Environment`; ``A`` is the number of its actions.
     values : array_like, shape (K,), optional
         Numeric type values (a buyer's valuations, a seller's costs), strictly increasing. When omitted,
         the types are ordered by their position.

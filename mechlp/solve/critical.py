@@ -48,7 +48,7 @@ import numpy as np
 from mechlp.backends.highs import solve_warm
 from mechlp.constraints.formulation import build_lp
 from mechlp.model import tolerances
-from mechlp.model.answer import Answer
+from mechlp.model.answer import Answer, SolverFailure
 from mechlp.model.bisection import Scan, confirm_scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.mechanism import Mechanism
@@ -259,8 +259,8 @@ def _space_for(
     return recursion.recursion_space(env, horizon, memory_limit, verify=False, needs="")
 
 
-class _Undecided(ValueError):
-    """The recursion cannot decide at one discount factor (its message says why)."""
+class _Undecided(SolverFailure):
+    """The recursion cannot decide at one discount factor (its message says why): no answer, not bad input."""
 
 
 def _start_vector(mechanism: Mechanism) -> np.ndarray:
@@ -386,7 +386,7 @@ class _Criterion:
         if res.status == "infeasible":
             return None
         if res.status != "optimal":
-            raise ValueError(f"the min-max LP failed at {self.name} = {d!r}: {res.status}: {res.message}")
+            raise SolverFailure(f"the min-max LP failed at {self.name} = {d!r}: {res.status}: {res.message}")
         return res.surplus
 
     def _recursion_point(self, sp: StateSpace) -> np.ndarray | None:
@@ -545,8 +545,10 @@ def critical_delta(
     Raises
     ------
     ValueError
-        For an unknown ``budget``, ``method`` or ``lp_scan``, a bad interval, ``tol`` or grid, or a failed
-        evaluation (a solver error, or a recursion that cannot decide: its message says so).
+        For an unknown ``budget``, ``method`` or ``lp_scan``, a bad interval, ``tol`` or grid.
+    SolverFailure
+        For a failed evaluation (a solver error, or a recursion that cannot decide: its message says so;
+        :class:`mechlp.model.answer.SolverFailure`, a ``RuntimeError``).
     TypeError
         When ``model`` is neither an environment nor a callable.
     """

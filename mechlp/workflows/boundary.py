@@ -39,6 +39,7 @@ import pandas as pd
 from mechlp.constructions.fees import MODES as FEE_MODES
 from mechlp.constructions.fees import critical_discount
 from mechlp.model import tolerances
+from mechlp.model.answer import SolverFailure
 from mechlp.model.bisection import feasible_intervals
 from mechlp.model.question import check_choice, parse_notion
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
@@ -71,6 +72,8 @@ def _one_line(job: tuple) -> dict[str, Any]:
     names the line."""
     try:
         return _scan_line(*job)
+    except SolverFailure as exc:  # no answer on this line: still not bad input (exit code 3)
+        raise SolverFailure(f"line {job[2]} = {job[3]:g}, budget {job[6]}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"line {job[2]} = {job[3]:g}, budget {job[6]}: {exc}") from None
 

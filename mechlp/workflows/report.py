@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mechlp.catalog.io import load_model
+from mechlp.model.answer import SolverFailure
 from mechlp.model.environment import Environment
 from mechlp.model.question import parse_notion
 from mechlp.model.spaces import MarkovSpace
@@ -257,7 +258,7 @@ def report(
         for b in [b for b in budgets if b in CRITICAL_BUDGETS]:
             try:
                 cd = critical_delta(env, b)
-            except ValueError as exc:
+            except (ValueError, SolverFailure) as exc:
                 crit_rows.append({"budget": b, "critical": "", "answer": f"not computed: {exc}"})
                 continue
             values = ", ".join(_num(c) for c in cd.critical) or "none on the grid"
