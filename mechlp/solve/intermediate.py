@@ -49,7 +49,7 @@ import numpy as np
 from mechlp.audit.verifier import Verification, verify_intermediate
 from mechlp.backends import solve_arrays, solve_lp
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
-from mechlp.constructions.lamba import minmax_closed_form
+from mechlp.constructions.lamba import ex_post_minmax_mechanism, minmax_mechanism
 from mechlp.lp.program import assemble
 from mechlp.model.answer import CertifiedOnSpace
 from mechlp.model.beliefs import continuation_values, expectation, joint_beliefs, reach_probabilities
@@ -322,26 +322,50 @@ def intermediate_minmax(
     return res
 
 
-def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism | None = None) -> dict:
+#: Public mechanisms :func:`lamba_double_star` can average: name -> constructor on ``MarkovSpace(env)``.
+PUBLIC_MECHANISMS = {
+    "ex_post": ex_post_minmax_mechanism,  # Lamba 2022, eqs. (5)-(6): the paper's comparison
+    "markov_fees": minmax_mechanism,  # VCG plus fees on the previous profile (section 6.1); the default until 14
+}
+
+
+_PUBLIC_TEXT = {
+    "ex_post": "Lamba 2022 eqs. (5)-(6): VCG plus a fee on the other agent's current report",
+    "markov_fees": "VCG plus fees on the previous profile, Lamba 2022 section 6.1",
+}
+
+
+def lamba_double_star(
+    env: Environment, horizon: int = 2, mechanism: Mechanism | None = None, public: str = "ex_post"
+) -> dict:
     r"""Lamba's :math:`\Pi^{**}` (2022, section 7.2) next to :math:`\Pi^*` at every designer history of a tree.
 
     Parameters
     ----------
     env : Environment
-        Bilateral trade with an infinite horizon (the default public mechanism is Lamba's min-max dynamic VCG,
-        :func:`mechlp.constructions.lamba.minmax_closed_form`), or any environment when ``mechanism`` is given.
+        Bilateral trade with an infinite horizon (for the public mechanisms named by ``public``), or any
+        environment when ``mechanism`` is given.
     horizon : int
         Depth of the designer's tree: :math:`\Pi^{**}` is computed at the histories of periods ``1..horizon``.
     mechanism : Mechanism, optional
         A public mechanism whose *ex post* utilities :math:`U^*(h, \theta)` are averaged over the agents'
         information sets: on ``MarkovSpace(env)`` (read at the last profile) or on ``HistoryTree(env, horizon)``.
+        Overrides ``public``.
+    public : {"ex_post", "markov_fees"}
+        Which of Lamba's min-max dynamic VCG mechanisms to average when ``mechanism`` is not given (both have the
+        same interim utilities and :math:`\Pi^*`, different ex post utilities): ``"ex_post"`` (default) the
+        paper's eqs. (5)-(6), VCG plus a fee on the other agent's current report
+        (:func:`mechlp.constructions.lamba.ex_post_minmax_mechanism`); ``"markov_fees"`` VCG plus fees on the
+        previous profile (:func:`mechlp.constructions.lamba.minmax_mechanism`, section 6.1).
 
     Returns
     -------
     dict
         ``"space"`` (SignalSpace), ``"pi_star"`` and ``"pi_double_star"`` (``(tree.n_hist,)`` each),
         ``"where"`` (descriptions), ``"u_double_star"`` (per agent ``(tree.n_nodes,)``: the information-set average
-        of the ex post utility at each designer node).
+        of the ex post utility at each designer node), ``"public_mechanism"`` (``public``, or ``"given"``),
+        ``"mechanism_space"`` and ``"statement"``: what :math:`\Pi^{**}` is the surplus of, and that it is not an
+        answer to the feasibility question (see Notes).
 
     Notes
     -----
@@ -350,12 +374,20 @@ def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism |
     reports and signals), weighted by their probability under truth-telling. Then
     :math:`\Pi^{**}(h) = \sum_\theta P(\theta|h) [W(h,\theta) - \sum_i U^{**}_i(h,\theta)]` with ``W`` the
     expected discounted welfare, against :math:`\Pi^*(h) = \sum_\theta P(\theta|h)[W - \sum_i U^*_i]`.
+
+    :math:`\Pi^{**}` is computed for *Lamba's averaged mechanism*, built from one public mechanism's ex post
+    utilities; it is not the mechanism :func:`intermediate_feasibility` finds, and its sign is not a verified
+    answer to whether an IC and IR intermediate mechanism with interim budget balance exists (no IC check of the
+    averaged utilities is made here). ``"statement"`` says so in every result.
     """
+    if mechanism is None and public not in PUBLIC_MECHANISMS:
+        raise ValueError(f"public must be one of {sorted(PUBLIC_MECHANISMS)}, got {public!r}")
     sp = SignalSpace(env, horizon)
     tree = sp.tree
     k = env.n_profiles
+    name = "given" if mechanism is not None else public
     if mechanism is None:
-        mechanism = minmax_closed_form(env).mechanism()
+        mechanism = PUBLIC_MECHANISMS[public](env)
     if mechanism.env is not env:
         raise ValueError("mechanism was built for a different environment than env")
     u_m = mechanism.utilities()
@@ -387,4 +419,10 @@ def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism |
         "where": [sp.describe_history(h) for h in range(tree.n_hist)],
         "u_double_star": u_dd,
         "mechanism_space": MarkovSpace.__name__ if mechanism.space.kind == "markov" else "HistoryTree",
+        "public_mechanism": name,
+        "statement": (
+            f"Pi** is the surplus of Lamba's averaged intermediate mechanism built from the ex post utilities of the "
+            f"public mechanism {name!r} ({_PUBLIC_TEXT.get(name, 'passed by the caller')}); it is not the mechanism "
+            f"of intermediate_feasibility, and its sign is not a verified feasibility answer"
+        ),
     }
