@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.intermediate import IntermediateCertificate
 from mechlp.audit.verifier import Verification, verify_intermediate
 from mechlp.backends import solve_arrays, solve_lp
 from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
@@ -58,6 +59,7 @@ from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import outside_options
 from mechlp.model.signals import SignalSpace
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MarkovSpace
+from mechlp.proofs.intermediate import intermediate_certificate
 
 __all__ = [
     "IntermediateResult",
@@ -92,6 +94,11 @@ class IntermediateResult(CertifiedOnSpace):
         :func:`intermediate_minmax`: the most surplus at each designer history (``inf`` where unbounded).
     certificate : Verification or None
         :func:`mechlp.audit.verifier.verify_intermediate` of the mechanism.
+    impossibility : IntermediateCertificate or None
+        :func:`intermediate_feasibility` when infeasible: Farkas multipliers over the IC, IR and budget rows
+        (:mod:`mechlp.proofs.intermediate`), checked by
+        :func:`mechlp.audit.intermediate.check_intermediate_impossibility` in floats and, for exact multipliers, in
+        rationals (``impossibility.checks``).
     verification : Verification or None
         (property) ``certificate``.
     timings : dict
@@ -112,6 +119,7 @@ class IntermediateResult(CertifiedOnSpace):
     bounded: np.ndarray | None = None
     best: np.ndarray | None = None
     certificate: Verification | None = None
+    impossibility: IntermediateCertificate | None = None
     options: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -131,6 +139,7 @@ class IntermediateResult(CertifiedOnSpace):
             "bounded": self.bounded,
             "best": self.best,
             "information_transfers": self.transfers,
+            "impossibility": None if self.impossibility is None else self.impossibility.to_dict(),
         }
 
 
@@ -199,6 +208,7 @@ def intermediate_feasibility(
     outside_option=0.0,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     backend: str = "highs",
+    exact: bool = True,
     **solver_options,
 ) -> IntermediateResult:
     """Is the allocation implementable by an intermediate mechanism with IC, IR and ``budget`` balance?
@@ -223,13 +233,17 @@ def intermediate_feasibility(
         Bytes; larger trees are refused before they are built.
     backend : {"highs", "cvxpy"}
         Backend of the LP (:func:`mechlp.backends.solve_lp`).
+    exact : bool
+        When infeasible, recompute the Farkas multipliers in rationals and check them exactly (default True).
     **solver_options
         Passed to the backend.
 
     Returns
     -------
     IntermediateResult
-        ``status`` ``"optimal"`` (feasible, mechanism verified) or the solver's status, with a message.
+        ``status`` ``"optimal"`` (feasible, mechanism verified), ``"infeasible"`` (with ``impossibility``, a
+        Farkas certificate that passed the independent check: exactly when ``exact``), ``"infeasible_uncertified"``
+        (the solver says infeasible, no certificate passed), or the solver's status, with a message.
     """
     env.require_independent("the intermediate mechanism (SignalSpace beliefs)")
     sp = _signal_space(env, space, horizon, memory_limit)
@@ -239,17 +253,54 @@ def intermediate_feasibility(
     out = solve_lp(lp, backend, **solver_options)
     status, z = out.status, out.x
     where = f"intermediate mechanism, {sp.horizon} periods"
+    opts = {"ir": ir, "budget": budget, "outside_option": outside_option}
+    if status == "infeasible":
+        return _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts)
     if status != "optimal":
         return IntermediateResult(
-            status,
-            f"{budget} budget balance: {status} ({where}; {backend}: {out.message})",
-            sp,
-            options={"ir": ir, "budget": budget, "outside_option": outside_option},
+            status, f"{budget} budget balance: {status} ({where}; {backend}: {out.message})", sp, options=opts
         )
     res = _answer(sp, lp, z, ir, budget, outside_option, "feasibility")
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance ({where}); mechanism verified"
     return res
+
+
+def _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts) -> IntermediateResult:
+    """The infeasible answer with its certificate, or ``"infeasible_uncertified"`` when none passes (ex post
+    balance is certified with the interim rows, which it implies)."""
+    if budget == "ex_post":
+        lp = intermediate_lp(
+            sp, ir=ir, budget="interim", outside_option=outside_option, weights=np.zeros(sp.tree.n_hist)
+        )
+    cert = intermediate_certificate(
+        lp, ir=ir, budget=budget, outside_option=outside_option, exact=exact, backend=backend
+    )
+    checks = {} if cert is None else cert.checks
+    passed = bool(checks) and all(c["ok"] for c in checks.values()) and (cert.exact or not exact)
+    if not passed:
+        why = (
+            "no Farkas certificate found"
+            if cert is None
+            else "; ".join(f"{k}: {c['message']}" for k, c in checks.items())
+        )
+        return IntermediateResult(
+            "infeasible_uncertified",
+            f"{budget} budget balance: the solver reports infeasible ({where}) but no certificate passed ({why})",
+            sp,
+            impossibility=cert,
+            options=opts,
+        )
+    kind = "exact" if cert.exact else "float"
+    rows = "interim rows (ex post balance implies them)" if budget == "ex_post" else f"{budget} rows"
+    return IntermediateResult(
+        "infeasible",
+        f"infeasible under {budget} budget balance ({where}); Farkas certificate over the IC, IR and {rows} "
+        f"verified ({kind}: {checks[kind]['message']})",
+        sp,
+        impossibility=cert,
+        options=opts,
+    )
 
 
 def intermediate_minmax(
