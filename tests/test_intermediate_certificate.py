@@ -14,7 +14,6 @@ import pytest
 from mechlp.audit.certfile import certificate_payload, check_certificate, write_json
 from mechlp.audit.intermediate import check_intermediate_impossibility, intermediate_affine
 from mechlp.audit.verifier import verify_intermediate
-from mechlp.catalog.examples import lamba_usstp
 from mechlp.catalog.io import load_model
 from mechlp.cli import main
 from mechlp.model.signals import SignalSpace
@@ -53,7 +52,7 @@ def test_affine_rows_agree_with_verify_intermediate(infeasible):
         flat = np.concatenate([v.reshape(-1) for v in x])
         ver = verify_intermediate(space, x, budget="interim")
 
-        def worst(slacks):
+        def worst(slacks, flat=flat):
             return min(float(np.min(s[..., 0] + (s[..., 1:] - s[..., :1]) @ flat)) for s in slacks)
 
         for fam, slacks in (("ic", rows["ic"].values()), ("ir", rows["ir"].values()), ("budget", [rows["budget"]])):
