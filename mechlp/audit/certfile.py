@@ -42,7 +42,7 @@ from mechlp.model.files import exact_number, read_text
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
-from mechlp.model.signals import SignalSpace
+from mechlp.model.signals import MarkovSignalSpace, SignalSpace
 from mechlp.model.spaces import (
     DEFAULT_MEMORY_LIMIT,
     MAX_MEMORY_LIMIT,
@@ -130,7 +130,7 @@ def _transfer_entries(mech: Mechanism) -> list[dict]:
 def certificate_payload(result: Any, exact: bool = False) -> dict:
     """The certificate file of a feasibility result (a :class:`mechlp.solve.result.Result`, read by attribute:
     the verifier imports nothing above the model): its mechanism (feasible) or its Farkas multipliers."""
-    if getattr(result.space, "kind", None) == "signal":
+    if getattr(result.space, "kind", None) in ("signal", "signal_markov"):
         return _intermediate_payload(result)
     env = result.env
     sp = result.space
@@ -203,8 +203,11 @@ def _intermediate_payload(result: Any) -> dict:
         "model_sha256": model_hash(env),
         "question": question,
         "question_sha256": question_hash(model_hash(env), question),
-        "space": "signal",
-        "horizon": int(result.space.horizon),
+        **(
+            {"space": "signal_markov"}
+            if result.space.kind == "signal_markov"
+            else {"space": "signal", "horizon": int(result.space.horizon)}
+        ),
         "status": result.status,
         "message": result.message,
         "kind": "intermediate_impossibility",
@@ -238,18 +241,34 @@ def _check_intermediate(
         ]
         if diff:
             return False, "the certificate answers another question than the one asked: " + "; ".join(diff)
-    t = doc.get("horizon")
-    if doc.get("space") != "signal" or isinstance(t, bool) or not isinstance(t, int) or t < 1:
-        return False, "certificate: an intermediate-mechanism file needs space 'signal' and a positive horizon"
-    if horizon is not None and horizon != t:
-        return False, f"the certificate is on the {t}-period information tree, not on the {horizon} periods asked for"
-    if horizon is None and (env.infinite or t != env.horizon):
-        return False, (
-            f"the certificate is on the {t}-period information tree, a truncation of this model, so it proves "
-            f"nothing about the model; to check the truncation itself, pin it with horizon={t} "
-            f"(mechlp check ... --horizon {t})"
-        )
-    space = SignalSpace(env, t, memory_limit=memory_limit)
+    if doc.get("space") == "signal_markov":
+        if horizon is not None or not env.infinite:
+            return False, (
+                "the certificate is about the infinite-horizon intermediate mechanism (payments on the last "
+                f"signal), not about {'a finite horizon' if not env.infinite else f'{horizon} periods'}"
+            )
+        space = MarkovSignalSpace(env)
+        game = "infinite horizon, payments on the agents' last signal"
+    else:
+        t = doc.get("horizon")
+        if doc.get("space") != "signal" or isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            return (
+                False,
+                "certificate: an intermediate-mechanism file needs space 'signal' (with a positive horizon) or 'signal_markov'",
+            )
+        if horizon is not None and horizon != t:
+            return (
+                False,
+                f"the certificate is on the {t}-period information tree, not on the {horizon} periods asked for",
+            )
+        if horizon is None and (env.infinite or t != env.horizon):
+            return False, (
+                f"the certificate is on the {t}-period information tree, a truncation of this model, so it proves "
+                f"nothing about the model; to check the truncation itself, pin it with horizon={t} "
+                f"(mechlp check ... --horizon {t})"
+            )
+        space = SignalSpace(env, t, memory_limit=memory_limit)
+        game = f"the {t}-period information tree"
     cert = IntermediateCertificate.from_dict(
         {
             **doc,
@@ -263,7 +282,7 @@ def _check_intermediate(
     )
     lines = [
         f"question: intermediate mechanism (agents see their own reports and the realised action), IR "
-        f"{q.get('ir')}, budget {budget}, on the {t}-period information tree (rows: budget {rows_budget})"
+        f"{q.get('ir')}, budget {budget}, on {game} (rows: budget {rows_budget})"
     ]
     res = check_intermediate_impossibility(cert, exact=False)
     ok = res["ok"]
@@ -276,7 +295,10 @@ def _check_intermediate(
         ok = ok and res_x["ok"]
         lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
     if ok:
-        lines.append(f"=> no intermediate mechanism satisfies IC, IR {q.get('ir')} and {budget} budget balance")
+        scope = (
+            " among intermediate mechanisms with payments on the last signal" if space.kind == "signal_markov" else ""
+        )
+        lines.append(f"=> no intermediate mechanism satisfies IC, IR {q.get('ir')} and {budget} budget balance{scope}")
     return ok, "\n".join(lines)
 
 

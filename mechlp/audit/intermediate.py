@@ -26,14 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import Verification, Violation, _Block, _summarise
 from mechlp.model import tolerances
 from mechlp.model.beliefs import joint_beliefs, others_beliefs, reach_probabilities
-from mechlp.model.exact import Numbers, Rational, to_fractions
+from mechlp.model.exact import Numbers, Rational, solve_exact, to_fractions
 from mechlp.model.question import outside_options, parse_notion
 
 __all__ = [
     "IntermediateCertificate",
     "intermediate_affine",
+    "markov_intermediate_affine",
+    "verify_markov_intermediate",
     "check_intermediate_impossibility",
     "CERTIFICATE_COORDINATES",
 ]
@@ -51,10 +54,256 @@ def _zeros(shape: tuple[int, ...], exact: bool) -> np.ndarray:
     return np.zeros(shape)
 
 
+def _linear_solve(mat: np.ndarray, rhs: np.ndarray, exact: bool) -> np.ndarray:
+    """``X`` with ``mat @ X = rhs`` (``rhs`` ``(n, batch)``), in rationals or floats."""
+    if exact:
+        return solve_exact(mat, rhs.T).T
+    return np.linalg.solve(np.asarray(mat, dtype=float), np.asarray(rhs, dtype=float))
+
+
+def _eye(n: int, exact: bool) -> np.ndarray:
+    out = _zeros((n, n), exact)
+    out[np.arange(n), np.arange(n)] = Rational(1) if exact else 1.0
+    return out
+
+
+def markov_intermediate_affine(
+    space: Any, ir: str, budget: str, outside_option: Any = 0.0, exact: bool = False, payments: list | None = None
+) -> dict:
+    r"""The rows of the infinite-horizon intermediate mechanism (:class:`~mechlp.model.signals.MarkovSignalSpace`)
+    at ``x = 0`` and at every unit payment (or at ``payments``: per agent ``(n_states * S_i, batch)``).
+
+    Recomputed from the model: the others' kernel :math:`G_i(m'|m)` and first-period belief from the priors and
+    kernels, the values :math:`V_i(s,t,m)` of truth-telling by solving
+    :math:`V = v - x + \delta P V` on the chain over ``(s, t, m)`` (next state ``1 + t|A| + a(t,m)``), IC and IR at
+    each belief row of the space (state, belief), and the designer's :math:`\Pi` by solving her recursion on the
+    Markov space. Same return layout as :func:`intermediate_affine` (IC/IR rows indexed by belief row).
+    """
+    ir = parse_notion("ir", ir, allowed=("interim", "ex_ante"))
+    budget = parse_notion("budget", budget, allowed=("interim", "ex_ante", "none"))
+    env = space.env
+    tree = space.tree
+    n_act, k = env.n_actions, env.n_profiles
+    nums = Numbers(env, exact=exact)
+    delta = nums.delta
+    conv = (lambda a: to_fractions(a)) if exact else (lambda a: np.asarray(a, dtype=float))
+    outside = [nums.array(o) for o in outside_options(outside_option, env)]
+    xs = _unit_payments(space, exact) if payments is None else [conv(np.asarray(p)) for p in payments]
+    n_batch = xs[0].shape[1]
+    act = np.argmax(env.allocation, axis=1)  # deterministic allocation: the action of each profile
+    out: dict[str, Any] = {"ic": {}, "ir": {}, "n_coordinates": n_batch - 1 if payments is None else 0}
+    x_nodes = []
+    for i, ag in enumerate(env.agents):  # agents, types, reports
+        ki, n_sig, n_st = ag.n_types, space.n_signals[i], space.n_states[i]
+        m_count = env.others_count(i)
+        pidx = env.profile_index(i, np.arange(ki)[:, None], np.arange(m_count)[None, :])  # (K_i, M)
+        a_rm = act[pidx]
+        # the others' kernel from their own kernels (C order over the others), and their prior
+        g = np.ones((1, 1), dtype=object if exact else float)
+        b0 = np.ones(1, dtype=object if exact else float)
+        for j, other in enumerate(env.agents):
+            if j != i:
+                g = np.einsum("ab,cd->acbd", g, nums.kernels[j][0]).reshape(g.shape[0] * other.n_types, -1)
+                b0 = np.multiply.outer(b0, nums.priors[j]).reshape(-1)
+        f = nums.kernels[i][0]  # (K_i, K_i)
+        x = xs[i].reshape(n_st, n_sig, n_batch)
+        x_nodes.append(xs[i][space.info_node[i]])
+        n_v = n_st * ki * m_count
+
+        def vid(s, t, m, ki=ki, m_count=m_count):
+            return (np.asarray(s) * ki + np.asarray(t)) * m_count + np.asarray(m)
+
+        # truthful chain: V(s,t,m) = v(t,a) - x(s,t,a) + delta sum F(t'|t) G(m'|m) V(1 + t|A| + a, t', m')
+        mat = _eye(n_v, exact)
+        rhs = _zeros((n_v, n_batch), exact)
+        s_, t_, m_ = np.meshgrid(np.arange(n_st), np.arange(ki), np.arange(m_count), indexing="ij")
+        s_, t_, m_ = s_.reshape(-1), t_.reshape(-1), m_.reshape(-1)
+        a_ = a_rm[t_, m_]
+        row = vid(s_, t_, m_)
+        nxt = 1 + t_ * n_act + a_
+        t2, m2 = np.meshgrid(np.arange(ki), np.arange(m_count), indexing="ij")
+        t2, m2 = t2.reshape(-1), m2.reshape(-1)
+        coef = f[t_][:, t2] * g[m_][:, m2]  # (n_v, K_i M)
+        np.add.at(
+            mat,
+            (np.repeat(row, t2.size), vid(np.repeat(nxt, t2.size), np.tile(t2, row.size), np.tile(m2, row.size))),
+            -delta * coef.reshape(-1),
+        )
+        rhs[row] = nums.valuation[i][t_, a_][:, None] - x[s_, t_ * n_act + a_]
+        v = _linear_solve(mat, rhs, exact)  # (n_v, batch)
+        bel = _belief_rows(space, i, g, b0, a_rm, exact)  # (n_info, M), recomputed and checked here
+        s_b = space.belief_state[i]
+        truth = _zeros((space.n_info[i], ki, n_batch), exact)
+        for t in range(ki):
+            truth[:, t] = sum(bel[:, m][:, None] * v[vid(s_b, t, m)] for m in range(m_count))
+        for t in range(ki):
+            for r in range(ki):
+                if r == t:
+                    continue
+                dev = _zeros((space.n_info[i], n_batch), exact)
+                for m in range(m_count):  # others' profiles
+                    a = a_rm[r, m]
+                    nx = 1 + r * n_act + a
+                    cont = sum(
+                        f[t, t3] * g[m, m3] * v[vid(nx, t3, m3)][None, :] for t3 in range(ki) for m3 in range(m_count)
+                    )
+                    dev = dev + bel[:, m][:, None] * (nums.valuation[i][t, a] - x[s_b, r * n_act + a] + delta * cont)
+                out["ic"][(i, t, r)] = truth[:, t] - dev
+        rows = truth if ir == "interim" else truth[s_b == 0]
+        out["ir"][i] = rows - outside[i][None, :, None]
+    # designer on the Markov space: B(d, theta) = sum_i x_i + delta sum_theta' P(theta'|theta) B(theta, theta')
+    joint = joint_beliefs(tree, nums)  # (1 + K, K)
+    collected = sum(x_nodes[1:], x_nodes[0])
+    n_nodes = tree.n_nodes
+    mat = _eye(n_nodes, exact)
+    nodes = np.arange(n_nodes)
+    kid = tree.child_hist[nodes]
+    kid_nodes = kid[:, None] * k + np.arange(k)[None, :]
+    np.add.at(mat, (np.repeat(nodes, k), kid_nodes.reshape(-1)), -delta * joint[kid].reshape(-1))
+    b = _linear_solve(mat, collected, exact)
+    hists = np.arange(tree.n_hist if budget == "interim" else (1 if budget == "ex_ante" else 0))
+    node_of = hists[:, None] * k + np.arange(k)[None, :]
+    out["budget"] = (joint[hists][:, :, None] * b[node_of]).sum(axis=1) if hists.size else _zeros((0, n_batch), exact)
+    return out
+
+
+def _belief_rows(space: Any, i: int, g: np.ndarray, b0: np.ndarray, a_rm: np.ndarray, exact: bool) -> np.ndarray:
+    r"""The space's belief rows of agent ``i``, recomputed by this module's own filter in the arithmetic asked for.
+
+    Follows the filter :math:`b \mapsto (b \odot 1[a(r,\cdot)=a]) G / (b \cdot 1[a(r, \cdot) = a])` from the
+    first-period belief ``b0``, keeping per signal state the lowest and highest belief that the others are at
+    profile 1, until no image leaves the current intervals (then every reachable belief lies in them, see
+    :class:`~mechlp.model.signals.MarkovSignalSpace`). ``ValueError`` when the result does not match the space's
+    rows (within ``tolerances.PROBABILITY``) or is not closed after ``2 * max(space.depth) + 2`` periods.
+    """
+    n_act = space.env.n_actions
+    ki = space.env.agents[i].n_types
+    ext = {0: (b0[1], b0[1])}
+    frontier = [b0[1]]
+    one = Rational(1) if exact else 1.0
+    limit = 2 * max(space.depth) + 2
+    for _ in range(limit):  # periods of filtering
+        if not frontier:
+            break
+        new = []
+        for p1 in frontier:  # new extreme beliefs of the last period
+            b = np.array([one - p1, p1], dtype=object if exact else float)
+            for r in range(ki):
+                for a in range(n_act):
+                    mask = a_rm[r] == a
+                    w = b[mask].sum()
+                    if w == 0:
+                        continue
+                    q = (b * mask) @ g[:, 1] / w
+                    s2 = 1 + r * n_act + a
+                    lo, hi = ext.get(s2, (None, None))
+                    if lo is None or q < lo or q > hi:
+                        ext[s2] = (q if lo is None else min(lo, q), q if hi is None else max(hi, q))
+                        new.append(q)
+        frontier = new
+    if frontier:
+        raise ValueError(f"belief rows of agent {i}: the filter is not closed after {limit} periods")
+    want = space.beliefs[i][:, 1]
+    got = []
+    for s, q in zip(space.belief_state[i], want, strict=True):  # the space's rows
+        lo, hi = ext.get(int(s), (None, None))
+        if lo is None:
+            raise ValueError(f"belief rows of agent {i}: state {int(s)} is not reachable")
+        best = lo if abs(float(lo) - q) <= abs(float(hi) - q) else hi
+        if abs(float(best) - q) > tolerances.PROBABILITY:
+            raise ValueError(f"belief rows of agent {i}: the space's belief {q} at state {int(s)} is not an extreme")
+        got.append(best)
+    states = {int(s) for s in space.belief_state[i]}
+    for s, (lo, hi) in ext.items():
+        if s not in states or (hi != lo and not np.any(np.isclose(want[space.belief_state[i] == s], float(hi)))):
+            if abs(float(hi) - float(lo)) > tolerances.PROBABILITY or s not in states:
+                raise ValueError(f"belief rows of agent {i}: state {s}'s extreme beliefs are missing from the space")
+    col = np.array(got, dtype=object if exact else float)
+    return np.stack([one - col, col], axis=1)
+
+
+def verify_markov_intermediate(
+    space: Any,
+    transfers: list[np.ndarray],
+    *,
+    ir: str = "interim",
+    budget: str = "interim",
+    outside_option: Any = 0.0,
+    tol: float = tolerances.FEASIBILITY,
+    exact: bool = False,
+) -> Verification:
+    """Verify an infinite-horizon intermediate mechanism: ``transfers[i]`` ``(n_states, S_i)`` is
+    :math:`x_i(s, r, a)`; rows of :func:`markov_intermediate_affine` (IC and IR at every belief row, which covers
+    every reachable belief by the space's hull argument; budget at every designer state). Ex post budget balance
+    is checked node by node on the Markov space."""
+    env = space.env
+    pay = []
+    for i in range(env.n_agents):
+        x = np.asarray(transfers[i])
+        want = (space.n_states[i], space.n_signals[i])
+        if x.shape != want:
+            raise ValueError(f"transfers[{i}] (agent {env.agents[i].name!r}) has shape {x.shape}; expected {want}")
+        pay.append(x.reshape(-1, 1))
+    rows_budget = "none" if budget in ("none", "ex_post") else budget
+    rows = markov_intermediate_affine(space, ir, rows_budget, outside_option, exact=exact, payments=pay)
+    families: dict[str, list[_Block]] = {"ic": [], "ir": []}
+    for (i, t, r), slack in rows["ic"].items():
+
+        def describe(f: int, v: float, i=i, t=t, r=r) -> Violation:
+            ag = env.agents[i]
+            return Violation(
+                "ic", ag.name, int(f), space.describe_info(i, int(f)), ag.types[t], ag.types[r], None, float(v)
+            )
+
+        families["ic"].append(_Block("ic", slack[:, 0], describe, lambda f: f, (i, t, r)))
+    for i, slack in rows["ir"].items():
+        ki = env.agents[i].n_types
+
+        def describe_ir(f: int, v: float, i=i, ki=ki) -> Violation:
+            row, t = divmod(int(f), ki)
+            ag = env.agents[i]
+            return Violation("ir", ag.name, row, space.describe_info(i, row), ag.types[t], None, None, float(v))
+
+        families["ir"].append(_Block("ir", slack[..., 0], describe_ir, lambda f, ki=ki: f // ki, (i,)))
+    if budget == "ex_post":
+        coll = sum(np.asarray(p[space.info_node[i], 0], dtype=float) for i, p in enumerate(pay))
+        slack = -np.abs(coll)
+
+        def describe_b(f: int, v: float) -> Violation:
+            h = int(f) // env.n_profiles
+            return Violation("budget", None, h, space.describe_history(h), None, None, None, float(v))
+
+        families["budget"] = [_Block("budget", slack, describe_b, lambda f: f // env.n_profiles)]
+    elif budget != "none":
+
+        def describe_pi(f: int, v: float) -> Violation:
+            return Violation("budget", None, int(f), space.describe_history(int(f)), None, None, None, float(v))
+
+        families["budget"] = [_Block("budget", rows["budget"][:, 0], describe_pi, lambda f: f)]
+    max_violation, worst, binding, n_binding, n_rows = {}, {}, {}, {}, {}
+    for fam, blocks in families.items():
+        mv, wr, bind, nb, nr = _summarise(blocks, tolerances.BINDING)
+        max_violation[fam], worst[fam], binding[fam], n_binding[fam] = float(mv), wr, bind, nb
+        n_rows[fam] = nr
+    ok = all(v <= tol for v in max_violation.values())
+    options = {
+        "ic": "intermediate (last-signal, infinite horizon)",
+        "ir": ir,
+        "budget": budget,
+        "outside_option": outside_option
+        if isinstance(outside_option, str)
+        else np.asarray(outside_option, dtype=float).tolist(),
+        "exact": exact,
+        "max_denominator": None,
+    }
+    return Verification(ok, float(tol), max_violation, worst, binding, n_binding, n_rows, options)
+
+
 def _unit_payments(space: Any, exact: bool) -> list[np.ndarray]:
     """Per agent ``(n_info * S_i, 1 + n)`` payments: column 0 is ``x = 0``, column ``1 + j`` the ``j``-th unit
     payment over all agents' coordinates (agent 0's first)."""
-    sizes = [space.n_info[i] * space.n_signals[i] for i in range(space.env.n_agents)]
+    states = space.n_states if space.kind == "signal_markov" else space.n_info
+    sizes = [states[i] * space.n_signals[i] for i in range(space.env.n_agents)]
     n = sum(sizes)
     out, start = [], 0
     for s in sizes:
@@ -66,6 +315,13 @@ def _unit_payments(space: Any, exact: bool) -> list[np.ndarray]:
 
 
 def intermediate_affine(space: Any, ir: str, budget: str, outside_option: Any = 0.0, exact: bool = False) -> dict:
+    """Dispatch: :func:`markov_intermediate_affine` on a ``MarkovSignalSpace``, the tree rows otherwise."""
+    if space.kind == "signal_markov":
+        return markov_intermediate_affine(space, ir, budget, outside_option, exact)
+    return _tree_affine(space, ir, budget, outside_option, exact)
+
+
+def _tree_affine(space: Any, ir: str, budget: str, outside_option: Any = 0.0, exact: bool = False) -> dict:
     r"""Every row's slack at ``x = 0`` and at every unit payment: the affine maps of the module docstring.
 
     Returns
@@ -305,7 +561,8 @@ def check_intermediate_impossibility(cert: IntermediateCertificate, exact: bool 
         ``nonzero`` and ``exact``.
     """
     sp = cert.space
-    n = sum(sp.n_info[i] * sp.n_signals[i] for i in range(sp.env.n_agents))
+    states = sp.n_states if sp.kind == "signal_markov" else sp.n_info
+    n = sum(states[i] * sp.n_signals[i] for i in range(sp.env.n_agents))
     if n > CERTIFICATE_COORDINATES:
         raise ValueError(
             f"check_intermediate_impossibility: {n} payment coordinates exceed CERTIFICATE_COORDINATES "

@@ -46,10 +46,16 @@ from typing import Any
 
 import numpy as np
 
-from mechlp.audit.intermediate import IntermediateCertificate
+from mechlp.audit.intermediate import IntermediateCertificate, verify_markov_intermediate
 from mechlp.audit.verifier import Verification, verify_intermediate
 from mechlp.backends import solve_arrays, solve_lp
-from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
+from mechlp.constraints.signals import (
+    MarkovSignalVariables,
+    SignalVariables,
+    intermediate_blocks,
+    intermediate_surplus_cost,
+    markov_intermediate_blocks,
+)
 from mechlp.constructions.lamba import ex_post_minmax_mechanism, minmax_mechanism
 from mechlp.lp.program import assemble
 from mechlp.model.answer import CertifiedOnSpace
@@ -57,7 +63,7 @@ from mechlp.model.beliefs import continuation_values, expectation, joint_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import outside_options
-from mechlp.model.signals import SignalSpace
+from mechlp.model.signals import MarkovSignalSpace, SignalSpace
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MarkovSpace
 from mechlp.proofs.intermediate import intermediate_certificate
 
@@ -148,14 +154,22 @@ def expand_transfers(space: SignalSpace, transfers: list[np.ndarray]) -> np.ndar
     return np.stack([np.asarray(x, dtype=float).reshape(-1)[space.info_node[i]] for i, x in enumerate(transfers)])
 
 
-def _signal_space(env: Environment, space: SignalSpace | None, horizon: int | None, memory_limit: int) -> SignalSpace:
+def _signal_space(env: Environment, space, horizon: int | None, memory_limit: int):
+    """The space asked for: ``space``; on an infinite horizon without ``horizon`` the last-signal Markov space
+    (:class:`~mechlp.model.signals.MarkovSignalSpace`); otherwise the ``horizon``-period information tree."""
     if space is not None:
         if space.env is not env:
             raise ValueError("space was built for a different environment than env")
         return space
     if env.infinite and horizon is None:
-        raise ValueError("horizon is required for an infinite-horizon environment (the information tree is finite)")
+        return MarkovSignalSpace(env)
     return SignalSpace(env, horizon, memory_limit=memory_limit)
+
+
+def _where(sp) -> str:
+    if sp.kind == "signal_markov":
+        return "intermediate mechanism, infinite horizon, payments on the last signal"
+    return f"intermediate mechanism, {sp.horizon} periods"
 
 
 def intermediate_lp(
@@ -168,9 +182,13 @@ def intermediate_lp(
 ):
     """The assembled LP (:func:`mechlp.lp.program.assemble`) of the intermediate mechanism, maximising
     :math:`\\sum_h w_h \\Pi(h)` over designer histories (``w = 1`` by default)."""
-    variables = SignalVariables(space)
     outside = outside_options(outside_option, space.env)
-    blocks = intermediate_blocks(variables, ir=ir, budget=budget, outside=outside)
+    if space.kind == "signal_markov":
+        variables = MarkovSignalVariables(space)
+        blocks = markov_intermediate_blocks(variables, ir=ir, budget=budget, outside=outside)
+    else:
+        variables = SignalVariables(space)
+        blocks = intermediate_blocks(variables, ir=ir, budget=budget, outside=outside)
     w = np.ones(space.tree.n_hist) if weights is None else np.asarray(weights, dtype=float)
     return assemble(variables, blocks, intermediate_surplus_cost(variables, w))
 
@@ -180,7 +198,8 @@ def _answer(space, lp, z, ir, budget, outside_option, question) -> IntermediateR
     transfers = parts["x"]
     surplus = Mechanism(space.tree, expand_transfers(space, transfers)).surplus()
     t0 = time.perf_counter()
-    cert = verify_intermediate(space, transfers, ir=ir, budget=budget, outside_option=outside_option)
+    check = verify_markov_intermediate if space.kind == "signal_markov" else verify_intermediate
+    cert = check(space, transfers, ir=ir, budget=budget, outside_option=outside_option)
     seconds = time.perf_counter() - t0
     res = IntermediateResult(
         "optimal",
@@ -252,7 +271,7 @@ def intermediate_feasibility(
     lp = intermediate_lp(sp, ir=ir, budget=budget, outside_option=outside_option, weights=weights)
     out = solve_lp(lp, backend, **solver_options)
     status, z = out.status, out.x
-    where = f"intermediate mechanism, {sp.horizon} periods"
+    where = _where(sp)
     opts = {"ir": ir, "budget": budget, "outside_option": outside_option}
     if status == "infeasible":
         return _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts)
@@ -292,10 +311,13 @@ def _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts)
             options=opts,
         )
     kind = "exact" if cert.exact else "float"
+    scope = (
+        " among intermediate mechanisms whose payments depend on the last signal" if sp.kind == "signal_markov" else ""
+    )
     rows = "interim rows (ex post balance implies them)" if budget == "ex_post" else f"{budget} rows"
     return IntermediateResult(
         "infeasible",
-        f"infeasible under {budget} budget balance ({where}); Farkas certificate over the IC, IR and {rows} "
+        f"infeasible under {budget} budget balance{scope} ({where}); Farkas certificate over the IC, IR and {rows} "
         f"verified ({kind}: {checks[kind]['message']})",
         sp,
         impossibility=cert,
@@ -364,7 +386,7 @@ def intermediate_minmax(
     unb = [int(h) for h in hs if not bounded[h]]
     res.best, res.bounded = best, bounded
     if res.status == "optimal":
-        res.message = f"intermediate mechanism, {sp.horizon} periods: most surplus at the root {best[0]:.6g}; " + (
+        res.message = f"{_where(sp)}: most surplus at the root {best[0]:.6g}; " + (
             f"unbounded at {len(unb)} of {hs.size} designer histories examined (e.g. "
             f"{sp.describe_history(unb[0])}), where an agent's information pools designer histories"
             if unb
