@@ -254,7 +254,8 @@ def _check_intermediate(
         if doc.get("space") != "signal" or isinstance(t, bool) or not isinstance(t, int) or t < 1:
             return (
                 False,
-                "certificate: an intermediate-mechanism file needs space 'signal' (with a positive horizon) or 'signal_markov'",
+                "certificate: an intermediate-mechanism file needs space 'signal' (with a positive horizon) "
+                "or 'signal_markov'",
             )
         if horizon is not None and horizon != t:
             return (
