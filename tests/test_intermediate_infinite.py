@@ -1,16 +1,24 @@
-"""Lamba's eqs. (5)-(6) public mechanism and Pi** of the averaged intermediate mechanism (issue 14, item 3)."""
+"""The intermediate mechanism on the infinite horizon and Lamba's eqs. (5)-(6) comparison (issue 14, item 3)."""
 
 from __future__ import annotations
 
 import itertools
+import json
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mechlp.audit.certfile import certificate_payload, write_json
 from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import lamba_usstp
+from mechlp.cli import main
 from mechlp.constructions.lamba import ex_post_minmax_mechanism, minmax_mechanism
-from mechlp.solve.intermediate import lamba_double_star
+from mechlp.model.signals import MarkovSignalSpace
+from mechlp.solve.intermediate import intermediate_feasibility, intermediate_minmax, lamba_double_star
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 
 V, C = (0.05, 1.0), (0.0, 0.95)  # USSTP (Lamba 2022, section 5.1): v_L < c_H, types ascending
 
@@ -91,3 +99,123 @@ def test_pi_double_star_orderings_with_eq5():
 def test_unknown_public_mechanism_is_refused():
     with pytest.raises(ValueError, match="public must be one of"):
         lamba_double_star(lamba_usstp(0.7, 0.95), public="vcg")
+
+
+# ---------------------------------------------------------------- Lamba Prop. 3 on the infinite horizon
+def _pi_star_by_hand(alpha: float, delta: float) -> np.ndarray:
+    """Pi* at the first period and after each profile, from eqs. (5)-(6) utilities (independent code)."""
+    prof, q, trade, welfare, eq5_b, eq5_s = _usstp_by_hand(alpha, delta)
+    flow = welfare - eq5_b - eq5_s
+    return np.r_[0.25 * flow.sum(), q @ flow]
+
+
+def _check_by_simulation(res, alpha: float, delta: float, seed: int = 0, n_paths: int = 200, depth: int = 12):
+    """Independent check of a last-signal intermediate mechanism: each agent's beliefs along random report paths
+    (his own filter, written here), his truthful values by a linear system, IC and IR at every belief met."""
+    kern = np.array([[alpha, 1 - alpha], [1 - alpha, alpha]])
+    rng = np.random.default_rng(seed)
+    worst = np.inf
+    for i in range(2):  # 0 buyer (others: the seller's cost), 1 seller
+        x = res.transfers[i]  # (1 + 4, 4): state, column r * 2 + a
+        own_val = V if i == 0 else C
+
+        def action(r, m, i=i):
+            v, c = (r, m) if i == 0 else (m, r)
+            return int(V[v] > C[c])
+
+        def flow(t, a, i=i, own_val=own_val):
+            return own_val[t] * a if i == 0 else -own_val[t] * a
+
+        # values V(s, t, m) of truth-telling: 5 * 2 * 2 unknowns
+        n = 20
+        mat, rhs = np.eye(n), np.zeros(n)
+        for s in range(5):
+            for t in range(2):
+                for m in range(2):
+                    a = action(t, m)
+                    j = (s * 2 + t) * 2 + m
+                    rhs[j] = flow(t, a) - x[s, t * 2 + a]
+                    s2 = 1 + t * 2 + a
+                    for t2 in range(2):
+                        for m2 in range(2):
+                            mat[j, (s2 * 2 + t2) * 2 + m2] -= delta * kern[t, t2] * kern[m, m2]
+        val = np.linalg.solve(mat, rhs).reshape(5, 2, 2)
+        for _ in range(n_paths):
+            s, b = 0, np.array([0.5, 0.5])
+            for _ in range(depth):
+                for t in range(2):
+                    truth = b @ val[s, t]
+                    worst = min(worst, truth)  # IR
+                    for r in range(2):
+                        dev = 0.0
+                        for m in range(2):
+                            a = action(r, m)
+                            s2 = 1 + r * 2 + a
+                            cont = sum(
+                                kern[t, t2] * kern[m, m2] * val[s2, t2, m2] for t2 in range(2) for m2 in range(2)
+                            )
+                            dev += b[m] * (flow(t, a) - x[s, r * 2 + a] + delta * cont)
+                        worst = min(worst, truth - dev)  # IC
+                r = int(rng.integers(2))  # any report path: beliefs after misreports are reached too
+                m = int(rng.choice(2, p=b))
+                a = action(r, m)
+                mask = np.array([action(r, mm) == a for mm in range(2)], dtype=float)
+                b = (b * mask) / (b @ mask) @ kern
+                s = 1 + r * 2 + a
+    return worst
+
+
+@pytest.mark.parametrize(
+    ("alpha", "delta", "public_ok", "inter_ok"),
+    [(0.7, 0.95, True, True), (0.8, 0.8, False, True), (0.9, 0.6, False, False)],
+)
+def test_prop3_on_the_infinite_horizon(alpha, delta, public_ok, inter_ok):
+    env = lamba_usstp(alpha, delta)
+    pi_star = _pi_star_by_hand(alpha, delta)
+    assert (pi_star.min() >= 0) == public_ok  # Lamba Theorem 1 (public mechanism)
+    res = intermediate_feasibility(env, "interim")
+    assert res.space.kind == "signal_markov"
+    dd = lamba_double_star(env, horizon=3)["pi_double_star"]
+    assert (dd.min() >= 0) == inter_ok  # Lamba Prop. 3's condition, over the histories of periods 1..3
+    if inter_ok:
+        assert res.status == "optimal" and res.certificate.ok
+        assert res.surplus.min() >= -1e-9
+        assert _check_by_simulation(res, alpha, delta) >= -1e-8
+    else:
+        assert res.status == "infeasible" and "payments depend on the last signal" in res.message
+        assert res.impossibility.checks["exact"]["ok"] and res.impossibility.checks["float"]["ok"]
+    # Lamba 7.3: the most first-period surplus equals the public Pi*
+    mm = intermediate_minmax(env, histories=[0])
+    assert mm.best[0] == pytest.approx(pi_star[0], abs=1e-8)
+
+
+def test_markov_signal_space_beliefs_are_the_filter_extremes():
+    sp = MarkovSignalSpace(lamba_usstp(0.7, 0.95))
+    # buyer: after v_L he learns c (belief G(.|c)); after v_H nothing: the one-step prediction of [0.3, 0.7]
+    rows = {sp.describe_info(0, j) for j in range(sp.n_info[0])}
+    assert rows == {
+        "buyer in period 1, belief (0.5, 0.5)",
+        "buyer after (v_L, no_trade), belief (0.3, 0.7)",
+        "buyer after (v_L, trade), belief (0.7, 0.3)",
+        "buyer after (v_H, trade), belief (0.58, 0.42)",
+        "buyer after (v_H, trade), belief (0.42, 0.58)",
+    }
+
+
+def test_markov_signal_space_refusals():
+    with pytest.raises(ValueError, match="infinite-horizon intermediate mechanism"):
+        MarkovSignalSpace(lamba_usstp(0.7, 0.95, horizon=2))
+
+
+def test_markov_certificate_file_and_mechlp_check(tmp_path, capsys):
+    res = intermediate_feasibility(lamba_usstp(0.9, 0.6), "interim")
+    path = tmp_path / "markov.json"
+    write_json(path, certificate_payload(res))
+    args = ["check", str(MODEL), str(path), "--set", "persistence=0.9", "--set", "discount=0.6", "--exact"]
+    assert main(args) == 0
+    assert "payments on the last signal" in capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    doc["multipliers"][-1]["value"] = str(Fraction(doc["multipliers"][-1]["value"]) + 1)
+    path.write_text(json.dumps(doc))
+    assert main(args) == 1
+    assert "does NOT hold" in capsys.readouterr().out
