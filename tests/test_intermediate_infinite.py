@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mechlp.audit.certfile import certificate_payload, write_json
+from mechlp.audit.intermediate import verify_markov_intermediate
 from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import lamba_usstp
 from mechlp.cli import main
@@ -219,3 +220,13 @@ def test_markov_certificate_file_and_mechlp_check(tmp_path, capsys):
     path.write_text(json.dumps(doc))
     assert main(args) == 1
     assert "does NOT hold" in capsys.readouterr().out
+
+
+def test_markov_verifier_catches_a_cheaper_low_report():
+    res = intermediate_feasibility(lamba_usstp(0.7, 0.95), "interim")
+    x = [t.copy() for t in res.transfers]
+    assert verify_markov_intermediate(res.space, x).ok
+    x[0][0, 0 * 2 + 1] -= 0.5  # the buyer pays less for a v_L trade in period 1: the high buyer wants to say v_L
+    bad = verify_markov_intermediate(res.space, x)
+    assert not bad.ok and (bad.worst["ic"].type, bad.worst["ic"].misreport) == ("v_H", "v_L")
+    assert bad.worst["ic"].where == "buyer in period 1, belief (0.5, 0.5)"

@@ -1,7 +1,11 @@
 r"""The intermediate mechanism of Lamba (2022, section 7.2): agents learn only whether trade happened.
 
 Two quantities are called :math:`\Pi^{**}` and this module computes both, on a finite horizon of ``T`` periods
-(:class:`~mechlp.model.signals.SignalSpace`; an infinite horizon is truncated, except where said otherwise):
+(:class:`~mechlp.model.signals.SignalSpace`, ``horizon=T``: for an infinite-horizon model a truncation) or, for an
+infinite-horizon model without ``horizon``, on the infinite horizon over intermediate mechanisms whose payments depend
+on the agent's last signal (:class:`~mechlp.model.signals.MarkovSignalSpace`: exact rows for that class; an infeasible
+answer is a proof for that class only). An infeasible answer carries a Farkas certificate checked in floats and
+rationals (:mod:`mechlp.proofs.intermediate`, :mod:`mechlp.audit.intermediate`).
 
 **The LP over intermediate mechanisms** (:func:`intermediate_minmax`, :func:`intermediate_feasibility`).
 Payments measurable with respect to each agent's information (own reports and the realised action), IC and IR at
