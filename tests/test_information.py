@@ -71,7 +71,7 @@ def test_lp_root_equals_public_and_pooled_histories_are_unbounded(horizon):
 
 
 def test_lamba_double_star_orderings():
-    out = lamba_double_star(ENV, horizon=2)
+    out = lamba_double_star(ENV, horizon=2, public="markov_fees")
     pi, pdd = out["pi_star"], out["pi_double_star"]
     np.testing.assert_allclose(
         pi, np.r_[4.733870967741936, [4.78104078, 4.89462873, 4.47877358, 4.78104078]], atol=1e-7
@@ -98,7 +98,7 @@ def test_lamba_double_star_orderings_on_an_asymmetric_stp_and_with_a_tree_mechan
         buyer_types=("v_L", "v_H"),
         seller_types=("c_L", "c_H"),
     )
-    out = lamba_double_star(env, horizon=3)
+    out = lamba_double_star(env, horizon=3, public="markov_fees")
     d = out["pi_double_star"] - out["pi_star"]
     assert abs(d[0]) < 1e-12 and abs(d[LH]) < 1e-12 and d[HH] < 0 < d[HL]
     # any public mechanism can be averaged: the tree min-max mechanism of a finite horizon

@@ -16,7 +16,11 @@ game unless the checker asks about a truncation, see :func:`check_certificate`) 
   strings or numbers (read exactly as written). This is also the format for auditing a mechanism from a paper:
   write the transfers by hand and run ``mechlp check``; or
 * ``"kind": "impossibility"`` and ``"multipliers"``: Farkas multipliers over labelled rows
-  (:meth:`mechlp.audit.verifier.ImpossibilityCertificate.to_dict`).
+  (:meth:`mechlp.audit.verifier.ImpossibilityCertificate.to_dict`); or
+* ``"kind": "intermediate_impossibility"``: Farkas multipliers over the rows of Lamba's intermediate mechanism
+  (agents see their own reports and the realised action) on the ``"signal"`` space of ``horizon`` periods
+  (:meth:`mechlp.audit.intermediate.IntermediateCertificate.to_dict`); its ``question`` holds ``ic``
+  (``"intermediate"``), ``ir``, ``budget`` and ``outside_option``.
 
 ``verification`` records what was found when the file was written; ``mechlp check`` recomputes everything.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.intermediate import IntermediateCertificate, check_intermediate_impossibility
 from mechlp.audit.verifier import ImpossibilityCertificate, check_impossibility, verify
 from mechlp.model.answer import write_json as _write_json
 from mechlp.model.environment import Environment
@@ -38,6 +43,7 @@ from mechlp.model.files import exact_number, read_text
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question
 from mechlp.model.serialize import model_to_dict
+from mechlp.model.signals import MarkovSignalSpace, SignalSpace
 from mechlp.model.spaces import (
     DEFAULT_MEMORY_LIMIT,
     MAX_MEMORY_LIMIT,
@@ -144,6 +150,8 @@ def _transfer_entries(mech: Mechanism) -> list[dict]:
 def certificate_payload(result: Any, exact: bool = False) -> dict:
     """The certificate file of a feasibility result (a :class:`mechlp.solve.result.Result`, read by attribute:
     the verifier imports nothing above the model): its mechanism (feasible) or its Farkas multipliers."""
+    if getattr(result.space, "kind", None) in ("signal", "signal_markov"):
+        return _intermediate_payload(result)
     env = result.env
     sp = result.space
     spec = result.question_spec
@@ -185,6 +193,134 @@ def certificate_payload(result: Any, exact: bool = False) -> dict:
         "verification": ver.to_dict(),
         "transfers": _transfer_entries(mech),
     }
+
+
+def _intermediate_question(result: Any) -> dict:
+    opts = result.options
+    oo = opts.get("outside_option", 0.0)
+    return {
+        "ic": "intermediate",
+        "ir": opts["ir"],
+        "budget": opts["budget"],
+        "outside_option": np.asarray(oo, dtype=float).tolist() if not isinstance(oo, str) else oo,
+    }
+
+
+def _intermediate_payload(result: Any) -> dict:
+    """The certificate file of an infeasible intermediate-mechanism answer (Farkas multipliers; a feasible answer
+    is re-checked by re-solving, its mechanism has no file format yet)."""
+    cert = getattr(result, "impossibility", None)
+    if result.status != "infeasible" or cert is None:
+        raise ValueError(
+            f"no certificate file for an intermediate-mechanism result with status {result.status!r}: only "
+            "infeasible answers with a verified impossibility certificate are written"
+        )
+    env = result.space.env
+    question = _intermediate_question(result)
+    return {
+        "format": "mechlp-certificate/1",
+        "model": model_to_dict(env),
+        "model_sha256": model_hash(env),
+        "question": question,
+        "question_sha256": question_hash(model_hash(env), question),
+        **(
+            {"space": "signal_markov"}
+            if result.space.kind == "signal_markov"
+            else {"space": "signal", "horizon": int(result.space.horizon)}
+        ),
+        "status": result.status,
+        "message": result.message,
+        "kind": "intermediate_impossibility",
+        **cert.to_dict(),
+        "verification": {k: {kk: vv for kk, vv in v.items()} for k, v in cert.checks.items()},
+    }
+
+
+def _check_intermediate(
+    env: Environment, doc: dict, exact: bool, question: Question | None, horizon: int | None, memory_limit: int
+) -> tuple[bool, str]:
+    """:func:`check_certificate` for ``"kind": "intermediate_impossibility"``."""
+    q = doc.get("question", {})
+    if not isinstance(q, dict) or q.get("ic") != "intermediate":
+        return False, "certificate: an intermediate-mechanism file needs question.ic = 'intermediate'"
+    stated_hash = doc.get("question_sha256")
+    if stated_hash is not None and stated_hash != question_hash(model_hash(env), q):
+        return False, "the certificate's question block does not match its question_sha256: it was edited"
+    budget = q.get("budget", "interim")
+    if budget not in ("interim", "ex_ante", "ex_post"):
+        return False, f"certificate: question.budget {budget!r} cannot be proved impossible"
+    rows_budget = "ex_ante" if budget == "ex_ante" else "interim"
+    stated = doc.get("options", {})
+    if stated.get("budget", rows_budget) != rows_budget or stated.get("ir", q.get("ir")) != q.get("ir"):
+        return False, "the multipliers' stated rows do not match the certificate's question"
+    if question is not None:
+        diff = [
+            f"{name} {a!r} vs {b!r}"
+            for name, a, b in (("budget", budget, question.budget), ("ir", q.get("ir"), question.ir))
+            if a != b
+        ]
+        if diff:
+            return False, "the certificate answers another question than the one asked: " + "; ".join(diff)
+    if doc.get("space") == "signal_markov":
+        if horizon is not None or not env.infinite:
+            return False, (
+                "the certificate is about the infinite-horizon intermediate mechanism (payments on the last "
+                f"signal), not about {'a finite horizon' if not env.infinite else f'{horizon} periods'}"
+            )
+        space = MarkovSignalSpace(env)
+        game = "infinite horizon, payments on the agents' last signal"
+    else:
+        t = doc.get("horizon")
+        if doc.get("space") != "signal" or isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            return (
+                False,
+                "certificate: an intermediate-mechanism file needs space 'signal' (with a positive horizon) "
+                "or 'signal_markov'",
+            )
+        if horizon is not None and horizon != t:
+            return (
+                False,
+                f"the certificate is on the {t}-period information tree, not on the {horizon} periods asked for",
+            )
+        if horizon is None and (env.infinite or t != env.horizon):
+            return False, (
+                f"the certificate is on the {t}-period information tree, a truncation of this model, so it proves "
+                f"nothing about the model; to check the truncation itself, pin it with horizon={t} "
+                f"(mechlp check ... --horizon {t})"
+            )
+        space = SignalSpace(env, t, memory_limit=memory_limit)
+        game = f"the {t}-period information tree"
+    cert = IntermediateCertificate.from_dict(
+        {
+            **doc,
+            "options": {
+                "ir": q.get("ir", "interim"),
+                "budget": rows_budget,
+                "outside_option": q.get("outside_option", 0.0),
+            },
+        },
+        space,
+    )
+    lines = [
+        f"question: intermediate mechanism (agents see their own reports and the realised action), IR "
+        f"{q.get('ir')}, budget {budget}, on {game} (rows: budget {rows_budget})"
+    ]
+    res = check_intermediate_impossibility(cert, exact=False)
+    ok = res["ok"]
+    lines.append(
+        f"intermediate impossibility certificate ({len(doc.get('multipliers', []))} multipliers), float "
+        f"check: {'OK' if ok else 'FAILED'} ({res['message']})"
+    )
+    if exact:
+        res_x = check_intermediate_impossibility(cert, exact=True)
+        ok = ok and res_x["ok"]
+        lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
+    if ok:
+        scope = (
+            " among intermediate mechanisms with payments on the last signal" if space.kind == "signal_markov" else ""
+        )
+        lines.append(f"=> no intermediate mechanism satisfies IC, IR {q.get('ir')} and {budget} budget balance{scope}")
+    return ok, "\n".join(lines)
 
 
 def _space_for(
@@ -377,6 +513,8 @@ def check_certificate(
             False,
             f"the certificate was made for a different model (sha256 {want[:12]}..., this model {have[:12]}...)",
         )
+    if doc.get("kind") == "intermediate_impossibility":
+        return _check_intermediate(env, doc, exact, question, horizon, memory_limit)
     q = Question.from_dict(env, doc.get("question", {}), where="certificate: question")
     stated_hash = doc.get("question_sha256")
     if stated_hash is not None and stated_hash != question_hash(have, q.to_dict()):

@@ -42,9 +42,16 @@ from mechlp.constraints.budget import surplus_block, zero_sum_block
 from mechlp.lp.program import Block
 from mechlp.model.beliefs import joint_beliefs, joint_transition
 from mechlp.model.question import parse_notion
-from mechlp.model.signals import SignalSpace
+from mechlp.model.signals import MarkovSignalSpace, SignalSpace
 
-__all__ = ["SignalVariables", "INTERMEDIATE_BUDGETS", "intermediate_blocks", "intermediate_surplus_cost"]
+__all__ = [
+    "SignalVariables",
+    "MarkovSignalVariables",
+    "INTERMEDIATE_BUDGETS",
+    "intermediate_blocks",
+    "markov_intermediate_blocks",
+    "intermediate_surplus_cost",
+]
 
 INTERMEDIATE_BUDGETS = ("interim", "ex_ante", "ex_post", "none")
 
@@ -136,8 +143,6 @@ def intermediate_blocks(
     budget = parse_notion("budget", budget, allowed=INTERMEDIATE_BUDGETS)
     sp = variables.space
     env = sp.env
-    tree = sp.tree
-    k = env.n_profiles
     blocks: list[Block] = []
     for i, ag in enumerate(env.agents):  # loops over agents and type pairs; rows are vectorised over histories
         info = np.arange(sp.n_info[i], dtype=np.int64)
@@ -189,7 +194,16 @@ def intermediate_blocks(
                     {"agent": i, "hist": ir_info, "type": t},
                 )
             )
-    # designer
+    return blocks + _designer_blocks(variables, budget)
+
+
+def _designer_blocks(variables, budget: str) -> list[Block]:
+    """The designer's recursion and budget rows, on ``space.tree`` (a history tree or the Markov space)."""
+    sp = variables.space
+    env = sp.env
+    tree = sp.tree
+    k = env.n_profiles
+    blocks: list[Block] = []
     nodes = np.arange(tree.n_nodes, dtype=np.int64)
     has = np.flatnonzero(tree.child_hist >= 0)
     q = joint_transition(env)
@@ -230,3 +244,153 @@ def intermediate_surplus_cost(variables: SignalVariables, weights: np.ndarray) -
     cost = np.zeros(variables.n_cols)
     np.add.at(cost, cols, -np.asarray(weights, dtype=float)[rows] * vals)
     return cost
+
+
+class MarkovSignalVariables:
+    """Column layout on a :class:`~mechlp.model.signals.MarkovSignalSpace`: per agent ``V_i(s, t, m)``
+    (index ``(s K_i + t) M_i + m``) and ``x_i(s, r, a)`` (index ``s S_i + r |A| + a``), then the designer's ``B``
+    (one per node of the Markov space)."""
+
+    def __init__(self, space: MarkovSignalSpace):
+        self.space = space
+        env = space.env
+        start = 0
+        self.v_start, self.x_start, self.m_count = [], [], []
+        for i, ag in enumerate(env.agents):
+            m = env.others_count(i)
+            self.m_count.append(m)
+            self.v_start.append(start)
+            start += space.n_states[i] * ag.n_types * m
+            self.x_start.append(start)
+            start += space.n_states[i] * space.n_signals[i]
+        self.b_start = start
+        self.n_cols = start + space.tree.n_nodes
+
+    def V(self, agent: int, s, t, m) -> np.ndarray:
+        k = self.space.env.agents[agent].n_types
+        mm = self.m_count[agent]
+        return self.v_start[agent] + (np.asarray(s, dtype=np.int64) * k + np.asarray(t, dtype=np.int64)) * mm + m
+
+    def x(self, agent: int, info_node: np.ndarray) -> np.ndarray:
+        return self.x_start[agent] + np.asarray(info_node, dtype=np.int64)
+
+    def B(self, nodes: np.ndarray) -> np.ndarray:
+        return self.b_start + np.asarray(nodes, dtype=np.int64)
+
+    def split(self, z: np.ndarray) -> dict:
+        """``{"x": [per agent (n_states, S_i)], "B": (n_nodes,)}``."""
+        sp = self.space
+        x = [
+            z[self.x_start[i] : self.x_start[i] + sp.n_states[i] * sp.n_signals[i]].reshape(sp.n_states[i], -1)
+            for i in range(sp.env.n_agents)
+        ]
+        return {"x": x, "B": z[self.b_start :]}
+
+
+def _markov_payoff(variables: MarkovSignalVariables, i: int, t: int, r: int, s: np.ndarray, m: np.ndarray):
+    """Triplets (local row = entry of ``s`` / ``m``, column, value) of ``x_i(s, r, a(r,m)) - delta E V_i(next)``
+    for true type ``t`` reporting ``r`` when the others are at ``m``, and the flow value ``v_i(t, a(r, m))``."""
+    sp = variables.space
+    env = sp.env
+    ag = env.agents[i]
+    n_act, k = env.n_actions, ag.n_types
+    mm = variables.m_count[i]
+    a = sp.own_action[i][r, m]  # (E,)
+    local = np.arange(s.size)
+    rows = [local]
+    cols = [variables.x(i, s * sp.n_signals[i] + r * n_act + a)]
+    vals = [np.ones(s.size)]
+    if env.discount != 0:
+        nxt = 1 + r * n_act + a
+        f = ag.kernel(n_act)[0, t]  # (K_i,) own next type
+        g = sp.others_kernel[i][m]  # (E, M)
+        coef = -env.discount * f[None, :, None] * g[:, None, :]  # (E, K_i, M)
+        tt, m2 = np.meshgrid(np.arange(k), np.arange(mm), indexing="ij")
+        rows.append(np.repeat(local, k * mm))
+        cols.append(variables.V(i, nxt[:, None, None], tt[None], m2[None]).reshape(-1))
+        vals.append(coef.reshape(-1))
+    flow = ag.valuation[t, a]
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), flow
+
+
+def markov_intermediate_blocks(
+    variables: MarkovSignalVariables, ir: str = "interim", budget: str = "none", outside: list[np.ndarray] | None = None
+) -> list[Block]:
+    r"""The rows of the infinite-horizon intermediate mechanism (:class:`~mechlp.model.signals.MarkovSignalSpace`).
+
+    * recursion (equality), per agent, state ``s``, type ``t`` and others' profile ``m``, with
+      :math:`a = a(t, m)`: :math:`V_i(s,t,m) = v_i(t,a) - x_i(s,t,a) + \delta \sum_{t',m'} F_i(t'|t) G_i(m'|m)
+      V_i(1 + t|A| + a, t', m')`;
+    * IC per belief row ``j`` (state ``s_j``, belief ``b_j``), ``t != r``:
+      :math:`\sum_m b_j(m) [V_i(s_j,t,m) - v_i(t,a(r,m)) + x_i(s_j,r,a(r,m)) - \delta \sum F_i G_i
+      V_i(1 + r|A| + a(r,m), \cdot)] \ge 0`;
+    * IR per belief row: :math:`\sum_m b_j(m) V_i(s_j,t,m) \ge \underline u_i(t)` (``"interim"``; ``"ex_ante"``:
+      the first period's row only);
+    * the designer's rows of :func:`intermediate_blocks` on the Markov space.
+    """
+    if ir not in ("interim", "ex_ante"):
+        raise ValueError(f"the intermediate mechanism supports ir 'interim' or 'ex_ante', got {ir!r}")
+    budget = parse_notion("budget", budget, allowed=INTERMEDIATE_BUDGETS)
+    sp = variables.space
+    env = sp.env
+    blocks: list[Block] = []
+    for i, ag in enumerate(env.agents):  # agents and type pairs; rows are vectorised over states and beliefs
+        k, mm, n_st = ag.n_types, variables.m_count[i], sp.n_states[i]
+        lo = 0.0 if outside is None else outside[i]
+        s_all, m_all = np.repeat(np.arange(n_st), mm), np.tile(np.arange(mm), n_st)
+        rows_b = np.arange(sp.n_info[i])
+        bel = sp.beliefs[i]  # (n_info, M)
+        s_b = sp.belief_state[i]
+        for t in range(k):
+            rows, cols, vals, flow = _markov_payoff(variables, i, t, t, s_all, m_all)
+            own = variables.V(i, s_all, t, m_all)
+            n = s_all.size
+            blocks.append(
+                Block(
+                    "recursion_U",
+                    n,
+                    np.concatenate([np.arange(n), rows]),
+                    np.concatenate([own, cols]),
+                    np.concatenate([np.ones(n), vals]),
+                    flow,
+                    flow.copy(),
+                    {"agent": i, "hist": s_all, "type": t, "others": m_all},
+                )
+            )
+            # belief-weighted rows: row j, others' profile m with weight b_j(m)
+            jj, mj = np.repeat(rows_b, mm), np.tile(np.arange(mm), rows_b.size)
+            w = bel[jj, mj]
+            for r in range(k):
+                if r == t:
+                    continue
+                rr, cc, vv, fl = _markov_payoff(variables, i, t, r, s_b[jj], mj)
+                const = np.bincount(jj, weights=w * fl, minlength=rows_b.size)
+                blocks.append(
+                    Block(
+                        "ic",
+                        rows_b.size,
+                        np.concatenate([jj, jj[rr]]),
+                        np.concatenate([variables.V(i, s_b[jj], t, mj), cc]),
+                        np.concatenate([w, w[rr] * vv]),
+                        const,
+                        np.full(rows_b.size, np.inf),
+                        {"agent": i, "hist": rows_b, "type": t, "misreport": r},
+                    )
+                )
+            ir_rows = rows_b if ir == "interim" else rows_b[s_b == 0]
+            keep = np.isin(jj, ir_rows)
+            level = float(np.broadcast_to(lo, (k,))[t])
+            local = np.searchsorted(ir_rows, jj[keep])
+            blocks.append(
+                Block(
+                    "ir",
+                    ir_rows.size,
+                    local,
+                    variables.V(i, s_b[jj[keep]], t, mj[keep]),
+                    w[keep],
+                    np.full(ir_rows.size, level),
+                    np.full(ir_rows.size, np.inf),
+                    {"agent": i, "hist": ir_rows, "type": t},
+                )
+            )
+    return blocks + _designer_blocks(variables, budget)

@@ -1,12 +1,19 @@
 """Classic constructions the LP results are checked against (docs/design.md section 10)."""
 
-from mechlp.constructions.lamba import LambaClosedForm, minmax_closed_form, minmax_mechanism, vcg_interim_utilities
+from mechlp.constructions.lamba import (
+    LambaClosedForm,
+    ex_post_minmax_mechanism,
+    minmax_closed_form,
+    minmax_mechanism,
+    vcg_interim_utilities,
+)
 from mechlp.constructions.vcg import discrete_vcg, discrete_vcg_transfers
 
 __all__ = [
     "LambaClosedForm",
     "discrete_vcg",
     "discrete_vcg_transfers",
+    "ex_post_minmax_mechanism",
     "minmax_closed_form",
     "minmax_mechanism",
     "vcg_interim_utilities",

@@ -38,7 +38,13 @@ from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.spaces import MarkovSpace
 
-__all__ = ["LambaClosedForm", "vcg_interim_utilities", "minmax_closed_form", "minmax_mechanism"]
+__all__ = [
+    "LambaClosedForm",
+    "vcg_interim_utilities",
+    "minmax_closed_form",
+    "minmax_mechanism",
+    "ex_post_minmax_mechanism",
+]
 
 
 def _check_lamba_preconditions(env: Environment, what: str) -> None:
@@ -319,3 +325,55 @@ def minmax_mechanism(env: Environment) -> Mechanism:
     Shorthand for ``minmax_closed_form(env).mechanism()`` (Lamba 2022, section 6.1).
     """
     return minmax_closed_form(env).mechanism()
+
+
+def ex_post_minmax_mechanism(env: Environment, space: MarkovSpace | None = None) -> Mechanism:
+    r"""Lamba's min-max dynamic VCG mechanism as the paper writes it: eqs. (5)-(6), ex post utilities.
+
+    Lamba (2022, section 5, Step 2) subtracts from the repeated VCG mechanism's *ex post* utility vector the
+    lowest type's, profile by profile:
+
+    .. math::
+       U_B^*(v, c) = U_B^{vcg}(v, c) - U_B^{vcg}(\underline v, c), \qquad
+       U_S^*(v, c) = U_S^{vcg}(v, c) - U_S^{vcg}(v, \overline c),
+
+    (the infimum over the own type is the lowest type's by first-order stochastic dominance). These are stationary
+    continuation utilities, so the payments that produce them (eq. 3 solved for ``x``) are the VCG payments plus a
+    fee that depends on the *other* agent's current report only,
+
+    .. math::
+       z_B(c) = U_B^{vcg}(\underline v, c) - \delta \sum_{c'} g(c'|c)\, U_B^{vcg}(\underline v, c'), \qquad
+       z_S(v) = U_S^{vcg}(v, \overline c) - \delta \sum_{v'} f(v'|v)\, U_S^{vcg}(v', \overline c),
+
+    the same at every history (first period included). Its *interim* utilities (and so :math:`\Pi^*(h)`) are
+    those of :func:`minmax_mechanism` (VCG plus fees on the previous profile, section 6.1): the lowest type's
+    interim utility is zero in both; the *ex post* utilities differ, which is what Lamba's intermediate
+    :math:`\Pi^{**}` averages (:func:`mechlp.solve.intermediate.lamba_double_star`).
+
+    Parameters
+    ----------
+    env : Environment
+        As for :func:`minmax_closed_form`.
+    space : MarkovSpace, optional
+        Of ``env``; default ``MarkovSpace(env)``.
+
+    Returns
+    -------
+    Mechanism
+        On the Markov space: ``x_i(h, theta) = x_i^vcg(theta) + z_i(theta_{-i})``.
+    """
+    _check_lamba_preconditions(env, "ex_post_minmax_mechanism")
+    if space is None:
+        space = MarkovSpace(env)
+    if not isinstance(space, MarkovSpace) or space.env is not env:
+        raise ValueError("ex_post_minmax_mechanism needs a MarkovSpace of env (space.env is not env)")
+    buyer, seller = env.agents
+    n, m = buyer.n_types, seller.n_types
+    u, _, x = _profile_utilities(env)
+    low_b = u[0].reshape(n, m)[0]  # U_B^vcg(v_1, c), (M,)
+    low_s = u[1].reshape(n, m)[:, m - 1]  # U_S^vcg(v, c_M), (N,)
+    z_b = low_b - env.discount * (seller.transition @ low_b)
+    z_s = low_s - env.discount * (buyer.transition @ low_s)
+    prof = env.profile_types()  # (K, 2)
+    fee = np.vstack([z_b[prof[:, 1]], z_s[prof[:, 0]]])  # (2, K) on the current profile
+    return Mechanism(space, x[:, space.node_profile] + fee[:, space.node_profile])

@@ -38,9 +38,9 @@ import numpy as np
 from mechlp.model import tolerances
 from mechlp.model.beliefs import others_beliefs, reach_probabilities
 from mechlp.model.environment import Environment
-from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree
+from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, HistoryTree, MarkovSpace
 
-__all__ = ["SignalSpace"]
+__all__ = ["SignalSpace", "MarkovSignalSpace", "BELIEF_DEPTH"]
 
 
 class SignalSpace:
@@ -177,3 +177,174 @@ class SignalSpace:
             counts = np.bincount(ids)
             out |= counts[ids] > 1
         return out
+
+
+#: Depth of the belief enumeration of :class:`MarkovSignalSpace` (periods of signals followed from the first
+#: period); the enumeration stops earlier once the belief sets are closed under the filter.
+BELIEF_DEPTH = 64
+
+
+class MarkovSignalSpace:
+    r"""The intermediate mechanism on the infinite horizon: payments that depend on the agent's *last signal*.
+
+    Agent ``i``'s payment is :math:`x_i(s, r, a)` with ``s`` his *signal state*: ``0`` in the first period,
+    ``1 + r' |A| + a'`` after his own last report ``r'`` and last realised action ``a'`` (``n_info[i] = 1 + S_i``
+    states). This is measurable with respect to his information, so every mechanism here is an intermediate
+    mechanism of Lamba (2022, section 7.2); it is a *restriction* of that class (payments may not depend on older
+    signals), the analogue of the Markov mechanisms of the public case.
+
+    **Why the rows are finite and exact for this class.** With types independent across agents and Markov, and
+    payments depending on ``s`` only, the value of truth-telling from state ``s`` with own type ``t`` when the others'
+    current profile is ``m`` is a number :math:`V_i(s, t, m)` of a finite Markov chain over ``(s, t, m)``. The agent
+    does not know ``m``: at an information history ``I`` he holds the belief :math:`b_I(m)` (the filter of his own
+    reports and signals), and his interim utility and his one-shot deviation payoffs are *linear* in :math:`b_I`:
+    :math:`\bar U_i(I, t) = \sum_m b_I(m) V_i(s, t, m)` and
+    :math:`D_i(I, t, r) = \sum_m b_I(m) [v_i(t, a(r, m)) - x_i(s, r, a(r,m)) + \delta \sum_{t', m'} F_i(t'|t)
+    G_i(m'|m) V_i(s'(r, a(r, m)), t', m')]`. So IC and IR at every information history hold iff they hold at the
+    extreme points of the convex hull of the beliefs reachable at each state. The filter step
+    :math:`b \mapsto (b \odot 1[a(r,\cdot) = a]) G_i / (b \cdot 1[a(r,\cdot)=a])` is linear-fractional, so it maps
+    the hull of a set into the hull of the set's images: if the images of a finite set :math:`E_s` of reachable
+    beliefs at each state lie in :math:`\mathrm{conv}(E_{s'})`, every reachable belief lies in
+    :math:`\mathrm{conv}(E_s)` (induction). The enumeration follows the filter from the first period's belief
+    (the others' prior) for up to :data:`BELIEF_DEPTH` periods and keeps the hull's extreme points; it needs each
+    agent's others to have two profiles (beliefs are one number, hulls are intervals) and refuses otherwise.
+
+    The designer's rows are exact too: every agent's state is a function of the last report profile, so her
+    continuation surplus is :math:`\Pi(\theta_{t-1})`, on :class:`~mechlp.model.spaces.MarkovSpace` (``tree``).
+
+    Attributes
+    ----------
+    env : Environment
+    tree : MarkovSpace
+        The designer's space (the name keeps the interface of :class:`SignalSpace`).
+    horizon : str
+        ``"markov"``.
+    n_signals : list of int
+        ``S_i = K_i |A|``.
+    n_states : list of int
+        ``1 + S_i``.
+    beliefs : list of ndarray
+        Per agent ``(n_info[i], M_i)``: the extreme reachable beliefs, grouped by state (``belief_state``).
+    belief_state : list of ndarray
+        Per agent ``(n_info[i],)``: the signal state of each belief row.
+    n_info : list of int
+        Rows per agent (state, extreme belief) at which IC and IR are imposed.
+    others_kernel, others_prior : list of ndarray
+        :math:`G_i(m'|m)` ``(M_i, M_i)`` and the first period's belief ``(M_i,)``.
+    info_node : list of ndarray
+        Per agent ``(tree.n_nodes,)``: the payment coordinate ``s * S_i + r |A| + a`` at each designer node.
+    depth : list of int
+        Periods of filter the enumeration needed until the belief sets were closed.
+    """
+
+    kind = "signal_markov"
+
+    def __init__(self, env: Environment, belief_depth: int = BELIEF_DEPTH):
+        if not isinstance(env, Environment):
+            raise TypeError(f"env must be an Environment, got {type(env).__name__}")
+        if not env.infinite:
+            raise ValueError(
+                f"MarkovSignalSpace is the infinite-horizon intermediate mechanism; env has horizon {env.horizon} "
+                "(use SignalSpace for a finite horizon)"
+            )
+        env.require_independent("the intermediate mechanism on the infinite horizon (MarkovSignalSpace)")
+        if env.action_dependent:
+            raise ValueError("MarkovSignalSpace needs action-independent kernels (types evolve exogenously)")
+        if env.allocations.shape[0] != 1:
+            raise ValueError("MarkovSignalSpace needs one stationary allocation table")
+        random_rows = np.flatnonzero(np.max(env.allocation, axis=1) < 1.0 - tolerances.PROBABILITY)
+        if random_rows.size:
+            r = int(random_rows[0])
+            raise ValueError(
+                f"MarkovSignalSpace needs a deterministic allocation (the realised action is the public signal); "
+                f"allocation row {r} (profile {env.profile_labels(r)}) randomises"
+            )
+        self.env = env
+        self.tree = MarkovSpace(env)
+        self.horizon = "markov"
+        n_act = env.n_actions
+        act = env.actions_by_profile()
+        kern = env.profile_kernel()[0]  # (K, K)
+        prior = np.ones(1)
+        for ag in env.agents:
+            prior = np.multiply.outer(prior, ag.prior).reshape(-1)
+        tree = self.tree
+        prev = tree.hist_prev_profile[tree.node_hist]  # (n_nodes,) previous profile, -1 in the first period
+        types = env.profile_types()
+        self.n_signals, self.n_states, self.n_info = [], [], []
+        self.beliefs, self.belief_state, self.others_kernel, self.others_prior = [], [], [], []
+        self.info_node, self.depth, self.own_action = [], [], []
+        for i, ag in enumerate(env.agents):  # agents; the enumeration loops over depth and signals
+            m_count = env.others_count(i)
+            if m_count != 2:
+                raise ValueError(
+                    f"MarkovSignalSpace needs the others of each agent to have 2 type profiles (beliefs are one "
+                    f"number); agent {ag.name!r} faces {m_count}"
+                )
+            n_sig = ag.n_types * n_act
+            pidx = env.profile_index(i, np.arange(ag.n_types)[:, None], np.arange(m_count)[None, :])  # (K_i, M)
+            g = kern[pidx[0]][:, pidx].sum(axis=1)  # (M, M): sum over the own next type t' of P((0,m),(t',m'))
+            b0 = prior[pidx].sum(axis=0)
+            a_rm = act[pidx]  # (K_i, M): action after own report r and others' m
+            ext = {0: (float(b0[1]), float(b0[1]))}  # state -> (lowest, highest) belief that others are m = 1
+            frontier = [(0, b0[1])]
+            depth = 0
+            while frontier and depth < belief_depth:  # periods of filtering
+                depth += 1
+                new = []
+                for _, p1 in frontier:  # the frontier's beliefs (at most two per state)
+                    b = np.array([1.0 - p1, p1])
+                    for r in range(ag.n_types):
+                        for a in range(n_act):
+                            mask = a_rm[r] == a
+                            w = float(b @ mask)
+                            if w <= tolerances.PROBABILITY:
+                                continue
+                            nb = ((b * mask) @ g) / w
+                            s2 = 1 + r * n_act + a
+                            lo, hi = ext.get(s2, (np.inf, -np.inf))
+                            q = float(nb[1])
+                            if q < lo - tolerances.PROBABILITY or q > hi + tolerances.PROBABILITY:
+                                ext[s2] = (min(lo, q), max(hi, q))
+                                new.append((s2, q))
+                frontier = new
+            if frontier:
+                raise ValueError(
+                    f"MarkovSignalSpace: the beliefs of agent {ag.name!r} are not closed after {belief_depth} "
+                    "periods of filtering (raise belief_depth)"
+                )
+            states = sorted(ext)
+            rows_state, rows_belief = [], []
+            for s in states:  # signal states (at most 1 + S_i)
+                lo, hi = ext[s]
+                for q in (lo, hi) if hi - lo > tolerances.PROBABILITY else (lo,):
+                    rows_state.append(s)
+                    rows_belief.append([1.0 - q, q])
+            self.n_signals.append(n_sig)
+            self.n_states.append(1 + n_sig)
+            self.beliefs.append(np.array(rows_belief))
+            self.belief_state.append(np.array(rows_state, dtype=np.int64))
+            self.n_info.append(len(rows_state))
+            self.others_kernel.append(g)
+            self.others_prior.append(b0)
+            self.own_action.append(a_rm)
+            state = np.where(prev < 0, 0, 1 + types[np.maximum(prev, 0), i] * n_act + act[np.maximum(prev, 0)])
+            self.info_node.append(state * n_sig + types[tree.node_profile, i] * n_act + act[tree.node_profile])
+            self.depth.append(depth)
+
+    def describe_state(self, agent: int, s: int) -> str:
+        """E.g. ``"buyer after (v_H, trade)"`` or ``"buyer in period 1"``."""
+        ag = self.env.agents[agent]
+        if s == 0:
+            return f"{ag.name} in period 1"
+        r, a = divmod(s - 1, self.env.n_actions)
+        return f"{ag.name} after ({ag.types[r]}, {self.env.actions[a]})"
+
+    def describe_info(self, agent: int, row: int) -> str:
+        """The state and belief of a row, e.g. ``"buyer after (v_H, trade), belief (0.3, 0.7)"``."""
+        b = self.beliefs[agent][row]
+        text = ", ".join(f"{v:.6g}" for v in b)
+        return f"{self.describe_state(agent, int(self.belief_state[agent][row]))}, belief ({text})"
+
+    def describe_history(self, h: int) -> str:
+        return self.tree.describe_history(h)

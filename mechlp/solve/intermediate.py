@@ -1,7 +1,11 @@
 r"""The intermediate mechanism of Lamba (2022, section 7.2): agents learn only whether trade happened.
 
 Two quantities are called :math:`\Pi^{**}` and this module computes both, on a finite horizon of ``T`` periods
-(:class:`~mechlp.model.signals.SignalSpace`; an infinite horizon is truncated, except where said otherwise):
+(:class:`~mechlp.model.signals.SignalSpace`, ``horizon=T``: for an infinite-horizon model a truncation) or, for an
+infinite-horizon model without ``horizon``, on the infinite horizon over intermediate mechanisms whose payments depend
+on the agent's last signal (:class:`~mechlp.model.signals.MarkovSignalSpace`: exact rows for that class; an infeasible
+answer is a proof for that class only). An infeasible answer carries a Farkas certificate checked in floats and
+rationals (:mod:`mechlp.proofs.intermediate`, :mod:`mechlp.audit.intermediate`).
 
 **The LP over intermediate mechanisms** (:func:`intermediate_minmax`, :func:`intermediate_feasibility`).
 Payments measurable with respect to each agent's information (own reports and the realised action), IC and IR at
@@ -46,18 +50,26 @@ from typing import Any
 
 import numpy as np
 
+from mechlp.audit.intermediate import IntermediateCertificate, verify_markov_intermediate
 from mechlp.audit.verifier import Verification, verify_intermediate
 from mechlp.backends import solve_arrays, solve_lp
-from mechlp.constraints.signals import SignalVariables, intermediate_blocks, intermediate_surplus_cost
-from mechlp.constructions.lamba import minmax_closed_form
+from mechlp.constraints.signals import (
+    MarkovSignalVariables,
+    SignalVariables,
+    intermediate_blocks,
+    intermediate_surplus_cost,
+    markov_intermediate_blocks,
+)
+from mechlp.constructions.lamba import ex_post_minmax_mechanism, minmax_mechanism
 from mechlp.lp.program import assemble
 from mechlp.model.answer import CertifiedOnSpace
 from mechlp.model.beliefs import continuation_values, expectation, joint_beliefs, reach_probabilities
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import outside_options
-from mechlp.model.signals import SignalSpace
+from mechlp.model.signals import MarkovSignalSpace, SignalSpace
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, MarkovSpace
+from mechlp.proofs.intermediate import intermediate_certificate
 
 __all__ = [
     "IntermediateResult",
@@ -92,6 +104,11 @@ class IntermediateResult(CertifiedOnSpace):
         :func:`intermediate_minmax`: the most surplus at each designer history (``inf`` where unbounded).
     certificate : Verification or None
         :func:`mechlp.audit.verifier.verify_intermediate` of the mechanism.
+    impossibility : IntermediateCertificate or None
+        :func:`intermediate_feasibility` when infeasible: Farkas multipliers over the IC, IR and budget rows
+        (:mod:`mechlp.proofs.intermediate`), checked by
+        :func:`mechlp.audit.intermediate.check_intermediate_impossibility` in floats and, for exact multipliers, in
+        rationals (``impossibility.checks``).
     verification : Verification or None
         (property) ``certificate``.
     timings : dict
@@ -112,6 +129,7 @@ class IntermediateResult(CertifiedOnSpace):
     bounded: np.ndarray | None = None
     best: np.ndarray | None = None
     certificate: Verification | None = None
+    impossibility: IntermediateCertificate | None = None
     options: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
 
@@ -131,6 +149,7 @@ class IntermediateResult(CertifiedOnSpace):
             "bounded": self.bounded,
             "best": self.best,
             "information_transfers": self.transfers,
+            "impossibility": None if self.impossibility is None else self.impossibility.to_dict(),
         }
 
 
@@ -139,14 +158,22 @@ def expand_transfers(space: SignalSpace, transfers: list[np.ndarray]) -> np.ndar
     return np.stack([np.asarray(x, dtype=float).reshape(-1)[space.info_node[i]] for i, x in enumerate(transfers)])
 
 
-def _signal_space(env: Environment, space: SignalSpace | None, horizon: int | None, memory_limit: int) -> SignalSpace:
+def _signal_space(env: Environment, space, horizon: int | None, memory_limit: int):
+    """The space asked for: ``space``; on an infinite horizon without ``horizon`` the last-signal Markov space
+    (:class:`~mechlp.model.signals.MarkovSignalSpace`); otherwise the ``horizon``-period information tree."""
     if space is not None:
         if space.env is not env:
             raise ValueError("space was built for a different environment than env")
         return space
     if env.infinite and horizon is None:
-        raise ValueError("horizon is required for an infinite-horizon environment (the information tree is finite)")
+        return MarkovSignalSpace(env)
     return SignalSpace(env, horizon, memory_limit=memory_limit)
+
+
+def _where(sp) -> str:
+    if sp.kind == "signal_markov":
+        return "intermediate mechanism, infinite horizon, payments on the last signal"
+    return f"intermediate mechanism, {sp.horizon} periods"
 
 
 def intermediate_lp(
@@ -159,9 +186,13 @@ def intermediate_lp(
 ):
     """The assembled LP (:func:`mechlp.lp.program.assemble`) of the intermediate mechanism, maximising
     :math:`\\sum_h w_h \\Pi(h)` over designer histories (``w = 1`` by default)."""
-    variables = SignalVariables(space)
     outside = outside_options(outside_option, space.env)
-    blocks = intermediate_blocks(variables, ir=ir, budget=budget, outside=outside)
+    if space.kind == "signal_markov":
+        variables = MarkovSignalVariables(space)
+        blocks = markov_intermediate_blocks(variables, ir=ir, budget=budget, outside=outside)
+    else:
+        variables = SignalVariables(space)
+        blocks = intermediate_blocks(variables, ir=ir, budget=budget, outside=outside)
     w = np.ones(space.tree.n_hist) if weights is None else np.asarray(weights, dtype=float)
     return assemble(variables, blocks, intermediate_surplus_cost(variables, w))
 
@@ -171,7 +202,8 @@ def _answer(space, lp, z, ir, budget, outside_option, question) -> IntermediateR
     transfers = parts["x"]
     surplus = Mechanism(space.tree, expand_transfers(space, transfers)).surplus()
     t0 = time.perf_counter()
-    cert = verify_intermediate(space, transfers, ir=ir, budget=budget, outside_option=outside_option)
+    check = verify_markov_intermediate if space.kind == "signal_markov" else verify_intermediate
+    cert = check(space, transfers, ir=ir, budget=budget, outside_option=outside_option)
     seconds = time.perf_counter() - t0
     res = IntermediateResult(
         "optimal",
@@ -199,6 +231,7 @@ def intermediate_feasibility(
     outside_option=0.0,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     backend: str = "highs",
+    exact: bool = True,
     **solver_options,
 ) -> IntermediateResult:
     """Is the allocation implementable by an intermediate mechanism with IC, IR and ``budget`` balance?
@@ -223,13 +256,17 @@ def intermediate_feasibility(
         Bytes; larger trees are refused before they are built.
     backend : {"highs", "cvxpy"}
         Backend of the LP (:func:`mechlp.backends.solve_lp`).
+    exact : bool
+        When infeasible, recompute the Farkas multipliers in rationals and check them exactly (default True).
     **solver_options
         Passed to the backend.
 
     Returns
     -------
     IntermediateResult
-        ``status`` ``"optimal"`` (feasible, mechanism verified) or the solver's status, with a message.
+        ``status`` ``"optimal"`` (feasible, mechanism verified), ``"infeasible"`` (with ``impossibility``, a
+        Farkas certificate that passed the independent check: exactly when ``exact``), ``"infeasible_uncertified"``
+        (the solver says infeasible, no certificate passed), or the solver's status, with a message.
     """
     env.require_independent("the intermediate mechanism (SignalSpace beliefs)")
     sp = _signal_space(env, space, horizon, memory_limit)
@@ -238,18 +275,58 @@ def intermediate_feasibility(
     lp = intermediate_lp(sp, ir=ir, budget=budget, outside_option=outside_option, weights=weights)
     out = solve_lp(lp, backend, **solver_options)
     status, z = out.status, out.x
-    where = f"intermediate mechanism, {sp.horizon} periods"
+    where = _where(sp)
+    opts = {"ir": ir, "budget": budget, "outside_option": outside_option}
+    if status == "infeasible":
+        return _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts)
     if status != "optimal":
         return IntermediateResult(
-            status,
-            f"{budget} budget balance: {status} ({where}; {backend}: {out.message})",
-            sp,
-            options={"ir": ir, "budget": budget, "outside_option": outside_option},
+            status, f"{budget} budget balance: {status} ({where}; {backend}: {out.message})", sp, options=opts
         )
     res = _answer(sp, lp, z, ir, budget, outside_option, "feasibility")
     if res.status == "optimal":
         res.message = f"feasible under {budget} budget balance ({where}); mechanism verified"
     return res
+
+
+def _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts) -> IntermediateResult:
+    """The infeasible answer with its certificate, or ``"infeasible_uncertified"`` when none passes (ex post
+    balance is certified with the interim rows, which it implies)."""
+    if budget == "ex_post":
+        lp = intermediate_lp(
+            sp, ir=ir, budget="interim", outside_option=outside_option, weights=np.zeros(sp.tree.n_hist)
+        )
+    cert = intermediate_certificate(
+        lp, ir=ir, budget=budget, outside_option=outside_option, exact=exact, backend=backend
+    )
+    checks = {} if cert is None else cert.checks
+    passed = bool(checks) and all(c["ok"] for c in checks.values()) and (cert.exact or not exact)
+    if not passed:
+        why = (
+            "no Farkas certificate found"
+            if cert is None
+            else "; ".join(f"{k}: {c['message']}" for k, c in checks.items())
+        )
+        return IntermediateResult(
+            "infeasible_uncertified",
+            f"{budget} budget balance: the solver reports infeasible ({where}) but no certificate passed ({why})",
+            sp,
+            impossibility=cert,
+            options=opts,
+        )
+    kind = "exact" if cert.exact else "float"
+    scope = (
+        " among intermediate mechanisms whose payments depend on the last signal" if sp.kind == "signal_markov" else ""
+    )
+    rows = "interim rows (ex post balance implies them)" if budget == "ex_post" else f"{budget} rows"
+    return IntermediateResult(
+        "infeasible",
+        f"infeasible under {budget} budget balance{scope} ({where}); Farkas certificate over the IC, IR and {rows} "
+        f"verified ({kind}: {checks[kind]['message']})",
+        sp,
+        impossibility=cert,
+        options=opts,
+    )
 
 
 def intermediate_minmax(
@@ -313,7 +390,7 @@ def intermediate_minmax(
     unb = [int(h) for h in hs if not bounded[h]]
     res.best, res.bounded = best, bounded
     if res.status == "optimal":
-        res.message = f"intermediate mechanism, {sp.horizon} periods: most surplus at the root {best[0]:.6g}; " + (
+        res.message = f"{_where(sp)}: most surplus at the root {best[0]:.6g}; " + (
             f"unbounded at {len(unb)} of {hs.size} designer histories examined (e.g. "
             f"{sp.describe_history(unb[0])}), where an agent's information pools designer histories"
             if unb
@@ -322,26 +399,50 @@ def intermediate_minmax(
     return res
 
 
-def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism | None = None) -> dict:
+#: Public mechanisms :func:`lamba_double_star` can average: name -> constructor on ``MarkovSpace(env)``.
+PUBLIC_MECHANISMS = {
+    "ex_post": ex_post_minmax_mechanism,  # Lamba 2022, eqs. (5)-(6): the paper's comparison
+    "markov_fees": minmax_mechanism,  # VCG plus fees on the previous profile (section 6.1); the default until 14
+}
+
+
+_PUBLIC_TEXT = {
+    "ex_post": "Lamba 2022 eqs. (5)-(6): VCG plus a fee on the other agent's current report",
+    "markov_fees": "VCG plus fees on the previous profile, Lamba 2022 section 6.1",
+}
+
+
+def lamba_double_star(
+    env: Environment, horizon: int = 2, mechanism: Mechanism | None = None, public: str = "ex_post"
+) -> dict:
     r"""Lamba's :math:`\Pi^{**}` (2022, section 7.2) next to :math:`\Pi^*` at every designer history of a tree.
 
     Parameters
     ----------
     env : Environment
-        Bilateral trade with an infinite horizon (the default public mechanism is Lamba's min-max dynamic VCG,
-        :func:`mechlp.constructions.lamba.minmax_closed_form`), or any environment when ``mechanism`` is given.
+        Bilateral trade with an infinite horizon (for the public mechanisms named by ``public``), or any
+        environment when ``mechanism`` is given.
     horizon : int
         Depth of the designer's tree: :math:`\Pi^{**}` is computed at the histories of periods ``1..horizon``.
     mechanism : Mechanism, optional
         A public mechanism whose *ex post* utilities :math:`U^*(h, \theta)` are averaged over the agents'
         information sets: on ``MarkovSpace(env)`` (read at the last profile) or on ``HistoryTree(env, horizon)``.
+        Overrides ``public``.
+    public : {"ex_post", "markov_fees"}
+        Which of Lamba's min-max dynamic VCG mechanisms to average when ``mechanism`` is not given (both have the
+        same interim utilities and :math:`\Pi^*`, different ex post utilities): ``"ex_post"`` (default) the
+        paper's eqs. (5)-(6), VCG plus a fee on the other agent's current report
+        (:func:`mechlp.constructions.lamba.ex_post_minmax_mechanism`); ``"markov_fees"`` VCG plus fees on the
+        previous profile (:func:`mechlp.constructions.lamba.minmax_mechanism`, section 6.1).
 
     Returns
     -------
     dict
         ``"space"`` (SignalSpace), ``"pi_star"`` and ``"pi_double_star"`` (``(tree.n_hist,)`` each),
         ``"where"`` (descriptions), ``"u_double_star"`` (per agent ``(tree.n_nodes,)``: the information-set average
-        of the ex post utility at each designer node).
+        of the ex post utility at each designer node), ``"public_mechanism"`` (``public``, or ``"given"``),
+        ``"mechanism_space"`` and ``"statement"``: what :math:`\Pi^{**}` is the surplus of, and that it is not an
+        answer to the feasibility question (see Notes).
 
     Notes
     -----
@@ -350,12 +451,20 @@ def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism |
     reports and signals), weighted by their probability under truth-telling. Then
     :math:`\Pi^{**}(h) = \sum_\theta P(\theta|h) [W(h,\theta) - \sum_i U^{**}_i(h,\theta)]` with ``W`` the
     expected discounted welfare, against :math:`\Pi^*(h) = \sum_\theta P(\theta|h)[W - \sum_i U^*_i]`.
+
+    :math:`\Pi^{**}` is computed for *Lamba's averaged mechanism*, built from one public mechanism's ex post
+    utilities; it is not the mechanism :func:`intermediate_feasibility` finds, and its sign is not a verified
+    answer to whether an IC and IR intermediate mechanism with interim budget balance exists (no IC check of the
+    averaged utilities is made here). ``"statement"`` says so in every result.
     """
+    if mechanism is None and public not in PUBLIC_MECHANISMS:
+        raise ValueError(f"public must be one of {sorted(PUBLIC_MECHANISMS)}, got {public!r}")
     sp = SignalSpace(env, horizon)
     tree = sp.tree
     k = env.n_profiles
+    name = "given" if mechanism is not None else public
     if mechanism is None:
-        mechanism = minmax_closed_form(env).mechanism()
+        mechanism = PUBLIC_MECHANISMS[public](env)
     if mechanism.env is not env:
         raise ValueError("mechanism was built for a different environment than env")
     u_m = mechanism.utilities()
@@ -387,4 +496,10 @@ def lamba_double_star(env: Environment, horizon: int = 2, mechanism: Mechanism |
         "where": [sp.describe_history(h) for h in range(tree.n_hist)],
         "u_double_star": u_dd,
         "mechanism_space": MarkovSpace.__name__ if mechanism.space.kind == "markov" else "HistoryTree",
+        "public_mechanism": name,
+        "statement": (
+            f"Pi** is the surplus of Lamba's averaged intermediate mechanism built from the ex post utilities of the "
+            f"public mechanism {name!r} ({_PUBLIC_TEXT.get(name, 'passed by the caller')}); it is not the mechanism "
+            f"of intermediate_feasibility, and its sign is not a verified feasibility answer"
+        ),
     }
