@@ -132,7 +132,7 @@ def test_uncertified_infeasibility_has_its_own_status(env, monkeypatch):
 
     monkeypatch.setattr(inter, "intermediate_certificate", lambda *a, **k: None)
     res = inter.intermediate_feasibility(env, "interim")
-    assert res.status == "infeasible_uncertified" and "no Farkas certificate" in res.message
+    assert res.status == "unverified" and "no Farkas certificate" in res.message
 
 
 def test_space_size_guard(env):

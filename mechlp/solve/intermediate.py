@@ -265,7 +265,7 @@ def intermediate_feasibility(
     -------
     IntermediateResult
         ``status`` ``"optimal"`` (feasible, mechanism verified), ``"infeasible"`` (with ``impossibility``, a
-        Farkas certificate that passed the independent check: exactly when ``exact``), ``"infeasible_uncertified"``
+        Farkas certificate that passed the independent check: exactly when ``exact``), ``"unverified"``
         (the solver says infeasible, no certificate passed), or the solver's status, with a message.
     """
     env.require_independent("the intermediate mechanism (SignalSpace beliefs)")
@@ -290,7 +290,7 @@ def intermediate_feasibility(
 
 
 def _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts) -> IntermediateResult:
-    """The infeasible answer with its certificate, or ``"infeasible_uncertified"`` when none passes (ex post
+    """The infeasible answer with its certificate, or ``"unverified"`` when none passes (ex post
     balance is certified with the interim rows, which it implies)."""
     if budget == "ex_post":
         lp = intermediate_lp(
@@ -308,7 +308,7 @@ def _infeasible(sp, lp, ir, budget, outside_option, exact, backend, where, opts)
             else "; ".join(f"{k}: {c['message']}" for k, c in checks.items())
         )
         return IntermediateResult(
-            "infeasible_uncertified",
+            "unverified",
             f"{budget} budget balance: the solver reports infeasible ({where}) but no certificate passed ({why})",
             sp,
             impossibility=cert,
