@@ -12,12 +12,14 @@ import argparse
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mechlp.audit.verifier import verify
 from mechlp.catalog.examples import correlated_usstp, lamba_usstp, public_project
+from mechlp.cli.main import main
 from mechlp.cli.team import add_parsers
 from mechlp.constructions.participation import (
     athey_segal_constants,
@@ -28,6 +30,7 @@ from mechlp.model.environment import Agent, Environment, bilateral_trade
 from mechlp.solve.critical import critical_delta
 
 IC_TOL = 1e-9
+MODEL = Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml"
 
 
 # ---------------------------------------------------------------------------------------------- independent code
@@ -114,6 +117,9 @@ def test_constants_match_independent_computation(env):
     np.testing.assert_allclose(got.side_payments, ubar - ubar.sum() / n, atol=1e-12)
     assert got.delta_star == pytest.approx(paper_threshold(n, got.C, m, float(ubar.sum())), rel=1e-12)
     assert got.delta_star == pytest.approx(paper_threshold(n, c, m, float(ubar.sum())), abs=1e-5)
+    # Lemma 1's expression itself: the same series for the indicator functions of the profiles
+    lemma = lemma1_sup(q, lam, np.eye(len(profiles)))
+    assert got.lemma1 >= lemma - 1e-9 and got.lemma1 == pytest.approx(lemma, rel=1e-3)
 
 
 def test_usstp_constants_closed_form():
@@ -273,6 +279,26 @@ def test_bond_keeps_ic_slack_and_shifts_interim_utilities_by_the_credit():
     np.testing.assert_allclose(res.credit.sum(axis=0), 0.0, atol=1e-12)
 
 
+def test_tampered_bond_fails_the_verifier():
+    """Moving part of one agent's bond credit to another at the tightest history breaks IR; skipping the
+    other side of the move breaks the budget."""
+    env = lamba_usstp(0.7, 0.75)
+    res = bonded_team(env)
+    assert res.status == "verified"
+    sp = res.space
+    h = int(np.argmin(res.slack))
+    nodes = np.flatnonzero(sp.node_hist == h)
+    moved = res.slack[h] + 0.01  # more than the slack: agent 0 now falls below zero at h
+    x = res.mechanism.transfers.copy()
+    x[0, nodes] += moved
+    x[1, nodes] -= moved
+    v = verify(type(res.mechanism)(sp, x), ic="bayesian", ir="interim", budget="ex_post")
+    assert v.max_violation["ir"] > 1e-3 and v.max_violation["budget"] == 0.0
+    x[1, nodes] += moved
+    v = verify(type(res.mechanism)(sp, x), ic="bayesian", ir="interim", budget="ex_post")
+    assert v.max_violation["budget"] > 1e-3
+
+
 def test_slack_function_matches_the_construction():
     env = lamba_usstp(0.7, 0.8)
     assert team_participation_slack(env) == pytest.approx(float(bonded_team(env, check=False).slack.min()))
@@ -291,8 +317,17 @@ def _run(argv):
     return args.func(args)
 
 
+def test_cli_critical_delta_team(capsys):
+    model = str(MODEL)
+    assert main(["critical-delta", model, "--method", "team", "--ir", "ex_post", "--grid", "11"]) == 0
+    out = capsys.readouterr().out
+    assert "ex_post IR" in out and "becomes feasible at delta" in out
+    assert main(["critical-delta", model, "--ir", "ex_post"]) == 2
+    assert "needs method='team'" in capsys.readouterr().err
+
+
 def test_cli_bond(tmp_path, capsys):
-    model = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "models" / "lamba_usstp.toml")
+    model = str(MODEL)
     out = tmp_path / "bonded.json"
     assert _run(["team", model, "--bond", "history", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())

@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
             "method": OptionSpec(
                 "how the criterion is evaluated: recursion (Lamba 2022, Lemma 6), lp (verified min-max LPs), or team "
                 "(the participation slack of Athey and Segal's bonded balanced team mechanism, a sufficient condition)",
-                choices=CRITICAL_METHODS,
+                choices=("auto", *CRITICAL_METHODS),  # auto: refused with the reason by _critical
             ),
             "parameter": OptionSpec(
                 "what is varied: delta (the discount factor), or any --set key of the model file, e.g. persistence "

@@ -211,6 +211,9 @@ class ParticipationConstants:
         The same quantity at the model's discount factor only.
     C_argmax : float
         Discount factor where the maximum was found (``1.0``: the limit).
+    lemma1 : float
+        Lemma 1's bound itself, :math:`\sup_\delta \max_{\theta, \theta'} |\sum_t \delta^t
+        (p^{(t)}_{\theta\theta'} - \lambda_{\theta'})|`, on the same grid (the sums of the indicator functions).
     K : float
         :math:`2C/(I-1) + M/I`.
     A : ndarray, shape (n_agents,)
@@ -243,6 +246,7 @@ class ParticipationConstants:
     C: float
     C_at_delta: float
     C_argmax: float
+    lemma1: float
     K: float
     A: np.ndarray
     side_payments: np.ndarray
@@ -271,6 +275,7 @@ class ParticipationConstants:
             "C": self.C,
             "C_at_delta": self.C_at_delta,
             "C_argmax": self.C_argmax,
+            "lemma1": self.lemma1,
             "K": self.K,
             "A": self.A.tolist(),
             "side_payments": self.side_payments.tolist(),
@@ -290,7 +295,7 @@ class ParticipationConstants:
         lines.append(
             f"  invariant surplus sum_i ubar_i = {self.mean_surplus:.6g}; M = {self.M:.6g}; "
             f"C (Lemma 1, sup over delta) = {self.C:.6g} (at delta -> {self.C_argmax:g}; at the model's delta "
-            f"{self.C_at_delta:.6g}); K = {self.K:.6g}"
+            f"{self.C_at_delta:.6g}); Lemma 1 bound = {self.lemma1:.6g}; K = {self.K:.6g}"
         )
         for i, nm in enumerate(names):
             lines.append(
@@ -374,6 +379,12 @@ def athey_segal_constants(env: Environment) -> ParticipationConstants:
     TypeError
         When ``env`` is not an :class:`Environment`.
     """
+    return _constants(env, sup=True)
+
+
+def _constants(env: Environment, sup: bool) -> ParticipationConstants:
+    """:func:`athey_segal_constants`; with ``sup=False`` the supremum over discount factors is skipped (``C`` is
+    then the larger of the values at the model's delta and at the limit 1: for criteria that do not use it)."""
     found, null, notes = _check_assumptions(env)
     q = np.asarray(joint_transition(env), dtype=float)
     closed, _ = _closed_classes(q)
@@ -402,10 +413,16 @@ def athey_segal_constants(env: Environment) -> ParticipationConstants:
     n = env.n_agents
     total = flows.sum(axis=0, keepdims=True)
     funcs = np.vstack([flows, total - flows])  # u_j and sum_{k != j} u_k
-    deltas = [*np.linspace(0.0, 1.0, C_GRID)[:-1], *(1.0 - 10.0 ** (-k) for k in C_NEAR_ONE)]
-    best, arg = float(np.max(np.abs(_centred_sums(q, lam, funcs, None)))), 1.0
+    # the indicator functions e_theta' give Lemma 1's expression itself: sum_t delta^t (p^(t)_{theta theta'} - lambda)
+    nf = funcs.shape[0]
+    stacked = np.vstack([funcs, np.eye(q.shape[0])])
+    deltas = [*np.linspace(0.0, 1.0, C_GRID)[:-1], *(1.0 - 10.0 ** (-k) for k in C_NEAR_ONE)] if sup else []
+    sums = np.abs(_centred_sums(q, lam, stacked, None))
+    best, arg, lemma = float(np.max(sums[:nf])), 1.0, float(np.max(sums[nf:]))
     for d in deltas:  # a loop over scalar discount factors
-        v = float(np.max(np.abs(_centred_sums(q, lam, funcs, d))))
+        sums = np.abs(_centred_sums(q, lam, stacked, d))
+        v = float(np.max(sums[:nf]))
+        lemma = max(lemma, float(np.max(sums[nf:])))
         if v > best:
             best, arg = v, float(d)
     c_at = float(np.max(np.abs(_centred_sums(q, lam, funcs, float(env.discount)))))
@@ -427,6 +444,7 @@ def athey_segal_constants(env: Environment) -> ParticipationConstants:
         C=c,
         C_at_delta=c_at,
         C_argmax=arg,
+        lemma1=lemma,
         K=k_const,
         A=a_const,
         side_payments=side,
@@ -707,10 +725,25 @@ def bonded_team(
         When an assumption of the paper fails (:func:`athey_segal_constants`), for an unknown ``bond`` or ``ir``,
         or ``space`` together with ``horizon``.
     """
+    return _bonded_team(env, space, horizon, bond, ir, check, tol, exact, sup=True)
+
+
+def _bonded_team(
+    env: Environment,
+    space: StateSpace | None,
+    horizon: int | None,
+    bond: str,
+    ir: str,
+    check: bool,
+    tol: float,
+    exact: bool,
+    sup: bool,
+) -> BondedTeamResult:
+    """:func:`bonded_team`; ``sup=False`` skips the supremum of Lemma 1's constant (see :func:`_constants`)."""
     check_choice("bond", bond, BONDS)
     ir = parse_notion("ir", ir, allowed=IR_NOTIONS)
     t0 = time.perf_counter()
-    constants = athey_segal_constants(env)
+    constants = _constants(env, sup)
     base = balanced_team(env, space, horizon, check=False, exact=exact)
     space = base.space
     side, side_exact, credit, gross = _apply_bond(base, constants, bond, ir, exact)
@@ -769,5 +802,5 @@ def team_participation_slack(env: Environment, bond: str = "history", ir: str = 
     -------
     float
     """
-    res = bonded_team(env, bond=bond, ir=ir, check=False)
+    res = _bonded_team(env, None, None, bond, ir, False, tolerances.FEASIBILITY, False, sup=False)
     return float(res.slack.min()) if math.isfinite(float(res.slack.min())) else -math.inf

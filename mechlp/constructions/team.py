@@ -49,7 +49,8 @@ Why it works, in this library's terms (a finite restatement of their Claims 1 an
     For the team mechanism this is :math:`\bar U^B_i(t|h) = E[V_i \mid h, t] + \gamma_i(h, t)`. Nothing bounds
     it below by zero: **the balanced team mechanism is Bayesian IC and exactly budget balanced, but it does not
     promise individual rationality** (Athey and Segal 2007 obtain participation only in section 6, for patient
-    agents in ergodic Markov games, by adding constant side payments). Within-period ex post IC is lost too:
+    agents in ergodic Markov games, by adding constant side payments;
+    :func:`mechlp.constructions.participation.bonded_team` builds that). Within-period ex post IC is lost too:
     :math:`\gamma_i(h, r)` averages over the others' current reports.
 
 Exact zero budget
@@ -524,7 +525,10 @@ def balanced_team(
         notes.append(
             "stationary Markov transfers (previous and current report profile), exact for the infinite horizon"
         )
-    notes.append("Bayesian IC and exact budget balance by construction; IR is not promised (Athey-Segal 2007, s. 5)")
+    notes.append(
+        "Bayesian IC and exact budget balance by construction; IR is not promised (Athey-Segal 2007, s. 5; "
+        "bonded_team adds the section-6 bond)"
+    )
 
     t0 = time.perf_counter()
     x_team = team_transfers(space)
