@@ -152,15 +152,13 @@ def _period(q: np.ndarray, members: np.ndarray) -> int:
     sub = q[np.ix_(members, members)] > 0
     level = np.full(members.size, -1)
     level[0] = 0
-    frontier = [0]
-    while frontier:  # breadth-first over the class's states
-        nxt = []
-        for u in frontier:
-            for v in np.flatnonzero(sub[u]):
-                if level[v] < 0:
-                    level[v] = level[u] + 1
-                    nxt.append(int(v))
-        frontier = nxt
+    frontier = np.zeros(members.size, dtype=bool)
+    frontier[0] = True
+    depth = 0
+    while frontier.any():  # breadth-first, one level at a time
+        depth += 1
+        frontier = sub[frontier].any(axis=0) & (level < 0)
+        level[frontier] = depth
     u, v = np.nonzero(sub)
     return int(np.gcd.reduce(np.abs(level[u] + 1 - level[v]))) or 1
 
