@@ -20,6 +20,8 @@ Questions (each answer re-verified independently before it is returned)
 Classic constructions
     :func:`dynamic_pivot` (Bergemann and Välimäki 2010), :func:`lump_sum_fees`, :func:`fee_condition`,
     :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2007),
+    :func:`athey_segal_constants`, :func:`bonded_team` (their section 6: the constants :math:`A_i`,
+    :math:`\delta^*`, and the balanced team mechanism made individually rational by a bond),
     :func:`minmax_closed_form` (Lamba 2022, eqs. 8-9 and section 6.1), :func:`groves` (the dynamic Groves family:
     team mechanism, pivot, any distribution term; Yoon 2021, Definition 1 and Theorem 3).
 Characterisation
@@ -73,6 +75,7 @@ from mechlp.catalog.io import load_model
 from mechlp.constructions.fees import critical_discount, fee_condition, lump_sum_fees
 from mechlp.constructions.groves import groves
 from mechlp.constructions.lamba import minmax_closed_form
+from mechlp.constructions.participation import athey_segal_constants, bonded_team
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
 from mechlp.model.environment import Agent, Environment, bilateral_trade
@@ -117,6 +120,8 @@ __all__ = [
     "fee_condition",
     "critical_discount",
     "balanced_team",
+    "athey_segal_constants",
+    "bonded_team",
     "minmax_closed_form",
     "groves",
     # characterisation

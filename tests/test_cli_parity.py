@@ -11,6 +11,7 @@ from mechlp.audit.certfile import check_certificate
 from mechlp.cli.main import build_parser
 from mechlp.constructions.fees import critical_discount, lump_sum_fees
 from mechlp.constructions.groves import groves
+from mechlp.constructions.participation import bonded_team
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.constructions.team import balanced_team
 from mechlp.solve.critical import critical_delta
@@ -49,7 +50,10 @@ COMMANDS = {
     "share": ((share_surplus,), {}),
     "pivot": ((dynamic_pivot,), {}),
     "fees": ((lump_sum_fees, critical_discount), {}),
-    "team": ((balanced_team,), {}),
+    "team": (
+        (balanced_team, bonded_team),
+        {"bond": "default None (no bond: balanced_team); --bond history|paper runs bonded_team with that bond"},
+    ),
     "sweep": ((sweep,), {}),
     "transfer-ranges": ((transfer_ranges,), {}),
     "groves": ((groves,), {"h": "only the named terms zero and clarke; an array term is a Python object"}),

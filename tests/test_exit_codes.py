@@ -204,6 +204,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("team", "verified (IC and ex post budget balance; IR reported)"): Case(
         ["team", str(MODELS / "public_project.toml")], 0
     ),
+    ("team", "bonded team refused below its threshold (the reason printed)"): Case(
+        ["team", USSTP, "--bond", "paper", "--set", "discount=0.3"], 0
+    ),
     ("team", "built with `--no-check`"): Case(["team", str(MODELS / "public_project.toml"), "--no-check"], 0),
     ("team", "tampered: the mechanism fails the verification"): Case(
         ["team", str(MODELS / "public_project.toml")], 3, _tamper(team), "fail"

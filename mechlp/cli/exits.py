@@ -69,6 +69,7 @@ STATUS_EXIT: dict[str, int] = {
     "bracketed": OK,
     "infeasible": OK,
     "not_verified": OK,  # the verifier was skipped on request (--no-check); the status says so
+    "refused": OK,  # a construction's own condition fails, with the reason (e.g. the bonded team below its threshold)
     "unbounded": NOT_ANSWERED,
     "time_limit": NOT_ANSWERED,
     "unverified": NOT_ANSWERED,

@@ -78,6 +78,7 @@ CRITICAL_OPTIONS = (
     "memory_limit",
     "lp_scan",
     "parameter",
+    "ir",
 )
 
 
@@ -240,12 +241,13 @@ def _critical(args: argparse.Namespace, env, method: str) -> int:
         memory_limit=args.memory_limit,
         lp_scan=getattr(args, "lp_scan", "confirm"),
         parameter=parameter,
+        ir=args.ir,
     )
     print(f"model {env.name}: {env!r}")
     print(crit.report())
     if args.json:
         save_json(args.json, {"schema_version": SCHEMA_VERSION, "model": env.name, "critical_delta": crit.to_dict()})
-    return 0
+    return 1 if crit.status == "refused" else 0
 
 
 def _cmd_critical_delta(args: argparse.Namespace) -> int:
@@ -411,10 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
         CRITICAL_OPTIONS,
         allowed={"budget": CRITICAL_BUDGETS},
         specs={
+            "method": OptionSpec(
+                "how the criterion is evaluated: recursion (Lamba 2022, Lemma 6), lp (verified min-max LPs), or team "
+                "(the participation slack of Athey and Segal's bonded balanced team mechanism, a sufficient condition)",
+                choices=("auto", *CRITICAL_METHODS),  # auto: refused with the reason by _critical
+            ),
             "parameter": OptionSpec(
                 "what is varied: delta (the discount factor), or any --set key of the model file, e.g. persistence "
                 "(Lamba 2022, Corollary 3); the model is rebuilt at every value"
-            )
+            ),
         },
     )
     cd.add_argument("--json", metavar="FILE", help="write the answer as JSON")

@@ -1,4 +1,4 @@
-"""Command line: ``mechlp team MODEL [--horizon T] [--set key=value ...] [--json FILE]``.
+r"""Command line: ``mechlp team MODEL [--horizon T] [--bond history|paper] [--set key=value ...] [--json FILE]``.
 
 Builds the balanced team mechanism of Athey and Segal (2007), section 5, for the model's (efficient)
 allocation, verifies it independently (:func:`mechlp.audit.verifier.verify`, Bayesian IC, interim IR, ex post
@@ -12,6 +12,13 @@ Exit codes (:mod:`mechlp.cli.exits`): 0 when IC and ex post budget balance verif
 promised by this mechanism: an answer either way) or with ``--no-check`` (status ``not_verified``), 3 when they do
 not verify, 2 for bad input (raised as ``ValueError`` etc. and mapped by :func:`mechlp.cli.main`).
 
+With ``--bond history`` or ``--bond paper`` the command runs
+:func:`mechlp.constructions.participation.bonded_team` instead (Athey and Segal 2007, section 6): the paper's
+constants :math:`A_i` and threshold :math:`\delta^*`, and the balanced team mechanism plus a zero-sum bond,
+verified with ``--ir`` participation. Exit 0 when verified and when the construction is refused (an answer: the
+reason is printed, participation fails at this discount factor), 3 when a verification fails, 2 for bad input
+(also when the model violates an assumption of the paper; the message names it).
+
 The parser is mounted by :func:`add_parsers` on an existing ``argparse`` subparsers object.
 """
 
@@ -24,13 +31,14 @@ from typing import Any
 from mechlp.catalog.io import load_model
 from mechlp.cli.exits import exit_code
 from mechlp.cli.options import add_command, add_options, save_json
+from mechlp.constructions.participation import BONDS, BondedTeamResult, bonded_team
 from mechlp.constructions.team import TeamResult, balanced_team
 from mechlp.model.answer import SCHEMA_VERSION
 
-__all__ = ["add_parsers", "team_payload", "team_report"]
+__all__ = ["add_parsers", "team_payload", "team_report", "bonded_payload", "bonded_report"]
 
 #: The Python function ``mechlp team`` mirrors, and the parameters it exposes.
-TEAM_FUNCTIONS = (balanced_team,)
+TEAM_FUNCTIONS = (balanced_team, bonded_team)
 TEAM_OPTIONS = ("horizon", "check", "ir", "outside_option", "tol", "exact")
 
 MAX_ROWS = 40  # histories listed in the text report
@@ -142,8 +150,52 @@ def team_report(result: TeamResult) -> str:
     return "\n".join(lines)
 
 
+def bonded_payload(result: BondedTeamResult) -> dict[str, Any]:
+    r"""The JSON answer of ``mechlp team --bond``: :meth:`BondedTeamResult.to_dict` plus ``model`` (schema of
+    :mod:`mechlp.model.answer`; ``constants`` holds :math:`A_i`, :math:`C`, :math:`K`, :math:`\delta^*`)."""
+    return {"model": result.env.name, **result.to_dict()}
+
+
+def bonded_report(result: BondedTeamResult) -> str:
+    """Readable report: the constants, the bond schedule (credit per history or the paper's constants), the verdict."""
+    sp = result.space
+    env = result.env
+    lines = [f"model {env.name}: {env!r}", result.summary(), ""]
+    names = [ag.name for ag in env.agents]
+    if result.credit is not None:
+        lines.append(
+            "bond credit b_i(h) (paid back at h, then delta * b_i(next history) posted; sums to 0 over agents):"
+        )
+        lines.append("  " + f"{'history':<40}" + "".join(f"{nm:>14}" for nm in names) + f"{'slack':>14}")
+        rows = range(min(sp.n_hist, MAX_ROWS))
+        for h in rows:
+            vals = "".join(f"{result.credit[i, h]:>14.6f}" for i in range(env.n_agents))
+            lines.append(f"  {sp.describe_history(h):<40}{vals}{result.slack[h]:>14.6f}")
+        if sp.n_hist > MAX_ROWS:
+            lines.append(f"  ... {sp.n_hist:,} histories in all (use --json for every one)")
+    else:
+        c = result.constants
+        lines.append("the paper's schedule: every period agent i hands each other agent j gamma_j/(I-1) + A_i >= 0;")
+        lines.append(
+            "  net payment to the pool per period: "
+            + ", ".join(f"{nm} {c.side_payments[i]:.6f}" for i, nm in enumerate(names))
+        )
+        if result.gross is not None:
+            off = [result.gross[i, j].min() for i in range(env.n_agents) for j in range(env.n_agents) if i != j]
+            lines.append(f"  smallest bilateral payment z_ij over all nodes: {min(off):.6f}")
+    return "\n".join(lines)
+
+
 def _cmd_team(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
+    if args.bond is not None:
+        bonded = bonded_team(
+            env, horizon=args.horizon, bond=args.bond, ir=args.ir, check=args.check, tol=args.tol, exact=args.exact
+        )
+        print(bonded_report(bonded))
+        if args.json:
+            save_json(args.json, bonded_payload(bonded))
+        return exit_code(bonded.status)  # refused (with its reason) is an answer too: 0
     result = balanced_team(
         env,
         horizon=args.horizon,
@@ -189,8 +241,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
             "horizon": "build on a history tree of this many periods (default: the model's horizon, or the Markov "
             "form)",
             "tol": "tolerance of the float verification",
-            "ir": "participation notion the verifier reports on (IR is reported, not promised)",
+            "ir": "participation notion the verifier reports on (without --bond IR is reported, not promised; with "
+            "--bond the bond is built for it)",
         },
+    )
+    p.add_argument(
+        "--bond",
+        choices=BONDS,
+        default=None,
+        help="make the mechanism individually rational by a zero-sum bond (Athey-Segal 2007, section 6): history "
+        "(a bond credit per history, the weakest condition) or paper (the paper's constants A_i); default: no bond",
     )
     p.add_argument(
         "--set",

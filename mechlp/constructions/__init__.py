@@ -24,6 +24,23 @@ from mechlp.constructions.team import TeamResult, balance_transfers, balanced_te
 
 __all__ += ["TeamResult", "balance_transfers", "balanced_team", "incentive_payments", "team_transfers"]
 
+# Athey-Segal (2007) section 6: participation by bonding (issue #14, item 2).
+from mechlp.constructions.participation import (  # noqa: E402
+    BondedTeamResult,
+    ParticipationConstants,
+    athey_segal_constants,
+    bonded_team,
+    team_participation_slack,
+)
+
+__all__ += [
+    "BondedTeamResult",
+    "ParticipationConstants",
+    "athey_segal_constants",
+    "bonded_team",
+    "team_participation_slack",
+]
+
 # Bergemann-Välimäki (2010) dynamic pivot and Yoon (2015) lump-sum fees (issue #4, part a).
 from mechlp.constructions.fees import (  # noqa: E402
     CriticalDiscount,

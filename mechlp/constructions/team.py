@@ -49,7 +49,8 @@ Why it works, in this library's terms (a finite restatement of their Claims 1 an
     For the team mechanism this is :math:`\bar U^B_i(t|h) = E[V_i \mid h, t] + \gamma_i(h, t)`. Nothing bounds
     it below by zero: **the balanced team mechanism is Bayesian IC and exactly budget balanced, but it does not
     promise individual rationality** (Athey and Segal 2007 obtain participation only in section 6, for patient
-    agents in ergodic Markov games, by adding constant side payments). Within-period ex post IC is lost too:
+    agents in ergodic Markov games, by adding constant side payments;
+    :func:`mechlp.constructions.participation.bonded_team` builds that). Within-period ex post IC is lost too:
     :math:`\gamma_i(h, r)` averages over the others' current reports.
 
 Exact zero budget
@@ -91,6 +92,7 @@ __all__ = [
     "incentive_payments",
     "balance_transfers",
     "balanced_team",
+    "exact_zero_sum",
 ]
 
 
@@ -161,10 +163,23 @@ def _gamma(space: StateSpace, nums: Numbers, to_agent: np.ndarray) -> tuple[list
     return gamma, gamma_nodes
 
 
-def _exact_zero_sum(x: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Round agents ``0..n-2`` to a dyadic grid and let the last agent pay minus their sum.
+def exact_zero_sum(x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Round agents ``0..n-2`` to a dyadic grid and let the last agent pay minus their sum (module docstring,
+    "Exact zero budget"): afterwards ``x.sum(axis=0)`` is exactly ``0.0`` at every node.
 
-    Returns the adjusted array, the grid spacing and the largest change made.
+    Parameters
+    ----------
+    x : ndarray, shape (n_agents, n_nodes)
+        Payments whose columns sum to zero up to rounding.
+
+    Returns
+    -------
+    x : ndarray
+        The adjusted payments.
+    grid : float
+        The grid spacing.
+    rounding : float
+        The largest change made to any payment.
     """
     n = x.shape[0]
     scale = float(np.max(np.abs(x))) if x.size else 0.0
@@ -225,7 +240,7 @@ def _balance(space: StateSpace, transfers: np.ndarray) -> tuple[np.ndarray, list
         raise ValueError("balancing needs at least two agents: the incentive payments are charged to the others")
     gamma, g_nodes = incentive_payments(space, transfers)
     raw = redistribute(-g_nodes)  # -gamma_i + (1/(n-1)) sum_{j != i} gamma_j
-    x, grid, rounding = _exact_zero_sum(raw)
+    x, grid, rounding = exact_zero_sum(raw)
     return x, gamma, g_nodes, grid, rounding
 
 
@@ -510,7 +525,10 @@ def balanced_team(
         notes.append(
             "stationary Markov transfers (previous and current report profile), exact for the infinite horizon"
         )
-    notes.append("Bayesian IC and exact budget balance by construction; IR is not promised (Athey-Segal 2007, s. 5)")
+    notes.append(
+        "Bayesian IC and exact budget balance by construction; IR is not promised (Athey-Segal 2007, s. 5; "
+        "bonded_team adds the section-6 bond)"
+    )
 
     t0 = time.perf_counter()
     x_team = team_transfers(space)

@@ -49,6 +49,9 @@ Status strings (:data:`STATUSES`)
     Solver outcomes.
 ``"not_verified"``
     Built, but the verifier was not run (``check=False``).
+``"refused"``
+    A construction's own condition fails, with the reason (e.g. Athey and Segal's bonded team mechanism below
+    its participation threshold); nothing is claimed about the question itself.
 ``"unverified"``
     The solver claimed an answer that no verified proof backs (e.g. "infeasible" without a verified
     impossibility certificate, or a min-max LP "infeasible" although IC and IR alone are always satisfiable):
@@ -140,6 +143,7 @@ STATUSES: tuple[str, ...] = (
     "unbounded",
     "time_limit",
     "not_verified",
+    "refused",
     "unverified",
     "ill_conditioned",
     "verification_failed",

@@ -47,6 +47,8 @@ import numpy as np
 
 from mechlp.backends.highs import solve_warm
 from mechlp.constraints.formulation import build_lp
+from mechlp.constructions.participation import IR_NOTIONS as TEAM_IR
+from mechlp.constructions.participation import team_participation_slack
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer, SolverFailure
 from mechlp.model.bisection import Scan, confirm_scan, scan_and_bisect
@@ -70,7 +72,7 @@ __all__ = [
 ]
 
 BUDGETS: tuple[str, ...] = ("interim", "ex_ante", "ex_post")
-METHODS: tuple[str, ...] = ("recursion", "lp")
+METHODS: tuple[str, ...] = ("recursion", "lp", "team")
 #: How ``method="lp"`` scans: the recursion confirmed by LPs at the decisive points, or an LP at every point.
 LP_SCANS: tuple[str, ...] = ("confirm", "full")
 
@@ -152,11 +154,16 @@ class CriticalDelta(Answer):
     verification = None
     certificate = None
 
+    ir: str = "interim"
+
     @property
     def status(self) -> str:
         if self.scan.brackets:
             return "bracketed"
-        return "feasible" if self.scan.feasible_everywhere else "infeasible"
+        if self.scan.feasible_everywhere:
+            return "feasible"
+        # method="team": the construction fails everywhere, which proves nothing about the question
+        return "refused" if self.method == "team" else "infeasible"
 
     @property
     def timings(self) -> dict:
@@ -183,9 +190,14 @@ class CriticalDelta(Answer):
         s = self.scan
         p = self.parameter
         what = "critical discount factor" if p in DISCOUNT_NAMES else f"critical value of {p}"
+        source = (
+            "Athey-Segal 2007 section 6, a sufficient condition"
+            if self.method == "team"
+            else "Lamba 2022 Theorem 1 / Corollary 1"
+        )
         lines = [
-            f"{what} for efficiency under {self.budget} budget balance "
-            f"(criterion {self.criterion} >= 0, Lamba 2022 Theorem 1 / Corollary 1; method {self.method}):",
+            f"{what} for efficiency under {self.budget} budget balance and {self.ir} IR "
+            f"(criterion {self.criterion} >= 0, {source}; method {self.method}):",
             f"  {self.message}",
             f"  grid of {s.grid.size} points on [{s.grid[0]:g}, {s.grid[-1]:g}], {self.evaluations} evaluations, "
             f"{self.seconds:.2f} s",
@@ -235,6 +247,7 @@ class CriticalDelta(Answer):
             "parts": {k: float(v) for k, v in self.parts.items()},
             "parameter": self.parameter,
             "non_increasing": bool(s.non_increasing),
+            "ir": self.ir,
         }
 
 
@@ -491,6 +504,7 @@ def critical_delta(
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     lp_scan: str = "confirm",
     parameter: str = "delta",
+    ir: str = "interim",
 ) -> CriticalDelta:
     r"""Critical discount factor(s) for implementing the environment's allocation under ``budget`` balance.
 
@@ -507,10 +521,16 @@ def critical_delta(
         Interval scanned (``0 <= lo < hi``; ``hi < 1`` for an infinite horizon).
     tol : float
         Width of the final brackets (default ``1e-9``).
-    method : {"recursion", "lp"}
+    method : {"recursion", "lp", "team"}
         ``"recursion"``: every evaluation by :func:`mechlp.solve.recursion.solve` (fast; each answer checked for
         tightness). ``"lp"``: every sign the result rests on is a verified min-max LP answer (the LP of
-        :func:`mechlp.solve.questions.minmax`), as ``lp_scan`` says.
+        :func:`mechlp.solve.questions.minmax`), as ``lp_scan`` says. ``"team"``: the criterion is the
+        participation slack of Athey and Segal's balanced team mechanism with a zero-sum bond
+        (:func:`mechlp.constructions.participation.team_participation_slack`, ``bond="history"``): where it is
+        non-negative :func:`~mechlp.constructions.participation.bonded_team` builds a mechanism with Bayesian IC,
+        ``ir`` participation and ex post budget balance (so every ``budget``); where it is negative only that
+        construction fails (status ``"refused"`` when it fails on the whole grid). A sufficient condition: its
+        critical value is at or above the question's.
     grid : int or sequence of float
         Grid points scanned before bisection (default 41), or the points themselves.
     horizon, tail : optional
@@ -527,6 +547,10 @@ def critical_delta(
         What ``model`` varies, for messages and the result (``CriticalDelta.parameter``): ``"delta"`` (default,
         also ``"discount"``); any other name (e.g. ``"persistence"``: Lamba 2022, Corollary 3) needs a callable
         ``model`` (value -> Environment), and ``lo`` may then be negative.
+    ir : {"interim", "ex_post", "ex_ante"}
+        The participation notion. The min-max criterion of ``"recursion"`` and ``"lp"`` is Lamba's Theorem 1,
+        which needs periodic interim participation, so they take ``"interim"`` only; ``method="team"`` takes all
+        three (``"ex_post"``: node-by-node participation, what Athey and Segal's Proposition 3 gives).
     lp_scan : {"confirm", "full"}
         With ``method="lp"``. ``"confirm"`` (default): scan and bisect with the recursion, then evaluate the LP at
         both ends :math:`a < b` of every bracket (:func:`mechlp.model.bisection.confirm_scan`; without a bracket,
@@ -555,6 +579,14 @@ def critical_delta(
     budget = parse_notion("budget", budget, allowed=BUDGETS)
     check_choice("method", method, METHODS)
     check_choice("lp_scan", lp_scan, LP_SCANS)
+    ir = parse_notion("ir", ir, allowed=TEAM_IR)
+    if method != "team" and ir != "interim":
+        raise ValueError(
+            f"ir={ir!r} needs method='team' (the bonded balanced team mechanism of Athey and Segal, section 6): the "
+            "min-max criterion of method='recursion' / 'lp' is Lamba's Theorem 1, which holds for interim IR only"
+        )
+    if method == "team" and (horizon is not None or tail):
+        raise ValueError("method='team' works on the infinite-horizon Markov form; horizon and tail do not apply")
     if not isinstance(parameter, str) or not parameter:
         raise TypeError(f"parameter must be a non-empty string (the name of what is varied), got {parameter!r}")
     discount = parameter in DISCOUNT_NAMES
@@ -585,7 +617,16 @@ def critical_delta(
     crit = _Criterion(factory, budget, horizon, tail, ic, outside_option, backend, memory_limit, parameter)
 
     t0 = time.perf_counter()
-    if method == "recursion":
+    team_count = [0]
+
+    def team_slack(d: float) -> float:
+        team_count[0] += 1
+        return team_participation_slack(factory(d), "history", ir)
+
+    if method == "team":
+        scan = scan_and_bisect(team_slack, lo, hi, tol, grid, threshold=-tolerances.FEASIBILITY)
+        scanned_by, how = "team", ""
+    elif method == "recursion":
         scan, scanned_by, how = scan_and_bisect(crit.by_recursion, lo, hi, tol, grid), "recursion", ""
     else:
         scan, scanned_by, how = _scan_by_lp(crit, lo, hi, tol, grid, lp_scan)
@@ -598,8 +639,15 @@ def critical_delta(
     ic_fail = sorted(set(crit.ic_fail["recursion"] if scanned_by == "recursion" else []) | set(crit.ic_fail["lp"]))
     uncertified = crit.uncertified if method == "recursion" else []
     crit_name = "Pi*(root)" if budget == "ex_ante" else "min_h Pi*(h)"
+    if method == "team":
+        crit_name = f"min_h (1/I) sum_i f_i(h), the bonded team's {ir} participation slack"
     if scan.feasible_everywhere:
         msg = f"feasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no critical {parameter} there"
+    elif scan.infeasible_everywhere and method == "team":
+        msg = (
+            f"the bonded team mechanism is refused on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}] "
+            "(this proves nothing about the question)"
+        )
     elif scan.infeasible_everywhere:
         msg = f"infeasible on the whole grid [{scan.grid[0]:g}, {scan.grid[-1]:g}]: no value of {parameter} there works"
     else:
@@ -625,7 +673,7 @@ def critical_delta(
         scan,
         ic_fail,
         uncertified,
-        crit.count["recursion"] + crit.count["lp"],
+        crit.count["recursion"] + crit.count["lp"] + team_count[0],
         seconds,
         msg,
         scanned_by,
@@ -635,6 +683,7 @@ def critical_delta(
         how,
         dict(crit.parts),
         parameter,
+        ir,
     )
 
 
