@@ -177,7 +177,8 @@ def column_format(values: Any, digits: int = SIGNIFICANT_DIGITS) -> NumberFormat
 
 
 def _cell(value: Any, fmt: NumberFormat, style: str) -> str:
-    """One cell as text: numbers by ``fmt``, booleans yes / no, missing values empty, lists comma-separated."""
+    """One cell as text: numbers by ``fmt``, booleans yes / no, missing values and empty lists empty, lists
+    comma-separated (nested lists bracketed)."""
     if value is None:
         return ""
     if isinstance(value, bool | np.bool_):
@@ -187,8 +188,10 @@ def _cell(value: Any, fmt: NumberFormat, style: str) -> str:
     if isinstance(value, float | np.floating):
         return fmt.text(float(value), style)
     if isinstance(value, list | tuple | np.ndarray):
+        if len(value) == 0:
+            return ""
         inner = ", ".join(_cell(v, fmt, style) for v in value)
-        return f"[{inner}]" if any(isinstance(v, list | tuple | np.ndarray) for v in value) or not value else inner
+        return f"[{inner}]" if any(isinstance(v, list | tuple | np.ndarray) for v in value) else inner
     if isinstance(value, Mapping):
         return "; ".join(f"{_escape(str(k), style)}: {_cell(v, fmt, style)}" for k, v in value.items())
     return _escape(str(value), style)
