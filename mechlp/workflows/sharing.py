@@ -1429,8 +1429,10 @@ class SharingComparison(Answer):
       :math:`\mathrm{Var}^r_i = \sum_g w(g)\,(x^r_i(g) - \bar x^r_i)^2`, :math:`\bar x^r_i = \sum_g w(g) x^r_i(g)`;
       the designer's payment is its net receipt :math:`\sum_i x^r_i(g)` (zero at every node under ex post
       budget balance);
-    * who bears risk: the party with the largest variance, ``"none"`` when every standard deviation is below
-      ``tolerances.FEASIBILITY`` times the scale of :math:`\Pi^*`.
+    * who bears risk: the party with the largest variance (every party within ``tolerances.FEASIBILITY`` times
+      the scale of :math:`\Pi^*` of the largest standard deviation, comma-separated: with two agents and ex post
+      budget balance :math:`x_2 = -x_1` at every node, a tie), ``"none"`` when every standard deviation is below
+      that tolerance.
 
     Attributes
     ----------
@@ -1530,10 +1532,11 @@ class SharingComparison(Answer):
             row.update({f"var_{p}": float(v) for p, v in zip(parties, var, strict=True)})
             if not np.isfinite(var).all():
                 row["risk_bearer"] = None
-            elif np.sqrt(var.max()) <= tolerances.FEASIBILITY * scale:
-                row["risk_bearer"] = "none"
             else:
-                row["risk_bearer"] = parties[int(np.argmax(var))]
+                sd = np.sqrt(np.maximum(var, 0.0))
+                tol = tolerances.FEASIBILITY * scale
+                top = [p for p, v in zip(parties, sd, strict=True) if v >= sd.max() - tol]
+                row["risk_bearer"] = "none" if sd.max() <= tol else ", ".join(top)
             rows.append(row)
         return pd.DataFrame(rows)
 
