@@ -485,7 +485,8 @@ def to_text(
     what, columns, digits
         As for :func:`to_latex`.
     max_rows : int, optional
-        Print at most this many rows, then a line with the total.
+        Print at most this many rows (their numbers rounded by the rule over the rows printed), then a line
+        with the total.
     indent : str
         Prefix of every line.
 
@@ -494,9 +495,9 @@ def to_text(
     str
     """
     df, cols = _prepare(obj, what, columns, "to_text")
-    numeric, rows = _render_cells(df, cols, digits, "text")
+    total = len(df)
+    numeric, shown = _render_cells(df if max_rows is None else df.iloc[:max_rows], cols, digits, "text")
     heads = [str(c) for c in cols]
-    shown = rows if max_rows is None else rows[:max_rows]
     width = [max([len(h)] + [len(r[j]) for r in shown]) for j, h in enumerate(heads)]
 
     def line(cells: list[str]) -> str:
@@ -504,8 +505,8 @@ def to_text(
         return (indent + "  ".join(parts)).rstrip()
 
     out = [line(heads), *(line(r) for r in shown)]
-    if len(shown) < len(rows):
-        out.append(f"{indent}... {len(rows)} rows in all")
+    if len(shown) < total:
+        out.append(f"{indent}... {total} rows in all")
     return "\n".join(out)
 
 
