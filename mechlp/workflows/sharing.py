@@ -1402,6 +1402,16 @@ def payment_weights(space: StateSpace) -> np.ndarray:
     profiles as weights). On a history tree ``c(g)`` is :math:`\delta^{t(g)}` times the probability of reaching
     ``g``; on the Markov space it is the discounted occupation measure, which sums to :math:`1/(1-\delta)`.
     These are the weights of the payment variances of :class:`SharingComparison`.
+
+    Parameters
+    ----------
+    space : StateSpace
+        A history tree, a tree with a Markov tail or the Markov space.
+
+    Returns
+    -------
+    ndarray, shape (n_nodes,)
+        Non-negative weights summing to one.
     """
     env = space.env
     k = env.n_profiles
@@ -1482,6 +1492,7 @@ class SharingComparison(Answer):
 
     @property
     def rules(self) -> list[str]:
+        """The rules' labels, in the order compared."""
         return list(self.results)
 
     @property
