@@ -16,7 +16,7 @@ Questions (each answer re-verified independently before it is returned)
     :func:`optimal_mechanism` (allocation as LP variables); :func:`critical_delta` (critical discount factor);
     :func:`intermediate_minmax`, :func:`intermediate_feasibility`, :func:`lamba_double_star` (Lamba's
     intermediate mechanism, :math:`\Pi^{**}`); :func:`share_surplus`, :func:`ex_post_balance` (Lamba 2022,
-    Corollaries 4-5 and Proposition 1).
+    Corollaries 4-5 and Proposition 1); :func:`compare_sharing` (several sharing rules side by side).
 Classic constructions
     :func:`dynamic_pivot` (Bergemann and Välimäki 2010), :func:`lump_sum_fees`, :func:`fee_condition`,
     :func:`critical_discount` (Yoon 2015, 2021), :func:`balanced_team` (Athey and Segal 2007),
@@ -44,8 +44,8 @@ Workflows
     (feasibility regions with exact boundaries: every critical value along each grid line),
     :func:`split_minmax` (trees too large for memory, by
     subtrees), :func:`plot` (figures), :func:`report` (one self-contained HTML page
-    per model: every answer with its proof status), :func:`to_latex`,
-    :func:`to_csv`, :func:`to_json` (exports).
+    per model: every answer with its proof status), :func:`to_latex`, :func:`to_markdown`,
+    :func:`to_csv`, :func:`to_json` (exports: every answer's tables and every sweep, numbers as in the JSON).
 
 ``import mechlp`` loads neither cvxpy nor matplotlib: the cvxpy backend imports cvxpy when it is used, and
 :func:`plot` (the only name that needs matplotlib at import) is loaded on first access. The verifier's
@@ -88,8 +88,8 @@ from mechlp.solve.ranges import transfer_ranges
 from mechlp.solve.result import Result
 from mechlp.solve.second_best import optimal_mechanism, second_best
 from mechlp.workflows.boundary import feasibility_boundary, load_boundary
-from mechlp.workflows.export import to_csv, to_json, to_latex
-from mechlp.workflows.sharing import ex_post_balance, share_surplus
+from mechlp.workflows.export import to_csv, to_json, to_latex, to_markdown
+from mechlp.workflows.sharing import compare_sharing, ex_post_balance, share_surplus
 from mechlp.workflows.split import split_minmax
 from mechlp.workflows.sweep import load_sweep, sweep
 
@@ -113,6 +113,7 @@ __all__ = [
     "intermediate_feasibility",
     "lamba_double_star",
     "share_surplus",
+    "compare_sharing",
     "ex_post_balance",
     # classic constructions
     "dynamic_pivot",
@@ -160,6 +161,7 @@ __all__ = [
     "plot",
     "report",
     "to_latex",
+    "to_markdown",
     "to_csv",
     "to_json",
     "__version__",

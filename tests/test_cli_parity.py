@@ -18,7 +18,7 @@ from mechlp.solve.critical import critical_delta
 from mechlp.solve.questions import feasibility, minmax
 from mechlp.solve.ranges import transfer_ranges
 from mechlp.solve.second_best import second_best
-from mechlp.workflows.sharing import share_surplus
+from mechlp.workflows.sharing import compare_sharing, share_surplus
 from mechlp.workflows.sweep import sweep
 
 #: Parameters that cannot be command-line options, each with its reason.
@@ -47,7 +47,10 @@ COMMANDS = {
         {"question": "a Question object: check builds it from --budget --ic --ir --outside-option --limit"},
     ),
     "second-best": ((second_best,), {}),
-    "share": ((share_surplus,), {}),
+    "share": (
+        (share_surplus, compare_sharing),
+        {"rules": "--compare R1,R2 (also --rules): absent means one rule (--rule), given it lists the rules compared"},
+    ),
     "pivot": ((dynamic_pivot,), {}),
     "fees": ((lump_sum_fees, critical_discount), {}),
     "team": (

@@ -103,7 +103,8 @@ def test_latex_and_json_exports(minmax_df, tmp_path):
     assert lines[4] == r"alpha & delta & $\Pi^*$ & argmin & interim\_ok \\"
     # alpha = 0.5 is iid: every Pi* entry ties, so the argmin label is whichever float noise picks; check the
     # exporter's formatting of the frame's own value (escaped), not the tie-break
-    assert lines[6] == "0.500 & 0.800 & 0.900 & " + latex_escape(str(table["argmin"].iloc[0])) + r" & yes \\"
+    # six significant digits of each column's largest value, trailing zeros common to the column dropped
+    assert lines[6] == "0.5 & 0.8 & 0.900000 & " + latex_escape(str(table["argmin"].iloc[0])) + r" & yes \\"
     assert r"\caption{min-max 50\% \& more}" in tex and (tmp_path / "t.tex").read_text() == tex
     assert latex_escape("a_b#c") == r"a\_b\#c"
     res = design.feasibility(lamba_usstp(0.9, 0.8), "interim")

@@ -28,6 +28,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from mechlp.catalog.examples import CLASSIC_MODELS
 from mechlp.catalog.io import load_model
 from mechlp.cli.exits import exit_code
@@ -36,6 +38,7 @@ from mechlp.constructions.fees import MODES, SPLITS, WORST_OVER, critical_discou
 from mechlp.constructions.pivot import dynamic_pivot
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.model.environment import Environment
+from mechlp.workflows.export import column_format, to_text
 
 __all__ = ["add_parsers", "resolve_model", "pivot_payload", "fees_payload"]
 
@@ -187,13 +190,18 @@ def _pivot_report(res) -> str:
     rows = res.transfer_table()
     lines.append("pivot transfers (payments to the designer; Bergemann-Välimäki 2010, eq. 7):")
     names = [ag.name for ag in env.agents]
-    head = ("period  " if rows and rows[0]["period"] is not None else "") + f"{'profile':<36} {'action':<16} "
-    lines.append("  " + head + " ".join(f"{nm:>12}" for nm in names))
-    for r in rows[:TABLE_LIMIT]:
-        prof = "(" + ", ".join(r["profile"].values()) + ")"
-        per = f"{r['period']:<8}" if r["period"] is not None else ""
-        vals = " ".join(f"{r['transfers'][nm]:>12.6f}" for nm in names)
-        lines.append(f"  {per}{prof:<36} {r['action']:<16} {vals}")
+    table = pd.DataFrame(
+        [
+            {
+                **({"period": r["period"]} if r["period"] is not None else {}),
+                "profile": "(" + ", ".join(r["profile"].values()) + ")",
+                "action": r["action"],
+                **{nm: r["transfers"][nm] for nm in names},
+            }
+            for r in rows[:TABLE_LIMIT]
+        ]
+    )
+    lines.append(to_text(table))
     if len(rows) > TABLE_LIMIT:
         lines.append(f"  ... {len(rows):,} rows in all (see --json)")
     for ver in (res.verification, res.verification_bayesian):
@@ -201,6 +209,11 @@ def _pivot_report(res) -> str:
             lines.append("")
             lines.extend(ver.summary().splitlines())
     return "\n".join(lines)
+
+
+def number(value: float) -> str:
+    """One number as the tables print it (:func:`mechlp.workflows.export.column_format`)."""
+    return column_format([value]).text(value)
 
 
 def _fees_report(res, crit=None) -> str:
@@ -211,16 +224,19 @@ def _fees_report(res, crit=None) -> str:
     lines.extend("  " + s for s in res.message.splitlines())
     lines.extend("  note: " + s for s in res.notes)
     lines.append("")
-    lines.append(f"pivot surplus at the root {float(res.pivot.surplus[0]):.6f}; with fees {float(res.surplus[0]):.6f}")
+    lines.append(f"pivot surplus at the root {number(res.pivot.surplus[0])}; with fees {number(res.surplus[0])}")
     if res.mode == "ex_ante":
+        fmt = column_format(res.fees)
         lines.append(
-            "first-period fees: " + ", ".join(f"{ag.name} {float(res.fees[i]):.6f}" for i, ag in enumerate(env.agents))
+            "first-period fees: " + ", ".join(f"{ag.name} {fmt.text(res.fees[i])}" for i, ag in enumerate(env.agents))
         )
     else:
-        lines.append("per-period fees by history (type-independent):")
-        for h in range(min(sp_.n_hist, TABLE_LIMIT)):
-            fees = ", ".join(f"{ag.name} {float(res.fees[i, h]):.6f}" for i, ag in enumerate(env.agents))
-            lines.append(f"  {sp_.describe_history(h):<40} {fees}; surplus {float(res.surplus[h]):.6f}")
+        lines.append("per-period fees by history (type-independent) and the surplus from there on:")
+        table = pd.DataFrame({"history": sp_.describe_histories()})
+        for i, ag in enumerate(env.agents):
+            table[f"fee {ag.name}"] = res.fees[i]
+        table["surplus"] = res.surplus
+        lines.append(to_text(table, max_rows=TABLE_LIMIT))
     for ver in (res.verification, res.verification_ex_post):
         lines.append("")
         lines.extend(ver.summary().splitlines())

@@ -56,6 +56,7 @@ from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
 from mechlp.solve.critical import DISCOUNT_NAMES, critical_delta
 from mechlp.solve.critical import METHODS as CRITICAL_METHODS
 from mechlp.solve.result import Result
+from mechlp.workflows.export import to_text
 
 _SUBCOMMAND_MODULES = [cli_constructions, cli_share, cli_team, cli_sweep, cli_second_best, cli_ranges, cli_report]
 
@@ -178,19 +179,16 @@ def _report(payload: dict, feas: Result, mm: Result) -> str:
                 )
             else:
                 lines.append(f"  not certified to be the largest at every history: {tight.get('by', 'no diagnosis')}")
-        lines.append(f"  {'history / state':<40} {'Pi*':>12}")
         sp = mm.space
         rows = range(sp.n_hist) if sp.n_hist <= 40 else list(range(21)) + [int(np.argmin(mm.surplus))]
-        for h in rows:
-            lines.append(f"  {sp.describe_history(h):<40} {mm.surplus[h]:>12.6f}")
+        table = mm.surplus_frame().iloc[list(rows)].rename(columns={"where": "history / state", "surplus": "Pi*"})
+        lines.append(to_text(table))
         if sp.n_hist > 40:
             lines.append(f"  ... {sp.n_hist} histories in all (the last row is the smallest)")
     if mm.fees:
         lines.append("")
         lines.append("fees on top of the static discrete VCG (Lamba 2022, section 6.1), paid each period:")
-        for name, f in mm.fees.items():
-            parts = ", ".join(f"after {f['other']}={lab}: {v:.6f}" for lab, v in f["by_state"].items())
-            lines.append(f"  {name}: first period {f['first']:.6f}; {parts}")
+        lines.append(to_text(mm.fees_frame().reset_index()))
     shown = feas if feas.status == "optimal" else mm
     if shown.certificate is not None:
         lines.append("")

@@ -23,11 +23,20 @@ Options
                    certified tight), ``lp`` or ``recursion``.
 ``--beta-method``  how the LP rules find beta: ``auto`` (default; per history / by depth level where the rule
                    decomposes), ``structure`` or ``lp`` (the two-stage LP).
+``--compare R1,R2,...``  compare these rules side by side instead of one rule
+                   (:func:`mechlp.workflows.sharing.compare_sharing`, ``rules=``; also spelled ``--rules``): the
+                   summary per rule (shares of ``Pi*``, largest payment, reach-weighted payment variances, who
+                   bears risk), the shares per history and the payments per node, every rule side by side.
+``--out FILE``     with ``--compare``: write the comparison as CSV (the summary), JSON (the whole comparison) or
+                   LaTeX (the summary), by the extension ``.csv``, ``.json`` or ``.tex`` (also ``.md``).
+``--plot FIG``     with ``--compare``: draw the comparison (``plot(comparison, "sharing")``; ``.png``, ``.pdf``,
+                   ``.svg``).
 
 Exit codes (:mod:`mechlp.cli.exits`): 0 for an answer: a verified sharing was built, none exists (the min-max
 surplus is negative somewhere, Lamba 2022, Theorem 1), or the rule's transfers break the transfer limits (the
 violation is named); 2 for bad input (raised to the caller); 3 when the solver failed, an LP for the shares
-reported "infeasible" (no certificate backs it), or the mechanism did not pass the verification.
+reported "infeasible" (no certificate backs it), or the mechanism did not pass the verification (with
+``--compare``: for any rule).
 
 ``add_parsers(subparsers)`` registers the subcommand on an existing ``argparse`` sub-parser collection (the
 ``mechlp`` entry point, :func:`mechlp.cli.main.build_parser`, wires it in).
@@ -38,6 +47,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,21 +57,25 @@ from mechlp.cli.exits import NOT_ANSWERED, OK, exit_code
 from mechlp.cli.options import OptionSpec, add_command, add_options, save_json
 from mechlp.model.answer import SCHEMA_VERSION
 from mechlp.solve.questions import minmax
+from mechlp.workflows import plots
+from mechlp.workflows.export import column_format, to_csv, to_json, to_latex, to_markdown, to_text
 from mechlp.workflows.sharing import (
     BETA_METHODS,
     BUDGETS,
     CONSTRUCTIONS,
     RULES,
     NegativeSurplusError,
+    SharingComparison,
     SharingResult,
+    compare_sharing,
     share_surplus,
 )
 
-__all__ = ["add_parsers", "share_payload", "share_report"]
+__all__ = ["add_parsers", "share_payload", "share_report", "comparison_report", "write_comparison"]
 
 #: The Python function ``mechlp share`` mirrors, and the parameters it exposes (the min-max options
 #: ``horizon`` is passed on through ``**minmax_options``).
-SHARE_FUNCTIONS = (share_surplus,)
+SHARE_FUNCTIONS = (share_surplus, compare_sharing)
 SHARE_OPTIONS = (
     "rule",
     "budget",
@@ -76,6 +90,8 @@ SHARE_OPTIONS = (
 #: Options of the min-max problem whose surplus is shared (``share_surplus(**minmax_options)``).
 MINMAX_OPTIONS = ("horizon", "tail", "outside_option")
 MAX_ROWS = 40  # histories shown in the printed tables
+#: ``--out`` formats of a comparison, by extension.
+OUT_FORMATS = (".csv", ".json", ".tex", ".md")
 
 
 def _parse_beta(text: str | None) -> list[float] | None:
@@ -140,7 +156,6 @@ def share_report(res: SharingResult, budget_label: str) -> str:
     """Readable report: shares per history, transfers (Markov space) and the verification."""
     env = res.env
     sp = res.space
-    names = [ag.name for ag in env.agents]
     verdict = "OK" if res.success else res.status.upper()
     lines = [
         f"model {env.name}: {env!r}",
@@ -149,31 +164,96 @@ def share_report(res: SharingResult, budget_label: str) -> str:
     lines.append(f"  {res.message.splitlines()[0] if res.message else ''}")
     lines.append("")
     lines.append("shares beta_i(h) of the min-max surplus Pi*(h); the designer keeps 1 - sum_i beta_i:")
-    head = f"  {'history / state':<32} {'Pi*':>10} " + " ".join(f"{nm:>10}" for nm in names)
-    lines.append(head + f" {'designer':>10} {'Pi^beta':>10}")
-    table = res.beta_table() if np.isfinite(res.beta).all() else []
-    for row in table[:MAX_ROWS]:
-        shares = " ".join(f"{row['beta'][nm]:>10.4f}" for nm in names)
-        lines.append(
-            f"  {row['where']:<32} {row['pi_star']:>10.5f} {shares} {row['designer']:>10.4f} {row['surplus']:>10.5f}"
+    if np.isfinite(res.beta).all():
+        shares = (
+            res.shares_frame()
+            .drop(columns="history")
+            .rename(columns={"where": "history / state", "pi_star": "Pi*", "surplus": "Pi^beta"})
         )
-    if len(table) > MAX_ROWS:
-        lines.append(f"  ... {len(table)} histories in all")
+        lines.append(to_text(shares, max_rows=MAX_ROWS))
     if res.mechanism is not None and sp.kind == "markov":
         lines.append("")
         lines.append("transfers x_i (payments to the designer; negative = the agent is paid):")
-        lines.append(f"  {'state':<32} {'profile':<24} " + " ".join(f"{nm:>10}" for nm in names))
-        for r in res.transfer_table():
-            prof = "(" + ", ".join(r["profile"].values()) + ")"
-            vals = " ".join(f"{r['transfers'][nm]:>10.5f}" for nm in names)
-            lines.append(f"  {r['where']:<32} {prof:<24} {vals}")
+        frame = res.transfers_frame().drop(columns="history").rename(columns={"where": "state"})
+        lines.append(to_text(frame))
     if res.max_abs_transfer is not None:
-        lines.append(f"largest |transfer|: {res.max_abs_transfer:.6f}")
+        lines.append(f"largest |transfer|: {column_format([res.max_abs_transfer]).text(res.max_abs_transfer)}")
     if res.certificate is not None:
         lines.append("")
         lines.append("independent verification:")
         lines.extend("  " + s for s in res.certificate.summary().splitlines())
     return "\n".join(lines)
+
+
+def comparison_report(cmp: SharingComparison) -> str:
+    """Readable report of a comparison: the summary per rule, the shares per history and the payments per node."""
+    env = cmp.env
+    verdict = "OK" if cmp.success else cmp.status.upper()
+    lines = [
+        f"model {env.name}: {env!r}",
+        f"sharing rules compared ({', '.join(cmp.rules)}), {cmp.budget.replace('_', '-')} budget: {verdict}",
+        *(f"  {line}" for line in cmp.message.splitlines()),
+        "",
+        "summary: shares and values of Pi* at the start, the largest |payment|, reach-weighted payment variances",
+        "(the designer's payment is its net receipt sum_i x_i) and who bears risk (the largest variance):",
+        to_text(cmp.summary_frame()),
+        "",
+        "shares beta_i(h) per history; the designer keeps 1 - sum_i beta_i:",
+        to_text(cmp.shares_frame(), max_rows=MAX_ROWS),
+        "",
+        "payments x_i per node (to the designer; negative = the agent is paid), every rule side by side:",
+        to_text(cmp.payments_frame(), max_rows=MAX_ROWS),
+    ]
+    return "\n".join(lines)
+
+
+def write_comparison(cmp: SharingComparison, path: str) -> None:
+    """Write a comparison by the extension of ``path``: ``.csv`` (the summary table), ``.json`` (the whole
+    comparison, :meth:`SharingComparison.to_dict`), ``.tex`` (the summary as a booktabs table) or ``.md``."""
+    ext = Path(path).suffix.lower()
+    if ext not in OUT_FORMATS:
+        raise ValueError(f"--out must end in {', '.join(OUT_FORMATS)}, got {path!r}")
+    if ext == ".csv":
+        to_csv(cmp, path)
+    elif ext == ".json":
+        to_json(cmp, path)
+    elif ext == ".tex":
+        to_latex(cmp, path, caption=f"Sharing rules compared: {cmp.env.name}")
+    else:
+        to_markdown(cmp, path)
+
+
+def _cmd_compare(args: argparse.Namespace, env: Any, kwargs: dict[str, Any]) -> int:
+    if args.beta is not None or args.rule != "equal":
+        raise ValueError("give either --compare or --rule / --beta, not both")
+    if args.json:
+        raise ValueError("with --compare, write the comparison with --out FILE.json (or .csv, .tex, .md)")
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
+    if args.out is not None and Path(args.out).suffix.lower() not in OUT_FORMATS:
+        raise ValueError(f"--out must end in {', '.join(OUT_FORMATS)}, got {args.out!r}")
+    try:
+        cmp = compare_sharing(
+            env,
+            rules,
+            budget=args.budget,
+            construction=args.construction,
+            markov=args.markov,
+            stationary=args.stationary,
+            limits=args.limits,
+            **kwargs,
+        )
+    except NegativeSurplusError as exc:
+        print(f"model {env.name}: {env!r}\nno budget-balanced sharing exists: {exc}")
+        return OK  # an answer (Lamba 2022, Theorem 1), as for one rule
+    if args.plot is not None:  # first: a bad figure path fails before anything is printed or written
+        plots.plot(cmp, "sharing", path=args.plot)
+    print(comparison_report(cmp))
+    if args.out is not None:
+        write_comparison(cmp, args.out)
+        print(f"comparison written to {args.out}")
+    if args.plot is not None:
+        print(f"figure written to {args.plot}")
+    return exit_code(cmp.status)  # every rule verified: 0; an unverified or failed rule: 3
 
 
 def _cmd_share(args: argparse.Namespace) -> int:
@@ -190,6 +270,10 @@ def _cmd_share(args: argparse.Namespace) -> int:
         kwargs["tail"] = True
     if args.outside_option != 0.0:  # the min-max surplus and the verification's IR rows are against it
         kwargs["outside_option"] = args.outside_option
+    if args.rules is not None:
+        return _cmd_compare(args, env, kwargs)
+    if args.out is not None or args.plot is not None:
+        raise ValueError("--out and --plot write a comparison: give --compare RULE1,RULE2,...")
     try:
         res = share_surplus(
             env,
@@ -267,5 +351,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     )
     add_options(p, (minmax,), MINMAX_OPTIONS)
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.add_argument(
+        "--compare",
+        "--rules",
+        dest="rules",
+        metavar="R1,R2,...",
+        help=f"compare these sharing rules side by side (compare_sharing(rules=...); rules {', '.join(RULES)})",
+    )
+    p.add_argument("--out", metavar="FILE", help="with --compare: write the comparison (.csv, .json, .tex or .md)")
+    p.add_argument("--plot", metavar="FIG", help="with --compare: draw the comparison (.png, .pdf or .svg)")
     p.set_defaults(func=_cmd_share)
     return p

@@ -544,10 +544,12 @@ def lump_sum_fees(
         status = "feasible"
     else:
         status = "verification_failed"
-    where = "at the root" if mode == "ex_ante" else f"at every history (smallest {float(surplus.min()):.6g})"
+    where = f"surplus at the root {float(surplus[0]):.6g}"
+    if mode == "interim":
+        where += f", at least {float(surplus.min()):.6g} at every history"
     msg = {
-        "feasible": f"{mode.replace('_', ' ')} budget balance with lump-sum fees: FEASIBLE; surplus {where} "
-        f"{float(surplus[0]):.6g}; verified (Bayesian and ex post IC, interim IR, {mode} budget)",
+        "feasible": f"{mode.replace('_', ' ')} budget balance with lump-sum fees: FEASIBLE; {where}; "
+        f"verified (Bayesian and ex post IC, interim IR, {mode} budget)",
         "infeasible": f"{mode.replace('_', ' ')} budget balance with lump-sum fees: INFEASIBLE; even the largest "
         f"acceptable fees leave a surplus of {float(surplus.min() if mode == 'interim' else surplus[0]):.6g}",
         "verification_failed": "the fee mechanism fails the independent verification:\n" + ver.summary(),

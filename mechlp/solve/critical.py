@@ -51,7 +51,7 @@ from mechlp.constructions.participation import IR_NOTIONS as TEAM_IR
 from mechlp.constructions.participation import team_participation_slack
 from mechlp.model import tolerances
 from mechlp.model.answer import Answer, SolverFailure
-from mechlp.model.bisection import Scan, confirm_scan, scan_and_bisect
+from mechlp.model.bisection import MAX_VIOLATIONS, Scan, confirm_scan, scan_and_bisect
 from mechlp.model.environment import Environment, bilateral_trade, renewal_matrix
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice, parse_notion
@@ -72,6 +72,9 @@ __all__ = [
 ]
 
 BUDGETS: tuple[str, ...] = ("interim", "ex_ante", "ex_post")
+#: Decreases of a non-monotone criterion listed by :meth:`CriticalDelta.report` (the scan keeps up to
+#: ``mechlp.model.bisection.MAX_VIOLATIONS``; the JSON has them all).
+REPORT_VIOLATIONS = 5
 METHODS: tuple[str, ...] = ("recursion", "lp", "team")
 #: How ``method="lp"`` scans: the recursion confirmed by LPs at the decisive points, or an LP at every point.
 LP_SCANS: tuple[str, ...] = ("confirm", "full")
@@ -211,8 +214,8 @@ class CriticalDelta(Answer):
         elif s.non_increasing:
             lines.append(f"  the criterion is non-increasing in {p} over every evaluation")
         else:
-            lines.append(f"  the criterion is NOT monotone in {p} ({len(s.violations)} decreases listed):")
-            for d1, v1, d2, v2 in s.violations[:5]:
+            lines.append(f"  the criterion is NOT monotone in {p} ({_decreases(s.violations)}):")
+            for d1, v1, d2, v2 in s.violations[:REPORT_VIOLATIONS]:
                 lines.append(f"    {v1:.6g} at {p} = {d1:.6g} > {v2:.6g} at {p} = {d2:.6g}")
         return "\n".join(lines)
 
@@ -249,6 +252,19 @@ class CriticalDelta(Answer):
             "non_increasing": bool(s.non_increasing),
             "ir": self.ir,
         }
+
+
+def _count_decreases(violations: list) -> str:
+    """``"N decreases"``, ``"at least N decreases"`` when the scan kept only its first ``MAX_VIOLATIONS``."""
+    n = len(violations)
+    return f"{'at least ' if n >= MAX_VIOLATIONS else ''}{n} decrease{'s' if n != 1 else ''}"
+
+
+def _decreases(violations: list) -> str:
+    """The count of decreases and how many of them :meth:`CriticalDelta.report` lists."""
+    n = len(violations)
+    shown = min(n, REPORT_VIOLATIONS)
+    return _count_decreases(violations) + ("; all listed" if shown == n else f"; the first {shown} listed")
 
 
 def _rebuild(env: Environment, delta: float) -> Environment:
@@ -656,7 +672,7 @@ def critical_delta(
     if not scan.monotone and scan.non_increasing:
         msg += f"; the criterion is non-increasing in {parameter}"
     elif not scan.monotone:
-        msg += f"; the criterion is NOT monotone in {parameter} ({len(scan.violations)} decreases found)"
+        msg += f"; the criterion is NOT monotone in {parameter} ({_count_decreases(scan.violations)})"
     if ic_fail:
         msg += f"; IC itself fails at {len(ic_fail)} evaluated discount factors"
     if uncertified:

@@ -22,6 +22,10 @@ r"""Figures of sweeps and results (matplotlib, Agg canvas; no pyplot, no display
     histories that follow.
 ``"states"``
     A :class:`~mechlp.solve.result.Result` on the Markov space: :math:`\Pi(h)` per state as bars.
+``"sharing"``
+    A :class:`~mechlp.workflows.sharing.SharingComparison` (:func:`~mechlp.workflows.sharing.compare_sharing`):
+    every rule side by side -- the split of :math:`\Pi^*` at the start, the largest payment, the reach-weighted
+    payment variances and the payments per node.
 
 ``data`` may be a DataFrame from :func:`mechlp.workflows.sweep.sweep`, the path of a sweep CSV, or a result.
 """
@@ -45,11 +49,12 @@ from mechlp.solve.figures import MAX_TREE_HISTORIES, draw, new_figure, save_figu
 from mechlp.solve.result import Result
 from mechlp.workflows.boundary import HEADER as BOUNDARY_HEADER
 from mechlp.workflows.boundary import load_boundary
+from mechlp.workflows.sharing import SharingComparison
 from mechlp.workflows.sweep import grid_keys, load_sweep
 
 __all__ = ["KINDS", "plot", "plot_result", "yoon_frontier"]
 
-KINDS = ("surplus", "feasibility", "boundary", "fees", "tree", "states")
+KINDS = ("surplus", "feasibility", "boundary", "fees", "tree", "states", "sharing")
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 _REGION_COLORS = {"ex_ante": "#9ecae1", "interim": "#3182bd", "ex_post": "#08519c", "lump_sum": "#fdae6b"}
 
@@ -310,6 +315,58 @@ def _single(color: str) -> ListedColormap:
     return ListedColormap([color])
 
 
+def _plot_sharing(cmp: Any, title: str | None) -> Figure:
+    """Sharing rules side by side: shares of Pi* at the start, largest payment, payment variances, payments."""
+    if not isinstance(cmp, SharingComparison):
+        raise ValueError(f"kind 'sharing' needs a SharingComparison (mechlp.compare_sharing), got {type(cmp).__name__}")
+    summary = cmp.summary_frame()
+    parties = [*(ag.name for ag in cmp.env.agents), "designer"]
+    rules = list(summary["rule"])
+    pos = np.arange(len(rules))
+    fig = new_figure(10.0, 7.0)
+    (ax_share, ax_max), (ax_var, ax_pay) = fig.subplots(2, 2)
+    bottom = np.zeros(len(rules))
+    for j, p in enumerate(parties):  # stacked: the split of Pi*(start) between the parties
+        vals = summary[f"share_{p}"].to_numpy(dtype=float)
+        ax_share.bar(pos, vals, bottom=bottom, color=_COLORS[j % len(_COLORS)], label=p)
+        bottom += vals
+    ax_share.set_ylabel("share of Π* at the start")
+    ax_max.bar(pos, summary["max_abs_transfer"].to_numpy(dtype=float), color=_COLORS[len(parties) % len(_COLORS)])
+    ax_max.set_ylabel("largest |payment|")
+    width = 0.8 / len(parties)
+    for j, p in enumerate(parties):
+        ax_var.bar(
+            pos + (j - (len(parties) - 1) / 2) * width, summary[f"var_{p}"], width, color=_COLORS[j % len(_COLORS)]
+        )
+    ax_var.set_ylabel("payment variance (reach-weighted)")
+    for ax in (ax_share, ax_max, ax_var):
+        ax.set_xticks(pos, rules, rotation=20, ha="right")
+    pay = cmp.payments_frame()
+    markers = ("o", "s", "^", "D", "v", "P", "X", "*")
+    for r, rule in enumerate(rules):
+        for j, ag in enumerate(parties[:-1]):
+            ax_pay.plot(
+                pay["node"],
+                pay[f"{rule}: {ag}"],
+                linestyle="none",
+                marker=markers[r % len(markers)],
+                markersize=4,
+                color=_COLORS[j % len(_COLORS)],
+                alpha=0.8,
+            )
+    ax_pay.axhline(0.0, color="0.5", linewidth=0.8)
+    ax_pay.set_xlabel("node")
+    ax_pay.set_ylabel("payment to the designer")
+    handles = [Patch(color=_COLORS[j % len(_COLORS)], label=p) for j, p in enumerate(parties)]
+    handles += [
+        Line2D([], [], linestyle="none", marker=markers[r % len(markers)], color="0.3", label=rule)
+        for r, rule in enumerate(rules)
+    ]
+    fig.legend(handles=handles, loc="outside right center")
+    fig.suptitle(title or f"sharing rules compared: {cmp.env.name}")
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------- entry
 def plot(
     data: Any,
@@ -359,6 +416,8 @@ def plot(
         raise ValueError(f"unknown plot kind {kind!r}; kinds are {KINDS}")
     if isinstance(data, Result | Mechanism):
         return draw(data, kind, path=path, title=title, max_histories=max_histories)
+    if isinstance(data, SharingComparison) or kind == "sharing":
+        return save_figure(_plot_sharing(data, title), path)
     df = _filter(_frame(data), where)
     if kind is None and "intervals" in df:
         kind = "boundary"

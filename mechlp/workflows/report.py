@@ -40,11 +40,13 @@ from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
 from mechlp.solve.critical import critical_delta
 from mechlp.solve.result import Result
 from mechlp.workflows import plots
+from mechlp.workflows.export import SIGNIFICANT_DIGITS
 
 __all__ = ["DIGITS", "report", "proof_status"]
 
-#: Significant digits of every number on the page.
-DIGITS = 6
+#: Significant digits of every number on the page: the tables' one setting
+#: (:data:`mechlp.workflows.export.SIGNIFICANT_DIGITS`).
+DIGITS = SIGNIFICANT_DIGITS
 
 _CSS = """
 body { font-family: Georgia, 'DejaVu Serif', serif; max-width: 980px; margin: 2em auto; padding: 0 1em;

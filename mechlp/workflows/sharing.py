@@ -102,14 +102,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from mechlp.audit.verifier import Verification, verify
 from mechlp.backends import solve_arrays
 from mechlp.constructions.vcg import check_bilateral_trade
 from mechlp.model import tolerances
-from mechlp.model.answer import CertifiedOnSpace
-from mechlp.model.beliefs import marginal_beliefs, others_beliefs
+from mechlp.model.answer import Answer, CertifiedOnSpace, space_size
+from mechlp.model.beliefs import continuation_adjoint, marginal_beliefs, others_beliefs
 from mechlp.model.environment import Environment
 from mechlp.model.mechanism import Mechanism, agent_array
 from mechlp.model.question import agent_limits, check_choice, parse_notion
@@ -126,7 +127,10 @@ __all__ = [
     "BETA_METHODS",
     "NegativeSurplusError",
     "SharingResult",
+    "SharingComparison",
     "share_surplus",
+    "compare_sharing",
+    "payment_weights",
     "shift_mechanism",
     "mechanism_from_interim",
     "interim_payments",
@@ -501,7 +505,9 @@ class SharingResult(CertifiedOnSpace):
         (property) ``histories`` and ``nodes``.
 
     JSON (:meth:`to_dict`): the contract's keys plus ``rule``, ``budget``, ``construction``, ``beta`` (``(n_agents,
-    n_hist)``), ``pi_star``, ``max_abs_transfer``, ``objective``, ``checks`` and ``options``.
+    n_hist)``), ``designer_share`` (:math:`1 - \sum_i \beta_i(h)`, ``(n_hist,)``), ``pi_star``,
+    ``max_abs_transfer``, ``objective``, ``checks`` and ``options``. :meth:`shares_frame` is ``beta_table`` as a
+    frame.
     """
 
     status: str
@@ -533,6 +539,7 @@ class SharingResult(CertifiedOnSpace):
             "budget": self.budget,
             "construction": self.construction,
             "beta": self.beta,
+            "designer_share": 1.0 - self.beta.sum(axis=0),
             "pi_star": self.pi_star,
             "max_abs_transfer": self.max_abs_transfer,
             "objective": self.objective,
@@ -557,6 +564,27 @@ class SharingResult(CertifiedOnSpace):
             }
             for h in range(self.space.n_hist)
         ]
+
+    def shares_frame(self) -> pd.DataFrame:
+        r"""Per history: ``history``, ``where``, ``pi_star`` (:math:`\Pi^*(h)`), one column per agent with
+        :math:`\beta_i(h)`, ``designer`` (:math:`1 - \sum_i \beta_i(h)`) and ``surplus`` (:math:`\Pi^\beta(h)`,
+        NaN when no mechanism was built): the numbers of ``beta``, ``designer_share``, ``pi_star`` and ``surplus``
+        in :meth:`to_dict`."""
+        names = [ag.name for ag in self.env.agents]
+        clash = sorted(set(names) & {"history", "where", "pi_star", "designer", "surplus"})
+        if clash:
+            raise ValueError(f"shares_frame: agent name(s) {clash} clash with the frame's columns")
+        cols: dict[str, Any] = {
+            "history": np.arange(self.space.n_hist),
+            "where": np.asarray(self.space.describe_histories(), dtype=object),
+            "pi_star": np.asarray(self.pi_star, dtype=float),
+        }
+        cols.update({nm: np.asarray(self.beta[i], dtype=float) for i, nm in enumerate(names)})
+        cols["designer"] = 1.0 - self.beta.sum(axis=0)
+        cols["surplus"] = (
+            np.asarray(self.surplus, dtype=float) if self.surplus is not None else np.full(self.space.n_hist, np.nan)
+        )
+        return pd.DataFrame(cols)
 
     def transfer_table(self, max_histories: int = 40) -> list[dict]:
         """Per node of the first ``max_histories`` histories: ``history``, ``where``, ``profile``
@@ -1359,3 +1387,311 @@ def share_surplus(
         else:
             res.message += "; payments sum to zero at every node"
     return res
+
+
+# ------------------------------------------------------------------------------------------- comparing rules
+def payment_weights(space: StateSpace) -> np.ndarray:
+    r"""``(n_nodes,)``: the normalised discounted reach probability of every node under truth-telling.
+
+    .. math::
+       w(g) = \frac{c(g)}{\sum_{g'} c(g')}, \qquad c(g) = \sum_{t \ge 0} \delta^t \Pr(\text{node } g
+       \text{ in period } t),
+
+    the coefficient of the flow at ``g`` in the expected discounted value at the start (the transpose of the
+    continuation values, :func:`mechlp.model.beliefs.continuation_adjoint`, with the prior of the first period's
+    profiles as weights). On a history tree ``c(g)`` is :math:`\delta^{t(g)}` times the probability of reaching
+    ``g``; on the Markov space it is the discounted occupation measure, which sums to :math:`1/(1-\delta)`.
+    These are the weights of the payment variances of :class:`SharingComparison`.
+
+    Parameters
+    ----------
+    space : StateSpace
+        A history tree, a tree with a Markov tail or the Markov space.
+
+    Returns
+    -------
+    ndarray, shape (n_nodes,)
+        Non-negative weights summing to one.
+    """
+    env = space.env
+    k = env.n_profiles
+    w0 = np.zeros(space.n_nodes)
+    w0[:k] = env.prior_profile()  # the nodes of the first period (history 0)
+    c = np.clip(continuation_adjoint(space, w0), 0.0, None)
+    return c / c.sum()
+
+
+@dataclass
+class SharingComparison(Answer):
+    r"""Several sharing rules of the same min-max surplus, side by side (:func:`compare_sharing`; result contract:
+    :mod:`mechlp.model.answer`).
+
+    Every rule :math:`r` gives shares :math:`\beta^r_i(h)` and payments :math:`x^r_i(g)` (a
+    :class:`SharingResult`, each with its own independent verification). The comparison reports, per rule:
+
+    * each agent's and the designer's share of :math:`\Pi^*` at the start: :math:`\beta^r_i(h_0)` and
+      :math:`1 - \sum_i \beta^r_i(h_0)`, and the values :math:`\beta^r_i(h_0)\Pi^*(h_0)` (agent ``i``'s expected
+      gain over the min-max mechanism, ex ante: :math:`\bar U^\beta_i = \bar U^*_i + \beta_i \Pi^*`) and
+      :math:`\Pi^\beta(h_0)` (what the designer keeps);
+    * the largest payment :math:`\max_{i,g} |x^r_i(g)|`;
+    * the variance of each party's payments over nodes, weighted by the normalised discounted reach probability
+      :math:`w(g)` (:func:`payment_weights`):
+      :math:`\mathrm{Var}^r_i = \sum_g w(g)\,(x^r_i(g) - \bar x^r_i)^2`, :math:`\bar x^r_i = \sum_g w(g) x^r_i(g)`;
+      the designer's payment is its net receipt :math:`\sum_i x^r_i(g)` (zero at every node under ex post
+      budget balance);
+    * who bears risk: the party with the largest variance (every party within ``tolerances.FEASIBILITY`` times
+      the scale of :math:`\Pi^*` of the largest standard deviation, comma-separated: with two agents and ex post
+      budget balance :math:`x_2 = -x_1` at every node, a tie), ``"none"`` when every standard deviation is below
+      that tolerance.
+
+    Attributes
+    ----------
+    minmax : Result
+        The min-max answer every rule shares (solved once).
+    results : dict of str to SharingResult
+        One per rule, in the order asked.
+    budget, construction : str
+        As for :func:`share_surplus` (the same for every rule).
+    weights : ndarray, shape (n_nodes,)
+        :math:`w(g)`.
+    timings : dict
+        Seconds: ``"minmax"`` (when solved here) and ``"rules"``.
+    status : str
+        (property) ``"optimal"`` when every rule was built and verified, else the first failing rule's status.
+    message : str
+        (property) One line per rule.
+
+    JSON (:meth:`to_dict`): the contract's keys (``surplus``: :math:`\Pi^*`; no ``transfers``, which differ per
+    rule) plus ``rules``, ``budget``, ``construction``, ``summary`` (the rows of :meth:`summary_frame`),
+    ``shares`` (of :meth:`shares_frame`), ``payments`` (of :meth:`payments_frame`), ``variance_weights``
+    (:math:`w`) and ``results`` (per rule: ``status``, ``message``, ``options``, ``verification``).
+    """
+
+    minmax: Result
+    results: dict[str, SharingResult]
+    budget: str
+    construction: str
+    weights: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+    verification = None
+    certificate = None
+
+    @property
+    def space(self) -> StateSpace:
+        return self.minmax.space
+
+    @property
+    def env(self) -> Environment:
+        return self.space.env
+
+    @property
+    def surplus(self) -> np.ndarray:
+        """:math:`\\Pi^*(h)`, shared by every rule."""
+        return np.asarray(self.minmax.surplus, dtype=float)
+
+    @property
+    def rules(self) -> list[str]:
+        """The rules' labels, in the order compared."""
+        return list(self.results)
+
+    @property
+    def status(self) -> str:
+        bad = [r.status for r in self.results.values() if not r.success]
+        return bad[0] if bad else "optimal"
+
+    @property
+    def message(self) -> str:
+        return "\n".join(
+            f"{name}: {r.status}; {r.message.splitlines()[0] if r.message else ''}" for name, r in self.results.items()
+        )
+
+    @property
+    def size(self) -> dict:
+        return {**space_size(self.space), "rules": len(self.results)}
+
+    def _names(self) -> list[str]:
+        return [ag.name for ag in self.env.agents]
+
+    def _payments(self, res: SharingResult) -> np.ndarray:
+        """``(n_agents + 1, n_nodes)``: the agents' payments and the designer's net receipt (NaN without a
+        mechanism)."""
+        if res.mechanism is None:
+            return np.full((self.env.n_agents + 1, self.space.n_nodes), np.nan)
+        x = np.asarray(res.mechanism.transfers, dtype=float)
+        return np.vstack([x, x.sum(axis=0, keepdims=True)])
+
+    def summary_frame(self) -> pd.DataFrame:
+        r"""One row per rule: ``rule``, ``status``, ``pi_star`` (:math:`\Pi^*(h_0)`), ``share_<agent>`` and
+        ``share_designer`` (of :math:`\Pi^*(h_0)`), ``value_<agent>`` and ``value_designer`` (the shares times
+        :math:`\Pi^*(h_0)`), ``max_abs_transfer``, ``var_<agent>`` and ``var_designer`` (reach-weighted payment
+        variances, class docstring) and ``risk_bearer``."""
+        parties = [*self._names(), "designer"]
+        pi0 = float(self.surplus[0])
+        scale = max(1.0, float(np.abs(self.surplus).max()))
+        w = self.weights
+        rows = []
+        for name, res in self.results.items():
+            share = np.append(res.beta[:, 0], 1.0 - res.beta[:, 0].sum())
+            x = self._payments(res)
+            mean = x @ w
+            var = ((x - mean[:, None]) ** 2) @ w
+            row: dict[str, Any] = {"rule": name, "status": res.status, "pi_star": pi0}
+            row.update({f"share_{p}": float(s) for p, s in zip(parties, share, strict=True)})
+            row.update({f"value_{p}": float(s * pi0) for p, s in zip(parties, share, strict=True)})
+            row["max_abs_transfer"] = float(res.max_abs_transfer) if res.max_abs_transfer is not None else np.nan
+            row.update({f"var_{p}": float(v) for p, v in zip(parties, var, strict=True)})
+            if not np.isfinite(var).all():
+                row["risk_bearer"] = None
+            else:
+                sd = np.sqrt(np.maximum(var, 0.0))
+                tol = tolerances.FEASIBILITY * scale
+                top = [p for p, v in zip(parties, sd, strict=True) if v >= sd.max() - tol]
+                row["risk_bearer"] = "none" if sd.max() <= tol else ", ".join(top)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def shares_frame(self) -> pd.DataFrame:
+        r"""Per rule and history: ``rule``, then the columns of :meth:`SharingResult.shares_frame` (``history``,
+        ``where``, ``pi_star``, :math:`\beta_i(h)` per agent, ``designer``, ``surplus``)."""
+        frames = [res.shares_frame().assign(rule=name) for name, res in self.results.items()]
+        df = pd.concat(frames, ignore_index=True)
+        return df[["rule", *[c for c in df.columns if c != "rule"]]]
+
+    def payments_frame(self) -> pd.DataFrame:
+        """Per node, every rule side by side: ``node``, ``history``, ``where``, ``profile``, ``weight``
+        (:func:`payment_weights`) and one column ``"<rule>: <agent>"`` per rule and agent with the payment to the
+        designer."""
+        names = self._names()
+        first = next(iter(self.results.values()))
+        base = first.transfers_frame().reset_index()[["node", "history", "where", "profile"]]
+        cols: dict[str, Any] = {c: base[c].to_numpy() for c in base.columns}
+        cols["weight"] = self.weights
+        for name, res in self.results.items():
+            x = self._payments(res)
+            cols.update({f"{name}: {nm}": x[i] for i, nm in enumerate(names)})
+        return pd.DataFrame(cols)
+
+    def _answer_fields(self) -> dict[str, Any]:
+        return {
+            "rules": self.rules,
+            "budget": self.budget,
+            "construction": self.construction,
+            "summary": self.summary_frame(),
+            "shares": self.shares_frame(),
+            "payments": self.payments_frame(),
+            "variance_weights": self.weights,
+            "results": {
+                name: {
+                    "status": r.status,
+                    "message": r.message,
+                    "options": r.options,
+                    "verification": None if r.certificate is None else r.certificate.to_dict(),
+                }
+                for name, r in self.results.items()
+            },
+        }
+
+    def __repr__(self) -> str:
+        return f"SharingComparison(rules={self.rules!r}, budget={self.budget!r}, status={self.status!r})"
+
+
+def compare_sharing(
+    source: Environment | Result,
+    rules: Any = RULES,
+    *,
+    budget: str = "interim",
+    construction: str = "interim",
+    markov: bool = False,
+    stationary: bool = False,
+    limits: Mapping | None = None,
+    backend: str | None = None,
+    method: str = "auto",
+    beta_method: str = "auto",
+    **minmax_options: Any,
+) -> SharingComparison:
+    r"""Share the same min-max surplus by several rules and put them side by side (:class:`SharingComparison`).
+
+    The min-max problem is solved once (when ``source`` is an environment); each rule is then
+    :func:`share_surplus` of that result with the same ``budget``, ``construction``, restrictions and limits, and
+    each is verified independently.
+
+    Parameters
+    ----------
+    source : Environment or Result
+        As for :func:`share_surplus`.
+    rules : sequence or mapping
+        Rule names (:data:`RULES`; default all of them, in that order), or a mapping ``label -> rule`` whose rules
+        are names or explicit share arrays (as :func:`share_surplus`'s ``rule``).
+    budget, construction, markov, stationary, limits, backend, method, beta_method, **minmax_options
+        As for :func:`share_surplus` (``method`` and ``**minmax_options`` solve the min-max problem).
+
+    Returns
+    -------
+    SharingComparison
+
+    Raises
+    ------
+    NegativeSurplusError
+        When :math:`\Pi^*(h) < 0` somewhere (no budget-balanced sharing exists).
+    ValueError
+        For no rules, a repeated rule, an unknown rule name, ``"designer"`` with ``budget="ex_post"``, or any
+        error of :func:`share_surplus`.
+    """
+    if isinstance(rules, str):
+        rules = [r.strip() for r in rules.split(",")]
+    named = dict(rules) if isinstance(rules, Mapping) else None
+    labels = list(named) if named is not None else list(rules)
+    if not labels:
+        raise ValueError("rules: give at least one sharing rule")
+    if named is None:
+        for r in labels:
+            if not isinstance(r, str):
+                raise TypeError(
+                    f"rules: a sequence of rule names {RULES}; label explicit shares with a mapping, got {r!r}"
+                )
+            check_choice("rule", r, RULES)
+        named = {r: r for r in labels}
+    repeated = sorted({r for r in labels if labels.count(r) > 1})
+    if repeated:
+        raise ValueError(f"rules: {repeated} given more than once")
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    if isinstance(source, Environment):
+        source.require_independent("compare_sharing (shares of Pi* kept by interim payments)")
+        check_choice("method", method, METHODS)
+        if backend is not None:
+            minmax_options["backend"] = backend
+        mm = minmax(source, method=method, **minmax_options)
+        timings["minmax"] = time.perf_counter() - t0
+    elif isinstance(source, Result):
+        if minmax_options or method != "auto":
+            raise ValueError("minmax options (method, ...) are only accepted with an Environment source")
+        mm = source
+    else:
+        raise TypeError(f"source must be an Environment or a minmax Result, got {type(source).__name__}")
+    t1 = time.perf_counter()
+    results = {
+        label: share_surplus(
+            mm,
+            rule,
+            budget=budget,
+            construction=construction,
+            markov=markov,
+            stationary=stationary,
+            limits=limits,
+            backend=backend,
+            beta_method=beta_method,
+        )
+        for label, rule in named.items()
+    }
+    timings["rules"] = time.perf_counter() - t1
+    first = next(iter(results.values()))
+    return SharingComparison(
+        minmax=mm,
+        results=results,
+        budget=first.budget,
+        construction=first.construction,
+        weights=payment_weights(mm.space),
+        timings=timings,
+    )
