@@ -2447,9 +2447,28 @@ def check_optimality(
     r"""Check both sides of an optimality claim exactly (:class:`OptimalityCertificate`): ``mechanism`` by
     :func:`verify` (``exact=True``, the allocation as given) against ``question``, its objective by
     :func:`objective_value`, the multipliers by :func:`check_dual_bound` (``exact=True``), and the gap against
-    ``tol``. The multipliers must be over rows that ``question`` implies (``multipliers.options``: ``ic``,
-    ``ir``, ``budget``; e.g. interim budget rows for an ex post balanced question: a relaxation, whose bound holds
-    for the question too) with the question's outside options, else ``ValueError``."""
+    ``tol``.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        The primal: transfers and node allocation (exact fractions when it carries them, else its floats exactly).
+    multipliers : ImpossibilityCertificate
+        Dual multipliers over rows that ``question`` implies (``multipliers.options``: ``ic``, ``ir``,
+        ``budget``; e.g. interim budget rows for an ex post balanced question: a relaxation, whose bound holds
+        for the question too), with the question's outside options; else ``ValueError``.
+    objective : {"welfare", "gains_from_trade", "revenue"}
+    question : Question
+        What the mechanism must satisfy (and what the bound is about).
+    tol : float
+        The gap allowed, relative to ``max(1, |lower|)``.
+
+    Returns
+    -------
+    OptimalityCertificate
+        ``ok`` when the mechanism passes the exact check, the multipliers give an exact bound and the gap is
+        within ``tol``.
+    """
     _check_objective(objective)
     if multipliers.space is not mechanism.space:
         raise ValueError("multipliers and mechanism must be on the same space")
