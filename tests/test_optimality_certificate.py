@@ -197,6 +197,8 @@ def test_unsupported_questions_get_their_own_status():
     res = second_best(env, objective="gains_from_trade", ic="ex_post")
     assert res.status == "not_proved" and res.optimality is None
     assert "interim" in res.optimality_note and res.certificate.ok
+    assert second_best(env, objective="gains_from_trade", limits={"buyer": (-1, 1)}).status == "not_proved"
+    assert second_best(env, objective="gains_from_trade", budget="savings").status == "not_proved"
 
 
 def test_dual_bound_check_fails_on_wrong_multipliers(sb_tree3):

@@ -27,6 +27,28 @@ the independent verifier :func:`mechlp.audit.verifier.verify`, the efficient (fi
 and a dual certificate (:func:`dual_certificate`): the solver's row and column duals, the dual objective (an
 upper bound on the optimal value by weak duality) and float checks of dual feasibility.
 
+Exact optimality (``certify=True``, the default; :func:`exact_optimality`)
+---------------------------------------------------------------------------
+``status="optimal"`` needs an exact proof, a :class:`mechlp.audit.verifier.OptimalityCertificate` checked by
+:func:`mechlp.audit.verifier.check_optimality` within ``tolerances.OPTIMALITY_GAP``:
+
+* *lower bound*: the objective of an exactly verified mechanism. The interim program is solved again with every
+  IC, IR and budget row tightened by ``CERTIFICATE_MARGIN``; transfers and allocation are built from that
+  solution in rationals (:func:`_exact_mechanism`) and moved toward the float optimum's,
+  :math:`(1 - 2^{-j}) M^* + 2^{-j} M_\epsilon` for the largest ``j`` that still passes
+  :func:`mechlp.audit.verifier.verify` with ``exact=True`` (the allocation as given);
+* *upper bound*: the LP's duals made exact on the verifier's rows (:func:`_exact_multipliers`: IC and budget
+  duals as their floats, the rounding repaired through the IR, budget and IC multipliers level by level on a
+  tree, or by the exact vertex on the float support on a Markov space or tail), whose Lagrangian has exactly zero
+  transfer coefficients; its maximum over all node allocations is the weak-duality bound
+  (:func:`mechlp.audit.verifier.check_dual_bound`).
+
+The LP is then solved with HiGHS feasibility tolerances ``tolerances.CERTIFY_SOLVER`` (with the defaults its
+"optimal" basis can be 1e-7 .. 1e-5 short: the USSTP, alpha 0.9, delta 0.3, on a 7-period tree, 1.5e-5). Ex post
+balance is proved on its interim relaxation (dual) with a primal rebalanced exactly (Lamba 2022, Proposition
+1). Not covered, with status ``"not_proved"`` and the reason in ``optimality_note``: ex post IC or IR, transfer
+limits, savings, the cvxpy backend, ``certify=False`` and learning models (the realised-action LP).
+
 Rows and formulations (issue #12: the dense IC rows over all misreports dominate the solve)
 -------------------------------------------------------------------------------------------
 ``formulation="interim"`` (the default ``"auto"`` picks it whenever the question allows: Bayesian IC, interim or
