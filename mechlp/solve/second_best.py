@@ -509,8 +509,12 @@ def _exact_multipliers(
 
     if space.kind == "tree":
         reason = _settle_by_level(space, base, y_exact, beta, has_ir, has_budget, residuals)
-    else:
-        reason = _support_vertex(space, base, y, program, rows_of, y_exact, beta, has_ir, bh, budget_rows, residuals)
+    else:  # IR and budget multipliers first (they move no other history's residuals), else the exact vertex
+        reason = _settle_locally(space, beta, has_ir, has_budget, residuals, margs)
+        if reason:
+            reason = _support_vertex(
+                space, base, y, program, rows_of, y_exact, beta, has_ir, bh, budget_rows, residuals
+            )
     if reason:
         return None, reason
     res = residuals()
@@ -547,6 +551,28 @@ def _exact_multipliers(
         if bool((vals != 0).any()):
             cert._ic_array(key)[base.hist[mine]] = vals
     return cert, ""
+
+
+def _settle_locally(space, beta, has_ir, has_budget, residuals, margs) -> str:
+    """The repair of :func:`_exact_multipliers` through the IR and budget multipliers only (in place; their rows
+    have no continuation terms, so no other history moves): ``""`` when every residual is then nonnegative where
+    an IR row is and zero elsewhere, else why not."""
+    env = space.env
+    res = residuals()
+    lift = np.zeros(space.n_hist, dtype=object)
+    for i in range(env.n_agents):  # loop over agents: beta(h) >= max over types of -R / P_i(t|h)
+        neg = res[i] < 0
+        if bool((neg & ~has_ir[:, None]).any()) or bool(((res[i] != 0) & ~has_ir[:, None]).any()):
+            return "a history without an IR row has a nonzero residual"
+        probs = margs[i]
+        if bool((neg & (probs == 0)).any()):
+            return "a negative residual on a type of probability 0"
+        need = np.where(neg, -res[i] / np.where(probs == 0, 1, probs), 0).max(axis=1)
+        lift = np.maximum(lift, need)
+    if bool(((lift != 0) & ~has_budget).any()):
+        return "a negative IR multiplier at a history without a budget row"
+    beta[:] = beta + lift
+    return ""
 
 
 def _settle_by_level(space, base, y_exact, beta, has_ir, has_budget, residuals) -> str:
