@@ -420,7 +420,10 @@ def dual_certificate(
 
 
 # ---------------------------------------------------------------------------------------------- exact optimality
-#: ``exact_certificate`` of :func:`second_best`: the primal mechanism is built with this margin on every row.
+#: The HiGHS options set to ``tolerances.CERTIFY_SOLVER`` when :func:`second_best` certifies its answer.
+_CERTIFY_OPTIONS = ("primal_feasibility_tolerance", "dual_feasibility_tolerance")
+
+#: ``certify=True`` in :func:`second_best`: the primal mechanism is built with this margin on every row.
 CERTIFICATE_MARGIN = tolerances.EXACT_MARGIN
 
 
@@ -772,8 +775,10 @@ def exact_optimality(
         return Mechanism(space, x.astype(float), exact_transfers=x, allocation=p.astype(float), exact_allocation=p)
 
     last = None
+    # the margin LP needs no tight tolerances: its rows hold with room `margin` (> HiGHS's default 1e-7)
+    loose = {k: v for k, v in solver_options.items() if k not in _CERTIFY_OPTIONS}
     for prog in [program] if full is None else [program, full]:  # the full program when generated rows miss one
-        tight = solve_lp(_margin_program(prog, margin), backend, **solver_options)
+        tight = solve_lp(_margin_program(prog, margin), backend, **loose)
         if tight.status != "optimal":
             return None, f"no mechanism satisfies every row with margin {margin:g} ({tight.message})"
         x_m, p_m = _exact_mechanism(prog, tight.x, balance)
@@ -1004,11 +1009,7 @@ def second_best(
         rows = "generated" if form == "interim" and max(env.type_counts) > 2 else "all"
     certifiable = _certifiable(certify, backend)
     if certifiable is None:  # tight tolerances: HiGHS's default basis can leave the dual bound ~1e-7 high
-        solver_options = {
-            "primal_feasibility_tolerance": tolerances.CERTIFY_SOLVER,
-            "dual_feasibility_tolerance": tolerances.CERTIFY_SOLVER,
-            **solver_options,
-        }
+        solver_options = {**dict.fromkeys(_CERTIFY_OPTIONS, tolerances.CERTIFY_SOLVER), **solver_options}
     if form == "interim":
         lp = interim_allocation_program(space, q)
         lp.cost = interim_cost(lp, objective)
