@@ -286,3 +286,15 @@ def test_cli_second_best_certificate_and_check(tmp_path, capsys):
     assert "certificate does NOT hold" in capsys.readouterr().out
     code = main(["second-best", str(MODEL), *common, "--horizon", "2", "--no-certify", "--certificate", str(bad)])
     assert code == 3 and "no certificate written" in capsys.readouterr().out
+
+
+def test_markov_exact_vertex_on_the_float_support(monkeypatch):
+    """The fallback of the Markov repair (the exact vertex on the float support) proves the same optimum."""
+    import mechlp.solve.second_best as sb
+
+    monkeypatch.setattr(sb, "_settle_locally", lambda *args: "skipped")
+    res = sb.second_best(lamba_usstp(ALPHA, DELTA), objective="gains_from_trade")
+    assert res.status == "optimal" and 0 <= res.optimality.gap < Fraction(1, 10**12)
+    monkeypatch.setattr(sb, "DUAL_SUPPORT_COLUMNS", 4)
+    res = sb.second_best(lamba_usstp(ALPHA, DELTA), objective="gains_from_trade")
+    assert res.status == "not_proved" and "limited to 4 interim-utility columns" in res.optimality_note

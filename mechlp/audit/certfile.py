@@ -266,7 +266,10 @@ def _check_optimality_file(doc: dict, space: StateSpace, q: Question, lines: lis
         raise ValueError("certificate: an optimality certificate needs 'options' naming the rows (ic, ir, budget)")
     rows = {**opts, "outside_option": opts.get("outside_option", [o.tolist() for o in q.outside])}
     cert = ImpossibilityCertificate.from_dict({**doc, "options": rows, "gamma": "0"}, space)
-    lines.append(f"question: {q.describe()}, on the {_space_text(space)}; objective {objective}")
+    lines.append(
+        f"question: {q.describe()}, on the {_space_text(space)}; objective {objective} (re-checked in exact "
+        "rational arithmetic whatever --exact says: the proof is exact)"
+    )
     try:
         res = check_optimality(mech, cert, objective, q)
     except ValueError as exc:

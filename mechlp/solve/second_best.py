@@ -659,8 +659,8 @@ def _support_vertex(space, base, y, program, rows_of, y_exact, beta, has_ir, bh,
     np.add.at(mat, (base.cols[keep], at[base.rows[keep]]), base.vals[keep])
     mat[ir_cols, n_ic + np.arange(ir_cols.size)] = 1
     for i in range(env.n_agents):  # loop over agents: -P_i(t|h) beta(h) on the columns of h
-        for j, h in enumerate(b_live):  # the live budget rows (one per history at most)
-            mat[cols[i][h], n_ic + ir_cols.size + j] = -base.marginals[i][h]
+        where = n_ic + ir_cols.size + np.arange(b_live.size)[:, None]
+        mat[cols[i][b_live], where] = -base.marginals[i][b_live]
     # the conditions: A_IC^T y + y_IR - P beta = c on every column, with y_IR = the IR unknowns (zero elsewhere)
     lhs = np.zeros(n_ubar, dtype=object)
     for i, r in enumerate(res0):  # residual R = c - A^T y + P beta; with the IR unknowns at their values
