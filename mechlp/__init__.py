@@ -29,7 +29,8 @@ Characterisation
     question's rows, a uniqueness verdict and two verified witnesses; Bergemann and Välimäki 2010, Theorem 2).
 Certificates
     :func:`verify` (the independent checker; :func:`verify_realised` on histories that record realised actions),
-    :func:`check_impossibility` (Farkas certificates),
+    :func:`check_impossibility` (Farkas certificates), :func:`check_optimality` (exact optimality certificates of
+    the second best and optimal mechanisms: an exactly verified mechanism and an exact dual bound),
     :func:`check_certificate` (certificate files).
 Models
     :class:`Agent`, :class:`Environment`, :func:`bilateral_trade`; the spaces :class:`HistoryTree`,
@@ -60,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from mechlp.audit.certfile import check_certificate
 from mechlp.audit.realised import verify_realised
-from mechlp.audit.verifier import check_impossibility, verify
+from mechlp.audit.verifier import check_impossibility, check_optimality, verify
 from mechlp.catalog.examples import (
     bv_diverse,
     bv_scheduling,
@@ -131,6 +132,7 @@ __all__ = [
     "verify",
     "verify_realised",
     "check_impossibility",
+    "check_optimality",
     "check_certificate",
     # models
     "Agent",

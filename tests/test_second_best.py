@@ -102,7 +102,10 @@ def test_budget_notions_order_and_equivalences(low_delta):
     is weakly looser than interim."""
     env, interim = low_delta
     vals = {b: second_best(env, objective="gains_from_trade", budget=b) for b in ("ex_post", "ex_ante", "savings")}
-    assert all(r.status == "optimal" and r.certificate.ok and r.dual.ok for r in vals.values())
+    assert all(r.certificate.ok and r.dual.ok for r in vals.values())
+    # ex post balance is proved exactly (the interim relaxation's dual, a rebalanced exact primal); savings is not
+    assert vals["ex_post"].status == vals["ex_ante"].status == "optimal"
+    assert vals["savings"].status == "not_proved" and "savings" in vals["savings"].optimality_note
     assert vals["ex_post"].value == pytest.approx(interim.value, abs=1e-8)
     assert vals["savings"].value == pytest.approx(vals["ex_ante"].value, abs=1e-8)
     assert interim.value <= vals["ex_ante"].value + 1e-9 <= interim.first_best + 2e-9

@@ -21,6 +21,13 @@ game unless the checker asks about a truncation, see :func:`check_certificate`) 
   (agents see their own reports and the realised action) on the ``"signal"`` space of ``horizon`` periods
   (:meth:`mechlp.audit.intermediate.IntermediateCertificate.to_dict`); its ``question`` holds ``ic``
   (``"intermediate"``), ``ir``, ``budget`` and ``outside_option``.
+* ``"kind": "optimality"`` (``"format": "mechlp-certificate/3"``, :data:`OPTIMALITY_FORMAT`; second best and
+  optimal mechanisms, :func:`optimality_payload`): ``objective``, ``transfers`` entries that also carry the node
+  allocation (``"allocation": {action: value}``), dual ``multipliers`` over labelled rows with the ``options`` of
+  those rows, and the stated bounds ``optimality`` (``lower``, ``upper``, ``gap`` as fractions). The check
+  recomputes both sides exactly (:func:`mechlp.audit.verifier.check_optimality`: the mechanism verified with its
+  allocation as written, its objective, the multipliers' signs, the zero transfer coefficients of the Lagrangian
+  and the weak-duality bound) and fails when the stated bounds differ from the recomputed ones.
 
 ``verification`` records what was found when the file was written; ``mechlp check`` recomputes everything.
 """
@@ -36,7 +43,13 @@ from typing import Any
 import numpy as np
 
 from mechlp.audit.intermediate import IntermediateCertificate, check_intermediate_impossibility
-from mechlp.audit.verifier import ImpossibilityCertificate, check_impossibility, verify
+from mechlp.audit.verifier import (
+    BOUND_OBJECTIVES,
+    ImpossibilityCertificate,
+    check_impossibility,
+    check_optimality,
+    verify,
+)
 from mechlp.model.answer import write_json as _write_json
 from mechlp.model.environment import Environment
 from mechlp.model.files import exact_number, read_text
@@ -59,11 +72,18 @@ from mechlp.model.spaces import (
 #: transfer limits to the multipliers (keys ``others``, ``profile``, ``side``; family ``limits``; ``options.limits``);
 #: a version-1 file is a version-2 file without them.
 FORMAT = "mechlp-certificate/2"
-FORMATS = ("mechlp-certificate/1", FORMAT)
+#: Version 3 adds the kind ``"optimality"`` (written only for it; the other kinds are still written as version 2):
+#: transfers entries with ``allocation``, dual ``multipliers`` with their ``options``, the ``objective`` and the
+#: stated ``optimality`` bounds.
+OPTIMALITY_FORMAT = "mechlp-certificate/3"
+FORMATS = ("mechlp-certificate/1", FORMAT, OPTIMALITY_FORMAT)
 
 __all__ = [
     "FORMAT",
     "FORMATS",
+    "OPTIMALITY_FORMAT",
+    "optimality_payload",
+    "read_allocation",
     "model_hash",
     "question_hash",
     "certificate_payload",
@@ -127,10 +147,13 @@ def _space_dict(space: StateSpace) -> dict:
 
 
 def _transfer_entries(mech: Mechanism) -> list[dict]:
+    """One entry per node: ``history``, ``profile``, ``payments`` and, for a mechanism with an exact node
+    allocation, ``allocation`` (``{action: fraction}``)."""
     space = mech.space
     env = space.env
     k = env.n_profiles
     exact = mech.exact_transfers
+    alloc = getattr(mech, "exact_allocation", None)
     entries = []
     for h in range(space.n_hist):  # serialisation: one JSON entry per node is the file format itself
         path = space.history_path(h)
@@ -141,6 +164,8 @@ def _transfer_entries(mech: Mechanism) -> list[dict]:
                 for i, ag in enumerate(env.agents)
             }
             entry = {"history": path, "profile": env.profile_labels(p), "payments": pay}
+            if alloc is not None:
+                entry["allocation"] = {a: str(Fraction(alloc[g, j])) for j, a in enumerate(env.actions)}
             if space.kind == "tail" and h >= space.n_tree:
                 entry["tail"] = True  # a Markov state of the tail: "history" holds the previous profile only
             entries.append(entry)
@@ -323,6 +348,89 @@ def _check_intermediate(
     return ok, "\n".join(lines)
 
 
+def optimality_payload(result: Any) -> dict:
+    """The certificate file of a second best or optimal mechanism whose exact optimality certificate holds
+    (``result.optimality``, a :class:`mechlp.audit.verifier.OptimalityCertificate`; read by attribute): the
+    primal mechanism (payments and allocation per node, exact fractions), the dual multipliers over labelled
+    rows with the options of those rows, the objective and the stated bounds."""
+    oc = getattr(result, "optimality", None)
+    if oc is None or not oc.ok:
+        raise ValueError(f"no optimality certificate for a result with status {result.status!r}")
+    env = result.env
+    question = result.question_spec.to_dict()
+    mult = oc.multipliers.to_dict()
+    return {
+        "format": OPTIMALITY_FORMAT,
+        "model": model_to_dict(env),
+        "model_sha256": model_hash(env),
+        "question": question,
+        "question_sha256": question_hash(model_hash(env), question),
+        **_space_dict(oc.mechanism.space),
+        "status": result.status,
+        "message": result.message,
+        "kind": "optimality",
+        "objective": oc.objective,
+        "exact": True,
+        "optimality": oc.to_dict(),
+        "options": mult["options"],
+        "multipliers": mult["multipliers"],
+        "transfers": _transfer_entries(oc.mechanism),
+    }
+
+
+def _check_optimality_file(doc: dict, space: StateSpace, q: Question, lines: list[str]) -> bool:
+    """The ``"optimality"`` kind of :func:`check_certificate`: everything recomputed exactly from the file."""
+    if doc.get("format") != OPTIMALITY_FORMAT:
+        raise ValueError(f"certificate: kind 'optimality' needs 'format': {OPTIMALITY_FORMAT!r}")
+    objective = doc.get("objective")
+    if objective not in BOUND_OBJECTIVES:
+        raise ValueError(f"certificate: 'objective' must be one of {BOUND_OBJECTIVES}, got {objective!r}")
+    entries = doc.get("transfers", [])
+    mech = read_mechanism(space, entries)
+    alloc = read_allocation(space, entries)
+    floats = alloc.astype(float)
+    sums = floats.sum(axis=1, keepdims=True)
+    floats = np.clip(floats, 0.0, None) / np.where(sums > 0, sums, 1.0)
+    try:
+        mech = Mechanism(
+            space, mech.transfers, exact_transfers=mech.exact_transfers, allocation=floats, exact_allocation=alloc
+        )
+    except ValueError as exc:
+        return _fail(lines, f"the allocation is not a distribution at every node: {exc}")
+    opts = doc.get("options")
+    if not isinstance(opts, dict) or not {"ic", "ir", "budget"} <= set(opts):
+        raise ValueError("certificate: an optimality certificate needs 'options' naming the rows (ic, ir, budget)")
+    rows = {**opts, "outside_option": opts.get("outside_option", [o.tolist() for o in q.outside])}
+    cert = ImpossibilityCertificate.from_dict({**doc, "options": rows, "gamma": "0"}, space)
+    lines.append(
+        f"question: {q.describe()}, on the {_space_text(space)}; objective {objective} (re-checked in exact "
+        "rational arithmetic whatever --exact says: the proof is exact)"
+    )
+    try:
+        res = check_optimality(mech, cert, objective, q)
+    except ValueError as exc:
+        return _fail(lines, f"the multipliers do not bound this question: {exc}")
+    lines += res.summary().splitlines()
+    stated = doc.get("optimality") if isinstance(doc.get("optimality"), dict) else {}
+    ok = res.ok
+    for key, have in (("lower", res.lower), ("upper", res.upper)):
+        want = stated.get(key)
+        if want is None or have is None or exact_number(want, f"optimality.{key}") != have:
+            ok = False
+            lines.append(f"the stated {key} bound {want} is not the recomputed one ({have})")
+    if ok:
+        lines.append(
+            f"=> the optimal {objective.replace('_', ' ')} is in [{float(res.lower):.12g}, {float(res.upper):.12g}] "
+            f"(exact gap {float(res.gap):.3g}): the mechanism is optimal within it"
+        )
+    return ok
+
+
+def _fail(lines: list[str], text: str) -> bool:
+    lines.append(text)
+    return False
+
+
 def _space_for(
     env: Environment, doc: dict, exact: bool = False, memory_limit: int = DEFAULT_MEMORY_LIMIT
 ) -> StateSpace:
@@ -395,6 +503,51 @@ def _profile_index(env: Environment, labels: dict, where: str) -> int:
     return int(np.ravel_multi_index(tuple(idx), env.type_counts))
 
 
+def _entry_node(space: StateSpace, e: dict, where: str) -> int:
+    """The node of a ``transfers`` entry (its ``history`` path, ``tail`` mark and ``profile``)."""
+    env = space.env
+    k = env.n_profiles
+    h = 0
+    path = e["history"]
+    if space.kind == "tail" and e.get("tail"):
+        if len(path) != 1:
+            raise ValueError(f"{where}: a tail entry's 'history' holds exactly the previous profile")
+        h = space.n_tree + _profile_index(env, path[0], where)
+    elif space.kind == "markov":
+        if len(path) > 1:
+            raise ValueError(f"{where}: on the Markov space 'history' holds at most the previous profile")
+        if path:
+            h = 1 + _profile_index(env, path[0], where)
+    else:
+        if len(path) >= space.horizon:
+            raise ValueError(f"{where}: history of length {len(path)} is too long for horizon {space.horizon}")
+        for p in path:
+            h = h * k + _profile_index(env, p, where) + 1
+    return h * k + _profile_index(env, e["profile"], where)
+
+
+def read_allocation(space: StateSpace, entries: list) -> np.ndarray:
+    """The node allocation ``(n_nodes, n_actions)`` of certificate entries (their ``"allocation"``: ``{action:
+    value}``, exactly as written; every node of the space must have one, which :func:`read_mechanism` checks for
+    the entries themselves). Distributions are checked by the verifier (family ``"allocation"``), not here."""
+    env = space.env
+    alloc = np.empty((space.n_nodes, env.n_actions), dtype=object)
+    seen = np.zeros(space.n_nodes, dtype=bool)
+    for j, e in enumerate(entries):  # serialisation: one JSON entry per node is the file format itself
+        where = f"transfers entry #{j}"
+        probs = e.get("allocation") if isinstance(e, dict) else None
+        if not isinstance(probs, dict) or sorted(probs) != sorted(env.actions):
+            raise ValueError(
+                f"{where}: 'allocation' must be an object {{action: probability}} over {list(env.actions)}"
+            )
+        g = _entry_node(space, e, where)
+        seen[g] = True
+        alloc[g] = [exact_number(probs[a], f"{where}: probability of {a!r}") for a in env.actions]
+    if not seen.all():
+        raise ValueError(f"allocation: {int((~seen).sum())} nodes without an entry")
+    return alloc
+
+
 def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
     """Transfers from certificate entries (exactly as written), checking that every node appears once."""
     env = space.env
@@ -409,23 +562,8 @@ def read_mechanism(space: StateSpace, entries: list) -> Mechanism:
             raise ValueError(f"{where}: needs keys 'history', 'profile', 'payments'")
         if not isinstance(e["history"], list) or not isinstance(e["payments"], dict):
             raise ValueError(f"{where}: 'history' must be a list of profiles and 'payments' an object {{agent: value}}")
-        h = 0
-        path = e["history"]
-        if space.kind == "tail" and e.get("tail"):
-            if len(path) != 1:
-                raise ValueError(f"{where}: a tail entry's 'history' holds exactly the previous profile")
-            h = space.n_tree + _profile_index(env, path[0], where)
-        elif space.kind == "markov":
-            if len(path) > 1:
-                raise ValueError(f"{where}: on the Markov space 'history' holds at most the previous profile")
-            if path:
-                h = 1 + _profile_index(env, path[0], where)
-        else:
-            if len(path) >= space.horizon:
-                raise ValueError(f"{where}: history of length {len(path)} is too long for horizon {space.horizon}")
-            for p in path:
-                h = h * k + _profile_index(env, p, where) + 1
-        g = h * k + _profile_index(env, e["profile"], where)
+        g = _entry_node(space, e, where)
+        h = g // k
         if seen[g]:
             raise ValueError(f"{where}: node {space.describe_history(h)}, profile {e['profile']} appears twice")
         seen[g] = True
@@ -584,7 +722,9 @@ def check_certificate(
             scope = {"markov": " among stationary Markov mechanisms", "tail": " among tree-with-tail mechanisms"}
             lines.append(f"=> no mechanism satisfies {q.describe()}{scope.get(space.kind, '')}")
         return ok, "\n".join(lines)
-    raise ValueError(f"certificate: 'kind' must be 'mechanism' or 'impossibility', got {kind!r}")
+    if kind == "optimality":
+        return _check_optimality_file(doc, space, q, lines), "\n".join(lines)
+    raise ValueError(f"certificate: 'kind' must be 'mechanism', 'impossibility' or 'optimality', got {kind!r}")
 
 
 def write_json(path: str | Path, payload: Any) -> None:

@@ -114,6 +114,12 @@ __all__ = [
     "interim_utilities",
     "surplus",
     "certificate_coefficients",
+    "check_dual_bound",
+    "check_optimality",
+    "OptimalityCertificate",
+    "objective_value",
+    "exact_node_allocation",
+    "BOUND_OBJECTIVES",
 ]
 
 BINDING_LIST_CAP = 50  # at most this many binding rows are listed per family (all are counted)
@@ -166,6 +172,8 @@ class Violation:
         parts = []
         if self.family == "budget":
             parts.append("designer budget")
+        elif self.family == "allocation":
+            parts.append("allocation")
         elif self.agent is not None:
             who = f"{self.agent}"
             if self.type is not None:
@@ -865,6 +873,43 @@ def _limit_blocks(
     return blocks
 
 
+# ---------------------------------------------------------------------------------------------- node allocations
+def exact_node_allocation(mechanism: Mechanism) -> np.ndarray:
+    r"""A mechanism's node allocation :math:`p(a|h,\theta)` ``(n_nodes, n_actions)`` as exact rationals, as given:
+    ``mechanism.exact_allocation`` when it carries one, else the floats of ``mechanism.allocation`` exactly as the
+    dyadic rationals they are (:func:`mechlp.model.exact.to_fractions`). Nothing is renormalised here:
+    :func:`_allocation_blocks` checks that every row is a distribution."""
+    given = getattr(mechanism, "exact_allocation", None)
+    if given is not None:
+        return np.asarray(to_fractions(np.asarray(given, dtype=object)), dtype=object)
+    return to_fractions(np.asarray(mechanism.allocation, dtype=float))
+
+
+def _allocation_blocks(space: StateSpace, alloc: np.ndarray) -> list[_Block]:
+    r"""The family ``"allocation"`` of an exact check of a node allocation: :math:`p(a|g) \ge 0` at every node and
+    action, and :math:`-|\sum_a p(a|g) - 1|` at every node (zero exactly for a distribution)."""
+    env = space.env
+    k, n_act = env.n_profiles, env.n_actions
+
+    def describe_entry(f: int, s: float) -> Violation:
+        g, a = divmod(int(f), n_act)
+        h, prof = divmod(g, k)
+        where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)}, p({env.actions[a]})"
+        return Violation("allocation", None, h, where, None, None, None, float(s))
+
+    def describe_row(f: int, s: float) -> Violation:
+        h, prof = divmod(int(f), k)
+        where = f"{space.describe_history(h)}, profile {_profile_text(env, prof)}, sum of p - 1"
+        return Violation("allocation", None, h, where, None, None, None, float(s))
+
+    total = alloc.sum(axis=1) - 1
+    gap = np.where(total < 0, total, -total)  # -|sum - 1|, in the array's arithmetic
+    return [
+        _Block("allocation", alloc.reshape(-1), describe_entry, lambda f: f // (k * n_act)),
+        _Block("allocation", gap, describe_row, lambda f: f // k),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------- merged trees
 def _merge_for_exact(mechanism: Mechanism, budget: str, max_denominator: int | None) -> MergedTree | None:
     """The tree of ``mechanism`` with identical subtrees merged, when that saves exact work, else ``None``.
@@ -946,7 +991,10 @@ def verify(
     ----------
     mechanism : Mechanism
         Transfers on a :class:`~mechlp.model.spaces.HistoryTree` or :class:`~mechlp.model.spaces.MarkovSpace`, with the
-        environment's allocation, or with ``mechanism.allocation`` (node-dependent, floats only) when set.
+        environment's allocation, or with ``mechanism.allocation`` (node-dependent: randomised or history
+        dependent) when set. In exact mode the node allocation is read as given (``mechanism.exact_allocation``,
+        else the floats exactly, :func:`exact_node_allocation`) and the family ``"allocation"`` checks that every
+        row is a distribution exactly.
     ic : {"bayesian", "ex_post", "local"}
         ``"bayesian"``: :math:`\bar U_i(t|h) \ge D_i(r; t|h)` for every history and every ``t != r``
         (Lamba 2022, Definition 1). ``"ex_post"``: the same pointwise in the others' current types
@@ -1043,7 +1091,7 @@ def verify(
             raise ValueError("give outside_option or outside_values, not both")
     node_alloc = getattr(mechanism, "allocation", None)
     if node_alloc is not None and exact:
-        raise NotImplementedError("exact verification of a node-dependent allocation is not supported; use floats")
+        node_alloc = exact_node_allocation(mechanism)
     # merging reads only the transfers: not with per-node outside values
     merged = _merge_for_exact(mechanism, budget, max_denominator) if exact and outside_values is None else None
     checked = space if merged is None else merged  # the space whose rows are evaluated
@@ -1059,6 +1107,8 @@ def verify(
     )
     if question.has_limits:
         families["limits"] = _limit_blocks(checked, nums, x, question.limits_lo, question.limits_hi)
+    if node_alloc is not None and exact:  # the allocation as given: every row a distribution, exactly
+        families["allocation"] = _allocation_blocks(space, node_alloc)
     if merged is not None:
         families = {fam: [_expand(b, merged) for b in blocks] for fam, blocks in families.items()}
     ok, max_violation, worst, binding, n_binding, n_rows, exact_violation = _verdict(
@@ -2046,3 +2096,398 @@ def verify_intermediate(
         "max_denominator": None,
     }
     return Verification(ok, float(tol), max_violation, worst, binding, n_binding, n_rows, options)
+
+
+# ---------------------------------------------------------------------------------------------- dual bounds
+#: Objectives a dual bound can bound (those of :mod:`mechlp.solve.second_best`).
+BOUND_OBJECTIVES = ("welfare", "gains_from_trade", "revenue")
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in BOUND_OBJECTIVES:
+        raise ValueError(f"objective must be one of {BOUND_OBJECTIVES}, got {objective!r}")
+
+
+def _root_weights(space: StateSpace, nums: Numbers) -> np.ndarray:
+    r"""``(n_nodes,)`` weights :math:`P(\theta|\text{root})` on the root nodes, zero elsewhere (object zeros exact)."""
+    k = space.env.n_profiles
+    w = np.zeros(space.n_nodes, dtype=object) if nums.exact else np.zeros(space.n_nodes)
+    w[:k] = joint_beliefs(space, nums, hists=np.array([0]))[0]
+    return w
+
+
+def _status_quo_welfare(space: StateSpace, nums: Numbers) -> Any:
+    r""":math:`W_0`: the welfare of always taking the first action, with no transfers (``"gains_from_trade"``)."""
+    env = space.env
+    types = _profile_types(env)[np.tile(np.arange(env.n_profiles), space.n_hist)]
+    flow = sum(nums.valuation[i][types[:, i], 0] for i in range(env.n_agents))
+    vals = continuation_values(space, np.asarray(flow)[None, :], nums)[0]
+    return (_root_weights(space, nums) * vals).sum()
+
+
+def objective_value(mechanism: Mechanism, objective: str = "welfare", exact: bool = False) -> Any:
+    r"""The objective of :mod:`mechlp.solve.second_best` at a mechanism, in this module's arithmetic.
+
+    .. math::
+       W = \sum_\theta P(\theta|\text{root}) \Big[\sum_i U_i(\text{root}, \theta) + B(\text{root}, \theta)\Big],
+       \qquad \Pi(\text{root}) = \sum_\theta P(\theta|\text{root})\, B(\text{root}, \theta),
+
+    ``"welfare"``: :math:`W`; ``"gains_from_trade"``: :math:`W - W_0` (:math:`W_0` the welfare of always taking the
+    first action); ``"revenue"``: :math:`\Pi(\text{root})`. :math:`U` and :math:`B` come from the recursion of
+    Lamba (2022), eq. (3), with the mechanism's node allocation when it has one (read as given in exact mode,
+    :func:`exact_node_allocation`). Returns a rational (``exact``) or a float.
+    """
+    _check_objective(objective)
+    space = mechanism.space
+    env = space.env
+    nums = Numbers(env, exact=bool(exact))
+    if exact:
+        x = mechanism.exact_transfers if mechanism.exact_transfers is not None else to_fractions(mechanism.transfers)
+    else:
+        x = np.asarray(mechanism.transfers, dtype=float)
+    alloc = getattr(mechanism, "allocation", None)
+    if alloc is None:
+        flow = nums.flows()[:, np.asarray(space.node_key)]
+    else:
+        alloc = exact_node_allocation(mechanism) if exact else alloc
+        types = _profile_types(env)[np.tile(np.arange(env.n_profiles), space.n_hist)]
+        flow = np.stack([(alloc * nums.valuation[i][types[:, i]]).sum(axis=1) for i in range(env.n_agents)])
+    w = _root_weights(space, nums)
+    b = continuation_values(space, x.sum(axis=0)[None, :], nums)[0]
+    value = (w * b).sum()
+    if objective != "revenue":
+        u = continuation_values(space, flow - x, nums)
+        value = value + (w[None, :] * u).sum()
+    if objective == "gains_from_trade":
+        value = value - _status_quo_welfare(space, nums)
+    return value
+
+
+def _lagrangian_affine(cert: ImpossibilityCertificate, objective: str, nums: Numbers):
+    r"""``(grad_x, coef_p, constant)`` of :math:`L(x, p) = \text{objective}(x, p) + \sum_r y_r\,
+    \text{slack}_r(x, p)` (see :func:`check_dual_bound`): ``grad_x`` ``(n_agents, n_nodes)`` the coefficient of
+    every transfer, ``coef_p`` ``(n_nodes, n_actions)`` that of every allocation entry :math:`p(a|g)`, ``constant``
+    the rest, so that :math:`L = \text{grad}_x \cdot x + \text{coef}_p \cdot p + \text{constant}`.
+
+    The rows weight the utilities and designer values as in :func:`certificate_coefficients` (the IC weights by
+    the same :func:`_ic_adjoint`, whose flow gain is taken at a zero allocation here, and moved onto the allocation
+    of the reported node: :math:`-y P(m|h) [v_i(t, a) - v_i(r, a)]` on :math:`p(a|h,(r,m))`); the objective adds
+    :math:`P(\theta|\text{root})` to the weight of every :math:`U_i` (not for revenue) and of :math:`B` at the root
+    nodes. With :math:`c_U`, :math:`c_B` the :func:`mechlp.model.beliefs.continuation_adjoint` of the weights,
+    the coefficient of :math:`x_i(g)` is :math:`c_B(g) - c_{U,i}(g)` (plus rows on the transfers themselves) and
+    that of :math:`p(a|g)` gains :math:`\sum_i c_{U,i}(g)\, v_i(\theta_{g,i}, a)` (the flows of the recursion)."""
+    space = cert.space
+    env = space.env
+    if env.correlated:
+        raise ValueError("dual bounds are for independent types (the second best's interim program)")
+    exact = nums.exact
+    conv = (lambda a: np.asarray(a, dtype=object)) if exact else (lambda a: np.asarray(a, dtype=float))
+    zeros = (lambda shape: np.zeros(shape, dtype=object)) if exact else nums.zeros
+    outside = [nums.array(o) for o in outside_options(cert.options.get("outside_option", 0.0), env)]
+    k, n_act = env.n_profiles, env.n_actions
+    kernels = mixed_kernels(env, nums)
+    nxt = next_marginals(env, nums)
+    hist_table = np.asarray(space.hist_table)
+    bands = [slice(p * k, (p + 1) * k) for p in range(env.n_allocation_periods)]
+    kernels_p = [[g[band] for g in kernels] for band in bands]
+    nxt_p = [[m[band] for m in nxt] for band in bands]
+    no_alloc = zeros((k, n_act))  # the deviation's flow gain is put on the allocation columns instead
+    w_u = zeros((env.n_agents, space.n_nodes))
+    coef_p = zeros((space.n_nodes, n_act))
+    constant = nums.zeros((1,))[0]
+    for (i, t, r), y_all in cert.ic.items():
+        y_all = conv(y_all)
+        support = np.flatnonzero(y_all != 0 if y_all.ndim == 1 else (y_all != 0).any(axis=1))
+        gain = nums.valuation[i][t] - nums.valuation[i][r]  # (A,)
+        for p in np.unique(hist_table[support]):  # loop over the allocation's period tables
+            hs = support[hist_table[support] == p]
+            _ic_adjoint(space, nums, w_u, (i, t, r), y_all, hs, kernels_p[p], nxt_p[p], no_alloc, zeros)
+            terms = _deviation_terms(space, nums, i, kernels_p[p], nxt_p[p], hists=hs)
+            a = y_all[hs][:, None] * terms.po if y_all.ndim == 1 else y_all[hs]  # (n, M)
+            nodes = (hs[:, None] * k + terms.pidx[r][None, :]).reshape(-1)
+            np.add.at(coef_p, nodes, -(a.reshape(-1)[:, None] * gain[None, :]))
+    types = _profile_types(env)
+    for i, y_all in cert.ir.items():
+        y_all = conv(y_all)
+        if y_all.ndim == 1:  # ex post IR: U_i(g) - o_i(theta_{g,i}) >= 0 at every node g
+            g = np.flatnonzero(y_all != 0)
+            constant = constant - (y_all[g] * outside[i][types[g % k, i]]).sum()
+            w_u[i, g] = w_u[i, g] + y_all[g]
+            continue
+        hs = np.flatnonzero((y_all != 0).any(axis=1))
+        if hs.size == 0:
+            continue
+        terms = _deviation_terms(space, nums, i, kernels_p[0], nxt_p[0], hists=hs)  # beliefs only
+        a = y_all[hs][:, :, None] * terms.po[:, None, :]  # (n, K_i, M)
+        constant = constant - (y_all[hs] * outside[i][None, :]).sum()
+        np.add.at(w_u[i], (hs[:, None, None] * k + terms.pidx[None, :, :]).reshape(-1), a.reshape(-1))
+    w_b = zeros((1, space.n_nodes))
+    direct = zeros((env.n_agents, space.n_nodes))  # rows on the transfers themselves: ex post budget, limits
+    y_b = conv(cert.budget)
+    hs = np.flatnonzero(y_b != 0)
+    if cert.options["budget"] == "ex_post":  # sum_i x_i(g) = 0, multiplier of either sign
+        direct[:, hs] = direct[:, hs] + y_b[hs][None, :]
+    elif hs.size and cert.options["budget"] != "none":
+        bel = joint_beliefs(space, nums, hists=hs)  # (n, K)
+        w_b[0, (hs[:, None] * k + np.arange(k)[None, :]).reshape(-1)] = (y_b[hs][:, None] * bel).reshape(-1)
+    lo, hi = agent_limits(cert.options.get("limits"), env)
+    for (i, side), y_l in cert.limits.items():  # x_i(g) - lo_i >= 0 (side 0), hi_i - x_i(g) >= 0 (side 1)
+        y_l = conv(y_l)
+        g = np.flatnonzero(y_l != 0)
+        bound = nums.array([float(lo[i] if side == 0 else hi[i])])[0]
+        sign = 1 if side == 0 else -1
+        direct[i, g] = direct[i, g] + sign * y_l[g]
+        constant = constant - sign * bound * y_l[g].sum()
+    root = _root_weights(space, nums)[:k]  # the objective: P(theta|root) on B and (welfare) every U_i at the root
+    w_b[0, :k] = w_b[0, :k] + root
+    if objective != "revenue":
+        w_u[:, :k] = w_u[:, :k] + root[None, :]
+    if objective == "gains_from_trade":
+        constant = constant - _status_quo_welfare(space, nums)
+    c_u = continuation_adjoint(space, w_u, nums)
+    c_b = continuation_adjoint(space, w_b, nums)
+    grad = direct + c_b - c_u
+    prof = np.tile(np.arange(k), space.n_hist)
+    for i in range(env.n_agents):  # the flows sum_a p(a|g) v_i(theta_{g,i}, a) of U_i
+        coef_p = coef_p + c_u[i][:, None] * nums.valuation[i][types[prof, i]]
+    return grad, coef_p, constant
+
+
+def check_dual_bound(cert: ImpossibilityCertificate, objective: str = "welfare", exact: bool = False) -> dict:
+    r"""An upper bound on ``objective`` over *every* mechanism (transfers and node allocation) satisfying the rows,
+    by weak duality, from multipliers ``y >= 0`` over labelled IC, IR and budget rows (held in an
+    :class:`ImpossibilityCertificate`, whose ``gamma`` is not used), checked independently of the LP.
+
+    Every row is written :math:`\text{slack}_r(x, p) \ge 0` and, with kernels that ignore the action, is affine in
+    the transfers :math:`x` and the allocation :math:`p(a|g)` jointly, as is the objective (welfare :math:`W`, gains
+    from trade :math:`W - W_0`, or revenue :math:`\Pi(\text{root})`; :func:`objective_value`). So is the Lagrangian
+
+    .. math::
+       L(x, p) = \text{objective}(x, p) + \sum_r y_r\, \text{slack}_r(x, p)
+              = g \cdot x + \sum_g \sum_a c(g, a)\, p(a|g) + c_0 .
+
+    For every mechanism that satisfies the rows, :math:`\text{objective} \le L`. When every transfer coefficient
+    :math:`g` is zero (the transfers are free), :math:`L` depends on the allocation only, and its maximum over the
+    simplex at every node gives
+
+    .. math::
+       \text{objective}(x, p) \le c_0 + \sum_g \max_a c(g, a) =: \text{bound}
+
+    (weak duality, with the equality rows of the LP's recursion eliminated). The coefficients come from one adjoint
+    pass over this module's rows (:func:`_lagrangian_affine`), in rationals with ``exact=True``: there every
+    transfer coefficient must be exactly zero and every multiplier exactly nonnegative (ex post budget rows are
+    equalities, of either sign), and the bound is an exact rational. In floats the coefficients must be at most
+    ``tolerances.FARKAS_FLOAT_CHECK`` relative to the size of the terms.
+
+    Returns
+    -------
+    dict
+        ``ok``, ``message``, ``bound`` (the exact fraction as a string in exact mode, else a float),
+        ``bound_float``, ``max_deviation`` (largest ``|g|``), ``coordinates``, ``nonzero``, ``worst`` (agent,
+        history, profile of the largest), ``objective`` and ``exact``.
+    """
+    _check_objective(objective)
+    space = cert.space
+    env = space.env
+    nums = Numbers(env, exact=exact)
+    base = {"objective": objective, "exact": bool(exact)}
+    signs = list(cert.ic.values()) + list(cert.ir.values()) + list(cert.limits.values())
+    if cert.options["budget"] != "ex_post":
+        signs.append(cert.budget)
+    if any(bool(np.any(np.asarray(arr, dtype=object) < 0)) for arr in signs):
+        return {"ok": False, "message": "a multiplier is negative", "bound": None, "bound_float": None} | base
+    grad, coef_p, constant = _lagrangian_affine(cert, objective, nums)
+    best = coef_p.max(axis=1)  # max of a linear function over the simplex at each node
+    bound = constant + best.sum()
+    flat = grad.reshape(-1)
+    nonzero = np.flatnonzero(flat != 0)
+    mags = np.abs(flat[nonzero].astype(float)) if nonzero.size else np.zeros(0)
+    worst = None
+    dev = float(mags.max()) if mags.size else 0.0
+    if nonzero.size:
+        j = int(nonzero[int(np.argmax(mags))])
+        agent, g = divmod(j, space.n_nodes)
+        h, prof = divmod(g, env.n_profiles)
+        worst = {
+            "agent": env.agents[agent].name,
+            "history": int(h),
+            "where": space.describe_history(int(h)),
+            "profile": _profile_text(env, prof),
+            "coefficient": str(flat[j]) if exact else float(flat[j]),
+        }
+    n_coord = int(flat.size)
+    if exact:
+        ok = nonzero.size == 0
+        msg = (
+            f"exact: every multiplier >= 0, the coefficient of all {n_coord:,} transfer coordinates is 0, bound = "
+            f"max over allocations of L = {float(bound):.12g}"
+            if ok
+            else f"exact: {nonzero.size:,} of {n_coord:,} transfer coordinates have a nonzero coefficient (must be "
+            f"0; largest {dev:.3g} at {worst['agent']}'s transfer at {worst['where']}, profile {worst['profile']})"
+        )
+    else:
+        total = sum(float(np.abs(np.asarray(a, dtype=float)).sum()) for a in [*signs, cert.budget])
+        scale = max(1.0, total, abs(float(bound)))
+        ok = dev <= tolerances.FARKAS_FLOAT_CHECK * scale
+        msg = f"float: bound {float(bound):.12g}, largest transfer coefficient {dev:.2g} over {n_coord:,} coordinates"
+    return {
+        "ok": bool(ok),
+        "message": msg,
+        "bound": str(Fraction(bound)) if exact else float(bound),
+        "bound_float": float(bound),
+        "max_deviation": dev,
+        "coordinates": n_coord,
+        "nonzero": int(nonzero.size),
+        "worst": worst,
+    } | base
+
+
+@dataclass
+class OptimalityCertificate:
+    r"""An exact proof that a mechanism's objective is within ``gap`` of the best over all mechanisms.
+
+    ``lower`` is the objective (:func:`objective_value`) of ``mechanism``, an exactly verified mechanism (transfers
+    and node allocation, :func:`verify` with ``exact=True``): every IC, IR and budget row holds, so the optimum is
+    at least ``lower``. ``upper`` is the weak-duality bound of :func:`check_dual_bound` from the multipliers
+    ``multipliers`` (exactly nonnegative, every transfer coefficient of the Lagrangian exactly zero): no mechanism
+    satisfying the rows does better. Both are exact rationals; ``gap = upper - lower >= 0``.
+
+    Attributes
+    ----------
+    mechanism : Mechanism
+        The primal mechanism, with ``exact_transfers`` and ``exact_allocation``.
+    multipliers : ImpossibilityCertificate
+        The dual multipliers over labelled rows (its ``gamma`` unused; ``options`` name the rows).
+    objective : str
+    lower, upper, gap : Fraction
+    tol : float
+        The gap allowed, relative to ``max(1, |lower|)`` (``tolerances.OPTIMALITY_GAP`` by default).
+    verification : Verification
+        The exact verification of ``mechanism``.
+    bound : dict
+        :func:`check_dual_bound` (exact).
+    ok : bool
+        Both sides verified and ``gap <= tol * max(1, |lower|)``.
+    """
+
+    mechanism: Mechanism
+    multipliers: ImpossibilityCertificate
+    objective: str
+    lower: Fraction
+    upper: Fraction | None
+    gap: Fraction | None
+    tol: float
+    verification: Verification
+    bound: dict
+    ok: bool
+
+    @property
+    def primal_ok(self) -> bool:
+        return bool(self.verification.ok)
+
+    @property
+    def dual_ok(self) -> bool:
+        return bool(self.bound.get("ok"))
+
+    def summary(self) -> str:
+        up = "none" if self.upper is None else f"{float(self.upper):.12g}"
+        gap = "n/a" if self.gap is None else f"{float(self.gap):.3g}"
+        head = (
+            f"exact optimality certificate ({self.objective}): lower bound {float(self.lower):.12g} (exactly verified "
+            f"mechanism: {'yes' if self.primal_ok else 'NO'}), upper bound {up} (exact dual: "
+            f"{'yes' if self.dual_ok else 'NO'}), gap {gap} (allowed {self.tol:g} x max(1, |lower|)): "
+            + ("PROVED" if self.ok else "NOT proved")
+        )
+        lines = [head, "  dual: " + str(self.bound.get("message"))]
+        if not self.primal_ok:
+            lines += ["  " + s for s in self.verification.summary().splitlines()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """The numbers (fractions as strings, with floats beside them) and the checks; multipliers and the
+        mechanism are written by :mod:`mechlp.audit.certfile`."""
+        return {
+            "objective": self.objective,
+            "lower": str(self.lower),
+            "upper": None if self.upper is None else str(self.upper),
+            "gap": None if self.gap is None else str(self.gap),
+            "lower_float": float(self.lower),
+            "upper_float": None if self.upper is None else float(self.upper),
+            "gap_float": None if self.gap is None else float(self.gap),
+            "tol": self.tol,
+            "ok": bool(self.ok),
+            "primal_verified": self.primal_ok,
+            "dual_verified": self.dual_ok,
+            "dual_check": self.bound,
+            "summary": self.summary(),
+        }
+
+
+#: Rows a question implies (multipliers over them bound it: a relaxation): ex post IC implies Bayesian IC, ex post
+#: IR interim IR implies ex ante IR, ex post balance interim balance implies ex ante balance, savings ex ante.
+_IMPLIED = {
+    "ic": {"ex_post": ("ex_post", "bayesian")},
+    "ir": {"ex_post": ("ex_post", "interim", "ex_ante"), "interim": ("interim", "ex_ante")},
+    "budget": {
+        "ex_post": ("ex_post", "interim", "ex_ante", "none"),
+        "interim": ("interim", "ex_ante", "none"),
+        "ex_ante": ("ex_ante", "none"),
+        "savings": ("savings", "ex_ante", "none"),
+    },
+}
+
+
+def check_optimality(
+    mechanism: Mechanism,
+    multipliers: ImpossibilityCertificate,
+    objective: str,
+    question: Question,
+    tol: float = tolerances.OPTIMALITY_GAP,
+) -> OptimalityCertificate:
+    r"""Check both sides of an optimality claim exactly (:class:`OptimalityCertificate`): ``mechanism`` by
+    :func:`verify` (``exact=True``, the allocation as given) against ``question``, its objective by
+    :func:`objective_value`, the multipliers by :func:`check_dual_bound` (``exact=True``), and the gap against
+    ``tol``.
+
+    Parameters
+    ----------
+    mechanism : Mechanism
+        The primal: transfers and node allocation (exact fractions when it carries them, else its floats exactly).
+    multipliers : ImpossibilityCertificate
+        Dual multipliers over rows that ``question`` implies (``multipliers.options``: ``ic``, ``ir``,
+        ``budget``; e.g. interim budget rows for an ex post balanced question: a relaxation, whose bound holds
+        for the question too), with the question's outside options; else ``ValueError``.
+    objective : {"welfare", "gains_from_trade", "revenue"}
+    question : Question
+        What the mechanism must satisfy (and what the bound is about).
+    tol : float
+        The gap allowed, relative to ``max(1, |lower|)``.
+
+    Returns
+    -------
+    OptimalityCertificate
+        ``ok`` when the mechanism passes the exact check, the multipliers give an exact bound and the gap is
+        within ``tol``.
+    """
+    _check_objective(objective)
+    if multipliers.space is not mechanism.space:
+        raise ValueError("multipliers and mechanism must be on the same space")
+    for key in ("ic", "ir", "budget"):
+        rows, asked = multipliers.options.get(key), getattr(question, key)
+        if rows not in _IMPLIED[key].get(asked, (asked,)):
+            raise ValueError(
+                f"the multipliers are over {key}={rows!r} rows, which the question's {key}={asked!r} does not imply"
+            )
+    stated = [
+        np.asarray(o, dtype=float)
+        for o in outside_options(multipliers.options.get("outside_option", 0.0), question.env)
+    ]
+    if any(not np.array_equal(a, np.asarray(b, dtype=float)) for a, b in zip(stated, question.outside, strict=True)):
+        raise ValueError("the multipliers' IR rows are for other outside options than the question's")
+    ver = verify(mechanism, question=question, exact=True)
+    lower = Fraction(objective_value(mechanism, objective, exact=True))
+    bound = check_dual_bound(multipliers, objective, exact=True)
+    upper = Fraction(bound["bound"]) if bound["ok"] else None
+    gap = None if upper is None else upper - lower
+    ok = bool(ver.ok and bound["ok"] and gap is not None and gap <= Fraction(tol) * max(1, abs(lower)))
+    return OptimalityCertificate(mechanism, multipliers, objective, lower, upper, gap, float(tol), ver, bound, ok)

@@ -73,6 +73,7 @@ STATUS_EXIT: dict[str, int] = {
     "unbounded": NOT_ANSWERED,
     "time_limit": NOT_ANSWERED,
     "unverified": NOT_ANSWERED,
+    "not_proved": NOT_ANSWERED,  # a verified mechanism whose optimality has no exact proof
     "ill_conditioned": NOT_ANSWERED,
     "verification_failed": NOT_ANSWERED,
     "error": NOT_ANSWERED,

@@ -27,7 +27,6 @@ error, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 import warnings
@@ -47,9 +46,16 @@ from mechlp.cli import share as cli_share
 from mechlp.cli import sweep as cli_sweep
 from mechlp.cli import team as cli_team
 from mechlp.cli.exits import BAD_INPUT, CERTIFICATE_FAILS, INTERNAL, INTERRUPTED, OK, SolverFailure, epilog, exit_code
-from mechlp.cli.options import QUESTION_OPTIONS, SCAN_OPTIONS, OptionSpec, add_command, add_options, save_json
+from mechlp.cli.options import (
+    QUESTION_OPTIONS,
+    SCAN_OPTIONS,
+    OptionSpec,
+    add_command,
+    add_options,
+    recheck_command,
+    save_json,
+)
 from mechlp.model.answer import SCHEMA_VERSION
-from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
 from mechlp.model.question import Question
 from mechlp.solve import questions as design
 from mechlp.solve.critical import BUDGETS as CRITICAL_BUDGETS
@@ -252,34 +258,6 @@ def _cmd_critical_delta(args: argparse.Namespace) -> int:
     return _critical(args, load_model(args.model, args.set or []), args.method)
 
 
-def _question_flags(q: Question | None) -> list[str]:
-    """The ``mechlp check`` arguments that pin question ``q`` (those that differ from solve's defaults)."""
-    if q is None:
-        return []
-    out = []
-    for f in ("budget", "ic", "ir"):
-        if getattr(q, f) != NOTION_DEFAULTS[f]:
-            out += [f"--{f}", getattr(q, f)]
-    oo = q.outside_option
-    if oo != 0.0:
-        text = f"{oo!r}" if isinstance(oo, float) else ",".join(f"{k}=" + ":".join(map(repr, v)) for k, v in oo.items())
-        out.append(f"--outside-option={text}")
-    for name, (lo, hi) in (q.limits or {}).items():
-        out.append(f"--limit={name}={'' if lo is None else repr(lo)}:{'' if hi is None else repr(hi)}")
-    return out
-
-
-def _recheck_command(args: argparse.Namespace, feas: Result) -> str:
-    """The ``mechlp check`` command that re-checks the certificate ``solve`` wrote, quoted for a POSIX shell."""
-    argv = ["mechlp", "check", args.model, args.certificate]
-    argv += [f"--set={kv}" for kv in args.set or []]
-    argv += _question_flags(feas.question_spec)
-    sp, env = feas.space, feas.env
-    if sp.kind == "tree" and (env.infinite or sp.horizon != env.horizon):  # a truncation: pin it
-        argv += ["--horizon", str(sp.horizon)]
-    return shlex.join(argv)
-
-
 def _cmd_solve(args: argparse.Namespace) -> int:
     env = load_model(args.model, args.set or [])
     budget = args.budget
@@ -332,7 +310,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         write_certificate(args.certificate, doc)
         if doc["kind"] == "mechanism" and not doc["exact"]:
             print(f"the certificate is float-only (no exactly feasible mechanism: {feas.exact_check})")
-        print(f"wrote certificate {args.certificate} (re-check: {_recheck_command(args, feas)})")
+        print(f"wrote certificate {args.certificate} (re-check: {recheck_command(args, feas)})")
     return exit_code(payload["status"])  # feasible / infeasible (each proved) 0; any other status 3
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,8 @@ from typing import Any
 from mechlp.backends.base import BACKENDS
 from mechlp.catalog.io import toml_value
 from mechlp.model.answer import write_json
-from mechlp.model.question import NOTIONS, notion_names, parse_notion
+from mechlp.model.question import DEFAULTS as NOTION_DEFAULTS
+from mechlp.model.question import NOTIONS, Question, notion_names, parse_notion
 from mechlp.solve.critical import LP_SCANS
 
 __all__ = [
@@ -342,3 +344,32 @@ def add_options(
         if name == "limits":
             kwargs["action"] = _Limits
         parser.add_argument(flag, **kwargs)
+
+
+def question_flags(q: Question | None) -> list[str]:
+    """The ``mechlp check`` arguments that pin question ``q`` (those that differ from solve's defaults)."""
+    if q is None:
+        return []
+    out = []
+    for f in ("budget", "ic", "ir"):
+        if getattr(q, f) != NOTION_DEFAULTS[f]:
+            out += [f"--{f}", getattr(q, f)]
+    oo = q.outside_option
+    if oo != 0.0:
+        text = f"{oo!r}" if isinstance(oo, float) else ",".join(f"{k}=" + ":".join(map(repr, v)) for k, v in oo.items())
+        out.append(f"--outside-option={text}")
+    for name, (lo, hi) in (q.limits or {}).items():
+        out.append(f"--limit={name}={'' if lo is None else repr(lo)}:{'' if hi is None else repr(hi)}")
+    return out
+
+
+def recheck_command(args: argparse.Namespace, feas: Any) -> str:
+    """The ``mechlp check`` command that re-checks the certificate ``solve`` or ``second-best`` wrote (``feas``: the
+    result, read by its ``question_spec``, ``space`` and ``env``), quoted for a POSIX shell."""
+    argv = ["mechlp", "check", args.model, args.certificate]
+    argv += [f"--set={kv}" for kv in args.set or []]
+    argv += question_flags(feas.question_spec)
+    sp, env = feas.space, feas.env
+    if sp.kind == "tree" and (env.infinite or sp.horizon != env.horizon):  # a truncation: pin it
+        argv += ["--horizon", str(sp.horizon)]
+    return shlex.join(argv)

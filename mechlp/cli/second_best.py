@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mechlp.audit.certfile import optimality_payload
+from mechlp.audit.certfile import write_json as write_certificate
 from mechlp.catalog.io import load_model
 from mechlp.cli.exits import exit_code
 from mechlp.cli.options import (
@@ -29,6 +31,7 @@ from mechlp.cli.options import (
     add_command,
     add_options,
     parse_tail,
+    recheck_command,
     save_json,
 )
 from mechlp.constraints.allocation import ALLOCATION_IC_MODES
@@ -39,16 +42,17 @@ __all__ = ["add_parsers", "second_best_payload"]
 
 #: The Python function ``mechlp second-best`` mirrors, and the parameters it exposes.
 SECOND_BEST_FUNCTIONS = (second_best,)
-SECOND_BEST_OPTIONS = ("objective", *QUESTION_OPTIONS, "formulation", "rows")
+SECOND_BEST_OPTIONS = ("objective", *QUESTION_OPTIONS, "formulation", "rows", "certify")
 
 
 def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> dict[str, Any]:
     """The JSON answer of ``mechlp second-best``: ``schema_version``, ``model``, ``status``, ``message``,
     ``objective``, ``budget`` (as given on the command line), ``value``, ``first_best``, ``allocation`` (rows of
-    :meth:`SecondBestResult.allocation_table`), ``verification``, ``dual_bound`` (``bound``, ``gap``, ``ok``) and
-    ``method`` (:attr:`SecondBestResult.method`: formulation, rows, rounds; after a search of the depth of history
-    dependence also ``tail_search``: ``depths``, ``values``, the answer's ``depth``, ``markov_value`` (depth 0)
-    and why it ``stopped``)."""
+    :meth:`SecondBestResult.allocation_table`), ``verification``, ``dual_bound`` (``bound``, ``gap``, ``ok``),
+    ``optimality`` (the exact certificate's numbers: ``lower``, ``upper``, ``gap`` as fractions and floats, ``ok``,
+    ``tol``) and ``method`` (:attr:`SecondBestResult.method`: formulation, rows, rounds; after a search of the
+    depth of history dependence also ``tail_search``: ``depths``, ``values``, the answer's ``depth``,
+    ``markov_value`` (depth 0) and why it ``stopped``)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "model": res.env.name,
@@ -61,6 +65,7 @@ def second_best_payload(res: SecondBestResult, objective: str, budget: str) -> d
         "allocation": res.allocation_table(),
         "verification": None if res.verification is None else res.verification.to_dict(),
         "dual_bound": None if res.dual is None else {"bound": res.dual.bound, "gap": res.dual.gap, "ok": res.dual.ok},
+        "optimality": None if getattr(res, "optimality", None) is None else res.optimality.to_dict(),
         "method": res.method,
     }
 
@@ -101,9 +106,20 @@ def _cmd(args: argparse.Namespace) -> int:
     if res.certificate is not None:
         print("\nindependent verification:")
         print("\n".join("  " + s for s in res.certificate.summary().splitlines()))
+    if getattr(res, "optimality", None) is not None:
+        print("\nexact optimality certificate:")
+        print("\n".join("  " + s for s in res.optimality.summary().splitlines()))
+    elif getattr(res, "optimality_note", ""):
+        print(f"\noptimality not proved exactly: {res.optimality_note}")
     if args.json:  # the allocation table is built only when asked for
         save_json(args.json, second_best_payload(res, args.objective, args.budget))
-    return exit_code(res.status)  # optimal / infeasible 0, any status no proof backs 3
+    if args.certificate:
+        if getattr(res, "optimality", None) is None or not res.optimality.ok:
+            print(f"no certificate written: the answer is {res.status}, which no exact proof backs")
+        else:
+            write_certificate(args.certificate, optimality_payload(res))
+            print(f"wrote certificate {args.certificate} (re-check: {recheck_command(args, res)})")
+    return exit_code(res.status)  # optimal / infeasible 0, any status no proof backs (not_proved) 3
 
 
 def add_parsers(sub) -> None:
@@ -129,6 +145,10 @@ def add_parsers(sub) -> None:
                 nargs="?",
                 const=True,
             ),
+            "certify": OptionSpec(
+                "prove optimality exactly: an exactly verified mechanism (transfers and allocation) and exact dual "
+                "multipliers whose bound is within tolerances.OPTIMALITY_GAP (status not_proved otherwise)"
+            ),
             "rows": OptionSpec(
                 "IC rows by constraint generation from the adjacent misreports, or all at once (auto: generated "
                 "with the interim formulation)",
@@ -139,4 +159,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model overrides, as for solve")
     p.add_argument("--json", metavar="FILE", help="write the answer as JSON")
+    p.add_argument(
+        "--certificate",
+        metavar="FILE",
+        help="write the exact optimality certificate (mechanism, allocation and dual multipliers; mechlp check "
+        "re-checks it)",
+    )
     p.set_defaults(func=_cmd)

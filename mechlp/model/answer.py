@@ -61,6 +61,11 @@ Status strings (:data:`STATUSES`)
     ``tolerances.DISCOUNT_GAP``: float tolerances are meaningless at that scale.
 ``"verification_failed"``
     The independent verifier found a violation above the tolerance; never silent.
+``"not_proved"``
+    A second best or optimal mechanism whose mechanism passed the verifier but whose optimality has no exact
+    certificate (:func:`mechlp.audit.verifier.check_optimality`: an exact gap above
+    ``tolerances.OPTIMALITY_GAP``, or a formulation, backend or option the exact certificate does not cover, or
+    ``certify=False``); the message says which.
 ``"error"``
     The solver or the recursion failed or could not decide.
 
@@ -147,6 +152,7 @@ STATUSES: tuple[str, ...] = (
     "unverified",
     "ill_conditioned",
     "verification_failed",
+    "not_proved",
     "error",
 )
 

@@ -96,6 +96,10 @@ class Mechanism:
         A node-dependent allocation :math:`p(a|h, \theta)` (e.g. a second-best allocation,
         :mod:`mechlp.solve.second_best`) replacing the environment's per-profile rule; every row a distribution.
         Only with kernels that ignore the action (beliefs then do not depend on the allocation).
+    exact_allocation : ndarray of fractions, shape (n_nodes, n_actions), optional
+        The same allocation as exact fractions (object array), when known (``allocation`` is then required and holds
+        their floats); ``verify(..., exact=True)`` reads it as given (it checks that every row is a distribution
+        exactly). Without it an exact check takes the float allocation's entries exactly as the floats they are.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class Mechanism:
         transfers: np.ndarray,
         exact_transfers: np.ndarray | None = None,
         allocation: np.ndarray | None = None,
+        exact_allocation: np.ndarray | None = None,
     ):
         x = agent_array(space, transfers, "transfers")
         shape = x.shape
@@ -116,6 +121,15 @@ class Mechanism:
         self.exact_transfers = exact_transfers
         #: optional node-dependent allocation ``(n_nodes, n_actions)``; ``None``: the environment's rule
         self.allocation = None if allocation is None else _check_node_allocation(space, allocation)
+        if exact_allocation is not None:
+            if allocation is None:
+                raise ValueError("exact_allocation needs allocation (its floats)")
+            if np.shape(exact_allocation) != self.allocation.shape:
+                raise ValueError(
+                    f"exact_allocation has shape {np.shape(exact_allocation)}; expected {self.allocation.shape}"
+                )
+        #: optional exact (fractions) node allocation, used by ``verify(..., exact=True)`` as given
+        self.exact_allocation = exact_allocation
 
     # -- derived quantities -------------------------------------------------------------------
     def flow_values(self) -> np.ndarray:

@@ -72,6 +72,17 @@ LP solvers and formulations
     Default margin of :func:`mechlp.proofs.margins.exact_feasible_mechanism`: every row is tightened by it so
     that the float solution survives an exact re-check (rounding of the interim utilities is ~1e-16, far below;
     the cost in surplus is at most the margin per row).
+``OPTIMALITY_GAP`` (1e-5, relative to ``max(1, |value|)``)
+    An exact optimality certificate of the second best or an optimal mechanism
+    (:func:`mechlp.audit.verifier.check_optimality`) proves optimality when its exact gap, the dual bound minus
+    the objective of the exactly verified mechanism, is at most this; the primal mechanism is built with
+    ``EXACT_MARGIN`` room (then improved toward the float optimum), so the gap is of the order of the margin
+    times the multipliers.
+``CERTIFY_SOLVER`` (1e-10)
+    HiGHS's primal and dual feasibility tolerances when the second best is to be certified exactly
+    (:func:`mechlp.solve.second_best.second_best`, ``certify=True``): with HiGHS's defaults (1e-7) its "optimal"
+    basis can leave the dual bound ~1e-7 above the value (USSTP, 5-period tree: 3e-7), too loose for
+    ``OPTIMALITY_GAP``.
 ``FARKAS_ZERO`` (1e-13, relative to the largest multiplier)
     Float Farkas multipliers below this fraction of the largest are set to zero before the exact support
     solve (:mod:`mechlp.proofs.farkas`): they are solver noise, and keeping them enlarges the support.
@@ -167,6 +178,8 @@ TIE_BREAK_SLACK: float = 1e-9
 LEAST_SHARES: float = 1e-10
 LEAST_SHARES_BISECTION: float = 1e-13
 EXACT_MARGIN: float = 1e-6
+OPTIMALITY_GAP: float = 1e-5
+CERTIFY_SOLVER: float = 1e-10
 FARKAS_ZERO: float = 1e-13
 # dynamic programming, recursion and fixed points
 TIE: float = 1e-9
@@ -209,6 +222,8 @@ __all__ = [
     "LEAST_SHARES",
     "LEAST_SHARES_BISECTION",
     "EXACT_MARGIN",
+    "OPTIMALITY_GAP",
+    "CERTIFY_SOLVER",
     "FARKAS_ZERO",
     "TIE",
     "BELLMAN_RESIDUAL",

@@ -431,7 +431,8 @@ class LearningResult:
     Attributes
     ----------
     status : str
-        ``"optimal"`` (solved and the recovered mechanism passed the check), ``"not_attained"`` (solved, but the
+        ``"not_proved"`` (solved and the recovered mechanism passed the check; optimality rests on the float LP:
+        no exact optimality certificate for this LP yet, so never ``"optimal"``), ``"not_attained"`` (solved, but the
         recovered mechanism fails a row: the LP placed transfers at unreached histories, module docstring; without
         ``transfer_bound`` the re-solve with a bound is returned instead, ``method["relaxation_value"]``),
         ``"verification_failed"``, or the solver's status (``"infeasible"``, ...).
@@ -590,7 +591,12 @@ def second_best_learning(
             )
         )
     else:
-        res.message += f"; mechanism verified ({method['verifier']})"
+        # verified, but no exact optimality certificate for the realised-action LP yet: its own status
+        res.status = "not_proved"
+        res.message += (
+            f"; mechanism verified ({method['verifier']}); optimality NOT proved exactly: it rests on the float LP "
+            "(no exact optimality certificate for the realised-action LP yet)"
+        )
     if res.status == "not_attained" and transfer_bound is None:
         # re-solve with |x| <= M (exact: no transfers at unreached histories). The first LP is a relaxation of
         # every mechanism, so a verified answer of the bounded LP with the same value is optimal among all.
@@ -609,7 +615,7 @@ def second_best_learning(
             **solver_options,
         )
         again.method["relaxation_value"] = res.lp_value
-        if again.status == "optimal":
+        if again.status == "not_proved":  # the bounded LP's answer passed the verifier
             same = again.value >= res.lp_value - tol * (1.0 + abs(res.lp_value))
             again.message += (
                 f"; re-solved with |x| <= {bound:g} after the unbounded LP placed transfers at unreached histories: "

@@ -27,6 +27,28 @@ the independent verifier :func:`mechlp.audit.verifier.verify`, the efficient (fi
 and a dual certificate (:func:`dual_certificate`): the solver's row and column duals, the dual objective (an
 upper bound on the optimal value by weak duality) and float checks of dual feasibility.
 
+Exact optimality (``certify=True``, the default; :func:`exact_optimality`)
+---------------------------------------------------------------------------
+``status="optimal"`` needs an exact proof, a :class:`mechlp.audit.verifier.OptimalityCertificate` checked by
+:func:`mechlp.audit.verifier.check_optimality` within ``tolerances.OPTIMALITY_GAP``:
+
+* *lower bound*: the objective of an exactly verified mechanism. The interim program is solved again with every
+  IC, IR and budget row tightened by ``CERTIFICATE_MARGIN``; transfers and allocation are built from that
+  solution in rationals (:func:`_exact_mechanism`) and moved toward the float optimum's,
+  :math:`(1 - 2^{-j}) M^* + 2^{-j} M_\epsilon` for the largest ``j`` that still passes
+  :func:`mechlp.audit.verifier.verify` with ``exact=True`` (the allocation as given);
+* *upper bound*: the LP's duals made exact on the verifier's rows (:func:`_exact_multipliers`: IC and budget
+  duals as their floats, the rounding repaired through the IR, budget and IC multipliers level by level on a
+  tree, or by the exact vertex on the float support on a Markov space or tail), whose Lagrangian has exactly zero
+  transfer coefficients; its maximum over all node allocations is the weak-duality bound
+  (:func:`mechlp.audit.verifier.check_dual_bound`).
+
+The LP is then solved with HiGHS feasibility tolerances ``tolerances.CERTIFY_SOLVER`` (with the defaults its
+"optimal" basis can be 1e-7 .. 1e-5 short: the USSTP, alpha 0.9, delta 0.3, on a 7-period tree, 1.5e-5). Ex post
+balance is proved on its interim relaxation (dual) with a primal rebalanced exactly (Lamba 2022, Proposition
+1). Not covered, with status ``"not_proved"`` and the reason in ``optimality_note``: ex post IC or IR, transfer
+limits, savings, the cvxpy backend, ``certify=False`` and learning models (the realised-action LP).
+
 Rows and formulations (issue #12: the dense IC rows over all misreports dominate the solve)
 -------------------------------------------------------------------------------------------
 ``formulation="interim"`` (the default ``"auto"`` picks it whenever the question allows: Bayesian IC, interim or
@@ -67,11 +89,13 @@ the history count grows as :math:`(KA)^T`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from mechlp.audit.verifier import ImpossibilityCertificate, OptimalityCertificate, check_optimality
 from mechlp.backends import solve_lp
 from mechlp.backends.base import SolverOutput, check_backend
 from mechlp.constraints import AgentView, budget_blocks, ir_blocks, transfer_bounds
@@ -88,13 +112,16 @@ from mechlp.constraints.allocation import (
     lift_interim,
     simplex_block,
 )
+from mechlp.constraints.interim import interim_rows
 from mechlp.lp.program import LABEL_FIELDS, LinearProgram, RowLabels, Variables, assemble
 from mechlp.model import tolerances
 from mechlp.model.beliefs import continuation_values, joint_beliefs, marginal_beliefs
 from mechlp.model.environment import Environment
+from mechlp.model.exact import Numbers, solve_consistent, to_fractions
 from mechlp.model.mechanism import Mechanism
 from mechlp.model.question import Question, check_choice
 from mechlp.model.spaces import DEFAULT_MEMORY_LIMIT, StateSpace, space_for
+from mechlp.model.transfers import rebalance, transfers_from_interim
 from mechlp.solve.learning import LearningResult, second_best_learning
 from mechlp.solve.result import Result, attach_verified, lp_result
 
@@ -392,6 +419,376 @@ def dual_certificate(
     return DualCertificate(g, bound, primal, gap, residual, viol, ok, tol, source, y, d)
 
 
+# ---------------------------------------------------------------------------------------------- exact optimality
+#: The HiGHS options set to ``tolerances.CERTIFY_SOLVER`` when :func:`second_best` certifies its answer.
+_CERTIFY_OPTIONS = ("primal_feasibility_tolerance", "dual_feasibility_tolerance")
+
+#: ``certify=True`` in :func:`second_best`: the primal mechanism is built with this margin on every row.
+CERTIFICATE_MARGIN = tolerances.EXACT_MARGIN
+
+
+#: The exact support solve of :func:`_exact_multipliers` (Markov spaces and tails) is tried up to this many
+#: interim-utility columns (a dense Gauss-Jordan elimination in rationals).
+DUAL_SUPPORT_COLUMNS = 600
+
+
+def _exact_multipliers(
+    program: InterimAllocationProgram, out: SolverOutput, q: Question, objective: str
+) -> tuple[ImpossibilityCertificate | None, str]:
+    r"""The LP's duals made exact over the verifier's rows, or ``(None, reason)``.
+
+    The interim LP is ``min c^T z`` with ``c = A^T y + d`` at the optimum (HiGHS's row duals ``y``, reduced costs
+    ``d``). Its IC rows are the verifier's Bayesian IC rows, its budget rows :math:`\Pi(h) \ge 0` the verifier's
+    budget rows, and its IR rows the lower bounds of the :math:`\bar U` columns, whose multipliers are ``d``
+    there. The transfers enter every row through the interim utilities only, so the verifier's Lagrangian has zero
+    transfer coefficients (:func:`mechlp.audit.verifier.check_dual_bound`) exactly when the condition of every
+    :math:`\bar U` column holds exactly, with the IC rows rebuilt exactly from the model's numbers
+    (:func:`mechlp.constraints.interim.interim_rows`):
+
+    .. math::
+       R_i(t|h) := c_{i,h,t} - (A_{IC}^{\top} y_{IC})_{i,h,t} + P_i(t|h)\, \beta(h) = y_{IR}(i, h, t) \ge 0
+
+    (``= 0`` where the question has no IR row). The welfare rows (equalities, free multipliers) and the simplex
+    rows need no multipliers there. The IC and budget duals are taken exactly as their floats (negative noise set
+    to zero) and the rounding is repaired:
+
+    * on a history tree, one depth level at a time from the root: a budget row lifts a total deficit
+      (:math:`\beta(h) \mathrel{+}= -\min_i \sum_t R_i(t|h)`, as :math:`\sum_t P_i(t|h) = 1`; without an IR
+      row :math:`\beta(h) = 0`, since the residuals of a history then sum to it); then the deficits
+      :math:`D_t = \max(-R_t, 0)` are covered by the types with :math:`R_u > 0` in proportion,
+      :math:`y(u, t) \mathrel{+}= D_t R_u / \sum_{u'} \max(R_{u'}, 0)` (raising ``y(u, t)`` moves residual from
+      ``u`` to ``t``), which leaves every residual nonnegative (and all zero when they sum to zero, as they do
+      without an IR row). The added IC multipliers change the residuals of the children only, which the next
+      level settles;
+    * on a Markov space or a tree with a Markov tail (the children of the states are states), the exact vertex on
+      the float solution's support: the column conditions solved exactly for the IC, IR and budget multipliers
+      that are positive in floats (:func:`mechlp.model.exact.solve_consistent`; up to
+      ``DUAL_SUPPORT_COLUMNS`` columns).
+    """
+    space = program.space
+    env = space.env
+    if out.row_dual is None:
+        return None, "the solver returned no row duals"
+    nums = Numbers(env, exact=True)
+    n_hist = space.n_hist
+    y = np.clip(np.asarray(out.row_dual, dtype=float), 0.0, None)  # lower-bound rows: y >= 0 (noise below 0 cut)
+    base = interim_rows(space, nums, "bayesian", q.ir, "none", list(q.outside))
+    ic_base = np.flatnonzero(base.family == "ic")
+    k_max = max(env.type_counts)
+
+    def keys(agent, hist, typ, mis):
+        return ((np.asarray(agent) * n_hist + hist) * k_max + typ) * k_max + mis
+
+    ic_prog = np.flatnonzero(program.family == "ic")
+    key_base = keys(base.agent[ic_base], base.hist[ic_base], base.type[ic_base], base.misreport[ic_base])
+    order = np.argsort(key_base)
+    key_prog = keys(program.agent[ic_prog], program.hist[ic_prog], program.type[ic_prog], program.misreport[ic_prog])
+    pos = np.searchsorted(key_base, key_prog, sorter=order)
+    rows_of = ic_base[order[np.minimum(pos, order.size - 1)]]  # the exact row of each IC row of the program
+    if not np.array_equal(key_base[order[np.minimum(pos, order.size - 1)]], key_prog):
+        return None, "the program's IC rows do not match the exact rows (a defect: please report it)"
+    y_exact = np.zeros(base.n_rows, dtype=object)
+    y_exact[rows_of] = to_fractions(y[ic_prog])
+    margs = base.marginals
+    budget_rows = np.flatnonzero(program.family == "budget")
+    bh = np.arange(n_hist) if q.budget == "interim" else np.arange(1) if q.budget == "ex_ante" else np.arange(0)
+    if budget_rows.size != bh.size:
+        return None, "the program's budget rows do not match the question (a defect: please report it)"
+    has_budget = np.zeros(n_hist, dtype=bool)
+    has_budget[bh] = True
+    beta = np.zeros(n_hist, dtype=object)
+    beta[bh] = to_fractions(y[budget_rows]) if bh.size else beta[bh]
+    cost = np.zeros(base.n_cols, dtype=object)
+    if objective == "revenue":  # min -Pi(root) = -W(root) + sum_i sum_t P_i(t|root) Ubar_i(t|root)
+        for i, ag in enumerate(env.agents):
+            cost[base.col(i, 0, np.arange(ag.n_types))] = margs[i][0]
+    has_ir = np.zeros(n_hist, dtype=bool)
+    has_ir[np.arange(n_hist) if q.ir == "interim" else np.arange(1)] = True
+    cols = [base.col(i, np.arange(n_hist)[:, None], np.arange(ag.n_types)[None, :]) for i, ag in enumerate(env.agents)]
+
+    def residuals() -> list[np.ndarray]:
+        aty = base.transpose_times(y_exact, nums)
+        return [cost[c] - aty[c] + margs[i] * beta[:, None] for i, c in enumerate(cols)]
+
+    if space.kind == "tree":
+        reason = _settle_by_level(space, base, y_exact, beta, has_ir, has_budget, residuals)
+    else:  # IR and budget multipliers first (they move no other history's residuals), else the exact vertex
+        reason = _settle_locally(space, beta, has_ir, has_budget, residuals, margs)
+        if reason:
+            reason = _support_vertex(
+                space, base, y, program, rows_of, y_exact, beta, has_ir, bh, budget_rows, residuals
+            )
+    if reason:
+        return None, reason
+    res = residuals()
+    for i, ag in enumerate(env.agents):  # loop over agents: the final conditions, exactly
+        if bool((res[i][has_ir] < 0).any()) or bool((res[i][~has_ir] != 0).any()):
+            bad = np.flatnonzero(
+                ((res[i] < 0) & has_ir[:, None]).any(axis=1) | ((res[i] != 0) & ~has_ir[:, None]).any(axis=1)
+            )
+            return None, (
+                f"the dual condition of {ag.name}'s interim utility at {space.describe_history(int(bad[0]))} cannot "
+                "be met exactly with nonnegative multipliers"
+            )
+    options = {
+        "ic": "bayesian",
+        "ir": q.ir,
+        "budget": q.budget,
+        "question_budget": q.budget,
+        "outside_option": list(q.outside),
+    }
+    ir_opts, budget_arr = ImpossibilityCertificate._empty(space, options)
+    cert = ImpossibilityCertificate(space, options, Fraction(0), {}, ir_opts, budget_arr)
+    for i in range(env.n_agents):
+        cert.ir[i][:] = res[i][has_ir]
+    if bh.size:
+        cert.budget[:] = beta[bh]
+    if bool((beta[~has_budget] != 0).any()):
+        return None, "a budget multiplier at a history without a budget row (a defect: please report it)"
+    ic_sel = np.flatnonzero(base.family == "ic")
+    labels = zip(base.agent[ic_sel], base.type[ic_sel], base.misreport[ic_sel], strict=True)
+    for key in sorted({(int(a), int(t), int(r)) for a, t, r in labels}):  # loop over (agent, type, misreport)
+        at = (base.agent[ic_sel] == key[0]) & (base.type[ic_sel] == key[1]) & (base.misreport[ic_sel] == key[2])
+        mine = ic_sel[at]
+        vals = y_exact[mine]
+        if bool((vals != 0).any()):
+            cert._ic_array(key)[base.hist[mine]] = vals
+    return cert, ""
+
+
+def _settle_locally(space, beta, has_ir, has_budget, residuals, margs) -> str:
+    """The repair of :func:`_exact_multipliers` through the IR and budget multipliers only (in place; their rows
+    have no continuation terms, so no other history moves): ``""`` when every residual is then nonnegative where
+    an IR row is and zero elsewhere, else why not."""
+    env = space.env
+    res = residuals()
+    lift = np.zeros(space.n_hist, dtype=object)
+    for i in range(env.n_agents):  # loop over agents: beta(h) >= max over types of -R / P_i(t|h)
+        neg = res[i] < 0
+        if bool((neg & ~has_ir[:, None]).any()) or bool(((res[i] != 0) & ~has_ir[:, None]).any()):
+            return "a history without an IR row has a nonzero residual"
+        probs = margs[i]
+        if bool((neg & (probs == 0)).any()):
+            return "a negative residual on a type of probability 0"
+        need = np.where(neg, -res[i] / np.where(probs == 0, 1, probs), 0).max(axis=1)
+        lift = np.maximum(lift, need)
+    if bool(((lift != 0) & ~has_budget).any()):
+        return "a negative IR multiplier at a history without a budget row"
+    beta[:] = beta + lift
+    return ""
+
+
+def _settle_by_level(space, base, y_exact, beta, has_ir, has_budget, residuals) -> str:
+    """The level-by-level repair of :func:`_exact_multipliers` on a history tree (in place); ``""`` or why not."""
+    env = space.env
+    n_hist = space.n_hist
+    row_of = []  # per agent (H, K_i, K_i): the exact IC row of (h, t, r), -1 on the diagonal
+    for i, ag in enumerate(env.agents):
+        idx = np.full((n_hist, ag.n_types, ag.n_types), -1, dtype=np.int64)
+        sel = np.flatnonzero((base.family == "ic") & (base.agent == i))
+        idx[base.hist[sel], base.type[sel], base.misreport[sel]] = sel
+        row_of.append(idx)
+    depth = np.asarray(space.hist_period) - 1
+    for d in range(int(depth.max()) + 1):  # loop over depth levels: a level's repair moves only its children
+        hs = np.flatnonzero(depth == d)
+        beta[hs[~has_ir[hs]]] = 0  # without an IR row the residuals of a history sum to beta(h): it must be 0
+        res = residuals()
+        lift = np.zeros(hs.size, dtype=object)
+        for i in range(env.n_agents):  # a total deficit at an IR history is lifted by its budget row
+            tot = res[i][hs].sum(axis=1)
+            lift = np.where((tot < 0) & has_ir[hs], np.maximum(lift, -tot), lift)
+        need = lift != 0
+        if bool((need & ~has_budget[hs]).any()):
+            h = int(hs[np.flatnonzero(need & ~has_budget[hs])[0]])
+            return (
+                f"the interim utilities at {space.describe_history(h)} need a negative IR multiplier in total and "
+                "there is no budget row to lift it"
+            )
+        beta[hs] = beta[hs] + lift
+        if bool(need.any()):
+            res = residuals()
+        for i, ag in enumerate(env.agents):  # loop over agents
+            r_h = res[i][hs]  # (n, K_i)
+            deficit = np.where(r_h < 0, -r_h, 0)
+            supply = np.where(r_h > 0, r_h, 0)
+            total = supply.sum(axis=1)
+            share = supply / np.where(total != 0, total, 1)[:, None]  # each supplier's part of the deficits
+            for u in range(ag.n_types):  # loop over type pairs: y(u, t) += D_t R_u / sum of supplies
+                for t in range(ag.n_types):
+                    if u == t:
+                        continue
+                    amount = deficit[:, t] * share[:, u]
+                    live = np.flatnonzero(amount != 0)
+                    if live.size:
+                        np.add.at(y_exact, row_of[i][hs[live], u, t], amount[live])
+    return ""
+
+
+def _support_vertex(space, base, y, program, rows_of, y_exact, beta, has_ir, bh, budget_rows, residuals) -> str:
+    """The exact vertex of :func:`_exact_multipliers` on the float support (in place); ``""`` or why not.
+
+    The unknowns are the multipliers that are positive in floats (IC and budget duals, and the IR multipliers whose
+    float residual is positive); the correction ``D`` of their rounded values solves ``M D = -R`` exactly (``M``
+    the columns' coefficients of those unknowns, ``R`` the exact residuals of the conditions that must vanish),
+    free unknowns set to zero, so the vertex stays next to the float solution."""
+    env = space.env
+    n_ubar = base.n_cols
+    if n_ubar > DUAL_SUPPORT_COLUMNS:
+        return (
+            f"the exact support solve on a {space.kind} space is limited to {DUAL_SUPPORT_COLUMNS} interim-utility "
+            f"columns (this one has {n_ubar})"
+        )
+    ic_prog = np.flatnonzero(program.family == "ic")
+    scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+    thr = tolerances.FARKAS_ZERO * scale
+    ic_rows = rows_of[y[ic_prog] > thr]  # exact IC rows on the support
+    res0 = residuals()
+    cols = [
+        base.col(i, np.arange(space.n_hist)[:, None], np.arange(ag.n_types)[None, :]) for i, ag in enumerate(env.agents)
+    ]
+    ir_cols = np.concatenate(
+        [c[has_ir].reshape(-1)[(r[has_ir].astype(float) > thr).reshape(-1)] for c, r in zip(cols, res0, strict=True)]
+    )
+    ir_val = np.concatenate([r[has_ir].reshape(-1)[(r[has_ir].astype(float) > thr).reshape(-1)] for r in res0])
+    b_live = bh[y[budget_rows] > thr] if bh.size else bh
+    at = np.full(base.n_rows, -1)
+    at[ic_rows] = np.arange(ic_rows.size)
+    keep = at[base.rows] >= 0
+    n_ic = ic_rows.size
+    mat = np.zeros((n_ubar, n_ic + ir_cols.size + b_live.size), dtype=object)
+    np.add.at(mat, (base.cols[keep], at[base.rows[keep]]), base.vals[keep])
+    mat[ir_cols, n_ic + np.arange(ir_cols.size)] = 1
+    for i in range(env.n_agents):  # loop over agents: -P_i(t|h) beta(h) on the columns of h
+        where = n_ic + ir_cols.size + np.arange(b_live.size)[:, None]
+        mat[cols[i][b_live], where] = -base.marginals[i][b_live]
+    # the conditions: A_IC^T y + y_IR - P beta = c on every column, with y_IR = the IR unknowns (zero elsewhere)
+    lhs = np.zeros(n_ubar, dtype=object)
+    for i, r in enumerate(res0):  # residual R = c - A^T y + P beta; with the IR unknowns at their values
+        lhs[cols[i].reshape(-1)] = r.reshape(-1)
+    lhs[ir_cols] = lhs[ir_cols] - ir_val  # what is left to correct: R - y_IR
+    delta = solve_consistent(mat, lhs)
+    if delta is None:
+        return "the dual conditions have no exact solution on the float support"
+    new_ic = y_exact[ic_rows] + delta[:n_ic]
+    new_ir = ir_val + delta[n_ic : n_ic + ir_cols.size]
+    new_b = beta[b_live] + delta[n_ic + ir_cols.size :]
+    if bool((new_ic < 0).any()) or bool((new_ir < 0).any()) or bool((new_b < 0).any()):
+        return "the exact vertex on the float support has a negative multiplier"
+    y_exact[:] = 0
+    y_exact[ic_rows] = new_ic
+    beta[:] = 0
+    beta[b_live] = new_b
+    return ""
+
+
+def _exact_mechanism(
+    program: InterimAllocationProgram, z: np.ndarray, balance: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(transfers, allocation)`` in rationals from a solution ``z`` of the interim program: the allocation's
+    entries for the actions ``a >= 1`` exactly as their floats (clipped to ``[0, 1]``), :math:`p(0|g) = 1 -
+    \sum_{a \ge 1} p(a|g)` exactly (rows over 1 scaled back exactly), the interim utilities exactly as their floats,
+    and the transfers of :func:`mechlp.model.transfers.transfers_from_interim` with the flows of this allocation
+    (:math:`U_i(h,(t,m)) = \bar U_i(t|h)`; :func:`mechlp.constraints.allocation.lift_interim` in floats).
+
+    ``balance``: ex post balanced instead, as :func:`mechlp.model.transfers.balanced_transfers` does for the
+    environment's allocation: the surplus :math:`\Pi(h)` of this mechanism (exact, from the designer's
+    recursion) is handed to the agents in equal shares, :math:`\bar U_i + \Pi(h)/n`, and the transfers are
+    rebalanced node by node (:func:`mechlp.model.transfers.rebalance`, Lamba 2022 Proposition 1), so
+    :math:`\sum_i x_i = 0` exactly at every node, with the interim utilities, hence IC and IR, as before plus
+    the nonnegative shares."""
+    space = program.space
+    env = space.env
+    nums = Numbers(env, exact=True)
+    n_act = env.n_actions
+    rest = np.clip(z[program.p_offset : program.p_offset + space.n_nodes * (n_act - 1)], 0.0, 1.0)
+    rest = to_fractions(rest.reshape(space.n_nodes, n_act - 1))
+    total = rest.sum(axis=1)
+    over = np.flatnonzero(total > 1)
+    if over.size:  # float noise above 1: scale those rows back exactly
+        rest[over] = rest[over] / total[over][:, None]
+        total[over] = 1
+    alloc = np.empty((space.n_nodes, n_act), dtype=object)
+    alloc[:, 0] = 1 - total
+    alloc[:, 1:] = rest
+    interim = [to_fractions(u) for u in program.interim(z)]
+    types = env.profile_types()[np.tile(np.arange(env.n_profiles), space.n_hist)]
+    own = np.stack([(alloc * nums.valuation[i][types[:, i]]).sum(axis=1) for i in range(env.n_agents)])
+    shift = own - nums.flows()[:, np.asarray(space.node_key)]  # this allocation's flows for the environment's
+
+    def lift(utilities):
+        return transfers_from_interim(space, utilities, nums) + shift
+
+    x = lift(interim)
+    if balance:
+        values = continuation_values(space, x.sum(axis=0)[None, :], nums)[0].reshape(space.n_hist, -1)
+        surplus = (joint_beliefs(space, nums) * values).sum(axis=1)  # Pi(h), exactly
+        shared = [u + (surplus / env.n_agents)[:, None] for u in interim]
+        x = rebalance(space, lift(shared), marginal_beliefs(space, nums))
+    return x, alloc
+
+
+def _margin_program(program: InterimAllocationProgram, margin: float) -> InterimAllocationProgram:
+    """``program`` with every IC and budget row and every IR bound tightened by ``margin``."""
+    lower = program.row_lower.copy()
+    tight = (program.family == "ic") | (program.family == "budget")
+    lower[tight] += margin
+    col_lower = program.col_lower.copy()
+    ubar = slice(0, program.w_offset)
+    finite = np.isfinite(col_lower[ubar])
+    col_lower[ubar][finite] += margin
+    return replace(program, row_lower=lower, col_lower=col_lower)
+
+
+def exact_optimality(
+    program: InterimAllocationProgram,
+    out: SolverOutput,
+    q: Question,
+    objective: str,
+    backend: str = "highs",
+    margin: float = CERTIFICATE_MARGIN,
+    full: InterimAllocationProgram | None = None,
+    relax: Question | None = None,
+    **solver_options,
+) -> tuple[OptimalityCertificate | None, str]:
+    r"""An exact optimality certificate (:class:`mechlp.audit.verifier.OptimalityCertificate`) for the optimum
+    ``out`` of the interim program ``program`` (the full program: every IC row), or ``(None, reason)``.
+
+    Dual side: :func:`_exact_multipliers`. Primal side: the program solved again with every row tightened by
+    ``margin`` (:func:`_margin_program`), the mechanism built exactly from that solution (:func:`_exact_mechanism`),
+    then moved toward the float optimum's mechanism ``(1 - 2^{-j}) M^* + 2^{-j} M_{margin}`` for the largest
+    ``j`` in ``(40, 30, 20, 10)`` that still passes the exact check (every row is affine in transfers and
+    allocation jointly, so the combination's slacks are the combination of the two; the float optimum misses its
+    binding rows by rounding only). The verifier checks both sides independently
+    (:func:`mechlp.audit.verifier.check_optimality`).
+    """
+    relax = q if relax is None else relax
+    cert, reason = _exact_multipliers(program, out, relax, objective)
+    if cert is None:
+        return None, f"no exact dual: {reason}"
+    space = program.space
+    balance = q.budget == "ex_post"  # the primal is made ex post balanced (Lamba 2022, Corollary 5, Prop. 1)
+    x_s, p_s = _exact_mechanism(program, out.x, balance)
+
+    def mech(w, x_m, p_m):
+        x = x_s * (1 - w) + x_m * w if w != 1 else x_m
+        p = p_s * (1 - w) + p_m * w if w != 1 else p_m
+        return Mechanism(space, x.astype(float), exact_transfers=x, allocation=p.astype(float), exact_allocation=p)
+
+    last = None
+    # the margin LP needs no tight tolerances: its rows hold with room `margin` (> HiGHS's default 1e-7)
+    loose = {k: v for k, v in solver_options.items() if k not in _CERTIFY_OPTIONS}
+    for prog in [program] if full is None else [program, full]:  # the full program when generated rows miss one
+        tight = solve_lp(_margin_program(prog, margin), backend, **loose)
+        if tight.status != "optimal":
+            return None, f"no mechanism satisfies every row with margin {margin:g} ({tight.message})"
+        x_m, p_m = _exact_mechanism(prog, tight.x, balance)
+        for j in (40, 30, 20, 10, 0):  # the weight 2^-j of the margin mechanism: the smallest that verifies
+            last = check_optimality(mech(Fraction(1, 2**j), x_m, p_m), cert, objective, q)
+            if last.primal_ok:
+                return last, ""
+    return last, "the margin mechanism did not pass the exact check"
+
+
 # ---------------------------------------------------------------------------------------------- result
 @dataclass
 class SecondBestResult(Result):
@@ -411,7 +808,13 @@ class SecondBestResult(Result):
         Welfare of the efficient allocation (same units as ``value``: minus the status quo for gains from trade).
     dual : DualCertificate or None
         HiGHS backend only; the certificate of the last LP solved (with generated rows, a valid bound for the
-        full LP: the multipliers of the rows left out are zero).
+        full LP: the multipliers of the rows left out are zero), checked in floats.
+    optimality : OptimalityCertificate or None
+        The exact certificate (:func:`exact_optimality`, checked by
+        :func:`mechlp.audit.verifier.check_optimality`): ``lower`` (the objective of an exactly verified mechanism,
+        transfers and allocation), ``upper`` (an exact weak-duality bound), ``gap``; ``None`` when none was made
+        (``optimality_note`` says why). ``status`` is ``"optimal"`` only when it holds.
+    optimality_note : str
     method : dict or None
         How the LP was solved (module docstring): ``formulation`` (``"interim"`` or ``"ex_post"``), ``rows``
         (``"generated"`` or ``"all"``), ``rounds`` (LPs solved), ``ic_rows`` (IC rows in the last LP),
@@ -420,7 +823,8 @@ class SecondBestResult(Result):
 
     JSON (:meth:`to_dict`): the keys of :class:`~mechlp.solve.result.Result` plus ``objective``, ``value``,
     ``allocation`` (``(n_nodes, n_actions)``), ``welfare``, ``revenue``, ``first_best``, ``dual`` (the
-    certificate's numbers, without the dual vectors) and ``method``.
+    certificate's numbers, without the dual vectors), ``method``, ``optimality`` (the exact certificate's
+    numbers, :meth:`~mechlp.audit.verifier.OptimalityCertificate.to_dict`, or ``null``) and ``optimality_note``.
     """
 
     objective: str = "welfare"
@@ -431,6 +835,8 @@ class SecondBestResult(Result):
     first_best: float | None = None
     dual: DualCertificate | None = None
     method: dict | None = None
+    optimality: OptimalityCertificate | None = None
+    optimality_note: str = ""
 
     def _answer_fields(self) -> dict[str, Any]:
         out = super()._answer_fields()
@@ -457,6 +863,8 @@ class SecondBestResult(Result):
             first_best=self.first_best,
             dual=dual,
             method=self.method,
+            optimality=None if self.optimality is None else self.optimality.to_dict(),
+            optimality_note=self.optimality_note,
         )
         return out
 
@@ -495,6 +903,7 @@ def second_best(
     rows: str = "auto",
     backend: str = "highs",
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    certify: bool = True,
     **solver_options,
 ) -> SecondBestResult | LearningResult:
     r"""Choose allocation and transfers to maximise ``objective`` subject to IC, IR, ``budget`` and ``limits``.
@@ -533,12 +942,21 @@ def second_best(
         the original path.
     outside_option, limits, backend, **solver_options
         As in :func:`mechlp.solve.questions.feasibility`.
+    certify : bool
+        Prove optimality exactly (:func:`exact_optimality`; default True): an exactly verified mechanism (transfers
+        and allocation) and exact dual multipliers whose weak-duality bound is within
+        ``tolerances.OPTIMALITY_GAP`` of its objective. Covered: the interim formulation with the HiGHS backend
+        (the LP is then solved with feasibility tolerances ``tolerances.CERTIFY_SOLVER`` unless
+        ``solver_options`` set them). ``False``: the float checks only, and status ``"not_proved"``.
 
     Returns
     -------
     SecondBestResult
-        ``status`` ``"optimal"`` when solved *and* the mechanism (transfers with the chosen allocation) passed
-        :func:`mechlp.audit.verifier.verify`; ``value``, ``allocation``, ``first_best``, ``dual``, ``method``.
+        ``status`` ``"optimal"`` when solved, the mechanism (transfers with the chosen allocation) passed
+        :func:`mechlp.audit.verifier.verify` *and* the exact optimality certificate holds (``optimality``);
+        ``"not_proved"`` when the mechanism is verified but optimality is not proved exactly (the message and
+        ``optimality_note`` say why); ``value``, ``allocation``, ``first_best``, ``dual``, ``optimality``,
+        ``method``.
     """
     check_choice("objective", objective, OBJECTIVES)
     if env.action_dependent:
@@ -589,6 +1007,9 @@ def second_best(
     form = formulation if formulation != "auto" else ("interim" if reason is None else "ex_post")
     if rows == "auto":  # generation pays off in interim utilities only (benchmarks/second_best.py)
         rows = "generated" if form == "interim" and max(env.type_counts) > 2 else "all"
+    certifiable = _certifiable(certify, backend)
+    if certifiable is None:  # tight tolerances: HiGHS's default basis can leave the dual bound ~1e-7 high
+        solver_options = {**dict.fromkeys(_CERTIFY_OPTIONS, tolerances.CERTIFY_SOLVER), **solver_options}
     if form == "interim":
         lp = interim_allocation_program(space, q)
         lp.cost = interim_cost(lp, objective)
@@ -646,9 +1067,64 @@ def second_best(
     if not cert.ok:
         res.status = "verification_failed"
         res.message += "\n" + cert.summary()
-    elif res.dual is not None and not res.dual.ok:
-        res.message += "; WARNING: the dual certificate did not check"
+        return res
+    if res.dual is not None and not res.dual.ok:
+        res.message += "; WARNING: the float dual certificate did not check"
+    if certifiable is None:
+        t0 = time.perf_counter()
+        res.optimality, certifiable = _certify(res, space, q, objective, form, last, out, lp, backend, solver_options)
+        res.timings["certify"] = time.perf_counter() - t0
+    res.optimality_note = certifiable or ""
+    oc = res.optimality
+    if oc is not None:
+        res.message += (
+            f"; exact optimality: {name} in [{float(oc.lower):.12g}, {float(oc.upper):.12g}], "
+            f"gap {float(oc.gap):.2e} " + ("(proved)" if oc.ok else f"(NOT proved: above {oc.tol:g})")
+        )
+    if oc is None or not oc.ok:
+        res.status = "not_proved"
+        if oc is None:
+            res.message += f"; optimality NOT proved exactly: {certifiable}"
     return res
+
+
+def _certifiable(certify: bool, backend: str) -> str | None:
+    """Why no exact optimality certificate is attempted (``None``: one is)."""
+    if not certify:
+        return "certify=False (float checks only)"
+    if backend != "highs":
+        return f"exact optimality certificates need the solver's row duals (HiGHS); backend {backend!r}"
+    return None
+
+
+def _certifying_question(q: Question) -> tuple[Question | None, str]:
+    """The question whose interim program gives the dual bound (``q`` itself, or for ex post balance its interim
+    relaxation, Lamba 2022 Proposition 1), or ``(None, why)``."""
+    if q.budget == "ex_post" and (q.env.correlated or q.env.n_agents < 2):
+        return None, "ex post balance by rebalancing needs two or more agents with independent types"
+    relax = q.replace(budget="interim") if q.budget == "ex_post" else q
+    reason = interim_reducible(relax)
+    if reason is not None:
+        return None, f"exact optimality certificates are made on the interim program, and {reason}"
+    return relax, ""
+
+
+def _certify(res, space, q, objective, form, last, out, lp, backend, solver_options):
+    """:func:`exact_optimality` on the interim program of the question (or its relaxation for ex post balance):
+    the one solved (``last``, ``out``) when it is that program, else a fresh solve of it."""
+    relax, why = _certifying_question(q)
+    if relax is None:
+        return None, why
+    full = None
+    if form == "interim" and relax is q:
+        program, sol, full = last, out, (lp if last is not lp else None)
+    else:
+        program = interim_allocation_program(space, relax)
+        program.cost = interim_cost(program, objective)
+        sol = solve_lp(program, backend, **solver_options)
+        if sol.status != "optimal":
+            return None, f"the interim program of the certificate returned {sol.status} ({sol.message})"
+    return exact_optimality(program, sol, q, objective, backend, full=full, relax=relax, **solver_options)
 
 
 def _learning(
@@ -699,6 +1175,9 @@ def _method_text(method: dict) -> str:
     )
 
 
+#: Statuses of an answer with a verified mechanism (optimality proved exactly or not): the tail search goes on.
+_SOLVED = ("optimal", "not_proved")
+
 #: ``tail="auto"``: the deepest history-dependent part tried, and how many depths in a row without gain end it.
 TAIL_SEARCH_MAX_DEPTH = 12
 TAIL_SEARCH_PATIENCE = 2
@@ -720,7 +1199,7 @@ def _tail_search(env: Environment, *, space, horizon, **options) -> SecondBestRe
             "horizon (give horizon=T with tail=True for one depth)"
         )
     best = second_best(env, tail=False, **options)  # depth 0: the Markov space
-    if best.status != "optimal":
+    if best.status not in _SOLVED:
         return best
     depths, values = [0], [float(best.value)]
     best_depth, stale, stop = 0, 0, f"reached depth {TAIL_SEARCH_MAX_DEPTH}"
@@ -730,7 +1209,7 @@ def _tail_search(env: Environment, *, space, horizon, **options) -> SecondBestRe
         except MemoryError as exc:
             stop = f"depth {depth} does not fit the memory limit ({exc})"
             break
-        if res.status != "optimal":
+        if res.status not in _SOLVED:
             stop = f"depth {depth} returned {res.status}"
             break
         depths.append(depth)
