@@ -261,6 +261,21 @@ def _intermediate_payload(result: Any) -> dict:
     }
 
 
+def _float_and_exact(check, cert: Any, exact: bool, doc: dict, what: str, lines: list[str]) -> bool:
+    """Run a certificate ``check`` in floats and (``exact``) in rationals, adding one line each to ``lines``."""
+    res = check(cert, exact=False)
+    ok = bool(res["ok"])
+    lines.append(
+        f"{what} certificate ({len(doc.get('multipliers', []))} multipliers), float check: "
+        f"{'OK' if ok else 'FAILED'} ({res['message']})"
+    )
+    if exact:
+        res_x = check(cert, exact=True)
+        ok = ok and bool(res_x["ok"])
+        lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
+    return ok
+
+
 def _check_intermediate(
     env: Environment, doc: dict, exact: bool, question: Question | None, horizon: int | None, memory_limit: int
 ) -> tuple[bool, str]:
@@ -330,16 +345,7 @@ def _check_intermediate(
         f"question: intermediate mechanism (agents see their own reports and the realised action), IR "
         f"{q.get('ir')}, budget {budget}, on {game} (rows: budget {rows_budget})"
     ]
-    res = check_intermediate_impossibility(cert, exact=False)
-    ok = res["ok"]
-    lines.append(
-        f"intermediate impossibility certificate ({len(doc.get('multipliers', []))} multipliers), float "
-        f"check: {'OK' if ok else 'FAILED'} ({res['message']})"
-    )
-    if exact:
-        res_x = check_intermediate_impossibility(cert, exact=True)
-        ok = ok and res_x["ok"]
-        lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
+    ok = _float_and_exact(check_intermediate_impossibility, cert, exact, doc, "intermediate impossibility", lines)
     if ok:
         scope = (
             " among intermediate mechanisms with payments on the last signal" if space.kind == "signal_markov" else ""
@@ -708,16 +714,7 @@ def check_certificate(
         lines.append(
             f"question: {q.describe()}, on the {_space_text(space)} (multipliers over the rows of: {rel.describe()})"
         )
-        res = check_impossibility(cert, exact=False)
-        ok = res["ok"]
-        lines.append(
-            f"impossibility certificate ({len(doc.get('multipliers', []))} multipliers), float check: "
-            f"{'OK' if res['ok'] else 'FAILED'} ({res['message']})"
-        )
-        if exact:
-            res_x = check_impossibility(cert, exact=True)
-            ok = ok and res_x["ok"]
-            lines.append(f"exact check: {'OK' if res_x['ok'] else 'FAILED'} ({res_x['message']})")
+        ok = _float_and_exact(check_impossibility, cert, exact, doc, "impossibility", lines)
         if ok:
             scope = {"markov": " among stationary Markov mechanisms", "tail": " among tree-with-tail mechanisms"}
             lines.append(f"=> no mechanism satisfies {q.describe()}{scope.get(space.kind, '')}")

@@ -1624,6 +1624,20 @@ def certificate_coefficients(cert: ImpossibilityCertificate, exact: bool = False
     return _certificate_affine(cert, Numbers(cert.space.env, exact=exact))[0]
 
 
+def _add_limit_terms(cert, env, nums, conv, direct, constant):
+    """Add the limit rows' multipliers to ``direct`` (the coefficients on the transfers themselves, in place) and
+    return the constant with theirs: ``x_i(g) - lo_i >= 0`` (side 0) and ``hi_i - x_i(g) >= 0`` (side 1)."""
+    lo, hi = agent_limits(cert.options.get("limits"), env)
+    for (i, side), y_l in cert.limits.items():
+        y_l = conv(y_l)
+        g = np.flatnonzero(y_l != 0)
+        bound = nums.array([float(lo[i] if side == 0 else hi[i])])[0]
+        sign = 1 if side == 0 else -1
+        direct[i, g] = direct[i, g] + sign * y_l[g]
+        constant = constant - sign * bound * y_l[g].sum()
+    return constant
+
+
 def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[np.ndarray, Any]:
     """``(A^T y, L(0))`` of ``L(x) = coef . x + L(0)`` by one adjoint pass (see :func:`certificate_coefficients`):
     ``L(0)`` is the constant part of every row (the deviation's flow gain, the outside option) plus the flows'
@@ -1676,14 +1690,7 @@ def _certificate_affine(cert: ImpossibilityCertificate, nums: Numbers) -> tuple[
     if cert.options["budget"] == "ex_post":  # sum_i x_i(g) = 0, multiplier z(g) of either sign
         direct[:, hs] = direct[:, hs] + y_b[hs][None, :]
         hs = hs[:0]
-    lo, hi = agent_limits(cert.options.get("limits"), env)
-    for (i, side), y_l in cert.limits.items():  # x_i(g) - lo_i >= 0 (side 0), hi_i - x_i(g) >= 0 (side 1)
-        y_l = conv(y_l)
-        g = np.flatnonzero(y_l != 0)
-        bound = nums.array([float(lo[i] if side == 0 else hi[i])])[0]
-        sign = 1 if side == 0 else -1
-        direct[i, g] = direct[i, g] + sign * y_l[g]
-        constant = constant - sign * bound * y_l[g].sum()
+    constant = _add_limit_terms(cert, env, nums, conv, direct, constant)
     if hs.size and cert.options["budget"] != "none":
         w_b = zeros((1, space.n_nodes))
         bel = joint_beliefs(space, nums, hists=hs)  # (n, K)
@@ -2230,14 +2237,7 @@ def _lagrangian_affine(cert: ImpossibilityCertificate, objective: str, nums: Num
     elif hs.size and cert.options["budget"] != "none":
         bel = joint_beliefs(space, nums, hists=hs)  # (n, K)
         w_b[0, (hs[:, None] * k + np.arange(k)[None, :]).reshape(-1)] = (y_b[hs][:, None] * bel).reshape(-1)
-    lo, hi = agent_limits(cert.options.get("limits"), env)
-    for (i, side), y_l in cert.limits.items():  # x_i(g) - lo_i >= 0 (side 0), hi_i - x_i(g) >= 0 (side 1)
-        y_l = conv(y_l)
-        g = np.flatnonzero(y_l != 0)
-        bound = nums.array([float(lo[i] if side == 0 else hi[i])])[0]
-        sign = 1 if side == 0 else -1
-        direct[i, g] = direct[i, g] + sign * y_l[g]
-        constant = constant - sign * bound * y_l[g].sum()
+    constant = _add_limit_terms(cert, env, nums, conv, direct, constant)
     root = _root_weights(space, nums)[:k]  # the objective: P(theta|root) on B and (welfare) every U_i at the root
     w_b[0, :k] = w_b[0, :k] + root
     if objective != "revenue":
