@@ -77,8 +77,10 @@ def test_round_trip_and_plot(usstp_frame, tmp_path):
     assert back["intervals"].tolist() == usstp_frame["intervals"].tolist()
     fig = plot(out, path=tmp_path / "b.png")  # the kind is read off the file
     assert (tmp_path / "b.png").stat().st_size > 1000
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1  # the figure's one legend, outside the axes
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "feasible: ex ante" in labels and "feasible: interim" in labels and "infeasible" in labels
+    assert fig.axes[0].get_xlabel() == r"$\alpha$" and r"critical $\delta$" in labels
 
 
 def test_load_boundary_refuses_other_files(tmp_path):

@@ -131,7 +131,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         res = design.minmax(env, horizon=args.horizon) if args.horizon else design.minmax(env)
         if res.status != "optimal":
             raise SolverFailure(f"the min-max LP did not solve: {res.message}")
-        plots.plot(res, kind, path=args.out, title=args.title or f"min-max mechanism: {env.name}")
+        plots.plot(res, kind, path=args.out, title=args.title or f"min-max mechanism: {env.name}", size=args.size)
     else:
         if args.set or args.horizon:
             raise ValueError("--set and --horizon apply when RESULT is a TOML model file")
@@ -149,6 +149,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             overlay=args.overlay,
             agent=args.agent,
             title=args.title,
+            size=args.size,
+            ncols=args.ncols,
+            sharey=args.sharey,
         )
     print(f"wrote {args.out}")
     return 0
@@ -266,6 +269,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", choices=["yoon"], default=None, help="feasibility: draw delta = 1/(3 - 2 alpha)")
     p.add_argument("--agent", default=None, help="fees: this agent's fee columns")
     p.add_argument("--title", default=None)
+    p.add_argument("--size", choices=plots.SIZES, default="page", help="journal column, full page width or slide")
+    p.add_argument("--ncols", type=int, default=None, help="panels per row (default: near-square grid)")
+    p.add_argument("--sharey", action="store_true", default=False, help="one y-scale for every panel")
     p.add_argument("--horizon", type=int, default=None, help="TOML model: solve on a history tree of T periods")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="TOML model: override an entry")
     p.set_defaults(func=_cmd_plot)

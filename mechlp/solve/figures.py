@@ -8,38 +8,19 @@ imported only when a figure is drawn.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mechlp.model.mechanism import Mechanism
+from mechlp.solve.style import COLORS, Style, get_style, new_figure, save_figure, style_context, symbol
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["draw", "MAX_TREE_HISTORIES"]
+__all__ = ["draw", "history_labels", "MAX_TREE_HISTORIES"]
 
 MAX_TREE_HISTORIES = 40
-
-
-def new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib loads only when a figure is drawn
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    if path is not None:
-        p = Path(path)
-        if p.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ValueError(f"figure path must end in .png, .pdf or .svg, got {str(path)!r}")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=150)
-    return fig
 
 
 def _num(v: float, fmt: str) -> str:
@@ -58,7 +39,21 @@ def _tree_parts(data: Any) -> tuple[Any, np.ndarray, np.ndarray]:
     return mech.space, mech.surplus(), mech.transfers
 
 
-def _plot_tree(data: Any, title: str | None, max_histories: int) -> Figure:
+def history_labels(space: Any) -> list[str]:
+    """The history each box of a tree plot follows, in words: ``"period 1, no reports yet"``, ``"period 3,
+    after (v_H, c_L), then (v_L, c_L)"`` (the report profiles of the earlier periods, oldest first)."""
+    desc = space.describe_histories()
+    period = np.asarray(space.hist_period)
+    out = []
+    for h in range(space.n_hist):  # only drawn trees (at most MAX_TREE_HISTORIES boxes)
+        if h == 0:
+            out.append("period 1, no reports yet")
+        else:
+            out.append(f"period {int(period[h])}, after " + str(desc[h]).replace(" -> ", ", then "))
+    return out
+
+
+def _plot_tree(data: Any, title: str | None, max_histories: int, st: Style) -> Figure:
     space, pi, x = _tree_parts(data)
     if space.kind != "tree":
         raise ValueError(
@@ -93,14 +88,21 @@ def _plot_tree(data: Any, title: str | None, max_histories: int) -> Figure:
     place(0)
     n_leaves = max(leaf[0], 1.0)
     depth = int(period.max())
-    fig = new_figure(3.2 * depth + 0.3, max(2.6, 0.95 * n_leaves * (k / 4) ** 0.5 + 0.9))
+    box_font = st.font * 0.78
+    scale = box_font / 7.0  # the layout below was measured at 7 pt
+    fig = new_figure(
+        st,
+        width=(2.6 * depth + 0.4) * scale,
+        height=max(2.6, (1.05 * n_leaves * (k / 4) ** 0.5 + 1.0) * scale),
+    )
     ax = fig.subplots()
     ax.set_axis_off()
-    ax.set_xlim(-0.05, depth - 0.1)
+    ax.set_xlim(-0.05, depth - 0.35)
     ax.set_ylim(n_leaves - 0.45, -0.75)
+    heads = history_labels(space)
     boxes = {}
     for h in range(space.n_hist):
-        lines = [f"Π = {_num(pi[h], '.4f')}"]
+        lines = [heads[h], f"Π = {_num(pi[h], '.4f')}"]
         for p in range(k):
             prof = ",".join(env.profile_labels(p).values())
             pays = " ".join(_num(x[i, h * k + p], "+.3f") for i in range(len(names)))
@@ -112,9 +114,15 @@ def _plot_tree(data: Any, title: str | None, max_histories: int) -> Figure:
             va="center",
             ha="left",
             family="monospace",
-            fontsize=7,
+            fontsize=box_font,
             bbox={"boxstyle": "round,pad=0.3", "fc": "#f7f7f7", "ec": "0.5", "lw": 0.6},
         )
+    head = (
+        f"each box: the history it follows (earlier reports of {', '.join(names)}) and its surplus Π(h),\n"
+        f"then per report profile the payments of {', '.join(names)} to the designer"
+    )
+    ax.set_title((title + "\n" if title else "") + head, fontsize=st.font * 0.9)
+    fig.draw_without_rendering()  # the layout first, so the boxes' extents are final
     renderer = fig.canvas.get_renderer()
     inv = ax.transData.inverted()
     for h in range(space.n_hist):
@@ -128,23 +136,42 @@ def _plot_tree(data: Any, title: str | None, max_histories: int) -> Figure:
                 xytext=(right + 0.02, ypos[h]),
                 arrowprops={"arrowstyle": "->", "color": "0.55", "lw": 0.6},
             )
-    head = f"history boxes: surplus Π(h), then per report profile the payments of {', '.join(names)} to the designer"
-    ax.set_title((title + "\n" if title else "") + head, fontsize=9)
     return fig
 
 
-def _plot_states(data: Any, title: str | None) -> Figure:
+def _plot_states(data: Any, title: str | None, st: Style) -> Figure:
+    """A dot plot of :math:`\\Pi(h)` per Markov state: one point per state on an axis spanning the values (not
+    bars from 0, which flatten the differences), the value printed next to it, zero marked when in range."""
     space, pi, _ = _tree_parts(data)
     if space.kind != "markov":
         raise ValueError("kind='states' needs a Markov-space result; use kind='tree' on a history tree")
-    labels = [space.describe_history(h) for h in range(space.n_hist)]
-    fig = new_figure(1.1 * len(labels) + 2, 3.6)
+    labels = [str(s) for s in space.describe_histories()]
+    n = len(labels)
+    fig = new_figure(st, height=min(st.max_height, 0.9 + 0.28 * n * st.font / 9.0))
     ax = fig.subplots()
-    colors = ["#d62728" if v < 0 else "#1f77b4" for v in pi]
-    ax.bar(range(len(pi)), pi, color=colors)
-    ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.set_xticks(range(len(pi)), labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("Π(h)")
+    pos = np.arange(n)[::-1]  # the first state on top
+    neg = pi < 0
+    for mask, color, lab in ((~neg, COLORS[1], "Π(h) ≥ 0"), (neg, COLORS[2], "Π(h) < 0")):
+        if mask.any():
+            ax.plot(pi[mask], pos[mask], "o", color=color, ms=st.marker * 1.6, ls="none", label=lab, zorder=3)
+    lo, hi = float(pi.min()), float(pi.max())
+    pad = 0.18 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+    ax.set_xlim(lo - pad, hi + pad)
+    for v, y in zip(pi, pos, strict=True):
+        ax.annotate(
+            _num(v, ".4f"),
+            (v, y),
+            xytext=(0, 0.7 * st.font),
+            textcoords="offset points",
+            ha="center",
+            fontsize=st.font * 0.8,
+        )
+    if lo < 0 < hi:
+        ax.axvline(0.0, color="0.3", lw=st.line * 0.6, ls=":")
+    ax.set_yticks(pos, labels)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.grid(axis="y", alpha=0.0)
+    ax.set_xlabel(symbol("surplus") + ", the min-max surplus at each state")
     if title:
         ax.set_title(title)
     return fig
@@ -157,17 +184,19 @@ def draw(
     path: str | os.PathLike | None = None,
     title: str | None = None,
     max_histories: int = MAX_TREE_HISTORIES,
+    size: str = "page",
 ) -> Figure:
     """Draw a result or a mechanism: ``"tree"`` (history trees, the default there) or ``"states"`` (Markov).
 
     ``data`` is a :class:`~mechlp.model.mechanism.Mechanism` or anything with a ``mechanism`` attribute (a
     result); ``path`` saves the figure (``.png``, ``.pdf`` or ``.svg``); trees with more than
-    ``max_histories`` histories are refused.
+    ``max_histories`` histories are refused; ``size`` is one of :data:`mechlp.solve.style.SIZES`.
     """
+    st = get_style(size)
     space = data.space
     kind = kind or ("tree" if space.kind == "tree" else "states")
-    if kind == "tree":
-        return save_figure(_plot_tree(data, title, max_histories), path)
-    if kind == "states":
-        return save_figure(_plot_states(data, title), path)
-    raise ValueError(f"kind {kind!r} needs a sweep DataFrame, not a result; use 'tree' or 'states'")
+    if kind not in ("tree", "states"):
+        raise ValueError(f"kind {kind!r} needs a sweep DataFrame, not a result; use 'tree' or 'states'")
+    with style_context(st):
+        fig = _plot_tree(data, title, max_histories, st) if kind == "tree" else _plot_states(data, title, st)
+        return save_figure(fig, path)
