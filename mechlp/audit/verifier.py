@@ -1624,6 +1624,14 @@ def certificate_coefficients(cert: ImpossibilityCertificate, exact: bool = False
     return _certificate_affine(cert, Numbers(cert.space.env, exact=exact))[0]
 
 
+def _add_ex_post_ir(y_all, outside_i, types_i, k, w_u_i, constant):
+    """Add the ex post IR rows ``U_i(g) - o_i(theta_{g,i}) >= 0`` (multiplier ``y_all[g]`` per node) to agent
+    ``i``'s utility weights ``w_u_i`` (in place) and return the constant with theirs."""
+    g = np.flatnonzero(y_all != 0)
+    w_u_i[g] = w_u_i[g] + y_all[g]
+    return constant - (y_all[g] * outside_i[types_i[g % k]]).sum()
+
+
 def _add_limit_terms(cert, env, nums, conv, direct, constant):
     """Add the limit rows' multipliers to ``direct`` (the coefficients on the transfers themselves, in place) and
     return the constant with theirs: ``x_i(g) - lo_i >= 0`` (side 0) and ``hi_i - x_i(g) >= 0`` (side 1)."""
@@ -1968,10 +1976,8 @@ def _correlated_weights(
     types = _profile_types(env)
     for i, y_all in cert.ir.items():
         y_all = conv(y_all)  # (n_ir, K_i); (n_nodes,) for ex post IR
-        if y_all.ndim == 1:  # ex post IR: U_i(g) - o_i(theta_{g,i}) >= 0 at every node g
-            g = np.flatnonzero(y_all != 0)
-            constant = constant - (y_all[g] * outside[i][types[g % k, i]]).sum()
-            w_u[i, g] = w_u[i, g] + y_all[g]
+        if y_all.ndim == 1:  # ex post IR, one row per node
+            constant = _add_ex_post_ir(y_all, outside[i], types[:, i], k, w_u[i], constant)
             continue
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
@@ -2216,10 +2222,8 @@ def _lagrangian_affine(cert: ImpossibilityCertificate, objective: str, nums: Num
     types = _profile_types(env)
     for i, y_all in cert.ir.items():
         y_all = conv(y_all)
-        if y_all.ndim == 1:  # ex post IR: U_i(g) - o_i(theta_{g,i}) >= 0 at every node g
-            g = np.flatnonzero(y_all != 0)
-            constant = constant - (y_all[g] * outside[i][types[g % k, i]]).sum()
-            w_u[i, g] = w_u[i, g] + y_all[g]
+        if y_all.ndim == 1:  # ex post IR, one row per node
+            constant = _add_ex_post_ir(y_all, outside[i], types[:, i], k, w_u[i], constant)
             continue
         hs = np.flatnonzero((y_all != 0).any(axis=1))
         if hs.size == 0:
